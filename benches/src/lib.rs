@@ -1,0 +1,1 @@
+//! Shared code for vecraft's benchmarks and the benchmark harness.

@@ -1,0 +1,1 @@
+//! Delta-state CRDTs and the conflict-resolution interface used by leaderless replication.

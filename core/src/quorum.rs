@@ -1,0 +1,1 @@
+//! Quorum arithmetic: majorities, commit indexes and vote tallies.

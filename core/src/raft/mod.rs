@@ -1,0 +1,1 @@
+//! Raft consensus for one replication group, as a pure state machine.

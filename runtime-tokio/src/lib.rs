@@ -1,0 +1,1 @@
+//! vecraft-runtime: the production driver of the core state machines (files, sockets, timers).

@@ -1,0 +1,1 @@
+//! Client histories: what clients invoked and what they saw, in virtual time.
