@@ -1,0 +1,112 @@
+//! Configuration of a Raft node.
+
+use super::message::GroupId;
+use crate::contract::NodeId;
+use std::time::Duration;
+
+/// How a node behaves. All durations are measured on the node's own (possibly drifting) clock.
+#[derive(Clone, Debug)]
+pub struct RaftConfig {
+    /// This node.
+    pub id: NodeId,
+    /// The group it replicates.
+    pub group: GroupId,
+    /// All voting members, this node included.
+    pub voters: Vec<NodeId>,
+    /// Election timeouts are drawn uniformly from `[election_timeout_min, election_timeout_max)`.
+    pub election_timeout_min: Duration,
+    /// See `election_timeout_min`.
+    pub election_timeout_max: Duration,
+    /// How often a leader sends heartbeats (and retries stalled replication).
+    pub heartbeat_interval: Duration,
+    /// Max append messages in flight to one follower (pipelining window).
+    pub max_inflight: usize,
+    /// Max entries in one append message.
+    pub max_batch_entries: usize,
+    /// Run a pre-vote round before a real election, so a partitioned node that rejoins does not
+    /// depose a healthy leader.
+    pub pre_vote: bool,
+    /// A leader that has not heard from a quorum within an election timeout steps down, and
+    /// followers ignore vote requests while they hear from a leader. Required for lease reads.
+    pub check_quorum: bool,
+    /// Serve `ReadMode::Lease` reads from the leader's lease. Ignored (reads fall back to
+    /// ReadIndex) unless `check_quorum` is on, because without vote stickiness a lease is unsafe.
+    pub lease_reads: bool,
+    /// Bound on relative clock-rate error between any two nodes (e.g. 0.05 = 5%); the lease is
+    /// shortened accordingly.
+    pub max_clock_drift: f64,
+    /// Seed of the node's private random generator (election timeouts).
+    pub seed: u64,
+    /// Deliberate protocol bugs, for proving that the simulator's checkers catch them.
+    pub bugs: InjectedBugs,
+}
+
+impl RaftConfig {
+    /// Sensible production defaults for `id` in a group of `voters`.
+    pub fn new(id: NodeId, group: GroupId, voters: Vec<NodeId>, seed: u64) -> Self {
+        RaftConfig {
+            id,
+            group,
+            voters,
+            election_timeout_min: Duration::from_millis(300),
+            election_timeout_max: Duration::from_millis(600),
+            heartbeat_interval: Duration::from_millis(50),
+            max_inflight: 8,
+            max_batch_entries: 64,
+            pre_vote: true,
+            check_quorum: true,
+            lease_reads: true,
+            max_clock_drift: 0.05,
+            seed,
+            bugs: InjectedBugs::default(),
+        }
+    }
+
+    /// Checks the configuration before a node is built from it.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.voters.contains(&self.id) {
+            return Err(format!("node {} is not among the voters {:?}", self.id, self.voters));
+        }
+        if self.election_timeout_min >= self.election_timeout_max {
+            return Err("election_timeout_min must be below election_timeout_max".into());
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval * 2 > self.election_timeout_min {
+            return Err("heartbeat_interval must be positive and at most half of election_timeout_min".into());
+        }
+        if self.max_inflight == 0 || self.max_batch_entries == 0 {
+            return Err("max_inflight and max_batch_entries must be positive".into());
+        }
+        if !(0.0..0.5).contains(&self.max_clock_drift) {
+            return Err("max_clock_drift must be in [0, 0.5)".into());
+        }
+        Ok(())
+    }
+}
+
+/// Bugs that can be switched on to prove the checkers bite. Only with the `bug-injection` feature
+/// can they be turned on; in a normal build every switch stays off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InjectedBugs {
+    /// The leader commits as soon as its own disk has an entry (no quorum).
+    pub commit_without_quorum: bool,
+    /// A node grants its vote to every candidate, even after voting for another in the term.
+    pub vote_twice: bool,
+    /// ReadIndex reads are served without confirming leadership with a quorum.
+    pub read_without_quorum: bool,
+    /// Followers acknowledge appends before the entries are durable.
+    pub ack_before_persist: bool,
+}
+
+impl InjectedBugs {
+    /// Whether any switch is on (and allowed to be, in this build).
+    pub fn any(&self) -> bool {
+        cfg!(feature = "bug-injection")
+            && (self.commit_without_quorum || self.vote_twice || self.read_without_quorum || self.ack_before_persist)
+    }
+
+    /// `flag`, forced off in builds without the `bug-injection` feature.
+    #[inline]
+    pub(crate) fn on(flag: bool) -> bool {
+        cfg!(feature = "bug-injection") && flag
+    }
+}
