@@ -31,4 +31,4 @@ pub use message::{
     RejectHint, RequestId, Term,
 };
 pub use node::{RaftInput, RaftNode, RaftOutput, ReadMode, ReplicatedStateMachine, Role};
-pub use storage::{DurableState, PersistRecord, RecoveryError};
+pub use storage::{DurableState, PersistRecord, RecoveryError, WAL_FRAME_HEADER, WalReplay, decode_wal, encode_wal_frame};

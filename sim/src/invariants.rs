@@ -1,0 +1,164 @@
+//! Raft safety invariants, checked after every step of every node.
+//!
+//! The checker keeps an oracle of the committed log (the first entry any node reports committed at
+//! each index) and holds every node to it: at most one leader per term; no two nodes commit or
+//! apply different entries at one index; a new leader's log holds every committed entry (leader
+//! completeness); logs that agree on an (index, term) agree on everything before it (log
+//! matching); and every committed entry stays durable on a quorum of disks through any crash.
+
+use crate::kv::KvStore;
+use std::collections::BTreeMap;
+use vecraft_core::contract::NodeId;
+use vecraft_core::raft::{DurableState, Entry, LogIndex, RaftNode, Role, Term};
+
+/// Hash of an entry, so the oracle does not hold payloads.
+fn entry_hash(e: &Entry) -> [u8; 32] {
+    *blake3::hash(&postcard::to_stdvec(e).expect("entries encode")).as_bytes()
+}
+
+/// The checker's memory across a run.
+#[derive(Debug, Default)]
+pub struct RaftInvariants {
+    leaders: BTreeMap<Term, NodeId>,
+    committed: Vec<(Term, [u8; 32])>,
+    checked_commit: BTreeMap<NodeId, LogIndex>,
+    applied: BTreeMap<NodeId, LogIndex>,
+    violations: Vec<String>,
+}
+
+impl RaftInvariants {
+    /// Violations found so far (empty while all is well).
+    pub fn violations(&self) -> &[String] {
+        &self.violations
+    }
+
+    /// Number of entries known committed.
+    pub fn committed_len(&self) -> u64 {
+        self.committed.len() as u64
+    }
+
+    /// Distinct terms that had a leader.
+    pub fn leader_terms(&self) -> usize {
+        self.leaders.len()
+    }
+
+    fn violate(&mut self, msg: String) {
+        self.violations.push(msg);
+    }
+
+    /// Checks one node right after it stepped; `became_leader` if this step made it leader.
+    pub fn after_step(&mut self, node: &RaftNode<KvStore>, became_leader: bool) {
+        let id = node.id();
+        if node.role() == Role::Leader {
+            let term = node.term();
+            match self.leaders.get(&term) {
+                Some(&other) if other != id => {
+                    self.violate(format!("two leaders in term {term}: node {other} and node {id}"));
+                }
+                _ => {
+                    self.leaders.insert(term, id);
+                }
+            }
+            if became_leader {
+                // Leader completeness: everything committed so far is in the new leader's log.
+                for (i, (t, h)) in self.committed.iter().enumerate() {
+                    let index = i as u64 + 1;
+                    match node.log().get(index) {
+                        Some(e) if e.term == *t && entry_hash(e) == *h => {}
+                        _ => {
+                            let msg = format!(
+                                "leader completeness: node {id} became leader of term {term} without committed entry {index} (term {t})"
+                            );
+                            self.violate(msg);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        // Commit agreement, extending the oracle as commits advance.
+        let from = self.checked_commit.get(&id).copied().unwrap_or(0) + 1;
+        for index in from..=node.commit_index() {
+            let Some(e) = node.log().get(index) else {
+                self.violate(format!("node {id} claims commit index {} but lacks entry {index}", node.commit_index()));
+                return;
+            };
+            let h = entry_hash(e);
+            match self.committed.get(index as usize - 1) {
+                Some(&(t, oh)) if t == e.term && oh == h => {}
+                Some(&(t, _)) => {
+                    self.violate(format!(
+                        "node {id} committed entry {index} of term {} but entry {index} of term {t} was committed before",
+                        e.term
+                    ));
+                    return;
+                }
+                None => {
+                    debug_assert_eq!(self.committed.len() as u64 + 1, index);
+                    self.committed.push((e.term, h));
+                }
+            }
+        }
+        self.checked_commit.insert(id, node.commit_index().max(from - 1));
+    }
+
+    /// Checks an `Applied` output: applies happen in order and only for committed entries.
+    pub fn on_applied(&mut self, node: &RaftNode<KvStore>, index: LogIndex, term: Term) {
+        let id = node.id();
+        let expected = self.applied.get(&id).copied().unwrap_or(0) + 1;
+        if index != expected {
+            self.violate(format!("node {id} applied entry {index} out of order (expected {expected})"));
+        }
+        self.applied.insert(id, index);
+        match self.committed.get(index as usize - 1) {
+            Some(&(t, _)) if t == term => {}
+            Some(&(t, _)) => self.violate(format!("node {id} applied entry {index} of term {term}, committed was term {t}")),
+            None => self.violate(format!("node {id} applied entry {index} that no node reported committed")),
+        }
+    }
+
+    /// A node restarted: it re-applies and re-learns commits from scratch.
+    pub fn on_restart(&mut self, id: NodeId) {
+        self.checked_commit.remove(&id);
+        self.applied.remove(&id);
+    }
+
+    /// Log matching over every pair of (in-memory) logs.
+    pub fn check_log_matching<'a>(&mut self, logs: impl IntoIterator<Item = (NodeId, &'a [Entry])>) {
+        let logs: Vec<(NodeId, &[Entry])> = logs.into_iter().collect();
+        for (i, (a_id, a)) in logs.iter().enumerate() {
+            for (b_id, b) in &logs[i + 1..] {
+                // Highest index where both hold the same term; everything below must be equal.
+                let common = a.len().min(b.len());
+                let Some(k) = (0..common).rev().find(|&k| a[k].term == b[k].term) else { continue };
+                if let Some(j) = (0..=k).find(|&j| a[j] != b[j]) {
+                    self.violate(format!(
+                        "log matching: nodes {a_id} and {b_id} agree on entry {} (term {}) but differ at entry {}",
+                        k + 1,
+                        a[k].term,
+                        j + 1
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Every committed entry must be durable (on disk, as recovery would read it) on a quorum.
+    pub fn check_durability(&mut self, disks: &[(NodeId, DurableState)], quorum: usize) {
+        for (i, &(t, h)) in self.committed.iter().enumerate() {
+            let holders = disks
+                .iter()
+                .filter(|(_, d)| d.entries.get(i).is_some_and(|e| e.term == t && entry_hash(e) == h))
+                .count();
+            if holders < quorum {
+                let msg = format!(
+                    "durability: committed entry {} (term {t}) is on {holders} disks, a quorum is {quorum}",
+                    i + 1
+                );
+                self.violate(msg);
+                return;
+            }
+        }
+    }
+}

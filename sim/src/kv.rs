@@ -1,0 +1,115 @@
+//! The replicated state machine under test: a map of integer registers with put, get and
+//! compare-and-set, the classic shape for linearizability checking.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use vecraft_core::raft::{LogIndex, ReplicatedStateMachine};
+
+/// A register key.
+pub type Key = u64;
+/// A register value.
+pub type Value = i64;
+
+/// A command replicated through the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvCommand {
+    /// Set `key` to `value`.
+    Put {
+        /// Register.
+        key: Key,
+        /// New value.
+        value: Value,
+    },
+    /// Set `key` to `new` if it currently holds `expected` (`None` = never written).
+    Cas {
+        /// Register.
+        key: Key,
+        /// Required current value.
+        expected: Option<Value>,
+        /// New value.
+        new: Value,
+    },
+}
+
+/// A read-only query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvGet {
+    /// Register.
+    pub key: Key,
+}
+
+/// The answer to a command or query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvResult {
+    /// A put took effect.
+    Written,
+    /// A CAS ran: whether it swapped, and the value it found.
+    Cas {
+        /// Whether the swap happened.
+        swapped: bool,
+        /// The value before the command.
+        found: Option<Value>,
+    },
+    /// A read's value.
+    Value(Option<Value>),
+    /// The bytes were not a valid command (never produced by our clients).
+    Invalid,
+}
+
+/// The register map plus a running digest of everything applied, so replicas can be compared.
+#[derive(Clone, Debug, Default)]
+pub struct KvStore {
+    values: BTreeMap<Key, Value>,
+    digest: [u8; 32],
+    applied: u64,
+}
+
+impl KvStore {
+    /// Digest of the sequence of commands applied (equal on replicas that applied the same log).
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+    /// Number of commands applied.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+    /// Current value of a register.
+    pub fn get(&self, key: Key) -> Option<Value> {
+        self.values.get(&key).copied()
+    }
+}
+
+impl ReplicatedStateMachine for KvStore {
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8> {
+        let mut h = blake3::Hasher::new();
+        h.update(&self.digest);
+        h.update(&index.to_le_bytes());
+        h.update(command);
+        self.digest = *h.finalize().as_bytes();
+        self.applied += 1;
+        let result = match vecraft_core::wire::decode::<KvCommand>(command) {
+            Ok(KvCommand::Put { key, value }) => {
+                self.values.insert(key, value);
+                KvResult::Written
+            }
+            Ok(KvCommand::Cas { key, expected, new }) => {
+                let found = self.values.get(&key).copied();
+                let swapped = found == expected;
+                if swapped {
+                    self.values.insert(key, new);
+                }
+                KvResult::Cas { swapped, found }
+            }
+            Err(_) => KvResult::Invalid,
+        };
+        vecraft_core::wire::encode(&result).expect("KvResult encodes")
+    }
+
+    fn query(&self, query: &[u8]) -> Vec<u8> {
+        let result = match vecraft_core::wire::decode::<KvGet>(query) {
+            Ok(KvGet { key }) => KvResult::Value(self.values.get(&key).copied()),
+            Err(_) => KvResult::Invalid,
+        };
+        vecraft_core::wire::encode(&result).expect("KvResult encodes")
+    }
+}
