@@ -1,1 +1,568 @@
 //! Linearizability checking of register histories.
+//!
+//! [`check`] decides whether a [`History`] of reads, writes and compare-and-sets could have been
+//! produced by one register per key, each operation taking effect at a single instant between
+//! its invoke and its completion.
+//!
+//! # How
+//!
+//! * **Per key.** Linearizability is compositional (P-compositionality): the history is
+//!   linearizable iff the sub-history of every key is, so keys are checked separately.
+//! * **Search.** Wing & Gong's depth-first search with Lowe's memoisation, as in Porcupine: the
+//!   events of a key form a linked list; the search repeatedly picks an operation whose invoke
+//!   precedes every not-yet-linearized completion, applies it to the register model, and
+//!   backtracks when a completion is reached with its operation still unlinearized. A cache of
+//!   (set of linearized operations as a bitset, register value) prunes configurations already
+//!   explored.
+//! * **Completions.**
+//!   - `ok`: the operation must be linearized inside its interval with the observed result.
+//!   - `fail` on a read or write: it did not happen, so it is dropped.
+//!   - `fail` on a CAS: the CAS executed and found another value, so it is kept as a read that
+//!     asserts `value != expected` somewhere inside its interval.
+//!   - `info`, or no completion at all: the operation may take effect at any instant after its
+//!     invoke, or never. Indeterminate reads constrain nothing and are dropped.
+//! * **Pruning indeterminate operations** (keeps histories with many timeouts tractable without
+//!   losing completeness): a linearization never needs an indeterminate write or CAS that is
+//!   immediately overwritten by a write, nor an indeterminate CAS that does not match (it is then
+//!   the same as never happening), nor one placed after every determinate operation. So the search
+//!   only places an indeterminate operation right before an operation that can use its value, and
+//!   drops up front those whose value no later operation could observe.
+//! * **Budget.** The search counts steps; when a key's budget runs out the verdict is
+//!   [`Verdict::Unknown`], never a pass. Nothing depends on wall-clock time, so a verdict is a
+//!   pure function of the history and the [`CheckerConfig`].
+//! * **Explanation.** For a non-linearizable key, the operations are shrunk greedily (first in
+//!   chunks, then one by one) to a small set that still cannot be linearized. Shrinking never
+//!   drops the only writer of a value that a remaining operation observed, so a reported read of
+//!   a value is shown with the write(s) that produced it unless no operation ever wrote it.
+
+use crate::history::{Command, History, Key, Outcome, RecordedOp, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Limits that keep a check finite; all counted in search steps, never in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckerConfig {
+    /// Search steps allowed for one key before that key's verdict is `Unknown`.
+    pub step_budget_per_key: u64,
+    /// Search steps allowed, in total, for shrinking a violation to a small set of operations.
+    /// When it runs out the (still failing, but possibly not minimal) set found so far is reported.
+    pub shrink_step_budget: u64,
+}
+
+impl Default for CheckerConfig {
+    /// Generous limits: a few seconds of work at most on typical simulator histories.
+    fn default() -> CheckerConfig {
+        CheckerConfig { step_budget_per_key: 20_000_000, shrink_step_budget: 20_000_000 }
+    }
+}
+
+/// The result of checking a history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every key's operations can be ordered as a single register would have executed them.
+    Linearizable,
+    /// Some key's operations cannot be ordered. `ops` is a small subset of that key's operations
+    /// (sorted by invoke) that already cannot be ordered; it is the whole explanation.
+    NotLinearizable {
+        /// The key whose register misbehaved (the smallest such key).
+        key: Key,
+        /// Operations that cannot be linearized together, as recorded in the history.
+        ops: Vec<RecordedOp>,
+        /// Whether shrinking finished: no single operation can be removed from `ops` (keeping
+        /// the writers of observed values) with the rest still failing. `false` if the shrink
+        /// budget ran out first.
+        minimal: bool,
+    },
+    /// The budget ran out before a verdict was reached for some key, and no key was found to be
+    /// non-linearizable. This is not a pass.
+    Unknown {
+        /// Which key(s) and which budget, in words.
+        reason: String,
+    },
+}
+
+impl Verdict {
+    /// True only for [`Verdict::Linearizable`].
+    pub fn is_linearizable(&self) -> bool {
+        matches!(self, Verdict::Linearizable)
+    }
+}
+
+impl fmt::Display for Verdict {
+    /// A verdict for humans (used by the CLI): one line, plus one line per operation on failure.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Linearizable => write!(f, "linearizable"),
+            Verdict::NotLinearizable { key, ops, minimal } => {
+                write!(
+                    f,
+                    "NOT linearizable: on key {key}, these {} operations cannot be ordered as one \
+                     register would execute them ({}):",
+                    ops.len(),
+                    if *minimal {
+                        "a minimal set"
+                    } else {
+                        "shrinking stopped early; the set may not be minimal"
+                    }
+                )?;
+                for op in ops {
+                    write!(f, "\n  {op}")?;
+                }
+                Ok(())
+            }
+            Verdict::Unknown { reason } => write!(f, "UNKNOWN (not a pass): {reason}"),
+        }
+    }
+}
+
+/// Checks a whole history: each key separately, in increasing key order.
+///
+/// Returns `NotLinearizable` for the smallest failing key if any key fails (even if other keys
+/// ran out of budget), otherwise `Unknown` if any key ran out of budget, otherwise `Linearizable`.
+pub fn check(history: &History, config: &CheckerConfig) -> Verdict {
+    let mut partitions: BTreeMap<Key, Vec<PreparedOp>> = BTreeMap::new();
+    for (index, op) in history.operations().iter().enumerate() {
+        if let Some(prepared) = PreparedOp::from_recorded(op, index) {
+            partitions.entry(op.operation.key).or_default().push(prepared);
+        }
+    }
+    let mut unknown: Vec<String> = Vec::new();
+    for (&key, ops) in &partitions {
+        let report = search(ops, config.step_budget_per_key);
+        match report.outcome {
+            SearchOutcome::Linearizable => {}
+            SearchOutcome::OutOfBudget => unknown.push(format!(
+                "key {key} ({} operations): step budget of {} exhausted after caching {} \
+                 configurations",
+                ops.len(),
+                config.step_budget_per_key,
+                report.states
+            )),
+            SearchOutcome::NotLinearizable => {
+                let (kept, minimal) = shrink(ops, config);
+                let mut reported: Vec<RecordedOp> =
+                    kept.iter().map(|p| history.operations()[p.record]).collect();
+                reported.sort_by_key(|op| op.invoke_index);
+                return Verdict::NotLinearizable { key, ops: reported, minimal };
+            }
+        }
+    }
+    if unknown.is_empty() {
+        Verdict::Linearizable
+    } else {
+        Verdict::Unknown { reason: unknown.join("; ") }
+    }
+}
+
+/// What an operation does to the register model once its outcome is taken into account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Effect {
+    /// Saw this value.
+    Read(Option<Value>),
+    /// Stored this value.
+    Write(Value),
+    /// Found `expected` and stored `new`.
+    Cas { expected: Option<Value>, new: Value },
+    /// Found a value other than `expected` (a failed CAS).
+    CasFailed { expected: Option<Value> },
+}
+
+/// An operation ready for the search.
+#[derive(Clone, Copy, Debug)]
+struct PreparedOp {
+    effect: Effect,
+    /// Completed with a known outcome, so it must be linearized inside its interval. Otherwise
+    /// it is indeterminate: linearized at any point after its invoke, or never.
+    required: bool,
+    invoke_index: usize,
+    /// Event index of the completion, for required operations only.
+    complete_index: Option<usize>,
+    /// Index into `History::operations`.
+    record: usize,
+}
+
+impl PreparedOp {
+    /// Turns a recorded operation into what the search needs, or `None` if it cannot affect the
+    /// verdict (failed reads and writes, indeterminate reads).
+    fn from_recorded(op: &RecordedOp, record: usize) -> Option<PreparedOp> {
+        let outcome = op.effective_outcome();
+        let (effect, required) = match (op.operation.command, outcome) {
+            (Command::Read, Outcome::ReadOk(seen)) => (Effect::Read(seen), true),
+            // `History` never pairs a read with `Ok`; an unobserved read constrains nothing.
+            (Command::Read, _) => return None,
+            (Command::Write(_), Outcome::Fail) => return None,
+            (Command::Write(v), Outcome::Info) => (Effect::Write(v), false),
+            (Command::Write(v), Outcome::Ok | Outcome::ReadOk(_)) => (Effect::Write(v), true),
+            (Command::Cas { expected, .. }, Outcome::Fail) => {
+                (Effect::CasFailed { expected }, true)
+            }
+            (Command::Cas { expected, new }, Outcome::Info) => {
+                (Effect::Cas { expected, new }, false)
+            }
+            (Command::Cas { expected, new }, Outcome::Ok | Outcome::ReadOk(_)) => {
+                (Effect::Cas { expected, new }, true)
+            }
+        };
+        let complete_index =
+            if required { op.completion.map(|c| c.event_index) } else { None };
+        debug_assert!(!required || complete_index.is_some(), "required ops have completions");
+        Some(PreparedOp { effect, required, invoke_index: op.invoke_index, complete_index, record })
+    }
+
+    /// The register model: the value after applying this operation to `state`, or `None` if the
+    /// operation cannot be applied there. An indeterminate CAS is only applied where it matches;
+    /// where it does not, it would change nothing, which is the same as never happening.
+    fn step(&self, state: Option<Value>) -> Option<Option<Value>> {
+        match self.effect {
+            Effect::Read(seen) => (state == seen).then_some(state),
+            Effect::Write(v) => Some(Some(v)),
+            Effect::Cas { expected, new } => (state == expected).then_some(Some(new)),
+            Effect::CasFailed { expected } => (state != expected).then_some(state),
+        }
+    }
+
+    fn is_write(&self) -> bool {
+        matches!(self.effect, Effect::Write(_))
+    }
+
+    /// The value this operation stores, if it stores one.
+    fn written(&self) -> Option<Value> {
+        match self.effect {
+            Effect::Write(v) | Effect::Cas { new: v, .. } => Some(v),
+            Effect::Read(_) | Effect::CasFailed { .. } => None,
+        }
+    }
+
+    /// The value the register must hold for this operation to be linearized (a read's result,
+    /// a CAS's expected value; determinate or not).
+    fn observed(&self) -> Option<Value> {
+        match self.effect {
+            Effect::Read(seen) => seen,
+            Effect::Cas { expected, .. } => expected,
+            Effect::Write(_) | Effect::CasFailed { .. } => None,
+        }
+    }
+
+    /// Whether this operation, placed right after one that stored `x`, can depend on it.
+    fn could_use(&self, x: Value) -> bool {
+        match self.effect {
+            Effect::Read(seen) => seen == Some(x),
+            Effect::Cas { expected, .. } => expected == Some(x),
+            Effect::CasFailed { expected } => expected != Some(x),
+            Effect::Write(_) => false,
+        }
+    }
+}
+
+enum SearchOutcome {
+    Linearizable,
+    NotLinearizable,
+    OutOfBudget,
+}
+
+/// Drops indeterminate operations that no operation could ever use: their value is never read
+/// or CAS-expected (and no failed CAS that could follow them expects something else).
+fn useful_ops(ops: &[PreparedOp]) -> Vec<PreparedOp> {
+    ops.iter()
+        .filter(|w| {
+            if w.required {
+                return true;
+            }
+            let Some(x) = w.written() else { return true };
+            ops.iter().any(|u| {
+                !std::ptr::eq(*w, u)
+                    && u.complete_index.is_none_or(|c| c > w.invoke_index)
+                    && u.could_use(x)
+            })
+        })
+        .copied()
+        .collect()
+}
+
+const NIL: usize = usize::MAX;
+
+/// One event in the search's doubly linked list.
+#[derive(Clone, Copy)]
+struct Entry {
+    op: usize,
+    is_call: bool,
+    /// For a call: its return entry, or `NIL` for an indeterminate operation.
+    partner: usize,
+}
+
+/// The configuration of the search, as cached.
+#[derive(PartialEq, Eq, Hash)]
+struct Configuration {
+    linearized: Box<[u64]>,
+    state: Option<Value>,
+    /// The last operation linearized was indeterminate, so the next may not be a write.
+    after_indeterminate: bool,
+}
+
+/// What one search found and what it cost.
+struct SearchReport {
+    outcome: SearchOutcome,
+    /// Search steps taken (each candidate tried or choice undone is one step).
+    steps: u64,
+    /// Configurations cached.
+    states: usize,
+}
+
+/// Wing & Gong / Lowe search over one key's operations, within `step_budget` steps.
+fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
+    let ops = useful_ops(all_ops);
+    let mut required_left = ops.iter().filter(|op| op.required).count();
+    if required_left == 0 {
+        return SearchReport { outcome: SearchOutcome::Linearizable, steps: 0, states: 0 };
+    }
+
+    // Entries sorted by event index; index 0 is the list head (a sentinel).
+    let mut events: Vec<(usize, Entry)> = Vec::with_capacity(2 * ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        events.push((op.invoke_index, Entry { op: i, is_call: true, partner: NIL }));
+        if let Some(c) = op.complete_index {
+            debug_assert!(c > op.invoke_index, "completion after invoke");
+            events.push((c, Entry { op: i, is_call: false, partner: NIL }));
+        }
+    }
+    events.sort_by_key(|(index, _)| *index);
+    let mut entries: Vec<Entry> = Vec::with_capacity(events.len() + 1);
+    entries.push(Entry { op: NIL, is_call: false, partner: NIL });
+    entries.extend(events.iter().map(|(_, e)| *e));
+    let mut call_of = vec![NIL; ops.len()];
+    for (i, e) in entries.iter().enumerate().skip(1) {
+        if e.is_call {
+            call_of[e.op] = i;
+        }
+    }
+    for i in 1..entries.len() {
+        if !entries[i].is_call {
+            let call = call_of[entries[i].op];
+            entries[call].partner = i;
+            entries[i].partner = call;
+        }
+    }
+    let n = entries.len();
+    let mut next: Vec<usize> = (0..n).map(|i| if i + 1 < n { i + 1 } else { NIL }).collect();
+    let mut prev: Vec<usize> = (0..n).map(|i| if i == 0 { NIL } else { i - 1 }).collect();
+
+    let lift = |next: &mut Vec<usize>, prev: &mut Vec<usize>, e: usize| {
+        for x in [e, entries[e].partner] {
+            if x == NIL {
+                continue;
+            }
+            let (p, q) = (prev[x], next[x]);
+            next[p] = q;
+            if q != NIL {
+                prev[q] = p;
+            }
+        }
+    };
+    let unlift = |next: &mut Vec<usize>, prev: &mut Vec<usize>, e: usize| {
+        for x in [entries[e].partner, e] {
+            if x == NIL {
+                continue;
+            }
+            let (p, q) = (prev[x], next[x]);
+            next[p] = x;
+            if q != NIL {
+                prev[q] = x;
+            }
+        }
+    };
+
+    let words = ops.len().div_ceil(64);
+    let mut linearized = vec![0u64; words];
+    let mut cache: HashSet<Configuration, BuildHasherDefault<WordHasher>> = HashSet::default();
+    let mut stack: Vec<(usize, Option<Value>, bool)> = Vec::new();
+    let mut state: Option<Value> = None;
+    let mut after_indeterminate = false;
+    let mut steps: u64 = 0;
+    let mut entry = next[0];
+
+    loop {
+        if required_left == 0 {
+            return SearchReport { outcome: SearchOutcome::Linearizable, steps, states: cache.len() };
+        }
+        if steps >= step_budget {
+            return SearchReport { outcome: SearchOutcome::OutOfBudget, steps, states: cache.len() };
+        }
+        steps += 1;
+        if entry != NIL && entries[entry].is_call {
+            let i = entries[entry].op;
+            let op = &ops[i];
+            let allowed = !(after_indeterminate && op.is_write());
+            let stepped = if allowed { op.step(state) } else { None };
+            let worthwhile = match stepped {
+                Some(new_state) if !op.required => {
+                    // Only place an indeterminate operation right before one that uses it.
+                    new_state.is_some_and(|x| {
+                        let mut c = next[0];
+                        let mut found = false;
+                        while c != NIL && entries[c].is_call {
+                            let u = &ops[entries[c].op];
+                            if c != entry && u.could_use(x) && u.step(new_state).is_some() {
+                                found = true;
+                                break;
+                            }
+                            c = next[c];
+                        }
+                        found
+                    })
+                }
+                Some(_) => true,
+                None => false,
+            };
+            if let (true, Some(new_state)) = (worthwhile, stepped) {
+                linearized[i / 64] |= 1 << (i % 64);
+                let fresh = cache.insert(Configuration {
+                    linearized: linearized.clone().into_boxed_slice(),
+                    state: new_state,
+                    after_indeterminate: !op.required,
+                });
+                if fresh {
+                    stack.push((entry, state, after_indeterminate));
+                    state = new_state;
+                    after_indeterminate = !op.required;
+                    if op.required {
+                        required_left -= 1;
+                    }
+                    lift(&mut next, &mut prev, entry);
+                    entry = next[0];
+                    continue;
+                }
+                linearized[i / 64] &= !(1 << (i % 64));
+            }
+            entry = next[entry];
+        } else {
+            // A completion whose operation is not linearized yet (or, defensively, the end of
+            // the list): undo the most recent choice and try the next candidate after it.
+            let Some((undo, previous_state, previous_flag)) = stack.pop() else {
+                return SearchReport {
+                    outcome: SearchOutcome::NotLinearizable,
+                    steps,
+                    states: cache.len(),
+                };
+            };
+            let i = entries[undo].op;
+            linearized[i / 64] &= !(1 << (i % 64));
+            if ops[i].required {
+                required_left += 1;
+            }
+            state = previous_state;
+            after_indeterminate = previous_flag;
+            unlift(&mut next, &mut prev, undo);
+            entry = next[undo];
+        }
+    }
+}
+
+/// Shrinks a non-linearizable set of operations to a small one that still fails. Returns the
+/// set and whether shrinking finished within budget.
+fn shrink(ops: &[PreparedOp], config: &CheckerConfig) -> (Vec<PreparedOp>, bool) {
+    let writers_anywhere = count_writers(ops);
+    let mut budget = config.shrink_step_budget;
+    let mut current: Vec<PreparedOp> = ops.to_vec();
+
+    // Whether `candidate` keeps, for each value an operation observed, some *other* operation
+    // that wrote it (if the full set has one), and still fails. `None`: out of budget. The
+    // writer rule keeps explanations honest: without it, dropping the write of 1 from
+    // "write 1; read -> 1" would "explain" a failure that is really elsewhere.
+    let still_fails = |candidate: &[PreparedOp], budget: &mut u64| -> Option<bool> {
+        let writers = count_writers(candidate);
+        let others = |counts: &HashMap<Value, usize>, op: &PreparedOp, v: Value| {
+            counts.get(&v).copied().unwrap_or(0) - usize::from(op.written() == Some(v))
+        };
+        let keeps_writers = candidate.iter().all(|op| match op.effect {
+            // A failed CAS expecting "absent" needs some write to have happened before it.
+            Effect::CasFailed { expected: None } => {
+                !writers.is_empty() || writers_anywhere.is_empty()
+            }
+            _ => op.observed().is_none_or(|v| {
+                others(&writers, op, v) > 0 || others(&writers_anywhere, op, v) == 0
+            }),
+        });
+        if !keeps_writers {
+            return Some(false);
+        }
+        if *budget == 0 {
+            return None;
+        }
+        let report = search(candidate, (*budget).min(config.step_budget_per_key));
+        *budget = budget.saturating_sub(report.steps.max(1));
+        Some(matches!(report.outcome, SearchOutcome::NotLinearizable))
+    };
+
+    // Chunks are tried from the end backwards, so an operation is usually removed after the
+    // later operations that observed its value, which the writer rule would otherwise protect it.
+    let mut chunk = current.len().div_ceil(2).max(1);
+    loop {
+        let mut removed_any = false;
+        let mut end = current.len();
+        while end > 0 {
+            let start = end.saturating_sub(chunk);
+            let candidate: Vec<PreparedOp> =
+                current[..start].iter().chain(&current[end..]).copied().collect();
+            match still_fails(&candidate, &mut budget) {
+                None => return (current, false),
+                Some(true) => {
+                    current = candidate;
+                    removed_any = true;
+                }
+                Some(false) => {}
+            }
+            end = start;
+        }
+        if chunk > 1 {
+            chunk = chunk.div_ceil(2);
+        } else if !removed_any {
+            return (current, true);
+        }
+    }
+}
+
+/// How many operations write each value.
+fn count_writers(ops: &[PreparedOp]) -> HashMap<Value, usize> {
+    let mut counts = HashMap::new();
+    for v in ops.iter().filter_map(PreparedOp::written) {
+        *counts.entry(v).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// A fast, deterministic hasher for cached configurations (bitset words and a value).
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl WordHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.add(word);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.add(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
