@@ -1,5 +1,230 @@
-//! `vecraft-sim`: run seeded chaos simulations and check histories.
+//! `vecraft-sim`: run seeded chaos simulations of a Raft cluster and check client histories.
+//!
+//! With no arguments it runs the main job: one chaos seed of a 5-node cluster, printing what
+//! happened and whether every check held.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("the simulator binary is not built yet")
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
+use vecraft_sim::config::FaultProfile;
+use vecraft_sim::history::History;
+use vecraft_sim::linearizability::{CheckerConfig, Verdict, check};
+use vecraft_sim::run::{Bug, RunSpec, SeedOutcome, run_seed};
+
+#[derive(Parser, Debug)]
+#[command(name = "vecraft-sim", about = "Deterministic chaos simulation of vecraft's Raft, with checkers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// First (or only) seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Number of consecutive seeds to run, starting at --seed.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// Cluster size (default: 5 for the chaos and calm profiles, derived from the seed for swarm).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Fault profile.
+    #[arg(long, value_enum, default_value_t = FaultProfile::Chaos)]
+    profile: FaultProfile,
+    /// Length of the fault phase in virtual seconds (default: derived from the seed).
+    #[arg(long)]
+    fault_secs: Option<u64>,
+    /// Switch on a deliberate Raft bug (to watch the checkers catch it).
+    #[arg(long, value_enum)]
+    bug: Option<Bug>,
+    /// Write the client history of the (single) run as JSON lines.
+    #[arg(long)]
+    history_out: Option<PathBuf>,
+    /// Worker threads for multi-seed runs (each seed is itself single-threaded and deterministic).
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    jobs: usize,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Check a JSON-lines history file (see README) for linearizability.
+    CheckHistory {
+        /// The history file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Cmd::CheckHistory { file }) => check_history(file),
+        None => simulate(&cli),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn check_history(file: &PathBuf) -> Result<ExitCode> {
+    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let history = History::read_jsonl(std::io::BufReader::new(f)).with_context(|| format!("invalid history {}", file.display()))?;
+    let verdict = check(&history, &CheckerConfig::default());
+    println!("{} operations: {verdict}", history.operations().len());
+    Ok(match verdict {
+        Verdict::Linearizable => ExitCode::SUCCESS,
+        Verdict::NotLinearizable { .. } => ExitCode::from(1),
+        Verdict::Unknown { .. } => ExitCode::from(2),
+    })
+}
+
+fn spec(cli: &Cli, seed: u64) -> RunSpec {
+    let nodes = cli.nodes.or(match cli.profile {
+        FaultProfile::Swarm => None,
+        FaultProfile::Calm | FaultProfile::Chaos => Some(5),
+    });
+    RunSpec { seed, profile: cli.profile, nodes, fault_secs: cli.fault_secs, bug: cli.bug }
+}
+
+fn print_single(spec: &RunSpec, outcome: &SeedOutcome, wall: f64) {
+    let r = &outcome.report;
+    let c = &r.config;
+    let s = &r.stats;
+    println!("vecraft-sim seed {} ({:?} profile)", spec.seed, spec.profile);
+    println!(
+        "  world: {} nodes, {} clients on {} keys; delay {:?}..{:?}, loss {:.1}%, duplication {:.1}%, partitions {:?}, crashes {}, torn writes {:.0}%, clock drift ±{:.1}%, pre-vote {}, check-quorum {}",
+        c.nodes,
+        c.clients,
+        c.keys,
+        c.min_delay,
+        c.max_delay,
+        c.loss * 100.0,
+        c.duplication * 100.0,
+        c.partitions,
+        c.crash_every.map_or("off".to_string(), |d| format!("every ~{d:?}")),
+        c.torn_write * 100.0,
+        c.clock_drift * 100.0,
+        c.pre_vote,
+        c.check_quorum,
+    );
+    println!(
+        "  ran {:.1} virtual s ({:.1} s faults + {:.1} s recovery) in {:.2} wall s: {} events",
+        s.virtual_ms as f64 / 1000.0,
+        c.fault_phase.as_secs_f64(),
+        c.liveness_phase.as_secs_f64(),
+        wall,
+        s.events
+    );
+    println!(
+        "  faults: {} messages, {} dropped, {} duplicated; {} partitions, {} heals; {} crashes ({} torn writes)",
+        s.messages, s.dropped, s.duplicated, s.partitions, s.heals, s.crashes, s.torn_writes
+    );
+    println!(
+        "  raft: {} terms with a leader, {} entries committed, {} disk writes; recovered in {} after faults stopped",
+        s.leader_terms,
+        s.committed,
+        s.disk_writes,
+        s.recovery_ms.map_or("-".to_string(), |m| format!("{m} ms"))
+    );
+    println!(
+        "  clients: {} operations: {} ok, {} fail, {} indeterminate; {} redirects",
+        s.ops_invoked, s.ops_ok, s.ops_fail, s.ops_info, s.redirects
+    );
+    let lin = outcome.linearizability.as_ref().map_or("not checked (run stopped at a violation)".to_string(), |v| v.to_string());
+    println!("  checks: raft invariants {}; liveness {}; linearizability: {lin}",
+        if r.violations.iter().any(|v| !v.starts_with("liveness")) { "VIOLATED" } else { "held" },
+        if r.violations.iter().any(|v| v.starts_with("liveness")) { "VIOLATED" } else { "held" },
+    );
+    println!("  trace hash: {}", hex(&r.trace_hash));
+    for v in &r.violations {
+        println!("  VIOLATION: {v}");
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn simulate(cli: &Cli) -> Result<ExitCode> {
+    if cli.seeds == 1 {
+        let spec = spec(cli, cli.seed);
+        spec.config().validate().map_err(anyhow::Error::msg)?;
+        let t = Instant::now();
+        let outcome = run_seed(&spec);
+        print_single(&spec, &outcome, t.elapsed().as_secs_f64());
+        if let Some(path) = &cli.history_out {
+            let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            outcome.report.history.write_jsonl(std::io::BufWriter::new(f))?;
+            println!("  history written to {}", path.display());
+        }
+        if outcome.passed() {
+            println!("PASS: every check held");
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("FAIL: replay with: {}", spec.replay_command());
+        return Ok(ExitCode::FAILURE);
+    }
+    let seeds: Vec<u64> = (cli.seed..cli.seed + cli.seeds).collect();
+    let next = Mutex::new(0usize);
+    let failures = Mutex::new(Vec::<(u64, Vec<String>, String)>::new());
+    let totals = Mutex::new((0u64, 0u64, 0u64, 0u64)); // events, virtual ms, ops, unknown
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..cli.jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().expect("lock");
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some(&seed) = seeds.get(i) else { break };
+                    let spec = spec(cli, seed);
+                    let outcome = run_seed(&spec);
+                    {
+                        let mut tot = totals.lock().expect("lock");
+                        tot.0 += outcome.report.stats.events;
+                        tot.1 += outcome.report.stats.virtual_ms;
+                        tot.2 += outcome.report.stats.ops_invoked;
+                        if matches!(outcome.linearizability, Some(Verdict::Unknown { .. })) {
+                            tot.3 += 1;
+                        }
+                    }
+                    if !outcome.passed() {
+                        let line = format!("seed {seed} FAILED: replay with: {}", spec.replay_command());
+                        println!("{line}");
+                        for f in outcome.failures() {
+                            println!("    {f}");
+                        }
+                        let _ = std::io::stdout().flush();
+                        failures.lock().expect("lock").push((seed, outcome.failures(), spec.replay_command()));
+                    }
+                }
+            });
+        }
+    });
+    let wall = t.elapsed().as_secs_f64();
+    let failures = failures.into_inner().expect("lock");
+    let (events, virtual_ms, ops, unknown) = totals.into_inner().expect("lock");
+    println!(
+        "{} seeds ({:?} profile{}): {} passed, {} failed ({} with an unknown linearizability verdict)",
+        seeds.len(),
+        cli.profile,
+        cli.bug.map_or(String::new(), |b| format!(", bug {}", b.flag())),
+        seeds.len() - failures.len(),
+        failures.len(),
+        unknown
+    );
+    println!(
+        "  {events} events, {ops} client operations, {:.0} virtual s in {wall:.1} wall s ({:.0} virtual s per wall s, {:.0} seeds per minute)",
+        virtual_ms as f64 / 1000.0,
+        virtual_ms as f64 / 1000.0 / wall,
+        seeds.len() as f64 * 60.0 / wall
+    );
+    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -507,18 +507,14 @@ impl World {
             }
         };
         let node = self.clients[c].target;
-        // Clients sit outside the partitions but suffer loss and delay like everyone.
-        let (loss, dup) = if self.faults_on { (self.cfg.loss, self.cfg.duplication) } else { (0.0, 0.0) };
-        if loss > 0.0 && self.rng.random_bool(loss) {
+        // Clients sit outside the partitions but suffer loss and delay like everyone. Requests are
+        // never duplicated: over TCP they are not, and exactly-once retries need client sessions,
+        // which this register protocol does not have (a duplicated put could apply twice).
+        if self.faults_on && self.cfg.loss > 0.0 && self.rng.random_bool(self.cfg.loss) {
             self.stats.dropped += 1;
             return;
         }
         let at = self.now + self.link_delay();
-        if dup > 0.0 && self.rng.random_bool(dup) {
-            let at2 = self.now + self.link_delay();
-            self.schedule(at2, Event::Request { node, client: c, input: input.clone() });
-            self.stats.duplicated += 1;
-        }
         self.schedule(at, Event::Request { node, client: c, input });
     }
 
@@ -558,6 +554,9 @@ impl World {
                 self.complete(c, outcome);
             }
             Err(ClientError::NotLeader { leader }) => {
+                // Consume this request id: a duplicated copy of this answer must not trigger a
+                // second retry (two copies of one CAS in the log).
+                self.clients[c].request += 1;
                 self.stats.redirects += 1;
                 self.clients[c].target = match leader {
                     Some(l) if (l as usize) <= self.nodes.len() => (l - 1) as usize,

@@ -1,0 +1,134 @@
+//! One seed end to end: build the world, run it, check the history, and say how to replay it.
+
+use crate::config::{FaultProfile, SimConfig};
+use crate::linearizability::{CheckerConfig, Verdict, check};
+use crate::world::{RunReport, World};
+use vecraft_core::raft::InjectedBugs;
+
+/// Which deliberate bug to switch on (checker sensitivity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bug {
+    /// The leader commits without a quorum.
+    CommitWithoutQuorum,
+    /// Nodes vote twice in a term.
+    VoteTwice,
+    /// ReadIndex reads skip the quorum round.
+    ReadWithoutQuorum,
+    /// Followers acknowledge appends before they are durable.
+    AckBeforePersist,
+}
+
+impl Bug {
+    /// The switch set for this bug.
+    pub fn switches(self) -> InjectedBugs {
+        let mut b = InjectedBugs::default();
+        match self {
+            Bug::CommitWithoutQuorum => b.commit_without_quorum = true,
+            Bug::VoteTwice => b.vote_twice = true,
+            Bug::ReadWithoutQuorum => b.read_without_quorum = true,
+            Bug::AckBeforePersist => b.ack_before_persist = true,
+        }
+        b
+    }
+
+    /// The command-line spelling.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Bug::CommitWithoutQuorum => "commit-without-quorum",
+            Bug::VoteTwice => "vote-twice",
+            Bug::ReadWithoutQuorum => "read-without-quorum",
+            Bug::AckBeforePersist => "ack-before-persist",
+        }
+    }
+}
+
+/// How a seed's run is specified: enough to replay it exactly.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// The seed.
+    pub seed: u64,
+    /// Fault profile the world is derived under.
+    pub profile: FaultProfile,
+    /// Override of the node count.
+    pub nodes: Option<usize>,
+    /// Override of the fault-phase length in seconds.
+    pub fault_secs: Option<u64>,
+    /// Deliberate bug, if any.
+    pub bug: Option<Bug>,
+}
+
+impl RunSpec {
+    /// A plain run of `seed` under the swarm profile.
+    pub fn seed(seed: u64) -> RunSpec {
+        RunSpec { seed, profile: FaultProfile::Swarm, nodes: None, fault_secs: None, bug: None }
+    }
+
+    /// The world this spec describes.
+    pub fn config(&self) -> SimConfig {
+        let mut cfg = SimConfig::from_seed(self.seed, self.profile);
+        if let Some(n) = self.nodes {
+            cfg.nodes = n;
+        }
+        if let Some(s) = self.fault_secs {
+            cfg.fault_phase = std::time::Duration::from_secs(s);
+        }
+        if let Some(b) = self.bug {
+            cfg.bugs = b.switches();
+        }
+        cfg
+    }
+
+    /// The single command that replays this run.
+    pub fn replay_command(&self) -> String {
+        let p = match self.profile {
+            FaultProfile::Calm => "calm",
+            FaultProfile::Swarm => "swarm",
+            FaultProfile::Chaos => "chaos",
+        };
+        let mut cmd = format!("cargo run --release -p vecraft-sim -- --seed {} --profile {p}", self.seed);
+        if let Some(n) = self.nodes {
+            cmd.push_str(&format!(" --nodes {n}"));
+        }
+        if let Some(s) = self.fault_secs {
+            cmd.push_str(&format!(" --fault-secs {s}"));
+        }
+        if let Some(b) = self.bug {
+            cmd.push_str(&format!(" --bug {}", b.flag()));
+        }
+        cmd
+    }
+}
+
+/// The verdict on one seed.
+pub struct SeedOutcome {
+    /// What ran and what it did.
+    pub report: RunReport,
+    /// Linearizability of the client history (`None` if a safety violation stopped the run first).
+    pub linearizability: Option<Verdict>,
+}
+
+impl SeedOutcome {
+    /// Every check held and the history is linearizable (an `Unknown` verdict is not a pass).
+    pub fn passed(&self) -> bool {
+        self.report.violations.is_empty() && self.linearizability.as_ref().is_some_and(Verdict::is_linearizable)
+    }
+
+    /// Why it failed, in one line per problem.
+    pub fn failures(&self) -> Vec<String> {
+        let mut f = self.report.violations.clone();
+        if let Some(v) = &self.linearizability
+            && !v.is_linearizable()
+        {
+            f.push(v.to_string());
+        }
+        f
+    }
+}
+
+/// Runs one seed and checks everything.
+pub fn run_seed(spec: &RunSpec) -> SeedOutcome {
+    let cfg = spec.config();
+    let report = World::new(cfg).run();
+    let linearizability = report.violations.is_empty().then(|| check(&report.history, &CheckerConfig::default()));
+    SeedOutcome { report, linearizability }
+}
