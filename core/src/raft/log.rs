@@ -68,7 +68,7 @@ impl RaftLog {
         if start >= end {
             return Vec::new();
         }
-        self.entries[start..end.min(start + max)].to_vec()
+        self.entries[start..end.min(start.saturating_add(max))].to_vec()
     }
 
     /// Whether a log ending at (`last_index`, `last_term`) is at least as up to date as this one
