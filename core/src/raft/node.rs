@@ -415,7 +415,11 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
 
     fn check_vote_tally(&mut self, now: Time, out: &mut Vec<RaftOutput>) {
         match self.quorum.vote_result(|v| self.votes.get(&v).copied()) {
-            VoteResult::Won => self.become_leader(now, out),
+            // Peers alone may form a quorum, but we must not lead before our own (term, vote)
+            // is durable: a crash would bring us back in an older term, free to campaign for
+            // (and win) this term again with a different log. `handle_persisted` re-tallies.
+            VoteResult::Won if self.votes.get(&self.cfg.id) == Some(&true) => self.become_leader(now, out),
+            VoteResult::Won => {}
             VoteResult::Lost => self.become_follower(now, self.term, None, out),
             VoteResult::Pending => {}
         }
