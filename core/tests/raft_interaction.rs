@@ -168,3 +168,356 @@ fn candidate_with_a_peer_quorum_waits_for_its_own_vote_to_be_durable() {
     assert_eq!((c.node(1).term(), c.node(1).vote()), (1, Some(1)));
     assert_eq!(persists(&out), vec!["2: hs=- ents=[1/1 noop]"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. One vote per term, also across restarts
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_node_never_grants_two_votes_in_one_term_even_after_restart() {
+    let mut c = Cluster::new(&[1, 2, 3], |cfg| cfg.pre_vote = false);
+    c.campaign(1);
+    c.campaign(2);
+    let vote_from_2 = c.take(link(2, 3)).remove(0);
+
+    let out = c.deliver(link(1, 3));
+    assert!(sends(&out).is_empty());
+    assert_eq!(persists(&out), vec!["1: hs=1/1 ents=[]"]);
+    // A competing candidate in the same term is refused at once (nothing to persist).
+    let out = c.deliver_one(vote_from_2.clone());
+    assert_eq!(sends(&out), vec!["3->2 VoteResp t1 rejected"]);
+    assert!(persists(&out).is_empty());
+    let out = c.ack(3);
+    assert_eq!(sends(&out), vec!["3->1 VoteResp t1 granted"]);
+    // The two candidates refuse each other too.
+    assert_eq!(sends(&c.deliver(link(1, 2))), vec!["2->1 VoteResp t1 rejected"]);
+    assert_eq!(sends(&c.deliver(link(2, 1))), vec!["1->2 VoteResp t1 rejected"]);
+
+    // After a restart the durable vote still binds.
+    c.crash(3);
+    c.restart(3);
+    assert_eq!((c.node(3).term(), c.node(3).vote()), (1, Some(1)));
+    let out = c.deliver_one(vote_from_2.clone());
+    assert_eq!(sends(&out), vec!["3->2 VoteResp t1 rejected"]);
+    assert_eq!(c.node(3).vote(), Some(1));
+    // Re-asking by the candidate it voted for is answered again (idempotent, nothing written).
+    let again = vecraft_core::raft::Message {
+        group: GROUP,
+        from: 1,
+        to: 3,
+        term: 1,
+        body: vecraft_core::raft::MessageBody::Vote { last_index: 0, last_term: 0 },
+    };
+    let out = c.deliver_one(again);
+    assert_eq!(sends(&out), vec!["3->1 VoteResp t1 granted"]);
+    assert!(persists(&out).is_empty());
+}
+
+#[test]
+fn a_vote_lost_in_a_crash_was_never_revealed_so_the_node_may_vote_again() {
+    let mut c = Cluster::new(&[1, 2, 3], |cfg| cfg.pre_vote = false);
+    c.campaign(1);
+    c.campaign(2);
+    let vote_from_2 = c.take(link(2, 3)).remove(0);
+    c.deliver(link(1, 3));
+    assert_eq!(c.unacked_seqs(3), vec![1]);
+    c.crash(3); // the vote for 1 never became durable, and no grant left the node
+    assert!(!c.in_flight().iter().any(|m| m.starts_with("3->")), "{:?}", c.in_flight());
+    c.restart(3);
+    assert_eq!((c.node(3).term(), c.node(3).vote()), (0, None));
+
+    // Right after a restart it ignores vote requests (it may have promised a lease before).
+    assert!(c.deliver_one(vote_from_2.clone()).is_empty());
+    assert_eq!(c.node(3).term(), 0);
+    c.advance(3, ms(100));
+    let out = c.deliver_one(vote_from_2);
+    assert!(sends(&out).is_empty());
+    assert_eq!(persists(&out), vec!["1: hs=1/2 ents=[]"]);
+    assert_eq!(sends(&c.ack(3)), vec!["3->2 VoteResp t1 granted"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Replication and commit by durable quorum; Figure 8
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn leader_commits_only_when_a_quorum_of_durable_acknowledgements_covers_the_entry() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    assert_eq!(c.node(1).commit_index(), 1);
+
+    let out = c.step(1, propose(10, "x"));
+    assert_eq!(
+        sends(&out),
+        vec!["1->2 App t1 prev=1/1 [1/2 x] commit=1 round=1", "1->3 App t1 prev=1/1 [1/2 x] commit=1 round=1"]
+    );
+    assert_eq!(persists(&out), vec!["3: hs=- ents=[1/2 x]"]);
+
+    // Followers write the entry but acknowledge only once it is durable.
+    for id in [2, 3] {
+        let out = c.deliver(to(id));
+        assert!(sends(&out).is_empty());
+        // (seq 1 was its vote, seq 2 the noop)
+        assert_eq!(persists(&out), vec!["3: hs=- ents=[1/2 x]"]);
+    }
+    c.ack(1);
+    assert_eq!(c.node(1).durable_index(), 2);
+    assert_eq!(c.node(1).commit_index(), 1, "one durable copy out of three");
+
+    let out = c.ack(2);
+    assert_eq!(sends(&out), vec!["2->1 AppResp t1 ok match=2 round=1"]);
+    let out = c.deliver(to(1));
+    assert_eq!(c.node(1).commit_index(), 2);
+    assert_eq!(applied(&out), vec![(2, 1)]);
+    assert_eq!(responses(&out), vec![ok(10, "applied@2")]);
+
+    // Node 3 has not acknowledged: the heartbeat commit it sees is capped at what it is known
+    // to hold, node 2 learns the full commit index.
+    let out = c.tick(1, ms(20));
+    assert_eq!(
+        sends(&out),
+        vec!["1->2 App t1 prev=1/2 [] commit=2 round=2", "1->3 App t1 prev=1/1 [] commit=2 round=2"]
+    );
+    c.deliver_all();
+    assert_eq!((c.node(2).commit_index(), c.node(3).commit_index()), (2, 1));
+    assert_eq!(c.node(2).state_machine().applied, vec![(2, b"x".to_vec())]);
+}
+
+#[test]
+fn figure_8_an_old_term_entry_on_a_majority_is_not_committed_until_an_own_term_entry_is() {
+    // Node 1 led term 2 and wrote 2/2 only locally; node 2 led term 3 and wrote 3/2 only
+    // locally; node 3 holds just 1/1. Node 1 now wins term 4 with node 3's vote.
+    let mut c = Cluster::new(&[1, 2, 3], |cfg| cfg.max_batch_entries = 1);
+    let hs = |term| HardState { term, vote: None };
+    c.install(1, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1, 2]) });
+    c.install(2, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1, 3]) });
+    c.install(3, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1]) });
+    c.isolated.insert(2);
+    c.campaign(1);
+    while c.node(1).role() != Role::Leader {
+        c.deliver_all();
+        c.ack(1);
+        c.ack(3);
+    }
+    assert_eq!(c.node(1).term(), 4);
+    assert_eq!(c.in_flight(), vec!["1->2 App t4 prev=2/2 [4/3 noop] commit=0 round=1", "1->3 App t4 prev=2/2 [4/3 noop] commit=0 round=1"]);
+    c.ack(1);
+    assert_eq!(sends(&c.deliver(to(3))), vec!["3->1 AppResp t4 reject prev=2 hint=None/2 round=1"]);
+    assert_eq!(sends(&c.deliver(to(1))), vec!["1->3 App t4 prev=1/1 [2/2 c2t2] commit=0 round=1"]);
+    c.deliver(to(3));
+    assert_eq!(sends(&c.ack(3)), vec!["3->1 AppResp t4 ok match=2 round=1"]);
+    let out = c.deliver(to(1));
+    // 2/2 is now on nodes 1 and 3, a majority, yet it is of term 2: not committed by counting.
+    // (Node 2, whose last entry is 3/2, could still win an election with node 3's vote and
+    // overwrite it.)
+    assert_eq!(c.node(1).commit_index(), 0);
+    assert!(applied(&out).is_empty());
+    assert_eq!(sends(&out), vec!["1->3 App t4 prev=2/2 [4/3 noop] commit=0 round=1"]);
+    assert!(c.node(3).log().is_up_to_date(2, 3), "node 2's log would still win node 3's vote");
+
+    // Once the term-4 entry is durable on the same majority, everything up to it commits.
+    c.deliver(to(3));
+    c.ack(3);
+    let out = c.deliver(to(1));
+    assert_eq!(c.node(1).commit_index(), 3);
+    assert_eq!(applied(&out), vec![(1, 1), (2, 2), (3, 4)]);
+    assert!(!c.node(3).log().is_up_to_date(2, 3), "now node 2 can no longer win node 3's vote");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Follower log conflicts, fast backtracking
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn divergent_follower_is_repaired_with_one_rejection_per_conflicting_term() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    let state = |term, terms: &[u64]| vecraft_core::raft::DurableState {
+        hard_state: HardState { term, vote: None },
+        entries: log_of_terms(terms),
+    };
+    c.install(1, state(5, &[1, 1, 1, 4, 4, 4]));
+    // Five divergent uncommitted entries in two terms (2 and 3), longer than the leader's log.
+    c.install(2, state(3, &[1, 1, 1, 2, 2, 3, 3, 3]));
+    c.install(3, state(5, &[1, 1, 1, 4, 4, 4]));
+    c.campaign(1);
+    let traffic = c.stabilize();
+    assert_eq!(c.node(1).role(), Role::Leader);
+    assert_eq!(c.node(1).term(), 6);
+    let conversation: Vec<&String> = traffic.iter().filter(|m| m.contains("1->2 App") || m.contains("2->1 App")).collect();
+    assert_eq!(
+        conversation,
+        vec![
+            "1->2 App t6 prev=4/6 [6/7 noop] commit=0 round=1",
+            "2->1 AppResp t6 reject prev=6 hint=Some(3)/6 round=1",
+            "1->2 App t6 prev=4/5 [4/6 c6t4, 6/7 noop] commit=0 round=1",
+            "2->1 AppResp t6 reject prev=5 hint=Some(2)/4 round=1",
+            // (node 3 has acknowledged meanwhile, so 6/7 is committed by now)
+            "1->2 App t6 prev=1/3 [4/4 c4t4, 4/5 c5t4, 4/6 c6t4, 6/7 noop] commit=7 round=1",
+            "2->1 AppResp t6 ok match=7 round=1",
+        ]
+    );
+    let rejections = traffic.iter().filter(|m| m.starts_with("2->1 AppResp") && m.contains("reject")).count();
+    assert_eq!(rejections, 2, "one round trip per conflicting term (2 and 3), not per entry (5)");
+    assert_eq!(log_terms(c.node(2)), vec![1, 1, 1, 4, 4, 4, 6]);
+    assert_eq!(c.node(2).log(), c.node(1).log());
+    // The follower's disk agrees: the truncation was written, not just done in memory.
+    let replayed = vecraft_core::raft::DurableState::replay(&c.slots[&2].disk).unwrap();
+    assert_eq!(replayed.entries, c.node(1).log().entries().to_vec());
+
+    c.tick(1, ms(20));
+    c.stabilize();
+    for id in [1, 2, 3] {
+        assert_eq!(c.node(id).commit_index(), 7, "node {id}");
+    }
+}
+
+#[test]
+fn follower_with_a_short_log_is_caught_up_after_one_rejection() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    let state = |terms: &[u64]| vecraft_core::raft::DurableState {
+        hard_state: HardState { term: 2, vote: None },
+        entries: log_of_terms(terms),
+    };
+    c.install(1, state(&[1, 1, 2, 2, 2, 2]));
+    c.install(2, state(&[1]));
+    c.install(3, state(&[1, 1, 2, 2, 2, 2]));
+    c.campaign(1);
+    let traffic = c.stabilize();
+    let rejections: Vec<&String> = traffic.iter().filter(|m| m.contains("reject")).collect();
+    assert_eq!(rejections, vec!["2->1 AppResp t3 reject prev=6 hint=None/2 round=1"]);
+    assert_eq!(log_terms(c.node(2)), vec![1, 1, 2, 2, 2, 2, 3]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Client errors: NotLeader, Indeterminate
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn proposals_to_followers_are_refused_and_in_flight_ones_become_indeterminate_on_step_down() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    c.tick(1, ms(20));
+    c.stabilize();
+
+    let out = c.step(2, propose(5, "nope"));
+    assert_eq!(responses(&out), vec![err(5, ClientError::NotLeader { leader: Some(1) })]);
+    assert!(sends(&out).is_empty() && persists(&out).is_empty());
+    let out = c.step(3, read(6, ReadMode::ReadIndex));
+    assert_eq!(responses(&out), vec![err(6, ClientError::NotLeader { leader: Some(1) })]);
+
+    // Leader 1 is cut off with a proposal and a read in flight; 2 and 3 elect 2.
+    c.isolated.insert(1);
+    let out = c.step(1, propose(20, "x"));
+    assert!(responses(&out).is_empty());
+    let out = c.step(1, read(21, ReadMode::ReadIndex));
+    assert!(responses(&out).is_empty());
+    c.advance(3, ms(100));
+    c.elect(2);
+    assert_eq!(c.node(2).term(), 2);
+
+    // Healed: 2's heartbeat deposes 1, which answers both clients.
+    c.isolated.clear();
+    c.drop_msgs(from(1));
+    c.tick(2, ms(20));
+    let out = c.deliver(to(1));
+    assert_eq!(c.node(1).role(), Role::Follower);
+    assert_eq!(
+        responses(&out),
+        vec![err(20, ClientError::Indeterminate), err(21, ClientError::NotLeader { leader: Some(2) })]
+    );
+    c.stabilize();
+    // Here the proposal was in fact lost: 1's entry 1/2 was replaced by 2's noop.
+    assert_eq!(log_terms(c.node(1)), vec![1, 2]);
+    assert!(c.node(1).state_machine().applied.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Check-quorum, vote stickiness, pre-vote against disruption
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn isolated_leader_steps_down_but_a_connected_one_does_not() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    // Connected: heartbeats are answered, it stays leader through many check-quorum periods.
+    for _ in 0..50 {
+        c.tick(1, ms(20));
+        c.stabilize();
+    }
+    assert_eq!(c.node(1).role(), Role::Leader);
+
+    c.isolated.insert(1);
+    let mut stepped_down_after = None;
+    for i in 1..=20u64 {
+        c.tick(1, ms(20));
+        c.deliver_all();
+        if c.node(1).role() != Role::Leader {
+            stepped_down_after = Some(i * 20);
+            break;
+        }
+    }
+    // It last heard from the quorum just before the cut; the check runs every election
+    // timeout (100ms), so it notices within two of them.
+    let after = stepped_down_after.expect("an isolated leader must step down");
+    assert!((100..=200).contains(&after), "stepped down after {after}ms");
+    assert_eq!((c.node(1).role(), c.node(1).term(), c.node(1).leader()), (Role::Follower, 1, None));
+}
+
+#[test]
+fn followers_in_lease_ignore_a_higher_term_vote_request() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    c.tick(1, ms(20));
+    c.stabilize();
+    let disruptive = |to| vecraft_core::raft::Message {
+        group: GROUP,
+        from: 3,
+        to,
+        term: 9,
+        body: vecraft_core::raft::MessageBody::Vote { last_index: 1, last_term: 1 },
+    };
+    // Node 2 heard from the leader less than an election timeout ago; the leader leads.
+    c.advance(2, ms(99));
+    assert!(c.deliver_one(disruptive(2)).is_empty());
+    assert!(c.deliver_one(disruptive(1)).is_empty());
+    assert_eq!((c.node(2).term(), c.node(2).vote()), (1, Some(1)));
+    assert_eq!((c.node(1).term(), c.node(1).role()), (1, Role::Leader));
+
+    // Once the lease window has passed without news from the leader, node 2 does listen.
+    c.advance(2, ms(1));
+    let out = c.deliver_one(disruptive(2));
+    assert_eq!(persists(&out), vec!["3: hs=9/3 ents=[]"]);
+    assert_eq!(sends(&c.ack(2)), vec!["2->3 VoteResp t9 granted"]);
+}
+
+#[test]
+fn pre_vote_keeps_a_rejoining_partitioned_node_from_bumping_terms() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    c.isolated.insert(3);
+    for _ in 0..10 {
+        // The leader keeps the others in lease; node 3 keeps timing out alone.
+        c.tick(1, ms(100));
+        c.stabilize();
+        let out = c.tick(3, ms(200));
+        assert_eq!(sends(&out), vec!["3->1 PreVote t2 last=1/1", "3->2 PreVote t2 last=1/1"]);
+        assert!(persists(&out).is_empty());
+        assert_eq!((c.node(3).role(), c.node(3).term()), (Role::PreCandidate, 1));
+    }
+    c.drop_msgs(|_| true);
+    c.isolated.clear();
+
+    // Rejoined: its pre-votes are refused, no term anywhere moves.
+    let out = c.tick(3, ms(200));
+    assert_eq!(sends(&out), vec!["3->1 PreVote t2 last=1/1", "3->2 PreVote t2 last=1/1"]);
+    let out = c.deliver(from(3));
+    assert_eq!(sends(&out), vec!["1->3 PreVoteResp t1 rejected", "2->3 PreVoteResp t1 rejected"]);
+    c.deliver(to(3));
+    for id in [1, 2, 3] {
+        assert_eq!(c.node(id).term(), 1, "node {id}");
+    }
+    assert_eq!(c.node(1).role(), Role::Leader);
+    c.tick(1, ms(20));
+    c.stabilize();
+    assert_eq!((c.node(3).role(), c.node(3).leader()), (Role::Follower, Some(1)));
+}
