@@ -521,3 +521,294 @@ fn pre_vote_keeps_a_rejoining_partitioned_node_from_bumping_terms() {
     c.stabilize();
     assert_eq!((c.node(3).role(), c.node(3).leader()), (Role::Follower, Some(1)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. ReadIndex
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn new_leader_answers_reads_only_after_an_entry_of_its_own_term_commits() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    let out = c.step(1, propose(10, "x"));
+    assert_eq!(sends(&out).len(), 2);
+    c.stabilize();
+    assert_eq!(c.take_responses(1), vec![ok(10, "applied@2")]);
+    // x is committed and acknowledged, but the followers have not heard the new commit index.
+    assert_eq!((c.node(2).commit_index(), c.node(3).commit_index()), (1, 1));
+
+    c.crash(1);
+    c.advance_all(ms(200));
+    c.campaign(2);
+    while c.node(2).role() != Role::Leader {
+        c.deliver_all();
+        c.ack(2);
+        c.ack(3);
+    }
+    assert_eq!(c.node(2).commit_index(), 1);
+    // Serving now would return a state without x: a stale read. It must wait.
+    let out = c.step(2, read(30, ReadMode::ReadIndex));
+    assert!(responses(&out).is_empty());
+    assert!(sends(&out).is_empty(), "no heartbeat round before the own-term commit");
+    let out = c.step(2, read(31, ReadMode::Lease));
+    assert!(responses(&out).is_empty());
+
+    c.stabilize();
+    assert_eq!(c.node(2).commit_index(), 3);
+    assert_eq!(c.take_responses(2), vec![ok(30, "x"), ok(31, "x")]);
+}
+
+#[test]
+fn read_index_waits_for_a_quorum_to_acknowledge_a_round_sent_after_the_read() {
+    let mut c = Cluster::new(&[1, 2, 3], |cfg| cfg.lease_reads = false);
+    c.elect(1);
+    c.step(1, propose(10, "x"));
+    c.stabilize();
+    let out = c.tick(1, ms(20));
+    assert_eq!(
+        sends(&out),
+        vec!["1->2 App t1 prev=1/2 [] commit=2 round=2", "1->3 App t1 prev=1/2 [] commit=2 round=2"]
+    );
+    c.deliver(to(2));
+    c.deliver(to(3));
+    assert_eq!(c.in_flight(), vec!["2->1 AppResp t1 ok match=2 round=2", "3->1 AppResp t1 ok match=2 round=2"]);
+
+    // The read arrives while acknowledgements of the *previous* round are on their way.
+    let out = c.step(1, read(40, ReadMode::ReadIndex));
+    assert_eq!(
+        sends(&out),
+        vec!["1->2 App t1 prev=1/2 [] commit=2 round=3", "1->3 App t1 prev=1/2 [] commit=2 round=3"]
+    );
+    assert!(responses(&out).is_empty());
+    let out = c.deliver(|m| m.to == 1);
+    assert!(responses(&out).is_empty(), "round 2 was sent before the read: it proves nothing about it");
+
+    // One follower acknowledging round 3 makes a quorum with the leader.
+    c.deliver(to(2));
+    let out = c.deliver(to(1));
+    assert_eq!(responses(&out), vec![ok(40, "x")]);
+}
+
+#[test]
+fn a_deposed_partitioned_leader_never_answers_a_read() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    c.tick(1, ms(20));
+    c.stabilize();
+    c.isolated.insert(1);
+    c.advance_all(ms(200));
+    c.elect(2);
+    c.step(2, propose(11, "y"));
+    c.stabilize();
+    assert_eq!(c.take_responses(2), vec![ok(11, "applied@3")]);
+
+    // Node 1 still believes it leads term 1 (its check-quorum has not run yet).
+    assert_eq!(c.node(1).role(), Role::Leader);
+    c.step(1, read(50, ReadMode::ReadIndex));
+    c.step(1, read(51, ReadMode::Lease));
+    for _ in 0..3 {
+        c.tick(1, ms(20));
+        c.deliver_all();
+    }
+    assert!(c.take_responses(1).is_empty(), "no quorum can confirm node 1 any more");
+
+    // Healed: its next heartbeat is answered by a higher term; it steps down and refuses.
+    c.isolated.clear();
+    c.drop_msgs(|_| true);
+    let out = c.tick(1, ms(20));
+    assert!(sends(&out).iter().all(|m| m.contains("App t1")));
+    c.deliver(from(1));
+    let out = c.deliver(to(1));
+    assert_eq!(c.node(1).role(), Role::Follower);
+    let rs = responses(&out);
+    assert_eq!(rs.len(), 2);
+    assert!(rs.iter().all(|r| matches!(r.result, Err(ClientError::NotLeader { .. }))), "{rs:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Lease reads
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn lease_reads_skip_the_round_trip_only_while_the_lease_holds() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    c.step(1, propose(10, "x"));
+    c.stabilize();
+    c.take_responses(1);
+    c.tick(1, ms(20)); // round 2, sent at this instant on node 1's clock
+    c.stabilize();
+    let sent = c.slots[&1].clock;
+    assert!(c.node(1).lease_valid(sent));
+
+    let out = c.step(1, read(60, ReadMode::Lease));
+    assert!(sends(&out).is_empty(), "served from the lease, no round trip");
+    assert_eq!(responses(&out), vec![ok(60, "x")]);
+    // A ReadIndex read on the same leader still pays its round.
+    let out = c.step(1, read(61, ReadMode::ReadIndex));
+    assert_eq!(sends(&out).len(), 2);
+    assert!(responses(&out).is_empty());
+    c.drop_msgs(|_| true);
+    assert_eq!(c.take_responses(1), vec![ok(60, "x")]);
+
+    // The lease is the election timeout (100ms) shrunk for 5% drift both ways: ~90.5ms.
+    c.advance(1, ms(90));
+    assert!(c.node(1).lease_valid(c.slots[&1].clock));
+    c.advance(1, ms(1));
+    assert!(!c.node(1).lease_valid(c.slots[&1].clock));
+    let out = c.step(1, read(62, ReadMode::Lease));
+    assert!(responses(&out).is_empty(), "expired lease: falls back to a heartbeat round");
+    assert_eq!(
+        sends(&out),
+        vec!["1->2 App t1 prev=1/2 [] commit=2 round=4", "1->3 App t1 prev=1/2 [] commit=2 round=4"]
+    );
+    c.stabilize();
+    // Round 4 was sent after read 61 arrived too, so it confirms both.
+    assert_eq!(c.take_responses(1), vec![ok(61, "x"), ok(62, "x")]);
+    assert!(c.node(1).lease_valid(c.slots[&1].clock), "the confirmed round renewed the lease");
+}
+
+#[test]
+fn no_lease_reads_without_check_quorum() {
+    let mut c = Cluster::new(&[1, 2, 3], |cfg| {
+        cfg.check_quorum = false;
+        cfg.lease_reads = true;
+    });
+    c.elect(1);
+    c.tick(1, ms(20));
+    c.stabilize();
+    assert!(!c.node(1).lease_valid(c.slots[&1].clock));
+    let out = c.step(1, read(70, ReadMode::Lease));
+    assert!(responses(&out).is_empty());
+    assert_eq!(sends(&out).len(), 2, "a heartbeat round instead");
+    c.stabilize();
+    assert_eq!(c.take_responses(1), vec![ok(70, "")]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Lost messages
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn replication_recovers_from_dropped_appends_and_responses_via_heartbeats() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    c.step(1, propose(10, "x"));
+    assert_eq!(c.drop_msgs(|_| true).len(), 2, "both appends lost");
+    c.stabilize();
+    assert_eq!(c.node(1).commit_index(), 1);
+
+    // First heartbeat: a batch is in flight and not yet overdue, so just a heartbeat.
+    let out = c.tick(1, ms(20));
+    assert_eq!(
+        sends(&out),
+        vec!["1->2 App t1 prev=1/1 [] commit=1 round=2", "1->3 App t1 prev=1/1 [] commit=1 round=2"]
+    );
+    c.stabilize();
+    assert_eq!(c.node(1).commit_index(), 1);
+    // Two heartbeat intervals without progress: the leader re-sends from what they hold.
+    let out = c.tick(1, ms(20));
+    assert_eq!(
+        sends(&out),
+        vec!["1->2 App t1 prev=1/1 [1/2 x] commit=1 round=3", "1->3 App t1 prev=1/1 [1/2 x] commit=1 round=3"]
+    );
+    c.deliver_all();
+    c.ack(2);
+    c.ack(3);
+    // This time the acknowledgement from 2 is lost, 3's arrives.
+    c.drop_msgs(from(2));
+    let out = c.deliver(to(1));
+    assert_eq!(responses(&out), vec![ok(10, "applied@2")]);
+
+    // Node 2's lost acknowledgement is recovered too: the next probe re-sends and it re-acks.
+    for _ in 0..3 {
+        c.tick(1, ms(20));
+        c.stabilize();
+    }
+    for id in [1, 2, 3] {
+        assert_eq!(c.node(id).commit_index(), 2, "node {id}");
+        assert_eq!(c.node(id).state_machine().applied, vec![(2, b"x".to_vec())], "node {id}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Crash and restart
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn restart_recovers_exactly_the_acknowledged_writes() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    c.step(1, propose(10, "x"));
+    c.deliver_all();
+    c.ack(2); // node 2's copy of x is durable, node 3's is not
+    c.crash(3);
+    c.crash(2);
+    c.restart(2);
+    c.restart(3);
+    assert_eq!((c.node(2).term(), c.node(2).vote(), log_terms(c.node(2))), (1, Some(1), vec![1, 1]));
+    assert_eq!((c.node(3).term(), c.node(3).vote(), log_terms(c.node(3))), (1, Some(1), vec![1]));
+    assert_eq!(c.node(2).durable_index(), 2);
+    assert_eq!(c.node(3).durable_index(), 1);
+    // Node 2's acknowledgement left before its crash and is still in the network. With it the
+    // leader has one durable follower copy, but its own is not durable yet: no commit ...
+    let out = c.deliver(to(1));
+    assert_eq!(responses(&out), vec![]);
+    assert_eq!(c.node(1).commit_index(), 1);
+    // ... until its own write lands (1 + 2 is a quorum).
+    c.ack(1);
+    assert_eq!(c.take_responses(1), vec![ok(10, "applied@2")]);
+    c.tick(1, ms(20));
+    c.stabilize();
+    c.tick(1, ms(20));
+    c.stabilize();
+    for id in [1, 2, 3] {
+        assert_eq!(c.node(id).commit_index(), 2, "node {id}");
+    }
+}
+
+#[test]
+fn leader_does_not_count_its_own_unacknowledged_entries() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    c.step(1, propose(10, "x"));
+    c.drop_msgs(to(3));
+    c.deliver(to(2));
+    c.ack(2);
+    c.deliver(to(1));
+    // x is durable on node 2 only; the leader's own copy is merely in memory.
+    assert_eq!(c.node(1).durable_index(), 1);
+    assert_eq!(c.node(1).commit_index(), 1);
+    assert!(c.take_responses(1).is_empty());
+
+    // Had it crashed now, x would be gone from its disk:
+    let disk_has_x = c.slots[&1].disk.iter().any(|r| r.entries.iter().any(|e| e.index == 2));
+    assert!(!disk_has_x);
+
+    let out = c.ack(1);
+    assert_eq!(c.node(1).commit_index(), 2);
+    assert_eq!(responses(&out), vec![ok(10, "applied@2")]);
+}
+
+#[test]
+fn restarted_leader_rejoins_as_follower_and_keeps_its_durable_log() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    c.step(1, propose(10, "x"));
+    c.stabilize();
+    c.step(1, propose(11, "lost"));
+    c.drop_msgs(|_| true);
+    c.crash(1);
+    c.restart(1);
+    assert_eq!((c.node(1).role(), c.node(1).term(), c.node(1).vote()), (Role::Follower, 1, Some(1)));
+    assert_eq!(log_terms(c.node(1)), vec![1, 1], "the unacknowledged proposal is gone");
+    assert_eq!(c.node(1).commit_index(), 0, "commit is volatile; relearned from the next leader");
+    assert_eq!(c.take_responses(1), vec![ok(10, "applied@2")]);
+
+    c.advance_all(ms(200));
+    c.elect(2);
+    c.tick(2, ms(20));
+    c.stabilize();
+    assert_eq!(c.node(1).commit_index(), 3);
+    assert_eq!(c.node(1).state_machine().applied, vec![(2, b"x".to_vec())]);
+}

@@ -167,6 +167,13 @@ impl Cluster {
         slot.clock = slot.clock + dt;
     }
 
+    /// Real time passes for everyone: every clock moves by `dt` (no ticks).
+    pub fn advance_all(&mut self, dt: Duration) {
+        for slot in self.slots.values_mut() {
+            slot.clock = slot.clock + dt;
+        }
+    }
+
     /// Advances node `id`'s clock by `dt` and ticks it.
     pub fn tick(&mut self, id: NodeId, dt: Duration) -> Vec<RaftOutput> {
         self.advance(id, dt);
