@@ -585,7 +585,11 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
         self.reset_election_deadline(now);
 
         // Validate the shape before trusting anything.
-        let contiguous = entries.iter().enumerate().all(|(i, e)| e.index == prev_index + 1 + i as u64 && e.term <= self.term);
+        // (checked: `prev_index` comes off the wire and may be anything, u64::MAX included)
+        let contiguous = entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| prev_index.checked_add(1 + i as u64) == Some(e.index) && e.term <= self.term);
         if !contiguous {
             return;
         }
