@@ -489,6 +489,9 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
         if msg.group != self.cfg.group || msg.to != self.cfg.id || !self.quorum.contains(msg.from) || msg.from == self.cfg.id {
             return; // not for us, or from a stranger: ignore, never trust
         }
+        if msg.term == Term::MAX {
+            return; // no term can follow it: adopting it would make our next campaign overflow
+        }
         if msg.term > self.term {
             match &msg.body {
                 MessageBody::PreVote { .. } => {}
