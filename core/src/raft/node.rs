@@ -687,7 +687,10 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
             }
             self.replicate_needed = true;
         } else if let Some((rejected_prev, hint)) = reject {
-            let stale = if pr.replicating { rejected_prev <= pr.match_index } else { rejected_prev + 1 != pr.next_index };
+            // We never send a prev_index beyond our log: such a rejection is garbage, and
+            // following its hint would move next_index where no append can be built.
+            let stale = rejected_prev > last_index
+                || if pr.replicating { rejected_prev <= pr.match_index } else { rejected_prev + 1 != pr.next_index };
             if stale {
                 return;
             }
