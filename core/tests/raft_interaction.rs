@@ -812,3 +812,158 @@ fn restarted_leader_rejoins_as_follower_and_keeps_its_durable_log() {
     assert_eq!(c.node(1).commit_index(), 3);
     assert_eq!(c.node(1).state_machine().applied, vec![(2, b"x".to_vec())]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 12. Garbage in
+// ---------------------------------------------------------------------------------------------
+
+use vecraft_core::raft::{Entry, EntryPayload, Message, MessageBody, RejectHint};
+
+fn msg(from: u64, to: u64, term: u64, body: MessageBody) -> Message {
+    Message { group: GROUP, from, to, term, body }
+}
+
+fn app(prev_index: u64, prev_term: u64, entries: Vec<Entry>, commit: u64) -> MessageBody {
+    MessageBody::Append { prev_index, prev_term, entries, commit, round: 1 }
+}
+
+fn noop(term: u64, index: u64) -> Entry {
+    Entry { term, index, payload: EntryPayload::Noop }
+}
+
+/// What must not change when garbage is ignored.
+fn fingerprint(c: &Cluster, id: u64) -> (Role, u64, Option<u64>, Option<u64>, u64, Vec<u64>) {
+    let n = c.node(id);
+    (n.role(), n.term(), n.vote(), n.leader(), n.commit_index(), log_terms(n))
+}
+
+#[test]
+fn garbage_messages_and_acks_are_ignored_without_panic() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.elect(1);
+    c.step(1, propose(10, "x"));
+    c.stabilize();
+    c.tick(1, ms(20));
+    c.stabilize();
+    let (f0, l0) = (fingerprint(&c, 2), fingerprint(&c, 1));
+
+    let ignored_by_follower = vec![
+        // From a node outside the group, for another group, for another node, from itself.
+        msg(9, 2, 1, app(2, 1, vec![], 2)),
+        Message { group: GROUP + 1, ..msg(1, 2, 1, app(2, 1, vec![], 2)) },
+        msg(1, 3, 1, app(2, 1, vec![], 2)),
+        msg(2, 2, 1, app(2, 1, vec![], 2)),
+        // Stale-term vote and vote answers, answers to questions never asked.
+        msg(3, 2, 0, MessageBody::Vote { last_index: 9, last_term: 9 }),
+        msg(3, 2, 1, MessageBody::VoteResponse { granted: true }),
+        msg(3, 2, 1, MessageBody::PreVoteResponse { granted: true }),
+        msg(1, 2, 1, MessageBody::AppendResponse { success: true, match_index: 2, reject: None, round: 1 }),
+        // Malformed appends from the real leader: gaps, out of order, terms above the leader's,
+        // indexes that overflow.
+        msg(1, 2, 1, app(2, 1, vec![noop(1, 4)], 2)),
+        msg(1, 2, 1, app(2, 1, vec![noop(1, 3), noop(1, 5)], 2)),
+        msg(1, 2, 1, app(2, 1, vec![noop(1, 3), noop(1, 3)], 2)),
+        msg(1, 2, 1, app(2, 1, vec![noop(5, 3)], 2)),
+        msg(1, 2, 1, app(u64::MAX, 1, vec![noop(1, 0)], 2)),
+        msg(1, 2, 1, app(u64::MAX - 1, 1, vec![noop(1, u64::MAX), noop(1, 0)], 2)),
+        // A term no election can ever follow.
+        msg(3, 2, u64::MAX, MessageBody::Vote { last_index: 9, last_term: 9 }),
+        msg(3, 2, u64::MAX, MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0 }),
+    ];
+    for m in ignored_by_follower {
+        let shown = fmt_msg(&m);
+        let out = c.step(2, RaftInput::Message(m));
+        assert!(out.is_empty(), "{shown} -> {out:?}");
+        assert_eq!(fingerprint(&c, 2), f0, "{shown}");
+    }
+
+    // Answered, but harmlessly: a stale append gets our term back, a stale pre-vote a refusal,
+    // an append past our log a rejection hint, a huge commit is capped at what we hold.
+    let answered = vec![
+        (msg(3, 2, 0, app(0, 0, vec![], 9)), "2->3 AppResp t1 stale round=1"),
+        (msg(3, 2, 0, MessageBody::PreVote { last_index: 9, last_term: 9 }), "2->3 PreVoteResp t1 rejected"),
+        (msg(1, 2, 1, app(u64::MAX - 1, 1, vec![noop(1, u64::MAX)], 9)), "2->1 AppResp t1 reject prev=18446744073709551614 hint=None/3 round=1"),
+        (msg(1, 2, 1, app(2, 1, vec![], u64::MAX)), "2->1 AppResp t1 ok match=2 round=1"),
+    ];
+    for (m, expect) in answered {
+        let out = c.step(2, RaftInput::Message(m));
+        assert_eq!(sends(&out), vec![expect]);
+        assert_eq!(fingerprint(&c, 2), f0);
+    }
+    c.drop_msgs(|_| true);
+
+    // The leader: responses claiming entries it never sent, rejections of appends it never
+    // sent, answers from strangers.
+    let ignored_by_leader = vec![
+        msg(2, 1, 1, MessageBody::AppendResponse { success: true, match_index: 99, reject: None, round: 1 }),
+        msg(
+            2,
+            1,
+            1,
+            MessageBody::AppendResponse {
+                success: false,
+                match_index: 0,
+                reject: Some((u64::MAX, RejectHint { conflict_term: Some(7), conflict_index: u64::MAX })),
+                round: 1,
+            },
+        ),
+        msg(9, 1, 1, MessageBody::AppendResponse { success: true, match_index: 2, reject: None, round: 1 }),
+        msg(3, 1, 1, MessageBody::VoteResponse { granted: true }),
+        msg(3, 1, 1, MessageBody::Vote { last_index: 99, last_term: 1 }),
+    ];
+    for m in ignored_by_leader {
+        let shown = fmt_msg(&m);
+        let out = c.step(1, RaftInput::Message(m));
+        assert!(sends(&out).iter().all(|s| !s.starts_with("1->9")), "{shown}");
+        assert!(responses(&out).is_empty(), "{shown}");
+        assert_eq!(fingerprint(&c, 1), l0, "{shown}");
+    }
+    c.drop_msgs(|_| true);
+
+    // Acknowledgements of writes never issued, or already acknowledged, change nothing.
+    for seq in [0, 1, 99, u64::MAX] {
+        assert!(c.step(1, RaftInput::Persisted { seq }).is_empty());
+        assert!(c.step(2, RaftInput::Persisted { seq }).is_empty());
+    }
+    assert_eq!((fingerprint(&c, 1), fingerprint(&c, 2)), (l0, f0));
+
+    // And the cluster still works: the garbage-rejection above did not wedge replication to 2.
+    c.step(1, propose(11, "y"));
+    c.stabilize();
+    c.tick(1, ms(20));
+    c.stabilize();
+    for id in [1, 2, 3] {
+        assert_eq!(c.node(id).commit_index(), 3, "node {id}");
+    }
+}
+
+#[test]
+fn garbage_rejection_while_probing_is_ignored() {
+    let mut c = Cluster::new(&[1, 2, 3], |_| {});
+    c.campaign(1);
+    while c.node(1).role() != Role::Leader {
+        c.deliver_all();
+        for id in [1, 2, 3] {
+            c.ack(id);
+        }
+    }
+    // Right after the election every follower is probed, one append at a time.
+    let l0 = fingerprint(&c, 1);
+    let garbage = msg(
+        2,
+        1,
+        1,
+        MessageBody::AppendResponse {
+            success: false,
+            match_index: 0,
+            reject: Some((u64::MAX, RejectHint { conflict_term: None, conflict_index: 0 })),
+            round: 1,
+        },
+    );
+    let out = c.step(1, RaftInput::Message(garbage));
+    assert!(sends(&out).is_empty());
+    assert_eq!(fingerprint(&c, 1), l0);
+    c.stabilize();
+    assert_eq!(c.node(2).log(), c.node(1).log());
+    assert_eq!(c.node(1).commit_index(), 1);
+}
