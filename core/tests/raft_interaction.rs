@@ -967,3 +967,173 @@ fn garbage_rejection_while_probing_is_ignored() {
     assert_eq!(c.node(2).log(), c.node(1).log());
     assert_eq!(c.node(1).commit_index(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Property: random interleavings never break election safety or state-machine safety
+// ---------------------------------------------------------------------------------------------
+
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use vecraft_core::raft::{LogIndex, Term};
+
+/// One thing that can happen in the random schedule. Indices into the in-flight list are taken
+/// modulo its length; nodes are 1..=3.
+#[derive(Clone, Debug)]
+enum Action {
+    Deliver(usize),
+    /// Everything in flight, in random-free send order (lets schedules make progress).
+    DeliverAll,
+    Drop(usize),
+    Duplicate(usize),
+    AckOldest(u64),
+    AckAll(u64),
+    Tick(u64, u64),
+    Propose(u64),
+    /// Crash (losing unacknowledged writes) and restart from the acknowledged ones.
+    CrashRestart(u64),
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    let node = 1u64..=3;
+    prop_oneof![
+        8 => any::<usize>().prop_map(Action::Deliver),
+        2 => Just(Action::DeliverAll),
+        1 => any::<usize>().prop_map(Action::Drop),
+        1 => any::<usize>().prop_map(Action::Duplicate),
+        2 => node.clone().prop_map(Action::AckOldest),
+        4 => node.clone().prop_map(Action::AckAll),
+        5 => (node.clone(), 0u64..120).prop_map(|(n, dt)| Action::Tick(n, dt)),
+        3 => node.clone().prop_map(Action::Propose),
+        1 => node.prop_map(Action::CrashRestart),
+    ]
+}
+
+/// Invariants checked after every action.
+#[derive(Default)]
+struct Safety {
+    /// Term -> the (node, incarnation) that led it.
+    leaders: BTreeMap<Term, (u64, u32)>,
+    /// Index -> the entry first seen committed there.
+    committed: BTreeMap<LogIndex, Entry>,
+}
+
+impl Safety {
+    fn check(&mut self, c: &Cluster) -> Result<(), TestCaseError> {
+        for (&id, slot) in &c.slots {
+            let Some(n) = slot.raft.as_ref() else { continue };
+            if n.role() == Role::Leader {
+                let me = (id, slot.incarnation);
+                let first = *self.leaders.entry(n.term()).or_insert(me);
+                prop_assert_eq!(first, me, "two leaders in term {}", n.term());
+            }
+            prop_assert!(n.applied_index() <= n.commit_index());
+            prop_assert!(n.commit_index() <= n.log().last_index());
+            for i in 1..=n.commit_index() {
+                let e = n.log().get(i).expect("committed entries are held").clone();
+                let first = self.committed.entry(i).or_insert_with(|| e.clone());
+                prop_assert_eq!(&*first, &e, "node {} committed a different entry at {}", id, i);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_schedule(actions: &[Action], pre_vote: bool, check_quorum: bool) -> Result<(), TestCaseError> {
+    let mut c = Cluster::new(&[1, 2, 3], |cfg| {
+        cfg.pre_vote = pre_vote;
+        cfg.check_quorum = check_quorum;
+        cfg.max_inflight = 2;
+        cfg.max_batch_entries = 2;
+    });
+    let mut safety = Safety::default();
+    let mut next_request = 1000;
+    for a in actions {
+        match *a {
+            Action::Deliver(i) if !c.net.is_empty() => {
+                let m = c.net.remove(i % c.net.len());
+                c.deliver_one(m);
+            }
+            Action::DeliverAll => {
+                c.deliver_all();
+            }
+            Action::Drop(i) if !c.net.is_empty() => {
+                let len = c.net.len();
+                c.net.remove(i % len);
+            }
+            Action::Duplicate(i) if !c.net.is_empty() => {
+                let m = c.net[i % c.net.len()].clone();
+                c.net.push(m);
+            }
+            Action::AckOldest(n) => {
+                if let Some(&seq) = c.unacked_seqs(n).first() {
+                    c.ack_upto(n, seq);
+                }
+            }
+            Action::AckAll(n) => {
+                c.ack(n);
+            }
+            Action::Tick(n, dt) => {
+                c.tick(n, ms(dt));
+            }
+            Action::Propose(n) => {
+                next_request += 1;
+                c.step(n, propose(next_request, &format!("cmd{next_request}")));
+            }
+            Action::CrashRestart(n) => {
+                c.crash(n);
+                c.restart(n);
+            }
+            _ => {}
+        }
+        safety.check(&c)?;
+    }
+
+    // Heal: no more faults. The cluster must elect a leader and commit a new proposal.
+    let mut committed_probe = false;
+    for _ in 0..1000 {
+        for id in [1, 2, 3] {
+            c.tick(id, ms(10));
+        }
+        c.stabilize();
+        safety.check(&c)?;
+        let leader = [1, 2, 3].into_iter().find(|&id| c.node(id).role() == Role::Leader);
+        if let Some(l) = leader {
+            if !committed_probe {
+                c.step(l, propose(1, "probe"));
+                committed_probe = true;
+                continue;
+            }
+            c.stabilize();
+            let done = c.slots[&l].responses.iter().any(|r| r.id == 1 && r.result.is_ok());
+            if done {
+                return Ok(());
+            }
+            let failed = c.slots.values().any(|s| s.responses.iter().any(|r| r.id == 1 && r.result.is_err()));
+            if failed {
+                committed_probe = false; // lost leadership meanwhile; try again
+                for s in c.slots.values_mut() {
+                    s.responses.retain(|r| r.id != 1);
+                }
+            }
+        }
+    }
+    prop_assert!(false, "no leader committed a proposal within 10s after healing");
+    Ok(())
+}
+
+// Strength, measured while writing this: over 2000 schedules about half commit three or more
+// entries before healing and there are two leaders (terms) per schedule on average; with the
+// "candidate leads before its own vote is durable" bug re-introduced, the first run found a
+// 17-step counterexample (same node leading term 1 in two incarnations, pre_vote off).
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_schedules_keep_election_and_state_machine_safety(
+        actions in proptest::collection::vec(action(), 50..500),
+        pre_vote in any::<bool>(),
+        check_quorum in any::<bool>(),
+    ) {
+        run_schedule(&actions, pre_vote, check_quorum)?;
+    }
+}
