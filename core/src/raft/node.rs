@@ -415,7 +415,11 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
 
     fn check_vote_tally(&mut self, now: Time, out: &mut Vec<RaftOutput>) {
         match self.quorum.vote_result(|v| self.votes.get(&v).copied()) {
-            VoteResult::Won => self.become_leader(now, out),
+            // Peers alone may form a quorum, but we must not lead before our own (term, vote)
+            // is durable: a crash would bring us back in an older term, free to campaign for
+            // (and win) this term again with a different log. `handle_persisted` re-tallies.
+            VoteResult::Won if self.votes.get(&self.cfg.id) == Some(&true) => self.become_leader(now, out),
+            VoteResult::Won => {}
             VoteResult::Lost => self.become_follower(now, self.term, None, out),
             VoteResult::Pending => {}
         }
@@ -484,6 +488,9 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
     fn handle_message(&mut self, now: Time, msg: Message, out: &mut Vec<RaftOutput>) {
         if msg.group != self.cfg.group || msg.to != self.cfg.id || !self.quorum.contains(msg.from) || msg.from == self.cfg.id {
             return; // not for us, or from a stranger: ignore, never trust
+        }
+        if msg.term == Term::MAX {
+            return; // no term can follow it: adopting it would make our next campaign overflow
         }
         if msg.term > self.term {
             match &msg.body {
@@ -581,7 +588,11 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
         self.reset_election_deadline(now);
 
         // Validate the shape before trusting anything.
-        let contiguous = entries.iter().enumerate().all(|(i, e)| e.index == prev_index + 1 + i as u64 && e.term <= self.term);
+        // (checked: `prev_index` comes off the wire and may be anything, u64::MAX included)
+        let contiguous = entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| prev_index.checked_add(1 + i as u64) == Some(e.index) && e.term <= self.term);
         if !contiguous {
             return;
         }
@@ -676,7 +687,10 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
             }
             self.replicate_needed = true;
         } else if let Some((rejected_prev, hint)) = reject {
-            let stale = if pr.replicating { rejected_prev <= pr.match_index } else { rejected_prev + 1 != pr.next_index };
+            // We never send a prev_index beyond our log: such a rejection is garbage, and
+            // following its hint would move next_index where no append can be built.
+            let stale = rejected_prev > last_index
+                || if pr.replicating { rejected_prev <= pr.match_index } else { rejected_prev + 1 != pr.next_index };
             if stale {
                 return;
             }
