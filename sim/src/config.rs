@@ -67,6 +67,10 @@ pub struct SimConfig {
     pub max_downtime: Duration,
     /// Probability that a crash tears the write in progress.
     pub torn_write: f64,
+    /// Probability that a crash event is a correlated power loss taking down a majority at once.
+    pub power_loss: f64,
+    /// Probability that a disk write stalls (a slow fsync of 50-250 ms, as real disks do).
+    pub disk_stall: f64,
     /// Disk write latency range.
     pub min_disk: Duration,
     /// See `min_disk`.
@@ -111,6 +115,8 @@ impl SimConfig {
             crash_every: None,
             max_downtime: ms(2_000),
             torn_write: 0.0,
+            power_loss: 0.0,
+            disk_stall: 0.0,
             min_disk: Duration::from_micros(100),
             max_disk: ms(rng.random_range(1..=10)),
             clock_drift: 0.0,
@@ -138,6 +144,8 @@ impl SimConfig {
                 let crash_every = on(&mut rng, 0.7).then(|| ms(rng.random_range(300..4_000)));
                 let torn_write = if on(&mut rng, 0.5) { rng.random_range(0.0..1.0) } else { 0.0 };
                 let clock_drift = if on(&mut rng, 0.6) { rng.random_range(0.0..0.05) } else { 0.0 };
+                let power_loss = if crash_every.is_some() && on(&mut rng, 0.4) { rng.random_range(0.1..0.5) } else { 0.0 };
+                let disk_stall = if on(&mut rng, 0.5) { rng.random_range(0.0..0.05) } else { 0.0 };
                 let check_quorum = on(&mut rng, 0.8);
                 let pre_vote = on(&mut rng, 0.8);
                 SimConfig {
@@ -147,6 +155,8 @@ impl SimConfig {
                     partition_every,
                     crash_every,
                     torn_write,
+                    power_loss,
+                    disk_stall,
                     clock_drift,
                     check_quorum,
                     pre_vote,
@@ -162,6 +172,8 @@ impl SimConfig {
                 partition_every: Some(ms(rng.random_range(300..1_500))),
                 crash_every: Some(ms(rng.random_range(300..1_500))),
                 torn_write: 0.5,
+                power_loss: 0.2,
+                disk_stall: 0.02,
                 clock_drift: 0.05,
                 max_downtime: ms(rng.random_range(200..2_000)),
                 ..calm
@@ -180,7 +192,13 @@ impl SimConfig {
         if self.min_delay > self.max_delay || self.min_disk > self.max_disk {
             return Err("delay ranges must have min <= max".into());
         }
-        for (name, p) in [("loss", self.loss), ("duplication", self.duplication), ("torn_write", self.torn_write)] {
+        for (name, p) in [
+            ("loss", self.loss),
+            ("duplication", self.duplication),
+            ("torn_write", self.torn_write),
+            ("power_loss", self.power_loss),
+            ("disk_stall", self.disk_stall),
+        ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} must be a probability, got {p}"));
             }

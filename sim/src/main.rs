@@ -120,8 +120,8 @@ fn print_single(spec: &RunSpec, outcome: &SeedOutcome, wall: f64) {
         s.events
     );
     println!(
-        "  faults: {} messages, {} dropped, {} duplicated; {} partitions, {} heals; {} crashes ({} torn writes)",
-        s.messages, s.dropped, s.duplicated, s.partitions, s.heals, s.crashes, s.torn_writes
+        "  faults: {} messages, {} dropped, {} duplicated; {} partitions, {} heals; {} crashes ({} power losses of a majority, {} torn writes)",
+        s.messages, s.dropped, s.duplicated, s.partitions, s.heals, s.crashes, s.power_losses, s.torn_writes
     );
     println!(
         "  raft: {} terms with a leader, {} entries committed, {} disk writes; recovered in {} after faults stopped",

@@ -26,6 +26,9 @@ use vecraft_core::raft::{
 const TICK: Duration = Duration::from_millis(10);
 /// Clients stop invoking this long before the end, so the cluster can converge.
 const DRAIN: Duration = Duration::from_millis(3_000);
+/// A run that processes more events than this is a storm or livelock, reported as a violation
+/// (a healthy 5-node run of 25 virtual seconds needs about 30 thousand).
+const MAX_EVENTS: u64 = 3_000_000;
 /// After faults stop, a leader must exist within this long.
 const ELECTION_BOUND: Duration = Duration::from_millis(5_000);
 
@@ -88,6 +91,9 @@ struct SimClient {
     last_seen: BTreeMap<u64, Option<i64>>,
     counter: i64,
     definite_in_liveness: u64,
+    /// Fraction of this client's operations that are reads (read-heavy clients linger on a
+    /// deposed leader, which is what exposes stale reads).
+    read_ratio: f64,
 }
 
 /// Counters describing what a run did.
@@ -107,6 +113,8 @@ pub struct RunStats {
     pub heals: u64,
     /// Node crashes.
     pub crashes: u64,
+    /// Correlated crashes of a majority.
+    pub power_losses: u64,
     /// Crashes that tore a write (detected and discarded at restart).
     pub torn_writes: u64,
     /// Durable writes.
@@ -199,6 +207,7 @@ impl World {
                 last_seen: BTreeMap::new(),
                 counter: 0,
                 definite_in_liveness: 0,
+                read_ratio: rng.random_range(0.3..0.95),
             })
             .collect();
         let liveness_start = nanos(cfg.fault_phase);
@@ -342,7 +351,12 @@ impl World {
                     self.stats.disk_writes += 1;
                     let node = &mut self.nodes[n];
                     node.disk.write(seq, &record);
-                    let latency = self.rng.random_range(nanos(self.cfg.min_disk)..=nanos(self.cfg.max_disk));
+                    let stall = self.faults_on && self.cfg.disk_stall > 0.0 && self.rng.random_bool(self.cfg.disk_stall);
+                    let latency = if stall {
+                        self.rng.random_range(nanos(Duration::from_millis(50))..=nanos(Duration::from_millis(250)))
+                    } else {
+                        self.rng.random_range(nanos(self.cfg.min_disk)..=nanos(self.cfg.max_disk))
+                    };
                     let node = &mut self.nodes[n];
                     let at = (self.now + latency).max(node.disk_free_at);
                     node.disk_free_at = at;
@@ -393,6 +407,13 @@ impl World {
             self.stats.events += 1;
             self.hash_event(s.at, &s.event);
             self.handle(s.event);
+            if self.stats.events > MAX_EVENTS {
+                self.violations.push(format!(
+                    "runaway: more than {MAX_EVENTS} events by virtual time {} ms (a message storm or livelock)",
+                    self.now / 1_000_000
+                ));
+                break;
+            }
             if !self.checker.violations().is_empty() || !self.violations.is_empty() {
                 break;
             }
@@ -463,9 +484,10 @@ impl World {
         client.counter += 1;
         let unique = (c as i64 + 1) * 1_000_000_000 + client.counter;
         let roll: f64 = self.rng.random_range(0.0..1.0);
-        let operation = if roll < 0.4 {
+        let read_ratio = self.clients[c].read_ratio;
+        let operation = if roll < read_ratio {
             Operation::read(key)
-        } else if roll < 0.8 {
+        } else if roll < read_ratio + (1.0 - read_ratio) * 0.7 {
             Operation::write(key, unique)
         } else {
             let guess = self.clients[c].last_seen.get(&key).copied().unwrap_or(None);
@@ -668,28 +690,47 @@ impl World {
         }
         let up: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].raft.is_some()).collect();
         if !up.is_empty() {
-            let victim = match self.leader_index() {
+            let mut victims = vec![match self.leader_index() {
                 Some(l) if self.rng.random_bool(0.3) => l,
                 _ => up[self.rng.random_range(0..up.len())],
-            };
-            let torn = (self.cfg.torn_write > 0.0 && self.rng.random_bool(self.cfg.torn_write))
-                .then(|| self.rng.random_range(0.05..0.95));
-            let node = &mut self.nodes[victim];
-            node.raft = None;
-            node.incarnation += 1;
-            if node.disk.crash(torn) {
-                self.stats.torn_writes += 1;
+            }];
+            if self.cfg.power_loss > 0.0 && self.rng.random_bool(self.cfg.power_loss) {
+                // A power loss: a majority goes down at the same instant, unsynced writes and all.
+                self.stats.power_losses += 1;
+                for &i in &up {
+                    if victims.len() * 2 > self.nodes.len() {
+                        break;
+                    }
+                    if !victims.contains(&i) {
+                        victims.push(i);
+                    }
+                }
             }
-            self.stats.crashes += 1;
+            for victim in victims {
+                self.crash(victim);
+            }
             self.check_durability();
-            let down = self.rng.random_range(nanos(Duration::from_millis(50))..=nanos(self.cfg.max_downtime).max(nanos(Duration::from_millis(51))));
-            let at = self.now + down;
-            self.schedule(at, Event::Restart { node: victim });
         }
         if let Some(every) = self.cfg.crash_every {
             let at = self.now + self.exp_delay(every);
             self.schedule(at, Event::Crash);
         }
+    }
+
+    fn crash(&mut self, victim: usize) {
+        let torn = (self.cfg.torn_write > 0.0 && self.rng.random_bool(self.cfg.torn_write))
+            .then(|| self.rng.random_range(0.05..0.95));
+        let node = &mut self.nodes[victim];
+        node.raft = None;
+        node.incarnation += 1;
+        if node.disk.crash(torn) {
+            self.stats.torn_writes += 1;
+        }
+        self.stats.crashes += 1;
+        let longest = nanos(self.cfg.max_downtime).max(nanos(Duration::from_millis(51)));
+        let down = self.rng.random_range(nanos(Duration::from_millis(50))..=longest);
+        let at = self.now + down;
+        self.schedule(at, Event::Restart { node: victim });
     }
 
     fn start_liveness(&mut self) {

@@ -426,7 +426,10 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
     }
 
     fn become_leader(&mut self, now: Time, out: &mut Vec<RaftOutput>) {
-        debug_assert_eq!(self.vote, Some(self.cfg.id));
+        debug_assert!(
+            self.vote == Some(self.cfg.id) || InjectedBugs::on(self.bugs().vote_twice),
+            "a leader voted for itself in its term"
+        );
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
         self.votes.clear();
@@ -689,8 +692,13 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
         } else if let Some((rejected_prev, hint)) = reject {
             // We never send a prev_index beyond our log: such a rejection is garbage, and
             // following its hint would move next_index where no append can be built.
+            // A rejection at or below the match index is stale too (the follower durably
+            // acknowledged that far). Treating it as fresh would leave `next_index` where it is
+            // and re-probe at once: a livelock that duplicated packets turn into a storm. So
+            // every accepted rejection strictly moves `next_index` back.
             let stale = rejected_prev > last_index
-                || if pr.replicating { rejected_prev <= pr.match_index } else { rejected_prev + 1 != pr.next_index };
+                || rejected_prev <= pr.match_index
+                || (!pr.replicating && rejected_prev + 1 != pr.next_index);
             if stale {
                 return;
             }

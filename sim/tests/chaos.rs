@@ -1,0 +1,171 @@
+//! The simulator as a test suite: many seeds with every fault class on, determinism of traces,
+//! and proof that the checkers catch deliberately broken Raft variants.
+//!
+//! `VECRAFT_SIM_SEEDS=N` raises the number of swarm seeds (default 300) for long runs, e.g.
+//! `VECRAFT_SIM_SEEDS=20000 cargo test --release -p vecraft-sim --test chaos swarm`.
+
+use std::sync::Mutex;
+use vecraft_sim::config::FaultProfile;
+use vecraft_sim::linearizability::{CheckerConfig, check};
+use vecraft_sim::run::{Bug, RunSpec, SeedOutcome, run_seed};
+
+fn env_seeds(default: u64) -> u64 {
+    std::env::var("VECRAFT_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `specs` on all cores; returns the failures as (replay command, reasons).
+fn run_all(specs: Vec<RunSpec>) -> (Vec<(String, Vec<String>)>, u64) {
+    let next = Mutex::new(0usize);
+    let failures = Mutex::new(Vec::new());
+    let ops = Mutex::new(0u64);
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().unwrap();
+                        *n += 1;
+                        *n - 1
+                    };
+                    let Some(spec) = specs.get(i) else { break };
+                    let outcome = run_seed(spec);
+                    *ops.lock().unwrap() += outcome.report.stats.ops_invoked;
+                    if !outcome.passed() {
+                        failures.lock().unwrap().push((spec.replay_command(), outcome.failures()));
+                    }
+                }
+            });
+        }
+    });
+    (failures.into_inner().unwrap(), ops.into_inner().unwrap())
+}
+
+fn assert_all_pass(what: &str, specs: Vec<RunSpec>) {
+    let n = specs.len();
+    let (failures, ops) = run_all(specs);
+    for (cmd, why) in &failures {
+        eprintln!("FAILED, replay with: {cmd}");
+        for w in why {
+            eprintln!("    {w}");
+        }
+    }
+    assert!(failures.is_empty(), "{} of {n} {what} seeds failed (replay commands above)", failures.len());
+    assert!(ops > n as u64 * 50, "clients did too little work ({ops} operations in {n} seeds)");
+    eprintln!("{n} {what} seeds passed ({ops} client operations checked)");
+}
+
+#[test]
+fn swarm_seeds_hold_every_check() {
+    let n = env_seeds(300);
+    assert_all_pass("swarm", (1..=n).map(RunSpec::seed).collect());
+}
+
+#[test]
+fn chaos_profile_seeds_hold_every_check() {
+    let n = (env_seeds(300) / 3).max(20);
+    let specs = (1..=n)
+        .map(|seed| RunSpec { seed: 1_000_000 + seed, profile: FaultProfile::Chaos, nodes: Some(5), fault_secs: None, bug: None })
+        .collect();
+    assert_all_pass("chaos", specs);
+}
+
+#[test]
+fn same_seed_same_trace() {
+    for seed in [1, 7, 42, 1234, 99_999] {
+        let a = run_seed(&RunSpec::seed(seed));
+        let b = run_seed(&RunSpec::seed(seed));
+        assert_eq!(a.report.trace_hash, b.report.trace_hash, "seed {seed} is not deterministic");
+        assert_eq!(a.report.history, b.report.history, "seed {seed}: histories differ");
+        assert!(a.report.stats.events > 1000, "seed {seed} did almost nothing");
+    }
+    // And different seeds explore different worlds.
+    let x = run_seed(&RunSpec::seed(1)).report.trace_hash;
+    let y = run_seed(&RunSpec::seed(2)).report.trace_hash;
+    assert_ne!(x, y);
+}
+
+#[test]
+fn swarm_explores_different_worlds() {
+    let configs: Vec<_> = (1..=200).map(|s| RunSpec::seed(s).config()).collect();
+    let sizes: std::collections::BTreeSet<usize> = configs.iter().map(|c| c.nodes).collect();
+    assert!(sizes.len() >= 4, "cluster sizes explored: {sizes:?}");
+    assert!(configs.iter().any(|c| c.crash_every.is_some() && c.torn_write > 0.0));
+    assert!(configs.iter().any(|c| c.loss > 0.1) && configs.iter().any(|c| c.loss == 0.0));
+    assert!(configs.iter().any(|c| !c.check_quorum) && configs.iter().any(|c| !c.pre_vote));
+    assert!(configs.iter().any(|c| c.clock_drift > 0.03));
+}
+
+/// The first seed (searching at most `limit`) on which the simulator catches `bug`.
+fn first_catch(bug: Bug, limit: u64) -> Option<(u64, SeedOutcome)> {
+    (1..=limit).find_map(|seed| {
+        let spec = RunSpec { bug: Some(bug), ..RunSpec::seed(seed) };
+        let outcome = run_seed(&spec);
+        (!outcome.passed()).then_some((seed, outcome))
+    })
+}
+
+#[test]
+fn every_injected_bug_is_caught_within_a_bounded_number_of_seeds() {
+    for (bug, limit) in [
+        (Bug::CommitWithoutQuorum, 20),
+        (Bug::VoteTwice, 60),
+        (Bug::AckBeforePersist, 60),
+        (Bug::ReadWithoutQuorum, 200),
+    ] {
+        let Some((seed, outcome)) = first_catch(bug, limit) else {
+            panic!("bug {bug:?} was not caught in {limit} seeds: the checkers are blind to it");
+        };
+        eprintln!("{bug:?} caught at seed {seed}: {}", outcome.failures()[0].lines().next().unwrap_or(""));
+    }
+}
+
+#[test]
+fn a_stale_read_bug_is_reported_as_not_linearizable() {
+    // The read bug cannot break Raft's log invariants; only the history checker can see it.
+    let (seed, outcome) = first_catch(Bug::ReadWithoutQuorum, 200).expect("caught (see the test above)");
+    assert!(outcome.report.violations.is_empty(), "seed {seed}: {:?}", outcome.report.violations);
+    let verdict = outcome.linearizability.expect("checked");
+    assert!(!verdict.is_linearizable() && verdict.to_string().contains("NOT linearizable"), "{verdict}");
+}
+
+#[test]
+fn history_file_round_trips_through_the_checker() {
+    let outcome = run_seed(&RunSpec::seed(3));
+    let text = outcome.report.history.to_jsonl_string();
+    assert!(text.lines().count() as u64 >= outcome.report.stats.ops_invoked);
+    let parsed = vecraft_sim::history::History::from_jsonl_str(&text).expect("our own output parses");
+    assert_eq!(check(&parsed, &CheckerConfig::default()), check(&outcome.report.history, &CheckerConfig::default()));
+}
+
+#[test]
+fn cli_check_history_exit_codes() {
+    let dir = std::env::temp_dir().join(format!("vecraft-sim-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.jsonl");
+    std::fs::write(&good, run_seed(&RunSpec::seed(5)).report.history.to_jsonl_string()).unwrap();
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        concat!(
+            r#"{"client":1,"kind":"invoke","op":"write","key":1,"value":5,"time":10}"#, "\n",
+            r#"{"client":1,"kind":"ok","op":"write","key":1,"value":5,"time":20}"#, "\n",
+            r#"{"client":2,"kind":"invoke","op":"read","key":1,"value":null,"time":30}"#, "\n",
+            r#"{"client":2,"kind":"ok","op":"read","key":1,"value":null,"time":40}"#, "\n",
+        ),
+    )
+    .unwrap();
+    let garbage = dir.join("garbage.jsonl");
+    std::fs::write(&garbage, "this is not json\n").unwrap();
+    let run = |f: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vecraft-sim")).arg("check-history").arg(f).output().unwrap()
+    };
+    assert_eq!(run(&good).status.code(), Some(0));
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT linearizable"));
+    let out = run(&garbage);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}
