@@ -261,6 +261,31 @@ enum SearchOutcome {
     OutOfBudget,
 }
 
+/// Replaces every written value that no operation reads or compares against by one shared
+/// "unobserved" value: no operation can tell such values apart, so merging them loses nothing
+/// and lets the cache recognise configurations that differ only in such a value.
+/// Returns the shared value.
+fn merge_unobserved_values(ops: &mut [PreparedOp]) -> Option<Value> {
+    let observed: HashSet<Value> = ops
+        .iter()
+        .filter_map(|op| match op.effect {
+            Effect::Read(seen) => seen,
+            Effect::Cas { expected, .. } | Effect::CasFailed { expected } => expected,
+            Effect::Write(_) => None,
+        })
+        .collect();
+    // `observed` is finite, so some value near i64::MIN is free.
+    let unobserved = (i64::MIN..=i64::MAX).find(|v| !observed.contains(v))?;
+    for op in ops {
+        if let Effect::Write(v) | Effect::Cas { new: v, .. } = &mut op.effect
+            && !observed.contains(v)
+        {
+            *v = unobserved;
+        }
+    }
+    Some(unobserved)
+}
+
 /// Drops indeterminate operations that no operation could ever use: their value is never read
 /// or CAS-expected (and no failed CAS that could follow them expects something else).
 fn useful_ops(ops: &[PreparedOp]) -> Vec<PreparedOp> {
@@ -311,11 +336,27 @@ struct SearchReport {
 
 /// Wing & Gong / Lowe search over one key's operations, within `step_budget` steps.
 fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
-    let ops = useful_ops(all_ops);
+    let mut merged = all_ops.to_vec();
+    let unobserved = merge_unobserved_values(&mut merged);
+    let ops = useful_ops(&merged);
     let mut required_left = ops.iter().filter(|op| op.required).count();
     if required_left == 0 {
         return SearchReport { outcome: SearchOutcome::Linearizable, steps: 0, states: 0 };
     }
+    // Indeterminate writes of values nobody observed are interchangeable, so the search only
+    // ever uses the earliest-invoked unused one (any linearization can be rearranged so).
+    debug_assert!(ops.windows(2).all(|w| w[0].invoke_index < w[1].invoke_index), "invoke order");
+    let mut interchangeable_rank: Vec<Option<usize>> = vec![None; ops.len()];
+    let mut next_rank = 0;
+    for (i, op) in ops.iter().enumerate() {
+        if let (false, Effect::Write(v)) = (op.required, op.effect)
+            && Some(v) == unobserved
+        {
+            interchangeable_rank[i] = Some(next_rank);
+            next_rank += 1;
+        }
+    }
+    let mut interchangeable_used = 0;
 
     // Entries sorted by event index; index 0 is the list head (a sentinel).
     let mut events: Vec<(usize, Entry)> = Vec::with_capacity(2 * ops.len());
@@ -392,7 +433,8 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
         if entry != NIL && entries[entry].is_call {
             let i = entries[entry].op;
             let op = &ops[i];
-            let allowed = !(after_indeterminate && op.is_write());
+            let allowed = !(after_indeterminate && op.is_write())
+                && interchangeable_rank[i].is_none_or(|r| r == interchangeable_used);
             let stepped = if allowed { op.step(state) } else { None };
             let worthwhile = match stepped {
                 Some(new_state) if !op.required => {
@@ -428,6 +470,9 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
                     if op.required {
                         required_left -= 1;
                     }
+                    if interchangeable_rank[i].is_some() {
+                        interchangeable_used += 1;
+                    }
                     lift(&mut next, &mut prev, entry);
                     entry = next[0];
                     continue;
@@ -450,6 +495,9 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
             if ops[i].required {
                 required_left += 1;
             }
+            if interchangeable_rank[i].is_some() {
+                interchangeable_used -= 1;
+            }
             state = previous_state;
             after_indeterminate = previous_flag;
             unlift(&mut next, &mut prev, undo);
@@ -458,61 +506,72 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
     }
 }
 
-/// Shrinks a non-linearizable set of operations to a small one that still fails. Returns the
-/// set and whether shrinking finished within budget.
+/// Shrinks a non-linearizable set of operations to a small one that still fails, in the manner
+/// of delta debugging: at each granularity, first try keeping one chunk alone, then try removing
+/// one chunk; finish with single-operation removals until none applies. Returns the set and
+/// whether shrinking finished within budget.
+///
+/// Writer rule: a candidate keeps, for every value an operation needs the register to hold (a
+/// read's result, a CAS's expected value, "anything but absent" for a failed CAS expecting
+/// absent), some *other* operation that writes it early enough to precede it, whenever the full
+/// set has one. Operations left without such a writer are dropped from the candidate too (and so
+/// on, transitively). Without this rule, dropping the write of 1 from "write 1; read -> 1" would
+/// "explain" a failure that really lies elsewhere.
 fn shrink(ops: &[PreparedOp], config: &CheckerConfig) -> (Vec<PreparedOp>, bool) {
-    let writers_anywhere = count_writers(ops);
+    let writers_anywhere = EarliestWriters::of(ops);
     let mut budget = config.shrink_step_budget;
     let mut current: Vec<PreparedOp> = ops.to_vec();
 
-    // Whether `candidate` keeps, for each value an operation observed, some *other* operation
-    // that wrote it (if the full set has one), and still fails. `None`: out of budget. The
-    // writer rule keeps explanations honest: without it, dropping the write of 1 from
-    // "write 1; read -> 1" would "explain" a failure that is really elsewhere.
-    let still_fails = |candidate: &[PreparedOp], budget: &mut u64| -> Option<bool> {
-        let writers = count_writers(candidate);
-        let others = |counts: &HashMap<Value, usize>, op: &PreparedOp, v: Value| {
-            counts.get(&v).copied().unwrap_or(0) - usize::from(op.written() == Some(v))
-        };
-        let keeps_writers = candidate.iter().all(|op| match op.effect {
-            // A failed CAS expecting "absent" needs some write to have happened before it.
-            Effect::CasFailed { expected: None } => {
-                !writers.is_empty() || writers_anywhere.is_empty()
-            }
-            _ => op.observed().is_none_or(|v| {
-                others(&writers, op, v) > 0 || others(&writers_anywhere, op, v) == 0
-            }),
-        });
-        if !keeps_writers {
-            return Some(false);
+    // The candidate closed under the writer rule, if that still fails. `Err(())`: out of budget.
+    let still_fails = |candidate: Vec<PreparedOp>,
+                       budget: &mut u64|
+     -> Result<Option<Vec<PreparedOp>>, ()> {
+        let closed = close_under_writer_rule(candidate, &writers_anywhere);
+        if closed.is_empty() {
+            return Ok(None);
         }
         if *budget == 0 {
-            return None;
+            return Err(());
         }
-        let report = search(candidate, (*budget).min(config.step_budget_per_key));
+        let report = search(&closed, (*budget).min(config.step_budget_per_key));
         *budget = budget.saturating_sub(report.steps.max(1));
-        Some(matches!(report.outcome, SearchOutcome::NotLinearizable))
+        Ok(matches!(report.outcome, SearchOutcome::NotLinearizable).then_some(closed))
     };
 
-    // Chunks are tried from the end backwards, so an operation is usually removed after the
-    // later operations that observed its value, which the writer rule would otherwise protect it.
     let mut chunk = current.len().div_ceil(2).max(1);
-    loop {
+    'granularity: loop {
+        // Keep one chunk alone (cheap: candidates are small).
+        if chunk < current.len() {
+            for start in (0..current.len()).step_by(chunk) {
+                let candidate = current[start..(start + chunk).min(current.len())].to_vec();
+                match still_fails(candidate, &mut budget) {
+                    Err(()) => return (current, false),
+                    Ok(Some(smaller)) => {
+                        current = smaller;
+                        chunk = current.len().div_ceil(2).max(1);
+                        continue 'granularity;
+                    }
+                    Ok(None) => {}
+                }
+            }
+        }
+        // Remove one chunk, from the end backwards.
         let mut removed_any = false;
         let mut end = current.len();
         while end > 0 {
             let start = end.saturating_sub(chunk);
             let candidate: Vec<PreparedOp> =
                 current[..start].iter().chain(&current[end..]).copied().collect();
-            match still_fails(&candidate, &mut budget) {
-                None => return (current, false),
-                Some(true) => {
-                    current = candidate;
+            match still_fails(candidate, &mut budget) {
+                Err(()) => return (current, false),
+                Ok(Some(smaller)) => {
+                    // Closing may have removed more than the chunk, never less.
+                    end = start.min(smaller.len());
+                    current = smaller;
                     removed_any = true;
                 }
-                Some(false) => {}
+                Ok(None) => end = start,
             }
-            end = start;
         }
         if chunk > 1 {
             chunk = chunk.div_ceil(2);
@@ -522,13 +581,79 @@ fn shrink(ops: &[PreparedOp], config: &CheckerConfig) -> (Vec<PreparedOp>, bool)
     }
 }
 
-/// How many operations write each value.
-fn count_writers(ops: &[PreparedOp]) -> HashMap<Value, usize> {
-    let mut counts = HashMap::new();
-    for v in ops.iter().filter_map(PreparedOp::written) {
-        *counts.entry(v).or_insert(0) += 1;
+/// Drops, repeatedly, the operations of `candidate` that break the writer rule (see [`shrink`]).
+fn close_under_writer_rule(
+    mut candidate: Vec<PreparedOp>,
+    writers_anywhere: &EarliestWriters,
+) -> Vec<PreparedOp> {
+    loop {
+        let writers = EarliestWriters::of(&candidate);
+        let before = candidate.len();
+        candidate.retain(|op| {
+            let needed = match op.effect {
+                Effect::CasFailed { expected: None } => Need::AnyValue,
+                _ => match op.observed() {
+                    Some(v) => Need::Value(v),
+                    None => return true,
+                },
+            };
+            writers.can_precede(needed, op) || !writers_anywhere.can_precede(needed, op)
+        });
+        if candidate.len() == before {
+            return candidate;
+        }
     }
-    counts
+}
+
+/// What an operation needs some earlier write to have produced.
+#[derive(Clone, Copy)]
+enum Need {
+    Value(Value),
+    AnyValue,
+}
+
+/// For each value, the two earliest-invoked operations that write it (and the same over all
+/// values), enough to ask "can another operation writing this precede that operation?".
+struct EarliestWriters {
+    by_value: HashMap<Value, [(usize, usize); 2]>,
+    any: [(usize, usize); 2],
+}
+
+impl EarliestWriters {
+    /// `(invoke_index, record)` pairs; `usize::MAX` marks "none".
+    const NONE: [(usize, usize); 2] = [(usize::MAX, usize::MAX); 2];
+
+    fn of(ops: &[PreparedOp]) -> EarliestWriters {
+        let mut writers = EarliestWriters { by_value: HashMap::new(), any: Self::NONE };
+        let insert = |slots: &mut [(usize, usize); 2], entry: (usize, usize)| {
+            if entry < slots[0] {
+                slots[1] = slots[0];
+                slots[0] = entry;
+            } else if entry < slots[1] {
+                slots[1] = entry;
+            }
+        };
+        for op in ops {
+            if let Some(v) = op.written() {
+                let entry = (op.invoke_index, op.record);
+                insert(writers.by_value.entry(v).or_insert(Self::NONE), entry);
+                insert(&mut writers.any, entry);
+            }
+        }
+        writers
+    }
+
+    /// Whether an operation other than `op` writes what `op` needs and was invoked before `op`
+    /// had to take effect (its completion; any time for an indeterminate operation).
+    fn can_precede(&self, need: Need, op: &PreparedOp) -> bool {
+        let slots = match need {
+            Need::Value(v) => self.by_value.get(&v).unwrap_or(&Self::NONE),
+            Need::AnyValue => &self.any,
+        };
+        let deadline = op.complete_index.unwrap_or(usize::MAX);
+        let earliest = if slots[0].1 == op.record { slots[1].0 } else { slots[0].0 };
+        earliest != usize::MAX && earliest < deadline
+    }
 }
 
 /// A fast, deterministic hasher for cached configurations (bitset words and a value).
