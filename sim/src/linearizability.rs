@@ -53,7 +53,10 @@ pub struct CheckerConfig {
 impl Default for CheckerConfig {
     /// Generous limits: a few seconds of work at most on typical simulator histories.
     fn default() -> CheckerConfig {
-        CheckerConfig { step_budget_per_key: 20_000_000, shrink_step_budget: 20_000_000 }
+        CheckerConfig {
+            step_budget_per_key: 20_000_000,
+            shrink_step_budget: 20_000_000,
+        }
     }
 }
 
@@ -124,7 +127,10 @@ pub fn check(history: &History, config: &CheckerConfig) -> Verdict {
     let mut partitions: BTreeMap<Key, Vec<PreparedOp>> = BTreeMap::new();
     for (index, op) in history.operations().iter().enumerate() {
         if let Some(prepared) = PreparedOp::from_recorded(op, index) {
-            partitions.entry(op.operation.key).or_default().push(prepared);
+            partitions
+                .entry(op.operation.key)
+                .or_default()
+                .push(prepared);
         }
     }
     let mut unknown: Vec<String> = Vec::new();
@@ -141,17 +147,25 @@ pub fn check(history: &History, config: &CheckerConfig) -> Verdict {
             )),
             SearchOutcome::NotLinearizable => {
                 let (kept, minimal) = shrink(ops, config);
-                let mut reported: Vec<RecordedOp> =
-                    kept.iter().map(|p| history.operations()[p.record]).collect();
+                let mut reported: Vec<RecordedOp> = kept
+                    .iter()
+                    .map(|p| history.operations()[p.record])
+                    .collect();
                 reported.sort_by_key(|op| op.invoke_index);
-                return Verdict::NotLinearizable { key, ops: reported, minimal };
+                return Verdict::NotLinearizable {
+                    key,
+                    ops: reported,
+                    minimal,
+                };
             }
         }
     }
     if unknown.is_empty() {
         Verdict::Linearizable
     } else {
-        Verdict::Unknown { reason: unknown.join("; ") }
+        Verdict::Unknown {
+            reason: unknown.join("; "),
+        }
     }
 }
 
@@ -204,10 +218,22 @@ impl PreparedOp {
                 (Effect::Cas { expected, new }, true)
             }
         };
-        let complete_index =
-            if required { op.completion.map(|c| c.event_index) } else { None };
-        debug_assert!(!required || complete_index.is_some(), "required ops have completions");
-        Some(PreparedOp { effect, required, invoke_index: op.invoke_index, complete_index, record })
+        let complete_index = if required {
+            op.completion.map(|c| c.event_index)
+        } else {
+            None
+        };
+        debug_assert!(
+            !required || complete_index.is_some(),
+            "required ops have completions"
+        );
+        Some(PreparedOp {
+            effect,
+            required,
+            invoke_index: op.invoke_index,
+            complete_index,
+            record,
+        })
     }
 
     /// The register model: the value after applying this operation to `state`, or `None` if the
@@ -341,11 +367,19 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
     let ops = useful_ops(&merged);
     let mut required_left = ops.iter().filter(|op| op.required).count();
     if required_left == 0 {
-        return SearchReport { outcome: SearchOutcome::Linearizable, steps: 0, states: 0 };
+        return SearchReport {
+            outcome: SearchOutcome::Linearizable,
+            steps: 0,
+            states: 0,
+        };
     }
     // Indeterminate writes of values nobody observed are interchangeable, so the search only
     // ever uses the earliest-invoked unused one (any linearization can be rearranged so).
-    debug_assert!(ops.windows(2).all(|w| w[0].invoke_index < w[1].invoke_index), "invoke order");
+    debug_assert!(
+        ops.windows(2)
+            .all(|w| w[0].invoke_index < w[1].invoke_index),
+        "invoke order"
+    );
     let mut interchangeable_rank: Vec<Option<usize>> = vec![None; ops.len()];
     let mut next_rank = 0;
     for (i, op) in ops.iter().enumerate() {
@@ -361,15 +395,33 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
     // Entries sorted by event index; index 0 is the list head (a sentinel).
     let mut events: Vec<(usize, Entry)> = Vec::with_capacity(2 * ops.len());
     for (i, op) in ops.iter().enumerate() {
-        events.push((op.invoke_index, Entry { op: i, is_call: true, partner: NIL }));
+        events.push((
+            op.invoke_index,
+            Entry {
+                op: i,
+                is_call: true,
+                partner: NIL,
+            },
+        ));
         if let Some(c) = op.complete_index {
             debug_assert!(c > op.invoke_index, "completion after invoke");
-            events.push((c, Entry { op: i, is_call: false, partner: NIL }));
+            events.push((
+                c,
+                Entry {
+                    op: i,
+                    is_call: false,
+                    partner: NIL,
+                },
+            ));
         }
     }
     events.sort_by_key(|(index, _)| *index);
     let mut entries: Vec<Entry> = Vec::with_capacity(events.len() + 1);
-    entries.push(Entry { op: NIL, is_call: false, partner: NIL });
+    entries.push(Entry {
+        op: NIL,
+        is_call: false,
+        partner: NIL,
+    });
     entries.extend(events.iter().map(|(_, e)| *e));
     let mut call_of = vec![NIL; ops.len()];
     for (i, e) in entries.iter().enumerate().skip(1) {
@@ -385,7 +437,9 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
         }
     }
     let n = entries.len();
-    let mut next: Vec<usize> = (0..n).map(|i| if i + 1 < n { i + 1 } else { NIL }).collect();
+    let mut next: Vec<usize> = (0..n)
+        .map(|i| if i + 1 < n { i + 1 } else { NIL })
+        .collect();
     let mut prev: Vec<usize> = (0..n).map(|i| if i == 0 { NIL } else { i - 1 }).collect();
 
     let lift = |next: &mut Vec<usize>, prev: &mut Vec<usize>, e: usize| {
@@ -424,10 +478,18 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
 
     loop {
         if required_left == 0 {
-            return SearchReport { outcome: SearchOutcome::Linearizable, steps, states: cache.len() };
+            return SearchReport {
+                outcome: SearchOutcome::Linearizable,
+                steps,
+                states: cache.len(),
+            };
         }
         if steps >= step_budget {
-            return SearchReport { outcome: SearchOutcome::OutOfBudget, steps, states: cache.len() };
+            return SearchReport {
+                outcome: SearchOutcome::OutOfBudget,
+                steps,
+                states: cache.len(),
+            };
         }
         steps += 1;
         if entry != NIL && entries[entry].is_call {
@@ -523,20 +585,19 @@ fn shrink(ops: &[PreparedOp], config: &CheckerConfig) -> (Vec<PreparedOp>, bool)
     let mut current: Vec<PreparedOp> = ops.to_vec();
 
     // The candidate closed under the writer rule, if that still fails. `Err(())`: out of budget.
-    let still_fails = |candidate: Vec<PreparedOp>,
-                       budget: &mut u64|
-     -> Result<Option<Vec<PreparedOp>>, ()> {
-        let closed = close_under_writer_rule(candidate, &writers_anywhere);
-        if closed.is_empty() {
-            return Ok(None);
-        }
-        if *budget == 0 {
-            return Err(());
-        }
-        let report = search(&closed, (*budget).min(config.step_budget_per_key));
-        *budget = budget.saturating_sub(report.steps.max(1));
-        Ok(matches!(report.outcome, SearchOutcome::NotLinearizable).then_some(closed))
-    };
+    let still_fails =
+        |candidate: Vec<PreparedOp>, budget: &mut u64| -> Result<Option<Vec<PreparedOp>>, ()> {
+            let closed = close_under_writer_rule(candidate, &writers_anywhere);
+            if closed.is_empty() {
+                return Ok(None);
+            }
+            if *budget == 0 {
+                return Err(());
+            }
+            let report = search(&closed, (*budget).min(config.step_budget_per_key));
+            *budget = budget.saturating_sub(report.steps.max(1));
+            Ok(matches!(report.outcome, SearchOutcome::NotLinearizable).then_some(closed))
+        };
 
     let mut chunk = current.len().div_ceil(2).max(1);
     'granularity: loop {
@@ -560,8 +621,11 @@ fn shrink(ops: &[PreparedOp], config: &CheckerConfig) -> (Vec<PreparedOp>, bool)
         let mut end = current.len();
         while end > 0 {
             let start = end.saturating_sub(chunk);
-            let candidate: Vec<PreparedOp> =
-                current[..start].iter().chain(&current[end..]).copied().collect();
+            let candidate: Vec<PreparedOp> = current[..start]
+                .iter()
+                .chain(&current[end..])
+                .copied()
+                .collect();
             match still_fails(candidate, &mut budget) {
                 Err(()) => return (current, false),
                 Ok(Some(smaller)) => {
@@ -624,7 +688,10 @@ impl EarliestWriters {
     const NONE: [(usize, usize); 2] = [(usize::MAX, usize::MAX); 2];
 
     fn of(ops: &[PreparedOp]) -> EarliestWriters {
-        let mut writers = EarliestWriters { by_value: HashMap::new(), any: Self::NONE };
+        let mut writers = EarliestWriters {
+            by_value: HashMap::new(),
+            any: Self::NONE,
+        };
         let insert = |slots: &mut [(usize, usize); 2], entry: (usize, usize)| {
             if entry < slots[0] {
                 slots[1] = slots[0];
@@ -651,7 +718,11 @@ impl EarliestWriters {
             Need::AnyValue => &self.any,
         };
         let deadline = op.complete_index.unwrap_or(usize::MAX);
-        let earliest = if slots[0].1 == op.record { slots[1].0 } else { slots[0].0 };
+        let earliest = if slots[0].1 == op.record {
+            slots[1].0
+        } else {
+            slots[0].0
+        };
         earliest != usize::MAX && earliest < deadline
     }
 }

@@ -107,7 +107,10 @@ fn concurrent_writes_may_take_effect_in_either_order() {
         assert_eq!(s.verdict(), Verdict::Linearizable, "reading {first}");
         // Once both are done, the value cannot change back.
         s.run(3, Operation::read(1), read_ok(Some(second)));
-        assert!(!s.verdict().is_linearizable(), "reading {first} then {second}");
+        assert!(
+            !s.verdict().is_linearizable(),
+            "reading {first} then {second}"
+        );
     }
 }
 
@@ -235,16 +238,26 @@ fn tiny_budget_on_a_hard_history_is_unknown_not_a_pass() {
     // Twenty overlapping writes, then a read of a value none of them wrote: refuting it means
     // trying many orders, far more than 200 steps.
     let mut s = Script::default();
-    let ids: Vec<OpId> = (0..20).map(|c| s.invoke(c, Operation::write(1, c as i64))).collect();
+    let ids: Vec<OpId> = (0..20)
+        .map(|c| s.invoke(c, Operation::write(1, c as i64)))
+        .collect();
     let r = s.invoke(99, Operation::read(1));
     for id in ids {
         s.done(id, Outcome::Ok);
     }
     s.done(r, read_ok(Some(1000)));
-    let tiny = CheckerConfig { step_budget_per_key: 200, shrink_step_budget: 200 };
+    let tiny = CheckerConfig {
+        step_budget_per_key: 200,
+        shrink_step_budget: 200,
+    };
     let verdict = check(&s.history, &tiny);
     assert!(matches!(verdict, Verdict::Unknown { .. }), "{verdict}");
-    assert!(verdict.to_string().starts_with("UNKNOWN (not a pass): key 1"), "{verdict}");
+    assert!(
+        verdict
+            .to_string()
+            .starts_with("UNKNOWN (not a pass): key 1"),
+        "{verdict}"
+    );
     assert!(!verdict.is_linearizable());
 }
 
@@ -333,7 +346,11 @@ fn simulate(seed: u64, w: Workload) -> History {
                 Phase::Applied(id, outcome)
             }
             Phase::Applied(id, outcome) => {
-                let reported = if rng.random_bool(w.info) { Outcome::Info } else { outcome };
+                let reported = if rng.random_bool(w.info) {
+                    Outcome::Info
+                } else {
+                    outcome
+                };
                 history.complete(id, reported, time).unwrap();
                 Phase::Idle
             }
@@ -346,8 +363,10 @@ fn simulate(seed: u64, w: Workload) -> History {
 /// JSON-lines form. Returns `None` if the history has no ok read.
 fn mutate_read(history: &History, which: usize, value: Value) -> Option<History> {
     let text = history.to_jsonl_string();
-    let mut lines: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let reads: Vec<usize> = (0..lines.len())
         .filter(|&i| lines[i]["kind"] == "ok" && lines[i]["op"] == "read")
         .collect();
@@ -399,7 +418,11 @@ fn brute_force_linearizable(ops: &[RecordedOp]) -> bool {
         }
     }
     fn explore(ops: &[Op], done: &mut Vec<bool>, state: Option<Value>) -> bool {
-        if ops.iter().zip(done.iter()).all(|(op, &d)| d || !required(op)) {
+        if ops
+            .iter()
+            .zip(done.iter())
+            .all(|(op, &d)| d || !required(op))
+        {
             return true;
         }
         for i in 0..ops.len() {
@@ -407,9 +430,8 @@ fn brute_force_linearizable(ops: &[RecordedOp]) -> bool {
                 continue;
             }
             // Real time: nothing still pending may have completed before this was invoked.
-            let blocked = (0..ops.len()).any(|j| {
-                !done[j] && j != i && ops[j].complete.is_some_and(|c| c < ops[i].invoke)
-            });
+            let blocked = (0..ops.len())
+                .any(|j| !done[j] && j != i && ops[j].complete.is_some_and(|c| c < ops[i].invoke));
             if blocked {
                 continue;
             }
@@ -559,8 +581,15 @@ fn checks_a_long_history_with_timeouts_quickly() {
     let history = simulate(7, w);
     assert!(history.operations().len() >= 10_000);
     let started = std::time::Instant::now();
-    assert_eq!(check(&history, &CheckerConfig::default()), Verdict::Linearizable);
-    eprintln!("checked {} operations in {:?}", history.operations().len(), started.elapsed());
+    assert_eq!(
+        check(&history, &CheckerConfig::default()),
+        Verdict::Linearizable
+    );
+    eprintln!(
+        "checked {} operations in {:?}",
+        history.operations().len(),
+        started.elapsed()
+    );
     // And a single corrupted read in it is found and pinned down.
     let mutated = mutate_read(&history, 1234, -1).unwrap();
     let started = std::time::Instant::now();
