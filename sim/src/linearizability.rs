@@ -170,7 +170,7 @@ pub fn check(history: &History, config: &CheckerConfig) -> Verdict {
 }
 
 /// What an operation does to the register model once its outcome is taken into account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Effect {
     /// Saw this value.
     Read(Option<Value>),
@@ -290,8 +290,7 @@ enum SearchOutcome {
 /// Replaces every written value that no operation reads or compares against by one shared
 /// "unobserved" value: no operation can tell such values apart, so merging them loses nothing
 /// and lets the cache recognise configurations that differ only in such a value.
-/// Returns the shared value.
-fn merge_unobserved_values(ops: &mut [PreparedOp]) -> Option<Value> {
+fn merge_unobserved_values(ops: &mut [PreparedOp]) {
     let observed: HashSet<Value> = ops
         .iter()
         .filter_map(|op| match op.effect {
@@ -301,7 +300,9 @@ fn merge_unobserved_values(ops: &mut [PreparedOp]) -> Option<Value> {
         })
         .collect();
     // `observed` is finite, so some value near i64::MIN is free.
-    let unobserved = (i64::MIN..=i64::MAX).find(|v| !observed.contains(v))?;
+    let Some(unobserved) = (i64::MIN..=i64::MAX).find(|v| !observed.contains(v)) else {
+        return;
+    };
     for op in ops {
         if let Effect::Write(v) | Effect::Cas { new: v, .. } = &mut op.effect
             && !observed.contains(v)
@@ -309,7 +310,6 @@ fn merge_unobserved_values(ops: &mut [PreparedOp]) -> Option<Value> {
             *v = unobserved;
         }
     }
-    Some(unobserved)
 }
 
 /// Drops indeterminate operations that no operation could ever use: their value is never read
@@ -342,13 +342,50 @@ struct Entry {
     partner: usize,
 }
 
-/// The configuration of the search, as cached.
-#[derive(PartialEq, Eq, Hash)]
-struct Configuration {
-    linearized: Box<[u64]>,
-    state: Option<Value>,
-    /// The last operation linearized was indeterminate, so the next may not be a write.
-    after_indeterminate: bool,
+/// The configurations the search has visited, with dominance (Lowe's cache, strengthened):
+/// a configuration is the set of determinate operations linearized, the register value, how
+/// many indeterminate operations of each interchangeable group were used, and whether the last
+/// one linearized was indeterminate. Using fewer indeterminate operations (with the flag clear
+/// or equal) leaves every option open that using more would, since they are optional; so a
+/// configuration is skipped if a visited one with the same linearized set and value used no
+/// more of each group.
+#[derive(Default)]
+struct VisitedConfigurations {
+    by_frontier: HashMap<(Box<[u64]>, Option<Value>), Vec<(bool, Box<[u32]>)>, WordHash>,
+    len: usize,
+}
+
+type WordHash = BuildHasherDefault<WordHasher>;
+
+impl VisitedConfigurations {
+    /// Records a configuration; false if it (or one that dominates it) was visited before.
+    fn insert(
+        &mut self,
+        linearized: &[u64],
+        state: Option<Value>,
+        after_indeterminate: bool,
+        used: &[u32],
+    ) -> bool {
+        // `a` leaves at least the options `b` leaves.
+        let dominates = |a: (bool, &[u32]), b: (bool, &[u32])| {
+            (!a.0 || b.0) && a.1.iter().zip(b.1).all(|(x, y)| x <= y)
+        };
+        let visited = self
+            .by_frontier
+            .entry((linearized.into(), state))
+            .or_default();
+        if visited
+            .iter()
+            .any(|(f, u)| dominates((*f, u), (after_indeterminate, used)))
+        {
+            return false;
+        }
+        let before = visited.len();
+        visited.retain(|(f, u)| !dominates((after_indeterminate, used), (*f, u)));
+        visited.push((after_indeterminate, used.into()));
+        self.len = self.len + visited.len() - before;
+        true
+    }
 }
 
 /// What one search found and what it cost.
@@ -363,7 +400,7 @@ struct SearchReport {
 /// Wing & Gong / Lowe search over one key's operations, within `step_budget` steps.
 fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
     let mut merged = all_ops.to_vec();
-    let unobserved = merge_unobserved_values(&mut merged);
+    merge_unobserved_values(&mut merged);
     let ops = useful_ops(&merged);
     let mut required_left = ops.iter().filter(|op| op.required).count();
     if required_left == 0 {
@@ -373,24 +410,31 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
             states: 0,
         };
     }
-    // Indeterminate writes of values nobody observed are interchangeable, so the search only
-    // ever uses the earliest-invoked unused one (any linearization can be rearranged so).
+    // Indeterminate operations with the same effect are interchangeable (none has a deadline),
+    // so the search only ever uses the earliest-invoked unused one of each group: any
+    // linearization can be rearranged so. Together with the merging of unobserved values this
+    // makes many timed-out writes cost little.
     debug_assert!(
         ops.windows(2)
             .all(|w| w[0].invoke_index < w[1].invoke_index),
         "invoke order"
     );
-    let mut interchangeable_rank: Vec<Option<usize>> = vec![None; ops.len()];
-    let mut next_rank = 0;
+    let mut groups: HashMap<Effect, usize> = HashMap::new();
+    let mut group_sizes: Vec<usize> = Vec::new();
+    // (group, rank within the group) of each indeterminate operation.
+    let mut interchangeable: Vec<Option<(usize, usize)>> = vec![None; ops.len()];
     for (i, op) in ops.iter().enumerate() {
-        if let (false, Effect::Write(v)) = (op.required, op.effect)
-            && Some(v) == unobserved
-        {
-            interchangeable_rank[i] = Some(next_rank);
-            next_rank += 1;
+        if !op.required {
+            let next_group = groups.len();
+            let group = *groups.entry(op.effect).or_insert(next_group);
+            if group == group_sizes.len() {
+                group_sizes.push(0);
+            }
+            interchangeable[i] = Some((group, group_sizes[group]));
+            group_sizes[group] += 1;
         }
     }
-    let mut interchangeable_used = 0;
+    let mut used_in_group = vec![0u32; group_sizes.len()];
 
     // Entries sorted by event index; index 0 is the list head (a sentinel).
     let mut events: Vec<(usize, Entry)> = Vec::with_capacity(2 * ops.len());
@@ -467,9 +511,9 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
         }
     };
 
-    let words = ops.len().div_ceil(64);
-    let mut linearized = vec![0u64; words];
-    let mut cache: HashSet<Configuration, BuildHasherDefault<WordHasher>> = HashSet::default();
+    // Determinate operations linearized so far (indeterminate ones are counted per group).
+    let mut linearized = vec![0u64; ops.len().div_ceil(64)];
+    let mut visited = VisitedConfigurations::default();
     let mut stack: Vec<(usize, Option<Value>, bool)> = Vec::new();
     let mut state: Option<Value> = None;
     let mut after_indeterminate = false;
@@ -481,14 +525,14 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
             return SearchReport {
                 outcome: SearchOutcome::Linearizable,
                 steps,
-                states: cache.len(),
+                states: visited.len,
             };
         }
         if steps >= step_budget {
             return SearchReport {
                 outcome: SearchOutcome::OutOfBudget,
                 steps,
-                states: cache.len(),
+                states: visited.len,
             };
         }
         steps += 1;
@@ -496,7 +540,7 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
             let i = entries[entry].op;
             let op = &ops[i];
             let allowed = !(after_indeterminate && op.is_write())
-                && interchangeable_rank[i].is_none_or(|r| r == interchangeable_used);
+                && interchangeable[i].is_none_or(|(g, rank)| rank == used_in_group[g] as usize);
             let stepped = if allowed { op.step(state) } else { None };
             let worthwhile = match stepped {
                 Some(new_state) if !op.required => {
@@ -519,27 +563,26 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
                 None => false,
             };
             if let (true, Some(new_state)) = (worthwhile, stepped) {
-                linearized[i / 64] |= 1 << (i % 64);
-                let fresh = cache.insert(Configuration {
-                    linearized: linearized.clone().into_boxed_slice(),
-                    state: new_state,
-                    after_indeterminate: !op.required,
-                });
-                if fresh {
+                // Tentatively apply, then keep it only if the configuration is new.
+                match interchangeable[i] {
+                    Some((g, _)) => used_in_group[g] += 1,
+                    None => linearized[i / 64] |= 1 << (i % 64),
+                }
+                if visited.insert(&linearized, new_state, !op.required, &used_in_group) {
                     stack.push((entry, state, after_indeterminate));
                     state = new_state;
                     after_indeterminate = !op.required;
                     if op.required {
                         required_left -= 1;
                     }
-                    if interchangeable_rank[i].is_some() {
-                        interchangeable_used += 1;
-                    }
                     lift(&mut next, &mut prev, entry);
                     entry = next[0];
                     continue;
                 }
-                linearized[i / 64] &= !(1 << (i % 64));
+                match interchangeable[i] {
+                    Some((g, _)) => used_in_group[g] -= 1,
+                    None => linearized[i / 64] &= !(1 << (i % 64)),
+                }
             }
             entry = next[entry];
         } else {
@@ -549,16 +592,16 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
                 return SearchReport {
                     outcome: SearchOutcome::NotLinearizable,
                     steps,
-                    states: cache.len(),
+                    states: visited.len,
                 };
             };
             let i = entries[undo].op;
-            linearized[i / 64] &= !(1 << (i % 64));
+            match interchangeable[i] {
+                Some((g, _)) => used_in_group[g] -= 1,
+                None => linearized[i / 64] &= !(1 << (i % 64)),
+            }
             if ops[i].required {
                 required_left += 1;
-            }
-            if interchangeable_rank[i].is_some() {
-                interchangeable_used -= 1;
             }
             state = previous_state;
             after_indeterminate = previous_flag;
@@ -568,71 +611,122 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
     }
 }
 
-/// Shrinks a non-linearizable set of operations to a small one that still fails, in the manner
-/// of delta debugging: at each granularity, first try keeping one chunk alone, then try removing
-/// one chunk; finish with single-operation removals until none applies. Returns the set and
-/// whether shrinking finished within budget.
+/// Shrinks a non-linearizable set of operations to a small one that still fails. Returns the
+/// set and whether shrinking finished within budget.
 ///
-/// Writer rule: a candidate keeps, for every value an operation needs the register to hold (a
-/// read's result, a CAS's expected value, "anything but absent" for a failed CAS expecting
-/// absent), some *other* operation that writes it early enough to precede it, whenever the full
-/// set has one. Operations left without such a writer are dropped from the candidate too (and so
-/// on, transitively). Without this rule, dropping the write of 1 from "write 1; read -> 1" would
-/// "explain" a failure that really lies elsewhere.
+/// Stage 1 removes only pure observers (determinate reads and failed CAS). That is sound: if a
+/// set fails after removing observers, the full set fails too, so the observers left are the
+/// real culprits (say, the one stale read). Stage 2 then removes writes and successful or
+/// indeterminate CAS to make the report small. Removing a write can create a failure that was
+/// not there, so stage 2 obeys the writer rule: a candidate keeps, for every value an operation
+/// needs the register to hold (a read's result, a CAS's expected value, for a failed CAS some
+/// value other than its expected one), some *other* operation that writes it early enough to
+/// precede it, whenever the full set has one; operations left without such a writer are
+/// dropped too, transitively, and a candidate that would drop a stage-1 culprit is rejected.
 fn shrink(ops: &[PreparedOp], config: &CheckerConfig) -> (Vec<PreparedOp>, bool) {
-    let writers_anywhere = EarliestWriters::of(ops);
     let mut budget = config.shrink_step_budget;
-    let mut current: Vec<PreparedOp> = ops.to_vec();
+    let is_observer = |op: &PreparedOp| {
+        op.required && matches!(op.effect, Effect::Read(_) | Effect::CasFailed { .. })
+    };
+    let culprits = match reduce(ops.to_vec(), is_observer, None, &mut budget, config) {
+        Ok(set) => set,
+        Err(set) => return (set, false),
+    };
+    let writers_anywhere = EarliestWriters::of(ops);
+    match reduce(
+        culprits,
+        |op| !is_observer(op),
+        Some(&writers_anywhere),
+        &mut budget,
+        config,
+    ) {
+        Ok(set) => (set, true),
+        Err(set) => (set, false),
+    }
+}
 
-    // The candidate closed under the writer rule, if that still fails. `Err(())`: out of budget.
-    let still_fails =
-        |candidate: Vec<PreparedOp>, budget: &mut u64| -> Result<Option<Vec<PreparedOp>>, ()> {
-            let closed = close_under_writer_rule(candidate, &writers_anywhere);
-            if closed.is_empty() {
+/// Delta debugging over the operations of `current` that are `removable`: at each granularity,
+/// first try keeping one chunk of them alone, then try removing one chunk (from the end
+/// backwards); finish with single removals until none applies. With `writer_rule`, candidates
+/// are closed under it (see [`shrink`]). `Err` carries the current set when the budget ran out.
+fn reduce(
+    mut current: Vec<PreparedOp>,
+    removable: impl Fn(&PreparedOp) -> bool,
+    writer_rule: Option<&EarliestWriters>,
+    budget: &mut u64,
+    config: &CheckerConfig,
+) -> Result<Vec<PreparedOp>, Vec<PreparedOp>> {
+    // Builds the candidate without the removable ops whose positions (among the removable ones)
+    // `drop` selects; returns it if it still fails. `Err(())`: out of budget.
+    let attempt = |current: &[PreparedOp],
+                   drop: &dyn Fn(usize) -> bool,
+                   budget: &mut u64|
+     -> Result<Option<Vec<PreparedOp>>, ()> {
+        let mut rank = 0;
+        let mut candidate = Vec::with_capacity(current.len());
+        for op in current {
+            if removable(op) {
+                rank += 1;
+                if drop(rank - 1) {
+                    continue;
+                }
+            }
+            candidate.push(*op);
+        }
+        if let Some(anywhere) = writer_rule {
+            let pinned = candidate.iter().filter(|op| !removable(op)).count();
+            candidate = close_under_writer_rule(candidate, anywhere);
+            if candidate.iter().filter(|op| !removable(op)).count() < pinned {
                 return Ok(None);
             }
-            if *budget == 0 {
-                return Err(());
-            }
-            let report = search(&closed, (*budget).min(config.step_budget_per_key));
-            *budget = budget.saturating_sub(report.steps.max(1));
-            Ok(matches!(report.outcome, SearchOutcome::NotLinearizable).then_some(closed))
-        };
+        }
+        if candidate.is_empty() || candidate.len() == current.len() {
+            return Ok(None);
+        }
+        if *budget == 0 {
+            return Err(());
+        }
+        let report = search(&candidate, (*budget).min(config.step_budget_per_key));
+        *budget = budget.saturating_sub(report.steps.max(1));
+        Ok(matches!(report.outcome, SearchOutcome::NotLinearizable).then_some(candidate))
+    };
 
-    let mut chunk = current.len().div_ceil(2).max(1);
+    let count = |set: &[PreparedOp]| set.iter().filter(|op| removable(op)).count();
+    let mut chunk = count(&current).div_ceil(2).max(1);
     'granularity: loop {
-        // Keep one chunk alone (cheap: candidates are small).
-        if chunk < current.len() {
-            for start in (0..current.len()).step_by(chunk) {
-                let candidate = current[start..(start + chunk).min(current.len())].to_vec();
-                match still_fails(candidate, &mut budget) {
-                    Err(()) => return (current, false),
+        let n = count(&current);
+        if n == 0 {
+            return Ok(current);
+        }
+        // Keep one chunk alone (candidates are small, so this is cheap).
+        if chunk < n {
+            for start in (0..n).step_by(chunk) {
+                let keep = |r: usize| !(start..start + chunk).contains(&r);
+                match attempt(&current, &keep, budget) {
+                    Err(()) => return Err(current),
                     Ok(Some(smaller)) => {
                         current = smaller;
-                        chunk = current.len().div_ceil(2).max(1);
+                        chunk = count(&current).div_ceil(2).max(1);
                         continue 'granularity;
                     }
                     Ok(None) => {}
                 }
             }
         }
-        // Remove one chunk, from the end backwards.
+        // Remove one chunk, from the end backwards, so an operation is usually tried after the
+        // later operations that observed its value.
         let mut removed_any = false;
-        let mut end = current.len();
+        let mut end = n;
         while end > 0 {
             let start = end.saturating_sub(chunk);
-            let candidate: Vec<PreparedOp> = current[..start]
-                .iter()
-                .chain(&current[end..])
-                .copied()
-                .collect();
-            match still_fails(candidate, &mut budget) {
-                Err(()) => return (current, false),
+            let drop = |r: usize| (start..end).contains(&r);
+            match attempt(&current, &drop, budget) {
+                Err(()) => return Err(current),
                 Ok(Some(smaller)) => {
-                    // Closing may have removed more than the chunk, never less.
-                    end = start.min(smaller.len());
                     current = smaller;
                     removed_any = true;
+                    // Closing may have removed more than the chunk; never revisit past `start`.
+                    end = start.min(count(&current));
                 }
                 Ok(None) => end = start,
             }
@@ -640,7 +734,7 @@ fn shrink(ops: &[PreparedOp], config: &CheckerConfig) -> (Vec<PreparedOp>, bool)
         if chunk > 1 {
             chunk = chunk.div_ceil(2);
         } else if !removed_any {
-            return (current, true);
+            return Ok(current);
         }
     }
 }
@@ -655,7 +749,7 @@ fn close_under_writer_rule(
         let before = candidate.len();
         candidate.retain(|op| {
             let needed = match op.effect {
-                Effect::CasFailed { expected: None } => Need::AnyValue,
+                Effect::CasFailed { expected } => Need::Not(expected),
                 _ => match op.observed() {
                     Some(v) => Need::Value(v),
                     None => return true,
@@ -672,15 +766,21 @@ fn close_under_writer_rule(
 /// What an operation needs some earlier write to have produced.
 #[derive(Clone, Copy)]
 enum Need {
+    /// This value (a read's result, a CAS's expected value).
     Value(Value),
-    AnyValue,
+    /// Any value but this one (a failed CAS). The initial absent value does not count: the
+    /// point is to keep whatever write made the CAS fail.
+    Not(Option<Value>),
 }
 
-/// For each value, the two earliest-invoked operations that write it (and the same over all
-/// values), enough to ask "can another operation writing this precede that operation?".
+/// For each value, the two earliest-invoked operations that write it, and the earliest writers
+/// of two different values: enough to ask "can another operation writing what this one needs
+/// precede it?".
 struct EarliestWriters {
     by_value: HashMap<Value, [(usize, usize); 2]>,
-    any: [(usize, usize); 2],
+    /// `(invoke_index, record, value)` of the earliest writer, and of the earliest writer of a
+    /// value different from the first's.
+    distinct: [Option<(usize, usize, Value)>; 2],
 }
 
 impl EarliestWriters {
@@ -690,38 +790,49 @@ impl EarliestWriters {
     fn of(ops: &[PreparedOp]) -> EarliestWriters {
         let mut writers = EarliestWriters {
             by_value: HashMap::new(),
-            any: Self::NONE,
+            distinct: [None, None],
         };
-        let insert = |slots: &mut [(usize, usize); 2], entry: (usize, usize)| {
+        for op in ops {
+            let Some(v) = op.written() else { continue };
+            let entry = (op.invoke_index, op.record);
+            let slots = writers.by_value.entry(v).or_insert(Self::NONE);
             if entry < slots[0] {
                 slots[1] = slots[0];
                 slots[0] = entry;
             } else if entry < slots[1] {
                 slots[1] = entry;
             }
-        };
-        for op in ops {
-            if let Some(v) = op.written() {
-                let entry = (op.invoke_index, op.record);
-                insert(writers.by_value.entry(v).or_insert(Self::NONE), entry);
-                insert(&mut writers.any, entry);
-            }
         }
+        // The earliest writer, then the earliest of a different value.
+        let mut firsts: Vec<(usize, usize, Value)> = writers
+            .by_value
+            .iter()
+            .map(|(&v, slots)| (slots[0].0, slots[0].1, v))
+            .collect();
+        firsts.sort_unstable();
+        writers.distinct = [firsts.first().copied(), firsts.get(1).copied()];
         writers
     }
 
     /// Whether an operation other than `op` writes what `op` needs and was invoked before `op`
     /// had to take effect (its completion; any time for an indeterminate operation).
     fn can_precede(&self, need: Need, op: &PreparedOp) -> bool {
-        let slots = match need {
-            Need::Value(v) => self.by_value.get(&v).unwrap_or(&Self::NONE),
-            Need::AnyValue => &self.any,
-        };
         let deadline = op.complete_index.unwrap_or(usize::MAX);
-        let earliest = if slots[0].1 == op.record {
-            slots[1].0
-        } else {
-            slots[0].0
+        let earliest = match need {
+            Need::Value(v) => {
+                let slots = self.by_value.get(&v).unwrap_or(&Self::NONE);
+                if slots[0].1 == op.record {
+                    slots[1].0
+                } else {
+                    slots[0].0
+                }
+            }
+            // Only failed CAS ask this, and they write nothing, so no self-exclusion.
+            Need::Not(expected) => match self.distinct {
+                [Some((at, _, v)), _] if Some(v) != expected => at,
+                [_, Some((at, _, _))] => at,
+                _ => usize::MAX,
+            },
         };
         earliest != usize::MAX && earliest < deadline
     }
