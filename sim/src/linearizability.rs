@@ -12,8 +12,8 @@
 //!   events of a key form a linked list; the search repeatedly picks an operation whose invoke
 //!   precedes every not-yet-linearized completion, applies it to the register model, and
 //!   backtracks when a completion is reached with its operation still unlinearized. A cache of
-//!   (set of linearized operations as a bitset, register value) prunes configurations already
-//!   explored.
+//!   visited configurations (linearized operations as a bitset, register value, ...) prunes
+//!   configurations already explored.
 //! * **Completions.**
 //!   - `ok`: the operation must be linearized inside its interval with the observed result.
 //!   - `fail` on a read or write: it did not happen, so it is dropped.
@@ -21,19 +21,43 @@
 //!     asserts `value != expected` somewhere inside its interval.
 //!   - `info`, or no completion at all: the operation may take effect at any instant after its
 //!     invoke, or never. Indeterminate reads constrain nothing and are dropped.
-//! * **Pruning indeterminate operations** (keeps histories with many timeouts tractable without
-//!   losing completeness): a linearization never needs an indeterminate write or CAS that is
-//!   immediately overwritten by a write, nor an indeterminate CAS that does not match (it is then
-//!   the same as never happening), nor one placed after every determinate operation. So the search
-//!   only places an indeterminate operation right before an operation that can use its value, and
-//!   drops up front those whose value no later operation could observe.
+//! * **Taming indeterminate operations** (timeouts make the search exponential; each rule below
+//!   keeps completeness, and a brute-force checker agrees on random small histories):
+//!   - some linearization, if any exists, never has an indeterminate write or CAS immediately
+//!     overwritten by a write, nor an indeterminate CAS that does not match (the same as never
+//!     happening), nor one after every determinate operation. So an indeterminate operation is
+//!     only placed right before an operation that can use its value, and those whose value no
+//!     operation could use are dropped up front;
+//!   - written values that no operation reads or compares against are merged into one;
+//!   - indeterminate operations with the same effect are interchangeable, so the earliest
+//!     invoked unused one is always taken first;
+//!   - the cache is a dominance check: a configuration that used no fewer indeterminate
+//!     operations of each kind than a visited one, with the same linearized determinate
+//!     operations and register value, is skipped (the unused ones are optional).
 //! * **Budget.** The search counts steps; when a key's budget runs out the verdict is
 //!   [`Verdict::Unknown`], never a pass. Nothing depends on wall-clock time, so a verdict is a
 //!   pure function of the history and the [`CheckerConfig`].
-//! * **Explanation.** For a non-linearizable key, the operations are shrunk greedily (first in
-//!   chunks, then one by one) to a small set that still cannot be linearized. Shrinking never
-//!   drops the only writer of a value that a remaining operation observed, so a reported read of
-//!   a value is shown with the write(s) that produced it unless no operation ever wrote it.
+//! * **Explanation.** For a non-linearizable key, the operations are shrunk by delta debugging
+//!   to a small set that still cannot be linearized: first only reads and failed CAS are removed
+//!   (sound: the reads left are real culprits), then writes and CAS, never dropping every write
+//!   that could have produced a value a remaining operation saw. So a stale read is shown with
+//!   the writes that make it stale, and a read of a value nobody wrote is shown alone.
+//!
+//! # Example
+//!
+//! ```
+//! use vecraft_sim::history::{History, Operation, Outcome};
+//! use vecraft_sim::linearizability::{check, CheckerConfig, Verdict};
+//!
+//! let mut history = History::new();
+//! let w = history.invoke(1, Operation::write(7, 42), 100).unwrap();
+//! history.complete(w, Outcome::Ok, 200).unwrap();
+//! let r = history.invoke(2, Operation::read(7), 300).unwrap();
+//! history.complete(r, Outcome::ReadOk(None), 400).unwrap(); // stale: 42 was written before
+//! let verdict = check(&history, &CheckerConfig::default());
+//! assert!(matches!(verdict, Verdict::NotLinearizable { key: 7, .. }));
+//! println!("{verdict}");
+//! ```
 
 use crate::history::{Command, History, Key, Outcome, RecordedOp, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -351,11 +375,15 @@ struct Entry {
 /// more of each group.
 #[derive(Default)]
 struct VisitedConfigurations {
-    by_frontier: HashMap<(Box<[u64]>, Option<Value>), Vec<(bool, Box<[u32]>)>, WordHash>,
+    by_frontier: HashMap<Frontier, Vec<IndeterminateUse>, WordHash>,
     len: usize,
 }
 
 type WordHash = BuildHasherDefault<WordHasher>;
+/// Determinate operations linearized (bitset) and the register value.
+type Frontier = (Box<[u64]>, Option<Value>);
+/// Whether the last operation was indeterminate, and how many of each group were used.
+type IndeterminateUse = (bool, Box<[u32]>);
 
 impl VisitedConfigurations {
     /// Records a configuration; false if it (or one that dominates it) was visited before.
