@@ -96,9 +96,10 @@ pub enum Verdict {
         key: Key,
         /// Operations that cannot be linearized together, as recorded in the history.
         ops: Vec<RecordedOp>,
-        /// Whether shrinking finished: no single operation can be removed from `ops` (keeping
-        /// the writers of observed values) with the rest still failing. `false` if the shrink
-        /// budget ran out first.
+        /// Whether shrinking ran to completion: no read or failed CAS could be dropped with all
+        /// writes present, and then no write or CAS could be dropped without orphaning an
+        /// observed value. `false` if the shrink budget ran out first: `ops` still cannot be
+        /// ordered, but may be larger than needed.
         minimal: bool,
     },
     /// The budget ran out before a verdict was reached for some key, and no key was found to be
@@ -336,20 +337,51 @@ fn merge_unobserved_values(ops: &mut [PreparedOp]) {
     }
 }
 
-/// Drops indeterminate operations that no operation could ever use: their value is never read
-/// or CAS-expected (and no failed CAS that could follow them expects something else).
+/// Drops indeterminate operations that no operation could ever use: none that can still be
+/// linearized after their invoke reads or CAS-expects their value, or is a failed CAS expecting
+/// something else. (Keeping a useless operation is always safe, only slower; so an operation
+/// counting as its own user, a CAS from `v` to `v`, is harmless.) Linear time.
 fn useful_ops(ops: &[PreparedOp]) -> Vec<PreparedOp> {
+    // The last moment an operation can take effect: its completion, or never-ending.
+    let deadline = |op: &PreparedOp| op.complete_index.unwrap_or(usize::MAX);
+    let mut latest_use: HashMap<Value, usize> = HashMap::new();
+    // The latest-deadline failed CAS, and the latest one expecting something else.
+    let mut failed_cas: [Option<(usize, Option<Value>)>; 2] = [None, None];
+    for op in ops {
+        match op.effect {
+            Effect::Read(Some(v))
+            | Effect::Cas {
+                expected: Some(v), ..
+            } => {
+                let latest = latest_use.entry(v).or_insert(0);
+                *latest = (*latest).max(deadline(op));
+            }
+            Effect::CasFailed { expected } => {
+                let entry = (deadline(op), expected);
+                match failed_cas[0] {
+                    Some(first) if first.1 == expected => failed_cas[0] = Some(first.max(entry)),
+                    Some(first) if entry > first => failed_cas = [Some(entry), Some(first)],
+                    Some(_) => failed_cas[1] = failed_cas[1].max(Some(entry)),
+                    None => failed_cas[0] = Some(entry),
+                }
+            }
+            Effect::Read(None) | Effect::Cas { expected: None, .. } | Effect::Write(_) => {}
+        }
+    }
     ops.iter()
         .filter(|w| {
-            if w.required {
+            let Some(x) = w.written().filter(|_| !w.required) else {
                 return true;
-            }
-            let Some(x) = w.written() else { return true };
-            ops.iter().any(|u| {
-                !std::ptr::eq(*w, u)
-                    && u.complete_index.is_none_or(|c| c > w.invoke_index)
-                    && u.could_use(x)
-            })
+            };
+            let by_observer = latest_use.get(&x).copied();
+            let by_failed_cas = failed_cas
+                .iter()
+                .flatten()
+                .find(|(_, expected)| *expected != Some(x))
+                .map(|(at, _)| *at);
+            by_observer
+                .max(by_failed_cas)
+                .is_some_and(|at| at > w.invoke_index)
         })
         .copied()
         .collect()

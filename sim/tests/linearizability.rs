@@ -633,3 +633,57 @@ fn refutes_quickly_despite_many_timeouts_and_repeated_values() {
     assert_eq!(ids.len(), 1);
     assert!(minimal);
 }
+
+#[test]
+fn a_stale_read_in_a_long_history_is_explained_by_three_operations() {
+    let w = Workload {
+        clients: 5,
+        keys: 4,
+        ops: 10_000,
+        info: 0.05,
+        lost: 0.03,
+        value_domain: None,
+    };
+    let history = simulate(7, w);
+    // Make the first ok read (of a written value) past the middle return the value of the
+    // fifth-latest ok write to its key before it: a stale read.
+    let text = history.to_jsonl_string();
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let is_ok = |l: &serde_json::Value, op: &str| l["kind"] == "ok" && l["op"] == op;
+    let target = (lines.len() / 2..lines.len())
+        .find(|&i| is_ok(&lines[i], "read") && !lines[i]["value"].is_null())
+        .unwrap();
+    let key = lines[target]["key"].clone();
+    let writes: Vec<Value> = lines[..target]
+        .iter()
+        .filter(|l| is_ok(l, "write") && l["key"] == key)
+        .map(|l| l["value"].as_i64().unwrap())
+        .collect();
+    let stale = writes[writes.len() - 5];
+    lines[target]["value"] = stale.into();
+    let mutated: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mutated = History::from_jsonl_str(&mutated).unwrap();
+
+    let verdict = check(&mutated, &CheckerConfig::default());
+    let (reported_key, _, minimal) = reported(&verdict);
+    assert_eq!(Some(reported_key), key.as_u64());
+    assert!(minimal);
+    let Verdict::NotLinearizable { ops, .. } = &verdict else {
+        unreachable!()
+    };
+    // The stale value's write, a later write that completed before the read began, the read.
+    assert_eq!(ops.len(), 3, "{verdict}");
+    assert_eq!(ops[0].operation.command, Command::Write(stale));
+    assert!(matches!(ops[1].operation.command, Command::Write(v) if v != stale));
+    assert!(ops[1].completion.unwrap().event_index < ops[2].invoke_index);
+    assert_eq!(ops[2].effective_outcome(), Outcome::ReadOk(Some(stale)));
+    assert_eq!(
+        ops[2].invoke_index,
+        mutated.operations()[ops[2].id.0].invoke_index
+    );
+    // Checking is deterministic, explanation included.
+    assert_eq!(check(&mutated, &CheckerConfig::default()), verdict);
+}
