@@ -398,6 +398,56 @@ struct Entry {
     partner: usize,
 }
 
+/// The determinate operations linearized so far, as a bitset over their ranks (in invoke
+/// order), with a compact key for the cache: since operations are linearized roughly in order,
+/// the set is a long run of ones followed by a short window, and only the window is stored.
+/// That keeps each cached configuration a few words long however long the history is.
+struct LinearizedSet {
+    words: Vec<u64>,
+    /// Number of leading words that are all ones.
+    full_words: usize,
+    /// One past the last word with any bit set.
+    used_words: usize,
+}
+
+impl LinearizedSet {
+    fn new(len: usize) -> LinearizedSet {
+        LinearizedSet {
+            words: vec![0; len.div_ceil(64)],
+            full_words: 0,
+            used_words: 0,
+        }
+    }
+
+    fn insert(&mut self, rank: usize) {
+        let w = rank / 64;
+        debug_assert!(self.words[w] & (1 << (rank % 64)) == 0, "linearized twice");
+        self.words[w] |= 1 << (rank % 64);
+        self.used_words = self.used_words.max(w + 1);
+        while self.full_words < self.words.len() && self.words[self.full_words] == u64::MAX {
+            self.full_words += 1;
+        }
+    }
+
+    fn remove(&mut self, rank: usize) {
+        let w = rank / 64;
+        debug_assert!(self.words[w] & (1 << (rank % 64)) != 0, "not linearized");
+        self.words[w] &= !(1 << (rank % 64));
+        self.full_words = self.full_words.min(w);
+        while self.used_words > 0 && self.words[self.used_words - 1] == 0 {
+            self.used_words -= 1;
+        }
+    }
+
+    /// Identifies the set exactly: the count of full leading words, then the words after them.
+    fn key(&self) -> Box<[u64]> {
+        let window = &self.words[self.full_words..self.used_words.max(self.full_words)];
+        std::iter::once(self.full_words as u64)
+            .chain(window.iter().copied())
+            .collect()
+    }
+}
+
 /// The configurations the search has visited, with dominance (Lowe's cache, strengthened):
 /// a configuration is the set of determinate operations linearized, the register value, how
 /// many indeterminate operations of each interchangeable group were used, and whether the last
@@ -421,7 +471,7 @@ impl VisitedConfigurations {
     /// Records a configuration; false if it (or one that dominates it) was visited before.
     fn insert(
         &mut self,
-        linearized: &[u64],
+        linearized: Box<[u64]>,
         state: Option<Value>,
         after_indeterminate: bool,
         used: &[u32],
@@ -430,10 +480,7 @@ impl VisitedConfigurations {
         let dominates = |a: (bool, &[u32]), b: (bool, &[u32])| {
             (!a.0 || b.0) && a.1.iter().zip(b.1).all(|(x, y)| x <= y)
         };
-        let visited = self
-            .by_frontier
-            .entry((linearized.into(), state))
-            .or_default();
+        let visited = self.by_frontier.entry((linearized, state)).or_default();
         if visited
             .iter()
             .any(|(f, u)| dominates((*f, u), (after_indeterminate, used)))
@@ -571,8 +618,13 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
         }
     };
 
-    // Determinate operations linearized so far (indeterminate ones are counted per group).
-    let mut linearized = vec![0u64; ops.len().div_ceil(64)];
+    // Determinate operations linearized so far, by rank among them (indeterminate ones are
+    // counted per group instead).
+    let mut required_rank = vec![NIL; ops.len()];
+    for (rank, i) in (0..ops.len()).filter(|&i| ops[i].required).enumerate() {
+        required_rank[i] = rank;
+    }
+    let mut linearized = LinearizedSet::new(required_left);
     let mut visited = VisitedConfigurations::default();
     let mut stack: Vec<(usize, Option<Value>, bool)> = Vec::new();
     let mut state: Option<Value> = None;
@@ -626,9 +678,9 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
                 // Tentatively apply, then keep it only if the configuration is new.
                 match interchangeable[i] {
                     Some((g, _)) => used_in_group[g] += 1,
-                    None => linearized[i / 64] |= 1 << (i % 64),
+                    None => linearized.insert(required_rank[i]),
                 }
-                if visited.insert(&linearized, new_state, !op.required, &used_in_group) {
+                if visited.insert(linearized.key(), new_state, !op.required, &used_in_group) {
                     stack.push((entry, state, after_indeterminate));
                     state = new_state;
                     after_indeterminate = !op.required;
@@ -641,7 +693,7 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
                 }
                 match interchangeable[i] {
                     Some((g, _)) => used_in_group[g] -= 1,
-                    None => linearized[i / 64] &= !(1 << (i % 64)),
+                    None => linearized.remove(required_rank[i]),
                 }
             }
             entry = next[entry];
@@ -658,7 +710,7 @@ fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
             let i = entries[undo].op;
             match interchangeable[i] {
                 Some((g, _)) => used_in_group[g] -= 1,
-                None => linearized[i / 64] &= !(1 << (i % 64)),
+                None => linearized.remove(required_rank[i]),
             }
             if ops[i].required {
                 required_left += 1;
