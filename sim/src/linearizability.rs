@@ -389,15 +389,6 @@ fn useful_ops(ops: &[PreparedOp]) -> Vec<PreparedOp> {
 
 const NIL: usize = usize::MAX;
 
-/// One event in the search's doubly linked list.
-#[derive(Clone, Copy)]
-struct Entry {
-    op: usize,
-    is_call: bool,
-    /// For a call: its return entry, or `NIL` for an indeterminate operation.
-    partner: usize,
-}
-
 /// The determinate operations linearized so far, as a bitset over their ranks (in invoke
 /// order), with a compact key for the cache: since operations are linearized roughly in order,
 /// the set is a long run of ones followed by a short window, and only the window is stored.
@@ -448,51 +439,54 @@ impl LinearizedSet {
     }
 }
 
-/// The configurations the search has visited, with dominance (Lowe's cache, strengthened):
-/// a configuration is the set of determinate operations linearized, the register value, how
-/// many indeterminate operations of each interchangeable group were used, and whether the last
-/// one linearized was indeterminate. Using fewer indeterminate operations (with the flag clear
-/// or equal) leaves every option open that using more would, since they are optional; so a
-/// configuration is skipped if a visited one with the same linearized set and value used no
-/// more of each group.
+/// The configurations the search has visited, with dominance (Lowe's cache, strengthened).
+///
+/// A configuration is the set of determinate operations linearized, the register value, how
+/// many operations of each live group of interchangeable indeterminate operations were used,
+/// and whether the last operation linearized was indeterminate. The first two form the key; they
+/// fix which groups are still usable ("live"), so only live groups' counts are stored. Using
+/// fewer indeterminate operations (with the flag clear or equal) leaves open every option that
+/// using more would, since they are optional; so a configuration is skipped if a visited one
+/// with the same key used no more of each live group.
 #[derive(Default)]
 struct VisitedConfigurations {
-    by_frontier: HashMap<Frontier, Vec<IndeterminateUse>, WordHash>,
+    by_key: HashMap<ConfigurationKey, Vec<IndeterminateUse>, WordHash>,
     len: usize,
 }
 
 type WordHash = BuildHasherDefault<WordHasher>;
-/// Determinate operations linearized (bitset) and the register value.
-type Frontier = (Box<[u64]>, Option<Value>);
-/// Whether the last operation was indeterminate, and how many of each group were used.
-type IndeterminateUse = (bool, Box<[u32]>);
+/// Determinate operations linearized (compact bitset) and the register value.
+type ConfigurationKey = (Box<[u64]>, Option<Value>);
+/// Whether the last operation was indeterminate, and `(group, used)` for live groups with a
+/// non-zero count, sorted by group.
+type IndeterminateUse = (bool, Box<[(u32, u32)]>);
 
 impl VisitedConfigurations {
     /// Records a configuration; false if it (or one that dominates it) was visited before.
-    fn insert(
-        &mut self,
-        linearized: Box<[u64]>,
-        state: Option<Value>,
-        after_indeterminate: bool,
-        used: &[u32],
-    ) -> bool {
-        // `a` leaves at least the options `b` leaves.
-        let dominates = |a: (bool, &[u32]), b: (bool, &[u32])| {
-            (!a.0 || b.0) && a.1.iter().zip(b.1).all(|(x, y)| x <= y)
-        };
-        let visited = self.by_frontier.entry((linearized, state)).or_default();
-        if visited
-            .iter()
-            .any(|(f, u)| dominates((*f, u), (after_indeterminate, used)))
-        {
+    fn insert(&mut self, key: ConfigurationKey, usage: IndeterminateUse) -> bool {
+        let visited = self.by_key.entry(key).or_default();
+        if visited.iter().any(|seen| dominates(seen, &usage)) {
             return false;
         }
         let before = visited.len();
-        visited.retain(|(f, u)| !dominates((after_indeterminate, used), (*f, u)));
-        visited.push((after_indeterminate, used.into()));
+        visited.retain(|seen| !dominates(&usage, seen));
+        visited.push(usage);
         self.len = self.len + visited.len() - before;
         true
     }
+}
+
+/// Whether configuration usage `a` leaves open every option `b` does.
+fn dominates(a: &IndeterminateUse, b: &IndeterminateUse) -> bool {
+    if a.0 && !b.0 {
+        return false;
+    }
+    // Every count in `a` must be at most the matching count in `b` (absent means zero).
+    let mut b_counts = b.1.iter().peekable();
+    a.1.iter().all(|&(group, used)| {
+        while b_counts.next_if(|&&(g, _)| g < group).is_some() {}
+        matches!(b_counts.peek(), Some(&&(g, u)) if g == group && u >= used)
+    })
 }
 
 /// What one search found and what it cost.
@@ -504,223 +498,511 @@ struct SearchReport {
     states: usize,
 }
 
-/// Wing & Gong / Lowe search over one key's operations, within `step_budget` steps.
-fn search(all_ops: &[PreparedOp], step_budget: u64) -> SearchReport {
-    let mut merged = all_ops.to_vec();
-    merge_unobserved_values(&mut merged);
-    let ops = useful_ops(&merged);
-    let mut required_left = ops.iter().filter(|op| op.required).count();
-    if required_left == 0 {
-        return SearchReport {
-            outcome: SearchOutcome::Linearizable,
-            steps: 0,
-            states: 0,
+/// What a list entry stands for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    /// The list head (a sentinel).
+    Head,
+    /// Invocation of a determinate operation (index into the ops).
+    Call(usize),
+    /// Completion of a determinate operation.
+    Return(usize),
+    /// A group of interchangeable indeterminate operations, placed at its first invoke.
+    Group(usize),
+}
+
+/// One event in the search's doubly linked lists.
+#[derive(Clone, Copy)]
+struct Entry {
+    kind: EntryKind,
+    event_index: usize,
+    /// For a call, its return; for a return, its call.
+    partner: usize,
+}
+
+/// Indeterminate operations with the same effect: interchangeable, as none has a deadline, so
+/// the search always takes the earliest-invoked unused one.
+struct Group {
+    effect: Effect,
+    /// Indices into the ops, in invoke order.
+    members: Vec<usize>,
+}
+
+/// Facts that tell when a group can no longer be used, whatever happens next.
+struct Liveness {
+    /// Per value: the latest deadline of an operation that reads it or CAS-expects it.
+    latest_use: HashMap<Value, usize>,
+    /// The latest-deadline failed CAS, and the latest one expecting something else.
+    failed_cas: [Option<(usize, Option<Value>)>; 2],
+    /// Per value: the latest deadline of an operation that writes it.
+    latest_write: HashMap<Value, usize>,
+}
+
+impl Liveness {
+    fn of(ops: &[PreparedOp]) -> Liveness {
+        let mut facts = Liveness {
+            latest_use: HashMap::new(),
+            failed_cas: [None, None],
+            latest_write: HashMap::new(),
         };
-    }
-    // Indeterminate operations with the same effect are interchangeable (none has a deadline),
-    // so the search only ever uses the earliest-invoked unused one of each group: any
-    // linearization can be rearranged so. Together with the merging of unobserved values this
-    // makes many timed-out writes cost little.
-    debug_assert!(
-        ops.windows(2)
-            .all(|w| w[0].invoke_index < w[1].invoke_index),
-        "invoke order"
-    );
-    let mut groups: HashMap<Effect, usize> = HashMap::new();
-    let mut group_sizes: Vec<usize> = Vec::new();
-    // (group, rank within the group) of each indeterminate operation.
-    let mut interchangeable: Vec<Option<(usize, usize)>> = vec![None; ops.len()];
-    for (i, op) in ops.iter().enumerate() {
-        if !op.required {
-            let next_group = groups.len();
-            let group = *groups.entry(op.effect).or_insert(next_group);
-            if group == group_sizes.len() {
-                group_sizes.push(0);
+        for op in ops {
+            let deadline = op.complete_index.unwrap_or(usize::MAX);
+            if let Some(v) = op.written() {
+                let latest = facts.latest_write.entry(v).or_insert(0);
+                *latest = (*latest).max(deadline);
             }
-            interchangeable[i] = Some((group, group_sizes[group]));
-            group_sizes[group] += 1;
-        }
-    }
-    let mut used_in_group = vec![0u32; group_sizes.len()];
-
-    // Entries sorted by event index; index 0 is the list head (a sentinel).
-    let mut events: Vec<(usize, Entry)> = Vec::with_capacity(2 * ops.len());
-    for (i, op) in ops.iter().enumerate() {
-        events.push((
-            op.invoke_index,
-            Entry {
-                op: i,
-                is_call: true,
-                partner: NIL,
-            },
-        ));
-        if let Some(c) = op.complete_index {
-            debug_assert!(c > op.invoke_index, "completion after invoke");
-            events.push((
-                c,
-                Entry {
-                    op: i,
-                    is_call: false,
-                    partner: NIL,
-                },
-            ));
-        }
-    }
-    events.sort_by_key(|(index, _)| *index);
-    let mut entries: Vec<Entry> = Vec::with_capacity(events.len() + 1);
-    entries.push(Entry {
-        op: NIL,
-        is_call: false,
-        partner: NIL,
-    });
-    entries.extend(events.iter().map(|(_, e)| *e));
-    let mut call_of = vec![NIL; ops.len()];
-    for (i, e) in entries.iter().enumerate().skip(1) {
-        if e.is_call {
-            call_of[e.op] = i;
-        }
-    }
-    for i in 1..entries.len() {
-        if !entries[i].is_call {
-            let call = call_of[entries[i].op];
-            entries[call].partner = i;
-            entries[i].partner = call;
-        }
-    }
-    let n = entries.len();
-    let mut next: Vec<usize> = (0..n)
-        .map(|i| if i + 1 < n { i + 1 } else { NIL })
-        .collect();
-    let mut prev: Vec<usize> = (0..n).map(|i| if i == 0 { NIL } else { i - 1 }).collect();
-
-    let lift = |next: &mut Vec<usize>, prev: &mut Vec<usize>, e: usize| {
-        for x in [e, entries[e].partner] {
-            if x == NIL {
-                continue;
-            }
-            let (p, q) = (prev[x], next[x]);
-            next[p] = q;
-            if q != NIL {
-                prev[q] = p;
-            }
-        }
-    };
-    let unlift = |next: &mut Vec<usize>, prev: &mut Vec<usize>, e: usize| {
-        for x in [entries[e].partner, e] {
-            if x == NIL {
-                continue;
-            }
-            let (p, q) = (prev[x], next[x]);
-            next[p] = x;
-            if q != NIL {
-                prev[q] = x;
-            }
-        }
-    };
-
-    // Determinate operations linearized so far, by rank among them (indeterminate ones are
-    // counted per group instead).
-    let mut required_rank = vec![NIL; ops.len()];
-    for (rank, i) in (0..ops.len()).filter(|&i| ops[i].required).enumerate() {
-        required_rank[i] = rank;
-    }
-    let mut linearized = LinearizedSet::new(required_left);
-    let mut visited = VisitedConfigurations::default();
-    let mut stack: Vec<(usize, Option<Value>, bool)> = Vec::new();
-    let mut state: Option<Value> = None;
-    let mut after_indeterminate = false;
-    let mut steps: u64 = 0;
-    let mut entry = next[0];
-
-    loop {
-        if required_left == 0 {
-            return SearchReport {
-                outcome: SearchOutcome::Linearizable,
-                steps,
-                states: visited.len,
-            };
-        }
-        if steps >= step_budget {
-            return SearchReport {
-                outcome: SearchOutcome::OutOfBudget,
-                steps,
-                states: visited.len,
-            };
-        }
-        steps += 1;
-        if entry != NIL && entries[entry].is_call {
-            let i = entries[entry].op;
-            let op = &ops[i];
-            let allowed = !(after_indeterminate && op.is_write())
-                && interchangeable[i].is_none_or(|(g, rank)| rank == used_in_group[g] as usize);
-            let stepped = if allowed { op.step(state) } else { None };
-            let worthwhile = match stepped {
-                Some(new_state) if !op.required => {
-                    // Only place an indeterminate operation right before one that uses it.
-                    new_state.is_some_and(|x| {
-                        let mut c = next[0];
-                        let mut found = false;
-                        while c != NIL && entries[c].is_call {
-                            let u = &ops[entries[c].op];
-                            if c != entry && u.could_use(x) && u.step(new_state).is_some() {
-                                found = true;
-                                break;
-                            }
-                            c = next[c];
+            match op.effect {
+                Effect::Read(Some(v))
+                | Effect::Cas {
+                    expected: Some(v), ..
+                } => {
+                    let latest = facts.latest_use.entry(v).or_insert(0);
+                    *latest = (*latest).max(deadline);
+                }
+                Effect::CasFailed { expected } => {
+                    let entry = (deadline, expected);
+                    match facts.failed_cas[0] {
+                        Some(first) if first.1 == expected => {
+                            facts.failed_cas[0] = Some(first.max(entry))
                         }
-                        found
-                    })
-                }
-                Some(_) => true,
-                None => false,
-            };
-            if let (true, Some(new_state)) = (worthwhile, stepped) {
-                // Tentatively apply, then keep it only if the configuration is new.
-                match interchangeable[i] {
-                    Some((g, _)) => used_in_group[g] += 1,
-                    None => linearized.insert(required_rank[i]),
-                }
-                if visited.insert(linearized.key(), new_state, !op.required, &used_in_group) {
-                    stack.push((entry, state, after_indeterminate));
-                    state = new_state;
-                    after_indeterminate = !op.required;
-                    if op.required {
-                        required_left -= 1;
+                        Some(first) if entry > first => {
+                            facts.failed_cas = [Some(entry), Some(first)]
+                        }
+                        Some(_) => facts.failed_cas[1] = facts.failed_cas[1].max(Some(entry)),
+                        None => facts.failed_cas[0] = Some(entry),
                     }
-                    lift(&mut next, &mut prev, entry);
-                    entry = next[0];
-                    continue;
                 }
-                match interchangeable[i] {
-                    Some((g, _)) => used_in_group[g] -= 1,
-                    None => linearized.remove(required_rank[i]),
-                }
+                Effect::Read(None) | Effect::Cas { expected: None, .. } | Effect::Write(_) => {}
             }
-            entry = next[entry];
-        } else {
-            // A completion whose operation is not linearized yet (or, defensively, the end of
-            // the list): undo the most recent choice and try the next candidate after it.
-            let Some((undo, previous_state, previous_flag)) = stack.pop() else {
-                return SearchReport {
-                    outcome: SearchOutcome::NotLinearizable,
-                    steps,
-                    states: visited.len,
-                };
-            };
-            let i = entries[undo].op;
-            match interchangeable[i] {
-                Some((g, _)) => used_in_group[g] -= 1,
-                None => linearized.remove(required_rank[i]),
-            }
-            if ops[i].required {
-                required_left += 1;
-            }
-            state = previous_state;
-            after_indeterminate = previous_flag;
-            unlift(&mut next, &mut prev, undo);
-            entry = next[undo];
+        }
+        facts
+    }
+
+    /// The latest deadline of any operation that could use a stored `x` right after it was
+    /// stored (see [`PreparedOp::could_use`]), if any.
+    fn latest_user(&self, x: Value) -> Option<usize> {
+        let by_observer = self.latest_use.get(&x).copied();
+        let by_failed_cas = self
+            .failed_cas
+            .iter()
+            .flatten()
+            .find(|(_, expected)| *expected != Some(x))
+            .map(|(at, _)| *at);
+        by_observer.max(by_failed_cas)
+    }
+
+    /// Whether an operation with `effect` can never again be used, at a configuration whose
+    /// first pending completion is `frontier` and whose value is `state`. Every determinate
+    /// operation with a deadline before `frontier` is already linearized, so: no user of its
+    /// value remains, or (for a CAS) the register holds something else and no writer of the
+    /// expected value remains.
+    fn is_dead(&self, effect: Effect, frontier: usize, state: Option<Value>) -> bool {
+        let Some(x) = (match effect {
+            Effect::Write(v) | Effect::Cas { new: v, .. } => Some(v),
+            Effect::Read(_) | Effect::CasFailed { .. } => None,
+        }) else {
+            return true;
+        };
+        if self.latest_user(x).is_none_or(|at| at < frontier) {
+            return true;
+        }
+        match effect {
+            Effect::Cas { expected, .. } if state != expected => expected
+                .and_then(|e| self.latest_write.get(&e).copied())
+                .is_none_or(|at| at < frontier),
+            _ => false,
         }
     }
+}
+
+/// One choice on the search path, to undo when backtracking.
+struct Frame {
+    /// The entry linearized (a call, or a group).
+    entry: usize,
+    state: Option<Value>,
+    after_indeterminate: bool,
+    /// For a group: whether this use exhausted it, so its entry was lifted.
+    exhausted: bool,
+    /// Group entries found dead at the configuration this choice led to, lifted in order.
+    dead: Vec<usize>,
+}
+
+/// Wing & Gong / Lowe search over one key's operations (see the module docs).
+struct Search {
+    ops: Vec<PreparedOp>,
+    entries: Vec<Entry>,
+    /// The list of all live entries, in event order.
+    next: Vec<usize>,
+    prev: Vec<usize>,
+    /// The list of pending return entries only, in event order (its first one is the frontier).
+    next_return: Vec<usize>,
+    prev_return: Vec<usize>,
+    groups: Vec<Group>,
+    used: Vec<u32>,
+    /// Groups with a non-zero `used`, in the order they became so (a stack, like the path).
+    used_groups: Vec<usize>,
+    liveness: Liveness,
+    required_rank: Vec<usize>,
+    linearized: LinearizedSet,
+    required_left: usize,
+    state: Option<Value>,
+    after_indeterminate: bool,
+    path: Vec<Frame>,
+    visited: VisitedConfigurations,
+}
+
+impl Search {
+    fn new(all_ops: &[PreparedOp]) -> Search {
+        let mut merged = all_ops.to_vec();
+        merge_unobserved_values(&mut merged);
+        let ops = useful_ops(&merged);
+        debug_assert!(
+            ops.windows(2)
+                .all(|w| w[0].invoke_index < w[1].invoke_index),
+            "invoke order"
+        );
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of: HashMap<Effect, usize> = HashMap::new();
+        let mut required_rank = vec![NIL; ops.len()];
+        let mut required = 0;
+        let mut events: Vec<(usize, EntryKind)> = Vec::with_capacity(2 * ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            if op.required {
+                required_rank[i] = required;
+                required += 1;
+                events.push((op.invoke_index, EntryKind::Call(i)));
+                let completion = op.complete_index.unwrap_or(usize::MAX);
+                debug_assert!(completion > op.invoke_index, "completion after invoke");
+                events.push((completion, EntryKind::Return(i)));
+            } else {
+                let g = *group_of.entry(op.effect).or_insert_with(|| {
+                    groups.push(Group {
+                        effect: op.effect,
+                        members: Vec::new(),
+                    });
+                    events.push((op.invoke_index, EntryKind::Group(groups.len() - 1)));
+                    groups.len() - 1
+                });
+                groups[g].members.push(i);
+            }
+        }
+        events.sort_by_key(|&(index, _)| index);
+        let mut entries = vec![Entry {
+            kind: EntryKind::Head,
+            event_index: 0,
+            partner: NIL,
+        }];
+        let mut call_entry = vec![NIL; ops.len()];
+        for (event_index, kind) in events {
+            let at = entries.len();
+            let partner = match kind {
+                EntryKind::Call(i) => {
+                    call_entry[i] = at;
+                    NIL
+                }
+                EntryKind::Return(i) => {
+                    entries[call_entry[i]].partner = at;
+                    call_entry[i]
+                }
+                EntryKind::Head | EntryKind::Group(_) => NIL,
+            };
+            entries.push(Entry {
+                kind,
+                event_index,
+                partner,
+            });
+        }
+        let n = entries.len();
+        let next = (0..n)
+            .map(|i| if i + 1 < n { i + 1 } else { NIL })
+            .collect();
+        let prev = (0..n).map(|i| if i == 0 { NIL } else { i - 1 }).collect();
+        // The returns-only list, threaded through the same indices.
+        let mut next_return = vec![NIL; n];
+        let mut prev_return = vec![NIL; n];
+        let mut last = 0;
+        for i in 1..n {
+            if matches!(entries[i].kind, EntryKind::Return(_)) {
+                next_return[last] = i;
+                prev_return[i] = last;
+                last = i;
+            }
+        }
+        let liveness = Liveness::of(&ops);
+        let used = vec![0; groups.len()];
+        Search {
+            ops,
+            entries,
+            next,
+            prev,
+            next_return,
+            prev_return,
+            groups,
+            used,
+            used_groups: Vec::new(),
+            liveness,
+            required_rank,
+            linearized: LinearizedSet::new(required),
+            required_left: required,
+            state: None,
+            after_indeterminate: false,
+            path: Vec::new(),
+            visited: VisitedConfigurations::default(),
+        }
+    }
+
+    /// Event index of the first pending completion: only operations invoked before it may be
+    /// linearized next.
+    fn frontier(&self) -> usize {
+        match self.next_return[0] {
+            NIL => usize::MAX,
+            r => self.entries[r].event_index,
+        }
+    }
+
+    fn unlink(next: &mut [usize], prev: &mut [usize], x: usize) {
+        let (p, q) = (prev[x], next[x]);
+        next[p] = q;
+        if q != NIL {
+            prev[q] = p;
+        }
+    }
+
+    fn relink(next: &mut [usize], prev: &mut [usize], x: usize) {
+        let (p, q) = (prev[x], next[x]);
+        next[p] = x;
+        if q != NIL {
+            prev[q] = x;
+        }
+    }
+
+    /// Removes an entry (with its return, for a call) from the lists; undone by `unlift`.
+    fn lift(&mut self, e: usize) {
+        Self::unlink(&mut self.next, &mut self.prev, e);
+        let r = self.entries[e].partner;
+        if r != NIL {
+            Self::unlink(&mut self.next, &mut self.prev, r);
+            Self::unlink(&mut self.next_return, &mut self.prev_return, r);
+        }
+    }
+
+    fn unlift(&mut self, e: usize) {
+        let r = self.entries[e].partner;
+        if r != NIL {
+            Self::relink(&mut self.next_return, &mut self.prev_return, r);
+            Self::relink(&mut self.next, &mut self.prev, r);
+        }
+        Self::relink(&mut self.next, &mut self.prev, e);
+    }
+
+    /// The next unused member of group `g`, if any, counting `extra` uses not yet recorded.
+    fn next_member(&self, g: usize, extra: u32) -> Option<usize> {
+        self.groups[g]
+            .members
+            .get((self.used[g] + extra) as usize)
+            .copied()
+    }
+
+    /// Whether some operation that may be linearized next could use the value `x` just stored
+    /// by the next member of group `own` (which leaves the register at `x`).
+    fn has_user(&self, own: usize, x: Value) -> bool {
+        let frontier = self.frontier();
+        let usable = |u: &PreparedOp| u.could_use(x) && u.step(Some(x)).is_some();
+        let mut c = self.next[0];
+        while c != NIL {
+            match self.entries[c].kind {
+                EntryKind::Return(_) => return false,
+                EntryKind::Call(j) if usable(&self.ops[j]) => return true,
+                EntryKind::Group(h) => {
+                    if let Some(m) = self.next_member(h, u32::from(h == own))
+                        && self.ops[m].invoke_index < frontier
+                        && usable(&self.ops[m])
+                    {
+                        return true;
+                    }
+                }
+                EntryKind::Call(_) | EntryKind::Head => {}
+            }
+            c = self.next[c];
+        }
+        false
+    }
+
+    /// Caches the current configuration; false if it (or a dominating one) was seen.
+    fn remember(&mut self) -> bool {
+        let frontier = self.frontier();
+        let mut live: Vec<(u32, u32)> = self
+            .used_groups
+            .iter()
+            .filter(|&&g| {
+                !self
+                    .liveness
+                    .is_dead(self.groups[g].effect, frontier, self.state)
+            })
+            .map(|&g| (g as u32, self.used[g]))
+            .collect();
+        live.sort_unstable();
+        self.visited.insert(
+            (self.linearized.key(), self.state),
+            (self.after_indeterminate, live.into()),
+        )
+    }
+
+    /// Linearizes the operation of entry `e` (a call, or a group's next member), moving to
+    /// `new_state`, if the configuration reached is new. Returns whether it did.
+    fn try_advance(&mut self, e: usize, new_state: Option<Value>) -> bool {
+        let frame = Frame {
+            entry: e,
+            state: self.state,
+            after_indeterminate: self.after_indeterminate,
+            exhausted: false,
+            dead: Vec::new(),
+        };
+        let mut exhausted = false;
+        match self.entries[e].kind {
+            EntryKind::Call(i) => {
+                self.linearized.insert(self.required_rank[i]);
+                self.required_left -= 1;
+                self.after_indeterminate = false;
+                self.lift(e);
+            }
+            EntryKind::Group(g) => {
+                self.used[g] += 1;
+                if self.used[g] == 1 {
+                    self.used_groups.push(g);
+                }
+                self.after_indeterminate = true;
+                if self.used[g] as usize == self.groups[g].members.len() {
+                    exhausted = true;
+                    self.lift(e);
+                }
+            }
+            EntryKind::Return(_) | EntryKind::Head => unreachable!("only calls and groups"),
+        }
+        self.state = new_state;
+        self.path.push(Frame { exhausted, ..frame });
+        if self.remember() {
+            true
+        } else {
+            self.retreat();
+            false
+        }
+    }
+
+    /// Undoes the last choice on the path; returns its entry, or `None` if the path is empty.
+    fn retreat(&mut self) -> Option<usize> {
+        let frame = self.path.pop()?;
+        for &d in frame.dead.iter().rev() {
+            self.unlift(d);
+        }
+        match self.entries[frame.entry].kind {
+            EntryKind::Call(i) => {
+                self.unlift(frame.entry);
+                self.linearized.remove(self.required_rank[i]);
+                self.required_left += 1;
+            }
+            EntryKind::Group(g) => {
+                if frame.exhausted {
+                    self.unlift(frame.entry);
+                }
+                self.used[g] -= 1;
+                if self.used[g] == 0 {
+                    let top = self.used_groups.pop();
+                    debug_assert_eq!(top, Some(g), "groups are used and unused in stack order");
+                }
+            }
+            EntryKind::Return(_) | EntryKind::Head => unreachable!("only calls and groups"),
+        }
+        self.state = frame.state;
+        self.after_indeterminate = frame.after_indeterminate;
+        Some(frame.entry)
+    }
+
+    fn report(&self, outcome: SearchOutcome, steps: u64) -> SearchReport {
+        SearchReport {
+            outcome,
+            steps,
+            states: self.visited.len,
+        }
+    }
+
+    fn run(&mut self, step_budget: u64) -> SearchReport {
+        let mut steps: u64 = 0;
+        let mut entry = self.next[0];
+        loop {
+            if self.required_left == 0 {
+                return self.report(SearchOutcome::Linearizable, steps);
+            }
+            if steps >= step_budget {
+                return self.report(SearchOutcome::OutOfBudget, steps);
+            }
+            steps += 1;
+            let kind = if entry == NIL {
+                EntryKind::Head
+            } else {
+                self.entries[entry].kind
+            };
+            match kind {
+                EntryKind::Call(i) => {
+                    let op = self.ops[i];
+                    let allowed = !(self.after_indeterminate && op.is_write());
+                    if let Some(new_state) = op.step(self.state).filter(|_| allowed)
+                        && self.try_advance(entry, new_state)
+                    {
+                        entry = self.next[0];
+                        continue;
+                    }
+                    entry = self.next[entry];
+                }
+                EntryKind::Group(g) => {
+                    let frontier = self.frontier();
+                    if self
+                        .liveness
+                        .is_dead(self.groups[g].effect, frontier, self.state)
+                    {
+                        // Never usable again below this configuration: stop scanning it.
+                        self.lift(entry);
+                        if let Some(frame) = self.path.last_mut() {
+                            frame.dead.push(entry);
+                        }
+                        entry = self.next[entry];
+                        continue;
+                    }
+                    let member = self.next_member(g, 0).expect("exhausted groups are lifted");
+                    let op = self.ops[member];
+                    let allowed =
+                        op.invoke_index < frontier && !(self.after_indeterminate && op.is_write());
+                    // An indeterminate operation only goes right before one that uses it.
+                    if let Some(new_state) = op.step(self.state).filter(|_| allowed)
+                        && let Some(x) = new_state
+                        && self.has_user(g, x)
+                        && self.try_advance(entry, new_state)
+                    {
+                        entry = self.next[0];
+                        continue;
+                    }
+                    entry = self.next[entry];
+                }
+                EntryKind::Return(_) | EntryKind::Head => {
+                    // A completion whose operation is not linearized yet (or the end of the
+                    // list): undo the most recent choice and try the next candidate after it.
+                    match self.retreat() {
+                        Some(undone) => entry = self.next[undone],
+                        None => return self.report(SearchOutcome::NotLinearizable, steps),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Searches for a linearization of one key's operations within `step_budget` steps.
+fn search(ops: &[PreparedOp], step_budget: u64) -> SearchReport {
+    let mut search = Search::new(ops);
+    if search.required_left == 0 {
+        return search.report(SearchOutcome::Linearizable, 0);
+    }
+    search.run(step_budget)
 }
 
 /// Shrinks a non-linearizable set of operations to a small one that still fails. Returns the
