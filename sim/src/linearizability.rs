@@ -523,9 +523,28 @@ struct Entry {
 /// Indeterminate operations with the same effect: interchangeable, as none has a deadline, so
 /// the search always takes the earliest-invoked unused one.
 struct Group {
-    effect: Effect,
     /// Indices into the ops, in invoke order.
     members: Vec<usize>,
+    /// When the group can no longer be used (see [`Liveness::is_dead`]), precomputed.
+    death: GroupDeath,
+}
+
+/// Precomputed bounds for [`Liveness::is_dead`], so the check is a few comparisons.
+#[derive(Clone, Copy)]
+struct GroupDeath {
+    /// The latest deadline of an operation that could use the stored value (`None`: none).
+    last_user: Option<usize>,
+    /// For a CAS: the value it expects and the latest deadline of a writer of that value.
+    expects: Option<(Option<Value>, Option<usize>)>,
+}
+
+impl GroupDeath {
+    fn is_dead(&self, frontier: usize, state: Option<Value>) -> bool {
+        self.last_user.is_none_or(|at| at < frontier)
+            || self.expects.is_some_and(|(expected, last_writer)| {
+                state != expected && last_writer.is_none_or(|at| at < frontier)
+            })
+    }
 }
 
 /// Facts that tell when a group can no longer be used, whatever happens next.
@@ -591,26 +610,26 @@ impl Liveness {
         by_observer.max(by_failed_cas)
     }
 
-    /// Whether an operation with `effect` can never again be used, at a configuration whose
-    /// first pending completion is `frontier` and whose value is `state`. Every determinate
-    /// operation with a deadline before `frontier` is already linearized, so: no user of its
-    /// value remains, or (for a CAS) the register holds something else and no writer of the
-    /// expected value remains.
-    fn is_dead(&self, effect: Effect, frontier: usize, state: Option<Value>) -> bool {
-        let Some(x) = (match effect {
+    /// When an operation with `effect` can never again be used: at a configuration whose first
+    /// pending completion is `frontier` and whose value is `state`, every determinate operation
+    /// with a deadline before `frontier` is already linearized; so the operation is dead if no
+    /// user of its value remains, or (for a CAS) the register holds something else and no
+    /// writer of the expected value remains. Deadness never reverts along a search path.
+    fn death_of(&self, effect: Effect) -> GroupDeath {
+        let written = match effect {
             Effect::Write(v) | Effect::Cas { new: v, .. } => Some(v),
             Effect::Read(_) | Effect::CasFailed { .. } => None,
-        }) else {
-            return true;
         };
-        if self.latest_user(x).is_none_or(|at| at < frontier) {
-            return true;
-        }
-        match effect {
-            Effect::Cas { expected, .. } if state != expected => expected
-                .and_then(|e| self.latest_write.get(&e).copied())
-                .is_none_or(|at| at < frontier),
-            _ => false,
+        let expects = match effect {
+            Effect::Cas { expected, .. } => Some((
+                expected,
+                expected.and_then(|e| self.latest_write.get(&e).copied()),
+            )),
+            _ => None,
+        };
+        GroupDeath {
+            last_user: written.and_then(|x| self.latest_user(x)),
+            expects,
         }
     }
 }
@@ -625,6 +644,9 @@ struct Frame {
     exhausted: bool,
     /// Group entries found dead at the configuration this choice led to, lifted in order.
     dead: Vec<usize>,
+    /// `(group, used)` for the groups used so far that are still live at the configuration
+    /// this choice led to, sorted by group: what the cache compares.
+    live_used: Vec<(u32, u32)>,
 }
 
 /// Wing & Gong / Lowe search over one key's operations (see the module docs).
@@ -639,9 +661,6 @@ struct Search {
     prev_return: Vec<usize>,
     groups: Vec<Group>,
     used: Vec<u32>,
-    /// Groups with a non-zero `used`, in the order they became so (a stack, like the path).
-    used_groups: Vec<usize>,
-    liveness: Liveness,
     required_rank: Vec<usize>,
     linearized: LinearizedSet,
     required_left: usize,
@@ -661,6 +680,7 @@ impl Search {
                 .all(|w| w[0].invoke_index < w[1].invoke_index),
             "invoke order"
         );
+        let liveness = Liveness::of(&ops);
         let mut groups: Vec<Group> = Vec::new();
         let mut group_of: HashMap<Effect, usize> = HashMap::new();
         let mut required_rank = vec![NIL; ops.len()];
@@ -677,8 +697,8 @@ impl Search {
             } else {
                 let g = *group_of.entry(op.effect).or_insert_with(|| {
                     groups.push(Group {
-                        effect: op.effect,
                         members: Vec::new(),
+                        death: liveness.death_of(op.effect),
                     });
                     events.push((op.invoke_index, EntryKind::Group(groups.len() - 1)));
                     groups.len() - 1
@@ -728,7 +748,6 @@ impl Search {
                 last = i;
             }
         }
-        let liveness = Liveness::of(&ops);
         let used = vec![0; groups.len()];
         Search {
             ops,
@@ -739,8 +758,7 @@ impl Search {
             prev_return,
             groups,
             used,
-            used_groups: Vec::new(),
-            liveness,
+
             required_rank,
             linearized: LinearizedSet::new(required),
             required_left: required,
@@ -828,50 +846,19 @@ impl Search {
         false
     }
 
-    /// Caches the current configuration; false if it (or a dominating one) was seen.
-    fn remember(&mut self) -> bool {
-        let frontier = self.frontier();
-        let mut live: Vec<(u32, u32)> = self
-            .used_groups
-            .iter()
-            .filter(|&&g| {
-                !self
-                    .liveness
-                    .is_dead(self.groups[g].effect, frontier, self.state)
-            })
-            .map(|&g| (g as u32, self.used[g]))
-            .collect();
-        live.sort_unstable();
-        self.visited.insert(
-            (self.linearized.key(), self.state),
-            (self.after_indeterminate, live.into()),
-        )
-    }
-
     /// Linearizes the operation of entry `e` (a call, or a group's next member), moving to
     /// `new_state`, if the configuration reached is new. Returns whether it did.
     fn try_advance(&mut self, e: usize, new_state: Option<Value>) -> bool {
-        let frame = Frame {
-            entry: e,
-            state: self.state,
-            after_indeterminate: self.after_indeterminate,
-            exhausted: false,
-            dead: Vec::new(),
-        };
         let mut exhausted = false;
-        match self.entries[e].kind {
+        let kind = self.entries[e].kind;
+        match kind {
             EntryKind::Call(i) => {
                 self.linearized.insert(self.required_rank[i]);
                 self.required_left -= 1;
-                self.after_indeterminate = false;
                 self.lift(e);
             }
             EntryKind::Group(g) => {
                 self.used[g] += 1;
-                if self.used[g] == 1 {
-                    self.used_groups.push(g);
-                }
-                self.after_indeterminate = true;
                 if self.used[g] as usize == self.groups[g].members.len() {
                     exhausted = true;
                     self.lift(e);
@@ -879,14 +866,40 @@ impl Search {
             }
             EntryKind::Return(_) | EntryKind::Head => unreachable!("only calls and groups"),
         }
-        self.state = new_state;
-        self.path.push(Frame { exhausted, ..frame });
-        if self.remember() {
-            true
-        } else {
-            self.retreat();
-            false
+        // The groups still live here: the parent's, minus those that died, plus this one.
+        let frontier = self.frontier();
+        let parent: &[(u32, u32)] = self.path.last().map_or(&[], |f| &f.live_used);
+        let alive = |g: usize| !self.groups[g].death.is_dead(frontier, new_state);
+        let mut live_used: Vec<(u32, u32)> = parent
+            .iter()
+            .filter(|&&(g, _)| alive(g as usize))
+            .map(|&(g, _)| (g, self.used[g as usize]))
+            .collect();
+        if let EntryKind::Group(g) = kind
+            && alive(g)
+            && let Err(at) = live_used.binary_search_by_key(&(g as u32), |&(h, _)| h)
+        {
+            live_used.insert(at, (g as u32, self.used[g]));
         }
+        let after_indeterminate = matches!(kind, EntryKind::Group(_));
+        let fresh = self.visited.insert(
+            (self.linearized.key(), new_state),
+            (after_indeterminate, live_used.as_slice().into()),
+        );
+        self.path.push(Frame {
+            entry: e,
+            state: self.state,
+            after_indeterminate: self.after_indeterminate,
+            exhausted,
+            dead: Vec::new(),
+            live_used,
+        });
+        self.state = new_state;
+        self.after_indeterminate = after_indeterminate;
+        if !fresh {
+            self.retreat();
+        }
+        fresh
     }
 
     /// Undoes the last choice on the path; returns its entry, or `None` if the path is empty.
@@ -906,10 +919,6 @@ impl Search {
                     self.unlift(frame.entry);
                 }
                 self.used[g] -= 1;
-                if self.used[g] == 0 {
-                    let top = self.used_groups.pop();
-                    debug_assert_eq!(top, Some(g), "groups are used and unused in stack order");
-                }
             }
             EntryKind::Return(_) | EntryKind::Head => unreachable!("only calls and groups"),
         }
@@ -956,10 +965,7 @@ impl Search {
                 }
                 EntryKind::Group(g) => {
                     let frontier = self.frontier();
-                    if self
-                        .liveness
-                        .is_dead(self.groups[g].effect, frontier, self.state)
-                    {
+                    if self.groups[g].death.is_dead(frontier, self.state) {
                         // Never usable again below this configuration: stop scanning it.
                         self.lift(entry);
                         if let Some(frame) = self.path.last_mut() {
