@@ -823,9 +823,21 @@ impl Search {
 
     /// Whether some operation that may be linearized next could use the value `x` just stored
     /// by the next member of group `own` (which leaves the register at `x`).
+    ///
+    /// A failed CAS only counts if it expects the value the register held *before* (so it
+    /// could not fail without the store): otherwise the failed CAS can be moved before the
+    /// store in any linearization, and the store must be justified by another user.
     fn has_user(&self, own: usize, x: Value) -> bool {
         let frontier = self.frontier();
-        let usable = |u: &PreparedOp| u.could_use(x) && u.step(Some(x)).is_some();
+        let before = self.state;
+        let usable = |u: &PreparedOp| {
+            u.could_use(x)
+                && u.step(Some(x)).is_some()
+                && match u.effect {
+                    Effect::CasFailed { expected } => expected == before,
+                    _ => true,
+                }
+        };
         let mut c = self.next[0];
         while c != NIL {
             match self.entries[c].kind {
