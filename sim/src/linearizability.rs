@@ -315,7 +315,8 @@ enum SearchOutcome {
 /// Replaces every written value that no operation reads or compares against by one shared
 /// "unobserved" value: no operation can tell such values apart, so merging them loses nothing
 /// and lets the cache recognise configurations that differ only in such a value.
-fn merge_unobserved_values(ops: &mut [PreparedOp]) {
+/// Returns the shared value, which is also safe as a stand-in for any value nobody can observe.
+fn merge_unobserved_values(ops: &mut [PreparedOp]) -> Value {
     let observed: HashSet<Value> = ops
         .iter()
         .filter_map(|op| match op.effect {
@@ -325,9 +326,9 @@ fn merge_unobserved_values(ops: &mut [PreparedOp]) {
         })
         .collect();
     // `observed` is finite, so some value near i64::MIN is free.
-    let Some(unobserved) = (i64::MIN..=i64::MAX).find(|v| !observed.contains(v)) else {
-        return;
-    };
+    let unobserved = (i64::MIN..=i64::MAX)
+        .find(|v| !observed.contains(v))
+        .unwrap_or(i64::MIN);
     for op in ops {
         if let Effect::Write(v) | Effect::Cas { new: v, .. } = &mut op.effect
             && !observed.contains(v)
@@ -335,6 +336,7 @@ fn merge_unobserved_values(ops: &mut [PreparedOp]) {
             *v = unobserved;
         }
     }
+    unobserved
 }
 
 /// Drops indeterminate operations that no operation could ever use: none that can still be
@@ -509,6 +511,9 @@ enum EntryKind {
     Return(usize),
     /// A group of interchangeable indeterminate operations, placed at its first invoke.
     Group(usize),
+    /// The pool of indeterminate writes of values nobody can observe any more (never linked
+    /// into the lists; it is tried when a scan reaches the first pending completion).
+    Pool,
 }
 
 /// One event in the search's doubly linked lists.
@@ -525,11 +530,21 @@ struct Entry {
 struct Group {
     /// Indices into the ops, in invoke order.
     members: Vec<usize>,
-    /// When the group can no longer be used (see [`Liveness::is_dead`]), precomputed.
+    /// When the group can no longer be used (see [`Liveness::death_of`]), precomputed.
     death: GroupDeath,
+    /// For writes: the group joins the pool once the frontier passes this event index (its
+    /// value can no longer be told apart by any remaining operation, and all its members have
+    /// been invoked). `None` for CAS.
+    pooled_after: Option<usize>,
 }
 
-/// Precomputed bounds for [`Liveness::is_dead`], so the check is a few comparisons.
+impl Group {
+    fn is_pooled(&self, frontier: usize) -> bool {
+        self.pooled_after.is_some_and(|at| at < frontier)
+    }
+}
+
+/// Precomputed bounds for [`Liveness::death_of`], so the check is a few comparisons.
 #[derive(Clone, Copy)]
 struct GroupDeath {
     /// The latest deadline of an operation that could use the stored value (`None`: none).
@@ -555,6 +570,9 @@ struct Liveness {
     failed_cas: [Option<(usize, Option<Value>)>; 2],
     /// Per value: the latest deadline of an operation that writes it.
     latest_write: HashMap<Value, usize>,
+    /// Per value: the latest deadline of an operation whose outcome depends on whether the
+    /// register holds it (reads of it, CAS expecting it, failed ones included).
+    latest_distinguisher: HashMap<Value, usize>,
 }
 
 impl Liveness {
@@ -563,11 +581,21 @@ impl Liveness {
             latest_use: HashMap::new(),
             failed_cas: [None, None],
             latest_write: HashMap::new(),
+            latest_distinguisher: HashMap::new(),
         };
         for op in ops {
             let deadline = op.complete_index.unwrap_or(usize::MAX);
             if let Some(v) = op.written() {
                 let latest = facts.latest_write.entry(v).or_insert(0);
+                *latest = (*latest).max(deadline);
+            }
+            if let Effect::Read(Some(v))
+            | Effect::Cas {
+                expected: Some(v), ..
+            }
+            | Effect::CasFailed { expected: Some(v) } = op.effect
+            {
+                let latest = facts.latest_distinguisher.entry(v).or_insert(0);
                 *latest = (*latest).max(deadline);
             }
             match op.effect {
@@ -634,19 +662,47 @@ impl Liveness {
     }
 }
 
-/// One choice on the search path, to undo when backtracking.
+/// One choice on the search path, to undo when backtracking, and facts about the
+/// configuration it led to.
 struct Frame {
-    /// The entry linearized (a call, or a group).
+    /// The entry linearized (a call, a group, or the pool).
     entry: usize,
+    /// For the pool: the entry the scan was at, to resume from after undoing.
+    resume: usize,
     state: Option<Value>,
     after_indeterminate: bool,
     /// For a group: whether this use exhausted it, so its entry was lifted.
     exhausted: bool,
     /// Group entries found dead at the configuration this choice led to, lifted in order.
     dead: Vec<usize>,
-    /// `(group, used)` for the groups used so far that are still live at the configuration
-    /// this choice led to, sorted by group: what the cache compares.
+    /// `(group, used)` for the groups used so far that are still live and not pooled at the
+    /// configuration this choice led to, sorted by group: what the cache compares...
     live_used: Vec<(u32, u32)>,
+    /// ...with how many pooled writes were used (as members of groups now pooled, or from
+    /// the pool itself).
+    pool_consumed: u32,
+    /// Writes added to the pool at the configuration this choice led to.
+    pooled: u32,
+    /// Whether the pool was tried at the configuration this choice led to.
+    pool_tried: bool,
+}
+
+impl Frame {
+    /// The root configuration, before any choice.
+    fn root() -> Frame {
+        Frame {
+            entry: NIL,
+            resume: NIL,
+            state: None,
+            after_indeterminate: false,
+            exhausted: false,
+            dead: Vec::new(),
+            live_used: Vec::new(),
+            pool_consumed: 0,
+            pooled: 0,
+            pool_tried: false,
+        }
+    }
 }
 
 /// Wing & Gong / Lowe search over one key's operations (see the module docs).
@@ -661,11 +717,19 @@ struct Search {
     prev_return: Vec<usize>,
     groups: Vec<Group>,
     used: Vec<u32>,
+    /// The stand-in for values nobody can observe any more.
+    unobservable: Value,
+    /// Per value: the latest deadline of an operation that can tell it apart.
+    latest_distinguisher: HashMap<Value, usize>,
+    /// Pooled writes usable now, and the entry standing for the pool.
+    pool_available: u32,
+    pool_entry: usize,
     required_rank: Vec<usize>,
     linearized: LinearizedSet,
     required_left: usize,
     state: Option<Value>,
     after_indeterminate: bool,
+    /// The choices made, after the root frame (which is never popped).
     path: Vec<Frame>,
     visited: VisitedConfigurations,
 }
@@ -673,7 +737,7 @@ struct Search {
 impl Search {
     fn new(all_ops: &[PreparedOp]) -> Search {
         let mut merged = all_ops.to_vec();
-        merge_unobserved_values(&mut merged);
+        let unobservable = merge_unobserved_values(&mut merged);
         let ops = useful_ops(&merged);
         debug_assert!(
             ops.windows(2)
@@ -699,11 +763,20 @@ impl Search {
                     groups.push(Group {
                         members: Vec::new(),
                         death: liveness.death_of(op.effect),
+                        pooled_after: match op.effect {
+                            Effect::Write(x) => {
+                                Some(liveness.latest_distinguisher.get(&x).copied().unwrap_or(0))
+                            }
+                            _ => None,
+                        },
                     });
                     events.push((op.invoke_index, EntryKind::Group(groups.len() - 1)));
                     groups.len() - 1
                 });
                 groups[g].members.push(i);
+                if let Some(at) = &mut groups[g].pooled_after {
+                    *at = (*at).max(op.invoke_index);
+                }
             }
         }
         events.sort_by_key(|&(index, _)| index);
@@ -724,7 +797,7 @@ impl Search {
                     entries[call_entry[i]].partner = at;
                     call_entry[i]
                 }
-                EntryKind::Head | EntryKind::Group(_) => NIL,
+                EntryKind::Head | EntryKind::Group(_) | EntryKind::Pool => NIL,
             };
             entries.push(Entry {
                 kind,
@@ -733,10 +806,10 @@ impl Search {
             });
         }
         let n = entries.len();
-        let next = (0..n)
+        let next: Vec<usize> = (0..n)
             .map(|i| if i + 1 < n { i + 1 } else { NIL })
             .collect();
-        let prev = (0..n).map(|i| if i == 0 { NIL } else { i - 1 }).collect();
+        let prev: Vec<usize> = (0..n).map(|i| if i == 0 { NIL } else { i - 1 }).collect();
         // The returns-only list, threaded through the same indices.
         let mut next_return = vec![NIL; n];
         let mut prev_return = vec![NIL; n];
@@ -748,6 +821,18 @@ impl Search {
                 last = i;
             }
         }
+        // The pool's entry stays outside the lists.
+        let pool_entry = entries.len();
+        entries.push(Entry {
+            kind: EntryKind::Pool,
+            event_index: usize::MAX,
+            partner: NIL,
+        });
+        let mut next: Vec<usize> = next;
+        let mut prev: Vec<usize> = prev;
+        for list in [&mut next, &mut prev, &mut next_return, &mut prev_return] {
+            list.push(NIL);
+        }
         let used = vec![0; groups.len()];
         Search {
             ops,
@@ -758,13 +843,16 @@ impl Search {
             prev_return,
             groups,
             used,
-
+            unobservable,
+            latest_distinguisher: liveness.latest_distinguisher,
+            pool_available: 0,
+            pool_entry,
             required_rank,
             linearized: LinearizedSet::new(required),
             required_left: required,
             state: None,
             after_indeterminate: false,
-            path: Vec::new(),
+            path: vec![Frame::root()],
             visited: VisitedConfigurations::default(),
         }
     }
@@ -822,7 +910,7 @@ impl Search {
     }
 
     /// Whether some operation that may be linearized next could use the value `x` just stored
-    /// by the next member of group `own` (which leaves the register at `x`).
+    /// by the next member of group `own` (`NIL`: by the pool), which leaves the register at `x`.
     ///
     /// A failed CAS only counts if it expects the value the register held *before* (so it
     /// could not fail without the store): otherwise the failed CAS can be moved before the
@@ -851,16 +939,33 @@ impl Search {
                         return true;
                     }
                 }
-                EntryKind::Call(_) | EntryKind::Head => {}
+                EntryKind::Call(_) | EntryKind::Head | EntryKind::Pool => {}
             }
             c = self.next[c];
         }
         false
     }
 
-    /// Linearizes the operation of entry `e` (a call, or a group's next member), moving to
-    /// `new_state`, if the configuration reached is new. Returns whether it did.
-    fn try_advance(&mut self, e: usize, new_state: Option<Value>) -> bool {
+    /// The register value as the cache sees it: a value no remaining operation can tell apart
+    /// from others is replaced by the common stand-in.
+    fn canonical(&self, state: Option<Value>, frontier: usize) -> Option<Value> {
+        match state {
+            Some(v)
+                if self
+                    .latest_distinguisher
+                    .get(&v)
+                    .is_none_or(|&at| at < frontier) =>
+            {
+                Some(self.unobservable)
+            }
+            other => other,
+        }
+    }
+
+    /// Linearizes the operation of entry `e` (a call, a group's next member, or a pooled
+    /// write), moving to `new_state`, if the configuration reached is new. Returns whether it
+    /// did. `resume` is where the scan was (used to continue after undoing a pool choice).
+    fn try_advance(&mut self, e: usize, new_state: Option<Value>, resume: usize) -> bool {
         let mut exhausted = false;
         let kind = self.entries[e].kind;
         match kind {
@@ -876,35 +981,56 @@ impl Search {
                     self.lift(e);
                 }
             }
-            EntryKind::Return(_) | EntryKind::Head => unreachable!("only calls and groups"),
+            EntryKind::Pool => self.pool_available -= 1,
+            EntryKind::Return(_) | EntryKind::Head => unreachable!("only calls, groups, pool"),
         }
-        // The groups still live here: the parent's, minus those that died, plus this one.
+        // What the cache compares: the parent's live groups minus those that died or joined
+        // the pool, plus this one; and the pooled writes consumed.
         let frontier = self.frontier();
-        let parent: &[(u32, u32)] = self.path.last().map_or(&[], |f| &f.live_used);
-        let alive = |g: usize| !self.groups[g].death.is_dead(frontier, new_state);
-        let mut live_used: Vec<(u32, u32)> = parent
-            .iter()
-            .filter(|&&(g, _)| alive(g as usize))
-            .map(|&(g, _)| (g, self.used[g as usize]))
-            .collect();
-        if let EntryKind::Group(g) = kind
-            && alive(g)
-            && let Err(at) = live_used.binary_search_by_key(&(g as u32), |&(h, _)| h)
-        {
-            live_used.insert(at, (g as u32, self.used[g]));
+        let parent = self.path.last().expect("the root frame is never popped");
+        let mut pool_consumed = parent.pool_consumed + u32::from(kind == EntryKind::Pool);
+        let mut live_used: Vec<(u32, u32)> = Vec::with_capacity(parent.live_used.len() + 1);
+        let mut account = |g: usize, live_used: &mut Vec<(u32, u32)>| {
+            let group = &self.groups[g];
+            if group.death.is_dead(frontier, new_state) {
+            } else if group.is_pooled(frontier) {
+                pool_consumed += self.used[g];
+            } else {
+                live_used.push((g as u32, self.used[g]));
+            }
+        };
+        for &(g, _) in &parent.live_used {
+            account(g as usize, &mut live_used);
         }
-        let after_indeterminate = matches!(kind, EntryKind::Group(_));
+        if let EntryKind::Group(g) = kind
+            && parent
+                .live_used
+                .binary_search_by_key(&(g as u32), |&(h, _)| h)
+                .is_err()
+        {
+            account(g, &mut live_used);
+            live_used.sort_unstable();
+        }
+        let after_indeterminate = !matches!(kind, EntryKind::Call(_));
+        let mut usage = live_used.clone();
+        if pool_consumed > 0 {
+            usage.push((u32::MAX, pool_consumed));
+        }
         let fresh = self.visited.insert(
-            (self.linearized.key(), new_state),
-            (after_indeterminate, live_used.as_slice().into()),
+            (self.linearized.key(), self.canonical(new_state, frontier)),
+            (after_indeterminate, usage.into()),
         );
         self.path.push(Frame {
             entry: e,
+            resume,
             state: self.state,
             after_indeterminate: self.after_indeterminate,
             exhausted,
             dead: Vec::new(),
             live_used,
+            pool_consumed,
+            pooled: 0,
+            pool_tried: false,
         });
         self.state = new_state;
         self.after_indeterminate = after_indeterminate;
@@ -914,29 +1040,40 @@ impl Search {
         fresh
     }
 
-    /// Undoes the last choice on the path; returns its entry, or `None` if the path is empty.
+    /// Undoes the last choice on the path; returns the entry to continue scanning from, or
+    /// `None` if no choice is left to undo.
     fn retreat(&mut self) -> Option<usize> {
+        if self.path.len() == 1 {
+            return None;
+        }
         let frame = self.path.pop()?;
         for &d in frame.dead.iter().rev() {
             self.unlift(d);
         }
-        match self.entries[frame.entry].kind {
+        self.pool_available -= frame.pooled;
+        let resume = match self.entries[frame.entry].kind {
             EntryKind::Call(i) => {
                 self.unlift(frame.entry);
                 self.linearized.remove(self.required_rank[i]);
                 self.required_left += 1;
+                self.next[frame.entry]
             }
             EntryKind::Group(g) => {
                 if frame.exhausted {
                     self.unlift(frame.entry);
                 }
                 self.used[g] -= 1;
+                self.next[frame.entry]
             }
-            EntryKind::Return(_) | EntryKind::Head => unreachable!("only calls and groups"),
-        }
+            EntryKind::Pool => {
+                self.pool_available += 1;
+                frame.resume
+            }
+            EntryKind::Return(_) | EntryKind::Head => unreachable!("only calls, groups, pool"),
+        };
         self.state = frame.state;
         self.after_indeterminate = frame.after_indeterminate;
-        Some(frame.entry)
+        Some(resume)
     }
 
     fn report(&self, outcome: SearchOutcome, steps: u64) -> SearchReport {
@@ -968,7 +1105,7 @@ impl Search {
                     let op = self.ops[i];
                     let allowed = !(self.after_indeterminate && op.is_write());
                     if let Some(new_state) = op.step(self.state).filter(|_| allowed)
-                        && self.try_advance(entry, new_state)
+                        && self.try_advance(entry, new_state, NIL)
                     {
                         entry = self.next[0];
                         continue;
@@ -977,11 +1114,18 @@ impl Search {
                 }
                 EntryKind::Group(g) => {
                     let frontier = self.frontier();
-                    if self.groups[g].death.is_dead(frontier, self.state) {
-                        // Never usable again below this configuration: stop scanning it.
+                    let group = &self.groups[g];
+                    if group.death.is_dead(frontier, self.state) || group.is_pooled(frontier) {
+                        // Never usable again below this configuration, or only through the
+                        // pool: stop scanning it.
+                        let pooled = (group.members.len() as u32) - self.used[g];
+                        let pooling = !group.death.is_dead(frontier, self.state);
                         self.lift(entry);
-                        if let Some(frame) = self.path.last_mut() {
-                            frame.dead.push(entry);
+                        let frame = self.path.last_mut().expect("root frame");
+                        frame.dead.push(entry);
+                        if pooling {
+                            frame.pooled += pooled;
+                            self.pool_available += pooled;
                         }
                         entry = self.next[entry];
                         continue;
@@ -994,18 +1138,32 @@ impl Search {
                     if let Some(new_state) = op.step(self.state).filter(|_| allowed)
                         && let Some(x) = new_state
                         && self.has_user(g, x)
-                        && self.try_advance(entry, new_state)
+                        && self.try_advance(entry, new_state, NIL)
                     {
                         entry = self.next[0];
                         continue;
                     }
                     entry = self.next[entry];
                 }
-                EntryKind::Return(_) | EntryKind::Head => {
-                    // A completion whose operation is not linearized yet (or the end of the
-                    // list): undo the most recent choice and try the next candidate after it.
+                EntryKind::Return(_) | EntryKind::Head | EntryKind::Pool => {
+                    // The scan reached a completion whose operation is not linearized yet (or
+                    // the end of the list). Every candidate here has been tried except the
+                    // pool; then undo the most recent choice and go on after it.
+                    let frame = self.path.last_mut().expect("root frame");
+                    if !frame.pool_tried {
+                        frame.pool_tried = true;
+                        let junk = self.unobservable;
+                        if self.pool_available > 0
+                            && !self.after_indeterminate
+                            && self.has_user(NIL, junk)
+                            && self.try_advance(self.pool_entry, Some(junk), entry)
+                        {
+                            entry = self.next[0];
+                            continue;
+                        }
+                    }
                     match self.retreat() {
-                        Some(undone) => entry = self.next[undone],
+                        Some(resume) => entry = resume,
                         None => return self.report(SearchOutcome::NotLinearizable, steps),
                     }
                 }
