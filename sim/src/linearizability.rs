@@ -12,8 +12,8 @@
 //!   events of a key form a linked list; the search repeatedly picks an operation whose invoke
 //!   precedes every not-yet-linearized completion, applies it to the register model, and
 //!   backtracks when a completion is reached with its operation still unlinearized. A cache of
-//!   visited configurations (linearized operations as a bitset, register value, ...) prunes
-//!   configurations already explored.
+//!   visited configurations (linearized operations as a compact bitset, register value, ...)
+//!   prunes configurations already explored.
 //! * **Completions.**
 //!   - `ok`: the operation must be linearized inside its interval with the observed result.
 //!   - `fail` on a read or write: it did not happen, so it is dropped.
@@ -21,19 +21,24 @@
 //!     asserts `value != expected` somewhere inside its interval.
 //!   - `info`, or no completion at all: the operation may take effect at any instant after its
 //!     invoke, or never. Indeterminate reads constrain nothing and are dropped.
-//! * **Taming indeterminate operations** (timeouts make the search exponential; each rule below
-//!   keeps completeness, and a brute-force checker agrees on random small histories):
-//!   - some linearization, if any exists, never has an indeterminate write or CAS immediately
-//!     overwritten by a write, nor an indeterminate CAS that does not match (the same as never
-//!     happening), nor one after every determinate operation. So an indeterminate operation is
-//!     only placed right before an operation that can use its value, and those whose value no
-//!     operation could use are dropped up front;
-//!   - written values that no operation reads or compares against are merged into one;
-//!   - indeterminate operations with the same effect are interchangeable, so the earliest
-//!     invoked unused one is always taken first;
+//! * **Taming indeterminate operations.** Timeouts make the search exponential. Each rule below
+//!   keeps the checker complete (the tests compare it with a brute-force checker on many random
+//!   small histories):
+//!   - if any linearization exists, one exists in which every indeterminate write or CAS is
+//!     immediately followed by an operation that needs its value: a read of it, a CAS
+//!     expecting it, or a failed CAS expecting the value *before* it (otherwise that failed CAS
+//!     could go first). So indeterminate operations are only placed there; one that matches
+//!     nothing is the same as one that never happened;
+//!   - indeterminate operations with the same effect are interchangeable (none has a
+//!     deadline): one list entry per group, used earliest-invoke first;
+//!   - a group whose value no remaining operation can use, or (a CAS) whose expected value can
+//!     no longer appear, is dropped from the scan while the search is below that point;
+//!   - once no remaining operation can tell a written value apart, the writes of it join a
+//!     pool of "some unobservable value" writes, counted rather than listed, and such values
+//!     are merged in cached configurations;
 //!   - the cache is a dominance check: a configuration that used no fewer indeterminate
-//!     operations of each kind than a visited one, with the same linearized determinate
-//!     operations and register value, is skipped (the unused ones are optional).
+//!     operations of each still-usable group than a visited one, with the same linearized
+//!     determinate operations and register value, is skipped (unused ones stay optional).
 //! * **Budget.** The search counts steps; when a key's budget runs out the verdict is
 //!   [`Verdict::Unknown`], never a pass. Nothing depends on wall-clock time, so a verdict is a
 //!   pure function of the history and the [`CheckerConfig`].

@@ -189,6 +189,31 @@ fn failed_cas_can_be_explained_only_by_an_indeterminate_write() {
 }
 
 #[test]
+fn an_indeterminate_write_takes_effect_at_most_once() {
+    // The timed-out write of 5 explains the read of 5; it cannot also explain, later, a CAS
+    // that failed to find 1 while 1 was the only value around.
+    let mut s = Script::default();
+    s.run(1, Operation::write(1, 1), Outcome::Ok);
+    s.invoke(2, Operation::write(1, 5)); // never completes
+    s.run(3, Operation::read(1), read_ok(Some(5)));
+    s.run(3, Operation::write(1, 1), Outcome::Ok);
+    s.run(3, Operation::read(1), read_ok(Some(1)));
+    s.run(3, Operation::cas(1, Some(1), 9), Outcome::Fail);
+    assert!(!s.verdict().is_linearizable());
+
+    // A second timed-out write (of a value nobody read) can explain it.
+    let mut s = Script::default();
+    s.run(1, Operation::write(1, 1), Outcome::Ok);
+    s.invoke(2, Operation::write(1, 5));
+    s.run(4, Operation::write(1, 6), Outcome::Info);
+    s.run(3, Operation::read(1), read_ok(Some(5)));
+    s.run(3, Operation::write(1, 1), Outcome::Ok);
+    s.run(3, Operation::read(1), read_ok(Some(1)));
+    s.run(3, Operation::cas(1, Some(1), 9), Outcome::Fail);
+    assert_eq!(s.verdict(), Verdict::Linearizable);
+}
+
+#[test]
 fn cas_chain() {
     let mut s = Script::default();
     s.run(1, Operation::cas(1, None, 1), Outcome::Ok);
