@@ -349,46 +349,13 @@ fn merge_unobserved_values(ops: &mut [PreparedOp]) -> Value {
 /// something else. (Keeping a useless operation is always safe, only slower; so an operation
 /// counting as its own user, a CAS from `v` to `v`, is harmless.) Linear time.
 fn useful_ops(ops: &[PreparedOp]) -> Vec<PreparedOp> {
-    // The last moment an operation can take effect: its completion, or never-ending.
-    let deadline = |op: &PreparedOp| op.complete_index.unwrap_or(usize::MAX);
-    let mut latest_use: HashMap<Value, usize> = HashMap::new();
-    // The latest-deadline failed CAS, and the latest one expecting something else.
-    let mut failed_cas: [Option<(usize, Option<Value>)>; 2] = [None, None];
-    for op in ops {
-        match op.effect {
-            Effect::Read(Some(v))
-            | Effect::Cas {
-                expected: Some(v), ..
-            } => {
-                let latest = latest_use.entry(v).or_insert(0);
-                *latest = (*latest).max(deadline(op));
-            }
-            Effect::CasFailed { expected } => {
-                let entry = (deadline(op), expected);
-                match failed_cas[0] {
-                    Some(first) if first.1 == expected => failed_cas[0] = Some(first.max(entry)),
-                    Some(first) if entry > first => failed_cas = [Some(entry), Some(first)],
-                    Some(_) => failed_cas[1] = failed_cas[1].max(Some(entry)),
-                    None => failed_cas[0] = Some(entry),
-                }
-            }
-            Effect::Read(None) | Effect::Cas { expected: None, .. } | Effect::Write(_) => {}
-        }
-    }
+    let liveness = Liveness::of(ops);
     ops.iter()
-        .filter(|w| {
-            let Some(x) = w.written().filter(|_| !w.required) else {
-                return true;
-            };
-            let by_observer = latest_use.get(&x).copied();
-            let by_failed_cas = failed_cas
-                .iter()
-                .flatten()
-                .find(|(_, expected)| *expected != Some(x))
-                .map(|(at, _)| *at);
-            by_observer
-                .max(by_failed_cas)
-                .is_some_and(|at| at > w.invoke_index)
+        .filter(|w| match w.written().filter(|_| !w.required) {
+            Some(x) => liveness
+                .latest_user(x)
+                .is_some_and(|at| at > w.invoke_index),
+            None => true,
         })
         .copied()
         .collect()
