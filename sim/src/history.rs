@@ -213,7 +213,9 @@ impl RecordedOp {
 }
 
 impl fmt::Display for RecordedOp {
-    /// One human-readable line: `client 3: write 42 [t=100..t=250] ok`.
+    /// One human-readable line: `client 3: write 42 [t=100..t=250] ok (events #4..#9)`. Event
+    /// `#n` is the n-th event of the history, which is line n of a file written by
+    /// [`History::write_jsonl`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "client {}: ", self.client)?;
         match self.operation.command {
