@@ -100,17 +100,26 @@ pub struct Operation {
 impl Operation {
     /// A read of `key`.
     pub fn read(key: Key) -> Operation {
-        Operation { key, command: Command::Read }
+        Operation {
+            key,
+            command: Command::Read,
+        }
     }
 
     /// A write of `value` to `key`.
     pub fn write(key: Key, value: Value) -> Operation {
-        Operation { key, command: Command::Write(value) }
+        Operation {
+            key,
+            command: Command::Write(value),
+        }
     }
 
     /// A compare-and-set of `key` from `expected` to `new`.
     pub fn cas(key: Key, expected: Option<Value>, new: Value) -> Operation {
-        Operation { key, command: Command::Cas { expected, new } }
+        Operation {
+            key,
+            command: Command::Cas { expected, new },
+        }
     }
 }
 
@@ -204,7 +213,9 @@ impl RecordedOp {
 }
 
 impl fmt::Display for RecordedOp {
-    /// One human-readable line: `client 3: write 42 [t=100..t=250] ok`.
+    /// One human-readable line: `client 3: write 42 [t=100..t=250] ok (events #4..#9)`. Event
+    /// `#n` is the n-th event of the history, which is line n of a file written by
+    /// [`History::write_jsonl`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "client {}: ", self.client)?;
         match self.operation.command {
@@ -339,12 +350,21 @@ impl History {
         time: u64,
     ) -> Result<OpId, HistoryError> {
         if let Some(&outstanding) = self.outstanding.get(&client) {
-            return Err(HistoryError::ClientBusy { client, outstanding });
+            return Err(HistoryError::ClientBusy {
+                client,
+                outstanding,
+            });
         }
         self.check_time(time)?;
         let id = OpId(self.ops.len());
         let invoke_index = self.events.len();
-        self.events.push(Event { op_id: id, client, operation, kind: EventKind::Invoke, time });
+        self.events.push(Event {
+            op_id: id,
+            client,
+            operation,
+            kind: EventKind::Invoke,
+            time,
+        });
         self.ops.push(RecordedOp {
             id,
             client,
@@ -370,7 +390,10 @@ impl History {
             (_, _) => true,
         };
         if !fits {
-            return Err(HistoryError::OutcomeMismatch { command: op.operation.command, outcome });
+            return Err(HistoryError::OutcomeMismatch {
+                command: op.operation.command,
+                outcome,
+            });
         }
         self.check_time(time)?;
         let event_index = self.events.len();
@@ -381,7 +404,11 @@ impl History {
             kind: EventKind::Complete(outcome),
             time,
         });
-        self.ops[id.0].completion = Some(Completion { outcome, time, event_index });
+        self.ops[id.0].completion = Some(Completion {
+            outcome,
+            time,
+            event_index,
+        });
         self.outstanding.remove(&op.client);
         Ok(())
     }
@@ -408,9 +435,10 @@ impl History {
 
     fn check_time(&self, time: u64) -> Result<(), HistoryError> {
         match self.events.last() {
-            Some(last) if time < last.time => {
-                Err(HistoryError::TimeWentBackwards { time, previous: last.time })
-            }
+            Some(last) if time < last.time => Err(HistoryError::TimeWentBackwards {
+                time,
+                previous: last.time,
+            }),
             _ => Ok(()),
         }
     }
@@ -428,7 +456,8 @@ impl History {
     pub fn to_jsonl_string(&self) -> String {
         let mut buf = Vec::new();
         // Writing into a Vec cannot fail, and serde_json only emits UTF-8.
-        self.write_jsonl(&mut buf).expect("writing a history into memory cannot fail");
+        self.write_jsonl(&mut buf)
+            .expect("writing a history into memory cannot fail");
         String::from_utf8(buf).expect("serde_json emits UTF-8")
     }
 
@@ -437,12 +466,18 @@ impl History {
         let mut history = History::new();
         for (index, line) in input.lines().enumerate() {
             let line_no = index + 1;
-            let line = line.map_err(|source| HistoryReadError::Io { line: line_no, source })?;
+            let line = line.map_err(|source| HistoryReadError::Io {
+                line: line_no,
+                source,
+            })?;
             if line.trim().is_empty() {
                 continue;
             }
-            let parsed: EventLine = serde_json::from_str(&line)
-                .map_err(|source| HistoryReadError::Json { line: line_no, source })?;
+            let parsed: EventLine =
+                serde_json::from_str(&line).map_err(|source| HistoryReadError::Json {
+                    line: line_no,
+                    source,
+                })?;
             history.apply_line(parsed).map_err(|e| e.at_line(line_no))?;
         }
         Ok(history)
@@ -469,7 +504,14 @@ impl History {
                     OpName::Write => Command::Write(parse_write_value(&line.value)?),
                     OpName::Cas => parse_cas_value(&line.value)?,
                 };
-                self.invoke(line.client, Operation { key: line.key, command }, line.time)?;
+                self.invoke(
+                    line.client,
+                    Operation {
+                        key: line.key,
+                        command,
+                    },
+                    line.time,
+                )?;
                 Ok(())
             }
             kind => {
@@ -556,15 +598,18 @@ impl From<HistoryError> for LineError {
 
 fn parse_integer(value: &serde_json::Value, what: &str) -> Result<Value, LineError> {
     value.as_i64().ok_or_else(|| {
-        LineError::invalid(format!("{what} must be an integer in the i64 range, not {value}"))
+        LineError::invalid(format!(
+            "{what} must be an integer in the i64 range, not {value}"
+        ))
     })
 }
 
-fn parse_optional_value(
-    value: &serde_json::Value,
-    what: &str,
-) -> Result<Option<Value>, LineError> {
-    if value.is_null() { Ok(None) } else { parse_integer(value, what).map(Some) }
+fn parse_optional_value(value: &serde_json::Value, what: &str) -> Result<Option<Value>, LineError> {
+    if value.is_null() {
+        Ok(None)
+    } else {
+        parse_integer(value, what).map(Some)
+    }
 }
 
 fn parse_write_value(value: &serde_json::Value) -> Result<Value, LineError> {
@@ -696,7 +741,8 @@ mod tests {
         h.complete(c, Outcome::Fail, 1_500_000).unwrap();
         let r2 = h.invoke(1, Operation::read(8), 1_500_001).unwrap();
         h.complete(r2, Outcome::ReadOk(None), 1_500_002).unwrap();
-        h.invoke(3, Operation::cas(7, Some(42), -1), 1_600_000).unwrap();
+        h.invoke(3, Operation::cas(7, Some(42), -1), 1_600_000)
+            .unwrap();
         h
     }
 
@@ -712,12 +758,18 @@ mod tests {
             lines[1],
             r#"{"client":1,"kind":"invoke","op":"read","key":7,"value":null,"time":1234600}"#
         );
-        assert_eq!(lines[3], r#"{"client":1,"kind":"ok","op":"read","key":7,"value":42,"time":1300010}"#);
+        assert_eq!(
+            lines[3],
+            r#"{"client":1,"kind":"ok","op":"read","key":7,"value":42,"time":1300010}"#
+        );
         assert_eq!(
             lines[5],
             r#"{"client":2,"kind":"fail","op":"cas","key":7,"value":[null,5],"time":1500000}"#
         );
-        assert_eq!(lines[7], r#"{"client":1,"kind":"ok","op":"read","key":8,"value":null,"time":1500002}"#);
+        assert_eq!(
+            lines[7],
+            r#"{"client":1,"kind":"ok","op":"read","key":8,"value":null,"time":1500002}"#
+        );
         assert_eq!(lines.len(), 9);
     }
 
@@ -737,19 +789,34 @@ mod tests {
         let a = h.invoke(1, Operation::read(1), 10).unwrap();
         assert_eq!(
             h.invoke(1, Operation::read(1), 11),
-            Err(HistoryError::ClientBusy { client: 1, outstanding: a })
+            Err(HistoryError::ClientBusy {
+                client: 1,
+                outstanding: a
+            })
         );
         assert_eq!(
             h.complete(a, Outcome::Ok, 12),
-            Err(HistoryError::OutcomeMismatch { command: Command::Read, outcome: Outcome::Ok })
+            Err(HistoryError::OutcomeMismatch {
+                command: Command::Read,
+                outcome: Outcome::Ok
+            })
         );
         assert_eq!(
             h.complete(a, Outcome::ReadOk(None), 9),
-            Err(HistoryError::TimeWentBackwards { time: 9, previous: 10 })
+            Err(HistoryError::TimeWentBackwards {
+                time: 9,
+                previous: 10
+            })
         );
-        assert_eq!(h.complete(OpId(5), Outcome::Fail, 12), Err(HistoryError::UnknownOp(OpId(5))));
+        assert_eq!(
+            h.complete(OpId(5), Outcome::Fail, 12),
+            Err(HistoryError::UnknownOp(OpId(5)))
+        );
         h.complete(a, Outcome::ReadOk(None), 12).unwrap();
-        assert_eq!(h.complete(a, Outcome::Info, 13), Err(HistoryError::AlreadyCompleted(a)));
+        assert_eq!(
+            h.complete(a, Outcome::Info, 13),
+            Err(HistoryError::AlreadyCompleted(a))
+        );
         let w = h.invoke(2, Operation::write(1, 3), 13).unwrap();
         assert!(matches!(
             h.complete(w, Outcome::ReadOk(Some(3)), 14),
@@ -761,7 +828,10 @@ mod tests {
     fn read_error(text: &str, line: usize) -> String {
         let err = History::from_jsonl_str(text).expect_err("history should be rejected");
         let message = err.to_string();
-        assert!(message.starts_with(&format!("line {line}:")), "wrong line in {message:?}");
+        assert!(
+            message.starts_with(&format!("line {line}:")),
+            "wrong line in {message:?}"
+        );
         message
     }
 
@@ -770,38 +840,71 @@ mod tests {
         let invoke_w = r#"{"client":1,"kind":"invoke","op":"write","key":1,"value":5,"time":1}"#;
         let m = read_error(&format!("{invoke_w}\n{{not json\n"), 2);
         assert!(m.contains("not a valid event"), "{m}");
-        let m = read_error(r#"{"client":1,"kind":"ok","op":"read","key":1,"value":5,"time":1}"#, 1);
+        let m = read_error(
+            r#"{"client":1,"kind":"ok","op":"read","key":1,"value":5,"time":1}"#,
+            1,
+        );
         assert!(m.contains("no outstanding operation"), "{m}");
         let m = read_error(&format!("{invoke_w}\n\n{invoke_w}\n"), 3);
         assert!(m.contains("still outstanding"), "{m}");
         let m = read_error(
-            &format!("{invoke_w}\n{}", r#"{"client":1,"kind":"ok","op":"write","key":1,"value":6,"time":2}"#),
+            &format!(
+                "{invoke_w}\n{}",
+                r#"{"client":1,"kind":"ok","op":"write","key":1,"value":6,"time":2}"#
+            ),
             2,
         );
         assert!(m.contains("differs"), "{m}");
         let m = read_error(
-            &format!("{invoke_w}\n{}", r#"{"client":1,"kind":"ok","op":"write","key":2,"value":5,"time":2}"#),
+            &format!(
+                "{invoke_w}\n{}",
+                r#"{"client":1,"kind":"ok","op":"write","key":2,"value":5,"time":2}"#
+            ),
             2,
         );
         assert!(m.contains("does not match"), "{m}");
         let m = read_error(
-            &format!("{invoke_w}\n{}", r#"{"client":1,"kind":"ok","op":"write","key":1,"value":5,"time":0}"#),
+            &format!(
+                "{invoke_w}\n{}",
+                r#"{"client":1,"kind":"ok","op":"write","key":1,"value":5,"time":0}"#
+            ),
             2,
         );
         assert!(m.contains("time went backwards"), "{m}");
-        let m = read_error(r#"{"client":1,"kind":"invoke","op":"cas","key":1,"value":[1],"time":1}"#, 1);
+        let m = read_error(
+            r#"{"client":1,"kind":"invoke","op":"cas","key":1,"value":[1],"time":1}"#,
+            1,
+        );
         assert!(m.contains("[expected, new]"), "{m}");
-        let m = read_error(r#"{"client":1,"kind":"invoke","op":"cas","key":1,"value":[1,null],"time":1}"#, 1);
+        let m = read_error(
+            r#"{"client":1,"kind":"invoke","op":"cas","key":1,"value":[1,null],"time":1}"#,
+            1,
+        );
         assert!(m.contains("new value"), "{m}");
-        let m = read_error(r#"{"client":1,"kind":"invoke","op":"write","key":1,"value":1.5,"time":1}"#, 1);
+        let m = read_error(
+            r#"{"client":1,"kind":"invoke","op":"write","key":1,"value":1.5,"time":1}"#,
+            1,
+        );
         assert!(m.contains("integer"), "{m}");
-        let m = read_error(r#"{"client":1,"kind":"invoke","op":"write","key":1,"time":1}"#, 1);
+        let m = read_error(
+            r#"{"client":1,"kind":"invoke","op":"write","key":1,"time":1}"#,
+            1,
+        );
         assert!(m.contains("integer"), "{m}");
-        let m = read_error(r#"{"client":1,"kind":"invoke","op":"read","key":1,"value":3,"time":1}"#, 1);
+        let m = read_error(
+            r#"{"client":1,"kind":"invoke","op":"read","key":1,"value":3,"time":1}"#,
+            1,
+        );
         assert!(m.contains("null"), "{m}");
-        let m = read_error(r#"{"client":1,"kind":"done","op":"read","key":1,"time":1}"#, 1);
+        let m = read_error(
+            r#"{"client":1,"kind":"done","op":"read","key":1,"time":1}"#,
+            1,
+        );
         assert!(m.contains("not a valid event"), "{m}");
-        let m = read_error(r#"{"client":-1,"kind":"invoke","op":"read","key":1,"time":1}"#, 1);
+        let m = read_error(
+            r#"{"client":-1,"kind":"invoke","op":"read","key":1,"time":1}"#,
+            1,
+        );
         assert!(m.contains("not a valid event"), "{m}");
         let m = read_error(
             r#"{"client":1,"kind":"invoke","op":"write","key":1,"value":99999999999999999999,"time":1}"#,
