@@ -1,4 +1,34 @@
 //! Delta-state CRDTs and the conflict-resolution interface used by leaderless replication.
+//!
+//! - Plain state-based: [`GCounter`], [`PnCounter`], [`LwwRegister`] (HLC timestamps).
+//! - Causal (dot store + causal context, see [`dot_store`]): [`OrSet`] (add-wins),
+//!   [`MvRegister`], [`CausalCounter`] and [`OrMap`], whose values are any causal store
+//!   ([`OrSetStore`], [`MvRegisterStore`], [`CounterStore`], nested [`OrMapStore`]).
+//! - [`resolve`]: one interface for settling concurrent versions (LWW, siblings, CRDT merge,
+//!   custom).
+//!
+//! Every mutator returns a delta (a small state of the same type) to ship instead of the full
+//! state; merging deltas in any order, with duplicates, converges to the same state.
+
+mod causal_counter;
+mod counter;
+pub mod dot_store;
+mod lww_register;
+mod mv_register;
+mod ormap;
+mod orset;
+pub mod resolve;
+
+#[cfg(test)]
+mod laws;
+
+pub use causal_counter::{CausalCounter, CounterStore};
+pub use counter::{GCounter, PnCounter};
+pub use dot_store::{Causal, DotFun, DotMap, DotSet, DotStore};
+pub use lww_register::{LwwRegister, Stamped};
+pub use mv_register::{MvRegister, MvRegisterStore};
+pub use ormap::{OrMap, OrMapStore};
+pub use orset::{OrSet, OrSetStore};
 
 use std::fmt::Debug;
 

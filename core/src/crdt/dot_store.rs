@@ -1,0 +1,229 @@
+//! The causal CRDT kernel (Almeida, Shoker, Baquero, "Delta State Replicated Data Types", §5):
+//! a *dot store* (data tagged with the dots of the writes that made it) paired with a
+//! [`CausalContext`] (every dot the replica has seen).
+//!
+//! Join rule: keep a tagged item if both sides have it, or if one side has it and the other has not
+//! seen its dot yet. An item one side has seen but no longer holds was removed there, so it goes.
+//! Removal therefore needs no tombstone: it just drops the item, and the context (which compacts to
+//! one counter per node) remembers that the dot is dead. [`DotStore`]s nest ([`DotMap`] of stores),
+//! which is what makes a map of CRDTs with observed-remove keys possible.
+
+use crate::causality::{CausalContext, Dot, InvalidCausalState};
+use crate::crdt::Crdt;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+
+/// Data whose every piece is tagged by a dot, joinable under two causal contexts.
+pub trait DotStore: Clone + Default + PartialEq + Debug {
+    /// True when the store holds nothing (the lattice bottom). Empty nested stores are dropped.
+    fn is_bottom(&self) -> bool;
+
+    /// Appends every dot tagging something in the store.
+    fn collect_dots(&self, out: &mut Vec<Dot>);
+
+    /// Joins `other` (whose replica has seen `other_ctx`) into `self` (whose replica has seen
+    /// `self_ctx`). The contexts are joined separately by the caller.
+    fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext);
+
+    /// Drops empty nested entries so equal contents compare equal (used on decode).
+    fn normalise(&mut self);
+}
+
+/// A set of dots: "present, written by these events". The store of an add-wins flag or set element.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DotSet(pub BTreeSet<Dot>);
+
+impl DotStore for DotSet {
+    fn is_bottom(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn collect_dots(&self, out: &mut Vec<Dot>) {
+        out.extend(self.0.iter().copied());
+    }
+
+    fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
+        self.0.retain(|d| other.0.contains(d) || !other_ctx.contains(d));
+        self.0.extend(other.0.iter().filter(|d| !self_ctx.contains(d)));
+    }
+
+    fn normalise(&mut self) {}
+}
+
+/// A map from dots to values: each value is the payload of the write identified by its dot
+/// (a dot names one write, so the value under a dot never changes).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DotFun<V>(pub BTreeMap<Dot, V>);
+
+impl<V> Default for DotFun<V> {
+    fn default() -> Self {
+        DotFun(BTreeMap::new())
+    }
+}
+
+impl<V: Clone + PartialEq + Debug> DotStore for DotFun<V> {
+    fn is_bottom(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn collect_dots(&self, out: &mut Vec<Dot>) {
+        out.extend(self.0.keys().copied());
+    }
+
+    fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
+        self.0.retain(|d, v| match other.0.get(d) {
+            Some(theirs) => {
+                debug_assert_eq!(v, theirs, "one dot tagged two different values");
+                true
+            }
+            None => !other_ctx.contains(d),
+        });
+        for (d, v) in &other.0 {
+            if !self_ctx.contains(d) {
+                self.0.entry(*d).or_insert_with(|| v.clone());
+            }
+        }
+    }
+
+    fn normalise(&mut self) {}
+}
+
+/// A map from keys to nested dot stores, all sharing the enclosing causal context. A key is present
+/// while its nested store is non-empty.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DotMap<K: Ord, S>(pub BTreeMap<K, S>);
+
+impl<K: Ord, S> Default for DotMap<K, S> {
+    fn default() -> Self {
+        DotMap(BTreeMap::new())
+    }
+}
+
+impl<K: Ord + Clone + Debug, S: DotStore> DotStore for DotMap<K, S> {
+    fn is_bottom(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn collect_dots(&self, out: &mut Vec<Dot>) {
+        for store in self.0.values() {
+            store.collect_dots(out);
+        }
+    }
+
+    fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
+        let empty = S::default();
+        for (key, mine) in self.0.iter_mut() {
+            let theirs = other.0.get(key).unwrap_or(&empty);
+            mine.join(self_ctx, theirs, other_ctx);
+        }
+        for (key, theirs) in &other.0 {
+            if !self.0.contains_key(key) {
+                let mut mine = S::default();
+                mine.join(self_ctx, theirs, other_ctx);
+                if !mine.is_bottom() {
+                    self.0.insert(key.clone(), mine);
+                }
+            }
+        }
+        self.0.retain(|_, s| !s.is_bottom());
+    }
+
+    fn normalise(&mut self) {
+        for store in self.0.values_mut() {
+            store.normalise();
+        }
+        self.0.retain(|_, s| !s.is_bottom());
+    }
+}
+
+/// A dot store with the causal context of the replica holding it: a complete causal CRDT state,
+/// and also the shape of its deltas (a small store plus exactly the dots the mutation covers).
+///
+/// Invariants (checked on decode): every dot in the store is in the context and tags one item only;
+/// no empty nested entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "CausalRepr<S>", bound(deserialize = "S: DotStore + Deserialize<'de>"))]
+pub struct Causal<S> {
+    pub(crate) store: S,
+    pub(crate) context: CausalContext,
+}
+
+/// The wire shape of a [`Causal`], validated on the way in.
+#[derive(Deserialize)]
+struct CausalRepr<S> {
+    store: S,
+    context: CausalContext,
+}
+
+impl<S: DotStore> TryFrom<CausalRepr<S>> for Causal<S> {
+    type Error = InvalidCausalState;
+    fn try_from(repr: CausalRepr<S>) -> Result<Self, Self::Error> {
+        let mut dots = Vec::new();
+        repr.store.collect_dots(&mut dots);
+        let mut seen = BTreeSet::new();
+        for dot in dots {
+            if dot.counter == 0 || !repr.context.contains(&dot) {
+                return Err(InvalidCausalState::DotOutsideContext(dot));
+            }
+            if !seen.insert(dot) {
+                return Err(InvalidCausalState::DuplicateDot(dot));
+            }
+        }
+        let mut store = repr.store;
+        store.normalise();
+        Ok(Causal { store, context: repr.context })
+    }
+}
+
+impl<S: DotStore> Causal<S> {
+    /// Pairs a store with a context. Used by delta mutators; the caller guarantees the store's dots
+    /// are in the context.
+    pub(crate) fn from_parts(store: S, context: CausalContext) -> Self {
+        debug_assert!({
+            let mut dots = Vec::new();
+            store.collect_dots(&mut dots);
+            dots.iter().all(|d| context.contains(d))
+        });
+        Causal { store, context }
+    }
+
+    /// The data.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Every dot this replica has seen (live or removed).
+    pub fn context(&self) -> &CausalContext {
+        &self.context
+    }
+
+    /// Joins `delta` into this state and hands it back, the shape every delta mutator ends with.
+    pub(crate) fn apply(&mut self, delta: Causal<S>) -> Causal<S> {
+        self.merge(&delta);
+        delta
+    }
+}
+
+impl<S: DotStore> Crdt for Causal<S> {
+    type Delta = Causal<S>;
+
+    fn merge(&mut self, other: &Self) {
+        self.store.join(&self.context, &other.store, &other.context);
+        self.context.merge(&other.context);
+    }
+
+    fn merge_delta(&mut self, delta: &Self::Delta) {
+        self.merge(delta);
+    }
+}
+
+/// All dots of a store, as a context (what a delta must cover to overwrite or remove it).
+pub(crate) fn dots_of<S: DotStore>(store: &S) -> CausalContext {
+    let mut dots = Vec::new();
+    store.collect_dots(&mut dots);
+    dots.into_iter().collect()
+}

@@ -1,0 +1,122 @@
+//! Observed-remove map whose values are themselves causal CRDTs sharing the map's causal context.
+
+use crate::causality::{CausalContext, Dot};
+use crate::crdt::dot_store::{Causal, DotMap, DotStore, dots_of};
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+
+/// The dot store of an observed-remove map: each present key with its value's dot store.
+/// Maps nest (an `OrMapStore` is itself a [`DotStore`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrMapStore<K: Ord, V>(DotMap<K, V>);
+
+impl<K: Ord, V> Default for OrMapStore<K, V> {
+    fn default() -> Self {
+        OrMapStore(DotMap::default())
+    }
+}
+
+impl<K: Ord + Clone + Debug, V: DotStore> DotStore for OrMapStore<K, V> {
+    fn is_bottom(&self) -> bool {
+        self.0.is_bottom()
+    }
+    fn collect_dots(&self, out: &mut Vec<Dot>) {
+        self.0.collect_dots(out)
+    }
+    fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
+        self.0.join(self_ctx, &other.0, other_ctx)
+    }
+    fn normalise(&mut self) {
+        self.0.normalise()
+    }
+}
+
+impl<K: Ord + Clone + Debug, V: DotStore> OrMapStore<K, V> {
+    /// Delta that mutates the value under `key` with a delta mutator of the value type, e.g.
+    /// `|v, ctx| v.add_delta(ctx, actor, x)`. The mutator sees the current value (empty if absent)
+    /// and the map's shared context, from which it draws fresh dots.
+    pub fn update_delta(
+        &self,
+        ctx: &CausalContext,
+        key: K,
+        mutate: impl FnOnce(&V, &CausalContext) -> Causal<V>,
+    ) -> Causal<Self> {
+        let empty = V::default();
+        let current = self.0.0.get(&key).unwrap_or(&empty);
+        let Causal { store, context } = mutate(current, ctx);
+        let mut entries = DotMap::default();
+        if !store.is_bottom() {
+            entries.0.insert(key, store);
+        }
+        Causal::from_parts(OrMapStore(entries), context)
+    }
+
+    /// Delta that removes `key` as observed here: every dot of its value is covered, so the value is
+    /// reset; concurrent updates the remover had not seen survive.
+    pub fn remove_delta(&self, key: &K) -> Causal<Self> {
+        let ctx = self.0.0.get(key).map(dots_of).unwrap_or_default();
+        Causal::from_parts(OrMapStore::default(), ctx)
+    }
+
+    /// The value under `key`, if present.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.0.0.get(key)
+    }
+
+    /// Present keys and values in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.0.0.iter()
+    }
+
+    /// Number of present keys.
+    pub fn len(&self) -> usize {
+        self.0.0.len()
+    }
+
+    /// True when no key is present.
+    pub fn is_empty(&self) -> bool {
+        self.0.0.is_empty()
+    }
+}
+
+/// An observed-remove map of causal CRDT values (delta-state): the shape a point's payload takes
+/// under multi-master replication, e.g. `OrMap<String, MvRegisterStore<Value>>` or a map of sets,
+/// counters or nested maps. Updating a key makes it present; removing it resets its value as
+/// observed (no tombstones); a concurrent update survives a remove.
+pub type OrMap<K, V> = Causal<OrMapStore<K, V>>;
+
+impl<K: Ord + Clone + Debug, V: DotStore> Causal<OrMapStore<K, V>> {
+    /// Applies a value delta mutator under `key` (see [`OrMapStore::update_delta`]); returns the
+    /// delta to ship.
+    pub fn update(&mut self, key: K, mutate: impl FnOnce(&V, &CausalContext) -> Causal<V>) -> OrMap<K, V> {
+        let delta = self.store.update_delta(&self.context, key, mutate);
+        self.apply(delta)
+    }
+
+    /// Removes `key` (as observed); returns the delta to ship.
+    pub fn remove(&mut self, key: &K) -> OrMap<K, V> {
+        let delta = self.store.remove_delta(key);
+        self.apply(delta)
+    }
+
+    /// The value under `key`, if present.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.store.get(key)
+    }
+
+    /// Present keys and values in key order.
+    pub fn entries(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.store.iter()
+    }
+
+    /// Number of present keys.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// True when no key is present.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+}
