@@ -21,6 +21,8 @@ pub mod resolve;
 
 #[cfg(test)]
 mod laws;
+#[cfg(test)]
+mod metadata_bounds;
 
 pub use causal_counter::{CausalCounter, CounterStore};
 pub use counter::{GCounter, PnCounter};

@@ -90,3 +90,26 @@ impl<V: Clone + PartialEq + Debug> Causal<MvRegisterStore<V>> {
         self.store.values()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::Crdt;
+
+    #[test]
+    fn concurrent_writes_become_siblings_until_overwritten() {
+        let mut a: MvRegister<&str> = MvRegister::default();
+        let mut b: MvRegister<&str> = MvRegister::default();
+        let wa = a.write(1, "red");
+        let wb = b.write(2, "blue");
+        a.merge_delta(&wb);
+        b.merge_delta(&wa);
+        assert_eq!(a, b);
+        assert_eq!(a.values().copied().collect::<Vec<_>>(), vec!["red", "blue"]);
+        // A write that has seen both siblings replaces them.
+        let w = a.write(1, "purple");
+        b.merge_delta(&w);
+        assert_eq!(b.values().copied().collect::<Vec<_>>(), vec!["purple"]);
+        assert_eq!(a, b);
+    }
+}

@@ -120,3 +120,49 @@ impl<K: Ord + Clone + Debug, V: DotStore> Causal<OrMapStore<K, V>> {
         self.store.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::{Crdt, CounterStore, MvRegisterStore, OrSetStore};
+
+    #[test]
+    fn remove_resets_observed_state_but_concurrent_update_survives() {
+        let mut a: OrMap<&str, OrSetStore<u8>> = OrMap::default();
+        let d = a.update("tags", |s, ctx| s.add_delta(ctx, 1, 1));
+        let mut b = OrMap::default();
+        b.merge_delta(&d);
+        // a removes the key; b concurrently adds another tag.
+        let rm = a.remove(&"tags");
+        let add = b.update("tags", |s, ctx| s.add_delta(ctx, 2, 2));
+        a.merge_delta(&add);
+        b.merge_delta(&rm);
+        assert_eq!(a, b);
+        // The observed tag 1 is gone (reset), the concurrent tag 2 survives.
+        assert_eq!(a.get(&"tags").unwrap().iter().copied().collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn removed_key_does_not_resurrect_old_contents_when_readded() {
+        let mut a: OrMap<u8, CounterStore> = OrMap::default();
+        let mut b = OrMap::default();
+        b.merge_delta(&a.update(1, |c, ctx| c.add_delta(ctx, 1, 5)));
+        b.merge_delta(&a.remove(&1));
+        b.merge_delta(&a.update(1, |c, ctx| c.add_delta(ctx, 1, 2)));
+        assert_eq!(a, b);
+        // Actor 1's running total restarted from the removal it observed.
+        assert_eq!(a.get(&1).map(|c| c.value()), Some(2));
+    }
+
+    #[test]
+    fn nested_maps_share_one_context() {
+        let mut doc: OrMap<String, OrMapStore<String, MvRegisterStore<i32>>> = OrMap::default();
+        doc.update("meta".into(), |m, ctx| m.update_delta(ctx, "rank".into(), |r, ctx| r.write_delta(ctx, 7, 1)));
+        doc.update("meta".into(), |m, ctx| m.update_delta(ctx, "score".into(), |r, ctx| r.write_delta(ctx, 7, 9)));
+        let meta = doc.get(&"meta".to_string()).unwrap();
+        assert_eq!(meta.len(), 2);
+        assert_eq!(doc.context().compact().get(7), 2);
+        doc.update("meta".into(), |m, _| m.remove_delta(&"rank".to_string()));
+        assert_eq!(doc.get(&"meta".to_string()).unwrap().len(), 1);
+    }
+}

@@ -123,3 +123,72 @@ impl<E: Ord + Clone + Debug> Causal<OrSetStore<E>> {
         self.store.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::causality::InvalidCausalState;
+    use crate::crdt::Crdt;
+
+    #[test]
+    fn concurrent_add_wins_over_remove() {
+        let mut a: OrSet<&str> = OrSet::default();
+        let add = a.add(1, "x");
+        let mut b = OrSet::default();
+        b.merge_delta(&add);
+        // b removes the x it saw while a re-adds x concurrently.
+        let remove = b.remove(&"x");
+        let readd = a.add(1, "x");
+        a.merge_delta(&remove);
+        b.merge_delta(&readd);
+        assert_eq!(a, b);
+        assert!(a.contains(&"x"));
+        // A remove that has seen every add does remove.
+        let remove = a.remove(&"x");
+        b.merge_delta(&remove);
+        assert!(!b.contains(&"x"));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn late_add_delta_does_not_resurrect_a_removed_element() {
+        let mut a: OrSet<u8> = OrSet::default();
+        let add = a.add(1, 7);
+        let remove = a.remove(&7);
+        let mut b = OrSet::default();
+        b.merge_delta(&remove); // the remove overtakes the add
+        b.merge_delta(&add);
+        assert!(b.is_empty());
+        assert_eq!(a, b);
+        // Re-adding gives a fresh dot even though nothing is stored.
+        let readd = b.add(2, 7);
+        a.merge_delta(&readd);
+        assert!(a.contains(&7) && b.contains(&7));
+    }
+
+    #[test]
+    fn repeated_adds_keep_one_dot_per_element() {
+        let mut a: OrSet<u8> = OrSet::default();
+        for _ in 0..100 {
+            a.add(1, 3);
+        }
+        let mut dots = Vec::new();
+        a.store().collect_dots(&mut dots);
+        assert_eq!(dots, vec![Dot::new(1, 100)]);
+    }
+
+    #[test]
+    fn decode_rejects_dots_outside_the_context() {
+        let mut a: OrSet<u8> = OrSet::default();
+        a.add(1, 3);
+        // Store claims dot (1,1) but the context is empty.
+        let forged = (a.store().clone(), CausalContext::new());
+        let bytes = postcard::to_stdvec(&forged).unwrap();
+        assert!(postcard::from_bytes::<OrSet<u8>>(&bytes).is_err());
+        let bytes = postcard::to_stdvec(&a).unwrap();
+        assert_eq!(postcard::from_bytes::<OrSet<u8>>(&bytes).unwrap(), a);
+        // The error type is usable directly too.
+        let repr_err = InvalidCausalState::DotOutsideContext(Dot::new(1, 1));
+        assert!(repr_err.to_string().contains("not covered"));
+    }
+}
