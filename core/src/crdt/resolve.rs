@@ -114,8 +114,11 @@ impl<V: Crdt + Serialize> ConflictResolver<V> for CrdtMerge {
 /// than one version survives causal pruning. It must be a pure function of its input for the
 /// replicas to agree.
 pub struct CustomResolver<V> {
-    resolve: Box<dyn Fn(&[Version<V>]) -> V + Send + Sync>,
+    resolve: Box<ResolveFn<V>>,
 }
+
+/// The signature of a user-supplied resolving function.
+pub type ResolveFn<V> = dyn Fn(&[Version<V>]) -> V + Send + Sync;
 
 impl<V> CustomResolver<V> {
     /// Wraps the resolving function.
