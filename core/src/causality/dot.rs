@@ -98,7 +98,7 @@ impl CausalContext {
         if dot.counter == 0 || self.contains(&dot) {
             return;
         }
-        if dot.counter == self.compact.get(dot.node) + 1 {
+        if dot.counter == self.compact.get(dot.node).saturating_add(1) {
             self.compact.observe(dot.node, dot.counter);
             self.fold_node(dot.node);
         } else {
@@ -118,6 +118,11 @@ impl CausalContext {
         &self.compact
     }
 
+    /// The dots held outside the compact prefix, in order.
+    pub fn cloud(&self) -> impl Iterator<Item = &Dot> {
+        self.cloud.iter()
+    }
+
     /// Number of dots held outside the compact prefix (a measure of out-of-order delivery debt).
     pub fn cloud_len(&self) -> usize {
         self.cloud.len()
@@ -130,13 +135,10 @@ impl CausalContext {
 
     /// Folds cloud dots of `node` that extend its compact prefix into it.
     fn fold_node(&mut self, node: NodeId) {
-        loop {
-            let next = Dot::new(node, self.compact.get(node) + 1);
-            if self.cloud.remove(&next) {
-                self.compact.observe(node, next.counter);
-            } else {
-                break;
-            }
+        while let Some(counter) = self.compact.get(node).checked_add(1)
+            && self.cloud.remove(&Dot::new(node, counter))
+        {
+            self.compact.observe(node, counter);
         }
     }
 
@@ -148,7 +150,7 @@ impl CausalContext {
         }
         let compact = &self.compact;
         self.cloud.retain(|d| d.counter > compact.get(d.node));
-        debug_assert!(self.cloud.iter().all(|d| d.counter > self.compact.get(d.node) + 1));
+        debug_assert!(self.cloud.iter().all(|d| d.counter > self.compact.get(d.node).saturating_add(1)));
     }
 
     /// How many distinct nodes appear in the history (the context's size driver).

@@ -74,13 +74,9 @@ impl<V: Clone + PartialEq + Debug> DotStore for DotFun<V> {
     }
 
     fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
-        self.0.retain(|d, v| match other.0.get(d) {
-            Some(theirs) => {
-                debug_assert_eq!(v, theirs, "one dot tagged two different values");
-                true
-            }
-            None => !other_ctx.contains(d),
-        });
+        // A dot names one write, so both sides hold the same value under a shared dot. Only a
+        // faulty peer can break that; keeping our own value then avoids panicking on its input.
+        self.0.retain(|d, _| other.0.contains_key(d) || !other_ctx.contains(d));
         for (d, v) in &other.0 {
             if !self_ctx.contains(d) {
                 self.0.entry(*d).or_insert_with(|| v.clone());
@@ -93,50 +89,160 @@ impl<V: Clone + PartialEq + Debug> DotStore for DotFun<V> {
 
 /// A map from keys to nested dot stores, all sharing the enclosing causal context. A key is present
 /// while its nested store is non-empty.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DotMap<K: Ord, S>(pub BTreeMap<K, S>);
+///
+/// Keeps a reverse index from each live dot to its key (a dot is minted for one key and tags only
+/// that key on every replica), so joining a small delta visits only the keys the delta stores or
+/// whose dots its context covers: O(delta · log n), not O(n). The index is derived data: it is not
+/// serialised and is rebuilt on decode.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DotMap<K: Ord, S> {
+    entries: BTreeMap<K, S>,
+    owners: BTreeMap<Dot, K>,
+}
 
 impl<K: Ord, S> Default for DotMap<K, S> {
     fn default() -> Self {
-        DotMap(BTreeMap::new())
+        DotMap { entries: BTreeMap::new(), owners: BTreeMap::new() }
+    }
+}
+
+impl<K: Ord + Serialize, S: Serialize> Serialize for DotMap<K, S> {
+    fn serialize<Ser: serde::Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        self.entries.serialize(serializer)
+    }
+}
+
+impl<'de, K: Ord + Clone + Debug + Deserialize<'de>, S: DotStore + Deserialize<'de>> Deserialize<'de>
+    for DotMap<K, S>
+{
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entries = BTreeMap::<K, S>::deserialize(deserializer)?;
+        let mut map = DotMap::default();
+        for (key, store) in entries {
+            let mut dots = Vec::new();
+            store.collect_dots(&mut dots);
+            if let Some(dot) = dots.iter().find(|d| map.owners.contains_key(d)) {
+                // The index could not represent it, and a dot names one write of one key.
+                return Err(serde::de::Error::custom(InvalidCausalState::DuplicateDot(*dot)));
+            }
+            map.insert(key, store);
+        }
+        Ok(map)
+    }
+}
+
+impl<K: Ord + Clone + Debug, S: DotStore> DotMap<K, S> {
+    /// A map with one entry (the usual shape of a delta).
+    pub fn singleton(key: K, store: S) -> Self {
+        let mut map = DotMap::default();
+        map.insert(key, store);
+        map
+    }
+
+    /// Sets the store under `key` (dropping the key if the store is empty), keeping the dot index
+    /// in step. Crate-internal: callers must keep each dot under a single key.
+    pub(crate) fn insert(&mut self, key: K, store: S) {
+        self.remove(&key);
+        if store.is_bottom() {
+            return;
+        }
+        let mut dots = Vec::new();
+        store.collect_dots(&mut dots);
+        for dot in dots {
+            self.owners.insert(dot, key.clone());
+        }
+        self.entries.insert(key, store);
+    }
+
+    /// Takes the store under `key` out of the map.
+    fn remove(&mut self, key: &K) -> Option<S> {
+        let store = self.entries.remove(key)?;
+        let mut dots = Vec::new();
+        store.collect_dots(&mut dots);
+        for dot in dots {
+            self.owners.remove(&dot);
+        }
+        Some(store)
+    }
+
+    /// The store under `key`, if present.
+    pub fn get(&self, key: &K) -> Option<&S> {
+        self.entries.get(key)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// Present keys and their stores, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &S)> {
+        self.entries.iter()
+    }
+
+    /// Present keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.entries.keys()
+    }
+
+    /// Number of present keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no key is present.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
 impl<K: Ord + Clone + Debug, S: DotStore> DotStore for DotMap<K, S> {
     fn is_bottom(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 
     fn collect_dots(&self, out: &mut Vec<Dot>) {
-        for store in self.0.values() {
-            store.collect_dots(out);
-        }
+        out.extend(self.owners.keys().copied());
     }
 
     fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
-        let empty = S::default();
-        for (key, mine) in self.0.iter_mut() {
-            let theirs = other.0.get(key).unwrap_or(&empty);
-            mine.join(self_ctx, theirs, other_ctx);
+        // Keys whose join can differ from "unchanged": those the other side stores, and those
+        // holding a dot the other side has seen (it may have removed it).
+        let mut affected: BTreeSet<K> = other.entries.keys().cloned().collect();
+        for (node, max) in other_ctx.compact().iter() {
+            affected.extend(self.owners.range(Dot::new(node, 1)..=Dot::new(node, max)).map(|(_, k)| k.clone()));
         }
-        for (key, theirs) in &other.0 {
-            if !self.0.contains_key(key) {
-                let mut mine = S::default();
-                mine.join(self_ctx, theirs, other_ctx);
-                if !mine.is_bottom() {
-                    self.0.insert(key.clone(), mine);
-                }
+        for dot in other_ctx.cloud() {
+            if let Some(key) = self.owners.get(dot) {
+                affected.insert(key.clone());
             }
         }
-        self.0.retain(|_, s| !s.is_bottom());
+        let empty = S::default();
+        for key in affected {
+            let theirs = other.entries.get(&key).unwrap_or(&empty);
+            let mut mine = self.remove(&key).unwrap_or_default();
+            mine.join(self_ctx, theirs, other_ctx);
+            self.insert(key, mine);
+        }
+        debug_assert_eq!(self.owners.len(), {
+            let mut n = 0;
+            for store in self.entries.values() {
+                let mut dots = Vec::new();
+                store.collect_dots(&mut dots);
+                n += dots.len();
+            }
+            n
+        });
     }
 
     fn normalise(&mut self) {
-        for store in self.0.values_mut() {
-            store.normalise();
+        let keys: Vec<K> = self.entries.keys().cloned().collect();
+        for key in keys {
+            if let Some(mut store) = self.remove(&key) {
+                store.normalise();
+                self.insert(key, store);
+            }
         }
-        self.0.retain(|_, s| !s.is_bottom());
     }
 }
 

@@ -20,6 +20,8 @@ mod orset;
 pub mod resolve;
 
 #[cfg(test)]
+mod hostile_input;
+#[cfg(test)]
 mod laws;
 #[cfg(test)]
 mod metadata_bounds;

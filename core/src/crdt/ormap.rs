@@ -8,7 +8,10 @@ use std::fmt::Debug;
 /// The dot store of an observed-remove map: each present key with its value's dot store.
 /// Maps nest (an `OrMapStore` is itself a [`DotStore`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(
+    transparent,
+    bound(deserialize = "K: Ord + Clone + Debug + Deserialize<'de>, V: DotStore + Deserialize<'de>")
+)]
 pub struct OrMapStore<K: Ord, V>(DotMap<K, V>);
 
 impl<K: Ord, V> Default for OrMapStore<K, V> {
@@ -43,11 +46,11 @@ impl<K: Ord + Clone + Debug, V: DotStore> OrMapStore<K, V> {
         mutate: impl FnOnce(&V, &CausalContext) -> Causal<V>,
     ) -> Causal<Self> {
         let empty = V::default();
-        let current = self.0.0.get(&key).unwrap_or(&empty);
+        let current = self.0.get(&key).unwrap_or(&empty);
         let Causal { store, context } = mutate(current, ctx);
         let mut entries = DotMap::default();
         if !store.is_bottom() {
-            entries.0.insert(key, store);
+            entries.insert(key, store);
         }
         Causal::from_parts(OrMapStore(entries), context)
     }
@@ -55,28 +58,28 @@ impl<K: Ord + Clone + Debug, V: DotStore> OrMapStore<K, V> {
     /// Delta that removes `key` as observed here: every dot of its value is covered, so the value is
     /// reset; concurrent updates the remover had not seen survive.
     pub fn remove_delta(&self, key: &K) -> Causal<Self> {
-        let ctx = self.0.0.get(key).map(dots_of).unwrap_or_default();
+        let ctx = self.0.get(key).map(dots_of).unwrap_or_default();
         Causal::from_parts(OrMapStore::default(), ctx)
     }
 
     /// The value under `key`, if present.
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.0.0.get(key)
+        self.0.get(key)
     }
 
     /// Present keys and values in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.0.0.iter()
+        self.0.iter()
     }
 
     /// Number of present keys.
     pub fn len(&self) -> usize {
-        self.0.0.len()
+        self.0.len()
     }
 
     /// True when no key is present.
     pub fn is_empty(&self) -> bool {
-        self.0.0.is_empty()
+        self.0.is_empty()
     }
 }
 
@@ -164,5 +167,30 @@ mod tests {
         assert_eq!(doc.context().compact().get(7), 2);
         doc.update("meta".into(), |m, _| m.remove_delta(&"rank".to_string()));
         assert_eq!(doc.get(&"meta".to_string()).unwrap().len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+    use crate::causality::{CausalContext, Dot};
+    use crate::crdt::{OrSetStore, dot_store::DotSet};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn decode_rejects_one_dot_under_two_keys_and_rebuilds_the_index() {
+        let mut map: OrMap<u8, OrSetStore<u8>> = OrMap::default();
+        map.update(1, |s, ctx| s.add_delta(ctx, 9, 5));
+        map.update(2, |s, ctx| s.add_delta(ctx, 9, 6));
+        let bytes = postcard::to_stdvec(&map).unwrap();
+        let decoded: OrMap<u8, OrSetStore<u8>> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded, map);
+        // Same dot (9,1) tagging entries under keys 1 and 2.
+        let dot = DotSet([Dot::new(9, 1)].into());
+        let forged_store: BTreeMap<u8, BTreeMap<u8, DotSet>> =
+            BTreeMap::from([(1, BTreeMap::from([(5, dot.clone())])), (2, BTreeMap::from([(6, dot)]))]);
+        let ctx: CausalContext = [Dot::new(9, 1)].into_iter().collect();
+        let bytes = postcard::to_stdvec(&(forged_store, ctx)).unwrap();
+        assert!(postcard::from_bytes::<OrMap<u8, OrSetStore<u8>>>(&bytes).is_err());
     }
 }

@@ -9,7 +9,7 @@ use std::fmt::Debug;
 /// The dot store of an add-wins set: each present element with the dots of the adds that are still
 /// live. Usable on its own inside an [`crate::crdt::OrMap`]; [`OrSet`] is the standalone set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(transparent, bound(deserialize = "E: Ord + Clone + Debug + Deserialize<'de>"))]
 pub struct OrSetStore<E: Ord>(DotMap<E, DotSet>);
 
 impl<E: Ord> Default for OrSetStore<E> {
@@ -39,16 +39,16 @@ impl<E: Ord + Clone + Debug> OrSetStore<E> {
     /// accumulating one dot per add).
     pub fn add_delta(&self, ctx: &CausalContext, actor: NodeId, element: E) -> Causal<Self> {
         let dot = ctx.next_dot(actor);
-        let mut delta_ctx = self.0.0.get(&element).map(dots_of).unwrap_or_default();
+        let mut delta_ctx = self.0.get(&element).map(dots_of).unwrap_or_default();
         delta_ctx.insert(dot);
-        let store = DotMap([(element, DotSet([dot].into()))].into());
+        let store = DotMap::singleton(element, DotSet([dot].into()));
         Causal::from_parts(OrSetStore(store), delta_ctx)
     }
 
     /// Delta that removes `element` as observed here: covers its live dots and stores nothing. An add
     /// this replica has not seen is outside the delta's context and survives (add wins).
     pub fn remove_delta(&self, element: &E) -> Causal<Self> {
-        let ctx = self.0.0.get(element).map(dots_of).unwrap_or_default();
+        let ctx = self.0.get(element).map(dots_of).unwrap_or_default();
         Causal::from_parts(OrSetStore::default(), ctx)
     }
 
@@ -59,22 +59,22 @@ impl<E: Ord + Clone + Debug> OrSetStore<E> {
 
     /// Whether `element` is present.
     pub fn contains(&self, element: &E) -> bool {
-        self.0.0.contains_key(element)
+        self.0.contains_key(element)
     }
 
     /// The present elements in order.
     pub fn iter(&self) -> impl Iterator<Item = &E> {
-        self.0.0.keys()
+        self.0.keys()
     }
 
     /// Number of present elements.
     pub fn len(&self) -> usize {
-        self.0.0.len()
+        self.0.len()
     }
 
     /// True when no element is present.
     pub fn is_empty(&self) -> bool {
-        self.0.0.is_empty()
+        self.0.is_empty()
     }
 }
 
