@@ -206,8 +206,34 @@ impl<K: Ord + Clone + Debug, S: DotStore> DotStore for DotMap<K, S> {
     }
 
     fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
-        // Keys whose join can differ from "unchanged": those the other side stores, and those
-        // holding a dot the other side has seen (it may have removed it).
+        if other.entries.len().saturating_mul(4) >= self.entries.len() {
+            self.join_bulk(self_ctx, other, other_ctx);
+        } else {
+            self.join_sparse(self_ctx, other, other_ctx);
+        }
+        debug_assert_eq!(self.owners.len(), {
+            let mut dots = Vec::new();
+            self.entries.values().for_each(|s| s.collect_dots(&mut dots));
+            dots.len()
+        });
+    }
+
+    fn normalise(&mut self) {
+        let keys: Vec<K> = self.entries.keys().cloned().collect();
+        for key in keys {
+            if let Some(mut store) = self.remove(&key) {
+                store.normalise();
+                self.insert(key, store);
+            }
+        }
+    }
+}
+
+impl<K: Ord + Clone + Debug, S: DotStore> DotMap<K, S> {
+    /// Join for a small `other` (a delta): visits only the keys whose join can differ from
+    /// "unchanged": those `other` stores, and those holding a dot `other` has seen (and may have
+    /// removed).
+    fn join_sparse(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
         let mut affected: BTreeSet<K> = other.entries.keys().cloned().collect();
         for (node, max) in other_ctx.compact().iter() {
             affected.extend(self.owners.range(Dot::new(node, 1)..=Dot::new(node, max)).map(|(_, k)| k.clone()));
@@ -224,25 +250,34 @@ impl<K: Ord + Clone + Debug, S: DotStore> DotStore for DotMap<K, S> {
             mine.join(self_ctx, theirs, other_ctx);
             self.insert(key, mine);
         }
-        debug_assert_eq!(self.owners.len(), {
-            let mut n = 0;
-            for store in self.entries.values() {
-                let mut dots = Vec::new();
-                store.collect_dots(&mut dots);
-                n += dots.len();
-            }
-            n
-        });
     }
 
-    fn normalise(&mut self) {
-        let keys: Vec<K> = self.entries.keys().cloned().collect();
-        for key in keys {
-            if let Some(mut store) = self.remove(&key) {
-                store.normalise();
-                self.insert(key, store);
+    /// Join for a comparably sized `other` (anti-entropy): one pass over both maps, then the dot
+    /// index is rebuilt in bulk.
+    fn join_bulk(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
+        let empty = S::default();
+        for (key, mine) in self.entries.iter_mut() {
+            mine.join(self_ctx, other.entries.get(key).unwrap_or(&empty), other_ctx);
+        }
+        for (key, theirs) in &other.entries {
+            if !self.entries.contains_key(key) {
+                let mut mine = S::default();
+                mine.join(self_ctx, theirs, other_ctx);
+                if !mine.is_bottom() {
+                    self.entries.insert(key.clone(), mine);
+                }
             }
         }
+        self.entries.retain(|_, s| !s.is_bottom());
+        let mut owners: Vec<(Dot, K)> = Vec::new();
+        let mut dots = Vec::new();
+        for (key, store) in &self.entries {
+            dots.clear();
+            store.collect_dots(&mut dots);
+            owners.extend(dots.iter().map(|d| (*d, key.clone())));
+        }
+        owners.sort_unstable_by_key(|(d, _)| *d);
+        self.owners = owners.into_iter().collect();
     }
 }
 
@@ -332,4 +367,42 @@ pub(crate) fn dots_of<S: DotStore>(store: &S) -> CausalContext {
     let mut dots = Vec::new();
     store.collect_dots(&mut dots);
     dots.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::OrSet;
+    use proptest::prelude::*;
+
+    /// The two join strategies are interchangeable: one is picked by size only, for speed.
+    fn both_joins(a: &OrSet<u8>, b: &OrSet<u8>) -> (DotMap<u8, DotSet>, DotMap<u8, DotSet>) {
+        let (x, y) = (a.store().0.clone(), &b.store().0);
+        let mut sparse = x.clone();
+        sparse.join_sparse(a.context(), y, b.context());
+        let mut bulk = x;
+        bulk.join_bulk(a.context(), y, b.context());
+        (sparse, bulk)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn sparse_and_bulk_joins_agree(ops in prop::collection::vec((0usize..2, 0u8..3, 0u8..8), 0..40)) {
+            let mut replicas = [OrSet::<u8>::default(), OrSet::default()];
+            for (r, kind, e) in ops {
+                match kind {
+                    0 => { replicas[r].add(r as u64 + 1, e); }
+                    1 => { replicas[r].remove(&e); }
+                    _ => { let other = replicas[1 - r].clone(); replicas[r].merge(&other); }
+                }
+            }
+            let (sparse, bulk) = both_joins(&replicas[0], &replicas[1]);
+            prop_assert_eq!(&sparse, &bulk);
+            let mut merged = replicas[0].clone();
+            merged.merge(&replicas[1]);
+            prop_assert_eq!(sparse.len(), merged.len());
+        }
+    }
 }

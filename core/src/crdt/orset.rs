@@ -10,7 +10,7 @@ use std::fmt::Debug;
 /// live. Usable on its own inside an [`crate::crdt::OrMap`]; [`OrSet`] is the standalone set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent, bound(deserialize = "E: Ord + Clone + Debug + Deserialize<'de>"))]
-pub struct OrSetStore<E: Ord>(DotMap<E, DotSet>);
+pub struct OrSetStore<E: Ord>(pub(crate) DotMap<E, DotSet>);
 
 impl<E: Ord> Default for OrSetStore<E> {
     fn default() -> Self {
@@ -60,6 +60,11 @@ impl<E: Ord + Clone + Debug> OrSetStore<E> {
     /// Whether `element` is present.
     pub fn contains(&self, element: &E) -> bool {
         self.0.contains_key(element)
+    }
+
+    /// The live add dots of `element` (empty if absent): who added it, concurrently.
+    pub fn element_dots(&self, element: &E) -> DotSet {
+        self.0.get(element).cloned().unwrap_or_default()
     }
 
     /// The present elements in order.
