@@ -19,11 +19,13 @@ fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
 
 /// Runs `rounds` of churn over replicas of an [`OrSet<u32>`]: every replica adds or removes a random
 /// element each round; deltas are delivered to the other replicas shuffled, a fifth of them one
-/// round late. Returns the converged state.
-fn orset_churn(rounds: usize, seed: u64) -> OrSet<u32> {
+/// round late. Returns the converged state and the largest dot cloud any replica had on the way
+/// (non-zero shows out-of-order delivery really happened).
+fn orset_churn(rounds: usize, seed: u64) -> (OrSet<u32>, usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut replicas: Vec<OrSet<u32>> = vec![OrSet::default(); REPLICAS];
     let mut late: Vec<(usize, OrSet<u32>)> = Vec::new();
+    let mut max_cloud = 0;
     for _ in 0..rounds {
         let mut in_flight = std::mem::take(&mut late);
         for (r, replica) in replicas.iter_mut().enumerate() {
@@ -44,13 +46,14 @@ fn orset_churn(rounds: usize, seed: u64) -> OrSet<u32> {
         in_flight.shuffle(&mut rng);
         for (to, delta) in &in_flight {
             replicas[*to].merge_delta(delta);
+            max_cloud = max_cloud.max(replicas[*to].context().cloud_len());
         }
     }
     for (to, delta) in &late {
         replicas[*to].merge_delta(delta);
     }
     assert!(replicas.iter().all(|r| r == &replicas[0]), "replicas did not converge");
-    replicas.swap_remove(0)
+    (replicas.swap_remove(0), max_cloud)
 }
 
 /// Bound for a set of `live` u32 elements where each element carries at most one dot per actor.
@@ -60,8 +63,9 @@ fn orset_bound(live: usize) -> usize {
 
 #[test]
 fn orset_metadata_is_bounded_by_live_elements_and_actors() {
-    let short = orset_churn(100, 1);
-    let long = orset_churn(4_000, 1);
+    let (short, _) = orset_churn(100, 1);
+    let (long, max_cloud) = orset_churn(4_000, 1);
+    assert!(max_cloud > 0, "the churn should have delivered deltas out of order");
     for set in [&short, &long] {
         assert_eq!(set.context().cloud_len(), 0, "all deltas delivered: the context must be compact");
         assert!(set.context().node_count() <= REPLICAS);
@@ -75,7 +79,7 @@ fn orset_metadata_is_bounded_by_live_elements_and_actors() {
 
 #[test]
 fn removing_everything_leaves_only_a_version_vector() {
-    let mut set = orset_churn(2_000, 2);
+    let (mut set, _) = orset_churn(2_000, 2);
     set.clear();
     assert!(set.is_empty());
     assert!(encoded_len(&set) <= 4 + REPLICAS * DOT_BYTES);

@@ -39,6 +39,10 @@ impl<K: Ord + Clone + Debug, V: DotStore> OrMapStore<K, V> {
     /// Delta that mutates the value under `key` with a delta mutator of the value type, e.g.
     /// `|v, ctx| v.add_delta(ctx, actor, x)`. The mutator sees the current value (empty if absent)
     /// and the map's shared context, from which it draws fresh dots.
+    ///
+    /// Contract: `mutate` must return a delta built by the value type's delta mutators from exactly
+    /// the value and context it was given (fresh dots from `ctx`, old dots only from that value).
+    /// Returning unrelated state could tag two keys with one dot and break convergence.
     pub fn update_delta(
         &self,
         ctx: &CausalContext,
