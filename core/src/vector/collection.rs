@@ -60,8 +60,10 @@ impl Distance {
         }
     }
 
-    /// Orders two scores best first.
+    /// Orders two scores best first. A total order (NaN sorts consistently), except that `-0.0`
+    /// and `0.0` tie: summation order decides the sign of a zero, and it must not decide ranks.
     pub fn compare_scores(self, a: f32, b: f32) -> Ordering {
+        let (a, b) = (a + 0.0, b + 0.0);
         match self {
             Distance::Euclid => a.total_cmp(&b),
             Distance::Cosine | Distance::Dot => b.total_cmp(&a),

@@ -17,3 +17,6 @@ pub mod index;
 pub mod payload;
 pub mod point;
 pub mod snapshot;
+
+#[cfg(test)]
+mod tests;
