@@ -703,8 +703,10 @@ impl Collection {
         if let Some(filter) = &request.filter {
             filter.validate()?;
         }
-        if request.ef == Some(0) {
-            return Err(EngineError::InvalidRequest("ef must be at least 1".into()));
+        if let Some(ef) = request.ef
+            && !(1..=MAX_HNSW_EF as usize).contains(&ef)
+        {
+            return Err(EngineError::InvalidRequest(format!("ef {ef} not in 1..={MAX_HNSW_EF}")));
         }
         let wanted = request.limit.saturating_add(request.offset).min(self.points.len());
         if request.limit == 0 || wanted == 0 {

@@ -15,7 +15,7 @@ use thiserror::Error;
 pub const MAX_FILTER_DEPTH: usize = 32;
 
 /// A boolean combination of conditions.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Filter {
     /// Every one must match.
     pub must: Vec<Condition>,
@@ -23,6 +23,26 @@ pub struct Filter {
     pub should: Vec<Condition>,
     /// None may match.
     pub must_not: Vec<Condition>,
+}
+
+/// Decoding twin of [`Filter`] (same fields, same encoding); nested filters decode through
+/// [`Filter`]'s depth-limited impl.
+#[derive(Deserialize)]
+#[serde(rename = "Filter")]
+struct FilterRepr {
+    must: Vec<Condition>,
+    should: Vec<Condition>,
+    must_not: Vec<Condition>,
+}
+
+impl<'de> Deserialize<'de> for Filter {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let FilterRepr { must, should, must_not } =
+            crate::vector::nesting::decode_nested(MAX_FILTER_DEPTH, "filter", || {
+                FilterRepr::deserialize(deserializer)
+            })?;
+        Ok(Filter { must, should, must_not })
+    }
 }
 
 /// One condition of a filter.
@@ -326,7 +346,18 @@ mod tests {
             f = Filter::must(vec![Condition::Filter(Box::new(f))]);
         }
         assert_eq!(f.validate(), Err(FilterError::TooDeep));
+        // Too deep to decode as well; a legal depth round-trips.
         let bytes = postcard::to_stdvec(&f).unwrap();
-        assert_eq!(postcard::from_bytes::<Filter>(&bytes).unwrap(), f);
+        assert!(postcard::from_bytes::<Filter>(&bytes).is_err());
+        let legal =
+            Filter::must(vec![Condition::Filter(Box::new(Filter::must(vec![kw("a", "b")])))]);
+        let bytes = postcard::to_stdvec(&legal).unwrap();
+        assert_eq!(postcard::from_bytes::<Filter>(&bytes).unwrap(), legal);
+        // Hostile depth: must = [Filter(must = [Filter(...)])], far past the stack's reach.
+        let levels = 200_000;
+        let mut hostile: Vec<u8> = [1u8, 4].repeat(levels);
+        hostile.extend([0, 0, 0]);
+        hostile.extend([0u8, 0].repeat(levels));
+        assert!(postcard::from_bytes::<Filter>(&hostile).is_err());
     }
 }

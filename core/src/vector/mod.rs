@@ -14,6 +14,7 @@ pub mod error;
 pub mod filter;
 pub mod hnsw;
 pub mod index;
+mod nesting;
 pub mod payload;
 pub mod point;
 pub mod snapshot;

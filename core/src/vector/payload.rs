@@ -16,7 +16,7 @@ pub type Payload = BTreeMap<String, PayloadValue>;
 pub const MAX_PAYLOAD_DEPTH: usize = 64;
 
 /// One JSON-like value inside a payload.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum PayloadValue {
     /// JSON `null`.
     Null,
@@ -32,6 +32,37 @@ pub enum PayloadValue {
     Array(Vec<PayloadValue>),
     /// A JSON object, keys sorted.
     Object(BTreeMap<String, PayloadValue>),
+}
+
+/// Decoding twin of [`PayloadValue`] (same variants, same encoding); its children decode through
+/// [`PayloadValue`]'s depth-limited impl.
+#[derive(Deserialize)]
+#[serde(rename = "PayloadValue")]
+enum PayloadValueRepr {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Array(Vec<PayloadValue>),
+    Object(BTreeMap<String, PayloadValue>),
+}
+
+impl<'de> Deserialize<'de> for PayloadValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let repr = crate::vector::nesting::decode_nested(MAX_PAYLOAD_DEPTH, "payload", || {
+            PayloadValueRepr::deserialize(deserializer)
+        })?;
+        Ok(match repr {
+            PayloadValueRepr::Null => PayloadValue::Null,
+            PayloadValueRepr::Bool(b) => PayloadValue::Bool(b),
+            PayloadValueRepr::Int(i) => PayloadValue::Int(i),
+            PayloadValueRepr::Float(f) => PayloadValue::Float(f),
+            PayloadValueRepr::Str(s) => PayloadValue::Str(s),
+            PayloadValueRepr::Array(items) => PayloadValue::Array(items),
+            PayloadValueRepr::Object(map) => PayloadValue::Object(map),
+        })
+    }
 }
 
 /// Why a payload was rejected.
@@ -212,6 +243,22 @@ mod tests {
         let decoded: Payload = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(decoded, p);
         assert_eq!(postcard::to_stdvec(&decoded).unwrap(), bytes);
+    }
+
+    #[test]
+    fn hostile_nesting_is_a_decode_error_not_a_stack_overflow() {
+        // postcard: variant 5 (Array), length 1, repeated; innermost Null (variant 0).
+        let mut bytes: Vec<u8> = [5u8, 1].repeat(200_000);
+        bytes.push(0);
+        assert!(postcard::from_bytes::<PayloadValue>(&bytes).is_err());
+        // Exactly at the limit still decodes, and the depth counter is restored after errors.
+        let mut ok: Vec<u8> = [5u8, 1].repeat(MAX_PAYLOAD_DEPTH - 1);
+        ok.push(0);
+        assert!(postcard::from_bytes::<PayloadValue>(&ok).is_ok());
+        let mut too_deep: Vec<u8> = [5u8, 1].repeat(MAX_PAYLOAD_DEPTH);
+        too_deep.push(0);
+        assert!(postcard::from_bytes::<PayloadValue>(&too_deep).is_err());
+        assert!(postcard::from_bytes::<PayloadValue>(&ok).is_ok());
     }
 
     #[test]

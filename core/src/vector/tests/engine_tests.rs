@@ -81,6 +81,8 @@ fn validation_errors_name_the_problem_and_change_nothing() {
     let mut req = SearchRequest::new(vec![1.0, 0.0, 0.0], 3);
     req.ef = Some(0);
     assert!(matches!(c.search(&req), Err(EngineError::InvalidRequest(_))));
+    req.ef = Some(usize::MAX);
+    assert!(matches!(c.search(&req), Err(EngineError::InvalidRequest(_))));
     let message = e.apply(batch(point(3, &[1.0, 2.0], json!({})))).unwrap_err().to_string();
     assert!(message.contains("point 3") && message.contains("dimension 2"), "{message}");
 }
