@@ -32,6 +32,10 @@ pub const FILTERED_EXACT_MAX_MATCHES: usize = 4_096;
 /// ... or when at most this percentage of the live points match.
 pub const FILTERED_EXACT_FRACTION_PERCENT: usize = 5;
 
+/// Capacity hint for a new or rebuilt index: at least this many slots, so a graph index never
+/// starts from a degenerate size.
+const MIN_INDEX_CAPACITY_HINT: usize = 1_024;
+
 /// How similarity is measured (Qdrant's names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Distance {
@@ -801,6 +805,6 @@ fn index_spec(config: &CollectionConfig, capacity_hint: usize) -> IndexSpec {
         metric: config.distance.metric(),
         m: config.hnsw.m as usize,
         ef_construct: config.hnsw.ef_construct as usize,
-        capacity_hint,
+        capacity_hint: capacity_hint.max(MIN_INDEX_CAPACITY_HINT),
     }
 }
