@@ -367,6 +367,15 @@ impl Collection {
         self.points.iter().map(|(id, p)| (*id, p))
     }
 
+    /// Stored points passing `filter` (all points without one), in id order. The filter must be
+    /// validated already.
+    fn matching<'a>(
+        &'a self,
+        filter: Option<&'a Filter>,
+    ) -> impl Iterator<Item = (PointId, &'a StoredPoint)> + 'a {
+        self.points().filter(move |(id, p)| filter.is_none_or(|f| f.matches(*id, &p.payload)))
+    }
+
     /// Points changed after sequence number `seq`, in id order.
     pub fn points_changed_since(&self, seq: u64) -> impl Iterator<Item = (PointId, &StoredPoint)> {
         self.points().filter(move |(_, p)| p.version > seq)
@@ -539,12 +548,7 @@ impl Collection {
             }
             PointSelector::Filter(filter) => {
                 filter.validate()?;
-                Ok(self
-                    .points
-                    .iter()
-                    .filter(|(id, p)| filter.matches(**id, &p.payload))
-                    .map(|(id, _)| *id)
-                    .collect())
+                Ok(self.matching(Some(filter)).map(|(id, _)| id).collect())
             }
         }
     }
@@ -690,7 +694,7 @@ impl Collection {
             None => Ok(self.points.len()),
             Some(f) => {
                 f.validate()?;
-                Ok(self.points.iter().filter(|(id, p)| f.matches(**id, &p.payload)).count())
+                Ok(self.matching(Some(f)).count())
             }
         }
     }
@@ -721,12 +725,7 @@ impl Collection {
             candidates.map(|(id, p)| (id, distance.score(&query, &p.vector))).collect::<Vec<_>>()
         };
         let mut hits: Vec<(PointId, f32)> = if request.exact {
-            let filter = request.filter.as_ref();
-            brute_force(
-                &mut self
-                    .points()
-                    .filter(|(id, p)| filter.is_none_or(|f| f.matches(*id, &p.payload))),
-            )
+            brute_force(&mut self.matching(request.filter.as_ref()))
         } else {
             let ef = request.ef.unwrap_or(self.config.hnsw.ef as usize).max(wanted);
             match &request.filter {
@@ -735,7 +734,7 @@ impl Collection {
                 }
                 Some(filter) => {
                     let matched: Vec<(PointId, &StoredPoint)> =
-                        self.points().filter(|(id, p)| filter.matches(*id, &p.payload)).collect();
+                        self.matching(Some(filter)).collect();
                     let selective = matched.len() <= FILTERED_EXACT_MAX_MATCHES.max(wanted)
                         || matched.len() * 100
                             <= self.points.len() * FILTERED_EXACT_FRACTION_PERCENT;

@@ -26,7 +26,7 @@
 //! built. Serialising the HNSW graph is reserved ([`FLAG_HNSW_GRAPH`]) and not written yet: a
 //! restore rebuilds the index from the points.
 
-use crate::vector::collection::{Collection, CollectionConfig};
+use crate::vector::collection::{Collection, CollectionConfig, StoredPoint};
 use crate::vector::engine::VectorEngine;
 use crate::vector::error::EngineError;
 use crate::vector::payload::{Payload, validate_payload};
@@ -277,6 +277,11 @@ pub enum SnapshotError {
     /// The collection an incremental snapshot is applied to is not its base.
     #[error("incremental snapshot does not apply to this collection: {0}")]
     BaseMismatch(String),
+    /// An incremental snapshot was restored where its collection does not exist.
+    #[error(
+        "incremental snapshot of `{0}` needs that collection as its base, and it does not exist"
+    )]
+    MissingBase(String),
     /// The requested base is older than the deletion log remembers.
     #[error("base seq {base_seq} is older than the deletion log floor {floor}")]
     BaseTooOld {
@@ -318,13 +323,7 @@ pub fn write_full_snapshot<W: Write>(
         deletion_count: 0,
         flags: 0,
     };
-    let entries = collection.points().map(|(id, p)| EntryRef::Point {
-        id,
-        vector: &p.vector,
-        payload: &p.payload,
-        version: p.version,
-    });
-    write_snapshot(header, entries, out, options)
+    write_snapshot(header, collection.points().map(point_entry), out, options)
 }
 
 /// Writes the points upserted and deleted in `collection` after `base` (a snapshot of an earlier
@@ -357,13 +356,12 @@ pub fn write_incremental_snapshot<W: Write>(
     };
     let deletions =
         collection.deletions_since(base.seq).map(|(id, seq)| EntryRef::Deleted { id, seq });
-    let points = collection.points_changed_since(base.seq).map(|(id, p)| EntryRef::Point {
-        id,
-        vector: &p.vector,
-        payload: &p.payload,
-        version: p.version,
-    });
+    let points = collection.points_changed_since(base.seq).map(point_entry);
     write_snapshot(header, deletions.chain(points), out, options)
+}
+
+fn point_entry((id, point): (PointId, &StoredPoint)) -> EntryRef<'_> {
+    EntryRef::Point { id, vector: &point.vector, payload: &point.payload, version: point.version }
 }
 
 /// Counts and hashes everything written through it.
@@ -784,8 +782,7 @@ pub fn restore_full<R: Read>(
     if reader.header.kind != SnapshotKind::Full {
         return Err(SnapshotError::WrongKind { expected: "full" });
     }
-    let collection = Collection::new(&reader.header.collection, reader.header.config)?;
-    apply_entries(reader, collection, true, progress)
+    restore_from(reader, None, progress)
 }
 
 /// Applies an incremental snapshot to a copy of `base` and returns the result; `base` is never
@@ -796,14 +793,41 @@ pub fn restore_incremental<R: Read>(
     progress: &mut dyn FnMut(RestoreProgress),
 ) -> Result<Collection, SnapshotError> {
     let reader = SnapshotReader::open(input)?;
-    check_base(base, &reader.header)?;
-    apply_entries(reader, base.clone_data(), false, progress)
+    if reader.header.kind == SnapshotKind::Full {
+        return Err(SnapshotError::WrongKind { expected: "incremental" });
+    }
+    restore_from(reader, Some(base), progress)
 }
 
-fn check_base(base: &Collection, header: &SnapshotHeader) -> Result<(), SnapshotError> {
-    let SnapshotKind::Incremental { base_seq, base_digest } = header.kind else {
-        return Err(SnapshotError::WrongKind { expected: "incremental" });
-    };
+/// Builds the collection a snapshot describes: from scratch for a full snapshot, from a copy of
+/// `base` (which must match) for an incremental one.
+fn restore_from<R: Read>(
+    reader: SnapshotReader<R>,
+    base: Option<&Collection>,
+    progress: &mut dyn FnMut(RestoreProgress),
+) -> Result<Collection, SnapshotError> {
+    match (reader.header.kind, base) {
+        (SnapshotKind::Full, _) => {
+            let fresh = Collection::new(&reader.header.collection, reader.header.config)?;
+            apply_entries(reader, fresh, true, progress)
+        }
+        (SnapshotKind::Incremental { base_seq, base_digest }, Some(base)) => {
+            check_base(base, &reader.header, base_seq, base_digest)?;
+            apply_entries(reader, base.clone_data(), false, progress)
+        }
+        (SnapshotKind::Incremental { .. }, None) => {
+            Err(SnapshotError::MissingBase(reader.header.collection.clone()))
+        }
+    }
+}
+
+/// Checks that `base` is the state an incremental snapshot (`header`) starts from.
+fn check_base(
+    base: &Collection,
+    header: &SnapshotHeader,
+    base_seq: u64,
+    base_digest: [u8; 32],
+) -> Result<(), SnapshotError> {
     if base.name() != header.collection {
         return Err(SnapshotError::BaseMismatch(format!(
             "snapshot is of `{}`, collection is `{}`",
@@ -882,17 +906,7 @@ impl VectorEngine {
     ) -> Result<RestoreReport, SnapshotError> {
         let reader = SnapshotReader::open(input)?;
         let header = reader.header.clone();
-        let restored = match header.kind {
-            SnapshotKind::Full => {
-                let fresh = Collection::new(&header.collection, header.config)?;
-                apply_entries(reader, fresh, true, progress)?
-            }
-            SnapshotKind::Incremental { .. } => {
-                let base = self.collection(&header.collection)?;
-                check_base(base, &header)?;
-                apply_entries(reader, base.clone_data(), false, progress)?
-            }
-        };
+        let restored = restore_from(reader, self.collection(&header.collection).ok(), progress)?;
         let replaced = self.install_collection(restored).is_some();
         Ok(RestoreReport { header, replaced })
     }

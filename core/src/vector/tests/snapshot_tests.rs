@@ -103,8 +103,10 @@ fn incremental_chain_restores_the_same_digest() {
     assert_eq!(restored.digest(), e.collection("c").unwrap().digest());
     assert_eq!(restored.seq(), e.collection("c").unwrap().seq());
 
-    // Through the engine: a fresh node restores the chain.
+    // Through the engine: a fresh node restores the chain (but not an incremental first).
     let mut node = VectorEngine::new();
+    let err = node.restore_snapshot(&inc1[..], &mut no_progress).unwrap_err();
+    assert!(matches!(err, SnapshotError::MissingBase(ref name) if name == "c"), "{err}");
     for file in [&full, &inc1, &inc2] {
         node.restore_snapshot(&file[..], &mut no_progress).unwrap();
     }
