@@ -323,7 +323,9 @@ pub fn write_full_snapshot<W: Write>(
         deletion_count: 0,
         flags: 0,
     };
-    write_snapshot(header, collection.points().map(point_entry), out, options)
+    let written = write_snapshot(header, collection.points().map(point_entry), out, options)?;
+    debug_assert_eq!(written.entries, (written.summary.header.upsert_count, 0));
+    Ok(written.summary)
 }
 
 /// Writes the points upserted and deleted in `collection` after `base` (a snapshot of an earlier
@@ -357,7 +359,17 @@ pub fn write_incremental_snapshot<W: Write>(
     let deletions =
         collection.deletions_since(base.seq).map(|(id, seq)| EntryRef::Deleted { id, seq });
     let points = collection.points_changed_since(base.seq).map(point_entry);
-    write_snapshot(header, deletions.chain(points), out, options)
+    let written = write_snapshot(header, deletions.chain(points), out, options)?;
+    let header = &written.summary.header;
+    debug_assert_eq!(written.entries, (header.upsert_count, header.deletion_count));
+    Ok(written.summary)
+}
+
+/// What [`write_snapshot`] produced, plus the (points, deletions) it actually wrote, which the
+/// public writers check against the header they promised.
+struct Written {
+    summary: SnapshotSummary,
+    entries: (u64, u64),
 }
 
 fn point_entry((id, point): (PointId, &StoredPoint)) -> EntryRef<'_> {
@@ -385,7 +397,7 @@ fn write_snapshot<'a, W: Write>(
     entries: impl Iterator<Item = EntryRef<'a>>,
     out: W,
     options: &SnapshotOptions,
-) -> Result<SnapshotSummary, SnapshotError> {
+) -> Result<Written, SnapshotError> {
     let mut w = HashingWriter { inner: out, hasher: blake3::Hasher::new(), bytes: 0 };
     let header_bytes =
         postcard::to_stdvec(&header).map_err(|e| SnapshotError::MalformedHeader(e.to_string()))?;
@@ -441,7 +453,6 @@ fn write_snapshot<'a, W: Write>(
         write_chunk(&mut w, &raw, in_chunk, options.zstd_level)?;
         chunks += 1;
     }
-    debug_assert_eq!((upserts, deletions), (header.upsert_count, header.deletion_count));
     w.put(&[END_TAG])?;
     w.put(&chunks.to_le_bytes())?;
     w.put(&upserts.to_le_bytes())?;
@@ -449,7 +460,10 @@ fn write_snapshot<'a, W: Write>(
     let file_hash = *w.hasher.finalize().as_bytes();
     w.put(&file_hash)?;
     w.inner.flush()?;
-    Ok(SnapshotSummary { header, chunks, bytes: w.bytes, file_hash })
+    Ok(Written {
+        summary: SnapshotSummary { header, chunks, bytes: w.bytes, file_hash },
+        entries: (upserts, deletions),
+    })
 }
 
 fn write_chunk<W: Write>(
@@ -909,5 +923,160 @@ impl VectorEngine {
         let restored = restore_from(reader, self.collection(&header.collection).ok(), progress)?;
         let replaced = self.install_collection(restored).is_some();
         Ok(RestoreReport { header, replaced })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vector::collection::{Distance, PointsOp};
+    use crate::vector::point::PointStruct;
+
+    fn collection() -> Collection {
+        let mut c = Collection::new("c", CollectionConfig::new(2, Distance::Dot)).unwrap();
+        let points = (0..4)
+            .map(|i| PointStruct {
+                id: PointId::Num(i),
+                vector: vec![i as f32, 1.0],
+                payload: Payload::new(),
+            })
+            .collect();
+        c.apply(PointsOp::Upsert(points)).unwrap();
+        c
+    }
+
+    fn full_header(c: &Collection) -> SnapshotHeader {
+        SnapshotHeader {
+            collection: "c".into(),
+            config: *c.config(),
+            kind: SnapshotKind::Full,
+            seq: c.seq(),
+            content_digest: c.digest(),
+            point_count: 4,
+            upsert_count: 4,
+            deletion_count: 0,
+            flags: 0,
+        }
+    }
+
+    fn point(id: u64, x: f32, version: u64) -> SnapshotEntry {
+        SnapshotEntry::Point {
+            id: PointId::Num(id),
+            vector: vec![x, 1.0],
+            payload: Payload::new(),
+            version,
+        }
+    }
+
+    /// Writes well-checksummed bytes for whatever header and entries a (buggy or hostile) writer
+    /// chose, then restores them.
+    fn restore_forged(
+        header: SnapshotHeader,
+        entries: &[SnapshotEntry],
+    ) -> Result<Collection, SnapshotError> {
+        let refs = entries.iter().map(|e| match e {
+            SnapshotEntry::Point { id, vector, payload, version } => {
+                EntryRef::Point { id: *id, vector, payload, version: *version }
+            }
+            SnapshotEntry::Deleted { id, seq } => EntryRef::Deleted { id: *id, seq: *seq },
+        });
+        let mut bytes = Vec::new();
+        write_snapshot(
+            header,
+            refs,
+            &mut bytes,
+            &SnapshotOptions { chunk_target_bytes: 16, zstd_level: 1 },
+        )?;
+        restore_full(&bytes[..], &mut |_| ())
+    }
+
+    #[test]
+    fn checksum_valid_but_wrong_contents_are_rejected() {
+        let c = collection();
+        let honest: Vec<SnapshotEntry> = (0..4).map(|i| point(i, i as f32, 1)).collect();
+        assert_eq!(restore_forged(full_header(&c), &honest).unwrap().digest(), c.digest());
+
+        let mut changed = honest.clone();
+        changed[2] = point(2, 7.0, 1);
+        assert!(matches!(
+            restore_forged(full_header(&c), &changed),
+            Err(SnapshotError::DigestMismatch)
+        ));
+
+        let mut swapped = honest.clone();
+        swapped.swap(1, 2);
+        assert!(matches!(
+            restore_forged(full_header(&c), &swapped),
+            Err(SnapshotError::InvalidEntry { .. })
+        ));
+
+        let mut wrong_dim = honest.clone();
+        wrong_dim[0] = SnapshotEntry::Point {
+            id: PointId::Num(0),
+            vector: vec![1.0],
+            payload: Payload::new(),
+            version: 1,
+        };
+        assert!(matches!(
+            restore_forged(full_header(&c), &wrong_dim),
+            Err(SnapshotError::InvalidEntry { .. })
+        ));
+
+        let mut future = honest.clone();
+        future[3] = point(3, 3.0, 99);
+        assert!(matches!(
+            restore_forged(full_header(&c), &future),
+            Err(SnapshotError::InvalidEntry { .. })
+        ));
+
+        let mut with_deletion = honest.clone();
+        with_deletion.insert(0, SnapshotEntry::Deleted { id: PointId::Num(9), seq: 1 });
+        assert!(matches!(
+            restore_forged(full_header(&c), &with_deletion),
+            Err(SnapshotError::InvalidEntry { .. })
+        ));
+
+        assert!(matches!(
+            restore_forged(full_header(&c), &honest[..3]),
+            Err(SnapshotError::CountMismatch { .. })
+        ));
+
+        let mut flagged = full_header(&c);
+        flagged.flags = FLAG_HNSW_GRAPH;
+        assert!(matches!(
+            restore_forged(flagged, &honest),
+            Err(SnapshotError::UnsupportedFlags(1))
+        ));
+
+        let mut bad_config = full_header(&c);
+        bad_config.config.hnsw.m = 1_000;
+        assert!(matches!(
+            restore_forged(bad_config, &honest),
+            Err(SnapshotError::InvalidCollection(_))
+        ));
+
+        let mut bad_name = full_header(&c);
+        bad_name.collection = "../etc".into();
+        assert!(matches!(
+            restore_forged(bad_name, &honest),
+            Err(SnapshotError::InvalidCollection(_))
+        ));
+    }
+
+    #[test]
+    fn version_and_magic_are_checked_first() {
+        let c = collection();
+        let mut bytes = Vec::new();
+        write_full_snapshot(&c, &mut bytes, &SnapshotOptions::default()).unwrap();
+        let mut other_version = bytes.clone();
+        other_version[8] = 2;
+        assert!(matches!(
+            read_header(&other_version[..]),
+            Err(SnapshotError::UnsupportedVersion { found: 2, supported: 1 })
+        ));
+        let mut not_ours = bytes.clone();
+        not_ours[0] = b'X';
+        assert!(matches!(read_header(&not_ours[..]), Err(SnapshotError::BadMagic)));
+        assert!(matches!(read_header(&[][..]), Err(SnapshotError::Truncated("magic"))));
     }
 }
