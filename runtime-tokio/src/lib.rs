@@ -1,1 +1,3 @@
 //! vecraft-runtime: the production driver of the core state machines (files, sockets, timers).
+
+pub mod snapshot_catalog;

@@ -3,8 +3,21 @@
 //!
 //! Layering: [`distance`] holds the distance kernels, [`index`] the small index trait the engine
 //! searches through (so no index library's quirks leak upwards), [`hnsw`] the `hnsw_rs`-backed
-//! implementation of that trait.
+//! implementation of that trait. [`point`], [`payload`] and [`filter`] are the data model,
+//! [`collection`] one collection with its index, [`engine`] the state machine over all
+//! collections, and [`snapshot`] the streaming, checksummed snapshot format.
 
+pub mod collection;
 pub mod distance;
+pub mod engine;
+pub mod error;
+pub mod filter;
 pub mod hnsw;
 pub mod index;
+mod nesting;
+pub mod payload;
+pub mod point;
+pub mod snapshot;
+
+#[cfg(test)]
+mod tests;

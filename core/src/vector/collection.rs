@@ -1,0 +1,809 @@
+//! One collection: its configuration, its stored points (the source of truth), the ANN index over
+//! them, and the bookkeeping incremental snapshots need (sequence numbers, deletion log).
+//!
+//! The stored points are a `BTreeMap` in id order, so everything derived from them (digest, scroll,
+//! snapshots, exact search ties) is deterministic. The index is a cache: it is rebuilt from the
+//! points at will, never consulted for what exists. Because indexes cannot delete, a replaced or
+//! deleted point leaves a *tombstoned slot* that every index search rejects through its `accept`
+//! callback; [`Collection::needs_rebuild`] / [`Collection::rebuild_index`] let the driver compact.
+
+use crate::vector::error::{EngineError, VectorOwner};
+use crate::vector::filter::Filter;
+use crate::vector::index::{AnnIndex, IndexSpec, Metric, Slot, new_index};
+use crate::vector::payload::{Payload, remove_path, split_key_path, validate_payload};
+use crate::vector::point::{PointId, PointStruct, Record, ScoredPoint};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// Largest accepted vector size.
+pub const MAX_VECTOR_SIZE: u32 = 65_536;
+/// Largest accepted HNSW `m` (hnsw_rs terminates the process above 256).
+pub const MAX_HNSW_M: u32 = 256;
+/// Largest accepted `ef` / `ef_construct` (larger values only burn CPU).
+pub const MAX_HNSW_EF: u32 = 65_536;
+/// Longest accepted collection name, in bytes.
+pub const MAX_COLLECTION_NAME_LEN: usize = 255;
+
+/// With a filter, search brute-forces the matching points instead of using the index when at most
+/// this many points match (or see [`FILTERED_EXACT_FRACTION_PERCENT`]). Counting matches is a
+/// cheap payload scan, and a graph search with a very selective `accept` callback degrades badly.
+pub const FILTERED_EXACT_MAX_MATCHES: usize = 4_096;
+/// ... or when at most this percentage of the live points match.
+pub const FILTERED_EXACT_FRACTION_PERCENT: usize = 5;
+
+/// Capacity hint for a new or rebuilt index: at least this many slots, so a graph index never
+/// starts from a degenerate size.
+const MIN_INDEX_CAPACITY_HINT: usize = 1_024;
+
+/// How similarity is measured (Qdrant's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Distance {
+    /// Cosine similarity; vectors are normalised at insert and query.
+    Cosine,
+    /// Euclidean distance (score is the distance; lower is better).
+    Euclid,
+    /// Dot product (higher is better).
+    Dot,
+}
+
+impl Distance {
+    fn metric(self) -> Metric {
+        match self {
+            Distance::Cosine => Metric::CosineNormalized,
+            Distance::Euclid => Metric::L2Squared,
+            Distance::Dot => Metric::NegDot,
+        }
+    }
+
+    /// The Qdrant score of a stored vector against a (prepared) query.
+    pub fn score(self, query: &[f32], stored: &[f32]) -> f32 {
+        match self {
+            Distance::Cosine | Distance::Dot => crate::vector::distance::dot(query, stored),
+            Distance::Euclid => crate::vector::distance::l2_squared(query, stored).sqrt(),
+        }
+    }
+
+    /// Orders two scores best first. A total order (NaN sorts consistently), except that `-0.0`
+    /// and `0.0` tie: summation order decides the sign of a zero, and it must not decide ranks.
+    pub fn compare_scores(self, a: f32, b: f32) -> Ordering {
+        let (a, b) = (a + 0.0, b + 0.0);
+        match self {
+            Distance::Euclid => a.total_cmp(&b),
+            Distance::Cosine | Distance::Dot => b.total_cmp(&a),
+        }
+    }
+
+    /// Whether `score` passes a Qdrant `score_threshold` (a max distance for Euclid, a min score
+    /// otherwise).
+    pub fn passes_threshold(self, score: f32, threshold: f32) -> bool {
+        match self {
+            Distance::Euclid => score <= threshold,
+            Distance::Cosine | Distance::Dot => score >= threshold,
+        }
+    }
+}
+
+/// HNSW build and search parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HnswParams {
+    /// Max neighbours per node per layer (2..=256).
+    pub m: u32,
+    /// Candidate list size while building (>= 1).
+    pub ef_construct: u32,
+    /// Default candidate list size while searching (>= 1); a request may override it.
+    pub ef: u32,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams { m: 16, ef_construct: 100, ef: 64 }
+    }
+}
+
+/// Everything fixed at collection creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionConfig {
+    /// Vector dimension.
+    pub vector_size: u32,
+    /// Similarity measure.
+    pub distance: Distance,
+    /// Index parameters.
+    pub hnsw: HnswParams,
+    /// Rebuild the index once tombstoned slots reach this percentage of all slots (1..=100).
+    pub rebuild_tombstone_percent: u8,
+}
+
+impl CollectionConfig {
+    /// A config with default HNSW parameters and a 20% rebuild threshold.
+    pub fn new(vector_size: u32, distance: Distance) -> Self {
+        CollectionConfig {
+            vector_size,
+            distance,
+            hnsw: HnswParams::default(),
+            rebuild_tombstone_percent: 20,
+        }
+    }
+
+    /// Rejects values the index libraries cannot take or that make no sense.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let bad = |msg: String| Err(EngineError::InvalidConfig(msg));
+        if self.vector_size == 0 || self.vector_size > MAX_VECTOR_SIZE {
+            return bad(format!("vector size {} not in 1..={MAX_VECTOR_SIZE}", self.vector_size));
+        }
+        if !(2..=MAX_HNSW_M).contains(&self.hnsw.m) {
+            return bad(format!("hnsw m {} not in 2..={MAX_HNSW_M}", self.hnsw.m));
+        }
+        if !(1..=MAX_HNSW_EF).contains(&self.hnsw.ef_construct) {
+            return bad(format!(
+                "hnsw ef_construct {} not in 1..={MAX_HNSW_EF}",
+                self.hnsw.ef_construct
+            ));
+        }
+        if !(1..=MAX_HNSW_EF).contains(&self.hnsw.ef) {
+            return bad(format!("hnsw ef {} not in 1..={MAX_HNSW_EF}", self.hnsw.ef));
+        }
+        if !(1..=100).contains(&self.rebuild_tombstone_percent) {
+            return bad(format!(
+                "rebuild_tombstone_percent {} not in 1..=100",
+                self.rebuild_tombstone_percent
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a collection name: non-empty, at most 255 bytes, letters, digits, `-`, `_`, `.`, not
+/// starting with `.` (names become URL path segments and file names).
+pub fn validate_collection_name(name: &str) -> Result<(), EngineError> {
+    let bad = |reason| Err(EngineError::InvalidCollectionName { name: name.to_string(), reason });
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > MAX_COLLECTION_NAME_LEN {
+        return bad("longer than 255 bytes");
+    }
+    if name.starts_with('.') {
+        return bad("starts with `.`");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return bad("only ASCII letters, digits, `-`, `_` and `.` are allowed");
+    }
+    Ok(())
+}
+
+/// Which points a delete or payload command targets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PointSelector {
+    /// These ids.
+    Ids(Vec<PointId>),
+    /// Every point matching the filter.
+    Filter(Filter),
+}
+
+/// A command on the points of one collection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PointsOp {
+    /// Insert or replace points (all or nothing).
+    Upsert(Vec<PointStruct>),
+    /// Delete points; ids that do not exist are ignored.
+    Delete(PointSelector),
+    /// Merge these keys into the payloads (other keys stay).
+    SetPayload {
+        /// Target points; with ids, every id must exist.
+        selector: PointSelector,
+        /// Keys to set.
+        payload: Payload,
+    },
+    /// Replace the payloads entirely.
+    OverwritePayload {
+        /// Target points; with ids, every id must exist.
+        selector: PointSelector,
+        /// The new payload.
+        payload: Payload,
+    },
+    /// Remove keys (dotted paths allowed) from the payloads.
+    DeletePayloadKeys {
+        /// Target points; with ids, every id must exist.
+        selector: PointSelector,
+        /// Keys to remove.
+        keys: Vec<String>,
+    },
+}
+
+/// A stored point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredPoint {
+    /// The vector as stored (normalised for Cosine).
+    pub vector: Vec<f32>,
+    /// The payload.
+    pub payload: Payload,
+    /// Collection sequence number of the command that last changed this point.
+    pub version: u64,
+    slot: Slot,
+}
+
+/// A search query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchRequest {
+    /// Query vector (normalised here for Cosine collections).
+    pub vector: Vec<f32>,
+    /// How many hits to return.
+    pub limit: usize,
+    /// How many best hits to skip first (paging).
+    pub offset: usize,
+    /// Search breadth; defaults to the collection's `hnsw.ef`. Raised to `limit + offset` if lower.
+    pub ef: Option<usize>,
+    /// Only points matching this filter.
+    pub filter: Option<Filter>,
+    /// Return payloads.
+    pub with_payload: bool,
+    /// Return vectors.
+    pub with_vector: bool,
+    /// Drop hits worse than this score (see [`Distance::passes_threshold`]).
+    pub score_threshold: Option<f32>,
+    /// Brute force over the stored points instead of the index (ground truth; deterministic).
+    pub exact: bool,
+}
+
+impl SearchRequest {
+    /// A top-`limit` search with defaults: no filter, no payload/vector, approximate.
+    pub fn new(vector: Vec<f32>, limit: usize) -> Self {
+        SearchRequest {
+            vector,
+            limit,
+            offset: 0,
+            ef: None,
+            filter: None,
+            with_payload: false,
+            with_vector: false,
+            score_threshold: None,
+            exact: false,
+        }
+    }
+}
+
+/// A scroll query: points in id order starting at `offset`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScrollRequest {
+    /// First id to return (inclusive); `None` starts at the smallest id.
+    pub offset: Option<PointId>,
+    /// Page size.
+    pub limit: usize,
+    /// Only points matching this filter.
+    pub filter: Option<Filter>,
+    /// Return payloads.
+    pub with_payload: bool,
+    /// Return vectors.
+    pub with_vector: bool,
+}
+
+/// One page of a scroll.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScrollPage {
+    /// Points in id order.
+    pub points: Vec<Record>,
+    /// Where the next page starts, `None` at the end.
+    pub next_offset: Option<PointId>,
+}
+
+/// A collection of points with its index.
+pub struct Collection {
+    name: String,
+    config: CollectionConfig,
+    points: BTreeMap<PointId, StoredPoint>,
+    /// Commands applied since creation.
+    seq: u64,
+    /// Ids deleted (and not re-upserted since), with the sequence number of the deletion.
+    deletion_log: BTreeMap<PointId, u64>,
+    /// The deletion log is complete only for deletions after this sequence number.
+    deletion_log_floor: u64,
+    index: Box<dyn AnnIndex>,
+    /// Slot -> id of the live point in it, `None` for a tombstone.
+    slot_owner: Vec<Option<PointId>>,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("points", &self.points.len())
+            .field("seq", &self.seq)
+            .field("tombstones", &self.tombstone_count())
+            .finish()
+    }
+}
+
+impl Collection {
+    /// An empty collection; validates name and config.
+    pub fn new(name: &str, config: CollectionConfig) -> Result<Collection, EngineError> {
+        validate_collection_name(name)?;
+        config.validate()?;
+        Ok(Collection {
+            name: name.to_string(),
+            config,
+            points: BTreeMap::new(),
+            seq: 0,
+            deletion_log: BTreeMap::new(),
+            deletion_log_floor: 0,
+            index: new_index(&index_spec(&config, 0)),
+            slot_owner: Vec::new(),
+        })
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The collection's configuration.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.config
+    }
+
+    /// Number of successful commands applied (the incremental-snapshot clock).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Number of stored points.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// True when no point is stored.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// The stored point with this id.
+    pub fn point(&self, id: PointId) -> Option<&StoredPoint> {
+        self.points.get(&id)
+    }
+
+    /// All stored points in id order.
+    pub fn points(&self) -> impl Iterator<Item = (PointId, &StoredPoint)> {
+        self.points.iter().map(|(id, p)| (*id, p))
+    }
+
+    /// Stored points passing `filter` (all points without one), in id order. The filter must be
+    /// validated already.
+    fn matching<'a>(
+        &'a self,
+        filter: Option<&'a Filter>,
+    ) -> impl Iterator<Item = (PointId, &'a StoredPoint)> + 'a {
+        self.points().filter(move |(id, p)| filter.is_none_or(|f| f.matches(*id, &p.payload)))
+    }
+
+    /// Points changed after sequence number `seq`, in id order.
+    pub fn points_changed_since(&self, seq: u64) -> impl Iterator<Item = (PointId, &StoredPoint)> {
+        self.points().filter(move |(_, p)| p.version > seq)
+    }
+
+    /// Ids deleted after `seq` and not re-upserted since, with the deletion's sequence number.
+    /// Complete only when `seq >= self.deletion_log_floor()`.
+    pub fn deletions_since(&self, seq: u64) -> impl Iterator<Item = (PointId, u64)> + '_ {
+        self.deletion_log.iter().filter(move |(_, s)| **s > seq).map(|(id, s)| (*id, *s))
+    }
+
+    /// Deletions at or before this sequence number may have been forgotten; incremental
+    /// snapshots need a base at or after it.
+    pub fn deletion_log_floor(&self) -> u64 {
+        self.deletion_log_floor
+    }
+
+    /// Forgets deletions at or before `seq` (once no incremental snapshot will use an older base),
+    /// bounding the deletion log.
+    pub fn prune_deletion_log(&mut self, seq: u64) {
+        let seq = seq.min(self.seq);
+        self.deletion_log.retain(|_, s| *s > seq);
+        self.deletion_log_floor = self.deletion_log_floor.max(seq);
+    }
+
+    /// Tombstoned index slots (deleted or replaced points the index still holds).
+    pub fn tombstone_count(&self) -> usize {
+        self.slot_owner.len() - self.points.len()
+    }
+
+    /// Whether tombstones reached the configured share of index slots.
+    pub fn needs_rebuild(&self) -> bool {
+        let tombstones = self.tombstone_count();
+        tombstones > 0
+            && tombstones * 100
+                >= self.config.rebuild_tombstone_percent as usize * self.slot_owner.len()
+    }
+
+    /// Rebuilds the index from the stored points (in id order, so deterministic for exact
+    /// indexes), dropping all tombstones. The new index is built aside and swapped in at the end.
+    pub fn rebuild_index(&mut self) {
+        let mut index = new_index(&index_spec(&self.config, self.points.len()));
+        let mut owners = Vec::with_capacity(self.points.len());
+        for (slot, (id, point)) in self.points.iter().enumerate() {
+            index.insert(slot, &point.vector);
+            owners.push(Some(*id));
+        }
+        self.index = index;
+        self.slot_owner = owners;
+        for (slot, point) in self.points.values_mut().enumerate() {
+            point.slot = slot;
+        }
+        debug_assert_eq!(self.tombstone_count(), 0);
+    }
+
+    /// blake3 digest of the contents: config and every point (id, vector, payload) in id order,
+    /// postcard-encoded. Replicas that applied the same commands have equal digests; index,
+    /// sequence numbers and versions are not part of it.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"vecraft/collection-digest/v1");
+        let mut buf = postcard::to_stdvec(&self.config).expect("config always encodes");
+        hasher.update(&(buf.len() as u64).to_le_bytes());
+        hasher.update(&buf);
+        hasher.update(&(self.points.len() as u64).to_le_bytes());
+        for (id, point) in &self.points {
+            buf.clear();
+            buf = postcard::to_extend(&(id, &point.vector, &point.payload), buf)
+                .expect("in-memory point always encodes");
+            hasher.update(&(buf.len() as u64).to_le_bytes());
+            hasher.update(&buf);
+        }
+        *hasher.finalize().as_bytes()
+    }
+
+    /// Applies one points command. Validates everything first: on error nothing changed.
+    /// Returns how many points the command touched. Every success advances [`Self::seq`].
+    pub fn apply(&mut self, op: PointsOp) -> Result<usize, EngineError> {
+        match op {
+            PointsOp::Upsert(points) => {
+                let prepared = points
+                    .into_iter()
+                    .map(|p| {
+                        validate_payload(&p.payload)?;
+                        let vector = self.prepare_vector(p.vector, VectorOwner::Point(p.id))?;
+                        Ok((p.id, vector, p.payload))
+                    })
+                    .collect::<Result<Vec<_>, EngineError>>()?;
+                let seq = self.next_seq();
+                let n = prepared.len();
+                for (id, vector, payload) in prepared {
+                    self.put_point(id, vector, payload, seq);
+                }
+                Ok(n)
+            }
+            PointsOp::Delete(selector) => {
+                let ids = self.select(&selector, false)?;
+                let seq = self.next_seq();
+                for id in &ids {
+                    self.remove_point(*id, seq);
+                }
+                Ok(ids.len())
+            }
+            PointsOp::SetPayload { selector, payload } => {
+                validate_payload(&payload)?;
+                self.update_payloads(&selector, |p| {
+                    p.extend(payload.iter().map(|(k, v)| (k.clone(), v.clone())))
+                })
+            }
+            PointsOp::OverwritePayload { selector, payload } => {
+                validate_payload(&payload)?;
+                self.update_payloads(&selector, |p| *p = payload.clone())
+            }
+            PointsOp::DeletePayloadKeys { selector, keys } => {
+                let paths = keys
+                    .iter()
+                    .map(|k| {
+                        split_key_path(k).ok_or_else(|| EngineError::InvalidPayloadKey(k.clone()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.update_payloads(&selector, |p| {
+                    for path in &paths {
+                        remove_path(p, path);
+                    }
+                })
+            }
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn update_payloads(
+        &mut self,
+        selector: &PointSelector,
+        mut change: impl FnMut(&mut Payload),
+    ) -> Result<usize, EngineError> {
+        let ids = self.select(selector, true)?;
+        let seq = self.next_seq();
+        for id in &ids {
+            let point = self.points.get_mut(id).expect("selected ids exist");
+            change(&mut point.payload);
+            point.version = seq;
+        }
+        Ok(ids.len())
+    }
+
+    /// Resolves a selector to existing ids (sorted, deduplicated). With `require_existing`, an id
+    /// that is not stored is an error.
+    fn select(
+        &self,
+        selector: &PointSelector,
+        require_existing: bool,
+    ) -> Result<Vec<PointId>, EngineError> {
+        match selector {
+            PointSelector::Ids(ids) => {
+                let mut found = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if self.points.contains_key(id) {
+                        found.push(*id);
+                    } else if require_existing {
+                        return Err(EngineError::PointNotFound(*id));
+                    }
+                }
+                found.sort_unstable();
+                found.dedup();
+                Ok(found)
+            }
+            PointSelector::Filter(filter) => {
+                filter.validate()?;
+                Ok(self.matching(Some(filter)).map(|(id, _)| id).collect())
+            }
+        }
+    }
+
+    /// Checks dimension and finiteness, and normalises for Cosine.
+    fn prepare_vector(
+        &self,
+        mut vector: Vec<f32>,
+        owner: VectorOwner,
+    ) -> Result<Vec<f32>, EngineError> {
+        let expected = self.config.vector_size as usize;
+        if vector.len() != expected {
+            return Err(EngineError::DimensionMismatch {
+                point: owner,
+                expected,
+                got: vector.len(),
+            });
+        }
+        if let Some(index) = vector.iter().position(|x| !x.is_finite()) {
+            return Err(EngineError::NonFiniteVector { point: owner, index });
+        }
+        if self.config.distance == Distance::Cosine {
+            let norm = vector.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+            if norm == 0.0 {
+                return Err(EngineError::ZeroVector { point: owner });
+            }
+            for x in &mut vector {
+                *x = ((*x as f64) / norm) as f32;
+            }
+        }
+        Ok(vector)
+    }
+
+    /// Stores a point (replacing any previous one: its slot becomes a tombstone).
+    fn put_point(&mut self, id: PointId, vector: Vec<f32>, payload: Payload, version: u64) {
+        debug_assert_eq!(vector.len(), self.config.vector_size as usize);
+        let slot = self.slot_owner.len();
+        self.index.insert(slot, &vector);
+        self.slot_owner.push(Some(id));
+        if let Some(old) = self.points.insert(id, StoredPoint { vector, payload, version, slot }) {
+            self.slot_owner[old.slot] = None;
+        }
+        self.deletion_log.remove(&id);
+    }
+
+    fn remove_point(&mut self, id: PointId, seq: u64) {
+        if let Some(old) = self.points.remove(&id) {
+            self.slot_owner[old.slot] = None;
+            self.deletion_log.insert(id, seq);
+        }
+    }
+
+    /// Installs a point read from a snapshot exactly as stored (no re-normalisation).
+    pub(crate) fn restore_point(
+        &mut self,
+        id: PointId,
+        vector: Vec<f32>,
+        payload: Payload,
+        version: u64,
+    ) {
+        self.put_point(id, vector, payload, version);
+    }
+
+    /// Applies a deletion read from an incremental snapshot.
+    pub(crate) fn restore_deletion(&mut self, id: PointId, seq: u64) {
+        if let Some(old) = self.points.remove(&id) {
+            self.slot_owner[old.slot] = None;
+        }
+        self.deletion_log.insert(id, seq);
+    }
+
+    /// Sets the sequence number after a restore; a full restore knows no earlier deletions.
+    pub(crate) fn finish_restore(&mut self, seq: u64, full: bool) {
+        self.seq = seq;
+        if full {
+            self.deletion_log_floor = seq;
+        }
+    }
+
+    /// A copy of the stored data with a freshly built index (the aside copy an incremental
+    /// restore works on, so a failed restore leaves `self` untouched).
+    pub(crate) fn clone_data(&self) -> Collection {
+        let mut copy = Collection {
+            name: self.name.clone(),
+            config: self.config,
+            points: self.points.clone(),
+            seq: self.seq,
+            deletion_log: self.deletion_log.clone(),
+            deletion_log_floor: self.deletion_log_floor,
+            index: new_index(&index_spec(&self.config, 0)),
+            slot_owner: Vec::new(),
+        };
+        copy.rebuild_index();
+        copy
+    }
+
+    fn record(
+        &self,
+        id: PointId,
+        point: &StoredPoint,
+        with_payload: bool,
+        with_vector: bool,
+    ) -> Record {
+        Record {
+            id,
+            version: point.version,
+            payload: with_payload.then(|| point.payload.clone()),
+            vector: with_vector.then(|| point.vector.clone()),
+        }
+    }
+
+    /// The stored points among `ids`, in request order; ids not stored are skipped.
+    pub fn get(&self, ids: &[PointId], with_payload: bool, with_vector: bool) -> Vec<Record> {
+        ids.iter()
+            .filter_map(|id| {
+                self.points.get(id).map(|p| self.record(*id, p, with_payload, with_vector))
+            })
+            .collect()
+    }
+
+    /// A page of points in id order.
+    pub fn scroll(&self, request: &ScrollRequest) -> Result<ScrollPage, EngineError> {
+        if let Some(filter) = &request.filter {
+            filter.validate()?;
+        }
+        let start = request.offset.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included);
+        let mut matching = self
+            .points
+            .range((start, std::ops::Bound::Unbounded))
+            .filter(|(id, p)| request.filter.as_ref().is_none_or(|f| f.matches(**id, &p.payload)));
+        let points: Vec<Record> = matching
+            .by_ref()
+            .take(request.limit)
+            .map(|(id, p)| self.record(*id, p, request.with_payload, request.with_vector))
+            .collect();
+        let next_offset = matching.next().map(|(id, _)| *id);
+        Ok(ScrollPage { points, next_offset })
+    }
+
+    /// Number of points, or of points matching `filter`.
+    pub fn count(&self, filter: Option<&Filter>) -> Result<usize, EngineError> {
+        match filter {
+            None => Ok(self.points.len()),
+            Some(f) => {
+                f.validate()?;
+                Ok(self.matching(Some(f)).count())
+            }
+        }
+    }
+
+    /// Top hits for the query, best first, ties broken by ascending id.
+    ///
+    /// Plan: `exact` brute-forces the stored points. With a filter, matching
+    /// points are counted first; if few match (see [`FILTERED_EXACT_MAX_MATCHES`] and
+    /// [`FILTERED_EXACT_FRACTION_PERCENT`]) they are brute-forced, otherwise the index searches with
+    /// an `accept` callback that admits only live, matching slots. Scores are always recomputed
+    /// from the stored vectors, so exact and approximate hits are scored identically.
+    pub fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredPoint>, EngineError> {
+        let query = self.prepare_vector(request.vector.clone(), VectorOwner::Query)?;
+        if let Some(filter) = &request.filter {
+            filter.validate()?;
+        }
+        if let Some(ef) = request.ef
+            && !(1..=MAX_HNSW_EF as usize).contains(&ef)
+        {
+            return Err(EngineError::InvalidRequest(format!("ef {ef} not in 1..={MAX_HNSW_EF}")));
+        }
+        let wanted = request.limit.saturating_add(request.offset).min(self.points.len());
+        if request.limit == 0 || wanted == 0 {
+            return Ok(Vec::new());
+        }
+        let distance = self.config.distance;
+        let brute_force = |candidates: &mut dyn Iterator<Item = (PointId, &StoredPoint)>| {
+            candidates.map(|(id, p)| (id, distance.score(&query, &p.vector))).collect::<Vec<_>>()
+        };
+        let mut hits: Vec<(PointId, f32)> = if request.exact {
+            brute_force(&mut self.matching(request.filter.as_ref()))
+        } else {
+            let ef = request.ef.unwrap_or(self.config.hnsw.ef as usize).max(wanted);
+            match &request.filter {
+                None => {
+                    self.index_search(&query, wanted, ef, &|slot| self.slot_owner[slot].is_some())
+                }
+                Some(filter) => {
+                    let matched: Vec<(PointId, &StoredPoint)> =
+                        self.matching(Some(filter)).collect();
+                    let selective = matched.len() <= FILTERED_EXACT_MAX_MATCHES.max(wanted)
+                        || matched.len() * 100
+                            <= self.points.len() * FILTERED_EXACT_FRACTION_PERCENT;
+                    if selective {
+                        brute_force(&mut matched.into_iter())
+                    } else {
+                        let mut accepted = vec![false; self.slot_owner.len()];
+                        for (_, p) in &matched {
+                            accepted[p.slot] = true;
+                        }
+                        self.index_search(&query, wanted, ef, &|slot| accepted[slot])
+                    }
+                }
+            }
+        };
+        let order = |a: &(PointId, f32), b: &(PointId, f32)| {
+            distance.compare_scores(a.1, b.1).then(a.0.cmp(&b.0))
+        };
+        if hits.len() > wanted {
+            hits.select_nth_unstable_by(wanted - 1, order);
+            hits.truncate(wanted);
+        }
+        hits.sort_unstable_by(order);
+        Ok(hits
+            .into_iter()
+            .skip(request.offset)
+            .filter(|(_, score)| {
+                request.score_threshold.is_none_or(|t| distance.passes_threshold(*score, t))
+            })
+            .map(|(id, score)| {
+                let p = &self.points[&id];
+                ScoredPoint {
+                    id,
+                    version: p.version,
+                    score,
+                    payload: request.with_payload.then(|| p.payload.clone()),
+                    vector: request.with_vector.then(|| p.vector.clone()),
+                }
+            })
+            .collect())
+    }
+
+    /// Asks the index and maps slots back to live ids with recomputed scores.
+    fn index_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        accept: &(dyn Fn(Slot) -> bool + Sync),
+    ) -> Vec<(PointId, f32)> {
+        let guarded = |slot: Slot| slot < self.slot_owner.len() && accept(slot);
+        self.index
+            .search(query, k, ef, &guarded)
+            .into_iter()
+            .filter_map(|n| {
+                let id = self.slot_owner.get(n.slot).copied().flatten();
+                debug_assert!(id.is_some(), "index returned rejected slot {}", n.slot);
+                id.map(|id| (id, self.config.distance.score(query, &self.points[&id].vector)))
+            })
+            .collect()
+    }
+}
+
+fn index_spec(config: &CollectionConfig, capacity_hint: usize) -> IndexSpec {
+    IndexSpec {
+        dim: config.vector_size as usize,
+        metric: config.distance.metric(),
+        m: config.hnsw.m as usize,
+        ef_construct: config.hnsw.ef_construct as usize,
+        capacity_hint: capacity_hint.max(MIN_INDEX_CAPACITY_HINT),
+    }
+}
