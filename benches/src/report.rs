@@ -2,8 +2,12 @@
 //! side-by-side table with QPS ratios at equal recall.
 //!
 //! Format, one line per `ef` (keys in any order, unknown keys ignored):
-//! `RESULT engine=NAME ef=64 recall=0.9731 qps=8123.4 p50_us=110.2 p99_us=240.8 build_s=95.1
-//! bytes_per_point=1234.5`
+//! `RESULT engine=NAME ef=64 recall=0.9731 qps=8123.4 p50_us=110.2 p99_us=240.8
+//! cpu_qps=8300.2 cpu_p50_us=108.0 cpu_p99_us=201.3 build_s=95.1 bytes_per_point=1234.5`
+//! (`qps`/`p50_us`/`p99_us` by wall clock, `cpu_*` by the querying thread's CPU clock).
+//!
+//! The table compares engines on CPU-time figures: on a shared machine wall-clock figures mostly
+//! measure the scheduler (see [`crate::measure`]); wall p99 is shown alongside.
 
 use std::fmt::Write as _;
 
@@ -47,8 +51,8 @@ pub enum ParseError {
 /// Formats one sweep point of `run` as a `RESULT` line.
 pub fn result_line(run: &EngineRun, f: &SearchFigures) -> String {
     format!(
-        "RESULT engine={} ef={} recall={:.4} qps={:.1} p50_us={:.1} p99_us={:.1} build_s={:.2} bytes_per_point={:.1}",
-        run.engine, f.ef, f.recall, f.qps, f.p50_us, f.p99_us, run.build_s, run.bytes_per_point
+        "RESULT engine={} ef={} recall={:.4} qps={:.1} p50_us={:.1} p99_us={:.1} cpu_qps={:.1} cpu_p50_us={:.1} cpu_p99_us={:.1} build_s={:.2} bytes_per_point={:.1}",
+        run.engine, f.ef, f.recall, f.qps, f.p50_us, f.p99_us, f.cpu_qps, f.cpu_p50_us, f.cpu_p99_us, run.build_s, run.bytes_per_point
     )
 }
 
@@ -70,6 +74,9 @@ pub fn parse_results(output: &str) -> Result<EngineRun, ParseError> {
             qps: num("qps")?,
             p50_us: num("p50_us")?,
             p99_us: num("p99_us")?,
+            cpu_qps: num("cpu_qps")?,
+            cpu_p50_us: num("cpu_p50_us")?,
+            cpu_p99_us: num("cpu_p99_us")?,
         };
         let (build_s, bytes_per_point) = (num("build_s")?, num("bytes_per_point")?);
         match &mut run {
@@ -81,10 +88,10 @@ pub fn parse_results(output: &str) -> Result<EngineRun, ParseError> {
     run.ok_or(ParseError::NoResults)
 }
 
-/// The QPS `run` would reach at `recall`, interpolated linearly between its sweep points;
+/// The CPU-time QPS `run` would reach at `recall`, interpolated linearly between its sweep points;
 /// `None` when `recall` lies outside the recall range the sweep covered.
 pub fn qps_at_recall(run: &EngineRun, recall: f64) -> Option<f64> {
-    let mut points: Vec<(f64, f64)> = run.sweep.iter().map(|f| (f.recall, f.qps)).collect();
+    let mut points: Vec<(f64, f64)> = run.sweep.iter().map(|f| (f.recall, f.cpu_qps)).collect();
     points.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
     // A wider search never has to be slower for the same recall: keep the best QPS per recall.
     points.dedup_by(|later, earlier| later.0 == earlier.0);
@@ -101,39 +108,44 @@ pub fn qps_at_recall(run: &EngineRun, recall: f64) -> Option<f64> {
     })
 }
 
-/// The side-by-side table: our sweep, the peer's at the same `ef`, and our QPS as a ratio of
-/// the peer's at the same `ef` and at equal recall. `extra` rows (name, value) are appended so
-/// later figures (snapshot size, write/restore throughput) slot in without a format change.
+/// The side-by-side table: our sweep and the peer's at the same `ef` (CPU-time QPS, p50, p99,
+/// and wall-clock p99), and our CPU-time QPS as a ratio of the peer's at the same `ef` and at
+/// equal recall. `extra` rows (name, value) are appended so later figures (snapshot size,
+/// write/restore throughput) slot in without a format change.
 pub fn table(ours: &EngineRun, peer: Option<&EngineRun>, extra: &[(String, String)]) -> String {
     let mut s = String::new();
     let peer_name = peer.map(|p| p.engine.as_str()).unwrap_or("peer");
+    let _ = writeln!(s, "{:>5} | {:^41} | {:^41} | {:^20}", "", ours.engine, peer_name, "our QPS / peer QPS");
     let _ = writeln!(
         s,
-        "{:>6} | {:>7} {:>9} {:>8} {:>8} | {:>7} {:>9} {:>8} {:>8} | {:>9} {:>12}",
-        "ef", "recall", "qps", "p50_us", "p99_us", "recall", "qps", "p50_us", "p99_us", "qps_ratio", "ratio@recall"
-    );
-    let _ = writeln!(
-        s,
-        "{:>6} | {:^35} | {:^35} | {:>9} {:>12}",
-        "", ours.engine, peer_name, "same ef", "equal recall"
+        "{:>5} | {:>7} {:>8} {:>7} {:>7} {:>7} | {:>7} {:>8} {:>7} {:>7} {:>7} | {:>7} {:>12}",
+        "ef", "recall", "cpu_qps", "cpu_p50", "cpu_p99", "wall99", "recall", "cpu_qps", "cpu_p50", "cpu_p99", "wall99", "same ef", "equal recall"
     );
     for f in &ours.sweep {
         let p = peer.and_then(|p| p.sweep.iter().find(|g| g.ef == f.ef));
-        let (pr, pq, p50, p99) = match p {
-            Some(g) => (format!("{:.4}", g.recall), format!("{:.1}", g.qps), format!("{:.1}", g.p50_us), format!("{:.1}", g.p99_us)),
-            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        let peer_cols: [String; 5] = match p {
+            Some(g) => [
+                format!("{:.4}", g.recall),
+                format!("{:.0}", g.cpu_qps),
+                format!("{:.0}", g.cpu_p50_us),
+                format!("{:.0}", g.cpu_p99_us),
+                format!("{:.0}", g.p99_us),
+            ],
+            None => ["-".into(), "-".into(), "-".into(), "-".into(), "-".into()],
         };
-        let same_ef = p.map(|g| format!("{:.2}", f.qps / g.qps)).unwrap_or_else(|| "-".into());
+        let same_ef = p.map(|g| format!("{:.2}", f.cpu_qps / g.cpu_qps)).unwrap_or_else(|| "-".into());
         let at_recall = peer
             .and_then(|p| qps_at_recall(p, f.recall))
-            .map(|q| format!("{:.2}", f.qps / q))
+            .map(|q| format!("{:.2}", f.cpu_qps / q))
             .unwrap_or_else(|| "n/a".into());
         let _ = writeln!(
             s,
-            "{:>6} | {:>7.4} {:>9.1} {:>8.1} {:>8.1} | {:>7} {:>9} {:>8} {:>8} | {:>9} {:>12}",
-            f.ef, f.recall, f.qps, f.p50_us, f.p99_us, pr, pq, p50, p99, same_ef, at_recall
+            "{:>5} | {:>7.4} {:>8.0} {:>7.0} {:>7.0} {:>7.0} | {:>7} {:>8} {:>7} {:>7} {:>7} | {:>7} {:>12}",
+            f.ef, f.recall, f.cpu_qps, f.cpu_p50_us, f.cpu_p99_us, f.p99_us,
+            peer_cols[0], peer_cols[1], peer_cols[2], peer_cols[3], peer_cols[4], same_ef, at_recall
         );
     }
+    let _ = writeln!(s, "latencies in microseconds; cpu_* by thread CPU clock, wall99 by wall clock");
     let _ = writeln!(s, "build_s: {} {:.2}{}", ours.engine, ours.build_s,
         peer.map(|p| format!(", {} {:.2}", p.engine, p.build_s)).unwrap_or_default());
     let _ = writeln!(s, "bytes_per_point: {} {:.0}{}", ours.engine, ours.bytes_per_point,
@@ -149,7 +161,16 @@ mod tests {
     use super::*;
 
     fn fig(ef: usize, recall: f64, qps: f64) -> SearchFigures {
-        SearchFigures { ef, recall, qps, p50_us: 10.0, p99_us: 20.0 }
+        SearchFigures {
+            ef,
+            recall,
+            qps: qps * 0.9,
+            p50_us: 10.0,
+            p99_us: 20.0,
+            cpu_qps: qps,
+            cpu_p50_us: 9.0,
+            cpu_p99_us: 15.0,
+        }
     }
 
     fn run(engine: &str, sweep: Vec<SearchFigures>) -> EngineRun {
@@ -167,9 +188,9 @@ mod tests {
     fn parse_errors() {
         assert_eq!(parse_results("hello"), Err(ParseError::NoResults));
         assert_eq!(parse_results("RESULT engine=a ef=1"), Err(ParseError::Missing("recall")));
-        let bad = "RESULT engine=a ef=1 recall=x qps=1 p50_us=1 p99_us=1 build_s=1 bytes_per_point=1";
+        let bad = "RESULT engine=a ef=1 recall=x qps=1 p50_us=1 p99_us=1 cpu_qps=1 cpu_p50_us=1 cpu_p99_us=1 build_s=1 bytes_per_point=1";
         assert!(matches!(parse_results(bad), Err(ParseError::NotANumber { .. })));
-        let a = "RESULT engine=a ef=1 recall=1 qps=1 p50_us=1 p99_us=1 build_s=1 bytes_per_point=1";
+        let a = "RESULT engine=a ef=1 recall=1 qps=1 p50_us=1 p99_us=1 cpu_qps=1 cpu_p50_us=1 cpu_p99_us=1 build_s=1 bytes_per_point=1";
         let b = a.replace("engine=a", "engine=b");
         assert!(matches!(parse_results(&format!("{a}\n{b}")), Err(ParseError::MixedEngines(..))));
     }

@@ -260,7 +260,7 @@ impl HnswIndex {
                 let row = &mut links0[slot * stride0..(slot + 1) * stride0];
                 let mut count = 0;
                 if let Some(base) = layers.first() {
-                    debug_assert!(base.len() <= stride0 - 1, "level-0 list longer than 2m");
+                    debug_assert!(base.len() < stride0, "level-0 list longer than 2m");
                     for n in base.iter().take(stride0 - 1) {
                         row[1 + count] = n.get_origin_id() as u32;
                         count += 1;
@@ -410,8 +410,8 @@ impl HnswIndex {
                         pending[slot] = true;
                     }
                 }
-                for slot in 0..self.view.slots {
-                    if self.inserted[slot] && !pending[slot] && accept(slot) {
+                for (slot, (&inserted, &pending)) in self.inserted.iter().zip(&pending).enumerate() {
+                    if inserted && !pending && accept(slot) {
                         let v = self.view_vector(slot as u32);
                         out.push(Neighbor { slot, distance: self.metric.distance(query, v) });
                     }
@@ -663,13 +663,13 @@ mod tests {
             }
             let queries = clustered(20, dim, 10, Metric::L2Squared, 4);
             // Loose (every other slot), strict (1 in 97) and "exactly 3 accepted" filters.
-            let loose = |s: Slot| s % 2 == 0;
+            let loose = |s: Slot| s.is_multiple_of(2);
             let strict = |s: Slot| s % 97 == 5;
             let three = |s: Slot| s == 10 || s == 700 || s == 1499;
             for q in &queries {
                 let got = hnsw.search(q, 10, 32, &loose);
                 assert_eq!(got.len(), 10);
-                assert!(got.iter().all(|n| n.slot % 2 == 0));
+                assert!(got.iter().all(|n| n.slot.is_multiple_of(2)));
                 let got = hnsw.search(q, 10, 32, &strict);
                 assert_eq!(got.len(), 10, "{path:?}: 15 accepted exist, want 10");
                 assert!(got.iter().all(|n| n.slot % 97 == 5));
