@@ -2,32 +2,15 @@
 //!
 //! 10k queries against 100k base vectors is ~10^9 distance evaluations, so the scan is tiled
 //! (a block of base vectors stays in cache while every query of a thread's share passes over it)
-//! and split across threads. Ties are broken by the smaller id, as in `FlatIndex`.
+//! and split across threads. Ties are broken by the smaller id ([`RankedNeighbor`]'s order, as in
+//! `FlatIndex`).
 
 use std::collections::BinaryHeap;
 
-use vecraft_core::vector::index::Metric;
+use vecraft_core::vector::index::{Metric, Neighbor, RankedNeighbor};
 
 /// Base vectors per tile: 256 x 128-d f32 = 128 KiB, comfortably inside L2.
 const TILE_ROWS: usize = 256;
-
-/// `(distance, id)` with a total order for the per-query max-heap.
-#[derive(Clone, Copy, PartialEq)]
-struct Hit(f32, u32);
-
-impl Eq for Hit {}
-
-impl PartialOrd for Hit {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Hit {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
-    }
-}
 
 /// The `k` nearest base rows (ids = row numbers) for every query row, closest first; rows have
 /// `dim` floats. Uses up to `threads` threads (at least one).
@@ -55,7 +38,7 @@ pub fn exact_knn(
 }
 
 fn knn_block(metric: Metric, dim: usize, base: &[f32], queries: &[f32], k: usize, out: &mut [Vec<u32>]) {
-    let mut heaps: Vec<BinaryHeap<Hit>> = (0..out.len()).map(|_| BinaryHeap::with_capacity(k + 1)).collect();
+    let mut heaps: Vec<BinaryHeap<RankedNeighbor>> = (0..out.len()).map(|_| BinaryHeap::with_capacity(k + 1)).collect();
     if k == 0 {
         return;
     }
@@ -64,7 +47,7 @@ fn knn_block(metric: Metric, dim: usize, base: &[f32], queries: &[f32], k: usize
         for (q, heap) in queries.chunks_exact(dim).zip(heaps.iter_mut()) {
             for (i, v) in tile.chunks_exact(dim).enumerate() {
                 let d = metric.distance(q, v);
-                let hit = Hit(d, (first_id + i) as u32);
+                let hit = RankedNeighbor(Neighbor { slot: first_id + i, distance: d });
                 if heap.len() < k {
                     heap.push(hit);
                 } else if heap.peek().is_some_and(|worst| hit < *worst) {
@@ -75,7 +58,7 @@ fn knn_block(metric: Metric, dim: usize, base: &[f32], queries: &[f32], k: usize
         }
     }
     for (heap, slot) in heaps.into_iter().zip(out.iter_mut()) {
-        *slot = heap.into_sorted_vec().into_iter().map(|h| h.1).collect();
+        *slot = heap.into_sorted_vec().into_iter().map(|h| h.0.slot as u32).collect();
     }
 }
 

@@ -16,14 +16,14 @@
 //! If a (filtered) graph search finds fewer than `k` accepted slots, the index falls back to an
 //! exact scan, so it returns `k` accepted slots whenever that many exist.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use hnsw_rs::anndists::dist::Distance;
 use hnsw_rs::hnsw::Hnsw;
 use hnsw_rs::prelude::FilterT;
 
-use crate::vector::index::{AnnIndex, IndexSpec, Metric, Neighbor, Slot};
+use crate::vector::index::{AnnIndex, IndexSpec, Metric, Neighbor, RankedNeighbor, Slot};
 
 /// Smallest `m` we build with (smaller graphs are too poorly connected to be useful).
 pub const MIN_M: usize = 2;
@@ -121,31 +121,11 @@ impl Distance<f32> for GraphDistance {
     }
 }
 
-/// A distance with a total order, for heaps (NaN never reaches them: queries are validated).
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct OrdDist(f32);
-
-impl Eq for OrdDist {}
-
-impl PartialOrd for OrdDist {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for OrdDist {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
-/// Flat copy of the `hnsw_rs` graph as of its last refresh, indexed by slot.
+/// Flat copy of the `hnsw_rs` graph's links as of its last refresh, indexed by slot.
 #[derive(Debug, Default)]
 struct CompactGraph {
-    /// Number of slot positions (max inserted slot + 1) the arrays below cover.
+    /// Number of slot positions (max inserted slot + 1 at the refresh) the links cover.
     slots: usize,
-    /// `slots * dim` floats; rows of slots not in the view are zero and unreachable.
-    vectors: Vec<f32>,
     /// Level-0 links: per slot `1 + 2m` words, the first being the link count.
     links0: Vec<u32>,
     /// Links on layers `1..=level` (index `layer - 1`); empty for level-0 nodes.
@@ -167,9 +147,11 @@ pub struct HnswIndex {
     inserted: Vec<bool>,
     len: usize,
     view: CompactGraph,
-    /// Slots inserted since the last view refresh, and their vectors (`dim` floats each).
+    /// Every inserted vector, row `slot` (`dim` floats; rows of slots never inserted are zero).
+    /// Written at insert, so a refresh only copies links.
+    vectors: Vec<f32>,
+    /// Slots inserted since the last view refresh (not yet linked in the view).
     pending_slots: Vec<Slot>,
-    pending_vectors: Vec<f32>,
 }
 
 impl std::fmt::Debug for HnswIndex {
@@ -212,8 +194,8 @@ impl HnswIndex {
             inserted: Vec::new(),
             len: 0,
             view: CompactGraph::default(),
+            vectors: Vec::new(),
             pending_slots: Vec::new(),
-            pending_vectors: Vec::new(),
         }
     }
 
@@ -236,9 +218,6 @@ impl HnswIndex {
         let dim = self.dim;
         let slots = self.inserted.len();
         let stride0 = 1 + 2 * self.params.m;
-        let mut vectors = std::mem::take(&mut self.view.vectors);
-        vectors.clear();
-        vectors.resize(slots * dim, 0.0);
         let mut links0 = std::mem::take(&mut self.view.links0);
         links0.clear();
         links0.resize(slots * stride0, 0);
@@ -255,7 +234,7 @@ impl HnswIndex {
                     continue;
                 }
                 let level = point.get_point_id().0 as usize;
-                vectors[slot * dim..(slot + 1) * dim].copy_from_slice(point.get_v());
+                debug_assert_eq!(&self.vectors[slot * dim..(slot + 1) * dim], point.get_v());
                 let layers = point.get_neighborhood_id();
                 let row = &mut links0[slot * stride0..(slot + 1) * stride0];
                 let mut count = 0;
@@ -284,14 +263,13 @@ impl HnswIndex {
             }
         }
         debug_assert_eq!(nodes, self.len, "compact view must cover every inserted slot");
-        self.view = CompactGraph { slots, vectors, links0, upper, entry, nodes };
+        self.view = CompactGraph { slots, links0, upper, entry, nodes };
         self.pending_slots.clear();
-        self.pending_vectors.clear();
     }
 
     fn view_vector(&self, slot: u32) -> &[f32] {
         let s = slot as usize;
-        &self.view.vectors[s * self.dim..(s + 1) * self.dim]
+        &self.vectors[s * self.dim..(s + 1) * self.dim]
     }
 
     fn view_links0(&self, slot: u32) -> &[u32] {
@@ -340,18 +318,19 @@ impl HnswIndex {
             seen
         };
         // Min-heap of nodes to expand; max-heap of the best `ef` accepted results.
-        let mut candidates: BinaryHeap<Reverse<(OrdDist, u32)>> = BinaryHeap::with_capacity(ef * 2);
-        let mut results: BinaryHeap<(OrdDist, u32)> = BinaryHeap::with_capacity(ef + 1);
+        let ranked = |distance: f32, slot: u32| RankedNeighbor(Neighbor { slot: slot as Slot, distance });
+        let mut candidates: BinaryHeap<Reverse<RankedNeighbor>> = BinaryHeap::with_capacity(ef * 2);
+        let mut results: BinaryHeap<RankedNeighbor> = BinaryHeap::with_capacity(ef + 1);
         mark(current);
-        candidates.push(Reverse((OrdDist(current_dist), current)));
+        candidates.push(Reverse(ranked(current_dist, current)));
         if accept(current as Slot) {
-            results.push((OrdDist(current_dist), current));
+            results.push(ranked(current_dist, current));
         }
-        while let Some(Reverse((OrdDist(d), node))) = candidates.pop() {
-            if results.len() >= ef && results.peek().is_some_and(|w| d > w.0.0) {
+        while let Some(Reverse(RankedNeighbor(c))) = candidates.pop() {
+            if results.len() >= ef && results.peek().is_some_and(|w| c.distance > w.0.distance) {
                 break;
             }
-            let links = self.view_links0(node);
+            let links = self.view_links0(c.slot as u32);
             // Start fetching every neighbour's vector before computing any distance, so the
             // cache misses overlap instead of queueing one behind the other.
             for &n in links {
@@ -363,10 +342,10 @@ impl HnswIndex {
                 }
                 let dn = metric.distance(query, self.view_vector(n));
                 let full = results.len() >= ef;
-                if !full || results.peek().is_some_and(|w| dn < w.0.0) {
-                    candidates.push(Reverse((OrdDist(dn), n)));
+                if !full || results.peek().is_some_and(|w| dn < w.0.distance) {
+                    candidates.push(Reverse(ranked(dn, n)));
                     if accept(n as Slot) {
-                        results.push((OrdDist(dn), n));
+                        results.push(ranked(dn, n));
                         if results.len() > ef {
                             results.pop();
                         }
@@ -374,9 +353,7 @@ impl HnswIndex {
                 }
             }
         }
-        out.extend(
-            results.into_iter().map(|(OrdDist(distance), slot)| Neighbor { slot: slot as Slot, distance }),
-        );
+        out.extend(results.into_iter().map(|r| r.0));
     }
 
     /// Exact scan of the slots inserted since the last view refresh.
@@ -386,9 +363,9 @@ impl HnswIndex {
         accept: &(dyn Fn(Slot) -> bool + Sync),
         out: &mut Vec<Neighbor>,
     ) {
-        for (i, &slot) in self.pending_slots.iter().enumerate() {
+        for &slot in &self.pending_slots {
             if accept(slot) {
-                let v = &self.pending_vectors[i * self.dim..(i + 1) * self.dim];
+                let v = self.view_vector(slot as u32);
                 out.push(Neighbor { slot, distance: self.metric.distance(query, v) });
             }
         }
@@ -403,20 +380,12 @@ impl HnswIndex {
     ) {
         match self.path {
             SearchPath::Compact => {
-                // Pending slots inside the view's range have empty rows there: skip them.
-                let mut pending = vec![false; self.view.slots];
-                for &slot in &self.pending_slots {
-                    if slot < pending.len() {
-                        pending[slot] = true;
-                    }
-                }
-                for (slot, (&inserted, &pending)) in self.inserted.iter().zip(&pending).enumerate() {
-                    if inserted && !pending && accept(slot) {
+                for (slot, &inserted) in self.inserted.iter().enumerate() {
+                    if inserted && accept(slot) {
                         let v = self.view_vector(slot as u32);
                         out.push(Neighbor { slot, distance: self.metric.distance(query, v) });
                     }
                 }
-                self.scan_pending(query, accept, out);
             }
             SearchPath::Native => {
                 if self.graph.get_nb_point() == 0 {
@@ -474,7 +443,7 @@ fn prefetch(data: &[f32]) {
 
 /// Sorts hits closest first (ties by slot), drops duplicate slots, keeps the first `k`.
 fn finish(hits: &mut Vec<Neighbor>, k: usize) {
-    hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.slot.cmp(&b.slot)));
+    hits.sort_by(|a, b| RankedNeighbor(*a).cmp(&RankedNeighbor(*b)));
     hits.dedup_by_key(|h| h.slot);
     hits.truncate(k);
 }
@@ -497,8 +466,11 @@ impl AnnIndex for HnswIndex {
         self.len += 1;
         self.graph.insert_slice((vector, slot));
         if self.path == SearchPath::Compact {
+            if self.vectors.len() < (slot + 1) * self.dim {
+                self.vectors.resize((slot + 1) * self.dim, 0.0);
+            }
+            self.vectors[slot * self.dim..(slot + 1) * self.dim].copy_from_slice(vector);
             self.pending_slots.push(slot);
-            self.pending_vectors.extend_from_slice(vector);
             if self.pending_slots.len() > self.refresh_threshold() {
                 self.refresh_view();
             }

@@ -85,19 +85,20 @@ pub trait AnnIndex: Send + Sync {
     fn is_exact(&self) -> bool;
 }
 
-/// A hit ordered by distance, then slot (total order, so results are deterministic).
+/// A hit ordered by distance, then slot: a total order (via `f32::total_cmp`) so hits can live in
+/// heaps and ties resolve the same way everywhere (exact search, HNSW, benchmark ground truth).
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct RankedHit(Neighbor);
+pub struct RankedNeighbor(pub Neighbor);
 
-impl Eq for RankedHit {}
+impl Eq for RankedNeighbor {}
 
-impl PartialOrd for RankedHit {
+impl PartialOrd for RankedNeighbor {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for RankedHit {
+impl Ord for RankedNeighbor {
     fn cmp(&self, other: &Self) -> Ordering {
         self.0.distance.total_cmp(&other.0.distance).then(self.0.slot.cmp(&other.0.slot))
     }
@@ -139,13 +140,13 @@ impl AnnIndex for FlatIndex {
             return Vec::new();
         }
         // Max-heap on (distance, slot): the root is the worst of the best k so far.
-        let mut best: BinaryHeap<RankedHit> = BinaryHeap::with_capacity(k + 1);
+        let mut best: BinaryHeap<RankedNeighbor> = BinaryHeap::with_capacity(k + 1);
         for (i, &slot) in self.slots.iter().enumerate() {
             if !accept(slot) {
                 continue;
             }
             let distance = self.metric.distance(query, &self.data[i * self.dim..(i + 1) * self.dim]);
-            let hit = RankedHit(Neighbor { slot, distance });
+            let hit = RankedNeighbor(Neighbor { slot, distance });
             if best.len() < k {
                 best.push(hit);
             } else if best.peek().is_some_and(|worst| hit < *worst) {
