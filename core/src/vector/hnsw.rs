@@ -443,7 +443,7 @@ fn prefetch(data: &[f32]) {
 
 /// Sorts hits closest first (ties by slot), drops duplicate slots, keeps the first `k`.
 fn finish(hits: &mut Vec<Neighbor>, k: usize) {
-    hits.sort_by(|a, b| RankedNeighbor(*a).cmp(&RankedNeighbor(*b)));
+    hits.sort_by_key(|h| RankedNeighbor(*h));
     hits.dedup_by_key(|h| h.slot);
     hits.truncate(k);
 }
