@@ -3,15 +3,390 @@
 //! Conventions (used by every [`crate::vector::index::AnnIndex`]): a *distance* is smaller when
 //! vectors are closer. `l2_squared` for Euclid, `1 - dot` for Cosine (inputs normalised at insert),
 //! `-dot` for Dot (may be negative).
+//!
+//! Search time is dominated by these two loops, so on x86_64 they run an AVX2+FMA implementation
+//! when the CPU has it (detected once, then cached) and a portable scalar loop otherwise. Both
+//! paths are public so benchmarks and tests can compare them. The SIMD path sums in a different
+//! order, so results differ from the scalar path by float rounding only.
+//!
+//! Slices of unequal length are a caller bug (`debug_assert!`); in release builds the kernels
+//! use the common prefix, so they never read out of bounds.
+
+/// Which kernel implementation the dispatching functions use on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelLevel {
+    /// Portable scalar loops (the only path off x86_64).
+    Scalar,
+    /// 256-bit AVX2 with fused multiply-add.
+    Avx2Fma,
+}
+
+/// The kernel implementation chosen for this CPU (detected on first use, then cached), so
+/// benchmark reports can say which path they measured.
+pub fn kernel_level() -> KernelLevel {
+    detect::level()
+}
 
 /// Sum of squared component differences.
+#[inline]
 pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+    #[cfg(target_arch = "x86_64")]
+    if detect::level() == KernelLevel::Avx2Fma {
+        // SAFETY: `detect::level` returns `Avx2Fma` only after `is_x86_feature_detected!`
+        // confirmed both AVX2 and FMA on this CPU.
+        return unsafe { avx2::l2_squared(a, b) };
+    }
+    l2_squared_scalar(a, b)
 }
 
 /// Inner product.
+#[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    #[cfg(target_arch = "x86_64")]
+    if detect::level() == KernelLevel::Avx2Fma {
+        // SAFETY: `detect::level` returns `Avx2Fma` only after `is_x86_feature_detected!`
+        // confirmed both AVX2 and FMA on this CPU.
+        return unsafe { avx2::dot(a, b) };
+    }
+    dot_scalar(a, b)
+}
+
+/// Squared L2 norm (`dot(a, a)`), used to normalise vectors for Cosine.
+#[inline]
+pub fn norm_squared(a: &[f32]) -> f32 {
+    dot(a, a)
+}
+
+/// Portable `l2_squared`: the fallback path and the reference the SIMD path is tested against.
+///
+/// Eight independent accumulators keep the dependency chain short (and let the compiler use
+/// whatever vector width the target baseline has) without changing the result's meaning.
+pub fn l2_squared_scalar(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let mut chunks_a = a.chunks_exact(8);
+    let mut chunks_b = b.chunks_exact(8);
+    for (ca, cb) in (&mut chunks_a).zip(&mut chunks_b) {
+        for i in 0..8 {
+            let d = ca[i] - cb[i];
+            acc[i] += d * d;
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in chunks_a.remainder().iter().zip(chunks_b.remainder()) {
+        let d = x - y;
+        tail += d * d;
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Portable `dot`: the fallback path and the reference the SIMD path is tested against.
+pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let mut chunks_a = a.chunks_exact(8);
+    let mut chunks_b = b.chunks_exact(8);
+    for (ca, cb) in (&mut chunks_a).zip(&mut chunks_b) {
+        for i in 0..8 {
+            acc[i] += ca[i] * cb[i];
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in chunks_a.remainder().iter().zip(chunks_b.remainder()) {
+        tail += x * y;
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// AVX2+FMA `l2_squared`, or `None` when this CPU (or target) lacks it. For benchmarks and tests
+/// that must exercise the SIMD path explicitly.
+pub fn l2_squared_simd(a: &[f32], b: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if detect::level() == KernelLevel::Avx2Fma {
+        // SAFETY: AVX2 and FMA were detected at run time (see `detect::level`).
+        return Some(unsafe { avx2::l2_squared(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
+/// AVX2+FMA `dot`, or `None` when this CPU (or target) lacks it.
+pub fn dot_simd(a: &[f32], b: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if detect::level() == KernelLevel::Avx2Fma {
+        // SAFETY: AVX2 and FMA were detected at run time (see `detect::level`).
+        return Some(unsafe { avx2::dot(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
+/// Run-time CPU feature detection, cached so the hot path pays one relaxed atomic load.
+mod detect {
+    use super::KernelLevel;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    const UNKNOWN: u8 = 0;
+    const SCALAR: u8 = 1;
+    const AVX2_FMA: u8 = 2;
+
+    static LEVEL: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    #[inline]
+    pub(super) fn level() -> KernelLevel {
+        match LEVEL.load(Ordering::Relaxed) {
+            SCALAR => KernelLevel::Scalar,
+            AVX2_FMA => KernelLevel::Avx2Fma,
+            _ => detect_and_cache(),
+        }
+    }
+
+    #[cold]
+    fn detect_and_cache() -> KernelLevel {
+        let level = detect_now();
+        let code = match level {
+            KernelLevel::Scalar => SCALAR,
+            KernelLevel::Avx2Fma => AVX2_FMA,
+        };
+        // Racing first callers compute the same answer, so a plain store is enough.
+        LEVEL.store(code, Ordering::Relaxed);
+        level
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn detect_now() -> KernelLevel {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            KernelLevel::Avx2Fma
+        } else {
+            KernelLevel::Scalar
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn detect_now() -> KernelLevel {
+        KernelLevel::Scalar
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// Adds the eight lanes of `v`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 (callers are themselves `avx2`-enabled functions).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn horizontal_sum(v: __m256) -> f32 {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps::<1>(v);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut acc2 = _mm256_setzero_ps();
+        let mut acc3 = _mm256_setzero_ps();
+        let mut i = 0;
+        // SAFETY (all loads below): every load reads 8 floats starting at index `i` (+ offset)
+        // with `i + offset + 8 <= n`, and `n` is at most the length of both slices.
+        unsafe {
+            while i + 32 <= n {
+                let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+                let d1 = _mm256_sub_ps(
+                    _mm256_loadu_ps(pa.add(i + 8)),
+                    _mm256_loadu_ps(pb.add(i + 8)),
+                );
+                let d2 = _mm256_sub_ps(
+                    _mm256_loadu_ps(pa.add(i + 16)),
+                    _mm256_loadu_ps(pb.add(i + 16)),
+                );
+                let d3 = _mm256_sub_ps(
+                    _mm256_loadu_ps(pa.add(i + 24)),
+                    _mm256_loadu_ps(pb.add(i + 24)),
+                );
+                acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+                acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+                acc2 = _mm256_fmadd_ps(d2, d2, acc2);
+                acc3 = _mm256_fmadd_ps(d3, d3, acc3);
+                i += 32;
+            }
+            while i + 8 <= n {
+                let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+                acc0 = _mm256_fmadd_ps(d, d, acc0);
+                i += 8;
+            }
+        }
+        let acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
+        // SAFETY: this function is compiled with AVX2 and its caller guarantees CPU support.
+        let mut sum = unsafe { horizontal_sum(acc) };
+        while i < n {
+            let d = a[i] - b[i];
+            sum += d * d;
+            i += 1;
+        }
+        sum
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut acc2 = _mm256_setzero_ps();
+        let mut acc3 = _mm256_setzero_ps();
+        let mut i = 0;
+        // SAFETY (all loads below): every load reads 8 floats starting at index `i` (+ offset)
+        // with `i + offset + 8 <= n`, and `n` is at most the length of both slices.
+        unsafe {
+            while i + 32 <= n {
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+                acc1 = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(pa.add(i + 8)),
+                    _mm256_loadu_ps(pb.add(i + 8)),
+                    acc1,
+                );
+                acc2 = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(pa.add(i + 16)),
+                    _mm256_loadu_ps(pb.add(i + 16)),
+                    acc2,
+                );
+                acc3 = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(pa.add(i + 24)),
+                    _mm256_loadu_ps(pb.add(i + 24)),
+                    acc3,
+                );
+                i += 32;
+            }
+            while i + 8 <= n {
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+                i += 8;
+            }
+        }
+        let acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
+        // SAFETY: this function is compiled with AVX2 and its caller guarantees CPU support.
+        let mut sum = unsafe { horizontal_sum(acc) };
+        while i < n {
+            sum += a[i] * b[i];
+            i += 1;
+        }
+        sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive_l2(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum()
+    }
+
+    fn naive_dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+    }
+
+    /// Bound on rounding error: relative to the sum of absolute terms, which stays meaningful
+    /// when a dot product cancels to near zero.
+    fn close(got: f32, want: f64, abs_terms: f64) -> bool {
+        (got as f64 - want).abs() <= 1e-5 * abs_terms + 1e-6
+    }
+
+    #[test]
+    fn known_values() {
+        let a = [1.0, 2.0, 3.0];
+        let b = [4.0, 6.0, 3.0];
+        assert_eq!(l2_squared(&a, &b), 25.0);
+        assert_eq!(dot(&a, &b), 4.0 + 12.0 + 9.0);
+        assert_eq!(norm_squared(&a), 14.0);
+        assert_eq!(l2_squared(&[], &[]), 0.0);
+        assert_eq!(dot(&[], &[]), 0.0);
+    }
+
+    #[test]
+    fn every_length_and_remainder_matches_reference() {
+        for len in 0..300usize {
+            let a: Vec<f32> = (0..len).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.03).collect();
+            let b: Vec<f32> = (0..len).map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.02).collect();
+            let abs_dot: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum();
+            let l2 = naive_l2(&a, &b);
+            assert!(close(l2_squared(&a, &b), l2, l2), "l2 len {len}");
+            assert!(close(l2_squared_scalar(&a, &b), l2, l2), "l2 scalar len {len}");
+            assert!(close(dot(&a, &b), naive_dot(&a, &b), abs_dot), "dot len {len}");
+            assert!(close(dot_scalar(&a, &b), naive_dot(&a, &b), abs_dot), "dot scalar {len}");
+        }
+    }
+
+    #[test]
+    fn level_is_cached_and_consistent() {
+        assert_eq!(kernel_level(), kernel_level());
+        let a = [1.0f32; 40];
+        assert_eq!(l2_squared_simd(&a, &a).is_some(), kernel_level() == KernelLevel::Avx2Fma);
+        assert_eq!(dot_simd(&a, &a).is_some(), kernel_level() == KernelLevel::Avx2Fma);
+    }
+
+    #[test]
+    fn unequal_lengths_use_common_prefix_in_release() {
+        // In debug builds this is a caller bug caught by `debug_assert!`; only check release.
+        if cfg!(debug_assertions) {
+            return;
+        }
+        let a = [1.0f32; 37];
+        let b = [2.0f32; 9];
+        assert_eq!(l2_squared(&a, &b), 9.0);
+        assert_eq!(dot(&b, &a), 18.0);
+    }
+
+    fn pair() -> impl Strategy<Value = (Vec<f32>, Vec<f32>)> {
+        (0usize..300).prop_flat_map(|len| {
+            (
+                proptest::collection::vec(-100.0f32..100.0, len),
+                proptest::collection::vec(-100.0f32..100.0, len),
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn simd_matches_scalar((a, b) in pair()) {
+            let l2_ref = l2_squared_scalar(&a, &b) as f64;
+            let abs_dot: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum();
+            let dot_ref = dot_scalar(&a, &b) as f64;
+            // Dispatching path (SIMD when available) against the scalar path.
+            prop_assert!(close(l2_squared(&a, &b), l2_ref, l2_ref), "l2 {} vs {}", l2_squared(&a, &b), l2_ref);
+            prop_assert!(close(dot(&a, &b), dot_ref, abs_dot), "dot {} vs {}", dot(&a, &b), dot_ref);
+            if let Some(s) = l2_squared_simd(&a, &b) {
+                prop_assert!(close(s, l2_ref, l2_ref));
+            }
+            if let Some(s) = dot_simd(&a, &b) {
+                prop_assert!(close(s, dot_ref, abs_dot));
+            }
+            // Both against an f64 reference, so neither path can drift unnoticed.
+            prop_assert!(close(l2_squared(&a, &b), naive_l2(&a, &b), l2_ref));
+            prop_assert!(close(dot(&a, &b), naive_dot(&a, &b), abs_dot));
+        }
+    }
 }

@@ -4,6 +4,9 @@
 //! only maps slots to vectors and answers "nearest slots to this query". Keeping the trait this
 //! small lets us swap `hnsw_rs` for another implementation without touching the engine.
 
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
 use crate::vector::distance;
 
 /// Dense internal number of a stored vector, assigned by the collection.
@@ -82,6 +85,25 @@ pub trait AnnIndex: Send + Sync {
     fn is_exact(&self) -> bool;
 }
 
+/// A hit ordered by distance, then slot: a total order (via `f32::total_cmp`) so hits can live in
+/// heaps and ties resolve the same way everywhere (exact search, HNSW, benchmark ground truth).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RankedNeighbor(pub Neighbor);
+
+impl Eq for RankedNeighbor {}
+
+impl PartialOrd for RankedNeighbor {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RankedNeighbor {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.distance.total_cmp(&other.0.distance).then(self.0.slot.cmp(&other.0.slot))
+    }
+}
+
 /// Brute-force index: exact, deterministic, and the ground truth for the approximate ones.
 #[derive(Clone, Debug)]
 pub struct FlatIndex {
@@ -105,6 +127,8 @@ impl AnnIndex for FlatIndex {
         self.data.extend_from_slice(vector);
     }
 
+    /// Scans every vector, keeping the best `k` in a bounded heap (no full sort). A query of the
+    /// wrong dimension has no neighbours.
     fn search(
         &self,
         query: &[f32],
@@ -112,19 +136,25 @@ impl AnnIndex for FlatIndex {
         _ef: usize,
         accept: &(dyn Fn(Slot) -> bool + Sync),
     ) -> Vec<Neighbor> {
-        let mut hits: Vec<Neighbor> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| accept(**s))
-            .map(|(i, &slot)| Neighbor {
-                slot,
-                distance: self.metric.distance(query, &self.data[i * self.dim..(i + 1) * self.dim]),
-            })
-            .collect();
-        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.slot.cmp(&b.slot)));
-        hits.truncate(k);
-        hits
+        if k == 0 || query.len() != self.dim {
+            return Vec::new();
+        }
+        // Max-heap on (distance, slot): the root is the worst of the best k so far.
+        let mut best: BinaryHeap<RankedNeighbor> = BinaryHeap::with_capacity(k + 1);
+        for (i, &slot) in self.slots.iter().enumerate() {
+            if !accept(slot) {
+                continue;
+            }
+            let distance = self.metric.distance(query, &self.data[i * self.dim..(i + 1) * self.dim]);
+            let hit = RankedNeighbor(Neighbor { slot, distance });
+            if best.len() < k {
+                best.push(hit);
+            } else if best.peek().is_some_and(|worst| hit < *worst) {
+                best.pop();
+                best.push(hit);
+            }
+        }
+        best.into_sorted_vec().into_iter().map(|h| h.0).collect()
     }
 
     fn len(&self) -> usize {
@@ -136,7 +166,43 @@ impl AnnIndex for FlatIndex {
     }
 }
 
-/// Builds the index the engine uses for a collection.
+/// Builds the index the engine uses for a collection: always the HNSW index.
+///
+/// Small collections do not switch to [`FlatIndex`]: HNSW search on a small graph is already
+/// cheap (and its exact fallback covers restrictive filters), while switching index kinds at a
+/// size threshold would mean rebuilding mid-stream and results changing character as a
+/// collection grows.
 pub fn new_index(spec: &IndexSpec) -> Box<dyn AnnIndex> {
     crate::vector::hnsw::new_hnsw_index(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_index_is_exact_sorted_and_filtered() {
+        let mut flat = FlatIndex::new(2, Metric::L2Squared);
+        // Inserted out of slot order, with a tie at distance 1 between slots 4 and 2.
+        for (slot, v) in [(4, [1.0, 0.0]), (0, [5.0, 5.0]), (2, [0.0, 1.0]), (1, [0.0, 0.0]), (3, [3.0, 0.0])] {
+            flat.insert(slot, &v);
+        }
+        let q = [0.0, 0.0];
+        let got: Vec<(Slot, f32)> = flat.search(&q, 3, 0, &|_| true).iter().map(|n| (n.slot, n.distance)).collect();
+        assert_eq!(got, vec![(1, 0.0), (2, 1.0), (4, 1.0)]);
+        let odd: Vec<Slot> = flat.search(&q, 10, 0, &|s| s % 2 == 1).iter().map(|n| n.slot).collect();
+        assert_eq!(odd, vec![1, 3]);
+        assert!(flat.search(&q, 0, 0, &|_| true).is_empty());
+        assert!(flat.search(&[0.0], 3, 0, &|_| true).is_empty(), "wrong dimension");
+        assert_eq!(flat.len(), 5);
+        assert!(flat.is_exact());
+    }
+
+    #[test]
+    fn metric_conventions() {
+        let (a, b) = ([1.0, 0.0], [0.6, 0.8]);
+        assert!((Metric::L2Squared.distance(&a, &b) - 0.8).abs() < 1e-6);
+        assert!((Metric::CosineNormalized.distance(&a, &b) - 0.4).abs() < 1e-6);
+        assert!((Metric::NegDot.distance(&a, &b) + 0.6).abs() < 1e-6);
+    }
 }

@@ -1,0 +1,63 @@
+//! Criterion benchmarks for the vector hot paths: distance kernels (SIMD vs scalar) and a search
+//! on a small (10k x 128-d clustered) HNSW index through the `AnnIndex` trait.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use vecraft_benches::synthetic::{Mixture, MixtureSpec};
+use vecraft_core::vector::distance;
+use vecraft_core::vector::hnsw::{HnswIndex, SearchPath};
+use vecraft_core::vector::index::{AnnIndex, IndexSpec, Metric};
+
+fn kernels(c: &mut Criterion) {
+    let mut group = c.benchmark_group("distance");
+    for dim in [128usize, 768] {
+        let a: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.11).cos()).collect();
+        group.bench_with_input(BenchmarkId::new("l2_scalar", dim), &dim, |bench, _| {
+            bench.iter(|| distance::l2_squared_scalar(black_box(&a), black_box(&b)))
+        });
+        group.bench_with_input(BenchmarkId::new("dot_scalar", dim), &dim, |bench, _| {
+            bench.iter(|| distance::dot_scalar(black_box(&a), black_box(&b)))
+        });
+        if distance::l2_squared_simd(&a, &b).is_some() {
+            group.bench_with_input(BenchmarkId::new("l2_avx2", dim), &dim, |bench, _| {
+                bench.iter(|| distance::l2_squared_simd(black_box(&a), black_box(&b)))
+            });
+            group.bench_with_input(BenchmarkId::new("dot_avx2", dim), &dim, |bench, _| {
+                bench.iter(|| distance::dot_simd(black_box(&a), black_box(&b)))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn search(c: &mut Criterion) {
+    let dim = 128;
+    let mix = Mixture::new(MixtureSpec { dim, clusters: 20, spread: 1.0, seed: 5 });
+    let base = mix.sample(10_000, 1);
+    let queries = mix.sample(256, 2);
+    let spec = IndexSpec { dim, metric: Metric::L2Squared, m: 16, ef_construct: 100, capacity_hint: 10_000 };
+    let mut group = c.benchmark_group("hnsw_search_10k");
+    for path in [SearchPath::Compact, SearchPath::Native] {
+        let mut index = HnswIndex::with_search_path(&spec, path);
+        for (slot, v) in base.chunks_exact(dim).enumerate() {
+            index.insert(slot, v);
+        }
+        let index: Box<dyn AnnIndex> = Box::new(index);
+        for ef in [32usize, 128] {
+            let name = format!("{path:?}").to_lowercase();
+            group.bench_with_input(BenchmarkId::new(name, ef), &ef, |bench, &ef| {
+                let mut qs = queries.chunks_exact(dim).cycle();
+                bench.iter(|| {
+                    let q = qs.next().expect("cycle never ends");
+                    black_box(index.search(q, 10, ef, &|_| true))
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, kernels, search);
+criterion_main!(benches);

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""hnswlib on the same TEXMEX files as vecraft's ann_harness, printing the same RESULT lines.
+
+Setup: pip install hnswlib numpy   (hnswlib compiles from source, ~30 s)
+
+Same settings as the harness: M, ef_construction, k and the ef sweep; one thread for the
+build and for queries. QPS (wall clock `qps` and thread CPU time `cpu_qps`) and recall come from
+one single-threaded batch call (the queries loop in C++, so Python's per-call overhead does not
+count against hnswlib); p50/p99 latency (wall and CPU) come from a second pass issuing queries
+one at a time, and so include a few microseconds of Python call overhead per query.
+
+Memory per point is the growth of the process's resident set across the build (hnswlib
+allocates in C++, out of reach of Python's allocator statistics), divided by the point count.
+"""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+try:
+    import hnswlib
+except ImportError:  # pragma: no cover - depends on the machine
+    sys.exit("hnswlib is not installed: pip install hnswlib numpy")
+
+
+def read_vecs(path, dtype):
+    """Reads .fvecs (dtype float32) or .ivecs (int32), validating the record structure."""
+    raw = np.fromfile(path, dtype=np.int32)
+    if raw.size == 0:
+        sys.exit(f"{path}: file holds no records")
+    dim = int(raw[0])
+    if dim <= 0 or dim > 65536:
+        sys.exit(f"{path}: invalid dimension {dim} in the first record")
+    if raw.size % (dim + 1) != 0:
+        sys.exit(f"{path}: size is not a whole number of {dim}-d records (truncated or mixed)")
+    rows = raw.reshape(-1, dim + 1)
+    if not np.all(rows[:, 0] == dim):
+        bad = int(np.argmax(rows[:, 0] != dim))
+        sys.exit(f"{path}: record {bad} has dimension {rows[bad, 0]}, expected {dim}")
+    return np.ascontiguousarray(rows[:, 1:]).view(dtype)
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    import resource
+
+    return pages * resource.getpagesize()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--base", required=True)
+    p.add_argument("--queries", required=True)
+    p.add_argument("--truth", required=True)
+    p.add_argument("--space", default="l2", choices=["l2", "ip", "cosine"])
+    p.add_argument("--m", type=int, default=16)
+    p.add_argument("--ef-construct", type=int, default=200)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--ef", default="16,32,64,128,256")
+    p.add_argument("--warmup", type=int, default=200)
+    a = p.parse_args()
+
+    base = read_vecs(a.base, np.float32)
+    queries = read_vecs(a.queries, np.float32)
+    truth = read_vecs(a.truth, np.int32)
+    if base.shape[1] != queries.shape[1]:
+        sys.exit(f"base dimension {base.shape[1]} != query dimension {queries.shape[1]}")
+    if truth.shape[0] < queries.shape[0] or truth.shape[1] < a.k:
+        sys.exit(f"truth has shape {truth.shape}, need at least {queries.shape[0]} x {a.k}")
+    n, dim = base.shape
+    print(f"hnswlib {getattr(hnswlib, '__version__', '?')}: {n} x {dim}, {queries.shape[0]} queries",
+          file=sys.stderr)
+
+    before = rss_bytes()
+    start = time.perf_counter()
+    index = hnswlib.Index(space=a.space, dim=dim)
+    index.init_index(max_elements=n, ef_construction=a.ef_construct, M=a.m)
+    index.set_num_threads(1)
+    index.add_items(base, np.arange(n), num_threads=1)
+    build_s = time.perf_counter() - start
+    bytes_per_point = (rss_bytes() - before) / n
+    print(f"build: {build_s:.1f} s, {bytes_per_point:.0f} bytes/point", file=sys.stderr)
+
+    truth_k = truth[:, : a.k]
+    for ef in [int(x) for x in a.ef.split(",") if x]:
+        index.set_ef(max(ef, a.k))
+        for q in queries[: a.warmup]:
+            index.knn_query(q, k=a.k, num_threads=1)
+        c0, t0 = time.thread_time(), time.perf_counter()
+        labels, _ = index.knn_query(queries, k=a.k, num_threads=1)
+        batch_s, batch_cpu_s = time.perf_counter() - t0, time.thread_time() - c0
+        found = sum(len(np.intersect1d(labels[i], truth_k[i])) for i in range(queries.shape[0]))
+        recall = found / (queries.shape[0] * a.k)
+        qps = queries.shape[0] / batch_s
+        cpu_qps = queries.shape[0] / batch_cpu_s
+        wall = np.empty(queries.shape[0])
+        cpu = np.empty(queries.shape[0])
+        for i, q in enumerate(queries):
+            c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+            index.knn_query(q, k=a.k, num_threads=1)
+            wall[i] = (time.perf_counter_ns() - t0) / 1e3
+            cpu[i] = (time.thread_time_ns() - c0) / 1e3
+        p50, p99 = quantiles(wall)
+        cpu_p50, cpu_p99 = quantiles(cpu)
+        print(
+            f"RESULT engine=hnswlib ef={ef} recall={recall:.4f} qps={qps:.1f} p50_us={p50:.1f} "
+            f"p99_us={p99:.1f} cpu_qps={cpu_qps:.1f} cpu_p50_us={cpu_p50:.1f} "
+            f"cpu_p99_us={cpu_p99:.1f} build_s={build_s:.2f} bytes_per_point={bytes_per_point:.1f}",
+            flush=True,
+        )
+
+
+def quantiles(values):
+    """Nearest-rank p50 and p99, as the harness computes them."""
+    s = np.sort(values)
+    rank = lambda q: s[max(int(np.ceil(q * len(s))), 1) - 1]
+    return rank(0.50), rank(0.99)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,400 @@
+//! ANN benchmark harness: recall@k, single-thread QPS, p50/p99 latency, build time and memory
+//! per point for an `ef` sweep, measured through the engine's `AnnIndex` trait, optionally side
+//! by side with hnswlib on the very same files.
+//!
+//! ```text
+//! cargo run --release -p vecraft-benches --bin ann_harness -- --peer hnswlib
+//! cargo run --release -p vecraft-benches --bin ann_harness -- \
+//!     --base sift_base.fvecs --queries sift_query.fvecs --truth sift_groundtruth.ivecs
+//! ```
+//! Without `--base` it generates a clustered Gaussian mixture (100k x 128-d, 100 clusters) and
+//! brute-forces the ground truth; `--write-dir` saves those as TEXMEX files for other tools.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::{Parser, ValueEnum};
+
+use vecraft_benches::ground_truth::exact_knn;
+use vecraft_benches::measure::run_queries;
+use vecraft_benches::report::{EngineRun, parse_results, result_line, table};
+use vecraft_benches::synthetic::{Mixture, MixtureSpec};
+use vecraft_benches::texmex;
+use vecraft_core::vector::distance;
+use vecraft_core::vector::hnsw::{HnswIndex, SearchPath};
+use vecraft_core::vector::index::{AnnIndex, FlatIndex, IndexSpec, Metric};
+
+/// Global allocator that counts live heap bytes, so memory per point is measured, not guessed.
+struct CountingAllocator;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged and only adds
+// relaxed counter updates, so `System`'s guarantees carry over.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged (see the impl comment).
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged (see the impl comment).
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged (see the impl comment).
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded unchanged (see the impl comment).
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn live_bytes() -> isize {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum MetricArg {
+    /// Squared Euclidean (hnswlib space `l2`).
+    L2,
+    /// Cosine on normalised vectors (hnswlib space `cosine`).
+    Cosine,
+    /// Inner product (hnswlib space `ip`).
+    Dot,
+}
+
+impl MetricArg {
+    fn metric(self) -> Metric {
+        match self {
+            MetricArg::L2 => Metric::L2Squared,
+            MetricArg::Cosine => Metric::CosineNormalized,
+            MetricArg::Dot => Metric::NegDot,
+        }
+    }
+
+    fn peer_space(self) -> &'static str {
+        match self {
+            MetricArg::L2 => "l2",
+            MetricArg::Cosine => "cosine",
+            MetricArg::Dot => "ip",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum IndexArg {
+    /// `HnswIndex` searching its compact view (what the engine uses).
+    Hnsw,
+    /// `HnswIndex` searching through hnsw_rs's own search (for comparison).
+    HnswNative,
+    /// Exact brute force (slow; sanity check).
+    Flat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PeerArg {
+    /// hnswlib via `peers/hnswlib_peer.py` (needs `pip install hnswlib numpy`).
+    Hnswlib,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "ANN benchmark: vecraft's AnnIndex vs hnswlib on the same TEXMEX files")]
+struct Args {
+    /// Base vectors (.fvecs). Without it, synthetic clustered data is generated.
+    #[arg(long)]
+    base: Option<PathBuf>,
+    /// Query vectors (.fvecs); required with --base.
+    #[arg(long)]
+    queries: Option<PathBuf>,
+    /// Ground-truth neighbour ids (.ivecs); computed by brute force when absent.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Write the (generated) base/queries/truth as base.fvecs, queries.fvecs, truth.ivecs here.
+    #[arg(long)]
+    write_dir: Option<PathBuf>,
+    /// Synthetic: number of base vectors.
+    #[arg(long, default_value_t = 100_000)]
+    n: usize,
+    /// Synthetic: dimension.
+    #[arg(long, default_value_t = 128)]
+    dim: usize,
+    /// Synthetic: number of Gaussian clusters.
+    #[arg(long, default_value_t = 100)]
+    clusters: usize,
+    /// Synthetic: noise scale relative to the spread of cluster centres.
+    #[arg(long, default_value_t = 1.0)]
+    spread: f32,
+    /// Number of queries (synthetic: generated; files: the first N, default all).
+    #[arg(long)]
+    nq: Option<usize>,
+    /// Seed for synthetic data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Distance.
+    #[arg(long, value_enum, default_value_t = MetricArg::L2)]
+    metric: MetricArg,
+    /// Which index to measure.
+    #[arg(long, value_enum, default_value_t = IndexArg::Hnsw)]
+    index: IndexArg,
+    /// HNSW max links per node per layer.
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    /// HNSW build breadth.
+    #[arg(long, default_value_t = 200)]
+    ef_construct: usize,
+    /// Neighbours per query (recall@k).
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Search breadths to sweep.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    ef: Vec<usize>,
+    /// Untimed warm-up queries before each timed pass.
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    /// Run a peer on the same files and compare.
+    #[arg(long, value_enum)]
+    peer: Option<PeerArg>,
+    /// Python interpreter for the peer.
+    #[arg(long, default_value = "python3")]
+    python: String,
+}
+
+/// Base, queries and truth in memory.
+struct DataSet {
+    dim: usize,
+    base: Vec<f32>,
+    queries: Vec<f32>,
+    truth: Vec<Vec<u32>>,
+    /// Files holding exactly this data (for the peer), if any.
+    files: Option<(PathBuf, PathBuf, PathBuf)>,
+}
+
+fn normalise_rows(values: &mut [f32], dim: usize) {
+    for row in values.chunks_exact_mut(dim) {
+        let norm = distance::norm_squared(row).sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn load_data(args: &Args) -> Result<DataSet> {
+    let metric = args.metric.metric();
+    let (dim, mut base, mut queries, from_files) = match (&args.base, &args.queries) {
+        (Some(b), Some(q)) => {
+            let base = texmex::read_fvecs_file(b)?;
+            let queries = texmex::read_fvecs_file(q)?;
+            ensure!(
+                base.dim == queries.dim,
+                "base has dimension {} but queries have {}",
+                base.dim,
+                queries.dim
+            );
+            let nq = args.nq.unwrap_or(queries.rows()).min(queries.rows());
+            let mut qv = queries.values;
+            qv.truncate(nq * base.dim);
+            eprintln!("loaded {} base and {} query vectors of dimension {}", base.rows(), nq, base.dim);
+            (base.dim, base.values, qv, true)
+        }
+        (None, None) => {
+            ensure!(args.truth.is_none(), "--truth needs --base and --queries");
+            ensure!(args.dim > 0 && args.n > 0 && args.clusters > 0, "--n, --dim, --clusters must be > 0");
+            let mix = Mixture::new(MixtureSpec {
+                dim: args.dim,
+                clusters: args.clusters,
+                spread: args.spread,
+                seed: args.seed,
+            });
+            let nq = args.nq.unwrap_or(10_000);
+            eprintln!(
+                "generating {} base + {} query vectors, {}-d, {} clusters (seed {})",
+                args.n, nq, args.dim, args.clusters, args.seed
+            );
+            (args.dim, mix.sample(args.n, args.seed ^ 0xBA5E), mix.sample(nq, args.seed ^ 0x0E21), false)
+        }
+        _ => bail!("--base and --queries go together"),
+    };
+    let n = base.len() / dim;
+    let nq = queries.len() / dim;
+    ensure!(n >= args.k, "need at least k={} base vectors, have {n}", args.k);
+    if metric == Metric::CosineNormalized {
+        // The engine normalises Cosine vectors at insert; do the same so truth matches.
+        normalise_rows(&mut base, dim);
+        normalise_rows(&mut queries, dim);
+    }
+    let truth = match &args.truth {
+        Some(path) => {
+            let t = texmex::read_ivecs_file(path)?;
+            ensure!(t.rows() >= nq, "{} has {} rows but there are {nq} queries", path.display(), t.rows());
+            ensure!(t.dim >= args.k, "{} has {} ids per row, need k={}", path.display(), t.dim, args.k);
+            let mut rows = Vec::with_capacity(nq);
+            for i in 0..nq {
+                let row = &t.row(i)[..args.k];
+                for &id in row {
+                    ensure!(id >= 0 && (id as usize) < n, "{}: row {i} has id {id}, base has {n} vectors", path.display());
+                }
+                rows.push(row.iter().map(|&id| id as u32).collect());
+            }
+            rows
+        }
+        None => {
+            let start = Instant::now();
+            let t = exact_knn(metric, dim, &base, &queries, args.k.max(100).min(n), threads());
+            eprintln!("brute-force ground truth: {:.1} s", start.elapsed().as_secs_f64());
+            t
+        }
+    };
+    let mut files = if from_files && args.metric != MetricArg::Cosine {
+        match (&args.base, &args.queries, &args.truth) {
+            (Some(b), Some(q), Some(t)) if args.nq.is_none() => Some((b.clone(), q.clone(), t.clone())),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    if let Some(dir) = &args.write_dir {
+        files = Some(write_data(dir, dim, &base, &queries, &truth)?);
+    }
+    Ok(DataSet { dim, base, queries, truth, files })
+}
+
+fn write_data(dir: &Path, dim: usize, base: &[f32], queries: &[f32], truth: &[Vec<u32>]) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (b, q, t) = (dir.join("base.fvecs"), dir.join("queries.fvecs"), dir.join("truth.ivecs"));
+    let create = |p: &Path| std::fs::File::create(p).with_context(|| format!("creating {}", p.display()));
+    texmex::write_fvecs(create(&b)?, dim, base)?;
+    texmex::write_fvecs(create(&q)?, dim, queries)?;
+    let width = truth.iter().map(Vec::len).min().unwrap_or(0);
+    ensure!(width > 0, "no ground truth to write");
+    let ids: Vec<i32> = truth.iter().flat_map(|row| row[..width].iter().map(|&id| id as i32)).collect();
+    texmex::write_ivecs(create(&t)?, width, &ids)?;
+    eprintln!("wrote {}, {}, {}", b.display(), q.display(), t.display());
+    Ok((b, q, t))
+}
+
+fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64) {
+    let n = data.base.len() / data.dim;
+    let spec = IndexSpec {
+        dim: data.dim,
+        metric: args.metric.metric(),
+        m: args.m,
+        ef_construct: args.ef_construct,
+        capacity_hint: n,
+    };
+    let before = live_bytes();
+    let start = Instant::now();
+    let mut index: Box<dyn AnnIndex> = match args.index {
+        IndexArg::Hnsw => Box::new(HnswIndex::with_search_path(&spec, SearchPath::Compact)),
+        IndexArg::HnswNative => Box::new(HnswIndex::with_search_path(&spec, SearchPath::Native)),
+        IndexArg::Flat => Box::new(FlatIndex::new(data.dim, spec.metric)),
+    };
+    let report_every = (n / 10).max(1);
+    for (slot, v) in data.base.chunks_exact(data.dim).enumerate() {
+        index.insert(slot, v);
+        if (slot + 1) % report_every == 0 {
+            eprintln!("  inserted {} / {n} ({:.1} s)", slot + 1, start.elapsed().as_secs_f64());
+        }
+    }
+    let build_s = start.elapsed().as_secs_f64();
+    let bytes = (live_bytes() - before) as f64 / n as f64;
+    (index, build_s, bytes)
+}
+
+fn run_peer(args: &Args, files: &(PathBuf, PathBuf, PathBuf)) -> Result<EngineRun> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/hnswlib_peer.py");
+    let ef_list: Vec<String> = args.ef.iter().map(|e| e.to_string()).collect();
+    eprintln!("running peer: {} {}", args.python, script.display());
+    let output = Command::new(&args.python)
+        .arg(&script)
+        .arg("--base").arg(&files.0)
+        .arg("--queries").arg(&files.1)
+        .arg("--truth").arg(&files.2)
+        .args(["--space", args.metric.peer_space()])
+        .args(["--m", &args.m.to_string()])
+        .args(["--ef-construct", &args.ef_construct.to_string()])
+        .args(["--k", &args.k.to_string()])
+        .args(["--ef", &ef_list.join(",")])
+        .args(["--warmup", &args.warmup.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {}", args.python))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    ensure!(output.status.success(), "peer exited with {}", output.status);
+    Ok(parse_results(&stdout)?)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    ensure!(!args.ef.is_empty() && args.k > 0, "--ef needs values and --k must be > 0");
+    eprintln!("distance kernels: {:?}", distance::kernel_level());
+    let mut data = load_data(&args)?;
+    // The peer needs the data as files: keep generated data in a temporary directory if the
+    // caller did not ask to keep it.
+    let _tmp = match (&args.peer, &data.files) {
+        (Some(_), None) => {
+            let tmp = tempfile::tempdir()?;
+            data.files = Some(write_data(tmp.path(), data.dim, &data.base, &data.queries, &data.truth)?);
+            Some(tmp)
+        }
+        _ => None,
+    };
+
+    eprintln!("building {:?} (m={}, ef_construct={})", args.index, args.m, args.ef_construct);
+    let (index, build_s, bytes_per_point) = build_index(&args, &data);
+    eprintln!("build: {build_s:.1} s, {bytes_per_point:.0} bytes/point");
+    let engine = match args.index {
+        IndexArg::Hnsw => "vecraft-hnsw",
+        IndexArg::HnswNative => "vecraft-hnsw-native",
+        IndexArg::Flat => "vecraft-flat",
+    };
+    let mut ours = EngineRun { engine: engine.into(), build_s, bytes_per_point, sweep: Vec::new() };
+    for &ef in &args.ef {
+        let f = run_queries(index.as_ref(), data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
+        println!("{}", result_line(&ours, &f));
+        ours.sweep.push(f);
+    }
+    drop(index);
+
+    let peer = match (&args.peer, &data.files) {
+        (Some(PeerArg::Hnswlib), Some(files)) => Some(run_peer(&args, files)?),
+        _ => None,
+    };
+    // Later figures (snapshot size, snapshot write/restore throughput) are appended here as
+    // (name, value) rows once the snapshot format lands.
+    let extra: Vec<(String, String)> = vec![
+        ("data".into(), format!("{} x {}-d, {} queries, k={}", data.base.len() / data.dim, data.dim, data.queries.len() / data.dim, args.k)),
+        ("params".into(), format!("m={} ef_construct={} metric={:?}", args.m, args.ef_construct, args.metric)),
+    ];
+    println!();
+    print!("{}", table(&ours, peer.as_ref(), &extra));
+    Ok(())
+}
