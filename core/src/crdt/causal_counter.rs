@@ -35,7 +35,9 @@ impl CounterStore {
     pub fn add_delta(&self, ctx: &CausalContext, actor: NodeId, by: i64) -> Causal<Self> {
         let own: Vec<(Dot, i64)> =
             self.0.0.iter().filter(|(d, _)| d.node == actor).map(|(d, v)| (*d, *v)).collect();
-        debug_assert!(own.len() <= 1, "a node's older totals are superseded by its newer ones");
+        // Normally a node has one running total (each change supersedes its previous dot), but a
+        // state decoded from untrusted bytes may carry several. They are summed, and the delta's
+        // context covers all of them, so this write collapses them back into one.
         let total = own.iter().fold(0i64, |acc, (_, v)| acc.saturating_add(*v)).saturating_add(by);
         let dot = ctx.next_dot(actor);
         let mut delta_ctx: CausalContext = own.iter().map(|(d, _)| *d).collect();
@@ -62,5 +64,24 @@ impl Causal<CounterStore> {
     /// The counter's value.
     pub fn value(&self) -> i128 {
         self.store.value()
+    }
+}
+
+#[cfg(test)]
+mod hostile_state_tests {
+    use super::*;
+
+    #[test]
+    fn several_totals_for_one_node_are_summed_and_collapsed_by_its_next_write() {
+        // Two dots of node 1 (only possible from decoded hostile bytes), both in the context.
+        let d1 = Dot { node: 1, counter: 1 };
+        let d2 = Dot { node: 1, counter: 2 };
+        let ctx: CausalContext = [d1, d2].into_iter().collect();
+        let store = CounterStore(DotFun([(d1, 5), (d2, 7)].into()));
+        let mut counter = Causal::from_parts(store, ctx);
+        assert_eq!(counter.value(), 12);
+        counter.add(1, 1);
+        assert_eq!(counter.value(), 13);
+        assert_eq!(counter.store.0.0.len(), 1, "the write superseded both old totals");
     }
 }
