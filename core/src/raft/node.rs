@@ -418,14 +418,14 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
             // Peers alone may form a quorum, but we must not lead before our own (term, vote)
             // is durable: a crash would bring us back in an older term, free to campaign for
             // (and win) this term again with a different log. `handle_persisted` re-tallies.
-            VoteResult::Won if self.votes.get(&self.cfg.id) == Some(&true) => self.become_leader(now, out),
+            VoteResult::Won if self.votes.get(&self.cfg.id) == Some(&true) => self.become_leader(now),
             VoteResult::Won => {}
             VoteResult::Lost => self.become_follower(now, self.term, None, out),
             VoteResult::Pending => {}
         }
     }
 
-    fn become_leader(&mut self, now: Time, out: &mut Vec<RaftOutput>) {
+    fn become_leader(&mut self, now: Time) {
         debug_assert!(
             self.vote == Some(self.cfg.id) || InjectedBugs::on(self.bugs().vote_twice),
             "a leader voted for itself in its term"
@@ -455,7 +455,6 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
         self.check_quorum_deadline = now + self.cfg.election_timeout_min;
         self.append_entry(EntryPayload::Noop);
         self.broadcast_needed = true;
-        let _ = out;
     }
 
     fn append_entry(&mut self, payload: EntryPayload) -> LogIndex {
@@ -715,7 +714,7 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
             pr.next_index = candidate.clamp(pr.match_index + 1, rejected_prev.max(pr.match_index + 1));
             self.send_append(now, from, true, out);
         }
-        self.advance_reads(now);
+        self.advance_reads();
     }
 
     /// Sends what `to` needs: in probe mode one append at `next_index` (empty if caught up), in
@@ -784,7 +783,7 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
             }
         }
         if self.peers.is_empty() {
-            self.advance_reads(now);
+            self.advance_reads();
         }
     }
 
@@ -813,21 +812,25 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
     }
 
     fn register_read(&mut self, now: Time, id: RequestId, query: Vec<u8>, mode: ReadMode) {
-        let index = self.commit;
-        let confirmed = (mode == ReadMode::Lease && self.lease_valid(now))
-            || InjectedBugs::on(self.bugs().read_without_quorum)
-            || self.peers.is_empty();
+        let lease = mode == ReadMode::Lease && self.lease_valid(now);
+        self.enqueue_read(id, query, lease);
+    }
+
+    /// Queues a read at the current commit index. Unless `confirmed` (a valid lease), it waits for a
+    /// heartbeat round sent after it arrived to be acknowledged by a quorum.
+    fn enqueue_read(&mut self, id: RequestId, query: Vec<u8>, confirmed: bool) {
+        let confirmed = confirmed || InjectedBugs::on(self.bugs().read_without_quorum) || self.peers.is_empty();
         let round = if confirmed {
             0
         } else {
             self.broadcast_needed = true;
             self.round + 1
         };
-        self.pending_reads.push(PendingRead { id, query, index, round });
+        self.pending_reads.push(PendingRead { id, query, index: self.commit, round });
     }
 
     /// Confirms reads whose heartbeat round a quorum acknowledged and extends the lease.
-    fn advance_reads(&mut self, now: Time) {
+    fn advance_reads(&mut self) {
         if self.role != Role::Leader {
             return;
         }
@@ -849,7 +852,6 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
         if let Some(sent) = newest_sent {
             self.lease_until = self.lease_until.max(sent + self.lease_duration());
         }
-        let _ = now;
         for read in self.pending_reads.iter_mut() {
             if read.round != 0 && read.round <= confirmed {
                 read.round = 0;
@@ -874,24 +876,12 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
             self.commit = candidate;
             if !self.own_term_committed {
                 self.own_term_committed = true;
-                for (id, query, mode) in std::mem::take(&mut self.reads_waiting_commit) {
-                    self.register_read_deferred(id, query, mode);
+                // No lease can be valid yet at this point, so these reads all take a round.
+                for (id, query, _mode) in std::mem::take(&mut self.reads_waiting_commit) {
+                    self.enqueue_read(id, query, false);
                 }
             }
         }
-    }
-
-    /// Registers a read that waited for our first commit (time is only needed for the lease,
-    /// which cannot be valid yet at this point, so the read takes a heartbeat round).
-    fn register_read_deferred(&mut self, id: RequestId, query: Vec<u8>, _mode: ReadMode) {
-        let confirmed = InjectedBugs::on(self.bugs().read_without_quorum) || self.peers.is_empty();
-        let round = if confirmed {
-            0
-        } else {
-            self.broadcast_needed = true;
-            self.round + 1
-        };
-        self.pending_reads.push(PendingRead { id, query, index: self.commit, round });
     }
 
     fn apply_committed(&mut self, out: &mut Vec<RaftOutput>) {
@@ -1020,7 +1010,7 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
         }
         self.maybe_commit();
         self.apply_committed(out);
-        self.advance_reads(now);
+        self.advance_reads();
         self.serve_reads(out);
         // Reads that became pending during this flush (after our first commit) need their round.
         if self.broadcast_needed && self.role == Role::Leader {
