@@ -128,7 +128,14 @@ impl SnapshotFigures {
         let mbps = |s: f64| if s > 0.0 { raw_mb / s } else { f64::INFINITY };
         let row = |k: &str, v: String| (k.to_string(), v);
         vec![
-            row("snap_load", format!("{:.2} s, {:.0} points/s (upserts of batches, builds HNSW)", self.load_s, rate(self.load_s))),
+            row(
+                "snap_load",
+                format!(
+                    "{:.2} s, {:.0} points/s (upserts of batches, builds HNSW)",
+                    self.load_s,
+                    rate(self.load_s)
+                ),
+            ),
             row(
                 "snap_full_size",
                 format!(
@@ -139,9 +146,32 @@ impl SnapshotFigures {
                     self.raw_vector_bytes() as f64 / self.full_bytes as f64
                 ),
             ),
-            row("snap_full_write", format!("{:.3} s, {:.0} MB/s raw vectors, {:.0} points/s", self.full_write_s, mbps(self.full_write_s), rate(self.full_write_s))),
-            row("snap_verify", format!("{:.3} s, {:.0} MB/s raw vectors, {:.0} points/s", self.verify_s, mbps(self.verify_s), rate(self.verify_s))),
-            row("snap_restore", format!("{:.2} s, {:.0} points/s (rebuilds HNSW), digest ok", self.restore_s, rate(self.restore_s))),
+            row(
+                "snap_full_write",
+                format!(
+                    "{:.3} s, {:.0} MB/s raw vectors, {:.0} points/s",
+                    self.full_write_s,
+                    mbps(self.full_write_s),
+                    rate(self.full_write_s)
+                ),
+            ),
+            row(
+                "snap_verify",
+                format!(
+                    "{:.3} s, {:.0} MB/s raw vectors, {:.0} points/s",
+                    self.verify_s,
+                    mbps(self.verify_s),
+                    rate(self.verify_s)
+                ),
+            ),
+            row(
+                "snap_restore",
+                format!(
+                    "{:.2} s, {:.0} points/s (rebuilds HNSW), digest ok",
+                    self.restore_s,
+                    rate(self.restore_s)
+                ),
+            ),
             row(
                 "snap_incr",
                 format!(
@@ -153,7 +183,13 @@ impl SnapshotFigures {
                     self.incr_write_s
                 ),
             ),
-            row("snap_incr_restore", format!("{:.2} s (full + incremental, rebuilds base index copy), digest ok", self.incr_restore_s)),
+            row(
+                "snap_incr_restore",
+                format!(
+                    "{:.2} s (full + incremental, rebuilds base index copy), digest ok",
+                    self.incr_restore_s
+                ),
+            ),
         ]
     }
 }
@@ -181,11 +217,18 @@ fn check_digest(
 fn point(id: usize, vector: &[f32]) -> PointStruct {
     let mut payload = Payload::new();
     payload.insert("cluster".into(), PayloadValue::Int((id % 100) as i64));
-    PointStruct { id: PointId::Num(id as u64), vector: vector.to_vec(), payload }
+    PointStruct {
+        id: PointId::Num(id as u64),
+        vector: vector.to_vec(),
+        payload,
+    }
 }
 
 fn points_op(collection: &str, op: PointsOp) -> Command {
-    Command::Points { collection: collection.to_string(), op }
+    Command::Points {
+        collection: collection.to_string(),
+        op,
+    }
 }
 
 /// Runs the whole snapshot phase on `base` (row-major, `spec.config.vector_size` floats a row):
@@ -203,17 +246,26 @@ pub fn measure_snapshots(
         )));
     }
     if spec.batch == 0 || spec.upsert_every == 0 || spec.delete_every == 0 {
-        return Err(SnapshotBenchError::BadInput("batch and churn periods must be > 0".into()));
+        return Err(SnapshotBenchError::BadInput(
+            "batch and churn periods must be > 0".into(),
+        ));
     }
     let n = base.len() / dim;
     let name = BENCH_COLLECTION;
 
     let mut engine = VectorEngine::new();
-    engine.apply(Command::CreateCollection { name: name.into(), config: spec.config })?;
+    engine.apply(Command::CreateCollection {
+        name: name.into(),
+        config: spec.config,
+    })?;
     let start = Instant::now();
     for (b, rows) in base.chunks(spec.batch * dim).enumerate() {
         let first = b * spec.batch;
-        let batch = rows.chunks_exact(dim).enumerate().map(|(i, v)| point(first + i, v)).collect();
+        let batch = rows
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(i, v)| point(first + i, v))
+            .collect();
         engine.apply(points_op(name, PointsOp::Upsert(batch)))?;
     }
     let load_s = start.elapsed().as_secs_f64();
@@ -237,7 +289,9 @@ pub fn measure_snapshots(
     let verified = verify_snapshot(full.as_slice())?;
     let verify_s = start.elapsed().as_secs_f64();
     if verified.file_hash != full_summary.file_hash {
-        return Err(SnapshotBenchError::Inconsistent("verify saw a different file hash".into()));
+        return Err(SnapshotBenchError::Inconsistent(
+            "verify saw a different file hash".into(),
+        ));
     }
 
     let mut restored = VectorEngine::new();
@@ -263,13 +317,21 @@ pub fn measure_snapshots(
     for batch in upserts.chunks(spec.batch) {
         engine.apply(points_op(name, PointsOp::Upsert(batch.to_vec())))?;
     }
-    engine.apply(points_op(name, PointsOp::Delete(PointSelector::Ids(deletes))))?;
+    engine.apply(points_op(
+        name,
+        PointsOp::Delete(PointSelector::Ids(deletes)),
+    ))?;
     let churned = engine.collection(name)?;
     let churned_digest = churned.digest();
 
     let mut incr = Vec::new();
     let start = Instant::now();
-    write_incremental_snapshot(churned, full_summary.header.as_base(), &mut incr, &spec.options)?;
+    write_incremental_snapshot(
+        churned,
+        full_summary.header.as_base(),
+        &mut incr,
+        &spec.options,
+    )?;
     let incr_write_s = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
