@@ -3,11 +3,13 @@
 //! The ANN harness (`src/bin/ann_harness.rs`) is built from these pieces so each can be tested on
 //! its own: [`texmex`] reads and writes the `.fvecs`/`.ivecs` formats SIFT1M and friends ship in,
 //! [`synthetic`] makes clustered data, [`ground_truth`] computes exact neighbours, [`measure`]
-//! runs queries through the engine's `AnnIndex` trait and [`report`] formats, parses and compares
+//! runs queries through the engine's `AnnIndex` trait, [`snapshot_bench`] measures snapshot size
+//! and write/verify/restore throughput, and [`report`] formats, parses and compares
 //! results (ours and the peers').
 
 pub mod ground_truth;
 pub mod measure;
 pub mod report;
+pub mod snapshot_bench;
 pub mod synthetic;
 pub mod texmex;

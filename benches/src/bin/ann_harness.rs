@@ -22,8 +22,10 @@ use clap::{Parser, ValueEnum};
 use vecraft_benches::ground_truth::exact_knn;
 use vecraft_benches::measure::run_queries;
 use vecraft_benches::report::{EngineRun, parse_results, result_line, table};
+use vecraft_benches::snapshot_bench::{SnapshotBenchSpec, measure_snapshots};
 use vecraft_benches::synthetic::{Mixture, MixtureSpec};
 use vecraft_benches::texmex;
+use vecraft_core::vector::collection::{CollectionConfig, Distance, HnswParams};
 use vecraft_core::vector::distance;
 use vecraft_core::vector::hnsw::{HnswIndex, SearchPath};
 use vecraft_core::vector::index::{AnnIndex, FlatIndex, IndexSpec, Metric};
@@ -93,6 +95,14 @@ impl MetricArg {
             MetricArg::L2 => Metric::L2Squared,
             MetricArg::Cosine => Metric::CosineNormalized,
             MetricArg::Dot => Metric::NegDot,
+        }
+    }
+
+    fn distance(self) -> Distance {
+        match self {
+            MetricArg::L2 => Distance::Euclid,
+            MetricArg::Cosine => Distance::Cosine,
+            MetricArg::Dot => Distance::Dot,
         }
     }
 
@@ -181,6 +191,10 @@ struct Args {
     /// Python interpreter for the peer.
     #[arg(long, default_value = "python3")]
     python: String,
+    /// Skip the snapshot phase (engine-level load, full/incremental snapshot write, verify and
+    /// restore of the base vectors; about three HNSW builds of the base set).
+    #[arg(long)]
+    no_snapshot: bool,
 }
 
 /// Base, queries and truth in memory.
@@ -352,6 +366,27 @@ fn run_peer(args: &Args, files: &(PathBuf, PathBuf, PathBuf)) -> Result<EngineRu
     Ok(parse_results(&stdout)?)
 }
 
+/// Loads the base vectors into an engine collection with the same HNSW parameters and measures
+/// snapshot size and write/verify/restore throughput; prints and returns the figures as rows.
+fn snapshot_phase(args: &Args, data: &DataSet) -> Result<Vec<(String, String)>> {
+    let hnsw_param = |v: usize, what: &str| u32::try_from(v).with_context(|| format!("--{what} {v} too large"));
+    let config = CollectionConfig {
+        hnsw: HnswParams {
+            m: hnsw_param(args.m, "m")?,
+            ef_construct: hnsw_param(args.ef_construct, "ef-construct")?,
+            ef: HnswParams::default().ef,
+        },
+        ..CollectionConfig::new(hnsw_param(data.dim, "dim")?, args.metric.distance())
+    };
+    eprintln!("snapshot phase: loading {} points into an engine collection", data.base.len() / data.dim);
+    let figures = measure_snapshots(&data.base, &SnapshotBenchSpec::new(config)).context("snapshot phase")?;
+    let rows = figures.rows();
+    for (name, value) in &rows {
+        println!("SNAPSHOT {name}: {value}");
+    }
+    Ok(rows)
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     ensure!(!args.ef.is_empty() && args.k > 0, "--ef needs values and --k must be > 0");
@@ -388,12 +423,12 @@ fn main() -> Result<()> {
         (Some(PeerArg::Hnswlib), Some(files)) => Some(run_peer(&args, files)?),
         _ => None,
     };
-    // Later figures (snapshot size, snapshot write/restore throughput) are appended here as
-    // (name, value) rows once the snapshot format lands.
-    let extra: Vec<(String, String)> = vec![
+    let snapshot_rows = if args.no_snapshot { Vec::new() } else { snapshot_phase(&args, &data)? };
+    let mut extra: Vec<(String, String)> = vec![
         ("data".into(), format!("{} x {}-d, {} queries, k={}", data.base.len() / data.dim, data.dim, data.queries.len() / data.dim, args.k)),
         ("params".into(), format!("m={} ef_construct={} metric={:?}", args.m, args.ef_construct, args.metric)),
     ];
+    extra.extend(snapshot_rows);
     println!();
     print!("{}", table(&ours, peer.as_ref(), &extra));
     Ok(())
