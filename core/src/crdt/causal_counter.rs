@@ -2,7 +2,7 @@
 
 use crate::causality::{CausalContext, Dot};
 use crate::contract::NodeId;
-use crate::crdt::dot_store::{Causal, DotFun, DotStore};
+use crate::crdt::dot_store::{Causal, DotFun};
 use serde::{Deserialize, Serialize};
 
 /// The dot store of a causal counter: for each node, its running total tagged by the dot of its
@@ -14,20 +14,7 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct CounterStore(DotFun<i64>);
 
-impl DotStore for CounterStore {
-    fn is_bottom(&self) -> bool {
-        self.0.is_bottom()
-    }
-    fn collect_dots(&self, out: &mut Vec<Dot>) {
-        self.0.collect_dots(out)
-    }
-    fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
-        self.0.join(self_ctx, &other.0, other_ctx)
-    }
-    fn normalise(&mut self) {
-        self.0.normalise()
-    }
-}
+delegate_dot_store!([] CounterStore);
 
 impl CounterStore {
     /// Delta that adds `by` (negative to subtract) to `actor`'s running total. Saturates at the

@@ -10,6 +10,33 @@
 //! Every mutator returns a delta (a small state of the same type) to ship instead of the full
 //! state; merging deltas in any order, with duplicates, converges to the same state.
 
+/// Implements [`dot_store::DotStore`] for a single-field newtype by delegating to the field: the
+/// named stores (`OrSetStore`, `MvRegisterStore`, `CounterStore`, `OrMapStore`) are the generic dot
+/// stores with a meaning attached, not new lattices. Defined before the modules that use it.
+macro_rules! delegate_dot_store {
+    ([$($generics:tt)*] $ty:ty) => {
+        impl<$($generics)*> $crate::crdt::dot_store::DotStore for $ty {
+            fn is_bottom(&self) -> bool {
+                self.0.is_bottom()
+            }
+            fn collect_dots(&self, out: &mut Vec<$crate::causality::Dot>) {
+                self.0.collect_dots(out)
+            }
+            fn join(
+                &mut self,
+                self_ctx: &$crate::causality::CausalContext,
+                other: &Self,
+                other_ctx: &$crate::causality::CausalContext,
+            ) {
+                self.0.join(self_ctx, &other.0, other_ctx)
+            }
+            fn normalise(&mut self) {
+                self.0.normalise()
+            }
+        }
+    };
+}
+
 mod causal_counter;
 mod counter;
 pub mod dot_store;

@@ -2,7 +2,7 @@
 
 use crate::causality::{CausalContext, Dot};
 use crate::contract::NodeId;
-use crate::crdt::dot_store::{Causal, DotFun, DotStore, dots_of};
+use crate::crdt::dot_store::{Causal, DotFun, dots_of};
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 
@@ -18,20 +18,7 @@ impl<V> Default for MvRegisterStore<V> {
     }
 }
 
-impl<V: Clone + PartialEq + Debug> DotStore for MvRegisterStore<V> {
-    fn is_bottom(&self) -> bool {
-        self.0.is_bottom()
-    }
-    fn collect_dots(&self, out: &mut Vec<Dot>) {
-        self.0.collect_dots(out)
-    }
-    fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
-        self.0.join(self_ctx, &other.0, other_ctx)
-    }
-    fn normalise(&mut self) {
-        self.0.normalise()
-    }
-}
+delegate_dot_store!([V: Clone + PartialEq + Debug] MvRegisterStore<V>);
 
 impl<V: Clone + PartialEq + Debug> MvRegisterStore<V> {
     /// Delta that writes `value` as `actor`, overwriting every sibling observed here.

@@ -1,6 +1,6 @@
 //! Observed-remove map whose values are themselves causal CRDTs sharing the map's causal context.
 
-use crate::causality::{CausalContext, Dot};
+use crate::causality::CausalContext;
 use crate::crdt::dot_store::{Causal, DotMap, DotStore, dots_of};
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
@@ -20,20 +20,7 @@ impl<K: Ord, V> Default for OrMapStore<K, V> {
     }
 }
 
-impl<K: Ord + Clone + Debug, V: DotStore> DotStore for OrMapStore<K, V> {
-    fn is_bottom(&self) -> bool {
-        self.0.is_bottom()
-    }
-    fn collect_dots(&self, out: &mut Vec<Dot>) {
-        self.0.collect_dots(out)
-    }
-    fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
-        self.0.join(self_ctx, &other.0, other_ctx)
-    }
-    fn normalise(&mut self) {
-        self.0.normalise()
-    }
-}
+delegate_dot_store!([K: Ord + Clone + Debug, V: DotStore] OrMapStore<K, V>);
 
 impl<K: Ord + Clone + Debug, V: DotStore> OrMapStore<K, V> {
     /// Delta that mutates the value under `key` with a delta mutator of the value type, e.g.

@@ -1,8 +1,8 @@
 //! Add-wins observed-remove set without tombstones.
 
-use crate::causality::{CausalContext, Dot};
+use crate::causality::CausalContext;
 use crate::contract::NodeId;
-use crate::crdt::dot_store::{Causal, DotMap, DotSet, DotStore, dots_of};
+use crate::crdt::dot_store::{Causal, DotMap, DotSet, dots_of};
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 
@@ -18,20 +18,7 @@ impl<E: Ord> Default for OrSetStore<E> {
     }
 }
 
-impl<E: Ord + Clone + Debug> DotStore for OrSetStore<E> {
-    fn is_bottom(&self) -> bool {
-        self.0.is_bottom()
-    }
-    fn collect_dots(&self, out: &mut Vec<Dot>) {
-        self.0.collect_dots(out)
-    }
-    fn join(&mut self, self_ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) {
-        self.0.join(self_ctx, &other.0, other_ctx)
-    }
-    fn normalise(&mut self) {
-        self.0.normalise()
-    }
-}
+delegate_dot_store!([E: Ord + Clone + Debug] OrSetStore<E>);
 
 impl<E: Ord + Clone + Debug> OrSetStore<E> {
     /// Delta that adds `element` as a new write of `actor`: one fresh dot for the element, and a
@@ -132,7 +119,8 @@ impl<E: Ord + Clone + Debug> Causal<OrSetStore<E>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::causality::InvalidCausalState;
+    use crate::causality::{Dot, InvalidCausalState};
+    use crate::crdt::dot_store::DotStore;
     use crate::crdt::Crdt;
 
     #[test]
