@@ -838,79 +838,32 @@ mod tests {
     #[test]
     fn reading_reports_problems_with_line_numbers() {
         let invoke_w = r#"{"client":1,"kind":"invoke","op":"write","key":1,"value":5,"time":1}"#;
-        let m = read_error(&format!("{invoke_w}\n{{not json\n"), 2);
-        assert!(m.contains("not a valid event"), "{m}");
-        let m = read_error(
-            r#"{"client":1,"kind":"ok","op":"read","key":1,"value":5,"time":1}"#,
-            1,
-        );
-        assert!(m.contains("no outstanding operation"), "{m}");
-        let m = read_error(&format!("{invoke_w}\n\n{invoke_w}\n"), 3);
-        assert!(m.contains("still outstanding"), "{m}");
-        let m = read_error(
-            &format!(
-                "{invoke_w}\n{}",
-                r#"{"client":1,"kind":"ok","op":"write","key":1,"value":6,"time":2}"#
+        let after_invoke = |line: &str| format!("{invoke_w}\n{line}");
+        // (history text, line the error must name, what the message must say)
+        let cases: Vec<(String, usize, &str)> = vec![
+            (format!("{invoke_w}\n{{not json\n"), 2, "not a valid event"),
+            (r#"{"client":1,"kind":"ok","op":"read","key":1,"value":5,"time":1}"#.into(), 1, "no outstanding operation"),
+            (format!("{invoke_w}\n\n{invoke_w}\n"), 3, "still outstanding"),
+            (after_invoke(r#"{"client":1,"kind":"ok","op":"write","key":1,"value":6,"time":2}"#), 2, "differs"),
+            (after_invoke(r#"{"client":1,"kind":"ok","op":"write","key":2,"value":5,"time":2}"#), 2, "does not match"),
+            (after_invoke(r#"{"client":1,"kind":"ok","op":"write","key":1,"value":5,"time":0}"#), 2, "time went backwards"),
+            (r#"{"client":1,"kind":"invoke","op":"cas","key":1,"value":[1],"time":1}"#.into(), 1, "[expected, new]"),
+            (r#"{"client":1,"kind":"invoke","op":"cas","key":1,"value":[1,null],"time":1}"#.into(), 1, "new value"),
+            (r#"{"client":1,"kind":"invoke","op":"write","key":1,"value":1.5,"time":1}"#.into(), 1, "integer"),
+            (r#"{"client":1,"kind":"invoke","op":"write","key":1,"time":1}"#.into(), 1, "integer"),
+            (r#"{"client":1,"kind":"invoke","op":"read","key":1,"value":3,"time":1}"#.into(), 1, "null"),
+            (r#"{"client":1,"kind":"done","op":"read","key":1,"time":1}"#.into(), 1, "not a valid event"),
+            (r#"{"client":-1,"kind":"invoke","op":"read","key":1,"time":1}"#.into(), 1, "not a valid event"),
+            (
+                r#"{"client":1,"kind":"invoke","op":"write","key":1,"value":99999999999999999999,"time":1}"#.into(),
+                1,
+                "i64",
             ),
-            2,
-        );
-        assert!(m.contains("differs"), "{m}");
-        let m = read_error(
-            &format!(
-                "{invoke_w}\n{}",
-                r#"{"client":1,"kind":"ok","op":"write","key":2,"value":5,"time":2}"#
-            ),
-            2,
-        );
-        assert!(m.contains("does not match"), "{m}");
-        let m = read_error(
-            &format!(
-                "{invoke_w}\n{}",
-                r#"{"client":1,"kind":"ok","op":"write","key":1,"value":5,"time":0}"#
-            ),
-            2,
-        );
-        assert!(m.contains("time went backwards"), "{m}");
-        let m = read_error(
-            r#"{"client":1,"kind":"invoke","op":"cas","key":1,"value":[1],"time":1}"#,
-            1,
-        );
-        assert!(m.contains("[expected, new]"), "{m}");
-        let m = read_error(
-            r#"{"client":1,"kind":"invoke","op":"cas","key":1,"value":[1,null],"time":1}"#,
-            1,
-        );
-        assert!(m.contains("new value"), "{m}");
-        let m = read_error(
-            r#"{"client":1,"kind":"invoke","op":"write","key":1,"value":1.5,"time":1}"#,
-            1,
-        );
-        assert!(m.contains("integer"), "{m}");
-        let m = read_error(
-            r#"{"client":1,"kind":"invoke","op":"write","key":1,"time":1}"#,
-            1,
-        );
-        assert!(m.contains("integer"), "{m}");
-        let m = read_error(
-            r#"{"client":1,"kind":"invoke","op":"read","key":1,"value":3,"time":1}"#,
-            1,
-        );
-        assert!(m.contains("null"), "{m}");
-        let m = read_error(
-            r#"{"client":1,"kind":"done","op":"read","key":1,"time":1}"#,
-            1,
-        );
-        assert!(m.contains("not a valid event"), "{m}");
-        let m = read_error(
-            r#"{"client":-1,"kind":"invoke","op":"read","key":1,"time":1}"#,
-            1,
-        );
-        assert!(m.contains("not a valid event"), "{m}");
-        let m = read_error(
-            r#"{"client":1,"kind":"invoke","op":"write","key":1,"value":99999999999999999999,"time":1}"#,
-            1,
-        );
-        assert!(m.contains("i64"), "{m}");
+        ];
+        for (text, line, needle) in cases {
+            let m = read_error(&text, line);
+            assert!(m.contains(needle), "{text:?}: expected {needle:?} in {m}");
+        }
     }
 
     #[test]
