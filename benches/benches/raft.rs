@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::hint::black_box;
 use std::time::Duration;
 use vecraft_core::contract::{StateMachine, Time};
-use vecraft_core::raft::{DurableState, LogIndex, RaftConfig, RaftInput, RaftNode, RaftOutput, ReplicatedStateMachine, Role};
+use vecraft_core::raft::{DurableState, LocalReplica, LogIndex, RaftConfig, RaftInput, RaftOutput, ReplicatedStateMachine, Role};
 use vecraft_sim::config::FaultProfile;
 use vecraft_sim::run::{RunSpec, run_seed};
 
@@ -29,9 +29,12 @@ impl ReplicatedStateMachine for Counter {
     }
 }
 
+/// The command every proposal carries: shared, as a client's buffer would be.
+static PAYLOAD: std::sync::LazyLock<bytes::Bytes> = std::sync::LazyLock::new(|| bytes::Bytes::from(vec![0u8; 64]));
+
 /// A cluster whose messages and disk writes complete immediately, in FIFO order.
 struct InstantCluster {
-    nodes: Vec<RaftNode<Counter>>,
+    nodes: Vec<LocalReplica<Counter>>,
     queue: VecDeque<(usize, RaftInput)>,
     now: Time,
     out: Vec<RaftOutput>,
@@ -47,7 +50,7 @@ impl InstantCluster {
                 let mut cfg = RaftConfig::new(id, 1, voters.clone(), 7);
                 cfg.max_batch_entries = 256;
                 cfg.max_inflight = 16;
-                RaftNode::new(cfg, Counter::default(), DurableState::default(), Time::ZERO)
+                LocalReplica::new(cfg, Counter::default(), DurableState::default(), 0, Time::ZERO)
             })
             .collect();
         let mut c = InstantCluster { nodes, queue: VecDeque::new(), now: Time::ZERO, out: Vec::new(), responses: 0 };
@@ -68,7 +71,7 @@ impl InstantCluster {
                     RaftOutput::Send(m) => self.queue.push_back(((m.to - 1) as usize, RaftInput::Message(m))),
                     RaftOutput::Persist { seq, .. } => self.queue.push_back((i, RaftInput::Persisted { seq })),
                     RaftOutput::Respond(_) => self.responses += 1,
-                    RaftOutput::Applied { .. } => {}
+                    RaftOutput::Apply { .. } | RaftOutput::ReadReady { .. } => {}
                 }
             }
         }
@@ -81,7 +84,7 @@ impl InstantCluster {
         while self.responses < target {
             for _ in 0..64.min(target - self.responses) {
                 id += 1;
-                self.queue.push_back((0, RaftInput::Propose { id, command: vec![0u8; 64] }));
+                self.queue.push_back((0, RaftInput::Propose { id, command: PAYLOAD.clone() }));
             }
             self.run();
         }

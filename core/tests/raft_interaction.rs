@@ -13,11 +13,11 @@ fn ms(n: u64) -> Duration {
 }
 
 fn propose(id: u64, cmd: &str) -> RaftInput {
-    RaftInput::Propose { id, command: cmd.as_bytes().to_vec() }
+    RaftInput::Propose { id, command: cmd.as_bytes().to_vec().into() }
 }
 
 fn read(id: u64, mode: ReadMode) -> RaftInput {
-    RaftInput::Read { id, query: b"q".to_vec(), mode }
+    RaftInput::Read { id, mode }
 }
 
 fn ok(id: u64, body: &str) -> ClientResponse {
@@ -206,7 +206,7 @@ fn a_node_never_grants_two_votes_in_one_term_even_after_restart() {
         from: 1,
         to: 3,
         term: 1,
-        body: vecraft_core::raft::MessageBody::Vote { last_index: 0, last_term: 0 },
+        body: vecraft_core::raft::MessageBody::Vote { last_index: 0, last_term: 0, transfer: false },
     };
     let out = c.deliver_one(again);
     assert_eq!(sends(&out), vec!["3->1 VoteResp t1 granted"]);
@@ -289,9 +289,9 @@ fn figure_8_an_old_term_entry_on_a_majority_is_not_committed_until_an_own_term_e
     // locally; node 3 holds just 1/1. Node 1 now wins term 4 with node 3's vote.
     let mut c = Cluster::new(&[1, 2, 3], |cfg| cfg.max_batch_entries = 1);
     let hs = |term| HardState { term, vote: None };
-    c.install(1, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1, 2]) });
-    c.install(2, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1, 3]) });
-    c.install(3, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1]) });
+    c.install(1, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1, 2]), damaged: false });
+    c.install(2, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1, 3]), damaged: false });
+    c.install(3, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1]), damaged: false });
     c.isolated.insert(2);
     c.campaign(1);
     while c.node(1).role() != Role::Leader {
@@ -334,6 +334,7 @@ fn divergent_follower_is_repaired_with_one_rejection_per_conflicting_term() {
     let state = |term, terms: &[u64]| vecraft_core::raft::DurableState {
         hard_state: HardState { term, vote: None },
         entries: log_of_terms(terms),
+        damaged: false,
     };
     c.install(1, state(5, &[1, 1, 1, 4, 4, 4]));
     // Five divergent uncommitted entries in two terms (2 and 3), longer than the leader's log.
@@ -377,6 +378,7 @@ fn follower_with_a_short_log_is_caught_up_after_one_rejection() {
     let state = |terms: &[u64]| vecraft_core::raft::DurableState {
         hard_state: HardState { term: 2, vote: None },
         entries: log_of_terms(terms),
+        damaged: false,
     };
     c.install(1, state(&[1, 1, 2, 2, 2, 2]));
     c.install(2, state(&[1]));
@@ -474,7 +476,7 @@ fn followers_in_lease_ignore_a_higher_term_vote_request() {
         from: 3,
         to,
         term: 9,
-        body: vecraft_core::raft::MessageBody::Vote { last_index: 1, last_term: 1 },
+        body: vecraft_core::raft::MessageBody::Vote { last_index: 1, last_term: 1, transfer: false },
     };
     // Node 2 heard from the leader less than an election timeout ago; the leader leads.
     c.advance(2, ms(99));
@@ -854,10 +856,10 @@ fn garbage_messages_and_acks_are_ignored_without_panic() {
         msg(1, 3, 1, app(2, 1, vec![], 2)),
         msg(2, 2, 1, app(2, 1, vec![], 2)),
         // Stale-term vote and vote answers, answers to questions never asked.
-        msg(3, 2, 0, MessageBody::Vote { last_index: 9, last_term: 9 }),
+        msg(3, 2, 0, MessageBody::Vote { last_index: 9, last_term: 9, transfer: false }),
         msg(3, 2, 1, MessageBody::VoteResponse { granted: true }),
         msg(3, 2, 1, MessageBody::PreVoteResponse { granted: true }),
-        msg(1, 2, 1, MessageBody::AppendResponse { success: true, match_index: 2, reject: None, round: 1 }),
+        msg(1, 2, 1, MessageBody::AppendResponse { success: true, match_index: 2, reject: None, round: 1, reset: false }),
         // Malformed appends from the real leader: gaps, out of order, terms above the leader's,
         // indexes that overflow.
         msg(1, 2, 1, app(2, 1, vec![noop(1, 4)], 2)),
@@ -867,8 +869,8 @@ fn garbage_messages_and_acks_are_ignored_without_panic() {
         msg(1, 2, 1, app(u64::MAX, 1, vec![noop(1, 0)], 2)),
         msg(1, 2, 1, app(u64::MAX - 1, 1, vec![noop(1, u64::MAX), noop(1, 0)], 2)),
         // A term no election can ever follow.
-        msg(3, 2, u64::MAX, MessageBody::Vote { last_index: 9, last_term: 9 }),
-        msg(3, 2, u64::MAX, MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0 }),
+        msg(3, 2, u64::MAX, MessageBody::Vote { last_index: 9, last_term: 9, transfer: false }),
+        msg(3, 2, u64::MAX, MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0, reset: false }),
     ];
     for m in ignored_by_follower {
         let shown = fmt_msg(&m);
@@ -878,9 +880,10 @@ fn garbage_messages_and_acks_are_ignored_without_panic() {
     }
 
     // Answered, but harmlessly: a stale append gets our term back, a stale pre-vote a refusal,
-    // an append past our log a rejection hint, a huge commit is capped at what we hold.
+    // an append past our log a rejection hint, a huge commit is capped at what we hold. The
+    // stale append's round is not echoed: it belongs to another leadership.
     let answered = vec![
-        (msg(3, 2, 0, app(0, 0, vec![], 9)), "2->3 AppResp t1 stale round=1"),
+        (msg(3, 2, 0, app(0, 0, vec![], 9)), "2->3 AppResp t1 stale round=0"),
         (msg(3, 2, 0, MessageBody::PreVote { last_index: 9, last_term: 9 }), "2->3 PreVoteResp t1 rejected"),
         (msg(1, 2, 1, app(u64::MAX - 1, 1, vec![noop(1, u64::MAX)], 9)), "2->1 AppResp t1 reject prev=18446744073709551614 hint=None/3 round=1"),
         (msg(1, 2, 1, app(2, 1, vec![], u64::MAX)), "2->1 AppResp t1 ok match=2 round=1"),
@@ -895,7 +898,7 @@ fn garbage_messages_and_acks_are_ignored_without_panic() {
     // The leader: responses claiming entries it never sent, rejections of appends it never
     // sent, answers from strangers.
     let ignored_by_leader = vec![
-        msg(2, 1, 1, MessageBody::AppendResponse { success: true, match_index: 99, reject: None, round: 1 }),
+        msg(2, 1, 1, MessageBody::AppendResponse { success: true, match_index: 99, reject: None, round: 1, reset: false }),
         msg(
             2,
             1,
@@ -905,11 +908,12 @@ fn garbage_messages_and_acks_are_ignored_without_panic() {
                 match_index: 0,
                 reject: Some((u64::MAX, RejectHint { conflict_term: Some(7), conflict_index: u64::MAX })),
                 round: 1,
+                reset: false,
             },
         ),
-        msg(9, 1, 1, MessageBody::AppendResponse { success: true, match_index: 2, reject: None, round: 1 }),
+        msg(9, 1, 1, MessageBody::AppendResponse { success: true, match_index: 2, reject: None, round: 1, reset: false }),
         msg(3, 1, 1, MessageBody::VoteResponse { granted: true }),
-        msg(3, 1, 1, MessageBody::Vote { last_index: 99, last_term: 1 }),
+        msg(3, 1, 1, MessageBody::Vote { last_index: 99, last_term: 1, transfer: false }),
     ];
     for m in ignored_by_leader {
         let shown = fmt_msg(&m);
@@ -958,6 +962,7 @@ fn garbage_rejection_while_probing_is_ignored() {
             match_index: 0,
             reject: Some((u64::MAX, RejectHint { conflict_term: None, conflict_index: 0 })),
             round: 1,
+            reset: false,
         },
     );
     let out = c.step(1, RaftInput::Message(garbage));

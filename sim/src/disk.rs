@@ -5,7 +5,7 @@
 //! write is *torn*: a prefix of its bytes reached the platter. Recovery goes through the same frame
 //! decoder the production WAL uses, so torn tails are detected by checksum, not by magic.
 
-use vecraft_core::raft::{DurableState, PersistRecord, RecoveryError, decode_wal, encode_wal_frame};
+use vecraft_core::raft::{DurableState, PersistRecord, RecoveryError, WalTail, decode_wal, encode_wal_frame};
 
 /// One node's disk.
 #[derive(Clone, Debug, Default)]
@@ -56,6 +56,12 @@ impl SimDisk {
     /// Reads the log back, discarding (and truncating away) any torn tail.
     pub fn recover(&mut self) -> Result<Recovered, RecoveryError> {
         let replay = decode_wal(&self.synced);
+        if let WalTail::Corrupt { .. } = replay.tail {
+            // Acknowledged data was destroyed: keep the bytes (the damage stays visible to the next
+            // recovery too) and come back damaged.
+            let state = DurableState::replay_damaged(&replay.records);
+            return Ok(Recovered { state, discarded_tail: 0 });
+        }
         self.synced.truncate(replay.valid_len);
         let state = DurableState::replay(&replay.records)?;
         Ok(Recovered { state, discarded_tail: replay.discarded_tail })

@@ -6,7 +6,6 @@
 //! completeness); logs that agree on an (index, term) agree on everything before it (log
 //! matching); and every committed entry stays durable on a quorum of disks through any crash.
 
-use crate::kv::KvStore;
 use std::collections::BTreeMap;
 use vecraft_core::contract::NodeId;
 use vecraft_core::raft::{DurableState, Entry, LogIndex, RaftNode, Role, Term};
@@ -47,7 +46,7 @@ impl RaftInvariants {
     }
 
     /// Checks one node right after it stepped; `became_leader` if this step made it leader.
-    pub fn after_step(&mut self, node: &RaftNode<KvStore>, became_leader: bool) {
+    pub fn after_step(&mut self, node: &RaftNode, became_leader: bool) {
         let id = node.id();
         if node.role() == Role::Leader {
             let term = node.term();
@@ -103,7 +102,7 @@ impl RaftInvariants {
     }
 
     /// Checks an `Applied` output: applies happen in order and only for committed entries.
-    pub fn on_applied(&mut self, node: &RaftNode<KvStore>, index: LogIndex, term: Term) {
+    pub fn on_applied(&mut self, node: &RaftNode, index: LogIndex, term: Term) {
         let id = node.id();
         let expected = self.applied.get(&id).copied().unwrap_or(0) + 1;
         if index != expected {

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 use vecraft_core::contract::{NodeId, StateMachine, Time};
 use vecraft_core::raft::{
-    ClientError, ClientResponse, Message, RaftConfig, RaftInput, RaftNode, RaftOutput, ReadMode, RequestId, Role,
+    ClientError, ClientResponse, LocalReplica, Message, RaftConfig, RaftInput, RaftOutput, ReadMode, RequestId, Role,
 };
 
 /// How often each node's clock ticks into its state machine.
@@ -37,7 +37,7 @@ const ELECTION_BOUND: Duration = Duration::from_millis(5_000);
 enum Event {
     Tick { node: usize, incarnation: u64 },
     Deliver { to: usize, msg: Message },
-    Request { node: usize, client: usize, input: RaftInput },
+    Request { node: usize, client: usize, input: RaftInput, query: Option<Vec<u8>> },
     Response { client: usize, resp: ClientResponse },
     DiskDone { node: usize, incarnation: u64, seq: u64 },
     ClientNext { client: usize },
@@ -75,7 +75,7 @@ impl Ord for Scheduled {
 
 struct SimNode {
     id: NodeId,
-    raft: Option<RaftNode<KvStore>>,
+    raft: Option<LocalReplica<KvStore>>,
     disk: SimDisk,
     incarnation: u64,
     clock_rate: f64,
@@ -294,7 +294,7 @@ impl World {
         let mut rc = self.raft_config(id);
         rc.seed ^= self.nodes[n].incarnation.wrapping_mul(0x2545_F491_4F6C_DD1D);
         let now = self.local_time(n);
-        self.nodes[n].raft = Some(RaftNode::new(rc, KvStore::default(), recovered.state, now));
+        self.nodes[n].raft = Some(LocalReplica::new(rc, KvStore::default(), recovered.state, 0, now));
         self.nodes[n].disk_free_at = self.now;
         self.checker.on_restart(id);
         let inc = self.nodes[n].incarnation;
@@ -323,12 +323,17 @@ impl World {
 
     /// Steps node `n` with `input` and turns its outputs into events.
     fn step_node(&mut self, n: usize, input: RaftInput) {
+        self.drive_node(n, |raft, now, out| raft.step(now, input, out));
+    }
+
+    /// Runs `act` on node `n` (if up) at its local time and turns the outputs into events.
+    fn drive_node(&mut self, n: usize, act: impl FnOnce(&mut LocalReplica<KvStore>, Time, &mut Vec<RaftOutput>)) {
         let now = self.local_time(n);
         let mut out = std::mem::take(&mut self.out);
         out.clear();
         let Some(raft) = self.nodes[n].raft.as_mut() else { return };
         let was_leader = raft.role() == Role::Leader;
-        raft.step(now, input, &mut out);
+        act(raft, now, &mut out);
         let became_leader = !was_leader && raft.role() == Role::Leader;
         self.checker.after_step(raft, became_leader);
         if !self.faults_on
@@ -368,10 +373,11 @@ impl World {
                         self.transmit(|| Event::Response { client, resp: resp.clone() });
                     }
                 }
-                RaftOutput::Applied { index, term } => {
+                RaftOutput::Apply { entry, .. } => {
                     let raft = self.nodes[n].raft.as_ref().expect("stepped above");
-                    self.checker.on_applied(raft, index, term);
+                    self.checker.on_applied(raft, entry.index, entry.term);
                 }
+                RaftOutput::ReadReady { .. } => unreachable!("LocalReplica answers reads itself"),
             }
         }
         self.out = out;
@@ -382,7 +388,9 @@ impl World {
         let bytes = match ev {
             Event::Tick { node, incarnation } => postcard::to_stdvec(&(0u8, node, incarnation)),
             Event::Deliver { to, msg } => postcard::to_stdvec(&(1u8, to, msg)),
-            Event::Request { node, client, input } => postcard::to_stdvec(&(2u8, node, client, format!("{input:?}"))),
+            Event::Request { node, client, input, query } => {
+                postcard::to_stdvec(&(2u8, node, client, format!("{input:?}"), query))
+            }
             Event::Response { client, resp } => postcard::to_stdvec(&(3u8, client, resp)),
             Event::DiskDone { node, incarnation, seq } => postcard::to_stdvec(&(4u8, node, incarnation, seq)),
             Event::ClientNext { client } => postcard::to_stdvec(&(5u8, client)),
@@ -438,7 +446,10 @@ impl World {
                     self.step_node(to, RaftInput::Message(msg));
                 }
             }
-            Event::Request { node, client: _, input } => self.step_node(node, input),
+            Event::Request { node, client: _, input: RaftInput::Read { id, mode }, query: Some(query) } => {
+                self.drive_node(node, |raft, now, out| raft.read(now, id, query, mode, out));
+            }
+            Event::Request { node, client: _, input, query: _ } => self.step_node(node, input),
             Event::Response { client, resp } => self.client_response(client, resp),
             Event::DiskDone { node, incarnation, seq } => {
                 if self.nodes[node].incarnation == incarnation && self.nodes[node].raft.is_some() {
@@ -513,19 +524,19 @@ impl World {
         self.clients[c].request += 1;
         let id = ((c as u64) << 40) | self.clients[c].request;
         self.requests.insert(id, (c, op));
-        let input = match operation.command {
+        let (input, query) = match operation.command {
             Command::Read => {
                 let mode = if self.rng.random_bool(self.cfg.lease_read_fraction) { ReadMode::Lease } else { ReadMode::ReadIndex };
                 let query = vecraft_core::wire::encode(&KvGet { key: operation.key }).expect("encodes");
-                RaftInput::Read { id, query, mode }
+                (RaftInput::Read { id, mode }, Some(query))
             }
             Command::Write(value) => {
                 let cmd = KvCommand::Put { key: operation.key, value };
-                RaftInput::Propose { id, command: vecraft_core::wire::encode(&cmd).expect("encodes") }
+                (RaftInput::Propose { id, command: vecraft_core::wire::encode(&cmd).expect("encodes").into() }, None)
             }
             Command::Cas { expected, new } => {
                 let cmd = KvCommand::Cas { key: operation.key, expected, new };
-                RaftInput::Propose { id, command: vecraft_core::wire::encode(&cmd).expect("encodes") }
+                (RaftInput::Propose { id, command: vecraft_core::wire::encode(&cmd).expect("encodes").into() }, None)
             }
         };
         let node = self.clients[c].target;
@@ -537,7 +548,7 @@ impl World {
             return;
         }
         let at = self.now + self.link_delay();
-        self.schedule(at, Event::Request { node, client: c, input });
+        self.schedule(at, Event::Request { node, client: c, input, query });
     }
 
     fn client_response(&mut self, c: usize, resp: ClientResponse) {
@@ -575,7 +586,12 @@ impl World {
                 }
                 self.complete(c, outcome);
             }
-            Err(ClientError::NotLeader { leader }) => {
+            Err(ClientError::NotLeader { .. } | ClientError::Transferring { .. } | ClientError::Overloaded) => {
+                let leader = match resp.result {
+                    Err(ClientError::NotLeader { leader }) => leader,
+                    Err(ClientError::Transferring { to }) => Some(to),
+                    _ => Some(self.nodes[self.clients[c].target].id), // overloaded: same node, later
+                };
                 // Consume this request id: a duplicated copy of this answer must not trigger a
                 // second retry (two copies of one CAS in the log).
                 self.clients[c].request += 1;

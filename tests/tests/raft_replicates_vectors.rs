@@ -10,36 +10,36 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use vecraft_core::contract::{StateMachine, Time};
 use vecraft_core::raft::{
-    DurableState, LogIndex, PersistRecord, RaftConfig, RaftInput, RaftNode, RaftOutput, ReplicatedStateMachine, Role,
+    DurableState, EntryPayload, PersistRecord, RaftConfig, RaftInput, RaftNode, RaftOutput, Role,
 };
 use vecraft_core::vector::collection::{CollectionConfig, Distance, PointSelector, PointsOp, SearchRequest};
 use vecraft_core::vector::engine::{Command, VectorEngine};
 use vecraft_core::vector::point::{PointId, PointStruct};
 use vecraft_core::wire;
 
-/// The vector engine as Raft's replicated state machine: commands are postcard-encoded
-/// [`Command`]s; a rejected command is a deterministic no-op on every replica.
+/// The vector engine as Raft's replicated state machine, applied by this test's driver from
+/// Raft's `Apply` outputs (as the real drivers do): commands are postcard-encoded [`Command`]s; a
+/// rejected command is a deterministic no-op on every replica.
 #[derive(Default)]
 struct VectorReplica {
     engine: VectorEngine,
     rejected: u64,
 }
 
-impl ReplicatedStateMachine for VectorReplica {
-    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Vec<u8> {
+impl VectorReplica {
+    fn apply(&mut self, command: &[u8]) -> bool {
         let ok = wire::decode::<Command>(command).ok().map(|c| self.engine.apply(c).is_ok()).unwrap_or(false);
         if !ok {
             self.rejected += 1;
         }
-        vec![ok as u8]
-    }
-    fn query(&self, _query: &[u8]) -> Vec<u8> {
-        self.engine.digest().to_vec()
+        ok
     }
 }
 
 struct Node {
-    raft: Option<RaftNode<VectorReplica>>,
+    raft: Option<RaftNode>,
+    /// Rebuilt from the log at every restart (no snapshot here, so the applied index starts at 0).
+    replica: VectorReplica,
     synced: Vec<PersistRecord>,
     unsynced: Vec<(u64, PersistRecord)>,
 }
@@ -58,7 +58,7 @@ impl Cluster {
     fn new(seed: u64) -> Cluster {
         let mut c = Cluster { nodes: Vec::new(), inflight: Vec::new(), now: 0, rng: ChaCha8Rng::seed_from_u64(seed), answered: BTreeMap::new() };
         for i in 0..3 {
-            c.nodes.push(Node { raft: None, synced: Vec::new(), unsynced: Vec::new() });
+            c.nodes.push(Node { raft: None, replica: VectorReplica::default(), synced: Vec::new(), unsynced: Vec::new() });
             c.boot(i);
         }
         c
@@ -67,7 +67,8 @@ impl Cluster {
     fn boot(&mut self, i: usize) {
         let durable = DurableState::replay(&self.nodes[i].synced).expect("our own records replay");
         let cfg = RaftConfig::new(VOTERS[i], 1, VOTERS.to_vec(), 3 + self.now);
-        self.nodes[i].raft = Some(RaftNode::new(cfg, VectorReplica::default(), durable, Time(self.now)));
+        self.nodes[i].replica = VectorReplica::default();
+        self.nodes[i].raft = Some(RaftNode::new(cfg, durable, 0, Time(self.now)));
     }
 
     fn crash(&mut self, i: usize) {
@@ -87,6 +88,7 @@ impl Cluster {
         }
         let mut out = Vec::new();
         self.nodes[i].raft.as_mut().expect("up").step(Time(self.now), input, &mut out);
+        let mut applied = None;
         for o in out {
             match o {
                 RaftOutput::Send(m) => {
@@ -102,10 +104,24 @@ impl Cluster {
                     self.inflight.push((at, i, RaftInput::Persisted { seq }));
                 }
                 RaftOutput::Respond(r) => {
-                    self.answered.insert(r.id, r.result.as_deref().is_ok_and(|b| b == [1]));
+                    assert!(r.result.is_err(), "Raft itself answers only errors");
+                    self.answered.insert(r.id, false);
                 }
-                RaftOutput::Applied { .. } => {}
+                RaftOutput::Apply { entry, request } => {
+                    let ok = match &entry.payload {
+                        EntryPayload::Command(cmd) => self.nodes[i].replica.apply(cmd),
+                        EntryPayload::Noop => true,
+                    };
+                    if let Some(id) = request {
+                        self.answered.insert(id, ok);
+                    }
+                    applied = Some(entry.index);
+                }
+                RaftOutput::ReadReady { .. } => unreachable!("this test makes no reads"),
             }
+        }
+        if let Some(index) = applied {
+            self.step(i, RaftInput::Applied { index });
         }
     }
 
@@ -138,7 +154,7 @@ impl Cluster {
         for attempt in 0..200 {
             if let Some(l) = self.leader() {
                 let rid = id * 1000 + attempt;
-                self.step(l, RaftInput::Propose { id: rid, command: bytes.clone() });
+                self.step(l, RaftInput::Propose { id: rid, command: bytes.clone().into() });
                 for _ in 0..30 {
                     self.run_for(20);
                     if let Some(&ok) = self.answered.get(&rid) {
@@ -185,15 +201,16 @@ fn replicas_converge_to_identical_collections_through_loss_and_a_crash() {
     assert!(!c.replicate(101, &bad));
     c.run_for(2_000);
 
-    let replicas: Vec<&RaftNode<VectorReplica>> = c.nodes.iter().map(|n| n.raft.as_ref().expect("all up")).collect();
-    let commit = replicas.iter().map(|r| r.commit_index()).max().unwrap();
-    for r in &replicas {
+    let commit = c.nodes.iter().map(|n| n.raft.as_ref().expect("all up").commit_index()).max().unwrap();
+    for n in &c.nodes {
+        let r = n.raft.as_ref().expect("all up");
         assert_eq!(r.applied_index(), commit, "node {} has not applied everything", r.id());
-        assert_eq!(r.state_machine().rejected, 1, "node {}: exactly the bad command was rejected", r.id());
+        assert_eq!(n.replica.rejected, 1, "node {}: exactly the bad command was rejected", r.id());
     }
-    let digests: Vec<[u8; 32]> = replicas.iter().map(|r| r.state_machine().engine.digest()).collect();
+    let replicas: Vec<&VectorReplica> = c.nodes.iter().map(|n| &n.replica).collect();
+    let digests: Vec<[u8; 32]> = replicas.iter().map(|r| r.engine.digest()).collect();
     assert!(digests.windows(2).all(|w| w[0] == w[1]), "replicas diverged: {digests:?}");
-    let col = replicas[0].state_machine().engine.collection("docs").expect("created");
+    let col = replicas[0].engine.collection("docs").expect("created");
     assert_eq!(col.count(None).expect("count"), 150);
 
     let mut query = SearchRequest::new(vec![0.5; 8], 10);
@@ -201,7 +218,7 @@ fn replicas_converge_to_identical_collections_through_loss_and_a_crash() {
     let answers: Vec<Vec<(PointId, u32)>> = replicas
         .iter()
         .map(|r| {
-            let hits = r.state_machine().engine.collection("docs").unwrap().search(&query).unwrap();
+            let hits = r.engine.collection("docs").unwrap().search(&query).unwrap();
             hits.into_iter().map(|h| (h.id, h.score.to_bits())).collect()
         })
         .collect();

@@ -23,6 +23,12 @@ pub struct RaftConfig {
     pub max_inflight: usize,
     /// Max entries in one append message.
     pub max_batch_entries: usize,
+    /// Max payload bytes in one append message (at least one entry is always sent, however
+    /// large, so a big entry cannot wedge replication).
+    pub max_batch_bytes: usize,
+    /// Max bytes of entries a leader holds uncommitted; proposals beyond it are refused with
+    /// `ClientError::Overloaded` instead of growing memory without bound.
+    pub max_uncommitted_bytes: usize,
     /// Run a pre-vote round before a real election, so a partitioned node that rejoins does not
     /// depose a healthy leader.
     pub pre_vote: bool,
@@ -53,6 +59,8 @@ impl RaftConfig {
             heartbeat_interval: Duration::from_millis(50),
             max_inflight: 8,
             max_batch_entries: 64,
+            max_batch_bytes: 1 << 20,
+            max_uncommitted_bytes: 64 << 20,
             pre_vote: true,
             check_quorum: true,
             lease_reads: true,
@@ -73,8 +81,11 @@ impl RaftConfig {
         if self.heartbeat_interval.is_zero() || self.heartbeat_interval * 2 > self.election_timeout_min {
             return Err("heartbeat_interval must be positive and at most half of election_timeout_min".into());
         }
-        if self.max_inflight == 0 || self.max_batch_entries == 0 {
-            return Err("max_inflight and max_batch_entries must be positive".into());
+        if self.max_inflight == 0 || self.max_batch_entries == 0 || self.max_batch_bytes == 0 {
+            return Err("max_inflight, max_batch_entries and max_batch_bytes must be positive".into());
+        }
+        if self.max_uncommitted_bytes == 0 {
+            return Err("max_uncommitted_bytes must be positive".into());
         }
         if !(0.0..0.5).contains(&self.max_clock_drift) {
             return Err("max_clock_drift must be in [0, 0.5)".into());
@@ -95,13 +106,30 @@ pub struct InjectedBugs {
     pub read_without_quorum: bool,
     /// Followers acknowledge appends before the entries are durable.
     pub ack_before_persist: bool,
+    /// A node answers an append from an older term with the append's heartbeat round, so a
+    /// heartbeat of a leader's previous incarnation confirms reads of its next leadership.
+    pub stale_round_ack: bool,
+    /// A node grants a vote at its own current term even while it still honours a leader's
+    /// lease (the lease guard only covers votes at a higher term).
+    pub vote_in_lease: bool,
+    /// A leader keeps serving lease reads after sending `TimeoutNow` for a transfer.
+    pub lease_across_transfer: bool,
+    /// A leader commits an entry of an older term by counting replicas (Raft §5.4.2 ignored).
+    pub commit_old_term: bool,
 }
 
 impl InjectedBugs {
     /// Whether any switch is on (and allowed to be, in this build).
     pub fn any(&self) -> bool {
         cfg!(feature = "bug-injection")
-            && (self.commit_without_quorum || self.vote_twice || self.read_without_quorum || self.ack_before_persist)
+            && (self.commit_without_quorum
+                || self.vote_twice
+                || self.read_without_quorum
+                || self.ack_before_persist
+                || self.stale_round_ack
+                || self.vote_in_lease
+                || self.lease_across_transfer
+                || self.commit_old_term)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

@@ -71,6 +71,27 @@ impl RaftLog {
         self.entries[start..end.min(start.saturating_add(max))].to_vec()
     }
 
+    /// Entries in `[from, to]`, at most `max` of them and, past the first, at most `max_bytes`
+    /// of [`Entry::size`] in total (a single oversized entry still goes alone).
+    pub fn slice_bounded(&self, from: LogIndex, to: LogIndex, max: usize, max_bytes: usize) -> Vec<Entry> {
+        if from > to || from <= self.base_index {
+            return Vec::new();
+        }
+        let start = (from - self.base_index - 1) as usize;
+        let end = ((to - self.base_index) as usize).min(self.entries.len()).min(start.saturating_add(max));
+        let mut bytes = 0usize;
+        let mut stop = start;
+        while stop < end {
+            let size = self.entries[stop].size();
+            if stop > start && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            stop += 1;
+        }
+        self.entries[start..stop].to_vec()
+    }
+
     /// Whether a log ending at (`last_index`, `last_term`) is at least as up to date as this one
     /// (Raft §5.4.1: higher last term wins, then longer log).
     pub fn is_up_to_date(&self, last_index: LogIndex, last_term: Term) -> bool {

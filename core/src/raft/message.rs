@@ -2,6 +2,7 @@
 //! every field is validated by the receiver, never trusted.
 
 use crate::contract::NodeId;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// A Raft term (election epoch).
@@ -18,8 +19,24 @@ pub type RequestId = u64;
 pub enum EntryPayload {
     /// Appended by every new leader so that it can commit an entry of its own term (Raft §8).
     Noop,
-    /// An opaque command for the replicated state machine.
-    Command(Vec<u8>),
+    /// An opaque command for the replicated state machine. Shared, not copied, between the log,
+    /// every follower's append and the apply output.
+    Command(Bytes),
+}
+
+impl EntryPayload {
+    /// Bytes this payload costs in batches and in the uncommitted-bytes bound.
+    pub fn len(&self) -> usize {
+        match self {
+            EntryPayload::Noop => 0,
+            EntryPayload::Command(b) => b.len(),
+        }
+    }
+
+    /// Whether the payload carries no command bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// One replicated log entry.
@@ -31,6 +48,13 @@ pub struct Entry {
     pub index: LogIndex,
     /// What it carries.
     pub payload: EntryPayload,
+}
+
+impl Entry {
+    /// Approximate encoded size: payload plus a fixed allowance for term, index and framing.
+    pub fn size(&self) -> usize {
+        self.payload.len() + 24
+    }
 }
 
 /// The state that must survive a crash besides the log: a node must never vote twice in a term.
@@ -90,6 +114,9 @@ pub enum MessageBody {
         last_index: LogIndex,
         /// Term of the candidate's last entry.
         last_term: Term,
+        /// The campaign was started by a leadership transfer (the old leader asked for it), so
+        /// voters may disregard the old leader's lease: it gave its lease up before asking.
+        transfer: bool,
     },
     /// Answer to a vote request, sent only after the vote is durable.
     VoteResponse {
@@ -119,9 +146,16 @@ pub enum MessageBody {
         /// On rejection: the `prev_index` that was rejected (to discard stale rejections) and
         /// where to retry.
         reject: Option<(LogIndex, RejectHint)>,
-        /// The round of the append being answered.
+        /// The round of the append being answered; 0 when the append was from an older term
+        /// (its round belongs to another leadership and must confirm nothing).
         round: u64,
+        /// The follower's disk was damaged and it lost entries the leader may believe it holds:
+        /// the leader must forget the follower's match index above the rejection's hint.
+        reset: bool,
     },
+    /// Leadership transfer: the leader has brought the receiver up to date and asks it to
+    /// campaign at once, skipping pre-vote and its election timeout.
+    TimeoutNow,
 }
 
 /// Why a client request was not (or may not have been) carried out.
@@ -136,6 +170,14 @@ pub enum ClientError {
     Indeterminate,
     /// The request was malformed for this group.
     Rejected(String),
+    /// The leader holds as many uncommitted bytes as it is configured to accept; the request
+    /// was not executed. Back-pressure: retry later.
+    Overloaded,
+    /// A leadership transfer to `to` is in progress; the request was not executed. Retry there.
+    Transferring {
+        /// The transfer target.
+        to: NodeId,
+    },
 }
 
 /// A response to a client request.

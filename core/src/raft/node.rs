@@ -1,27 +1,18 @@
-//! The Raft node state machine.
+//! The Raft node: its state, inputs and outputs, and the step that ties the protocol files
+//! (`election`, `replication`, `read`, `transfer`) together.
 
 use super::config::{InjectedBugs, RaftConfig};
 use super::log::RaftLog;
 use super::message::{
-    ClientError, ClientResponse, Entry, EntryPayload, HardState, LogIndex, Message, MessageBody, RejectHint,
-    RequestId, Term,
+    ClientError, ClientResponse, Entry, EntryPayload, HardState, LogIndex, Message, MessageBody, RequestId, Term,
 };
 use super::storage::{DurableState, PersistRecord};
 use crate::contract::{NodeId, StateMachine, Time};
-use crate::quorum::{JointQuorum, VoteResult};
-use rand::{RngExt, SeedableRng};
+use crate::quorum::JointQuorum;
+use bytes::Bytes;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
-
-/// The application Raft replicates: deterministic, so every replica that applies the same
-/// commands in the same order reaches the same state.
-pub trait ReplicatedStateMachine {
-    /// Applies a committed command and returns the answer for the client that proposed it.
-    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8>;
-    /// Answers a read-only query from the applied state.
-    fn query(&self, query: &[u8]) -> Vec<u8>;
-}
 
 /// How a read is made linearizable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,7 +28,8 @@ pub enum ReadMode {
 /// Everything that can happen to a Raft node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RaftInput {
-    /// Time passed; the `now` given to `step` is the node's clock.
+    /// Time passed; step it at (or after) [`RaftNode::next_deadline`]. Stepping it earlier is
+    /// harmless.
     Tick,
     /// A message from a peer.
     Message(Message),
@@ -48,19 +40,28 @@ pub enum RaftInput {
     },
     /// A client asks to replicate `command`.
     Propose {
-        /// Echoed in the response.
+        /// Echoed in the apply output and in error responses.
         id: RequestId,
-        /// Opaque command for the state machine.
-        command: Vec<u8>,
+        /// Opaque command for the state machine (shared, never copied by Raft).
+        command: Bytes,
     },
-    /// A client asks for a linearizable read.
+    /// A client asks for a linearizable read; the driver keeps the query itself and serves it
+    /// when [`RaftOutput::ReadReady`] names this id.
     Read {
-        /// Echoed in the response.
+        /// Echoed in the answer.
         id: RequestId,
-        /// Opaque query for the state machine.
-        query: Vec<u8>,
         /// How to make it linearizable.
         mode: ReadMode,
+    },
+    /// The driver's state machine has applied every entry up to `index`.
+    Applied {
+        /// Highest applied index.
+        index: LogIndex,
+    },
+    /// Hand leadership to `to` (a voter): ignored unless this node leads.
+    TransferLeadership {
+        /// The node that should lead next.
+        to: NodeId,
     },
 }
 
@@ -76,15 +77,27 @@ pub enum RaftOutput {
         /// What to write.
         record: PersistRecord,
     },
-    /// Answer a client.
-    Respond(ClientResponse),
-    /// The entry at `index` (of `term`) was applied to the state machine.
-    Applied {
-        /// Its index.
-        index: LogIndex,
-        /// Its term.
-        term: Term,
+    /// Apply a committed entry to the state machine. Emitted exactly once per index and
+    /// incarnation, in index order, starting after the applied index given at start; the driver
+    /// steps [`RaftInput::Applied`] back when done (it may batch).
+    Apply {
+        /// The committed entry.
+        entry: Entry,
+        /// The client request that proposed it on this node, if it was proposed here in the
+        /// entry's term: the driver answers that request with the apply result.
+        request: Option<RequestId>,
     },
+    /// The read `id` is linearizable once the state machine has applied `index`: the driver
+    /// serves it from the applied state at (or after) that index.
+    ReadReady {
+        /// The read.
+        id: RequestId,
+        /// The index the state machine must have applied first.
+        index: LogIndex,
+    },
+    /// Answer a client request that will not be applied or read here (not leader, overloaded,
+    /// indeterminate).
+    Respond(ClientResponse),
 }
 
 /// The role a node plays in its current term.
@@ -102,116 +115,143 @@ pub enum Role {
 
 /// What a leader knows about one follower's log.
 #[derive(Clone, Debug)]
-struct Progress {
+pub(super) struct Progress {
     /// Highest index known to be durable on the follower and equal to ours.
-    match_index: LogIndex,
+    pub(super) match_index: LogIndex,
     /// Next index to send.
-    next_index: LogIndex,
+    pub(super) next_index: LogIndex,
     /// Pipelining (`true`) or probing for the match point (`false`, one message at a time).
-    replicating: bool,
+    pub(super) replicating: bool,
     /// Last index of each append batch in flight (replicating only).
-    inflight: VecDeque<LogIndex>,
+    pub(super) inflight: VecDeque<LogIndex>,
     /// When we last saw this follower make progress (or last started a flight).
-    last_progress: Time,
+    pub(super) last_progress: Time,
     /// Highest heartbeat round the follower has acknowledged in this term.
-    acked_round: u64,
+    pub(super) acked_round: u64,
     /// Whether the follower answered since the last check-quorum.
-    recent_active: bool,
+    pub(super) recent_active: bool,
 }
 
+/// A read waiting for leadership confirmation.
 #[derive(Clone, Debug)]
-struct PendingRead {
-    id: RequestId,
-    query: Vec<u8>,
-    /// Commit index when the read arrived; the read is served once applied reaches it.
-    index: LogIndex,
+pub(super) struct PendingRead {
+    pub(super) id: RequestId,
+    /// Commit index when the read arrived; the state machine must apply it first.
+    pub(super) index: LogIndex,
     /// Heartbeat round that must be acknowledged by a quorum first (0 = already confirmed).
-    round: u64,
+    pub(super) round: u64,
+}
+
+/// A leadership transfer in progress.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Transfer {
+    pub(super) to: NodeId,
+    /// Abandoned at this instant if the target has not taken over.
+    pub(super) deadline: Time,
+    /// Whether `TimeoutNow` went out (then our lease is gone for the rest of the term).
+    pub(super) timeout_now_sent: bool,
 }
 
 /// A Raft node for one group: see the module documentation for how to drive it.
-pub struct RaftNode<S> {
-    cfg: RaftConfig,
-    quorum: JointQuorum,
-    peers: Vec<NodeId>,
-    sm: S,
-    rng: ChaCha8Rng,
+pub struct RaftNode {
+    pub(super) cfg: RaftConfig,
+    pub(super) quorum: JointQuorum,
+    pub(super) peers: Vec<NodeId>,
+    pub(super) rng: ChaCha8Rng,
 
     // Durable (once acknowledged) state.
-    term: Term,
-    vote: Option<NodeId>,
-    log: RaftLog,
+    pub(super) term: Term,
+    pub(super) vote: Option<NodeId>,
+    pub(super) log: RaftLog,
 
     // Volatile state.
-    role: Role,
-    leader: Option<NodeId>,
-    commit: LogIndex,
-    applied: LogIndex,
-    election_deadline: Time,
-    heartbeat_deadline: Time,
-    check_quorum_deadline: Time,
-    /// Vote requests are ignored until then (check-quorum stickiness; also set at restart).
-    stickiness_until: Time,
-    votes: BTreeMap<NodeId, bool>,
+    pub(super) role: Role,
+    pub(super) leader: Option<NodeId>,
+    pub(super) commit: LogIndex,
+    /// Highest index handed to the driver as `Apply`.
+    pub(super) apply_sent: LogIndex,
+    /// Highest index the driver reported applied.
+    pub(super) applied: LogIndex,
+    pub(super) election_deadline: Time,
+    pub(super) heartbeat_deadline: Time,
+    pub(super) check_quorum_deadline: Time,
+    /// Vote requests are refused until then (check-quorum stickiness; also set at restart).
+    pub(super) stickiness_until: Time,
+    pub(super) votes: BTreeMap<NodeId, bool>,
     /// Candidate's own vote: counted only once the write recording it is durable.
-    self_vote: Option<(Term, u64)>,
-    progress: BTreeMap<NodeId, Progress>,
+    pub(super) self_vote: Option<(Term, u64)>,
+    pub(super) progress: BTreeMap<NodeId, Progress>,
+    /// `Some(t)` while recovery found this node's disk damaged: it neither votes nor campaigns
+    /// until a leader of a term above `t` has brought it up to that leader's commit index.
+    pub(super) damaged: Option<Term>,
+    /// While damaged: the commit index a leader of a later term asked us to hold.
+    pub(super) repair_commit: Option<LogIndex>,
 
     // Persistence tracking.
-    next_seq: u64,
-    persisted_seq: u64,
+    pub(super) next_seq: u64,
+    pub(super) persisted_seq: u64,
     /// Writes not yet acknowledged: (seq, last log index they make durable, capped by later
     /// truncations).
-    pending_writes: VecDeque<(u64, Option<LogIndex>)>,
+    pub(super) pending_writes: VecDeque<(u64, Option<LogIndex>)>,
     /// Our log is durable, in its current form, up to here.
-    durable_index: LogIndex,
+    pub(super) durable_index: LogIndex,
     /// Messages that may leave only once the write `seq` is durable.
-    deferred: VecDeque<(u64, Message)>,
-    hard_state_dirty: bool,
-    unpersisted_from: Option<LogIndex>,
+    pub(super) deferred: VecDeque<(u64, Message)>,
+    pub(super) hard_state_dirty: bool,
+    pub(super) unpersisted_from: Option<LogIndex>,
 
     // Leader state.
-    pending_proposals: BTreeMap<LogIndex, (RequestId, Term)>,
-    round: u64,
-    round_sent_at: VecDeque<(u64, Time)>,
-    lease_until: Time,
-    own_term_committed: bool,
-    reads_waiting_commit: Vec<(RequestId, Vec<u8>, ReadMode)>,
-    pending_reads: Vec<PendingRead>,
-    broadcast_needed: bool,
-    replicate_needed: bool,
+    pub(super) pending_proposals: BTreeMap<LogIndex, (RequestId, Term)>,
+    /// Bytes of entries appended by this leadership and not yet committed.
+    pub(super) uncommitted_bytes: usize,
+    pub(super) round: u64,
+    pub(super) round_sent_at: VecDeque<(u64, Time)>,
+    pub(super) lease_until: Time,
+    /// A `TimeoutNow` left during this term: the lease may be undercut at any later time (the
+    /// message can be delayed without bound), so no lease read is served until the term ends.
+    pub(super) lease_forfeited: bool,
+    pub(super) own_term_committed: bool,
+    pub(super) reads_waiting_commit: Vec<(RequestId, ReadMode)>,
+    pub(super) pending_reads: Vec<PendingRead>,
+    pub(super) transfer: Option<Transfer>,
+    pub(super) broadcast_needed: bool,
+    pub(super) replicate_needed: bool,
 }
 
-impl<S: ReplicatedStateMachine> RaftNode<S> {
-    /// Builds a node from its configuration and whatever durable state survived (empty on first
-    /// boot). `now` is the node's clock at start.
+impl RaftNode {
+    /// Builds a node from its configuration, whatever durable state survived (empty on first
+    /// boot) and the index its state machine has already applied (from the state machine's own
+    /// snapshot: nothing at or below it is applied again). `now` is the node's clock at start.
     ///
     /// Panics if `cfg` is invalid (see [`RaftConfig::validate`]): configurations are checked by
     /// the caller at its boundary, this is a programming error.
-    pub fn new(cfg: RaftConfig, sm: S, durable: DurableState, now: Time) -> Self {
+    pub fn new(cfg: RaftConfig, durable: DurableState, applied: LogIndex, now: Time) -> Self {
         if let Err(e) = cfg.validate() {
             panic!("invalid RaftConfig: {e}");
         }
         let quorum = JointQuorum::simple(cfg.voters.iter().copied());
         let peers = quorum.voters().into_iter().filter(|&v| v != cfg.id).collect();
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ cfg.id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let damaged = durable.damaged.then(|| durable.max_term());
         let log = RaftLog::from_entries(durable.entries);
         let durable_index = log.last_index();
+        // Whatever was applied was committed; never re-apply it.
+        let applied = applied.min(log.last_index());
         // After a restart we do not remember whether we recently heard from a leader, so we act
         // as if we had: a lease granted before the crash must not be undercut by our vote.
         let stickiness_until = if cfg.check_quorum { now + cfg.election_timeout_min } else { now };
         let mut node = RaftNode {
             quorum,
             peers,
-            sm,
             rng,
             term: durable.hard_state.term,
             vote: durable.hard_state.vote,
             log,
             role: Role::Follower,
             leader: None,
-            commit: 0,
-            applied: 0,
+            commit: applied,
+            apply_sent: applied,
+            applied,
             election_deadline: now,
             heartbeat_deadline: now,
             check_quorum_deadline: now,
@@ -219,6 +259,8 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
             votes: BTreeMap::new(),
             self_vote: None,
             progress: BTreeMap::new(),
+            damaged,
+            repair_commit: None,
             next_seq: 1,
             persisted_seq: 0,
             pending_writes: VecDeque::new(),
@@ -227,12 +269,15 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
             hard_state_dirty: false,
             unpersisted_from: None,
             pending_proposals: BTreeMap::new(),
+            uncommitted_bytes: 0,
             round: 0,
             round_sent_at: VecDeque::new(),
             lease_until: Time::ZERO,
+            lease_forfeited: false,
             own_term_committed: false,
             reads_waiting_commit: Vec::new(),
             pending_reads: Vec::new(),
+            transfer: None,
             broadcast_needed: false,
             replicate_needed: false,
             cfg,
@@ -265,9 +310,13 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
     pub fn commit_index(&self) -> LogIndex {
         self.commit
     }
-    /// Highest index applied to the state machine.
+    /// Highest index the driver reported applied.
     pub fn applied_index(&self) -> LogIndex {
         self.applied
+    }
+    /// Highest index handed to the driver for applying.
+    pub fn apply_sent_index(&self) -> LogIndex {
+        self.apply_sent
     }
     /// Highest index of our log known durable.
     pub fn durable_index(&self) -> LogIndex {
@@ -277,48 +326,56 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
     pub fn log(&self) -> &RaftLog {
         &self.log
     }
-    /// The replicated state machine.
-    pub fn state_machine(&self) -> &S {
-        &self.sm
-    }
     /// The configuration.
     pub fn config(&self) -> &RaftConfig {
         &self.cfg
     }
-    /// Whether a lease read at `now` would be served without a round trip.
-    pub fn lease_valid(&self, now: Time) -> bool {
-        self.role == Role::Leader && self.lease_allowed() && self.own_term_committed && now < self.lease_until
+    /// Whether recovery found this node's disk damaged and it has not been repaired yet.
+    pub fn is_damaged(&self) -> bool {
+        self.damaged.is_some()
+    }
+    /// The transfer target, while a leadership transfer is pending.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.transfer.map(|t| t.to)
+    }
+    /// Bytes of proposals this leader holds uncommitted.
+    pub fn uncommitted_bytes(&self) -> usize {
+        self.uncommitted_bytes
     }
 
-    fn bugs(&self) -> InjectedBugs {
+    /// The earliest instant at which this node needs a [`RaftInput::Tick`]: a driver may sleep
+    /// until then (or until any other input arrives).
+    pub fn next_deadline(&self) -> Option<Time> {
+        match self.role {
+            Role::Leader => {
+                let mut at = self.heartbeat_deadline;
+                if self.cfg.check_quorum {
+                    at = at.min(self.check_quorum_deadline);
+                }
+                if let Some(t) = self.transfer {
+                    at = at.min(t.deadline);
+                }
+                Some(at)
+            }
+            Role::Follower | Role::PreCandidate | Role::Candidate => Some(self.election_deadline),
+        }
+    }
+
+    pub(super) fn bugs(&self) -> InjectedBugs {
         self.cfg.bugs
     }
 
-    fn lease_allowed(&self) -> bool {
-        self.cfg.lease_reads && self.cfg.check_quorum
-    }
-
-    /// How long a quorum acknowledgement keeps the lease, on our clock: the followers' election
-    /// timeout, shrunk by the worst relative clock-rate error in both directions.
-    fn lease_duration(&self) -> Duration {
-        let d = self.cfg.max_clock_drift;
-        self.cfg.election_timeout_min.mul_f64((1.0 - d) / (1.0 + d))
-    }
-
-    fn reset_election_deadline(&mut self, now: Time) {
-        let min = self.cfg.election_timeout_min.as_nanos() as u64;
-        let max = self.cfg.election_timeout_max.as_nanos() as u64;
-        let jitter = self.rng.random_range(0..max - min);
-        self.election_deadline = Time(now.0 + min + jitter);
-    }
-
-    fn send(&mut self, to: NodeId, body: MessageBody, out: &mut Vec<RaftOutput>) {
+    pub(super) fn send(&mut self, to: NodeId, body: MessageBody, out: &mut Vec<RaftOutput>) {
         let msg = Message { group: self.cfg.group, from: self.cfg.id, to, term: self.term, body };
         out.push(RaftOutput::Send(msg));
     }
 
+    pub(super) fn respond_err(id: RequestId, err: ClientError, out: &mut Vec<RaftOutput>) {
+        out.push(RaftOutput::Respond(ClientResponse { id, result: Err(err) }));
+    }
+
     /// Queues a message that must not leave before everything written so far is durable.
-    fn send_after_persist(&mut self, to: NodeId, body: MessageBody, out: &mut Vec<RaftOutput>) {
+    pub(super) fn send_after_persist(&mut self, to: NodeId, body: MessageBody, out: &mut Vec<RaftOutput>) {
         if InjectedBugs::on(self.bugs().ack_before_persist) {
             return self.send(to, body, out);
         }
@@ -328,146 +385,9 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
         self.deferred.push_back((requires, msg));
     }
 
-    fn set_term(&mut self, term: Term) {
-        debug_assert!(term >= self.term, "terms never go backwards");
-        if term != self.term {
-            self.term = term;
-            self.vote = None;
-            self.hard_state_dirty = true;
-        }
-    }
-
-    fn become_follower(&mut self, now: Time, term: Term, leader: Option<NodeId>, out: &mut Vec<RaftOutput>) {
-        let was_leader = self.role == Role::Leader;
-        self.set_term(term);
-        self.role = Role::Follower;
-        self.leader = leader;
-        self.votes.clear();
-        self.self_vote = None;
-        if was_leader {
-            self.step_down_cleanup(out);
-        }
-        self.reset_election_deadline(now);
-    }
-
-    /// Answers everything a leader was holding for clients when it loses leadership.
-    fn step_down_cleanup(&mut self, out: &mut Vec<RaftOutput>) {
-        self.progress.clear();
-        self.round_sent_at.clear();
-        self.lease_until = Time::ZERO;
-        self.own_term_committed = false;
-        for (_, (id, _)) in std::mem::take(&mut self.pending_proposals) {
-            out.push(RaftOutput::Respond(ClientResponse { id, result: Err(ClientError::Indeterminate) }));
-        }
-        let leader = self.leader;
-        let reads = std::mem::take(&mut self.pending_reads).into_iter().map(|r| r.id);
-        let waiting = std::mem::take(&mut self.reads_waiting_commit).into_iter().map(|r| r.0);
-        for id in reads.chain(waiting) {
-            out.push(RaftOutput::Respond(ClientResponse { id, result: Err(ClientError::NotLeader { leader }) }));
-        }
-    }
-
-    fn campaign(&mut self, now: Time, pre: bool, out: &mut Vec<RaftOutput>) {
-        self.leader = None;
-        self.votes.clear();
-        self.reset_election_deadline(now);
-        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
-        if pre {
-            self.role = Role::PreCandidate;
-            self.self_vote = None;
-            self.votes.insert(self.cfg.id, true);
-            let term = self.term + 1;
-            for to in self.peers.clone() {
-                let msg = Message {
-                    group: self.cfg.group,
-                    from: self.cfg.id,
-                    to,
-                    term,
-                    body: MessageBody::PreVote { last_index, last_term },
-                };
-                out.push(RaftOutput::Send(msg));
-            }
-            self.check_pre_vote_tally(now, out);
-        } else {
-            self.role = Role::Candidate;
-            let term = self.term + 1;
-            self.set_term(term);
-            self.vote = Some(self.cfg.id);
-            self.hard_state_dirty = true;
-            // Our own vote counts once the write that records it is durable.
-            self.self_vote = Some((self.term, self.next_seq));
-            for to in self.peers.clone() {
-                self.send(to, MessageBody::Vote { last_index, last_term }, out);
-            }
-        }
-    }
-
-    fn check_pre_vote_tally(&mut self, now: Time, out: &mut Vec<RaftOutput>) {
-        match self.quorum.vote_result(|v| self.votes.get(&v).copied()) {
-            VoteResult::Won => self.campaign(now, false, out),
-            VoteResult::Lost => {
-                self.role = Role::Follower;
-                self.votes.clear();
-            }
-            VoteResult::Pending => {}
-        }
-    }
-
-    fn check_vote_tally(&mut self, now: Time, out: &mut Vec<RaftOutput>) {
-        match self.quorum.vote_result(|v| self.votes.get(&v).copied()) {
-            // Peers alone may form a quorum, but we must not lead before our own (term, vote)
-            // is durable: a crash would bring us back in an older term, free to campaign for
-            // (and win) this term again with a different log. `handle_persisted` re-tallies.
-            VoteResult::Won if self.votes.get(&self.cfg.id) == Some(&true) => self.become_leader(now),
-            VoteResult::Won => {}
-            VoteResult::Lost => self.become_follower(now, self.term, None, out),
-            VoteResult::Pending => {}
-        }
-    }
-
-    fn become_leader(&mut self, now: Time) {
-        debug_assert!(
-            self.vote == Some(self.cfg.id) || InjectedBugs::on(self.bugs().vote_twice),
-            "a leader voted for itself in its term"
-        );
-        self.role = Role::Leader;
-        self.leader = Some(self.cfg.id);
-        self.votes.clear();
-        self.self_vote = None;
-        let next = self.log.last_index() + 1;
-        self.progress = self
-            .peers
-            .iter()
-            .map(|&p| {
-                (p, Progress {
-                    match_index: 0,
-                    next_index: next,
-                    replicating: false,
-                    inflight: VecDeque::new(),
-                    last_progress: now,
-                    acked_round: 0,
-                    recent_active: true,
-                })
-            })
-            .collect();
-        self.own_term_committed = false;
-        self.lease_until = Time::ZERO;
-        self.check_quorum_deadline = now + self.cfg.election_timeout_min;
-        self.append_entry(EntryPayload::Noop);
-        self.broadcast_needed = true;
-    }
-
-    fn append_entry(&mut self, payload: EntryPayload) -> LogIndex {
-        let index = self.log.last_index() + 1;
-        self.log.push(Entry { term: self.term, index, payload });
-        self.unpersisted_from.get_or_insert(index);
-        self.replicate_needed = true;
-        index
-    }
-
     /// Cuts our log at `index`, keeping durability bookkeeping honest: nothing at or after the
     /// cut counts as durable until rewritten.
-    fn truncate_log(&mut self, index: LogIndex) {
+    pub(super) fn truncate_log(&mut self, index: LogIndex) {
         self.log.truncate_from(index);
         let keep = index - 1;
         self.durable_index = self.durable_index.min(keep);
@@ -483,439 +403,59 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
         }
     }
 
-    fn in_lease(&self, now: Time) -> bool {
-        self.cfg.check_quorum && (self.role == Role::Leader || now < self.stickiness_until)
+    pub(super) fn append_entry(&mut self, payload: EntryPayload) -> LogIndex {
+        let index = self.log.last_index() + 1;
+        let entry = Entry { term: self.term, index, payload };
+        self.uncommitted_bytes += entry.size();
+        self.log.push(entry);
+        self.unpersisted_from.get_or_insert(index);
+        self.replicate_needed = true;
+        index
     }
 
-    fn handle_message(&mut self, now: Time, msg: Message, out: &mut Vec<RaftOutput>) {
-        if msg.group != self.cfg.group || msg.to != self.cfg.id || !self.quorum.contains(msg.from) || msg.from == self.cfg.id {
-            return; // not for us, or from a stranger: ignore, never trust
-        }
-        if msg.term == Term::MAX {
-            return; // no term can follow it: adopting it would make our next campaign overflow
-        }
-        if msg.term > self.term {
-            match &msg.body {
-                MessageBody::PreVote { .. } => {}
-                MessageBody::PreVoteResponse { granted: true } => {}
-                MessageBody::Vote { .. } if self.in_lease(now) => return,
-                MessageBody::Append { .. } => self.become_follower(now, msg.term, Some(msg.from), out),
-                _ => self.become_follower(now, msg.term, None, out),
-            }
-        } else if msg.term < self.term {
-            match &msg.body {
-                MessageBody::Append { round, .. } => {
-                    let round = *round;
-                    self.send(
-                        msg.from,
-                        MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round },
-                        out,
-                    );
-                }
-                MessageBody::PreVote { .. } => {
-                    self.send(msg.from, MessageBody::PreVoteResponse { granted: false }, out);
-                }
-                _ => {}
-            }
-            return;
-        }
-        match msg.body {
-            MessageBody::PreVote { last_index, last_term } => {
-                let granted = msg.term > self.term && !self.in_lease(now) && self.log.is_up_to_date(last_index, last_term);
-                let m = Message {
-                    group: self.cfg.group,
-                    from: self.cfg.id,
-                    to: msg.from,
-                    term: if granted { msg.term } else { self.term },
-                    body: MessageBody::PreVoteResponse { granted },
-                };
-                out.push(RaftOutput::Send(m));
-            }
-            MessageBody::PreVoteResponse { granted } => {
-                if self.role == Role::PreCandidate && msg.term == self.term + 1 {
-                    self.votes.insert(msg.from, granted);
-                    self.check_pre_vote_tally(now, out);
-                }
-            }
-            MessageBody::Vote { last_index, last_term } => {
-                let free = self.vote.is_none() || self.vote == Some(msg.from) || InjectedBugs::on(self.bugs().vote_twice);
-                let granted = free && self.role != Role::Leader && self.log.is_up_to_date(last_index, last_term);
-                if granted {
-                    if self.vote != Some(msg.from) {
-                        self.vote = Some(msg.from);
-                        self.hard_state_dirty = true;
-                    }
-                    self.reset_election_deadline(now);
-                    self.send_after_persist(msg.from, MessageBody::VoteResponse { granted: true }, out);
-                } else {
-                    self.send(msg.from, MessageBody::VoteResponse { granted: false }, out);
-                }
-            }
-            MessageBody::VoteResponse { granted } => {
-                if self.role == Role::Candidate {
-                    self.votes.insert(msg.from, granted);
-                    self.check_vote_tally(now, out);
-                }
-            }
-            MessageBody::Append { prev_index, prev_term, entries, commit, round } => {
-                self.handle_append(now, msg.from, prev_index, prev_term, entries, commit, round, out);
-            }
-            MessageBody::AppendResponse { success, match_index, reject, round } => {
-                self.handle_append_response(now, msg.from, success, match_index, reject, round, out);
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn handle_append(
-        &mut self,
-        now: Time,
-        from: NodeId,
-        prev_index: LogIndex,
-        prev_term: Term,
-        entries: Vec<Entry>,
-        commit: LogIndex,
-        round: u64,
-        out: &mut Vec<RaftOutput>,
-    ) {
-        if self.role == Role::Leader {
-            // Two leaders in one term cannot happen with correct voters; refuse rather than corrupt.
-            return;
-        }
-        if self.role != Role::Follower {
-            self.become_follower(now, self.term, Some(from), out);
-        }
-        self.leader = Some(from);
-        self.stickiness_until = now + self.cfg.election_timeout_min;
-        self.reset_election_deadline(now);
-
-        // Validate the shape before trusting anything.
-        // (checked: `prev_index` comes off the wire and may be anything, u64::MAX included)
-        let contiguous = entries
-            .iter()
-            .enumerate()
-            .all(|(i, e)| prev_index.checked_add(1 + i as u64) == Some(e.index) && e.term <= self.term);
-        if !contiguous {
-            return;
-        }
-        if self.log.term_at(prev_index) != Some(prev_term) {
-            let hint = if prev_index > self.log.last_index() {
-                RejectHint { conflict_term: None, conflict_index: self.log.last_index() + 1 }
-            } else {
-                RejectHint {
-                    conflict_term: self.log.term_at(prev_index),
-                    conflict_index: self.log.first_index_of_term_run(prev_index),
-                }
-            };
-            self.send(
-                from,
-                MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round },
-                out,
-            );
-            return;
-        }
-        let match_index = prev_index + entries.len() as u64;
-        let mut to_append = entries.len();
-        for (i, e) in entries.iter().enumerate() {
-            match self.log.term_at(e.index) {
-                Some(t) if t == e.term => continue,
-                Some(_) => {
-                    if e.index <= self.commit {
-                        // A leader asking us to overwrite a committed entry is broken; refuse.
-                        return;
-                    }
-                    self.truncate_log(e.index);
-                    to_append = i;
-                    break;
-                }
-                None => {
-                    to_append = i;
-                    break;
-                }
-            }
-        }
-        if to_append < entries.len() {
-            for e in entries.into_iter().skip(to_append) {
-                let index = e.index;
-                self.log.push(e);
-                self.unpersisted_from.get_or_insert(index);
-            }
-        }
-        let new_commit = commit.min(match_index);
-        if new_commit > self.commit {
-            self.commit = new_commit;
-        }
-        self.send_after_persist(
-            from,
-            MessageBody::AppendResponse { success: true, match_index, reject: None, round },
-            out,
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn handle_append_response(
-        &mut self,
-        now: Time,
-        from: NodeId,
-        success: bool,
-        match_index: LogIndex,
-        reject: Option<(LogIndex, RejectHint)>,
-        round: u64,
-        out: &mut Vec<RaftOutput>,
-    ) {
+    fn handle_propose(&mut self, id: RequestId, command: Bytes, out: &mut Vec<RaftOutput>) {
         if self.role != Role::Leader {
-            return;
+            return Self::respond_err(id, ClientError::NotLeader { leader: self.leader }, out);
         }
-        let last_index = self.log.last_index();
-        let Some(pr) = self.progress.get_mut(&from) else { return };
-        pr.recent_active = true;
-        pr.acked_round = pr.acked_round.max(round.min(self.round));
-        if success {
-            if match_index > last_index {
-                return; // claims entries we never sent: ignore
-            }
-            if match_index > pr.match_index {
-                pr.match_index = match_index;
-                pr.last_progress = now;
-            }
-            pr.next_index = pr.next_index.max(pr.match_index + 1);
-            while pr.inflight.front().is_some_and(|&l| l <= pr.match_index) {
-                pr.inflight.pop_front();
-            }
-            if !pr.replicating {
-                pr.replicating = true;
-                pr.inflight.clear();
-                pr.next_index = pr.match_index + 1;
-            }
-            self.replicate_needed = true;
-        } else if let Some((rejected_prev, hint)) = reject {
-            // We never send a prev_index beyond our log: such a rejection is garbage, and
-            // following its hint would move next_index where no append can be built.
-            // A rejection at or below the match index is stale too (the follower durably
-            // acknowledged that far). Treating it as fresh would leave `next_index` where it is
-            // and re-probe at once: a livelock that duplicated packets turn into a storm. So
-            // every accepted rejection strictly moves `next_index` back.
-            let stale = rejected_prev > last_index
-                || rejected_prev <= pr.match_index
-                || (!pr.replicating && rejected_prev + 1 != pr.next_index);
-            if stale {
-                return;
-            }
-            let candidate = match hint.conflict_term {
-                Some(t) => match self.log.last_index_of_term(t) {
-                    Some(i) => i + 1,
-                    None => hint.conflict_index,
-                },
-                None => hint.conflict_index,
-            };
-            let pr = self.progress.get_mut(&from).expect("checked above");
-            pr.replicating = false;
-            pr.inflight.clear();
-            pr.next_index = candidate.clamp(pr.match_index + 1, rejected_prev.max(pr.match_index + 1));
-            self.send_append(now, from, true, out);
+        if let Some(t) = self.transfer {
+            return Self::respond_err(id, ClientError::Transferring { to: t.to }, out);
         }
-        self.advance_reads();
-    }
-
-    /// Sends what `to` needs: in probe mode one append at `next_index` (empty if caught up), in
-    /// replicating mode batches while the window allows.
-    fn send_append(&mut self, now: Time, to: NodeId, probe_now: bool, out: &mut Vec<RaftOutput>) {
-        let last = self.log.last_index();
-        let (max_inflight, max_batch, round, commit) =
-            (self.cfg.max_inflight, self.cfg.max_batch_entries, self.round, self.commit);
-        let Some(pr) = self.progress.get_mut(&to) else { return };
-        let mut msgs = Vec::new();
-        if pr.replicating {
-            while pr.inflight.len() < max_inflight && pr.next_index <= last {
-                let prev_index = pr.next_index - 1;
-                let entries = self.log.slice(pr.next_index, last, max_batch);
-                let batch_last = entries.last().map_or(prev_index, |e| e.index);
-                if pr.inflight.is_empty() {
-                    pr.last_progress = now;
-                }
-                pr.inflight.push_back(batch_last);
-                pr.next_index = batch_last + 1;
-                msgs.push((prev_index, entries));
-            }
-        } else if probe_now {
-            let prev_index = pr.next_index - 1;
-            let entries = self.log.slice(pr.next_index, last, max_batch);
-            msgs.push((prev_index, entries));
-        }
-        for (prev_index, entries) in msgs {
-            let Some(prev_term) = self.log.term_at(prev_index) else { continue };
-            self.send(to, MessageBody::Append { prev_index, prev_term, entries, commit, round }, out);
-        }
-    }
-
-    fn send_heartbeat(&mut self, to: NodeId, out: &mut Vec<RaftOutput>) {
-        let Some(pr) = self.progress.get(&to) else { return };
-        let prev_index = pr.match_index;
-        let Some(prev_term) = self.log.term_at(prev_index) else { return };
-        let body = MessageBody::Append { prev_index, prev_term, entries: Vec::new(), commit: self.commit, round: self.round };
-        self.send(to, body, out);
-    }
-
-    /// Starts a new heartbeat round: every follower hears from us once, carrying the round, and
-    /// stalled or probing followers are retried (the network does not retransmit for us).
-    fn broadcast_round(&mut self, now: Time, out: &mut Vec<RaftOutput>) {
-        self.round += 1;
-        self.round_sent_at.push_back((self.round, now));
-        self.heartbeat_deadline = now + self.cfg.heartbeat_interval;
-        let stall = self.cfg.heartbeat_interval * 2;
-        for to in self.peers.clone() {
-            let pr = self.progress.get_mut(&to).expect("leader has progress for every peer");
-            if pr.replicating && !pr.inflight.is_empty() && now.saturating_since(pr.last_progress) >= stall {
-                // A batch was lost: fall back to probing from what we know they hold.
-                pr.replicating = false;
-                pr.inflight.clear();
-                pr.next_index = pr.match_index + 1;
-            }
-            if !pr.replicating {
-                self.send_append(now, to, true, out);
-            } else {
-                let sent_data = pr.inflight.len() < self.cfg.max_inflight && pr.next_index <= self.log.last_index();
-                if sent_data {
-                    self.send_append(now, to, false, out);
-                } else {
-                    self.send_heartbeat(to, out);
-                }
-            }
-        }
-        if self.peers.is_empty() {
-            self.advance_reads();
-        }
-    }
-
-    fn handle_propose(&mut self, id: RequestId, command: Vec<u8>, out: &mut Vec<RaftOutput>) {
-        if self.role != Role::Leader {
-            let leader = self.leader;
-            out.push(RaftOutput::Respond(ClientResponse { id, result: Err(ClientError::NotLeader { leader }) }));
-            return;
+        // One proposal is always accepted into an empty pipeline, so a single huge command can
+        // still make progress; beyond that the bound holds.
+        if self.uncommitted_bytes > 0 && self.uncommitted_bytes + command.len() + 24 > self.cfg.max_uncommitted_bytes {
+            return Self::respond_err(id, ClientError::Overloaded, out);
         }
         let index = self.append_entry(EntryPayload::Command(command));
         self.pending_proposals.insert(index, (id, self.term));
     }
 
-    fn handle_read(&mut self, now: Time, id: RequestId, query: Vec<u8>, mode: ReadMode, out: &mut Vec<RaftOutput>) {
-        if self.role != Role::Leader {
-            let leader = self.leader;
-            out.push(RaftOutput::Respond(ClientResponse { id, result: Err(ClientError::NotLeader { leader }) }));
-            return;
-        }
-        if !self.own_term_committed {
-            // Our commit index may lag the true one until an entry of our term commits (§8).
-            self.reads_waiting_commit.push((id, query, mode));
-            return;
-        }
-        self.register_read(now, id, query, mode);
-    }
-
-    fn register_read(&mut self, now: Time, id: RequestId, query: Vec<u8>, mode: ReadMode) {
-        let lease = mode == ReadMode::Lease && self.lease_valid(now);
-        self.enqueue_read(id, query, lease);
-    }
-
-    /// Queues a read at the current commit index. Unless `confirmed` (a valid lease), it waits for a
-    /// heartbeat round sent after it arrived to be acknowledged by a quorum.
-    fn enqueue_read(&mut self, id: RequestId, query: Vec<u8>, confirmed: bool) {
-        let confirmed = confirmed || InjectedBugs::on(self.bugs().read_without_quorum) || self.peers.is_empty();
-        let round = if confirmed {
-            0
-        } else {
-            self.broadcast_needed = true;
-            self.round + 1
-        };
-        self.pending_reads.push(PendingRead { id, query, index: self.commit, round });
-    }
-
-    /// Confirms reads whose heartbeat round a quorum acknowledged and extends the lease.
-    fn advance_reads(&mut self) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let me = self.cfg.id;
-        let confirmed = self.quorum.committed_index(|v| {
-            if v == me { Some(self.round) } else { self.progress.get(&v).map(|p| p.acked_round) }
-        });
-        // The lease runs from the *send* time of the newest round a quorum acknowledged: every
-        // member of that quorum heard from us after that instant and will refuse votes for an
-        // election timeout (on its own clock) afterwards.
-        let mut newest_sent = None;
-        while let Some(&(r, sent)) = self.round_sent_at.front() {
-            if r > confirmed {
-                break;
-            }
-            newest_sent = Some(sent);
-            self.round_sent_at.pop_front();
-        }
-        if let Some(sent) = newest_sent {
-            self.lease_until = self.lease_until.max(sent + self.lease_duration());
-        }
-        for read in self.pending_reads.iter_mut() {
-            if read.round != 0 && read.round <= confirmed {
-                read.round = 0;
-            }
+    fn handle_applied(&mut self, index: LogIndex) {
+        // A driver can only report what it was given; anything else is a confused driver.
+        if index > self.applied && index <= self.apply_sent {
+            self.applied = index;
         }
     }
 
-    fn maybe_commit(&mut self) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let me = self.cfg.id;
-        let durable = self.durable_index;
-        let mut candidate = self.quorum.committed_index(|v| {
-            if v == me { Some(durable) } else { self.progress.get(&v).map(|p| p.match_index) }
-        });
-        if InjectedBugs::on(self.bugs().commit_without_quorum) {
-            candidate = durable;
-        }
-        // Raft §5.4.2: only entries of our own term are committed by counting replicas.
-        if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {
-            self.commit = candidate;
-            if !self.own_term_committed {
-                self.own_term_committed = true;
-                // No lease can be valid yet at this point, so these reads all take a round.
-                for (id, query, _mode) in std::mem::take(&mut self.reads_waiting_commit) {
-                    self.enqueue_read(id, query, false);
-                }
-            }
-        }
-    }
-
-    fn apply_committed(&mut self, out: &mut Vec<RaftOutput>) {
-        while self.applied < self.commit {
-            let index = self.applied + 1;
+    /// Hands committed entries to the driver, answering proposals of older terms as
+    /// indeterminate (their entry was replaced, or committed by another leader).
+    fn emit_applies(&mut self, out: &mut Vec<RaftOutput>) {
+        while self.apply_sent < self.commit {
+            let index = self.apply_sent + 1;
             let Some(entry) = self.log.get(index) else {
                 debug_assert!(false, "committed entry {index} missing from the log");
                 return;
             };
-            let (term, result) = match &entry.payload {
-                EntryPayload::Noop => (entry.term, Vec::new()),
-                EntryPayload::Command(cmd) => {
-                    let term = entry.term;
-                    let cmd = cmd.clone();
-                    (term, self.sm.apply(index, &cmd))
+            let entry = entry.clone();
+            let request = match self.pending_proposals.remove(&index) {
+                Some((id, term)) if term == entry.term => Some(id),
+                Some((id, _)) => {
+                    Self::respond_err(id, ClientError::Indeterminate, out);
+                    None
                 }
+                None => None,
             };
-            self.applied = index;
-            out.push(RaftOutput::Applied { index, term });
-            if let Some((id, proposed_term)) = self.pending_proposals.remove(&index) {
-                let result = if proposed_term == term { Ok(result) } else { Err(ClientError::Indeterminate) };
-                out.push(RaftOutput::Respond(ClientResponse { id, result }));
-            }
-        }
-    }
-
-    fn serve_reads(&mut self, out: &mut Vec<RaftOutput>) {
-        let applied = self.applied;
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.pending_reads).into_iter().partition(|r| r.round == 0 && r.index <= applied);
-        self.pending_reads = waiting;
-        for r in ready {
-            let answer = self.sm.query(&r.query);
-            out.push(RaftOutput::Respond(ClientResponse { id: r.id, result: Ok(answer) }));
+            self.apply_sent = index;
+            out.push(RaftOutput::Apply { entry, request });
         }
     }
 
@@ -934,6 +474,7 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
             self.pending_writes.pop_front();
         }
         debug_assert!(self.durable_index <= self.log.last_index());
+        self.check_repaired();
         if let Some((term, vote_seq)) = self.self_vote
             && self.role == Role::Candidate
             && term == self.term
@@ -945,32 +486,15 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
         }
     }
 
-    fn handle_tick(&mut self, now: Time, out: &mut Vec<RaftOutput>) {
-        match self.role {
-            Role::Leader => {
-                if self.cfg.check_quorum && now >= self.check_quorum_deadline {
-                    let me = self.cfg.id;
-                    let active = self
-                        .quorum
-                        .is_active(|v| v == me || self.progress.get(&v).is_some_and(|p| p.recent_active));
-                    for p in self.progress.values_mut() {
-                        p.recent_active = false;
-                    }
-                    self.check_quorum_deadline = now + self.cfg.election_timeout_min;
-                    if !active {
-                        self.become_follower(now, self.term, None, out);
-                        return;
-                    }
-                }
-                if now >= self.heartbeat_deadline {
-                    self.broadcast_needed = true;
-                }
-            }
-            Role::Follower | Role::PreCandidate | Role::Candidate => {
-                if now >= self.election_deadline {
-                    self.campaign(now, self.cfg.pre_vote, out);
-                }
-            }
+    /// A damaged node is whole again once it durably holds everything a leader of a later term
+    /// had committed: every vote it may have lost was cast in a term at or below the damaged
+    /// term, and every entry it may have lost is committed, so it is below that commit index.
+    pub(super) fn check_repaired(&mut self) {
+        if let (Some(_), Some(c)) = (self.damaged, self.repair_commit)
+            && self.durable_index >= c
+        {
+            self.damaged = None;
+            self.repair_commit = None;
         }
     }
 
@@ -1002,14 +526,14 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
             self.pending_writes.push_back((seq, last));
             self.hard_state_dirty = false;
             self.unpersisted_from = None;
-            out.push(RaftOutput::Persist { seq, record: PersistRecord { hard_state, entries } });
+            out.push(RaftOutput::Persist { seq, record: PersistRecord { group: self.cfg.group, hard_state, entries } });
         }
         while self.deferred.front().is_some_and(|(s, _)| *s <= self.persisted_seq) {
             let (_, msg) = self.deferred.pop_front().expect("checked");
             out.push(RaftOutput::Send(msg));
         }
         self.maybe_commit();
-        self.apply_committed(out);
+        self.emit_applies(out);
         self.advance_reads();
         self.serve_reads(out);
         // Reads that became pending during this flush (after our first commit) need their round.
@@ -1020,7 +544,7 @@ impl<S: ReplicatedStateMachine> RaftNode<S> {
     }
 }
 
-impl<S: ReplicatedStateMachine> StateMachine for RaftNode<S> {
+impl StateMachine for RaftNode {
     type Input = RaftInput;
     type Output = RaftOutput;
 
@@ -1030,7 +554,9 @@ impl<S: ReplicatedStateMachine> StateMachine for RaftNode<S> {
             RaftInput::Message(msg) => self.handle_message(now, msg, out),
             RaftInput::Persisted { seq } => self.handle_persisted(now, seq, out),
             RaftInput::Propose { id, command } => self.handle_propose(id, command, out),
-            RaftInput::Read { id, query, mode } => self.handle_read(now, id, query, mode, out),
+            RaftInput::Read { id, mode } => self.handle_read(now, id, mode, out),
+            RaftInput::Applied { index } => self.handle_applied(index),
+            RaftInput::TransferLeadership { to } => self.start_transfer(now, to, out),
         }
         self.flush(now, out);
     }

@@ -4,14 +4,19 @@
 //! acknowledges it once synced. Recovery replays the records in order. Keeping replay here (pure,
 //! in core) means the simulator's disk and the runtime's file WAL recover identically.
 
-use super::message::{Entry, HardState, LogIndex};
+use super::message::{Entry, GroupId, HardState, LogIndex, Term};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// One durable write: an optional new hard state, and entries that replace the log from
 /// `entries[0].index` onwards (truncating anything at or after it).
+///
+/// Records carry their group because every group of a node shares one durable stream: recovery
+/// splits the stream by owner and, when it finds corruption, knows which groups it hit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersistRecord {
+    /// The group that wrote it.
+    pub group: GroupId,
     /// New term/vote, if changed.
     pub hard_state: Option<HardState>,
     /// Contiguous entries; the log is cut at the first one's index before they are appended.
@@ -25,6 +30,17 @@ pub struct DurableState {
     pub hard_state: HardState,
     /// The durable log, contiguous from index 1.
     pub entries: Vec<Entry>,
+    /// Recovery found acknowledged records destroyed (corruption followed by valid records):
+    /// this node may have lost votes and entries it promised, so it must not vote or campaign
+    /// until a leader of a later term has repaired it (see `RaftNode`).
+    pub damaged: bool,
+}
+
+impl DurableState {
+    /// The highest term anywhere in this state: after damage, no vote is cast at or below it.
+    pub fn max_term(&self) -> Term {
+        self.entries.iter().map(|e| e.term).max().unwrap_or(0).max(self.hard_state.term)
+    }
 }
 
 /// Durable records that do not fit together: the disk contents are corrupt in a way checksums did
@@ -72,7 +88,7 @@ impl DurableState {
         }
         if let Some(first) = record.entries.first() {
             for (i, e) in record.entries.iter().enumerate() {
-                if e.index != first.index + i as u64 {
+                if first.index.checked_add(i as u64) != Some(e.index) {
                     return Err(RecoveryError::NotContiguous { record: record_no, index: e.index });
                 }
             }
@@ -94,6 +110,52 @@ impl DurableState {
         }
         Ok(state)
     }
+
+    /// Recovers one group's state from a node's durable stream. Records that do not fit together
+    /// despite valid checksums (a misdirected write, a buggy driver) and corruption before valid
+    /// records both yield a damaged state: never a silently shortened log that still votes.
+    pub fn recover(replay: &WalReplay, group: GroupId) -> DurableState {
+        let mine = replay.records.iter().filter(|r| r.group == group);
+        if !matches!(replay.tail, WalTail::Corrupt { .. })
+            && let Ok(state) = DurableState::replay(mine.clone())
+        {
+            return state;
+        }
+        DurableState::replay_damaged(mine)
+    }
+
+    /// Rebuilds the state after recovery found corruption: records are applied in write order
+    /// where they fit (a destroyed record may leave a gap; a record that does not fit onto the log
+    /// is skipped, a later one that does — a repair written after the damage — is applied), the
+    /// highest hard state survives, and the state is marked damaged. Nothing here is trusted as
+    /// complete; the node repairs itself from a leader before it votes again.
+    pub fn replay_damaged<'a>(records: impl IntoIterator<Item = &'a PersistRecord>) -> Self {
+        let mut state = DurableState { damaged: true, ..DurableState::default() };
+        let mut seen_term = 0;
+        for r in records {
+            seen_term = r.entries.iter().map(|e| e.term).chain(r.hard_state.map(|h| h.term)).fold(seen_term, u64::max);
+            if let Some(hs) = r.hard_state
+                && hs.term >= state.hard_state.term
+            {
+                state.hard_state = hs;
+            }
+            if r.entries.is_empty() {
+                continue;
+            }
+            let first = r.entries[0].index;
+            let contiguous = r.entries.iter().enumerate().all(|(k, e)| first.checked_add(k as u64) == Some(e.index));
+            if contiguous && first >= 1 && first <= state.entries.len() as u64 + 1 {
+                state.entries.truncate((first - 1) as usize);
+                state.entries.extend_from_slice(&r.entries);
+            }
+        }
+        // Entries of terms above the hard state still prove the term was reached, placed or not.
+        let max = state.max_term().max(seen_term);
+        if max > state.hard_state.term {
+            state.hard_state = HardState { term: max, vote: None };
+        }
+        state
+    }
 }
 
 #[cfg(test)]
@@ -108,9 +170,9 @@ mod tests {
     #[test]
     fn replay_truncates_and_appends() {
         let records = [
-            PersistRecord { hard_state: Some(HardState { term: 1, vote: Some(1) }), entries: vec![e(1, 1), e(1, 2), e(1, 3)] },
-            PersistRecord { hard_state: Some(HardState { term: 2, vote: None }), entries: vec![e(2, 2)] },
-            PersistRecord { hard_state: None, entries: vec![e(2, 3)] },
+            PersistRecord { group: 1, hard_state: Some(HardState { term: 1, vote: Some(1) }), entries: vec![e(1, 1), e(1, 2), e(1, 3)] },
+            PersistRecord { group: 1, hard_state: Some(HardState { term: 2, vote: None }), entries: vec![e(2, 2)] },
+            PersistRecord { group: 1, hard_state: None, entries: vec![e(2, 3)] },
         ];
         let s = DurableState::replay(&records).unwrap();
         assert_eq!(s.hard_state, HardState { term: 2, vote: None });
@@ -118,12 +180,31 @@ mod tests {
     }
 
     #[test]
+    fn hostile_indexes_are_errors_not_overflows() {
+        let wrap = [PersistRecord { group: 1, hard_state: None, entries: vec![e(1, u64::MAX), e(1, 0)] }];
+        assert!(matches!(DurableState::replay(&wrap), Err(RecoveryError::NotContiguous { .. })));
+    }
+
+    #[test]
+    fn damaged_replay_keeps_the_highest_term_and_stops_the_log_at_a_gap() {
+        let records = [
+            PersistRecord { group: 1, hard_state: Some(HardState { term: 2, vote: Some(1) }), entries: vec![e(1, 1), e(2, 2)] },
+            // The record holding index 3 was destroyed; index 4 survives but cannot be placed.
+            PersistRecord { group: 1, hard_state: None, entries: vec![e(3, 4)] },
+        ];
+        let s = DurableState::replay_damaged(&records);
+        assert!(s.damaged);
+        assert_eq!(s.entries, vec![e(1, 1), e(2, 2)]);
+        assert_eq!(s.hard_state.term, 3, "a surviving entry of term 3 proves term 3 was reached");
+    }
+
+    #[test]
     fn replay_rejects_gaps_and_term_regression() {
-        let gap = [PersistRecord { hard_state: None, entries: vec![e(1, 2)] }];
+        let gap = [PersistRecord { group: 1, hard_state: None, entries: vec![e(1, 2)] }];
         assert_eq!(DurableState::replay(&gap), Err(RecoveryError::Gap { record: 0, start: 2, last: 0 }));
         let regress = [
-            PersistRecord { hard_state: Some(HardState { term: 3, vote: None }), entries: vec![] },
-            PersistRecord { hard_state: Some(HardState { term: 2, vote: None }), entries: vec![] },
+            PersistRecord { group: 1, hard_state: Some(HardState { term: 3, vote: None }), entries: vec![] },
+            PersistRecord { group: 1, hard_state: Some(HardState { term: 2, vote: None }), entries: vec![] },
         ];
         assert!(matches!(DurableState::replay(&regress), Err(RecoveryError::TermRegressed { .. })));
     }
@@ -143,36 +224,90 @@ pub fn encode_wal_frame(record: &PersistRecord) -> Vec<u8> {
     out
 }
 
+/// How a write-ahead log ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WalTail {
+    /// Every byte belonged to a valid record.
+    #[default]
+    Clean,
+    /// The last record is incomplete or fails its checksum and nothing valid follows: a write torn
+    /// by a crash, never acknowledged. Safe to truncate.
+    Torn {
+        /// Bytes cut.
+        bytes: usize,
+    },
+    /// A bad record is followed by valid ones: acknowledged data was destroyed. The valid records
+    /// after the damage are still returned; the node must be repaired, not silently truncated.
+    Corrupt {
+        /// Offset of the first bad byte range.
+        at: usize,
+        /// How many valid records were found after it.
+        valid_after: usize,
+    },
+}
+
 /// What reading a write-ahead log found.
 #[derive(Debug, Default)]
 pub struct WalReplay {
-    /// Records that passed their checksum, in order.
+    /// Records that passed their checksum, in order (after a corruption: those before it, then
+    /// those found after it).
     pub records: Vec<PersistRecord>,
-    /// Length of the valid prefix; the driver truncates the file here before appending again.
+    /// Length of the valid prefix; the driver truncates the file here before appending again
+    /// (only after a torn tail: after corruption the driver rewrites what it recovered).
     pub valid_len: usize,
     /// Bytes after the valid prefix (a torn or corrupt tail), if any.
     pub discarded_tail: usize,
+    /// Whether the log ended cleanly, torn, or corrupt.
+    pub tail: WalTail,
+}
+
+/// Decodes one frame at `pos`, if a complete, checksum-valid record starts there.
+fn frame_at(bytes: &[u8], pos: usize) -> Option<(PersistRecord, usize)> {
+    let header = bytes.get(pos..pos.checked_add(WAL_FRAME_HEADER)?)?;
+    let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
+    let body_start = pos + WAL_FRAME_HEADER;
+    let body = bytes.get(body_start..body_start.checked_add(len)?)?;
+    if len == 0 || blake3::hash(body).as_bytes()[..16] != header[4..] {
+        return None;
+    }
+    let record = crate::wire::decode::<PersistRecord>(body).ok()?;
+    Some((record, body_start + len))
 }
 
 /// Reads framed records until the end or the first frame that is incomplete or fails its
-/// checksum (a write torn by a crash). Never panics, whatever the bytes.
+/// checksum, then tells a torn tail (nothing valid after it) from corruption (valid frames
+/// after it, found by scanning forward byte by byte: a 128-bit checksum does not match by
+/// chance). Never panics, whatever the bytes.
 pub fn decode_wal(bytes: &[u8]) -> WalReplay {
     let mut replay = WalReplay::default();
     let mut pos = 0usize;
-    while bytes.len() - pos >= WAL_FRAME_HEADER {
-        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-        let body_start = pos + WAL_FRAME_HEADER;
-        let Some(body_end) = body_start.checked_add(len).filter(|&e| e <= bytes.len()) else { break };
-        let body = &bytes[body_start..body_end];
-        if blake3::hash(body).as_bytes()[..16] != bytes[pos + 4..body_start] {
-            break;
-        }
-        let Ok(record) = crate::wire::decode::<PersistRecord>(body) else { break };
+    while let Some((record, next)) = frame_at(bytes, pos) {
         replay.records.push(record);
-        pos = body_end;
+        pos = next;
     }
     replay.valid_len = pos;
     replay.discarded_tail = bytes.len() - pos;
+    if pos == bytes.len() {
+        return replay;
+    }
+    let bad = pos;
+    let mut scan = bad + 1;
+    let mut valid_after = 0;
+    while scan + WAL_FRAME_HEADER <= bytes.len() {
+        match frame_at(bytes, scan) {
+            Some((record, next)) => {
+                replay.records.push(record);
+                valid_after += 1;
+                scan = next;
+            }
+            None => scan += 1,
+        }
+    }
+    replay.tail = if valid_after == 0 {
+        WalTail::Torn { bytes: bytes.len() - bad }
+    } else {
+        WalTail::Corrupt { at: bad, valid_after }
+    };
     replay
 }
 
@@ -185,8 +320,9 @@ mod wal_tests {
     fn sample() -> Vec<PersistRecord> {
         (1..=5)
             .map(|i| PersistRecord {
+                group: 1,
                 hard_state: Some(HardState { term: i, vote: Some(i % 3) }),
-                entries: vec![Entry { term: i, index: i, payload: EntryPayload::Command(vec![i as u8; i as usize]) }],
+                entries: vec![Entry { term: i, index: i, payload: EntryPayload::Command(vec![i as u8; i as usize].into()) }],
             })
             .collect()
     }
@@ -202,19 +338,35 @@ mod wal_tests {
 
     proptest! {
         #[test]
-        fn torn_or_flipped_tail_is_cut_at_a_frame_boundary(cut in 0usize..400, flip in proptest::option::of((0usize..400, 0u8..8))) {
+        fn torn_tail_is_cut_at_a_frame_boundary(cut in 0usize..400) {
             let frames: Vec<Vec<u8>> = sample().iter().map(encode_wal_frame).collect();
             let mut bytes: Vec<u8> = frames.concat();
             let cut = cut.min(bytes.len());
             bytes.truncate(cut);
-            if let Some((pos, bit)) = flip && pos < bytes.len() {
-                bytes[pos] ^= 1 << bit;
-            }
             let r = decode_wal(&bytes);
-            // Whatever survives is an exact prefix of what was written.
+            // Whatever survives is an exact prefix of what was written, and a cut is never
+            // mistaken for corruption.
             prop_assert_eq!(&r.records[..], &sample()[..r.records.len()]);
             let boundary: usize = frames[..r.records.len()].iter().map(Vec::len).sum();
             prop_assert_eq!(r.valid_len, boundary);
+            let corrupt = matches!(r.tail, WalTail::Corrupt { .. });
+            prop_assert!(!corrupt, "a cut is a torn tail: {:?}", r.tail);
+        }
+
+        #[test]
+        fn a_flip_before_the_last_record_is_corruption_never_a_torn_tail(pos in 0usize..400, bit in 0u8..8) {
+            let frames: Vec<Vec<u8>> = sample().iter().map(encode_wal_frame).collect();
+            let mut bytes: Vec<u8> = frames.concat();
+            let last_start = bytes.len() - frames[4].len();
+            let pos = pos % last_start;
+            bytes[pos] ^= 1 << bit;
+            let r = decode_wal(&bytes);
+            let hit = frames.iter().scan(0, |end, f| { *end += f.len(); Some(*end) }).position(|end| pos < end).unwrap();
+            prop_assert_eq!(&r.records[..hit], &sample()[..hit]);
+            prop_assert!(matches!(r.tail, WalTail::Corrupt { valid_after, .. } if valid_after >= 1), "{:?}", r.tail);
+            // The last record survives the damage.
+            let written = sample();
+            prop_assert_eq!(r.records.last(), written.last());
         }
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use vecraft_core::contract::{NodeId, StateMachine, Time};
 use vecraft_core::raft::{
     ClientResponse, DurableState, Entry, EntryPayload, LogIndex, Message, MessageBody, PersistRecord, RaftConfig,
-    RaftInput, RaftNode, RaftOutput, ReplicatedStateMachine, Role, Term,
+    LocalReplica, RaftInput, RaftNode, RaftOutput, ReplicatedStateMachine, Role, Term,
 };
 
 /// The group every test cluster replicates.
@@ -58,7 +58,7 @@ pub fn test_config(id: NodeId, voters: &[NodeId]) -> RaftConfig {
 /// One node of the test cluster with its fake disk, clock and observed client responses.
 pub struct Slot {
     /// The node, `None` while crashed.
-    pub raft: Option<RaftNode<Journal>>,
+    pub raft: Option<LocalReplica<Journal>>,
     /// How it is (re)built.
     pub cfg: RaftConfig,
     /// This node's own clock.
@@ -96,7 +96,7 @@ impl Cluster {
         for &id in ids {
             let mut cfg = test_config(id, ids);
             tweak(&mut cfg);
-            let raft = RaftNode::new(cfg.clone(), Journal::default(), DurableState::default(), Time::ZERO);
+            let raft = LocalReplica::new(cfg.clone(), Journal::default(), DurableState::default(), 0, Time::ZERO);
             let clock = Time::ZERO + cfg.election_timeout_max;
             slots.insert(
                 id,
@@ -120,15 +120,15 @@ impl Cluster {
     /// is set to a single record holding that state so later restarts replay it.
     pub fn install(&mut self, id: NodeId, durable: DurableState) {
         let slot = self.slots.get_mut(&id).expect("known node");
-        slot.disk = vec![PersistRecord { hard_state: Some(durable.hard_state), entries: durable.entries.clone() }];
+        slot.disk = vec![PersistRecord { group: GROUP, hard_state: Some(durable.hard_state), entries: durable.entries.clone() }];
         slot.unacked.clear();
         slot.applied.clear();
-        slot.raft = Some(RaftNode::new(slot.cfg.clone(), Journal::default(), durable, slot.clock));
+        slot.raft = Some(LocalReplica::new(slot.cfg.clone(), Journal::default(), durable, 0, slot.clock));
         slot.clock = slot.clock + slot.cfg.election_timeout_max;
     }
 
     /// The live node `id`.
-    pub fn node(&self, id: NodeId) -> &RaftNode<Journal> {
+    pub fn node(&self, id: NodeId) -> &LocalReplica<Journal> {
         self.slots[&id].raft.as_ref().expect("node is running")
     }
 
@@ -152,10 +152,11 @@ impl Cluster {
                     slot.unacked.push_back((*seq, record.clone()));
                 }
                 RaftOutput::Respond(r) => slot.responses.push(r.clone()),
-                RaftOutput::Applied { index, term } => {
-                    assert_eq!(slot.applied.last().map_or(0, |a| a.0) + 1, *index, "applies are in order, no gaps");
-                    slot.applied.push((*index, *term));
+                RaftOutput::Apply { entry, .. } => {
+                    assert_eq!(slot.applied.last().map_or(0, |a| a.0) + 1, entry.index, "applies are in order, no gaps");
+                    slot.applied.push((entry.index, entry.term));
                 }
+                RaftOutput::ReadReady { .. } => unreachable!("LocalReplica answers reads itself"),
             }
         }
         out
@@ -289,7 +290,7 @@ impl Cluster {
         slot.incarnation += 1;
         slot.unacked.clear();
         slot.applied.clear();
-        slot.raft = Some(RaftNode::new(slot.cfg.clone(), Journal::default(), durable, slot.clock));
+        slot.raft = Some(LocalReplica::new(slot.cfg.clone(), Journal::default(), durable, 0, slot.clock));
     }
 
     /// Rendered in-flight messages.
@@ -305,7 +306,7 @@ impl Cluster {
 
 /// A log entry for building durable states by hand.
 pub fn ent(term: Term, index: LogIndex) -> Entry {
-    Entry { term, index, payload: EntryPayload::Command(format!("c{index}t{term}").into_bytes()) }
+    Entry { term, index, payload: EntryPayload::Command(format!("c{index}t{term}").into_bytes().into()) }
 }
 
 /// Entries `1..=terms.len()` with the given terms.
@@ -331,7 +332,10 @@ pub fn fmt_msg(m: &Message) -> String {
         MessageBody::PreVoteResponse { granted } => {
             format!("{head} PreVoteResp t{} {}", m.term, if *granted { "granted" } else { "rejected" })
         }
-        MessageBody::Vote { last_index, last_term } => format!("{head} Vote t{} last={last_term}/{last_index}", m.term),
+        MessageBody::Vote { last_index, last_term, transfer } => {
+            let t = if *transfer { " transfer" } else { "" };
+            format!("{head} Vote t{} last={last_term}/{last_index}{t}", m.term)
+        }
         MessageBody::VoteResponse { granted } => {
             format!("{head} VoteResp t{} {}", m.term, if *granted { "granted" } else { "rejected" })
         }
@@ -343,7 +347,12 @@ pub fn fmt_msg(m: &Message) -> String {
                 ents.join(", ")
             )
         }
-        MessageBody::AppendResponse { success, match_index, reject, round } => match (success, reject) {
+        MessageBody::TimeoutNow => format!("{head} TimeoutNow t{}", m.term),
+        MessageBody::AppendResponse { success, match_index, reject, round, reset } => match (success, reject) {
+            (false, Some((prev, hint))) if *reset => format!(
+                "{head} AppResp t{} reject prev={prev} hint={:?}/{} round={round} reset",
+                m.term, hint.conflict_term, hint.conflict_index
+            ),
             (true, _) => format!("{head} AppResp t{} ok match={match_index} round={round}", m.term),
             (false, Some((prev, hint))) => format!(
                 "{head} AppResp t{} reject prev={prev} hint={:?}/{} round={round}",
@@ -390,11 +399,11 @@ pub fn responses(out: &[RaftOutput]) -> Vec<ClientResponse> {
         .collect()
 }
 
-/// The `Applied` outputs among `out` as (index, term).
+/// The `Apply` outputs among `out` as (index, term).
 pub fn applied(out: &[RaftOutput]) -> Vec<(LogIndex, Term)> {
     out.iter()
         .filter_map(|o| match o {
-            RaftOutput::Applied { index, term } => Some((*index, *term)),
+            RaftOutput::Apply { entry, .. } => Some((entry.index, entry.term)),
             _ => None,
         })
         .collect()
@@ -416,6 +425,6 @@ pub fn from(from: NodeId) -> impl Fn(&Message) -> bool {
 }
 
 /// The terms of a node's log, index 1 first.
-pub fn log_terms(node: &RaftNode<Journal>) -> Vec<Term> {
+pub fn log_terms(node: &RaftNode) -> Vec<Term> {
     node.log().entries().iter().map(|e| e.term).collect()
 }
