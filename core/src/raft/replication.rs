@@ -130,9 +130,12 @@ impl RaftNode {
                 pr.inflight.pop_front();
             }
             if !pr.replicating {
+                // The probe that found the match point may still be in flight with entries
+                // beyond it: count it as in flight instead of sending its entries again.
                 pr.replicating = true;
-                pr.inflight.clear();
-                pr.next_index = pr.match_index + 1;
+                let matched = pr.match_index;
+                pr.inflight.retain(|&l| l > matched);
+                pr.next_index = pr.inflight.back().map_or(matched + 1, |&l| l + 1);
             }
             self.replicate_needed = true;
             self.maybe_send_timeout_now(from, out);
@@ -199,6 +202,13 @@ impl RaftNode {
         } else if probe_now {
             let prev_index = pr.next_index - 1;
             let entries = self.log.slice_bounded(pr.next_index, last, max_batch, max_bytes);
+            // Remember the probe's entries (only the newest probe counts) so that the switch to
+            // pipelining does not send them again.
+            pr.inflight.clear();
+            if let Some(e) = entries.last() {
+                pr.inflight.push_back(e.index);
+                pr.last_progress = now;
+            }
             msgs.push((prev_index, entries));
         }
         for (prev_index, entries) in msgs {

@@ -20,6 +20,13 @@ impl RaftNode {
         }
         self.transfer = Some(Transfer { to, deadline: now + self.cfg.election_timeout_max, timeout_now_sent: false });
         if !self.maybe_send_timeout_now(to, out) {
+            // Catch the target up now rather than at the next stall check: probe from what it is
+            // known to hold (batches in flight may have been lost; one resend is cheap).
+            if let Some(pr) = self.progress.get_mut(&to) {
+                pr.replicating = false;
+                pr.inflight.clear();
+                pr.next_index = pr.match_index + 1;
+            }
             self.send_append(now, to, true, out);
         }
     }
