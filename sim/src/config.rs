@@ -85,6 +85,8 @@ pub struct SimConfig {
     pub lease_read_fraction: f64,
     /// Client request time-out.
     pub client_timeout: Duration,
+    /// Mean time between leadership-transfer requests to the current leader (None = none).
+    pub transfer_every: Option<Duration>,
     /// Deliberate Raft bugs (checker sensitivity tests).
     #[serde(skip)]
     pub bugs: InjectedBugs,
@@ -124,14 +126,28 @@ impl SimConfig {
             check_quorum: true,
             lease_read_fraction: 0.5,
             client_timeout: ms(1_000),
+            transfer_every: None,
             bugs: InjectedBugs::default(),
         };
+        // Features added later draw from their own stream, so older fault mixes stay as they were.
+        let mut later = ChaCha8Rng::seed_from_u64(seed ^ 0x7EA5_F00D_0000_0002);
+        let mut cfg = Self::from_seed_base(profile, calm, &mut rng);
+        cfg.transfer_every = match profile {
+            FaultProfile::Calm => None,
+            FaultProfile::Swarm => later.random_bool(0.6).then(|| ms(later.random_range(300..3_000))),
+            FaultProfile::Chaos => Some(ms(later.random_range(300..1_500))),
+        };
+        cfg
+    }
+
+    fn from_seed_base(profile: FaultProfile, calm: SimConfig, rng: &mut ChaCha8Rng) -> SimConfig {
         match profile {
             FaultProfile::Calm => calm,
             FaultProfile::Swarm => {
                 let on = |rng: &mut ChaCha8Rng, p: f64| rng.random_bool(p);
-                let loss = if on(&mut rng, 0.6) { rng.random_range(0.0..0.15) } else { 0.0 };
-                let duplication = if on(&mut rng, 0.5) { rng.random_range(0.0..0.1) } else { 0.0 };
+                let rng = &mut *rng;
+                let loss = if on(rng, 0.6) { rng.random_range(0.0..0.15) } else { 0.0 };
+                let duplication = if on(rng, 0.5) { rng.random_range(0.0..0.1) } else { 0.0 };
                 let partitions = [
                     PartitionMode::None,
                     PartitionMode::Halves,
@@ -141,13 +157,13 @@ impl SimConfig {
                     PartitionMode::Mixed,
                 ][rng.random_range(0..6)];
                 let partition_every = (partitions != PartitionMode::None).then(|| ms(rng.random_range(300..3_000)));
-                let crash_every = on(&mut rng, 0.7).then(|| ms(rng.random_range(300..4_000)));
-                let torn_write = if on(&mut rng, 0.5) { rng.random_range(0.0..1.0) } else { 0.0 };
-                let clock_drift = if on(&mut rng, 0.6) { rng.random_range(0.0..0.05) } else { 0.0 };
-                let power_loss = if crash_every.is_some() && on(&mut rng, 0.4) { rng.random_range(0.1..0.5) } else { 0.0 };
-                let disk_stall = if on(&mut rng, 0.5) { rng.random_range(0.0..0.05) } else { 0.0 };
-                let check_quorum = on(&mut rng, 0.8);
-                let pre_vote = on(&mut rng, 0.8);
+                let crash_every = on(rng, 0.7).then(|| ms(rng.random_range(300..4_000)));
+                let torn_write = if on(rng, 0.5) { rng.random_range(0.0..1.0) } else { 0.0 };
+                let clock_drift = if on(rng, 0.6) { rng.random_range(0.0..0.05) } else { 0.0 };
+                let power_loss = if crash_every.is_some() && on(rng, 0.4) { rng.random_range(0.1..0.5) } else { 0.0 };
+                let disk_stall = if on(rng, 0.5) { rng.random_range(0.0..0.05) } else { 0.0 };
+                let check_quorum = on(rng, 0.8);
+                let pre_vote = on(rng, 0.8);
                 SimConfig {
                     loss,
                     duplication,

@@ -130,6 +130,7 @@ fn print_single(spec: &RunSpec, outcome: &SeedOutcome, wall: f64) {
         s.disk_writes,
         s.recovery_ms.map_or("-".to_string(), |m| format!("{m} ms"))
     );
+    println!("  protocol events: {} leadership transfers requested, {} TimeoutNow sent", s.transfers, s.timeout_nows);
     println!(
         "  clients: {} operations: {} ok, {} fail, {} indeterminate; {} redirects",
         s.ops_invoked, s.ops_ok, s.ops_fail, s.ops_info, s.redirects
@@ -171,7 +172,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
     let seeds: Vec<u64> = (cli.seed..cli.seed + cli.seeds).collect();
     let next = Mutex::new(0usize);
     let failures = Mutex::new(Vec::<(u64, Vec<String>, String)>::new());
-    let totals = Mutex::new((0u64, 0u64, 0u64, 0u64)); // events, virtual ms, ops, unknown
+    let totals = Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64)); // events, virtual ms, ops, unknown, seeds with a transfer
     let t = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..cli.jobs.max(1) {
@@ -194,6 +195,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
                         if matches!(outcome.linearizability, Some(Verdict::Unknown { .. })) {
                             tot.3 += 1;
                         }
+                        tot.4 += u64::from(outcome.report.stats.timeout_nows > 0);
                     }
                     if !outcome.passed() {
                         let line = format!("seed {seed} FAILED: replay with: {}", spec.replay_command());
@@ -210,7 +212,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
     });
     let wall = t.elapsed().as_secs_f64();
     let failures = failures.into_inner().expect("lock");
-    let (events, virtual_ms, ops, unknown) = totals.into_inner().expect("lock");
+    let (events, virtual_ms, ops, unknown, transferred) = totals.into_inner().expect("lock");
     println!(
         "{} seeds ({:?} profile{}): {} passed, {} failed ({} with an unknown linearizability verdict)",
         seeds.len(),
@@ -225,6 +227,11 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
         virtual_ms as f64 / 1000.0,
         virtual_ms as f64 / 1000.0 / wall,
         seeds.len() as f64 * 60.0 / wall
+    );
+    println!(
+        "  protocol events: leadership handed over (TimeoutNow sent) in {transferred} of {} seeds ({:.0}%)",
+        seeds.len(),
+        100.0 * transferred as f64 / seeds.len().max(1) as f64
     );
     Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -16,6 +16,15 @@ pub enum Bug {
     ReadWithoutQuorum,
     /// Followers acknowledge appends before they are durable.
     AckBeforePersist,
+    /// An append from an older term is answered with its heartbeat round (a late heartbeat of a
+    /// leader's previous incarnation confirms reads of its next leadership).
+    StaleRoundAck,
+    /// Votes at the voter's own term are granted inside a leader's lease.
+    VoteInLease,
+    /// A leader keeps serving lease reads after its transfer's `TimeoutNow` left.
+    LeaseAcrossTransfer,
+    /// A leader commits an older term's entry by counting replicas (Raft §5.4.2 ignored).
+    CommitOldTerm,
 }
 
 impl Bug {
@@ -27,6 +36,10 @@ impl Bug {
             Bug::VoteTwice => b.vote_twice = true,
             Bug::ReadWithoutQuorum => b.read_without_quorum = true,
             Bug::AckBeforePersist => b.ack_before_persist = true,
+            Bug::StaleRoundAck => b.stale_round_ack = true,
+            Bug::VoteInLease => b.vote_in_lease = true,
+            Bug::LeaseAcrossTransfer => b.lease_across_transfer = true,
+            Bug::CommitOldTerm => b.commit_old_term = true,
         }
         b
     }
@@ -38,6 +51,10 @@ impl Bug {
             Bug::VoteTwice => "vote-twice",
             Bug::ReadWithoutQuorum => "read-without-quorum",
             Bug::AckBeforePersist => "ack-before-persist",
+            Bug::StaleRoundAck => "stale-round-ack",
+            Bug::VoteInLease => "vote-in-lease",
+            Bug::LeaseAcrossTransfer => "lease-across-transfer",
+            Bug::CommitOldTerm => "commit-old-term",
         }
     }
 }

@@ -45,6 +45,7 @@ enum Event {
     ClientRetry { client: usize, op: OpId },
     Partition,
     Crash,
+    Transfer,
     Restart { node: usize },
     LivenessStart,
     LogMatching,
@@ -137,6 +138,10 @@ pub struct RunStats {
     pub virtual_ms: u64,
     /// Time from the end of faults to the first leader with an own-term commit.
     pub recovery_ms: Option<u64>,
+    /// Leadership transfers requested of a leader.
+    pub transfers: u64,
+    /// `TimeoutNow` messages sent (a target caught up and was told to take over).
+    pub timeout_nows: u64,
 }
 
 /// Everything a run produced.
@@ -247,6 +252,10 @@ impl World {
             let at = world.exp_delay(every);
             world.schedule(at, Event::Crash);
         }
+        if let Some(every) = world.cfg.transfer_every {
+            let at = world.exp_delay(every);
+            world.schedule(at, Event::Transfer);
+        }
         world.schedule(liveness_start, Event::LivenessStart);
         world.schedule(nanos(Duration::from_millis(500)), Event::LogMatching);
         world
@@ -347,6 +356,9 @@ impl World {
             match o {
                 RaftOutput::Send(msg) => {
                     self.stats.messages += 1;
+                    if matches!(msg.body, vecraft_core::raft::MessageBody::TimeoutNow) {
+                        self.stats.timeout_nows += 1;
+                    }
                     let to = (msg.to - 1) as usize;
                     if to < self.nodes.len() {
                         self.transmit(|| Event::Deliver { to, msg: msg.clone() });
@@ -401,6 +413,7 @@ impl World {
             Event::Restart { node } => postcard::to_stdvec(&(10u8, node)),
             Event::LivenessStart => postcard::to_stdvec(&11u8),
             Event::LogMatching => postcard::to_stdvec(&12u8),
+            Event::Transfer => postcard::to_stdvec(&13u8),
         };
         self.trace.update(&bytes.expect("trace events encode"));
     }
@@ -470,6 +483,7 @@ impl World {
             }
             Event::Partition => self.nemesis_partition(),
             Event::Crash => self.nemesis_crash(),
+            Event::Transfer => self.nemesis_transfer(),
             Event::Restart { node } => {
                 if self.nodes[node].raft.is_none() {
                     self.boot(node);
@@ -697,6 +711,29 @@ impl World {
         if let Some(every) = self.cfg.partition_every {
             let at = self.now + self.exp_delay(every);
             self.schedule(at, Event::Partition);
+        }
+    }
+
+    /// Asks the current leader to hand leadership to another node (possibly one that is down or
+    /// cut off: the transfer must then be abandoned cleanly).
+    fn nemesis_transfer(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        if let Some(l) = self.leader_index()
+            && self.nodes.len() > 1
+        {
+            let mut target = self.rng.random_range(0..self.nodes.len() - 1);
+            if target >= l {
+                target += 1;
+            }
+            let to = self.nodes[target].id;
+            self.stats.transfers += 1;
+            self.step_node(l, RaftInput::TransferLeadership { to });
+        }
+        if let Some(every) = self.cfg.transfer_every {
+            let at = self.now + self.exp_delay(every);
+            self.schedule(at, Event::Transfer);
         }
     }
 
