@@ -84,7 +84,7 @@ fn check_history(file: &PathBuf) -> Result<ExitCode> {
 
 fn spec(cli: &Cli, seed: u64) -> RunSpec {
     let nodes = cli.nodes.or(match cli.profile {
-        FaultProfile::Swarm => None,
+        FaultProfile::Swarm | FaultProfile::SwarmFull | FaultProfile::ChaosStorage => None,
         FaultProfile::Calm | FaultProfile::Chaos => Some(5),
     });
     RunSpec { seed, profile: cli.profile, nodes, fault_secs: cli.fault_secs, bug: cli.bug }
@@ -120,9 +120,30 @@ fn print_single(spec: &RunSpec, outcome: &SeedOutcome, wall: f64) {
         s.events
     );
     println!(
-        "  faults: {} messages, {} dropped, {} duplicated; {} partitions, {} heals; {} crashes ({} power losses of a majority, {} torn writes)",
-        s.messages, s.dropped, s.duplicated, s.partitions, s.heals, s.crashes, s.power_losses, s.torn_writes
+        "  more faults: long delays {:.2}% (up to {:?}), replays {:.2}%, link degrade {}, flaps {}, pauses {} (up to {:?}), wall-clock jumps {} (up to {:?}); faulty disks {} (bit flips {}, lying fsync {:.0}%, misdirected {:.1}%), read errors {:.0}%, full disk {:.2}%",
+        c.long_delay * 100.0,
+        c.long_delay_max,
+        c.replay * 100.0,
+        every(c.degrade_every),
+        every(c.flap_every),
+        every(c.pause_every),
+        c.max_pause,
+        every(c.clock_jump_every),
+        c.max_clock_jump,
+        c.faulty_disks,
+        every(c.bit_flip_every),
+        c.lying_fsync * 100.0,
+        c.misdirected_write * 100.0,
+        c.read_error * 100.0,
+        c.disk_full * 100.0,
     );
+    println!(
+        "  faults: {} messages, {} heals; {}",
+        s.messages,
+        s.heals,
+        fault_line(&s.fault_counts())
+    );
+    println!("  storage: {} committed entries lost by damaged disks (allowed), counted below quorum", s.storage_lost_entries);
     println!(
         "  raft: {} terms with a leader, {} entries committed, {} disk writes; recovered in {} after faults stopped",
         s.leader_terms,
@@ -143,6 +164,15 @@ fn print_single(spec: &RunSpec, outcome: &SeedOutcome, wall: f64) {
     for v in &r.violations {
         println!("  VIOLATION: {v}");
     }
+}
+
+fn every(d: Option<std::time::Duration>) -> String {
+    d.map_or("off".to_string(), |d| format!("every ~{d:?}"))
+}
+
+/// "name n, name n, ..." for fault counters.
+fn fault_line(counts: &[(&str, u64)]) -> String {
+    counts.iter().map(|(name, n)| format!("{name} {n}")).collect::<Vec<_>>().join(", ")
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -172,6 +202,8 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
     let next = Mutex::new(0usize);
     let failures = Mutex::new(Vec::<(u64, Vec<String>, String)>::new());
     let totals = Mutex::new((0u64, 0u64, 0u64, 0u64)); // events, virtual ms, ops, unknown
+    // Per fault class: (total fired, seeds in which it fired).
+    let fault_totals = Mutex::new(Vec::<(&'static str, u64, u64)>::new());
     let t = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..cli.jobs.max(1) {
@@ -193,6 +225,15 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
                         tot.2 += outcome.report.stats.ops_invoked;
                         if matches!(outcome.linearizability, Some(Verdict::Unknown { .. })) {
                             tot.3 += 1;
+                        }
+                        let mut ft = fault_totals.lock().expect("lock");
+                        let counts = outcome.report.stats.fault_counts();
+                        if ft.is_empty() {
+                            ft.extend(counts.iter().map(|&(name, _)| (name, 0, 0)));
+                        }
+                        for (slot, (_, n)) in ft.iter_mut().zip(counts) {
+                            slot.1 += n;
+                            slot.2 += (n > 0) as u64;
                         }
                     }
                     if !outcome.passed() {
@@ -225,6 +266,11 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
         virtual_ms as f64 / 1000.0,
         virtual_ms as f64 / 1000.0 / wall,
         seeds.len() as f64 * 60.0 / wall
+    );
+    let ft = fault_totals.into_inner().expect("lock");
+    println!(
+        "  faults fired (total / seeds): {}",
+        ft.iter().map(|(name, n, seeds)| format!("{name} {n}/{seeds}")).collect::<Vec<_>>().join(", ")
     );
     Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

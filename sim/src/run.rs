@@ -1,6 +1,7 @@
 //! One seed end to end: build the world, run it, check the history, and say how to replay it.
 
-use crate::config::{FaultProfile, SimConfig};
+use crate::config::SimConfig;
+use crate::config::FaultProfile;
 use crate::linearizability::{CheckerConfig, Verdict, check};
 use crate::world::{RunReport, World};
 use vecraft_core::raft::InjectedBugs;
@@ -68,6 +69,8 @@ impl RunSpec {
         let mut cfg = SimConfig::from_seed(self.seed, self.profile);
         if let Some(n) = self.nodes {
             cfg.nodes = n;
+            // Faulty disks stay a minority of whatever cluster the override makes.
+            cfg.faulty_disks = cfg.faulty_disks.min((n.max(1) - 1) / 2);
         }
         if let Some(s) = self.fault_secs {
             cfg.fault_phase = std::time::Duration::from_secs(s);
@@ -80,11 +83,7 @@ impl RunSpec {
 
     /// The single command that replays this run.
     pub fn replay_command(&self) -> String {
-        let p = match self.profile {
-            FaultProfile::Calm => "calm",
-            FaultProfile::Swarm => "swarm",
-            FaultProfile::Chaos => "chaos",
-        };
+        let p = self.profile.flag();
         let mut cmd = format!("cargo run --release -p vecraft-sim -- --seed {} --profile {p}", self.seed);
         if let Some(n) = self.nodes {
             cmd.push_str(&format!(" --nodes {n}"));
