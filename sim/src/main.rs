@@ -38,6 +38,13 @@ struct Cli {
     /// Switch on a deliberate Raft bug (to watch the checkers catch it).
     #[arg(long, value_enum)]
     bug: Option<Bug>,
+    /// Override the probability that a packet between nodes is delayed past every election
+    /// timeout (a variation for hunting bugs that need late packets).
+    #[arg(long)]
+    long_delay: Option<f64>,
+    /// Override the probability that sending a packet also replays an old packet of that link.
+    #[arg(long)]
+    replay: Option<f64>,
     /// Write the client history of the (single) run as JSON lines.
     #[arg(long)]
     history_out: Option<PathBuf>,
@@ -87,7 +94,15 @@ fn spec(cli: &Cli, seed: u64) -> RunSpec {
         FaultProfile::Swarm | FaultProfile::SwarmFull | FaultProfile::ChaosStorage => None,
         FaultProfile::Calm | FaultProfile::Chaos => Some(5),
     });
-    RunSpec { seed, profile: cli.profile, nodes, fault_secs: cli.fault_secs, bug: cli.bug }
+    RunSpec {
+        seed,
+        profile: cli.profile,
+        nodes,
+        fault_secs: cli.fault_secs,
+        bug: cli.bug,
+        long_delay: cli.long_delay,
+        replay: cli.replay,
+    }
 }
 
 fn print_single(spec: &RunSpec, outcome: &SeedOutcome, wall: f64) {

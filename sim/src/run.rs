@@ -56,12 +56,16 @@ pub struct RunSpec {
     pub fault_secs: Option<u64>,
     /// Deliberate bug, if any.
     pub bug: Option<Bug>,
+    /// Override of the probability that a packet is delayed past every election timeout.
+    pub long_delay: Option<f64>,
+    /// Override of the probability that a send also replays an old packet of the link.
+    pub replay: Option<f64>,
 }
 
 impl RunSpec {
     /// A plain run of `seed` under the swarm profile.
     pub fn seed(seed: u64) -> RunSpec {
-        RunSpec { seed, profile: FaultProfile::Swarm, nodes: None, fault_secs: None, bug: None }
+        RunSpec { seed, profile: FaultProfile::Swarm, nodes: None, fault_secs: None, bug: None, long_delay: None, replay: None }
     }
 
     /// The world this spec describes.
@@ -78,6 +82,12 @@ impl RunSpec {
         if let Some(b) = self.bug {
             cfg.bugs = b.switches();
         }
+        if let Some(p) = self.long_delay {
+            cfg.long_delay = p;
+        }
+        if let Some(p) = self.replay {
+            cfg.replay = p;
+        }
         cfg
     }
 
@@ -93,6 +103,12 @@ impl RunSpec {
         }
         if let Some(b) = self.bug {
             cmd.push_str(&format!(" --bug {}", b.flag()));
+        }
+        if let Some(p) = self.long_delay {
+            cmd.push_str(&format!(" --long-delay {p}"));
+        }
+        if let Some(p) = self.replay {
+            cmd.push_str(&format!(" --replay {p}"));
         }
         cmd
     }

@@ -109,7 +109,7 @@ fn swarm_seeds_hold_every_check() {
 /// (This test judges only that the faults happen; the ignored tests below judge the outcomes.)
 #[test]
 fn every_fault_class_fires() {
-    let spec = |profile, seed| RunSpec { seed, profile, nodes: None, fault_secs: None, bug: None };
+    let spec = |profile, seed| RunSpec { profile, ..RunSpec::seed(seed) };
     let specs = (1..=40)
         .map(|s| spec(FaultProfile::SwarmFull, s))
         .chain((1..=40).map(|s| spec(FaultProfile::ChaosStorage, s)))
@@ -147,7 +147,7 @@ fn chaos_storage_seeds_hold_every_check() {
 fn chaos_profile_seeds_hold_every_check() {
     let n = (env_seeds(300) / 3).max(20);
     let specs = (1..=n)
-        .map(|seed| RunSpec { seed: 1_000_000 + seed, profile: FaultProfile::Chaos, nodes: Some(5), fault_secs: None, bug: None })
+        .map(|seed| RunSpec { profile: FaultProfile::Chaos, nodes: Some(5), ..RunSpec::seed(1_000_000 + seed) })
         .collect();
     assert_all_pass("chaos", specs);
 }
