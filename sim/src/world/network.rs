@@ -4,8 +4,8 @@
 //!
 //! The network is generic over the packet type so that it knows nothing about Raft: the host hands
 //! it a packet and gets back when (if ever) each copy arrives. Replays follow TigerBeetle's packet
-//! simulator: every link keeps a small ring of packets it carried, and now and then re-delivers a
-//! copy of one of them much later, so a protocol meets messages from old terms, old rounds and
+//! simulator: every link keeps a small ring of packets it carried (a random sample of its
+//! history, not only the latest), and now and then re-delivers a copy of one of them much later, so a protocol meets messages from old terms, old rounds and
 //! previous incarnations of its peers, which is what a retransmitting TCP proxy, a slow switch
 //! queue or a reconnecting client library does in production.
 
@@ -19,6 +19,9 @@ use std::time::Duration;
 /// Packets remembered per directed link for replays (bounded: replays reach into the recent past
 /// of the run, not its whole history, and memory stays flat).
 const REPLAY_RING: usize = 16;
+/// Probability that a full ring keeps a new packet (so a slot survives about `REPLAY_RING /
+/// RING_KEEP` packets on average, with a long tail of much older ones).
+const RING_KEEP: f64 = 0.1;
 
 fn nanos(d: Duration) -> u64 {
     d.as_nanos() as u64
@@ -113,11 +116,16 @@ impl<M: Clone> Network<M> {
             }
         }
         if !self.rings.is_empty() {
+            // A full ring keeps a packet only now and then, in a random slot: the ring then holds
+            // packets of every age (some from terms, leaders and incarnations long gone, which is
+            // what replays are for), and most packets are never copied at all, which keeps the
+            // simulator fast.
             let ring = &mut self.rings[from * self.n + to];
-            if ring.len() == REPLAY_RING {
-                ring.pop_front();
+            if ring.len() < REPLAY_RING {
+                ring.push_back(packet.clone());
+            } else if rng.random_bool(RING_KEEP) {
+                ring[rng.random_range(0..REPLAY_RING)] = packet.clone();
             }
-            ring.push_back(packet.clone());
         }
         let degraded = self.degraded.get(&(from, to)).copied();
         let loss = self.rates.loss + degraded.map_or(0.0, |d| d.loss);
