@@ -158,6 +158,7 @@ fn print_single(spec: &RunSpec, outcome: &SeedOutcome, wall: f64) {
         s.heals,
         fault_line(&s.fault_counts())
     );
+    println!("  bug preconditions (issue 7): {}", fault_line(&s.precondition_counts()));
     println!("  storage: {} committed entries lost by damaged disks (allowed), counted below quorum", s.storage_lost_entries);
     println!(
         "  raft: {} terms with a leader, {} entries committed, {} disk writes; recovered in {} after faults stopped",
@@ -242,7 +243,9 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
                             tot.3 += 1;
                         }
                         let mut ft = fault_totals.lock().expect("lock");
-                        let counts = outcome.report.stats.fault_counts();
+                        let stats = &outcome.report.stats;
+                        let counts: Vec<(&'static str, u64)> =
+                            stats.fault_counts().into_iter().chain(stats.precondition_counts()).collect();
                         if ft.is_empty() {
                             ft.extend(counts.iter().map(|&(name, _)| (name, 0, 0)));
                         }
@@ -284,7 +287,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
     );
     let ft = fault_totals.into_inner().expect("lock");
     println!(
-        "  faults fired (total / seeds): {}",
+        "  faults (and issue-7 preconditions) fired (total / seeds): {}",
         ft.iter().map(|(name, n, seeds)| format!("{name} {n}/{seeds}")).collect::<Vec<_>>().join(", ")
     );
     Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -17,7 +17,9 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
 use vecraft_core::contract::{NodeId, StateMachine, Time};
-use vecraft_core::raft::{ClientError, ClientResponse, RaftConfig, RaftInput, RaftNode, RaftOutput, ReadMode, RequestId, Role};
+use vecraft_core::raft::{
+    ClientError, ClientResponse, MessageBody, RaftConfig, RaftInput, RaftNode, RaftOutput, ReadMode, RequestId, Role,
+};
 
 /// One node: its process (absent while crashed), disk and clocks.
 pub(super) struct NodeHost {
@@ -35,6 +37,9 @@ pub(super) struct NodeHost {
     held: Vec<RaftInput>,
     /// The tick chain stopped during a pause and must be restarted at resume.
     tick_stopped: bool,
+    /// Local time at which this incarnation last accepted an append from a leader (or booted):
+    /// until an election timeout after it, a vote would undercut that leader's lease.
+    heard_leader_at: Time,
 }
 
 impl NodeHost {
@@ -52,6 +57,7 @@ impl NodeHost {
             paused: false,
             held: Vec::new(),
             tick_stopped: false,
+            heard_leader_at: Time::ZERO,
         }
     }
 
@@ -67,6 +73,41 @@ impl NodeHost {
         self.paused = false;
         self.held.clear();
         self.tick_stopped = false;
+    }
+}
+
+/// A message whose effect the host watches, to count the preconditions of the stale-read bugs of
+/// issue 7 (what the input looked like before the step; the step's result decides).
+enum Watch {
+    None,
+    /// A reply to a stale-term append reaching a leader at its own term.
+    StaleTermAck,
+    /// A vote request at the voter's current term, with no vote cast yet, inside a lease.
+    VoteInLease(NodeId),
+    /// An append from a leader of the current or a newer term.
+    HeardLeader(NodeId),
+}
+
+impl Watch {
+    fn before(raft: &RaftNode<KvStore>, input: &RaftInput, now: Time, heard: Time, check_quorum: bool) -> Watch {
+        let RaftInput::Message(m) = input else { return Watch::None };
+        match &m.body {
+            MessageBody::AppendResponse { success: false, reject: None, .. }
+                if raft.role() == Role::Leader && m.term == raft.term() =>
+            {
+                Watch::StaleTermAck
+            }
+            MessageBody::Vote { .. }
+                if check_quorum
+                    && m.term == raft.term()
+                    && raft.vote().is_none()
+                    && now < heard + raft.config().election_timeout_min =>
+            {
+                Watch::VoteInLease(m.from)
+            }
+            MessageBody::Append { .. } if m.term >= raft.term() => Watch::HeardLeader(m.from),
+            _ => Watch::None,
+        }
     }
 }
 
@@ -128,6 +169,7 @@ impl World {
         let now = self.local_time(n);
         self.nodes[n].raft = Some(RaftNode::new(rc, KvStore::default(), recovered.state, now));
         self.nodes[n].disk_free_at = self.now;
+        self.nodes[n].heard_leader_at = now;
         self.checker.on_restart(id);
         let inc = self.nodes[n].incarnation;
         let at = self.now + nanos(TICK);
@@ -211,9 +253,18 @@ impl World {
         let mut out = std::mem::take(&mut self.out);
         out.clear();
         let incarnation = self.nodes[n].incarnation;
-        let Some(raft) = self.nodes[n].raft.as_mut() else { return };
+        let node = &mut self.nodes[n];
+        let heard = &mut node.heard_leader_at;
+        let Some(raft) = node.raft.as_mut() else { return };
         let was_leader = raft.role() == Role::Leader;
+        let watch = Watch::before(raft, &input, now, *heard, self.cfg.check_quorum);
         raft.step(now, input, &mut out);
+        match watch {
+            Watch::StaleTermAck => self.stats.stale_term_acks += 1,
+            Watch::VoteInLease(candidate) if raft.vote() == Some(candidate) => self.stats.votes_in_lease += 1,
+            Watch::HeardLeader(leader) if raft.leader() == Some(leader) => *heard = now,
+            _ => {}
+        }
         let became_leader = !was_leader && raft.role() == Role::Leader;
         self.checker.after_step(raft, incarnation, became_leader);
         if !self.faults_on

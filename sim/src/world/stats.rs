@@ -59,6 +59,14 @@ pub struct RunStats {
     /// Committed entries missing from a quorum only because an injected storage fault lost them
     /// (allowed and counted; a loss on healthy disks is a violation).
     pub storage_lost_entries: u64,
+    /// Replies to a stale-term append (success false, no hint) that reached a leader at the
+    /// replier's term: the reply carries a round number of an older term's heartbeat, possibly of
+    /// the leader's previous incarnation, which core counts as an acknowledgement of its current
+    /// rounds (the precondition of stale-read bug 1 of issue 7).
+    pub stale_term_acks: u64,
+    /// Votes granted at the voter's own current term within an election timeout of hearing from a
+    /// leader, i.e. inside that leader's lease (the precondition of stale-read bug 2 of issue 7).
+    pub votes_in_lease: u64,
     /// Client operations invoked.
     pub ops_invoked: u64,
     /// Completed ok.
@@ -105,6 +113,13 @@ impl RunStats {
             ("disk-full", self.disk_full),
             ("corruption-detected", self.corruption_detected),
         ]
+    }
+}
+
+impl RunStats {
+    /// Protocol events that are preconditions of known bugs, by name (printed next to the faults).
+    pub fn precondition_counts(&self) -> [(&'static str, u64); 2] {
+        [("stale-term-acks", self.stale_term_acks), ("votes-in-lease", self.votes_in_lease)]
     }
 }
 
