@@ -4,7 +4,12 @@
 //! each index) and holds every node to it: at most one leader per term; no two nodes commit or
 //! apply different entries at one index; a new leader's log holds every committed entry (leader
 //! completeness); logs that agree on an (index, term) agree on everything before it (log
-//! matching); and every committed entry stays durable on a quorum of disks through any crash.
+//! matching); and every committed entry stays durable on a quorum of disks through any crash
+//! (disks into which a storage fault was injected excused, see [`RaftInvariants::check_durability`]).
+//!
+//! Leaders are identified by (node, incarnation): a node that crashes and restarts is a new process
+//! with only its disk in common with the old one, so a restarted node leading a term its previous
+//! incarnation led is two leaders in one term (possible only if the disk forgot the vote).
 
 use std::collections::BTreeMap;
 use vecraft_core::contract::NodeId;
@@ -18,8 +23,10 @@ fn entry_hash(e: &Entry) -> [u8; 32] {
 /// The checker's memory across a run.
 #[derive(Debug, Default)]
 pub struct RaftInvariants {
-    leaders: BTreeMap<Term, NodeId>,
-    committed: Vec<(Term, [u8; 32])>,
+    leaders: BTreeMap<Term, (NodeId, u64)>,
+    /// Per committed index: the entry's term and hash, and the term of the node that first
+    /// reported it committed (at least the term in which it was committed).
+    committed: Vec<(Term, [u8; 32], Term)>,
     checked_commit: BTreeMap<NodeId, LogIndex>,
     applied: BTreeMap<NodeId, LogIndex>,
     violations: Vec<String>,
@@ -45,22 +52,31 @@ impl RaftInvariants {
         self.violations.push(msg);
     }
 
-    /// Checks one node right after it stepped; `became_leader` if this step made it leader.
-    pub fn after_step(&mut self, node: &RaftNode, became_leader: bool) {
+    /// Checks one node (in its `incarnation`) right after it stepped; `became_leader` if this step
+    /// made it leader.
+    pub fn after_step(&mut self, node: &RaftNode, incarnation: u64, became_leader: bool) {
         let id = node.id();
         if node.role() == Role::Leader {
             let term = node.term();
             match self.leaders.get(&term) {
-                Some(&other) if other != id => {
-                    self.violate(format!("two leaders in term {term}: node {other} and node {id}"));
+                Some(&(other, inc)) if (other, inc) != (id, incarnation) => {
+                    self.violate(format!(
+                        "two leaders in term {term}: node {other} (incarnation {inc}) and node {id} (incarnation {incarnation})"
+                    ));
                 }
                 _ => {
-                    self.leaders.insert(term, id);
+                    self.leaders.insert(term, (id, incarnation));
                 }
             }
             if became_leader {
-                // Leader completeness: everything committed so far is in the new leader's log.
-                for (i, (t, h)) in self.committed.iter().enumerate() {
+                // Leader completeness: everything committed in an earlier term is in the new
+                // leader's log. (A leader of an old term can still be elected late, e.g. by a
+                // candidate paused with its votes queued; it need not hold later commits, and
+                // cannot commit anything without a quorum of its term.)
+                for (i, (t, h, seen_in)) in self.committed.iter().enumerate() {
+                    if *seen_in >= term {
+                        continue;
+                    }
                     let index = i as u64 + 1;
                     match node.log().get(index) {
                         Some(e) if e.term == *t && entry_hash(e) == *h => {}
@@ -84,8 +100,8 @@ impl RaftInvariants {
             };
             let h = entry_hash(e);
             match self.committed.get(index as usize - 1) {
-                Some(&(t, oh)) if t == e.term && oh == h => {}
-                Some(&(t, _)) => {
+                Some(&(t, oh, _)) if t == e.term && oh == h => {}
+                Some(&(t, _, _)) => {
                     self.violate(format!(
                         "node {id} committed entry {index} of term {} but entry {index} of term {t} was committed before",
                         e.term
@@ -94,7 +110,7 @@ impl RaftInvariants {
                 }
                 None => {
                     debug_assert_eq!(self.committed.len() as u64 + 1, index);
-                    self.committed.push((e.term, h));
+                    self.committed.push((e.term, h, node.term()));
                 }
             }
         }
@@ -110,8 +126,8 @@ impl RaftInvariants {
         }
         self.applied.insert(id, index);
         match self.committed.get(index as usize - 1) {
-            Some(&(t, _)) if t == term => {}
-            Some(&(t, _)) => self.violate(format!("node {id} applied entry {index} of term {term}, committed was term {t}")),
+            Some(&(t, _, _)) if t == term => {}
+            Some(&(t, _, _)) => self.violate(format!("node {id} applied entry {index} of term {term}, committed was term {t}")),
             None => self.violate(format!("node {id} applied entry {index} that no node reported committed")),
         }
     }
@@ -144,20 +160,32 @@ impl RaftInvariants {
     }
 
     /// Every committed entry must be durable (on disk, as recovery would read it) on a quorum.
-    pub fn check_durability(&mut self, disks: &[(NodeId, DurableState)], quorum: usize) {
-        for (i, &(t, h)) in self.committed.iter().enumerate() {
-            let holders = disks
-                .iter()
-                .filter(|(_, d)| d.entries.get(i).is_some_and(|e| e.term == t && entry_hash(e) == h))
-                .count();
-            if holders < quorum {
+    ///
+    /// `disks` holds each node's recoverable state and whether a storage fault damaged that disk.
+    /// The protocol put each committed entry on a quorum; a damaged disk may have lost its copy
+    /// since, so damaged disks count as holders whatever they hold, and only an entry missing from
+    /// more healthy disks than that allows is a violation ("the protocol lost it"). Returns how
+    /// many committed entries are below a quorum only because of damaged disks ("the disk lost
+    /// it").
+    pub fn check_durability(&mut self, disks: &[(NodeId, DurableState, bool)], quorum: usize) -> u64 {
+        let damaged = disks.iter().filter(|(_, _, damaged)| *damaged).count();
+        let mut storage_lost = 0;
+        for (i, &(t, h, _)) in self.committed.iter().enumerate() {
+            let holds = |d: &DurableState| d.entries.get(i).is_some_and(|e| e.term == t && entry_hash(e) == h);
+            let healthy = disks.iter().filter(|(_, d, damaged)| !damaged && holds(d)).count();
+            let all = disks.iter().filter(|(_, d, _)| holds(d)).count();
+            if healthy + damaged < quorum {
                 let msg = format!(
-                    "durability: committed entry {} (term {t}) is on {holders} disks, a quorum is {quorum}",
+                    "durability: committed entry {} (term {t}) is on {healthy} healthy disks (+{damaged} damaged by injected faults), a quorum is {quorum}",
                     i + 1
                 );
                 self.violate(msg);
-                return;
+                return storage_lost;
+            }
+            if all < quorum {
+                storage_lost += 1;
             }
         }
+        storage_lost
     }
 }

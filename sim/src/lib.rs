@@ -7,7 +7,6 @@
 //! ([`linearizability`]) and hashes its trace so two runs of one seed can be compared.
 
 pub mod config;
-pub mod disk;
 pub mod history;
 pub mod invariants;
 pub mod kv;

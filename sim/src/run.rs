@@ -1,6 +1,7 @@
 //! One seed end to end: build the world, run it, check the history, and say how to replay it.
 
-use crate::config::{FaultProfile, SimConfig};
+use crate::config::SimConfig;
+use crate::config::FaultProfile;
 use crate::linearizability::{CheckerConfig, Verdict, check};
 use crate::world::{RunReport, World};
 use vecraft_core::raft::InjectedBugs;
@@ -72,12 +73,16 @@ pub struct RunSpec {
     pub fault_secs: Option<u64>,
     /// Deliberate bug, if any.
     pub bug: Option<Bug>,
+    /// Override of the probability that a packet is delayed past every election timeout.
+    pub long_delay: Option<f64>,
+    /// Override of the probability that a send also replays an old packet of the link.
+    pub replay: Option<f64>,
 }
 
 impl RunSpec {
     /// A plain run of `seed` under the swarm profile.
     pub fn seed(seed: u64) -> RunSpec {
-        RunSpec { seed, profile: FaultProfile::Swarm, nodes: None, fault_secs: None, bug: None }
+        RunSpec { seed, profile: FaultProfile::Swarm, nodes: None, fault_secs: None, bug: None, long_delay: None, replay: None }
     }
 
     /// The world this spec describes.
@@ -85,6 +90,8 @@ impl RunSpec {
         let mut cfg = SimConfig::from_seed(self.seed, self.profile);
         if let Some(n) = self.nodes {
             cfg.nodes = n;
+            // Faulty disks stay a minority of whatever cluster the override makes.
+            cfg.faulty_disks = cfg.faulty_disks.min((n.max(1) - 1) / 2);
         }
         if let Some(s) = self.fault_secs {
             cfg.fault_phase = std::time::Duration::from_secs(s);
@@ -92,16 +99,18 @@ impl RunSpec {
         if let Some(b) = self.bug {
             cfg.bugs = b.switches();
         }
+        if let Some(p) = self.long_delay {
+            cfg.long_delay = p;
+        }
+        if let Some(p) = self.replay {
+            cfg.replay = p;
+        }
         cfg
     }
 
     /// The single command that replays this run.
     pub fn replay_command(&self) -> String {
-        let p = match self.profile {
-            FaultProfile::Calm => "calm",
-            FaultProfile::Swarm => "swarm",
-            FaultProfile::Chaos => "chaos",
-        };
+        let p = self.profile.flag();
         let mut cmd = format!("cargo run --release -p vecraft-sim -- --seed {} --profile {p}", self.seed);
         if let Some(n) = self.nodes {
             cmd.push_str(&format!(" --nodes {n}"));
@@ -111,6 +120,12 @@ impl RunSpec {
         }
         if let Some(b) = self.bug {
             cmd.push_str(&format!(" --bug {}", b.flag()));
+        }
+        if let Some(p) = self.long_delay {
+            cmd.push_str(&format!(" --long-delay {p}"));
+        }
+        if let Some(p) = self.replay {
+            cmd.push_str(&format!(" --replay {p}"));
         }
         cmd
     }

@@ -4,20 +4,31 @@
 //! `VECRAFT_SIM_SEEDS=N` raises the number of swarm seeds (default 300) for long runs, e.g.
 //! `VECRAFT_SIM_SEEDS=20000 cargo test --release -p vecraft-sim --test chaos swarm`.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use vecraft_sim::config::FaultProfile;
 use vecraft_sim::linearizability::{CheckerConfig, check};
 use vecraft_sim::run::{Bug, RunSpec, SeedOutcome, run_seed};
+use vecraft_sim::world::RunStats;
 
 fn env_seeds(default: u64) -> u64 {
     std::env::var("VECRAFT_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
-/// Runs `specs` on all cores; returns the failures as (replay command, reasons).
-fn run_all(specs: Vec<RunSpec>) -> (Vec<(String, Vec<String>)>, u64) {
+/// What a batch of seeds did: failures as (replay command, reasons), client operations, and how
+/// often each fault class fired (summed over the seeds).
+struct Batch {
+    failures: Vec<(String, Vec<String>)>,
+    ops: u64,
+    faults: BTreeMap<&'static str, u64>,
+}
+
+/// Runs `specs` on all cores.
+fn run_all(specs: Vec<RunSpec>) -> Batch {
     let next = Mutex::new(0usize);
     let failures = Mutex::new(Vec::new());
     let ops = Mutex::new(0u64);
+    let faults = Mutex::new(BTreeMap::new());
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|s| {
         for _ in 0..jobs {
@@ -31,6 +42,11 @@ fn run_all(specs: Vec<RunSpec>) -> (Vec<(String, Vec<String>)>, u64) {
                     let Some(spec) = specs.get(i) else { break };
                     let outcome = run_seed(spec);
                     *ops.lock().unwrap() += outcome.report.stats.ops_invoked;
+                    let mut f = faults.lock().unwrap();
+                    for (name, n) in outcome.report.stats.fault_counts() {
+                        *f.entry(name).or_insert(0) += n;
+                    }
+                    drop(f);
                     if !outcome.passed() {
                         failures.lock().unwrap().push((spec.replay_command(), outcome.failures()));
                     }
@@ -38,12 +54,13 @@ fn run_all(specs: Vec<RunSpec>) -> (Vec<(String, Vec<String>)>, u64) {
             });
         }
     });
-    (failures.into_inner().unwrap(), ops.into_inner().unwrap())
+    Batch { failures: failures.into_inner().unwrap(), ops: ops.into_inner().unwrap(), faults: faults.into_inner().unwrap() }
 }
 
-fn assert_all_pass(what: &str, specs: Vec<RunSpec>) {
+/// Runs `specs`, asserts every one passed, and returns how often each fault class fired.
+fn assert_all_pass(what: &str, specs: Vec<RunSpec>) -> BTreeMap<&'static str, u64> {
     let n = specs.len();
-    let (failures, ops) = run_all(specs);
+    let Batch { failures, ops, faults } = run_all(specs);
     for (cmd, why) in &failures {
         eprintln!("FAILED, replay with: {cmd}");
         for w in why {
@@ -52,32 +69,103 @@ fn assert_all_pass(what: &str, specs: Vec<RunSpec>) {
     }
     assert!(failures.is_empty(), "{} of {n} {what} seeds failed (replay commands above)", failures.len());
     assert!(ops > n as u64 * 50, "clients did too little work ({ops} operations in {n} seeds)");
-    eprintln!("{n} {what} seeds passed ({ops} client operations checked)");
+    eprintln!("{n} {what} seeds passed ({ops} client operations checked); faults fired: {faults:?}");
+    faults
+}
+
+/// Fault classes the default swarm profile injects (and so must see fire in its seeds). The rest
+/// (long delays, replays: issue 7; data-losing storage faults) live in `SwarmFull` and
+/// `ChaosStorage`, whose seeds still fail on open core bugs.
+const SWARM_CLASSES: &[&str] = &[
+    "dropped",
+    "duplicated",
+    "partitions",
+    "degraded-links",
+    "flaps",
+    "crashes",
+    "power-losses",
+    "pauses",
+    "clock-jumps-forward",
+    "clock-jumps-backward",
+    "torn-writes",
+    "read-errors",
+    "disk-full",
+];
+
+fn assert_fired(what: &str, faults: &BTreeMap<&'static str, u64>, classes: &[&str]) {
+    let silent: Vec<&&str> = classes.iter().filter(|c| faults.get(**c).copied().unwrap_or(0) == 0).collect();
+    assert!(silent.is_empty(), "{what}: fault classes that never fired (a silent gap): {silent:?}; counts {faults:?}");
 }
 
 #[test]
 fn swarm_seeds_hold_every_check() {
     let n = env_seeds(300);
-    assert_all_pass("swarm", (1..=n).map(RunSpec::seed).collect());
+    let faults = assert_all_pass("swarm", (1..=n).map(RunSpec::seed).collect());
+    assert_fired("swarm", &faults, SWARM_CLASSES);
+}
+
+/// Every fault class, including those of the profiles whose seeds still fail on open core bugs,
+/// fires in a modest number of seeds: a class that never fires is a silent gap in the testing.
+/// (This test judges only that the faults happen; the ignored tests below judge the outcomes.)
+#[test]
+fn every_fault_class_fires() {
+    let spec = |profile, seed| RunSpec { profile, ..RunSpec::seed(seed) };
+    let specs = (1..=40)
+        .map(|s| spec(FaultProfile::SwarmFull, s))
+        .chain((1..=40).map(|s| spec(FaultProfile::ChaosStorage, s)))
+        .collect();
+    let batch = run_all(specs);
+    let every: Vec<&str> = batch.faults.keys().copied().collect();
+    assert_eq!(every.len(), RunStats::default().fault_counts().len());
+    assert_fired("swarm-full + chaos-storage", &batch.faults, &every);
+    eprintln!("faults fired in 80 seeds: {:?}", batch.faults);
+}
+
+/// The swarm profile plus very long delays and replays of old packets. Fails today on the two
+/// stale-read bugs of issue 7 (a late heartbeat reply of a previous incarnation confirming a read;
+/// a vote granted at the voter's current term inside a leader's lease).
+#[test]
+#[ignore = "stale-read bugs in core, see issue 7"]
+fn swarm_full_seeds_hold_every_check() {
+    let n = env_seeds(300);
+    let specs = (1..=n).map(|seed| RunSpec { profile: FaultProfile::SwarmFull, ..RunSpec::seed(seed) }).collect();
+    assert_all_pass("swarm-full", specs);
+}
+
+/// `SwarmFull` plus bit flips, lying fsyncs and misdirected writes on a minority of disks. Fails
+/// today: core recovery cuts a damaged log at the damage and the node votes and acknowledges with
+/// what is left (protocol-aware recovery is the lead's open work).
+#[test]
+#[ignore = "core lets a node with a damaged log vote; stale-read bugs in core, see issue 7"]
+fn chaos_storage_seeds_hold_every_check() {
+    let n = env_seeds(300);
+    let specs = (1..=n).map(|seed| RunSpec { profile: FaultProfile::ChaosStorage, ..RunSpec::seed(seed) }).collect();
+    assert_all_pass("chaos-storage", specs);
 }
 
 #[test]
 fn chaos_profile_seeds_hold_every_check() {
     let n = (env_seeds(300) / 3).max(20);
     let specs = (1..=n)
-        .map(|seed| RunSpec { seed: 1_000_000 + seed, profile: FaultProfile::Chaos, nodes: Some(5), fault_secs: None, bug: None })
+        .map(|seed| RunSpec { profile: FaultProfile::Chaos, nodes: Some(5), ..RunSpec::seed(1_000_000 + seed) })
         .collect();
     assert_all_pass("chaos", specs);
 }
 
 #[test]
 fn same_seed_same_trace() {
-    for seed in [1, 7, 42, 1234, 99_999] {
-        let a = run_seed(&RunSpec::seed(seed));
-        let b = run_seed(&RunSpec::seed(seed));
-        assert_eq!(a.report.trace_hash, b.report.trace_hash, "seed {seed} is not deterministic");
-        assert_eq!(a.report.history, b.report.history, "seed {seed}: histories differ");
-        assert!(a.report.stats.events > 1000, "seed {seed} did almost nothing");
+    let specs = [1, 7, 42, 1234, 99_999].into_iter().map(RunSpec::seed).chain(
+        [3, 11].into_iter().flat_map(|seed| {
+            [FaultProfile::SwarmFull, FaultProfile::ChaosStorage].map(|profile| RunSpec { profile, ..RunSpec::seed(seed) })
+        }),
+    );
+    for spec in specs {
+        let seed = spec.replay_command();
+        let a = run_seed(&spec);
+        let b = run_seed(&spec);
+        assert_eq!(a.report.trace_hash, b.report.trace_hash, "{seed} is not deterministic");
+        assert_eq!(a.report.history, b.report.history, "{seed}: histories differ");
+        assert!(a.report.stats.events > 1000, "{seed} did almost nothing");
     }
     // And different seeds explore different worlds.
     let x = run_seed(&RunSpec::seed(1)).report.trace_hash;
@@ -94,6 +182,14 @@ fn swarm_explores_different_worlds() {
     assert!(configs.iter().any(|c| c.loss > 0.1) && configs.iter().any(|c| c.loss == 0.0));
     assert!(configs.iter().any(|c| !c.check_quorum) && configs.iter().any(|c| !c.pre_vote));
     assert!(configs.iter().any(|c| c.clock_drift > 0.03));
+    assert!(configs.iter().any(|c| c.pause_every.is_some()) && configs.iter().any(|c| c.pause_every.is_none()));
+    assert!(configs.iter().any(|c| c.flap_every.is_some()) && configs.iter().any(|c| c.degrade_every.is_none()));
+    // The default profile keeps the classes that expose open core bugs off; the full ones roll them.
+    assert!(configs.iter().all(|c| c.long_delay == 0.0 && c.replay == 0.0 && c.faulty_disks == 0));
+    let storage: Vec<_> = (1..=200).map(|s| RunSpec { profile: FaultProfile::ChaosStorage, ..RunSpec::seed(s) }.config()).collect();
+    assert!(storage.iter().any(|c| c.long_delay > 0.0) && storage.iter().any(|c| c.replay == 0.0));
+    assert!(storage.iter().all(|c| c.faulty_disks * 2 < c.nodes || c.faulty_disks == 0));
+    assert!(storage.iter().any(|c| c.faulty_disks >= 2));
 }
 
 /// The first seed (searching at most `limit`) on which the simulator catches `bug`.

@@ -1,0 +1,199 @@
+//! Impatient clients: each has one operation outstanding, times out, follows redirects, and
+//! records everything in the history the linearizability checker judges.
+
+use super::node_host::Answer;
+use super::{Event, World, nanos};
+use crate::history::{ClientId, Command, OpId, Operation, Outcome};
+use crate::kv::KvResult;
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use vecraft_core::raft::{ClientResponse, RequestId};
+
+/// Clients stop invoking this long before the end, so the cluster can converge.
+const DRAIN: Duration = Duration::from_millis(3_000);
+
+pub(super) struct SimClient {
+    process: ClientId,
+    target: usize,
+    op: Option<(OpId, Operation)>,
+    request: RequestId,
+    last_seen: BTreeMap<u64, Option<i64>>,
+    counter: i64,
+    pub definite_in_liveness: u64,
+    /// Fraction of this client's operations that are reads (read-heavy clients linger on a
+    /// deposed leader, which is what exposes stale reads).
+    read_ratio: f64,
+}
+
+impl SimClient {
+    /// Client `i` of a cluster of `nodes`, aimed at a random node.
+    pub fn new(i: usize, nodes: usize, rng: &mut ChaCha8Rng) -> SimClient {
+        SimClient {
+            process: i as ClientId,
+            target: rng.random_range(0..nodes),
+            op: None,
+            request: 0,
+            last_seen: BTreeMap::new(),
+            counter: 0,
+            definite_in_liveness: 0,
+            read_ratio: rng.random_range(0.3..0.95),
+        }
+    }
+}
+
+impl World {
+    pub(super) fn client_next(&mut self, c: usize) {
+        if self.now + nanos(DRAIN) >= self.end || self.clients[c].op.is_some() {
+            return;
+        }
+        let key = self.rng.random_range(0..self.cfg.keys);
+        let client = &mut self.clients[c];
+        client.counter += 1;
+        let unique = (c as i64 + 1) * 1_000_000_000 + client.counter;
+        let roll: f64 = self.rng.random_range(0.0..1.0);
+        let read_ratio = self.clients[c].read_ratio;
+        let operation = if roll < read_ratio {
+            Operation::read(key)
+        } else if roll < read_ratio + (1.0 - read_ratio) * 0.7 {
+            Operation::write(key, unique)
+        } else {
+            let guess = self.clients[c].last_seen.get(&key).copied().unwrap_or(None);
+            Operation::cas(key, guess, unique)
+        };
+        let client = &mut self.clients[c];
+        let op = match self.history.invoke(client.process, operation, self.now) {
+            Ok(op) => op,
+            Err(e) => {
+                self.violations.push(format!("simulator bug: history rejected an invoke: {e}"));
+                return;
+            }
+        };
+        client.op = Some((op, operation));
+        self.stats.ops_invoked += 1;
+        let at = self.now + nanos(self.cfg.client_timeout);
+        self.schedule(at, Event::ClientTimeout { client: c, op });
+        self.send_request(c);
+    }
+
+    pub(super) fn client_timeout(&mut self, c: usize, op: OpId) {
+        if self.clients[c].op.is_some_and(|(o, _)| o == op) {
+            self.complete(c, Outcome::Info);
+        }
+    }
+
+    pub(super) fn client_retry(&mut self, c: usize, op: OpId) {
+        if self.clients[c].op.is_some_and(|(o, _)| o == op) {
+            self.send_request(c);
+        }
+    }
+
+    fn send_request(&mut self, c: usize) {
+        let Some((op, operation)) = self.clients[c].op else { return };
+        self.clients[c].request += 1;
+        let id = ((c as u64) << 40) | self.clients[c].request;
+        self.requests.insert(id, (c, op));
+        let input = self.request_input(id, operation);
+        let node = self.clients[c].target;
+        // Clients sit outside the partitions but suffer loss and delay like everyone. Requests are
+        // never duplicated: over TCP they are not, and exactly-once retries need client sessions,
+        // which this register protocol does not have (a duplicated put could apply twice).
+        if self.faults_on && self.cfg.loss > 0.0 && self.rng.random_bool(self.cfg.loss) {
+            self.stats.dropped += 1;
+            return;
+        }
+        let at = self.now + self.net.delay(&mut self.rng);
+        self.schedule(at, Event::Request { node, client: c, input });
+    }
+
+    /// Sends a node's answer back to client `c`: maybe lost, maybe duplicated.
+    pub(super) fn respond(&mut self, c: usize, resp: ClientResponse) {
+        let (loss, dup) = if self.faults_on { (self.cfg.loss, self.cfg.duplication) } else { (0.0, 0.0) };
+        if loss > 0.0 && self.rng.random_bool(loss) {
+            self.stats.dropped += 1;
+            return;
+        }
+        if dup > 0.0 && self.rng.random_bool(dup) {
+            self.stats.duplicated += 1;
+            let at = self.now + self.net.delay(&mut self.rng);
+            self.schedule(at, Event::Response { client: c, resp: resp.clone() });
+        }
+        let at = self.now + self.net.delay(&mut self.rng);
+        self.schedule(at, Event::Response { client: c, resp });
+    }
+
+    pub(super) fn client_response(&mut self, c: usize, resp: ClientResponse) {
+        let Some(&(_, op)) = self.requests.get(&resp.id) else { return };
+        let Some((current, operation)) = self.clients[c].op else { return };
+        if current != op {
+            return; // a late answer to an abandoned operation
+        }
+        // Only the newest request of the operation counts (older ones were redirected).
+        if resp.id != ((c as u64) << 40) | self.clients[c].request {
+            return;
+        }
+        match self.answer(&resp) {
+            Answer::Result(result) => {
+                let outcome = match result {
+                    KvResult::Written => Outcome::Ok,
+                    KvResult::Cas { swapped: true, .. } => Outcome::Ok,
+                    KvResult::Cas { swapped: false, found } => {
+                        self.clients[c].last_seen.insert(operation.key, found);
+                        Outcome::Fail
+                    }
+                    KvResult::Value(v) => {
+                        self.clients[c].last_seen.insert(operation.key, v);
+                        Outcome::ReadOk(v)
+                    }
+                    KvResult::Invalid => {
+                        self.violations.push(format!("client {c} got an invalid answer to {operation:?}"));
+                        return;
+                    }
+                };
+                if let Command::Write(v) | Command::Cas { new: v, .. } = operation.command
+                    && outcome == Outcome::Ok
+                {
+                    self.clients[c].last_seen.insert(operation.key, Some(v));
+                }
+                self.complete(c, outcome);
+            }
+            Answer::Undecodable => self.violations.push(format!("client {c} got an undecodable answer to {operation:?}")),
+            Answer::Redirect(leader) => {
+                // Consume this request id: a duplicated copy of this answer must not trigger a
+                // second retry (two copies of one CAS in the log).
+                self.clients[c].request += 1;
+                self.stats.redirects += 1;
+                self.clients[c].target = leader.unwrap_or_else(|| self.rng.random_range(0..self.nodes.len()));
+                let at = self.now + nanos(Duration::from_millis(20));
+                self.schedule(at, Event::ClientRetry { client: c, op });
+            }
+            Answer::Indeterminate => self.complete(c, Outcome::Info),
+            Answer::Rejected(why) => self.violations.push(format!("client {c}: request rejected: {why}")),
+        }
+    }
+
+    fn complete(&mut self, c: usize, outcome: Outcome) {
+        let Some((op, _)) = self.clients[c].op.take() else { return };
+        if let Err(e) = self.history.complete(op, outcome, self.now) {
+            self.violations.push(format!("simulator bug: history rejected a completion: {e}"));
+        }
+        match outcome {
+            Outcome::Ok | Outcome::ReadOk(_) => self.stats.ops_ok += 1,
+            Outcome::Fail => self.stats.ops_fail += 1,
+            Outcome::Info => {
+                self.stats.ops_info += 1;
+                // An indeterminate operation may still take effect later; the client carries on as
+                // a new process so that its next operation does not overlap it (Jepsen's rule).
+                self.clients[c].process += self.cfg.clients as ClientId;
+                self.clients[c].target = self.rng.random_range(0..self.nodes.len());
+            }
+        }
+        if outcome != Outcome::Info && self.now >= self.liveness_start {
+            self.clients[c].definite_in_liveness += 1;
+        }
+        let think = self.rng.random_range(0..nanos(Duration::from_millis(30)));
+        let at = self.now + think;
+        self.schedule(at, Event::ClientNext { client: c });
+    }
+}

@@ -1,0 +1,148 @@
+//! What a run did and what it produced: the counters printed in every summary, so a reader can see
+//! that the seeds really exercised each fault class (a fault that never fires is a silent gap).
+
+use crate::config::SimConfig;
+use crate::history::History;
+use serde::Serialize;
+
+/// Counters describing what a run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunStats {
+    /// Events processed.
+    pub events: u64,
+    /// Leadership transfers requested of a leader.
+    pub transfers: u64,
+    /// `TimeoutNow` messages sent (a target caught up and was told to take over).
+    pub timeout_nows: u64,
+    /// Raft messages sent.
+    pub messages: u64,
+    /// Messages lost (random loss, degraded links, partitions, flapping links).
+    pub dropped: u64,
+    /// Messages duplicated.
+    pub duplicated: u64,
+    /// Messages delayed by more than a second (longer than any election timeout).
+    pub long_delays: u64,
+    /// Old messages re-delivered from a link's replay ring.
+    pub replays: u64,
+    /// Partition events (new cuts).
+    pub partitions: u64,
+    /// Heals.
+    pub heals: u64,
+    /// One direction of a link made slow and lossy (asymmetric link faults).
+    pub degraded_links: u64,
+    /// Times a flapping link went down.
+    pub flaps: u64,
+    /// Node crashes.
+    pub crashes: u64,
+    /// Correlated crashes of a majority.
+    pub power_losses: u64,
+    /// Process pauses (a node not stepped for a while as its clock runs on).
+    pub pauses: u64,
+    /// Wall-clock jumps forwards.
+    pub clock_jumps_forward: u64,
+    /// Wall-clock jumps backwards.
+    pub clock_jumps_backward: u64,
+    /// Crashes that tore a write (detected and discarded at restart).
+    pub torn_writes: u64,
+    /// Durable writes.
+    pub disk_writes: u64,
+    /// Bits flipped in records already synced.
+    pub bit_flips: u64,
+    /// Syncs a lying disk acknowledged without making them durable.
+    pub lying_syncs: u64,
+    /// Crashes at which a lying disk lost acknowledged writes.
+    pub lying_losses: u64,
+    /// Records written at the wrong offset.
+    pub misdirected_writes: u64,
+    /// Recoveries that failed with a read error (the node retried later).
+    pub read_errors: u64,
+    /// Writes that failed on a full disk (the node stopped, as on a crash).
+    pub disk_full: u64,
+    /// Recoveries that found damage before the end of the log (corruption, not a torn tail).
+    pub corruption_detected: u64,
+    /// Committed entries missing from a quorum only because an injected storage fault lost them
+    /// (allowed and counted; a loss on healthy disks is a violation).
+    pub storage_lost_entries: u64,
+    /// Replies to a stale-term append (success false, no hint) that reached a leader at the
+    /// replier's term: the reply carries a round number of an older term's heartbeat, possibly of
+    /// the leader's previous incarnation, which core counts as an acknowledgement of its current
+    /// rounds (the precondition of stale-read bug 1 of issue 7).
+    pub stale_term_acks: u64,
+    /// Votes granted at the voter's own current term within an election timeout of hearing from a
+    /// leader, i.e. inside that leader's lease (the precondition of stale-read bug 2 of issue 7).
+    pub votes_in_lease: u64,
+    /// Client operations invoked.
+    pub ops_invoked: u64,
+    /// Completed ok.
+    pub ops_ok: u64,
+    /// Completed without effect (incl. failed CAS).
+    pub ops_fail: u64,
+    /// Indeterminate (time-outs, lost leadership).
+    pub ops_info: u64,
+    /// NotLeader redirects.
+    pub redirects: u64,
+    /// Distinct terms that had a leader.
+    pub leader_terms: u64,
+    /// Entries committed.
+    pub committed: u64,
+    /// Virtual time simulated.
+    pub virtual_ms: u64,
+    /// Time from the end of faults to the first leader with an own-term commit.
+    pub recovery_ms: Option<u64>,
+}
+
+impl RunStats {
+    /// How often each fault class fired, by name, in a fixed order (the summary and the test that
+    /// every class fires both read this).
+    pub fn fault_counts(&self) -> [(&'static str, u64); 20] {
+        [
+            ("dropped", self.dropped),
+            ("duplicated", self.duplicated),
+            ("long-delays", self.long_delays),
+            ("replays", self.replays),
+            ("partitions", self.partitions),
+            ("degraded-links", self.degraded_links),
+            ("flaps", self.flaps),
+            ("crashes", self.crashes),
+            ("power-losses", self.power_losses),
+            ("pauses", self.pauses),
+            ("clock-jumps-forward", self.clock_jumps_forward),
+            ("clock-jumps-backward", self.clock_jumps_backward),
+            ("torn-writes", self.torn_writes),
+            ("bit-flips", self.bit_flips),
+            ("lying-syncs", self.lying_syncs),
+            ("lying-losses", self.lying_losses),
+            ("misdirected-writes", self.misdirected_writes),
+            ("read-errors", self.read_errors),
+            ("disk-full", self.disk_full),
+            ("corruption-detected", self.corruption_detected),
+        ]
+    }
+}
+
+impl RunStats {
+    /// Protocol events (preconditions of known bugs, and features the seeds must exercise), by
+    /// name (printed next to the faults).
+    pub fn precondition_counts(&self) -> [(&'static str, u64); 4] {
+        [
+            ("stale-term-acks", self.stale_term_acks),
+            ("votes-in-lease", self.votes_in_lease),
+            ("transfers-requested", self.transfers),
+            ("timeout-now-sent", self.timeout_nows),
+        ]
+    }
+}
+
+/// Everything a run produced.
+pub struct RunReport {
+    /// The world that ran.
+    pub config: SimConfig,
+    /// What happened.
+    pub stats: RunStats,
+    /// Safety and liveness violations (empty = all checks held).
+    pub violations: Vec<String>,
+    /// The client history, for the linearizability checker.
+    pub history: History,
+    /// blake3 of the processed-event trace.
+    pub trace_hash: [u8; 32],
+}
