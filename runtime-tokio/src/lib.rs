@@ -1,3 +1,4 @@
 //! vecraft-runtime: the production driver of the core state machines (files, sockets, timers).
 
 pub mod snapshot_catalog;
+pub mod wal;
