@@ -7,7 +7,7 @@ use vecraft_runtime::wal::{Wal, WalOptions, spawn_writer};
 async fn appends_become_durable_in_batches_and_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let opts = WalOptions {
-        segment_size: 64 << 10,
+        segment_size: 8 << 10,
         ..WalOptions::default()
     };
     let (wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
