@@ -280,3 +280,65 @@ async fn queue_stays_bounded_under_a_stalled_peer() {
     assert!(s.dropped_queue_full > total / 2, "{s:?}");
     stalled.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batches_are_split_to_fit_frames_and_oversized_messages_dropped() {
+    let small = |id| {
+        let mut c = cfg(id, "s");
+        c.max_frame_len = 4096;
+        c
+    };
+    let (a, _arx) = Transport::<Msg>::bind(small(1)).await.unwrap();
+    let (b, mut brx) = Transport::<Msg>::bind(small(2)).await.unwrap();
+    a.add_peer(2, b.local_addr());
+    for n in 0..50 {
+        assert!(a.send(
+            2,
+            Msg {
+                group: 1,
+                n,
+                body: vec![1; 1000]
+            }
+        ));
+    }
+    assert!(a.send(
+        2,
+        Msg {
+            group: 1,
+            n: 999,
+            body: vec![1; 10_000]
+        }
+    ));
+    let got = recv_n(&mut brx, 50).await;
+    assert_eq!(
+        got.iter().map(|(_, m)| m.n).collect::<Vec<_>>(),
+        (0..50).collect::<Vec<_>>()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        brx.try_recv().is_err(),
+        "the oversized message must not arrive"
+    );
+    let s = a.stats();
+    assert_eq!(s.dropped_oversize, 1, "{s:?}");
+    assert!(
+        s.envelopes_sent >= 13,
+        "50 KB cannot fit in fewer 4 KB frames: {s:?}"
+    );
+    assert_eq!(b.stats().bad_frames, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connection_is_closed_at_the_handshake_timeout() {
+    let mut c = cfg(2, "s");
+    c.handshake_timeout = Duration::from_millis(300);
+    let (b, _brx) = Transport::<Msg>::bind(c).await.unwrap();
+    let mut raw = TcpStream::connect(b.local_addr()).await.unwrap();
+    let start = std::time::Instant::now();
+    assert!(closed_by_server(&mut raw).await);
+    assert!(
+        start.elapsed() >= Duration::from_millis(250),
+        "closed too early"
+    );
+    assert_eq!(b.stats().handshake_failures_in, 1);
+}

@@ -108,6 +108,7 @@ async fn read_connection<T>(
             }
         };
         Counters::add(&ctx.counters.envelopes_received, 1);
+        Counters::add(&ctx.counters.msgs_received, env.msgs.len() as u64);
         for msg in env.msgs {
             let sent = tokio::select! {
                 _ = ctx.cancel.cancelled() => return,
@@ -116,7 +117,6 @@ async fn read_connection<T>(
             if sent.is_err() {
                 return; // the node dropped its receiver: shutting down
             }
-            Counters::add(&ctx.counters.msgs_received, 1);
         }
     }
 }

@@ -156,7 +156,7 @@ pub struct TransportStats {
     pub msgs_sent: u64,
     /// Envelopes read.
     pub envelopes_received: u64,
-    /// Messages read and handed to the node.
+    /// Messages read from authenticated peers (then handed to the node's channel).
     pub msgs_received: u64,
     /// Outbound connections that completed the handshake.
     pub connects: u64,
