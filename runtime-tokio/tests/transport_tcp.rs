@@ -342,3 +342,22 @@ async fn silent_connection_is_closed_at_the_handshake_timeout() {
     );
     assert_eq!(b.stats().handshake_failures_in, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_connections_are_capped() {
+    let mut c = cfg(2, "s");
+    c.max_inbound_connections = 2;
+    c.handshake_timeout = Duration::from_secs(5);
+    let (b, _brx) = Transport::<Msg>::bind(c).await.unwrap();
+    let _first = TcpStream::connect(b.local_addr()).await.unwrap();
+    let _second = TcpStream::connect(b.local_addr()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(b.local_addr()).await.unwrap();
+    let start = std::time::Instant::now();
+    assert!(closed_by_server(&mut third).await);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "third connection should be refused at once"
+    );
+    assert_eq!(b.stats().inbound_refused_limit, 1);
+}

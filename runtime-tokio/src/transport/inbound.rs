@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use vecraft_core::wire;
 
@@ -29,6 +29,8 @@ pub(crate) struct InboundCtx {
     pub handshake_timeout: Duration,
     pub counters: Arc<Counters>,
     pub cancel: CancellationToken,
+    /// One permit per open inbound connection (handshaking or authenticated).
+    pub slots: Arc<Semaphore>,
 }
 
 /// Accepts connections until cancelled, one reader task each.
@@ -45,9 +47,23 @@ pub(crate) async fn accept_loop<T>(
             r = listener.accept() => r,
         };
         match accepted {
-            Ok((stream, addr)) => {
-                tokio::spawn(read_connection(ctx.clone(), stream, addr, tx.clone()));
-            }
+            Ok((stream, addr)) => match Arc::clone(&ctx.slots).try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(read_connection(
+                        ctx.clone(),
+                        stream,
+                        addr,
+                        tx.clone(),
+                        permit,
+                    ));
+                }
+                Err(_) => {
+                    // A connection flood must not turn into unbounded tasks and buffers.
+                    Counters::add(&ctx.counters.inbound_refused_limit, 1);
+                    tracing::warn!(%addr, "transport: too many inbound connections, refusing");
+                    drop(stream);
+                }
+            },
             Err(e) => {
                 // Typically EMFILE: back off briefly instead of spinning.
                 tracing::warn!(error = %e, "transport: accept failed");
@@ -63,6 +79,7 @@ async fn read_connection<T>(
     stream: TcpStream,
     addr: SocketAddr,
     tx: mpsc::Sender<(NodeId, T)>,
+    _slot: OwnedSemaphorePermit,
 ) where
     T: DeserializeOwned + Send + 'static,
 {

@@ -110,6 +110,7 @@ pub(crate) struct Counters {
     pub connect_failures: AtomicU64,
     pub handshake_failures_in: AtomicU64,
     pub bad_frames: AtomicU64,
+    pub inbound_refused_limit: AtomicU64,
 }
 
 impl Counters {
@@ -133,6 +134,7 @@ impl Counters {
             connect_failures: g(&self.connect_failures),
             handshake_failures_in: g(&self.handshake_failures_in),
             bad_frames: g(&self.bad_frames),
+            inbound_refused_limit: g(&self.inbound_refused_limit),
         }
     }
 }
@@ -166,4 +168,6 @@ pub struct TransportStats {
     pub handshake_failures_in: u64,
     /// Inbound connections closed for an oversized, undecodable or misaddressed frame.
     pub bad_frames: u64,
+    /// Inbound connections refused because `max_inbound_connections` were open.
+    pub inbound_refused_limit: u64,
 }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +38,8 @@ pub struct TransportConfig {
     pub backoff_min: Duration,
     /// Reconnect delay cap.
     pub backoff_max: Duration,
+    /// Most inbound connections open at once (handshaking or authenticated); more are refused.
+    pub max_inbound_connections: usize,
 }
 
 impl TransportConfig {
@@ -54,6 +56,7 @@ impl TransportConfig {
             handshake_timeout: Duration::from_secs(5),
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_secs(5),
+            max_inbound_connections: 1024,
         }
     }
 }
@@ -132,6 +135,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Transport<T> {
             handshake_timeout: cfg.handshake_timeout,
             counters: Arc::clone(&counters),
             cancel: cancel.clone(),
+            slots: Arc::new(Semaphore::new(cfg.max_inbound_connections.max(1))),
         };
         let accept_task = tokio::spawn(accept_loop(ictx, listener, tx));
         tracing::info!(node = cfg.node_id, addr = %local_addr, "transport: listening");
