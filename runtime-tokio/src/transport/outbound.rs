@@ -109,12 +109,14 @@ pub(crate) async fn run_peer<T: Serialize + Send + 'static>(
             }
             Err(e) => {
                 Counters::add(&ctx.counters.connect_failures, 1);
+                // An unreachable peer is routine (debug); a peer that answers but fails the
+                // handshake (wrong secret, wrong node, no common version) is worth a warning.
                 match &e {
-                    TransportError::AuthFailed { .. } | TransportError::Version { .. } => {
-                        tracing::warn!(peer = ctx.peer, addr = %ctx.addr, error = %e, "transport: peer refused")
+                    TransportError::Io(_) | TransportError::Timeout => {
+                        tracing::debug!(peer = ctx.peer, addr = %ctx.addr, error = %e, "transport: connect failed")
                     }
                     _ => {
-                        tracing::debug!(peer = ctx.peer, addr = %ctx.addr, error = %e, "transport: connect failed")
+                        tracing::warn!(peer = ctx.peer, addr = %ctx.addr, error = %e, "transport: handshake refused")
                     }
                 }
                 tokio::select! {
