@@ -215,3 +215,22 @@ fn encode_frames<T: Serialize>(ctx: &PeerCtx, msgs: &[T]) -> Vec<(Bytes, u64)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
+        let (min, max) = (Duration::from_millis(10), Duration::from_millis(100));
+        let mut b = Backoff::new(min, max);
+        let mut nominal = min;
+        for _ in 0..10 {
+            let d = b.next_delay();
+            assert!(d >= nominal / 2 && d <= nominal, "{d:?} outside [{:?}, {nominal:?}]", nominal / 2);
+            nominal = (nominal * 2).min(max);
+        }
+        b.reset();
+        assert!(b.next_delay() <= min);
+    }
+}
