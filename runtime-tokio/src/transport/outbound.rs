@@ -1,0 +1,236 @@
+//! One writer task per peer: dial, handshake, then drain the peer's bounded queue into envelopes.
+//!
+//! Why this shape:
+//! - The queue is bounded and `send` never waits: a full queue (slow or dead peer) drops the
+//!   message and counts it. Raft and the other protocols retransmit, so dropping is safe, while
+//!   an unbounded queue to a dead peer would eat the node's memory.
+//! - Each wake-up takes everything queued (up to `max_batch`) into **one** envelope, so the
+//!   heartbeats of many groups to one peer share a frame and a syscall.
+//! - Reconnects back off exponentially with jitter so that a restarted node is not hit by every
+//!   peer in lockstep.
+//! - The task also watches the read half: the acceptor never sends after `Welcome`, so EOF there
+//!   means the peer went away, and the task reconnects before the next message instead of
+//!   losing it to a half-dead socket.
+
+use super::handshake::{self, HandshakeKey};
+use super::{Counters, EnvelopeRef, FramedConn, NodeId, TransportError, framed};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use vecraft_core::wire;
+
+/// Everything a peer writer needs (cloned per peer).
+#[derive(Clone, Debug)]
+pub(crate) struct PeerCtx {
+    pub local: NodeId,
+    pub peer: NodeId,
+    pub addr: SocketAddr,
+    pub key: HandshakeKey,
+    pub max_frame_len: usize,
+    pub max_batch: usize,
+    pub handshake_timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub counters: Arc<Counters>,
+    pub cancel: CancellationToken,
+}
+
+/// Exponential backoff with "equal jitter": the wait is uniform in [d/2, d].
+#[derive(Debug)]
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            min,
+            max,
+            next: min,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let mut r = [0u8; 8];
+        let frac = match getrandom::fill(&mut r) {
+            Ok(()) => (u64::from_le_bytes(r) % 1000) as f64 / 1000.0,
+            Err(_) => 0.5,
+        };
+        d / 2 + d.mul_f64(0.5 * frac)
+    }
+}
+
+/// Dials and handshakes, within the handshake timeout.
+async fn connect(ctx: &PeerCtx) -> Result<FramedConn, TransportError> {
+    let attempt = async {
+        let stream = TcpStream::connect(ctx.addr).await?;
+        stream.set_nodelay(true)?;
+        let mut conn = framed(stream, ctx.max_frame_len);
+        handshake::dial(&mut conn, &ctx.key, ctx.local, ctx.peer).await?;
+        Ok(conn)
+    };
+    tokio::time::timeout(ctx.handshake_timeout, attempt)
+        .await
+        .map_err(|_| TransportError::Timeout)?
+}
+
+/// The writer task of one peer. Ends when cancelled or when the queue's sender is dropped.
+pub(crate) async fn run_peer<T: Serialize + Send + 'static>(
+    ctx: PeerCtx,
+    mut rx: mpsc::Receiver<T>,
+) {
+    let mut backoff = Backoff::new(ctx.backoff_min, ctx.backoff_max);
+    let mut batch: Vec<T> = Vec::new();
+    loop {
+        let conn = tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            r = connect(&ctx) => r,
+        };
+        let mut conn = match conn {
+            Ok(c) => {
+                Counters::add(&ctx.counters.connects, 1);
+                tracing::debug!(peer = ctx.peer, addr = %ctx.addr, "transport: connected");
+                backoff.reset();
+                c
+            }
+            Err(e) => {
+                Counters::add(&ctx.counters.connect_failures, 1);
+                // An unreachable peer is routine (debug); a peer that answers but fails the
+                // handshake (wrong secret, wrong node, no common version) is worth a warning.
+                match &e {
+                    TransportError::Io(_) | TransportError::Timeout => {
+                        tracing::debug!(peer = ctx.peer, addr = %ctx.addr, error = %e, "transport: connect failed")
+                    }
+                    _ => {
+                        tracing::warn!(peer = ctx.peer, addr = %ctx.addr, error = %e, "transport: handshake refused")
+                    }
+                }
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => return,
+                m = rx.recv() => match m {
+                    Some(m) => batch.push(m),
+                    None => return,
+                },
+                _ = conn.next() => {
+                    tracing::debug!(peer = ctx.peer, "transport: peer closed the connection");
+                    break;
+                }
+            }
+            while batch.len() < ctx.max_batch {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            // Encode before writing: no borrow of `batch` is held across an await, so `T` need
+            // not be `Sync`.
+            let frames = encode_frames(&ctx, &batch);
+            batch.clear();
+            let count: u64 = frames.iter().map(|f| f.1).sum();
+            let written = tokio::select! {
+                _ = ctx.cancel.cancelled() => return,
+                r = write_frames(&ctx, &mut conn, frames) => r,
+            };
+            if let Err(e) = written {
+                Counters::add(&ctx.counters.dropped_send_failed, count);
+                tracing::debug!(peer = ctx.peer, error = %e, "transport: write failed, reconnecting");
+                break;
+            }
+        }
+    }
+}
+
+/// Writes the encoded envelopes and flushes once.
+async fn write_frames(
+    ctx: &PeerCtx,
+    conn: &mut FramedConn,
+    frames: Vec<(Bytes, u64)>,
+) -> Result<(), TransportError> {
+    let n = frames.len() as u64;
+    for (bytes, count) in frames {
+        conn.feed(bytes).await?;
+        Counters::add(&ctx.counters.msgs_sent, count);
+    }
+    SinkExt::<Bytes>::flush(conn).await?;
+    Counters::add(&ctx.counters.envelopes_sent, n);
+    Ok(())
+}
+
+/// Encodes `msgs` into envelopes of at most `max_frame_len` bytes, halving a batch until each
+/// part fits; a single message that alone is too big is dropped and counted. Returns each frame
+/// with the number of messages in it.
+fn encode_frames<T: Serialize>(ctx: &PeerCtx, msgs: &[T]) -> Vec<(Bytes, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![(0, msgs.len())];
+    while let Some((lo, hi)) = stack.pop() {
+        let env = EnvelopeRef {
+            from: ctx.local,
+            to: ctx.peer,
+            msgs: &msgs[lo..hi],
+        };
+        let bytes = match wire::encode(&env) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(peer = ctx.peer, error = %e, "transport: cannot encode envelope, dropping");
+                Counters::add(&ctx.counters.dropped_oversize, (hi - lo) as u64);
+                continue;
+            }
+        };
+        if bytes.len() <= ctx.max_frame_len {
+            out.push((Bytes::from(bytes), (hi - lo) as u64));
+        } else if hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            stack.push((mid, hi));
+            stack.push((lo, mid));
+        } else {
+            tracing::warn!(
+                peer = ctx.peer,
+                len = bytes.len(),
+                max = ctx.max_frame_len,
+                "transport: message over max frame size dropped"
+            );
+            Counters::add(&ctx.counters.dropped_oversize, 1);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_resets() {
+        let (min, max) = (Duration::from_millis(10), Duration::from_millis(100));
+        let mut b = Backoff::new(min, max);
+        let mut nominal = min;
+        for _ in 0..10 {
+            let d = b.next_delay();
+            assert!(d >= nominal / 2 && d <= nominal, "{d:?} outside [{:?}, {nominal:?}]", nominal / 2);
+            nominal = (nominal * 2).min(max);
+        }
+        b.reset();
+        assert!(b.next_delay() <= min);
+    }
+}
