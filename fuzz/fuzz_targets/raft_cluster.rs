@@ -92,7 +92,9 @@ struct Cluster {
 }
 
 fn config(id: NodeId) -> RaftConfig {
-    RaftConfig::new(id, 1, vec![1, 2, 3], 7)
+    let mut cfg = RaftConfig::new(id, 1, vec![1, 2, 3], 7);
+    cfg.bugs = vecraft_fuzz::inject::injected_bugs();
+    cfg
 }
 
 impl Cluster {

@@ -244,7 +244,8 @@ impl Harness {
 }
 
 fuzz_target!(|input: Input| {
-    let cfg = RaftConfig::new(1, 1, vec![1, 2, 3], 9);
+    let mut cfg = RaftConfig::new(1, 1, vec![1, 2, 3], 9);
+    cfg.bugs = vecraft_fuzz::inject::injected_bugs();
     let node = RaftNode::new(cfg, DurableState::default(), 0, Time::ZERO);
     let watch = NodeWatch::new(&node);
     let mut h = Harness { node, now: Time::ZERO, watch, last_seq: 0, last_append: [None, None], next_id: 0 };

@@ -4,3 +4,4 @@
 pub mod raft_check;
 pub mod stats;
 pub mod snapshot_forge;
+pub mod inject;
