@@ -51,6 +51,9 @@ enum Step {
     Persist { node: u8, count: u8 },
     Crash(u8),
     Restart(u8),
+    /// Crash and restart at once: the common case, and the one that loses unacknowledged writes
+    /// of a node that keeps taking part.
+    Bounce(u8),
     Propose { node: u8, byte: u8 },
     Read { node: u8, lease: bool },
     Transfer { node: u8, to: u8 },
@@ -223,6 +226,10 @@ impl Cluster {
             Step::Persist { node, count } => self.persist(pick(node), count as usize % 4 + 1),
             Step::Crash(node) => self.crash(pick(node)),
             Step::Restart(node) => self.restart(pick(node)),
+            Step::Bounce(node) => {
+                self.crash(pick(node));
+                self.restart(pick(node));
+            }
             Step::Propose { node, byte } => {
                 self.next_id += 1;
                 let command = vec![byte, self.next_id as u8].into();
