@@ -1,14 +1,23 @@
-//! Untrusted bytes from the network must decode to a message or an error, never a panic.
+//! Untrusted bytes from the network or disk must decode to a value or an error, never a panic,
+//! and whatever decodes must re-encode to bytes that decode to the same value (otherwise a
+//! forwarded message could change meaning on the way).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use vecraft_core::raft::{Message, PersistRecord};
+use vecraft_core::raft::{ClientResponse, Message, PersistRecord};
 use vecraft_core::wire;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(msg) = wire::decode::<Message>(data) {
-        // Whatever decodes must re-encode to something that decodes to the same message.
-        let again = wire::encode(&msg).expect("decoded messages encode");
-        assert_eq!(wire::decode::<Message>(&again).expect("round trip"), msg);
+fn round_trip<T>(data: &[u8])
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    if let Ok(value) = wire::decode::<T>(data) {
+        let again = wire::encode(&value).expect("decoded values encode");
+        assert_eq!(wire::decode::<T>(&again).expect("round trip"), value);
     }
-    let _ = wire::decode::<PersistRecord>(data);
+}
+
+fuzz_target!(|data: &[u8]| {
+    round_trip::<Message>(data);
+    round_trip::<PersistRecord>(data);
+    round_trip::<ClientResponse>(data);
 });
