@@ -159,7 +159,7 @@ fn print_single(spec: &RunSpec, outcome: &SeedOutcome, wall: f64) {
         fault_line(&s.fault_counts())
     );
     println!("  protocol events: {}", fault_line(&s.precondition_counts()));
-    println!("  storage: {} committed entries lost by damaged disks (allowed), counted below quorum", s.storage_lost_entries);
+    println!("  storage: {} committed entries below a quorum only because damaged disks lost them (allowed)", s.storage_lost_entries);
     println!(
         "  raft: {} terms with a leader, {} entries committed, {} disk writes; recovered in {} after faults stopped",
         s.leader_terms,

@@ -73,12 +73,13 @@ fn assert_all_pass(what: &str, specs: Vec<RunSpec>) -> BTreeMap<&'static str, u6
     faults
 }
 
-/// Fault classes the default swarm profile injects (and so must see fire in its seeds). The rest
-/// (long delays, replays: issue 7; data-losing storage faults) live in `SwarmFull` and
-/// `ChaosStorage`, whose seeds still fail on open core bugs.
+/// Fault classes the default swarm profile injects (and so must see fire in its seeds). The
+/// data-losing storage faults live in `ChaosStorage`, whose seeds still fail on open core bugs.
 const SWARM_CLASSES: &[&str] = &[
     "dropped",
     "duplicated",
+    "long-delays",
+    "replays",
     "partitions",
     "degraded-links",
     "flaps",
@@ -121,9 +122,11 @@ fn every_fault_class_fires() {
     eprintln!("faults fired in 80 seeds: {:?}", batch.faults);
 }
 
-/// The swarm profile plus very long delays and replays of old packets. Fails today on the two
-/// stale-read bugs of issue 7 (a late heartbeat reply of a previous incarnation confirming a read;
-/// a vote granted at the voter's current term inside a leader's lease).
+/// The swarm profile with very long delays and replays of old packets in every seed: the
+/// configuration meant to expose the two stale-read bugs of issue 7 (a late heartbeat reply of a
+/// previous incarnation confirming a read; a vote granted at the voter's current term inside a
+/// leader's lease). No seed has failed yet (their preconditions are counted: `stale_term_acks`,
+/// `votes_in_lease`); ignored so the lead can un-ignore it with the fix and its bug switches.
 #[test]
 #[ignore = "stale-read bugs in core, see issue 7"]
 fn swarm_full_seeds_hold_every_check() {
@@ -184,10 +187,11 @@ fn swarm_explores_different_worlds() {
     assert!(configs.iter().any(|c| c.clock_drift > 0.03));
     assert!(configs.iter().any(|c| c.pause_every.is_some()) && configs.iter().any(|c| c.pause_every.is_none()));
     assert!(configs.iter().any(|c| c.flap_every.is_some()) && configs.iter().any(|c| c.degrade_every.is_none()));
-    // The default profile keeps the classes that expose open core bugs off; the full ones roll them.
-    assert!(configs.iter().all(|c| c.long_delay == 0.0 && c.replay == 0.0 && c.faulty_disks == 0));
+    assert!(configs.iter().any(|c| c.long_delay > 0.0) && configs.iter().any(|c| c.replay == 0.0));
+    // The default profile keeps the storage faults that expose open core bugs off.
+    assert!(configs.iter().all(|c| c.faulty_disks == 0 && c.lying_fsync == 0.0));
     let storage: Vec<_> = (1..=200).map(|s| RunSpec { profile: FaultProfile::ChaosStorage, ..RunSpec::seed(s) }.config()).collect();
-    assert!(storage.iter().any(|c| c.long_delay > 0.0) && storage.iter().any(|c| c.replay == 0.0));
+    assert!(storage.iter().all(|c| c.long_delay > 0.0 && c.replay > 0.0));
     assert!(storage.iter().all(|c| c.faulty_disks * 2 < c.nodes || c.faulty_disks == 0));
     assert!(storage.iter().any(|c| c.faulty_disks >= 2));
 }

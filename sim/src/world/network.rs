@@ -91,22 +91,18 @@ impl<M: Clone> Network<M> {
         self.blocked.contains(&(from, to)) || self.flap_down.contains(&(from, to))
     }
 
-    /// Sends `packet` from `from` to `to` and pushes each copy that will arrive, with its arrival
-    /// time, onto `arrivals`. With `faults` off only ordinary delays apply (the liveness phase).
+    /// Sends `packet` from `from` to `to` through every network fault and pushes each copy that
+    /// will arrive, with its arrival time, onto `arrivals`. (Without faults, in the liveness
+    /// phase, a packet simply arrives after [`Network::delay`].)
     pub fn send(
         &mut self,
         rng: &mut ChaCha8Rng,
         now: u64,
         (from, to): (usize, usize),
         packet: M,
-        faults: bool,
         stats: &mut RunStats,
         arrivals: &mut Vec<(u64, M)>,
     ) {
-        if !faults {
-            arrivals.push((now + self.delay(rng), packet));
-            return;
-        }
         if !self.rings.is_empty() && rng.random_bool(self.rates.replay) {
             let ring = &self.rings[from * self.n + to];
             if !ring.is_empty() {

@@ -292,12 +292,17 @@ impl World {
                     }
                     let to = (msg.to - 1) as usize;
                     if to < self.nodes.len() {
-                        let mut arrivals = std::mem::take(&mut self.arrivals);
-                        self.net.send(&mut self.rng, self.now, (n, to), msg, self.faults_on, &mut self.stats, &mut arrivals);
-                        for (at, msg) in arrivals.drain(..) {
+                        if self.faults_on {
+                            let mut arrivals = std::mem::take(&mut self.arrivals);
+                            self.net.send(&mut self.rng, self.now, (n, to), msg, &mut self.stats, &mut arrivals);
+                            for (at, msg) in arrivals.drain(..) {
+                                self.schedule(at, Event::Deliver { to, msg });
+                            }
+                            self.arrivals = arrivals;
+                        } else {
+                            let at = self.now + self.net.delay(&mut self.rng);
                             self.schedule(at, Event::Deliver { to, msg });
                         }
-                        self.arrivals = arrivals;
                     }
                 }
                 RaftOutput::Persist { seq, record } => {
