@@ -1,0 +1,59 @@
+//! Server-side throttles: a cap on requests in flight and a per-request time limit.
+//!
+//! Both answer in Qdrant's error envelope: too many requests in flight is a 503 with
+//! `Retry-After` (the same back-off signal as a full write queue), a request over its time limit
+//! a 408. Snapshot transfers (upload, download, recover) are exempt from the time limit: their
+//! duration grows with the data, and they hold no engine lock while streaming.
+
+use super::State;
+use super::envelope::ApiError;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Limits shared by all requests.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Permits for requests in flight.
+    pub in_flight: Arc<Semaphore>,
+    /// Longest a request may take.
+    pub timeout: Duration,
+}
+
+impl Limits {
+    /// `max_in_flight` concurrent requests, each at most `timeout`.
+    pub fn new(max_in_flight: usize, timeout: Duration) -> Limits {
+        Limits { in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))), timeout }
+    }
+}
+
+fn exempt_from_timeout(path: &str) -> bool {
+    path.contains("/snapshots")
+}
+
+/// Middleware applying [`Limits`].
+pub async fn enforce(state: axum::extract::State<State>, request: Request, next: Next) -> Response {
+    let limits = &state.limits;
+    let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node overloaded: too many requests in flight; retry later",
+        )
+        .into_response();
+    };
+    if exempt_from_timeout(request.uri().path()) {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request took longer than the server's {:?} limit", limits.timeout),
+        )
+        .into_response(),
+    }
+}
