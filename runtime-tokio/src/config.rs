@@ -256,7 +256,12 @@ impl Config {
             Ok(text) => text.trim().parse().map_err(|e| err(format!("not a number: {e}"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(&self.data_dir).map_err(|e| err(e.to_string()))?;
-                let seed = format!("{:?}-{}-{:?}", std::time::SystemTime::now(), std::process::id(), self.data_dir);
+                let seed = format!(
+                    "{:?}-{}-{:?}",
+                    std::time::SystemTime::now(),
+                    std::process::id(),
+                    self.data_dir
+                );
                 let hash = blake3::hash(seed.as_bytes());
                 let id = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes")) | 1;
                 let tmp = path.with_extension("tmp");
@@ -330,7 +335,8 @@ mod tests {
         let file = Config::parse_file("write_queue_capacity = 0\n", p).unwrap();
         let e = Config::merge(ServeArgs::default(), file).unwrap_err().to_string();
         assert!(e.contains("write_queue_capacity"), "{e}");
-        let file = Config::parse_file("api_keys = [\"k\"]\nread_only_api_keys = [\"k\"]\n", p).unwrap();
+        let file =
+            Config::parse_file("api_keys = [\"k\"]\nread_only_api_keys = [\"k\"]\n", p).unwrap();
         assert!(Config::merge(ServeArgs::default(), file).is_err());
     }
 

@@ -1,7 +1,7 @@
 //! vecraft-runtime: the production driver of the core state machines (files, sockets, timers).
 
-pub mod snapshot_catalog;
 pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod snapshot_catalog;

@@ -37,7 +37,12 @@ async fn collection_lifecycle() {
     let s = start().await;
     s.collection("docs", 4, "Cosine").await;
     let msg = s
-        .err(Method::PUT, "/collections/docs", Some(json!({"vectors": {"size": 4, "distance": "Dot"}})), StatusCode::BAD_REQUEST)
+        .err(
+            Method::PUT,
+            "/collections/docs",
+            Some(json!({"vectors": {"size": 4, "distance": "Dot"}})),
+            StatusCode::BAD_REQUEST,
+        )
         .await;
     assert!(msg.contains("already exists"), "{msg}");
     s.collection("other", 2, "Euclid").await;
@@ -67,7 +72,12 @@ async fn collection_lifecycle() {
         assert!(msg.contains(needle), "{needle}: {msg}");
     }
     let msg = s
-        .err(Method::PUT, "/collections/bad%20name", Some(json!({"vectors": {"size": 3, "distance": "Dot"}})), StatusCode::BAD_REQUEST)
+        .err(
+            Method::PUT,
+            "/collections/bad%20name",
+            Some(json!({"vectors": {"size": 3, "distance": "Dot"}})),
+            StatusCode::BAD_REQUEST,
+        )
         .await;
     assert!(msg.contains("invalid collection name"), "{msg}");
 }
@@ -98,12 +108,17 @@ async fn points_write_retrieve_and_payloads() {
     assert_eq!(s.count("c").await, 4);
 
     let got = s
-        .ok(Method::POST, "/collections/c/points", Some(json!({"ids": [2, 1, 99], "with_vector": true})))
+        .ok(
+            Method::POST,
+            "/collections/c/points",
+            Some(json!({"ids": [2, 1, 99], "with_vector": true})),
+        )
         .await;
     assert_eq!(ids(&got), vec![2, 1]);
     assert_eq!(got[0]["payload"], json!({"color": "blue", "n": 2}));
     assert_eq!(got[0]["vector"], json!([0.0, 1.0]));
-    let one = s.ok(Method::GET, "/collections/c/points/550e8400-e29b-41d4-a716-446655440000", None).await;
+    let one =
+        s.ok(Method::GET, "/collections/c/points/550e8400-e29b-41d4-a716-446655440000", None).await;
     assert_eq!(one["id"], "550e8400-e29b-41d4-a716-446655440000");
     s.err(Method::GET, "/collections/c/points/77", None, StatusCode::NOT_FOUND).await;
     s.err(Method::GET, "/collections/c/points/not-an-id", None, StatusCode::BAD_REQUEST).await;
@@ -116,14 +131,34 @@ async fn points_write_retrieve_and_payloads() {
     assert_eq!(got[0]["payload"], json!({"color": "red", "tag": "x"}));
     assert_eq!(got[1]["payload"], json!({"only": true}));
     assert_eq!(got[2]["payload"], json!({"color": "red"}));
-    s.ok(Method::POST, "/collections/c/points/payload/clear?wait=true", Some(json!({"points": [3]}))).await;
-    let got = s.ok(Method::POST, "/collections/c/points", Some(json!({"ids": [3], "with_payload": true}))).await;
+    s.ok(
+        Method::POST,
+        "/collections/c/points/payload/clear?wait=true",
+        Some(json!({"points": [3]})),
+    )
+    .await;
+    let got = s
+        .ok(Method::POST, "/collections/c/points", Some(json!({"ids": [3], "with_payload": true})))
+        .await;
     assert_eq!(got[0]["payload"], json!({}));
-    let msg = s.err(Method::POST, path, Some(json!({"payload": {"a": 1}, "points": [42]})), StatusCode::NOT_FOUND).await;
+    let msg = s
+        .err(
+            Method::POST,
+            path,
+            Some(json!({"payload": {"a": 1}, "points": [42]})),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
     assert!(msg.contains("42"), "{msg}");
 
-    s.ok(Method::POST, "/collections/c/points/delete?wait=true", Some(json!({"points": [1]}))).await;
-    s.ok(Method::POST, "/collections/c/points/delete?wait=true", Some(json!({"filter": {"must": [{"has_id": [2]}]}}))).await;
+    s.ok(Method::POST, "/collections/c/points/delete?wait=true", Some(json!({"points": [1]})))
+        .await;
+    s.ok(
+        Method::POST,
+        "/collections/c/points/delete?wait=true",
+        Some(json!({"filter": {"must": [{"has_id": [2]}]}})),
+    )
+    .await;
     assert_eq!(s.count("c").await, 2);
 }
 
@@ -139,7 +174,11 @@ async fn query_search_scroll_count() {
         .collect();
     s.upsert("v", Value::Array(points)).await;
     let r = s
-        .ok(Method::POST, "/collections/v/points/query", Some(json!({"query": {"nearest": [1.0, 0.0]}, "limit": 3, "with_payload": true})))
+        .ok(
+            Method::POST,
+            "/collections/v/points/query",
+            Some(json!({"query": {"nearest": [1.0, 0.0]}, "limit": 3, "with_payload": true})),
+        )
         .await;
     let hits = &r["points"];
     assert_eq!(ids(hits), vec![0, 1, 2]);
@@ -155,7 +194,11 @@ async fn query_search_scroll_count() {
     assert_eq!(ids(&filtered["points"]), vec![3, 5, 7]);
     assert!(filtered["points"][0]["payload"].is_null());
     let legacy = s
-        .ok(Method::POST, "/collections/v/points/search", Some(json!({"vector": [1.0, 0.0], "limit": 2, "offset": 1})))
+        .ok(
+            Method::POST,
+            "/collections/v/points/search",
+            Some(json!({"vector": [1.0, 0.0], "limit": 2, "offset": 1})),
+        )
         .await;
     assert_eq!(ids(&legacy), vec![1, 2]);
     let batch = s
@@ -166,11 +209,19 @@ async fn query_search_scroll_count() {
     assert_eq!(ids(&batch[0]), vec![0]);
     assert_eq!(ids(&batch[1]), vec![19]);
     let qbatch = s
-        .ok(Method::POST, "/collections/v/points/query/batch", Some(json!({"searches": [{"query": [1.0, 0.0], "limit": 2}]})))
+        .ok(
+            Method::POST,
+            "/collections/v/points/query/batch",
+            Some(json!({"searches": [{"query": [1.0, 0.0], "limit": 2}]})),
+        )
         .await;
     assert_eq!(ids(&qbatch[0]["points"]), vec![0, 1]);
     let threshold = s
-        .ok(Method::POST, "/collections/v/points/query", Some(json!({"query": [1.0, 0.0], "limit": 20, "score_threshold": 0.99})))
+        .ok(
+            Method::POST,
+            "/collections/v/points/query",
+            Some(json!({"query": [1.0, 0.0], "limit": 20, "score_threshold": 0.99})),
+        )
         .await;
     assert!(ids(&threshold["points"]).len() < 20 && !ids(&threshold["points"]).is_empty());
 
@@ -188,7 +239,11 @@ async fn query_search_scroll_count() {
     }
     assert_eq!(seen, (0..20).step_by(2).collect::<Vec<u64>>());
     let c = s
-        .ok(Method::POST, "/collections/v/points/count", Some(json!({"filter": {"must": [{"key": "i", "range": {"gte": 15}}]}, "exact": true})))
+        .ok(
+            Method::POST,
+            "/collections/v/points/count",
+            Some(json!({"filter": {"must": [{"key": "i", "range": {"gte": 15}}]}, "exact": true})),
+        )
         .await;
     assert_eq!(c["count"], 5);
 }
@@ -200,20 +255,80 @@ async fn bad_input_is_a_4xx_and_changes_nothing() {
     s.upsert("c", json!([{"id": 1, "vector": [1, 2, 3]}])).await;
     let up = "/collections/c/points?wait=true";
     let cases: Vec<(&str, Value, StatusCode, &str)> = vec![
-        (up, json!({"points": [{"id": 2, "vector": [1, 2]}]}), StatusCode::BAD_REQUEST, "dimension 2"),
-        (up, json!({"points": [{"id": 2, "vector": [1e39, 1, 1]}]}), StatusCode::BAD_REQUEST, "non-finite"),
-        (up, json!({"points": [{"id": 2, "vector": [0, 0, 0]}]}), StatusCode::BAD_REQUEST, "zero length"),
-        (up, json!({"points": [{"id": -5, "vector": [1, 2, 3]}]}), StatusCode::BAD_REQUEST, "points[0].id"),
-        (up, json!({"points": [{"id": 2, "vector": [1, 2, 3], "payload": 7}]}), StatusCode::BAD_REQUEST, "payload"),
-        (up, json!({"points": [{"id": 2, "vector": [1, 2, 3]}, {"id": 3, "vector": [1]}]}), StatusCode::BAD_REQUEST, "point 3"),
-        ("/collections/nope/points?wait=true", json!({"points": [{"id": 2, "vector": [1, 2, 3]}]}), StatusCode::NOT_FOUND, "nope"),
-        ("/collections/c/points?wait=false", json!({"points": [{"id": 2, "vector": [1, 2]}]}), StatusCode::BAD_REQUEST, "dimension"),
-        ("/collections/c/points/query", json!({"query": [1, 2]}), StatusCode::BAD_REQUEST, "dimension"),
-        ("/collections/c/points/query", json!({"query": [1, 2, 3], "filter": {"must": [{"key": "a", "geo_radius": {}}]}}), StatusCode::BAD_REQUEST, "geo_radius"),
-        ("/collections/c/points/query", json!({"query": [1, 2, 3], "params": {"hnsw_ef": 0}}), StatusCode::BAD_REQUEST, "ef 0"),
+        (
+            up,
+            json!({"points": [{"id": 2, "vector": [1, 2]}]}),
+            StatusCode::BAD_REQUEST,
+            "dimension 2",
+        ),
+        (
+            up,
+            json!({"points": [{"id": 2, "vector": [1e39, 1, 1]}]}),
+            StatusCode::BAD_REQUEST,
+            "non-finite",
+        ),
+        (
+            up,
+            json!({"points": [{"id": 2, "vector": [0, 0, 0]}]}),
+            StatusCode::BAD_REQUEST,
+            "zero length",
+        ),
+        (
+            up,
+            json!({"points": [{"id": -5, "vector": [1, 2, 3]}]}),
+            StatusCode::BAD_REQUEST,
+            "points[0].id",
+        ),
+        (
+            up,
+            json!({"points": [{"id": 2, "vector": [1, 2, 3], "payload": 7}]}),
+            StatusCode::BAD_REQUEST,
+            "payload",
+        ),
+        (
+            up,
+            json!({"points": [{"id": 2, "vector": [1, 2, 3]}, {"id": 3, "vector": [1]}]}),
+            StatusCode::BAD_REQUEST,
+            "point 3",
+        ),
+        (
+            "/collections/nope/points?wait=true",
+            json!({"points": [{"id": 2, "vector": [1, 2, 3]}]}),
+            StatusCode::NOT_FOUND,
+            "nope",
+        ),
+        (
+            "/collections/c/points?wait=false",
+            json!({"points": [{"id": 2, "vector": [1, 2]}]}),
+            StatusCode::BAD_REQUEST,
+            "dimension",
+        ),
+        (
+            "/collections/c/points/query",
+            json!({"query": [1, 2]}),
+            StatusCode::BAD_REQUEST,
+            "dimension",
+        ),
+        (
+            "/collections/c/points/query",
+            json!({"query": [1, 2, 3], "filter": {"must": [{"key": "a", "geo_radius": {}}]}}),
+            StatusCode::BAD_REQUEST,
+            "geo_radius",
+        ),
+        (
+            "/collections/c/points/query",
+            json!({"query": [1, 2, 3], "params": {"hnsw_ef": 0}}),
+            StatusCode::BAD_REQUEST,
+            "ef 0",
+        ),
         ("/collections/c/points/scroll", json!({"limit": "ten"}), StatusCode::BAD_REQUEST, "limit"),
         ("/collections/c/points/delete?wait=true", json!({}), StatusCode::BAD_REQUEST, "points"),
-        ("/collections/c/points/count", json!({"filter": {"must": [{"key": "", "match": {"value": 1}}]}}), StatusCode::BAD_REQUEST, "filter"),
+        (
+            "/collections/c/points/count",
+            json!({"filter": {"must": [{"key": "", "match": {"value": 1}}]}}),
+            StatusCode::BAD_REQUEST,
+            "filter",
+        ),
     ];
     for (path, body, status, needle) in cases {
         let method = if path.contains("/points?") { Method::PUT } else { Method::POST };
@@ -225,7 +340,14 @@ async fn bad_input_is_a_4xx_and_changes_nothing() {
         assert_eq!(a.status, StatusCode::BAD_REQUEST);
         assert!(a.json().unwrap()["status"]["error"].as_str().unwrap().contains("JSON"));
     }
-    let bad_param = s.err(Method::PUT, "/collections/c/points?wait=maybe", Some(json!({"points": []})), StatusCode::BAD_REQUEST).await;
+    let bad_param = s
+        .err(
+            Method::PUT,
+            "/collections/c/points?wait=maybe",
+            Some(json!({"points": []})),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     assert!(bad_param.contains("wait"), "{bad_param}");
     let huge = vec![b' '; 65 << 20];
     let a = s.raw(Method::PUT, up, &huge).await;
@@ -242,20 +364,50 @@ async fn unwaited_writes_and_read_tokens() {
     for i in 0..50u64 {
         let a = s
             .client
-            .call(Method::PUT, "/collections/c/points?wait=false&ordering=strong", Some(&json!({"points": [{"id": i, "vector": [1, i]}]})))
+            .call(
+                Method::PUT,
+                "/collections/c/points?wait=false&ordering=strong",
+                Some(&json!({"points": [{"id": i, "vector": [1, i]}]})),
+            )
             .await
             .unwrap();
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(a.json().unwrap()["result"]["status"], "acknowledged");
         token = a.headers["vecraft-read-token"].to_str().unwrap().to_string();
     }
-    let r = s.ok(Method::POST, &format!("/collections/c/points/count?token={token}"), Some(json!({}))).await;
+    let r = s
+        .ok(Method::POST, &format!("/collections/c/points/count?token={token}"), Some(json!({})))
+        .await;
     assert_eq!(r["count"], 50, "a read with the last write's token sees all 50");
-    let r = s.ok(Method::POST, "/collections/c/points/count?consistency=all", Some(json!({}))).await;
+    let r =
+        s.ok(Method::POST, "/collections/c/points/count?consistency=all", Some(json!({}))).await;
     assert_eq!(r["count"], 50);
-    let r = s.ok(Method::POST, "/collections/c/points/count?read_consistency=quorum&timeout=5", Some(json!({}))).await;
+    let r = s
+        .ok(
+            Method::POST,
+            "/collections/c/points/count?read_consistency=quorum&timeout=5",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(r["count"], 50);
-    s.err(Method::POST, "/collections/c/points/count?token=0:999999", Some(json!({})), StatusCode::BAD_REQUEST).await;
-    s.err(Method::POST, "/collections/c/points/count?read_consistency=sometimes", Some(json!({})), StatusCode::BAD_REQUEST).await;
-    s.ok(Method::PUT, "/collections/c/points?wait=true&write_ack=one_copy", Some(json!({"points": [{"id": 99, "vector": [1, 1]}]}))).await;
+    s.err(
+        Method::POST,
+        "/collections/c/points/count?token=0:999999",
+        Some(json!({})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    s.err(
+        Method::POST,
+        "/collections/c/points/count?read_consistency=sometimes",
+        Some(json!({})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    s.ok(
+        Method::PUT,
+        "/collections/c/points?wait=true&write_ack=one_copy",
+        Some(json!({"points": [{"id": 99, "vector": [1, 1]}]})),
+    )
+    .await;
 }

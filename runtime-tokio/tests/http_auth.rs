@@ -37,22 +37,32 @@ async fn keys_guard_every_route_but_health() {
     let (status, v) = rw.json(Method::PUT, "/collections/c", Some(&create)).await.unwrap();
     assert_eq!(status, StatusCode::OK, "{v}");
     let upsert = json!({"points": [{"id": 1, "vector": [1, 0]}]});
-    let (status, _) = ro.json(Method::PUT, "/collections/c/points?wait=true", Some(&upsert)).await.unwrap();
+    let (status, _) =
+        ro.json(Method::PUT, "/collections/c/points?wait=true", Some(&upsert)).await.unwrap();
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = rw.json(Method::PUT, "/collections/c/points?wait=true", Some(&upsert)).await.unwrap();
+    let (status, _) =
+        rw.json(Method::PUT, "/collections/c/points?wait=true", Some(&upsert)).await.unwrap();
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = ro.json(Method::POST, "/collections/c/points/delete", Some(&json!({"points": [1]}))).await.unwrap();
+    let (status, _) = ro
+        .json(Method::POST, "/collections/c/points/delete", Some(&json!({"points": [1]})))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = ro.json(Method::POST, "/collections/c/snapshots", None).await.unwrap();
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Read routes, including the POST ones, work with the read-only key.
-    let (status, v) = ro.json(Method::POST, "/collections/c/points/query", Some(&json!({"query": [1, 0]}))).await.unwrap();
+    let (status, v) = ro
+        .json(Method::POST, "/collections/c/points/query", Some(&json!({"query": [1, 0]})))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["result"]["points"][0]["id"], 1);
-    let (status, v) = ro.json(Method::POST, "/collections/c/points", Some(&json!({"ids": [1]}))).await.unwrap();
+    let (status, v) =
+        ro.json(Method::POST, "/collections/c/points", Some(&json!({"ids": [1]}))).await.unwrap();
     assert_eq!((status, v["result"][0]["id"].clone()), (StatusCode::OK, json!(1)));
-    let (status, _) = ro.json(Method::POST, "/collections/c/points/count", Some(&json!({}))).await.unwrap();
+    let (status, _) =
+        ro.json(Method::POST, "/collections/c/points/count", Some(&json!({}))).await.unwrap();
     assert_eq!(status, StatusCode::OK);
 
     // Bearer form.

@@ -22,9 +22,9 @@ pub(super) fn execute(engine: &VectorEngine, query: ReadQuery) -> Result<ReadAns
                 seq: c.seq(),
             })
         }
-        ReadQuery::Retrieve { collection, ids, with_payload, with_vector } => {
-            ReadAnswer::Records(engine.collection(&collection)?.get(&ids, with_payload, with_vector))
-        }
+        ReadQuery::Retrieve { collection, ids, with_payload, with_vector } => ReadAnswer::Records(
+            engine.collection(&collection)?.get(&ids, with_payload, with_vector),
+        ),
         ReadQuery::Search { collection, requests } => {
             let c = engine.collection(&collection)?;
             ReadAnswer::Hits(requests.iter().map(|r| c.search(r)).collect::<Result<_, _>>()?)
@@ -39,7 +39,10 @@ pub(super) fn execute(engine: &VectorEngine, query: ReadQuery) -> Result<ReadAns
 }
 
 /// Restores every collection from the newest snapshot (chain) in the catalogue.
-pub(super) fn restore_newest(catalog: &SnapshotCatalog, engine: &mut VectorEngine) -> Result<(), CatalogError> {
+pub(super) fn restore_newest(
+    catalog: &SnapshotCatalog,
+    engine: &mut VectorEngine,
+) -> Result<(), CatalogError> {
     let mut names: Vec<String> = catalog.list(None).iter().map(|m| m.collection.clone()).collect();
     names.sort();
     names.dedup();
@@ -52,4 +55,3 @@ pub(super) fn restore_newest(catalog: &SnapshotCatalog, engine: &mut VectorEngin
     }
     Ok(())
 }
-

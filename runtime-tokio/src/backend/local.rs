@@ -26,9 +26,9 @@
 use super::exec::{execute, restore_newest};
 use super::precheck::precheck;
 use super::{
-    Backend, BackendError, BoxFuture, ClusterInfo, ReadAnswer,
-    ReadConsistency, ReadOptions, ReadQuery, ReadToken, ReplicaInfo, SnapshotMeta, SnapshotSource,
-    WriteOptions, WriteReceipt, WriteStatus,
+    Backend, BackendError, BoxFuture, ClusterInfo, ReadAnswer, ReadConsistency, ReadOptions,
+    ReadQuery, ReadToken, ReplicaInfo, SnapshotMeta, SnapshotSource, WriteOptions, WriteReceipt,
+    WriteStatus,
 };
 use crate::snapshot_catalog::SnapshotCatalog;
 use std::path::{Path, PathBuf};
@@ -166,7 +166,11 @@ impl LocalBackend {
     }
 
     /// Waits until the worker applied `index` (or the timeout passes).
-    async fn wait_applied(&self, index: u64, timeout: Option<Duration>) -> Result<(), BackendError> {
+    async fn wait_applied(
+        &self,
+        index: u64,
+        timeout: Option<Duration>,
+    ) -> Result<(), BackendError> {
         let mut applied = self.applied.clone();
         let wait = applied.wait_for(|a| *a >= index);
         let done = match timeout {
@@ -192,7 +196,8 @@ impl LocalBackend {
         }
         let (index, answer) = self.enqueue(Job::Command(command))?;
         let token = ReadToken { shard: 0, index };
-        let receipt = |status, outcome| WriteReceipt { operation_id: index, status, token, outcome };
+        let receipt =
+            |status, outcome| WriteReceipt { operation_id: index, status, token, outcome };
         if !options.wait {
             return Ok(receipt(WriteStatus::Acknowledged, None));
         }
@@ -203,7 +208,8 @@ impl LocalBackend {
             },
             None => answer.await,
         };
-        let outcome = outcome.map_err(|_| BackendError::Unavailable("apply worker stopped".into()))?;
+        let outcome =
+            outcome.map_err(|_| BackendError::Unavailable("apply worker stopped".into()))?;
         Ok(receipt(WriteStatus::Completed, Some(outcome?)))
     }
 
@@ -244,11 +250,7 @@ impl LocalBackend {
 }
 
 /// The apply worker: drains the queue in order, applies batches under one write lock.
-fn apply_worker(
-    shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<Queued>,
-    applied: watch::Sender<u64>,
-) {
+fn apply_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>, applied: watch::Sender<u64>) {
     let mut batch = Vec::with_capacity(MAX_APPLY_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -423,7 +425,10 @@ mod tests {
     }
 
     fn create(name: &str) -> Command {
-        Command::CreateCollection { name: name.into(), config: CollectionConfig::new(2, Distance::Dot) }
+        Command::CreateCollection {
+            name: name.into(),
+            config: CollectionConfig::new(2, Distance::Dot),
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -471,6 +476,10 @@ mod tests {
         let b = backend(dir.path(), 8);
         let answer = b.read(ReadQuery::ListCollections, ReadOptions::default()).await.unwrap();
         let ReadAnswer::Collections(names) = answer else { panic!("wrong answer") };
-        assert_eq!(names, vec!["keep".to_string()], "snapshotted data survives; the rest has no WAL yet");
+        assert_eq!(
+            names,
+            vec!["keep".to_string()],
+            "snapshotted data survives; the rest has no WAL yet"
+        );
     }
 }

@@ -23,7 +23,9 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 use thiserror::Error;
-use vecraft_core::vector::collection::{CollectionConfig, ScrollPage, ScrollRequest, SearchRequest};
+use vecraft_core::vector::collection::{
+    CollectionConfig, ScrollPage, ScrollRequest, SearchRequest,
+};
 use vecraft_core::vector::engine::{Command, CommandOutcome};
 use vecraft_core::vector::error::EngineError;
 use vecraft_core::vector::filter::Filter;
@@ -296,8 +298,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Vec<ReplicaInfo>, BackendError>>;
 
     /// Takes a full snapshot of a collection now.
-    fn snapshot_create(&self, collection: String)
-    -> BoxFuture<'_, Result<SnapshotMeta, BackendError>>;
+    fn snapshot_create(
+        &self,
+        collection: String,
+    ) -> BoxFuture<'_, Result<SnapshotMeta, BackendError>>;
 
     /// Snapshots of a collection, oldest first.
     fn snapshot_list(

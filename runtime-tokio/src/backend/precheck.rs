@@ -55,19 +55,22 @@ fn check_selector(
     require_existing: bool,
 ) -> Result<(), EngineError> {
     match selector {
-        PointSelector::Ids(ids) if require_existing => match ids
-            .iter()
-            .find(|id| collection.point(**id).is_none())
-        {
-            Some(missing) => Err(EngineError::PointNotFound(*missing)),
-            None => Ok(()),
-        },
+        PointSelector::Ids(ids) if require_existing => {
+            match ids.iter().find(|id| collection.point(**id).is_none()) {
+                Some(missing) => Err(EngineError::PointNotFound(*missing)),
+                None => Ok(()),
+            }
+        }
         PointSelector::Ids(_) => Ok(()),
         PointSelector::Filter(filter) => Ok(filter.validate()?),
     }
 }
 
-fn check_vector(collection: &Collection, vector: &[f32], owner: VectorOwner) -> Result<(), EngineError> {
+fn check_vector(
+    collection: &Collection,
+    vector: &[f32],
+    owner: VectorOwner,
+) -> Result<(), EngineError> {
     let expected = collection.config().vector_size as usize;
     if vector.len() != expected {
         return Err(EngineError::DimensionMismatch { point: owner, expected, got: vector.len() });

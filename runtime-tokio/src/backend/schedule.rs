@@ -8,8 +8,8 @@
 //!
 //! [`SnapshotCatalog::retain_newest`]: crate::snapshot_catalog::SnapshotCatalog::retain_newest
 
-use super::local::{LocalBackend, now_ms};
 use super::BackendError;
+use super::local::{LocalBackend, now_ms};
 use crate::snapshot_catalog::{SnapshotDue, SnapshotMeta, SnapshotSchedule};
 use std::time::Duration;
 

@@ -15,7 +15,9 @@ use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::Arc;
 use vecraft_core::vector::collection::Collection;
-use vecraft_core::vector::snapshot::{SnapshotKind, read_header, restore_full, restore_incremental};
+use vecraft_core::vector::snapshot::{
+    SnapshotKind, read_header, restore_full, restore_incremental,
+};
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
@@ -59,11 +61,7 @@ pub(super) async fn list(
 
 /// Looks a snapshot up and checks it belongs to `collection` (so one collection's URL cannot
 /// reach another's snapshots).
-fn owned(
-    shared: &Shared,
-    collection: &str,
-    id: &str,
-) -> Result<SnapshotMeta, BackendError> {
+fn owned(shared: &Shared, collection: &str, id: &str) -> Result<SnapshotMeta, BackendError> {
     match shared.lock_catalog().get(id) {
         Some(meta) if meta.collection == collection => Ok(meta.clone()),
         _ => Err(CatalogError::UnknownSnapshot(id.to_string()).into()),
@@ -107,9 +105,7 @@ pub(super) async fn recover(
     let restored = blocking(move || build(&shared, &collection, source)).await?;
     let points = restored.len() as u64;
     let (_, answer) = backend.enqueue(Job::Install(Box::new(restored)))?;
-    answer
-        .await
-        .map_err(|_| BackendError::Unavailable("apply worker stopped".into()))??;
+    answer.await.map_err(|_| BackendError::Unavailable("apply worker stopped".into()))??;
     Ok(points)
 }
 

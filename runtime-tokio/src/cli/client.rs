@@ -96,7 +96,8 @@ impl HttpClient {
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let connect_err =
             |message: String| ClientError::Connect { addr: self.addr.clone(), message };
-        let stream = TcpStream::connect(&self.addr).await.map_err(|e| connect_err(e.to_string()))?;
+        let stream =
+            TcpStream::connect(&self.addr).await.map_err(|e| connect_err(e.to_string()))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| connect_err(e.to_string()))?;
@@ -207,8 +208,7 @@ impl HttpClient {
             })
         });
         let body = BodyExt::boxed(StreamBody::new(stream));
-        let response =
-            self.send(Method::POST, path, body, "application/octet-stream", &[]).await?;
+        let response = self.send(Method::POST, path, body, "application/octet-stream", &[]).await?;
         collect(response, &self.addr).await
     }
 }

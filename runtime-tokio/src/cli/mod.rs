@@ -105,8 +105,9 @@ mod tests {
     #[test]
     fn command_line_parses() {
         Cli::command().debug_assert();
-        let cli = Cli::try_parse_from(["vecraft", "snapshot", "restore", "docs", "--file", "x.snap"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["vecraft", "snapshot", "restore", "docs", "--file", "x.snap"])
+                .unwrap();
         assert!(matches!(
             cli.command,
             Command::Snapshot(SnapshotCommand::Restore { name: None, file: Some(_), .. })

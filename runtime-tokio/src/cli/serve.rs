@@ -5,9 +5,9 @@
 //! survives a restart), bind the HTTP port, start the snapshot schedule. Ctrl-C or SIGTERM stops
 //! accepting requests and lets those in flight finish.
 
+use crate::backend::BackendError;
 use crate::backend::local::{LocalBackend, LocalOptions, snapshot_dir_of};
 use crate::backend::schedule::{ScheduleOptions, run_forever};
-use crate::backend::BackendError;
 use crate::config::{Config, ConfigError};
 use crate::http::{HttpOptions, router, serve};
 use crate::snapshot_catalog::SnapshotSchedule;

@@ -109,7 +109,9 @@ pub async fn run(command: SnapshotCommand) -> Result<String, SnapshotCliError> {
                 let bar = bytes_bar(Some(size), "uploading");
                 let progress = bar.clone();
                 let answer = client
-                    .upload(&format!("{base}/upload"), &file, move |sent| progress.set_position(sent))
+                    .upload(&format!("{base}/upload"), &file, move |sent| {
+                        progress.set_position(sent)
+                    })
                     .await?;
                 bar.finish_and_clear();
                 check(answer)?;

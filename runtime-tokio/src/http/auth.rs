@@ -36,7 +36,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn access_of(key: &str, keys: &[String], read_only: &[String]) -> Option<Access> {
     // Check every key (no early exit) so timing does not reveal which list matched.
     let rw = keys.iter().fold(false, |m, k| m | constant_time_eq(k.as_bytes(), key.as_bytes()));
-    let ro = read_only.iter().fold(false, |m, k| m | constant_time_eq(k.as_bytes(), key.as_bytes()));
+    let ro =
+        read_only.iter().fold(false, |m, k| m | constant_time_eq(k.as_bytes(), key.as_bytes()));
     if rw {
         Some(Access::ReadWrite)
     } else if ro {

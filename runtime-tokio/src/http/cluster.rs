@@ -4,9 +4,9 @@
 //! backend can serve (its apply worker is alive). The three are the only routes open without an
 //! API key, so orchestrators can probe them.
 
+use super::QDRANT_COMPAT_VERSION;
 use super::State;
 use super::envelope::{ApiError, ApiResult, ok};
-use super::QDRANT_COMPAT_VERSION;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -8,9 +8,9 @@
 //! placement belongs to the node, so the local backend runs one shard with one replica and says
 //! so in the collection info.
 
+use super::State;
 use super::envelope::{ApiError, ApiJson, ApiResult, ok};
 use super::params::{Params, read_options};
-use super::State;
 use crate::backend::{ReadAnswer, ReadQuery, WriteOptions};
 use axum::extract::{Path, Query};
 use serde::Deserialize;
@@ -118,7 +118,11 @@ pub fn collection_config(body: &CreateCollection) -> Result<CollectionConfig, Ap
         ),
     };
     let pick = |f: fn(&HnswDiff) -> Option<u32>, default| {
-        vector_hnsw.as_ref().and_then(f).or(body.hnsw_config.as_ref().and_then(f)).unwrap_or(default)
+        vector_hnsw
+            .as_ref()
+            .and_then(f)
+            .or(body.hnsw_config.as_ref().and_then(f))
+            .unwrap_or(default)
     };
     let mut config = CollectionConfig::new(size as u32, distance);
     config.hnsw = HnswParams {
@@ -134,7 +138,9 @@ pub fn collection_config(body: &CreateCollection) -> Result<CollectionConfig, Ap
 pub async fn list(state: axum::extract::State<State>, Query(params): Query<Params>) -> ApiResult {
     let start = Instant::now();
     let answer = state.backend.read(ReadQuery::ListCollections, read_options(&params)?).await?;
-    let ReadAnswer::Collections(names) = answer else { return Err(mismatch()) };
+    let ReadAnswer::Collections(names) = answer else {
+        return Err(mismatch());
+    };
     let collections: Vec<Value> = names.into_iter().map(|n| json!({"name": n})).collect();
     Ok(ok(start, json!({"collections": collections})))
 }
@@ -185,7 +191,9 @@ pub async fn exists(
 ) -> ApiResult {
     let start = Instant::now();
     let answer = state.backend.read(ReadQuery::ListCollections, read_options(&params)?).await?;
-    let ReadAnswer::Collections(names) = answer else { return Err(mismatch()) };
+    let ReadAnswer::Collections(names) = answer else {
+        return Err(mismatch());
+    };
     Ok(ok(start, json!({"exists": names.contains(&name)})))
 }
 
@@ -196,8 +204,11 @@ pub async fn info(
     Query(params): Query<Params>,
 ) -> ApiResult {
     let start = Instant::now();
-    let answer = state.backend.read(ReadQuery::CollectionInfo(name), read_options(&params)?).await?;
-    let ReadAnswer::Collection(c) = answer else { return Err(mismatch()) };
+    let answer =
+        state.backend.read(ReadQuery::CollectionInfo(name), read_options(&params)?).await?;
+    let ReadAnswer::Collection(c) = answer else {
+        return Err(mismatch());
+    };
     Ok(ok(
         start,
         json!({
@@ -247,13 +258,22 @@ mod tests {
             "on_disk_payload": true
         })))
         .unwrap();
-        assert_eq!((c.vector_size, c.distance, c.hnsw.m, c.hnsw.ef_construct), (4, Distance::Dot, 8, 50));
+        assert_eq!(
+            (c.vector_size, c.distance, c.hnsw.m, c.hnsw.ef_construct),
+            (4, Distance::Dot, 8, 50)
+        );
         let cases = [
             (json!({"vectors": {"size": 4, "distance": "Manhattan"}}), "Manhattan"),
             (json!({"vectors": {"img": {"size": 4, "distance": "Dot"}}}), "named vectors"),
             (json!({"vectors": {"size": 0, "distance": "Dot"}}), "vector size 0"),
-            (json!({"vectors": {"size": 4, "distance": "Dot"}, "replication_factor": 0}), "replication_factor"),
-            (json!({"vectors": {"size": 4, "distance": "Dot"}, "hnsw_config": {"m": 1000}}), "hnsw m"),
+            (
+                json!({"vectors": {"size": 4, "distance": "Dot"}, "replication_factor": 0}),
+                "replication_factor",
+            ),
+            (
+                json!({"vectors": {"size": 4, "distance": "Dot"}, "hnsw_config": {"m": 1000}}),
+                "hnsw m",
+            ),
             (json!({}), "`vectors`"),
         ];
         for (b, needle) in cases {

@@ -46,7 +46,9 @@ pub fn parse_vector(value: &Value, field: &str) -> Result<Vec<f32>, ApiError> {
             "{field}: named vectors ({}) are not supported; collections have one unnamed vector",
             map.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
         ))),
-        other => Err(ApiError::bad_request(format!("{field} must be a list of numbers, got {other}"))),
+        other => {
+            Err(ApiError::bad_request(format!("{field} must be a list of numbers, got {other}")))
+        }
     }
 }
 
@@ -64,11 +66,14 @@ fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
 
 /// The points of an upsert body: `{"points": [...]}` or `{"batch": {ids, vectors, payloads}}`.
 pub fn parse_upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
-    let obj = body.as_object().ok_or_else(|| ApiError::bad_request("body must be a JSON object"))?;
+    let obj =
+        body.as_object().ok_or_else(|| ApiError::bad_request("body must be a JSON object"))?;
     let points = match (field(obj, "points"), field(obj, "batch")) {
         (Some(points), None) => parse_point_list(points)?,
         (None, Some(batch)) => parse_batch(batch)?,
-        (Some(_), Some(_)) => return Err(ApiError::bad_request("give `points` or `batch`, not both")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("give `points` or `batch`, not both"));
+        }
         (None, None) => return Err(ApiError::bad_request("body needs `points` or `batch`")),
     };
     if points.len() > MAX_POINTS_PER_REQUEST {
@@ -81,7 +86,8 @@ pub fn parse_upsert(body: &Value) -> Result<Vec<PointStruct>, ApiError> {
 }
 
 fn parse_point_list(points: &Value) -> Result<Vec<PointStruct>, ApiError> {
-    let items = points.as_array().ok_or_else(|| ApiError::bad_request("`points` must be a list"))?;
+    let items =
+        points.as_array().ok_or_else(|| ApiError::bad_request("`points` must be a list"))?;
     items
         .iter()
         .enumerate()
@@ -104,7 +110,8 @@ fn parse_point_list(points: &Value) -> Result<Vec<PointStruct>, ApiError> {
 }
 
 fn parse_batch(batch: &Value) -> Result<Vec<PointStruct>, ApiError> {
-    let obj = batch.as_object().ok_or_else(|| ApiError::bad_request("`batch` must be an object"))?;
+    let obj =
+        batch.as_object().ok_or_else(|| ApiError::bad_request("`batch` must be an object"))?;
     let ids = parse_ids(
         field(obj, "ids").ok_or_else(|| ApiError::bad_request("batch.ids is missing"))?,
         "batch.ids",
@@ -116,7 +123,9 @@ fn parse_batch(batch: &Value) -> Result<Vec<PointStruct>, ApiError> {
                 "batch.vectors: named vectors are not supported; give a list of vectors",
             ));
         }
-        _ => return Err(ApiError::bad_request("batch.vectors must be a list of vectors")),
+        _ => {
+            return Err(ApiError::bad_request("batch.vectors must be a list of vectors"));
+        }
     };
     if vectors.len() != ids.len() {
         return Err(ApiError::bad_request(format!(
@@ -175,14 +184,20 @@ impl WithPayload {
             list.iter()
                 .map(|k| {
                     k.as_str().map(str::to_string).ok_or_else(|| {
-                        ApiError::bad_request(format!("with_payload.{what}: key {k} is not a string"))
+                        ApiError::bad_request(format!(
+                            "with_payload.{what}: key {k} is not a string"
+                        ))
                     })
                 })
                 .collect()
         };
         Ok(match value {
             None | Some(Value::Null) => {
-                if default { WithPayload::All } else { WithPayload::No }
+                if default {
+                    WithPayload::All
+                } else {
+                    WithPayload::No
+                }
             }
             Some(Value::Bool(true)) => WithPayload::All,
             Some(Value::Bool(false)) => WithPayload::No,
@@ -211,7 +226,9 @@ impl WithPayload {
     }
 
     fn render(&self, payload: Option<&Payload>) -> Value {
-        let Some(payload) = payload else { return Value::Null };
+        let Some(payload) = payload else {
+            return Value::Null;
+        };
         let keep = |k: &String| match self {
             WithPayload::No => false,
             WithPayload::All => true,

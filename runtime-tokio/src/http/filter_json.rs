@@ -101,7 +101,8 @@ fn condition_at(value: &Value, at: &str, depth: usize) -> Result<Condition, ApiE
             "key" => {}
             "match" => checks.push(match_at(v, &format!("{at}.match"))?),
             "range" => checks.push(FieldCheck::Range(range_at(v, &format!("{at}.range"))?)),
-            "geo_bounding_box" | "geo_radius" | "geo_polygon" | "values_count" | "datetime_range" => {
+            "geo_bounding_box" | "geo_radius" | "geo_polygon" | "values_count"
+            | "datetime_range" => {
                 return Err(bad(at, format!("`{name}` conditions are not supported")));
             }
             other => return Err(bad(at, format!("unknown field condition `{other}`"))),
@@ -165,7 +166,9 @@ fn range_at(value: &Value, at: &str) -> Result<NumericRange, ApiError> {
             other => {
                 return Err(bad(
                     at,
-                    format!("bound `{name}` must be a number, got {other} (datetime ranges are not supported)"),
+                    format!(
+                        "bound `{name}` must be a number, got {other} (datetime ranges are not supported)"
+                    ),
                 ));
             }
         };
@@ -190,9 +193,18 @@ mod tests {
         let p = json!({"color": "red", "n": 5, "tags": ["x", "y"], "ok": true, "gone": null});
         assert!(matches(json!({"must": [{"key": "color", "match": {"value": "red"}}]}), p.clone()));
         assert!(matches(json!({"must": {"key": "n", "range": {"gte": 5, "lt": 6}}}), p.clone()));
-        assert!(!matches(json!({"must_not": [{"key": "ok", "match": {"value": true}}]}), p.clone()));
-        assert!(matches(json!({"should": [{"key": "tags", "match": {"any": ["z", "y"]}}]}), p.clone()));
-        assert!(matches(json!({"must": [{"is_empty": {"key": "missing"}}, {"is_null": {"key": "gone"}}]}), p.clone()));
+        assert!(!matches(
+            json!({"must_not": [{"key": "ok", "match": {"value": true}}]}),
+            p.clone()
+        ));
+        assert!(matches(
+            json!({"should": [{"key": "tags", "match": {"any": ["z", "y"]}}]}),
+            p.clone()
+        ));
+        assert!(matches(
+            json!({"must": [{"is_empty": {"key": "missing"}}, {"is_null": {"key": "gone"}}]}),
+            p.clone()
+        ));
         assert!(matches(json!({"must": [{"has_id": [1, 2]}]}), p.clone()));
         assert!(matches(
             json!({"must": [{"should": [{"key": "n", "match": {"value": 4}}, {"key": "n", "match": {"value": 5}}]}]}),

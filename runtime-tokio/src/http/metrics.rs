@@ -98,11 +98,10 @@ pub async fn track(request: Request, next: Next) -> Response {
 pub async fn scrape(state: axum::extract::State<State>) -> Response {
     metrics::gauge!(APPLY_QUEUE_DEPTH).set(state.backend.queue_depth() as f64);
     match install() {
-        Some(handle) => (
-            [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
+        Some(handle) => {
+            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
+                .into_response()
+        }
         None => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "metrics recorder unavailable (another recorder is installed)",

@@ -102,7 +102,10 @@ pub fn router(backend: Arc<dyn Backend>, options: HttpOptions) -> Router {
         .route(&format!("{c}/points"), put(points::upsert).post(points::retrieve))
         .route(&format!("{c}/points/{{id}}"), get(points::get_one))
         .route(&format!("{c}/points/delete"), post(points::delete))
-        .route(&format!("{c}/points/payload"), post(points::set_payload).put(points::overwrite_payload))
+        .route(
+            &format!("{c}/points/payload"),
+            post(points::set_payload).put(points::overwrite_payload),
+        )
         .route(&format!("{c}/points/payload/delete"), post(points::delete_payload))
         .route(&format!("{c}/points/payload/clear"), post(points::clear_payload))
         .route(&format!("{c}/points/query"), post(search::query))
@@ -114,7 +117,10 @@ pub fn router(backend: Arc<dyn Backend>, options: HttpOptions) -> Router {
         .route(&format!("{c}/snapshots"), get(snapshots::list).post(snapshots::create))
         .route(&format!("{c}/snapshots/upload"), post(snapshots::upload))
         .route(&format!("{c}/snapshots/recover"), put(snapshots::recover))
-        .route(&format!("{c}/snapshots/{{name}}"), get(snapshots::download).delete(snapshots::delete))
+        .route(
+            &format!("{c}/snapshots/{{name}}"),
+            get(snapshots::download).delete(snapshots::delete),
+        )
         .fallback(cluster::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::enforce))

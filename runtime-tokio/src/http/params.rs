@@ -34,9 +34,9 @@ fn bool_param(params: &Params, name: &str) -> Result<Option<bool>, ApiError> {
         None => Ok(None),
         Some("true") | Some("True") | Some("1") => Ok(Some(true)),
         Some("false") | Some("False") | Some("0") => Ok(Some(false)),
-        Some(other) => {
-            Err(ApiError::bad_request(format!("query parameter `{name}`: `{other}` is not a boolean")))
-        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "query parameter `{name}`: `{other}` is not a boolean"
+        ))),
     }
 }
 
@@ -44,7 +44,9 @@ fn timeout_param(params: &Params) -> Result<Option<Duration>, ApiError> {
     match params.get("timeout") {
         None => Ok(None),
         Some(text) => match text.parse::<u64>() {
-            Ok(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => Ok(Some(Duration::from_secs(secs))),
+            Ok(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => {
+                Ok(Some(Duration::from_secs(secs)))
+            }
             _ => Err(ApiError::bad_request(format!(
                 "query parameter `timeout`: `{text}` is not a number of seconds in 1..={MAX_TIMEOUT_SECS}"
             ))),

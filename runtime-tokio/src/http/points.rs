@@ -95,7 +95,9 @@ pub async fn delete(
 
 fn payload_field(body: &Map<String, Value>) -> Result<Payload, ApiError> {
     if body.get("key").is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::bad_request("setting a payload under a nested `key` is not supported"));
+        return Err(ApiError::bad_request(
+            "setting a payload under a nested `key` is not supported",
+        ));
     }
     match body.get("payload") {
         Some(v) if v.is_object() => parse_payload(Some(v), "payload"),
@@ -173,12 +175,8 @@ pub async fn retrieve(
     )?;
     let with_payload = WithPayload::parse(body.get("with_payload"), true)?;
     let with_vector = parse_with_vector(body.get("with_vector").or(body.get("with_vectors")))?;
-    let query = ReadQuery::Retrieve {
-        collection,
-        ids,
-        with_payload: with_payload.wanted(),
-        with_vector,
-    };
+    let query =
+        ReadQuery::Retrieve { collection, ids, with_payload: with_payload.wanted(), with_vector };
     let ReadAnswer::Records(records) = state.backend.read(query, read_options(&params)?).await?
     else {
         return Err(mismatch());
@@ -198,7 +196,8 @@ pub async fn get_one(
         Ok(id) => id,
         Err(_) => parse_id(&Value::String(id), "point id")?,
     };
-    let query = ReadQuery::Retrieve { collection, ids: vec![id], with_payload: true, with_vector: true };
+    let query =
+        ReadQuery::Retrieve { collection, ids: vec![id], with_payload: true, with_vector: true };
     let ReadAnswer::Records(records) = state.backend.read(query, read_options(&params)?).await?
     else {
         return Err(mismatch());

@@ -8,7 +8,9 @@
 
 use super::State;
 use super::collections::mismatch;
-use super::convert::{WithPayload, parse_id, parse_vector, parse_with_vector, record_json, scored_json};
+use super::convert::{
+    WithPayload, parse_id, parse_vector, parse_with_vector, record_json, scored_json,
+};
 use super::envelope::{ApiError, ApiJson, ApiResult, ok};
 use super::filter_json::parse_filter;
 use super::params::{Params, read_options};
@@ -76,7 +78,9 @@ fn common(
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(v) => {
-                return Err(ApiError::bad_request(format!("params.exact must be a boolean, got {v}")));
+                return Err(ApiError::bad_request(format!(
+                    "params.exact must be a boolean, got {v}"
+                )));
             }
         };
     }
@@ -99,17 +103,23 @@ pub fn parse_query(body: &Map<String, Value>) -> Result<(SearchRequest, WithPayl
     check_using(body)?;
     let vector = match body.get("query") {
         None | Some(Value::Null) => {
-            return Err(ApiError::bad_request("`query` is required (a vector or {\"nearest\": vector})"));
+            return Err(ApiError::bad_request(
+                "`query` is required (a vector or {\"nearest\": vector})",
+            ));
         }
         Some(v @ Value::Array(_)) => parse_vector(v, "query")?,
         Some(Value::Object(q)) => match q.get("nearest") {
             Some(v @ (Value::Array(_) | Value::Object(_))) => parse_vector(v, "query.nearest")?,
             Some(id @ (Value::Number(_) | Value::String(_))) => {
                 parse_id(id, "query.nearest")?;
-                return Err(ApiError::bad_request("query by point id is not supported; send the vector"));
+                return Err(ApiError::bad_request(
+                    "query by point id is not supported; send the vector",
+                ));
             }
             Some(other) => {
-                return Err(ApiError::bad_request(format!("query.nearest must be a vector, got {other}")));
+                return Err(ApiError::bad_request(format!(
+                    "query.nearest must be a vector, got {other}"
+                )));
             }
             None => {
                 let kind = q.keys().next().cloned().unwrap_or_default();
@@ -119,9 +129,13 @@ pub fn parse_query(body: &Map<String, Value>) -> Result<(SearchRequest, WithPayl
             }
         },
         Some(Value::Number(_) | Value::String(_)) => {
-            return Err(ApiError::bad_request("query by point id is not supported; send the vector"));
+            return Err(ApiError::bad_request(
+                "query by point id is not supported; send the vector",
+            ));
         }
-        Some(other) => return Err(ApiError::bad_request(format!("`query` must be a vector, got {other}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("`query` must be a vector, got {other}")));
+        }
     };
     common(body, vector)
 }
@@ -218,11 +232,8 @@ pub async fn query_batch(
         .collect::<Result<Vec<_>, _>>()?;
     let (requests, selections): (Vec<_>, Vec<_>) = parsed.into_iter().unzip();
     let hits = run(&state, collection, &params, requests).await?;
-    let result: Vec<Value> = hits
-        .iter()
-        .zip(&selections)
-        .map(|(h, w)| json!({"points": hits_json(h, w)}))
-        .collect();
+    let result: Vec<Value> =
+        hits.iter().zip(&selections).map(|(h, w)| json!({"points": hits_json(h, w)})).collect();
     Ok(ok(start, Value::Array(result)))
 }
 
@@ -320,7 +331,10 @@ mod tests {
             "filter": {"must": [{"key": "a", "match": {"value": 1}}]}
         })))
         .unwrap();
-        assert_eq!((r.vector.clone(), r.limit, r.offset, r.ef, r.exact), (vec![1.0, 2.0], 3, 1, Some(128), true));
+        assert_eq!(
+            (r.vector.clone(), r.limit, r.offset, r.ef, r.exact),
+            (vec![1.0, 2.0], 3, 1, Some(128), true)
+        );
         assert!(r.filter.is_some() && w == WithPayload::All && r.score_threshold == Some(0.5));
         assert_eq!(parse_query(&obj(json!({"query": [1]}))).unwrap().0.limit, 10);
         let cases = [

@@ -117,7 +117,9 @@ impl Drop for Spool {
 }
 
 async fn check_checksum(path: PathBuf, expected: Option<&String>) -> Result<(), ApiError> {
-    let Some(expected) = expected else { return Ok(()) };
+    let Some(expected) = expected else {
+        return Ok(());
+    };
     let summary = tokio::task::spawn_blocking(move || {
         std::fs::File::open(&path)
             .map_err(|e| e.to_string())

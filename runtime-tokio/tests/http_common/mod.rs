@@ -29,9 +29,8 @@ pub async fn start_with(mut options: HttpOptions, queue_capacity: usize) -> Serv
     .unwrap();
     options.upload_dir = dir.path().join("uploads");
     vecraft_runtime::http::metrics::install();
-    let addr = spawn("127.0.0.1:0".parse().unwrap(), router(Arc::new(backend), options))
-        .await
-        .unwrap();
+    let addr =
+        spawn("127.0.0.1:0".parse().unwrap(), router(Arc::new(backend), options)).await.unwrap();
     let url = format!("http://{addr}");
     Server { client: HttpClient::new(&url, None).unwrap(), url, dir }
 }
@@ -43,7 +42,12 @@ pub async fn start() -> Server {
 
 impl Server {
     /// Calls and parses JSON.
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         self.client.json(method, path, body.as_ref()).await.unwrap()
     }
 
@@ -56,7 +60,13 @@ impl Server {
     }
 
     /// Calls, asserts the status and Qdrant's error shape, returns the message.
-    pub async fn err(&self, method: Method, path: &str, body: Option<Value>, status: StatusCode) -> String {
+    pub async fn err(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: StatusCode,
+    ) -> String {
         let (got, v) = self.call(method, path, body).await;
         assert_eq!(got, status, "{path}: {v}");
         assert!(v["result"].is_null(), "{v}");
@@ -71,18 +81,27 @@ impl Server {
     /// Creates a collection of `size`-d vectors.
     pub async fn collection(&self, name: &str, size: u32, distance: &str) {
         let body = json!({"vectors": {"size": size, "distance": distance}});
-        assert_eq!(self.ok(Method::PUT, &format!("/collections/{name}"), Some(body)).await, json!(true));
+        assert_eq!(
+            self.ok(Method::PUT, &format!("/collections/{name}"), Some(body)).await,
+            json!(true)
+        );
     }
 
     /// Upserts points `(id, vector, payload)` with wait=true.
     pub async fn upsert(&self, name: &str, points: Value) -> Value {
-        self.ok(Method::PUT, &format!("/collections/{name}/points?wait=true"), Some(json!({"points": points})))
-            .await
+        self.ok(
+            Method::PUT,
+            &format!("/collections/{name}/points?wait=true"),
+            Some(json!({"points": points})),
+        )
+        .await
     }
 
     /// Counts points (exact).
     pub async fn count(&self, name: &str) -> u64 {
-        let r = self.ok(Method::POST, &format!("/collections/{name}/points/count"), Some(json!({}))).await;
+        let r = self
+            .ok(Method::POST, &format!("/collections/{name}/points/count"), Some(json!({})))
+            .await;
         r["count"].as_u64().unwrap()
     }
 }
