@@ -6,7 +6,7 @@ use clap::Parser;
 use vecraft_runtime::cli::{Cli, Command, serve, snapshot};
 use vecraft_runtime::config::Config;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -15,6 +15,14 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The error chain on one line per cause, without a backtrace: these are user-facing.
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
