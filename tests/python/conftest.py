@@ -24,6 +24,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    yield from launch(tmp_path_factory, [])
+
+
+def launch(tmp_path_factory, extra_args):
+    """Runs `vecraft serve` with `extra_args` until the generator is closed."""
     binary = os.environ.get("VECRAFT_BIN", str(REPO / "target" / "debug" / "vecraft"))
     if not Path(binary).exists():
         pytest.fail(f"vecraft binary not found at {binary}; build it or set VECRAFT_BIN")
@@ -31,7 +36,7 @@ def server(tmp_path_factory):
     port = free_port()
     log = open(data / "server.log", "w")
     proc = subprocess.Popen(
-        [binary, "serve", "--data-dir", str(data), "--http-addr", f"127.0.0.1:{port}"],
+        [binary, "serve", "--data-dir", str(data), "--http-addr", f"127.0.0.1:{port}", *extra_args],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

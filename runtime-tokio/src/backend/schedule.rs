@@ -69,3 +69,68 @@ pub async fn run_forever(backend: LocalBackend, options: ScheduleOptions) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalOptions;
+    use crate::backend::{Backend, WriteOptions};
+    use crate::snapshot_catalog::CatalogKind;
+    use vecraft_core::vector::collection::{CollectionConfig, Distance, PointsOp};
+    use vecraft_core::vector::engine::Command;
+    use vecraft_core::vector::payload::Payload;
+    use vecraft_core::vector::point::{PointId, PointStruct};
+
+    fn upsert(id: u64) -> Command {
+        let point = PointStruct {
+            id: PointId::Num(id),
+            vector: vec![1.0, id as f32],
+            payload: Payload::new(),
+        };
+        Command::Points { collection: "c".into(), op: PointsOp::Upsert(vec![point]) }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn schedule_takes_full_then_incrementals_and_applies_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::open(LocalOptions {
+            snapshot_dir: dir.path().join("snapshots"),
+            queue_capacity: 8,
+            node_id: 1,
+            restore_on_open: false,
+        })
+        .unwrap();
+        let config = CollectionConfig::new(2, Distance::Dot);
+        let w = WriteOptions::default();
+        backend.write(Command::CreateCollection { name: "c".into(), config }, w).await.unwrap();
+        // interval 0: due whenever something changed; a full one after 2 incrementals.
+        let options = ScheduleOptions {
+            schedule: SnapshotSchedule { interval_ms: 0, max_incrementals: 2 },
+            retain: 2,
+            tick: Duration::from_millis(10),
+        };
+        let mut kinds = Vec::new();
+        for id in 0..6 {
+            backend.write(upsert(id), w).await.unwrap();
+            let b = backend.clone();
+            let taken =
+                tokio::task::spawn_blocking(move || run_once(&b, &options)).await.unwrap().unwrap();
+            assert_eq!(taken.len(), 1);
+            kinds.push(matches!(taken[0].kind, CatalogKind::Full));
+            // Nothing changed since: nothing is due.
+            let b = backend.clone();
+            assert!(
+                tokio::task::spawn_blocking(move || run_once(&b, &options))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        assert_eq!(kinds, vec![true, false, false, true, false, false]);
+        // Retention kept the newest 2 and their chain: full #4 and its two incrementals.
+        let left = backend.snapshot_list("c".into()).await.unwrap();
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert!(matches!(left[0].kind, CatalogKind::Full));
+    }
+}
