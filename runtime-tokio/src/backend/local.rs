@@ -185,15 +185,19 @@ impl LocalBackend {
         command: Command,
         options: WriteOptions,
     ) -> Result<WriteReceipt, BackendError> {
-        if !options.wait {
+        let command = if options.wait {
+            command
+        } else {
             // Validate now against the current state so bad input still gets a 4xx; what can
-            // only fail later (a race with a concurrent delete) is logged by the worker.
+            // only fail later (a race with a concurrent delete) is logged by the worker. The
+            // command moves through the blocking task and back (no copy of large upserts).
             let shared = self.shared.clone();
-            let probe = command.clone();
-            tokio::task::spawn_blocking(move || precheck(&shared.read_engine(), &probe))
-                .await
-                .map_err(|e| BackendError::Unavailable(format!("precheck failed: {e}")))??;
-        }
+            tokio::task::spawn_blocking(move || {
+                precheck(&shared.read_engine(), &command).map(|()| command)
+            })
+            .await
+            .map_err(|e| BackendError::Unavailable(format!("precheck failed: {e}")))??
+        };
         let (index, answer) = self.enqueue(Job::Command(command))?;
         let token = ReadToken { shard: 0, index };
         let receipt =

@@ -134,9 +134,9 @@ fn parse_batch(batch: &Value) -> Result<Vec<PointStruct>, ApiError> {
             vectors.len()
         )));
     }
-    let payloads: Vec<Value> = match field(obj, "payloads") {
-        None => vec![Value::Null; ids.len()],
-        Some(Value::Array(items)) if items.len() == ids.len() => items.clone(),
+    let payloads: Option<&Vec<Value>> = match field(obj, "payloads") {
+        None => None,
+        Some(Value::Array(items)) if items.len() == ids.len() => Some(items),
         Some(Value::Array(items)) => {
             return Err(ApiError::bad_request(format!(
                 "batch has {} ids but {} payloads",
@@ -148,13 +148,12 @@ fn parse_batch(batch: &Value) -> Result<Vec<PointStruct>, ApiError> {
     };
     ids.into_iter()
         .zip(vectors)
-        .zip(&payloads)
         .enumerate()
-        .map(|(i, ((id, vector), payload))| {
+        .map(|(i, (id, vector))| {
             Ok(PointStruct {
                 id,
                 vector: parse_vector(vector, &format!("batch.vectors[{i}]"))?,
-                payload: parse_payload(Some(payload), &format!("batch.payloads[{i}]"))?,
+                payload: parse_payload(payloads.map(|p| &p[i]), &format!("batch.payloads[{i}]"))?,
             })
         })
         .collect()
