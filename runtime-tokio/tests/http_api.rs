@@ -411,3 +411,51 @@ async fn unwaited_writes_and_read_tokens() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_and_readers() {
+    let s = std::sync::Arc::new(start().await);
+    s.collection("c", 4, "Euclid").await;
+    let mut tasks = Vec::new();
+    for w in 0..4u64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25u64 {
+                let id = w * 1000 + i;
+                let body =
+                    json!({"points": [{"id": id, "vector": [w, i, 1, 1], "payload": {"w": w}}]});
+                let wait = if i % 2 == 0 { "true" } else { "false" };
+                let (status, v) = s
+                    .call(Method::PUT, &format!("/collections/c/points?wait={wait}"), Some(body))
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{v}");
+            }
+        }));
+    }
+    for _ in 0..4 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0;
+            for _ in 0..25 {
+                let r = s
+                    .ok(
+                        Method::POST,
+                        "/collections/c/points/query?consistency=all",
+                        Some(json!({"query": [0, 0, 1, 1], "limit": 5})),
+                    )
+                    .await;
+                assert!(r["points"].as_array().unwrap().len() <= 5);
+                let n = s.count("c").await;
+                assert!(n >= last, "counts never go backwards: {n} < {last}");
+                last = n;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let r = s
+        .ok(Method::POST, "/collections/c/points/count?read_consistency=strong", Some(json!({})))
+        .await;
+    assert_eq!(r["count"], 100);
+}
