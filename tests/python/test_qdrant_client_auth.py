@@ -12,15 +12,17 @@ def secured(tmp_path_factory):
     yield from launch(tmp_path_factory, ["--api-keys", "rw-key", "--read-only-api-keys", "ro-key"])
 
 
-def make(url, key):
+def make(url, key, check=True):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "api key over insecure connection"
-        return QdrantClient(url=url, api_key=key, prefer_grpc=False, https=False, timeout=10)
+        return QdrantClient(
+            url=url, api_key=key, prefer_grpc=False, https=False, timeout=10, check_compatibility=check
+        )
 
 
 def test_keys(secured):
     url = secured["url"]
-    writer, reader, stranger = make(url, "rw-key"), make(url, "ro-key"), make(url, "nope")
+    writer, reader, stranger = make(url, "rw-key"), make(url, "ro-key"), make(url, "nope", check=False)
     writer.create_collection("k", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
     writer.upsert("k", points=[models.PointStruct(id=1, vector=[1, 0], payload={"a": 1})], wait=True)
     assert reader.query_points("k", query=[1, 0], limit=1).points[0].id == 1
