@@ -21,6 +21,8 @@ async fn root_health_and_metrics() {
         assert_eq!(s.raw(Method::GET, probe, b"").await.status, StatusCode::OK, "{probe}");
     }
     s.err(Method::GET, "/no/such/route", None, StatusCode::NOT_FOUND).await;
+    let msg = s.err(Method::PATCH, "/collections", None, StatusCode::METHOD_NOT_ALLOWED).await;
+    assert!(msg.contains("PATCH"), "{msg}");
     let metrics = s.raw(Method::GET, "/metrics", b"").await;
     assert_eq!(metrics.status, StatusCode::OK);
     let text = String::from_utf8_lossy(&metrics.body).to_string();

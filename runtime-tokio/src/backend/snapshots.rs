@@ -1,8 +1,10 @@
 //! Snapshot operations of the [`LocalBackend`], on top of the on-disk [`SnapshotCatalog`].
 //!
 //! All catalogue work is blocking file I/O and runs on tokio's blocking pool. Creating a snapshot
-//! holds the engine's read lock while the file is written (the snapshot is of one consistent
-//! state; writes wait, reads continue). Recovery builds the restored collection aside and then
+//! holds the engine's read lock while the file is written, so the snapshot is of one consistent
+//! state; writes wait meanwhile, and so do reads that arrive after a write started waiting (the
+//! lock prefers writers). The pause grows with the collection; a copy-on-write point store in
+//! the engine would remove it. Recovery builds the restored collection aside and then
 //! installs it through the apply worker, so it is ordered with the writes around it.
 //!
 //! [`SnapshotCatalog`]: crate::snapshot_catalog::SnapshotCatalog

@@ -122,6 +122,7 @@ pub fn router(backend: Arc<dyn Backend>, options: HttpOptions) -> Router {
             get(snapshots::download).delete(snapshots::delete),
         )
         .fallback(cluster::not_found)
+        .method_not_allowed_fallback(cluster::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::enforce))
         .layer(axum::middleware::from_fn(metrics::track))
