@@ -21,6 +21,9 @@ async fn root_health_and_metrics() {
         assert_eq!(s.raw(Method::GET, probe, b"").await.status, StatusCode::OK, "{probe}");
     }
     s.err(Method::GET, "/no/such/route", None, StatusCode::NOT_FOUND).await;
+    // Undecodable path and query parameters are answered in the error envelope too.
+    s.err(Method::GET, "/collections/%FF/exists", None, StatusCode::BAD_REQUEST).await;
+    s.err(Method::GET, "/collections?consistency=%FF", None, StatusCode::BAD_REQUEST).await;
     let msg = s.err(Method::PATCH, "/collections", None, StatusCode::METHOD_NOT_ALLOWED).await;
     assert!(msg.contains("PATCH"), "{msg}");
     let metrics = s.raw(Method::GET, "/metrics", b"").await;

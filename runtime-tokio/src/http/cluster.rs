@@ -6,8 +6,7 @@
 
 use super::QDRANT_COMPAT_VERSION;
 use super::State;
-use super::envelope::{ApiError, ApiResult, ok};
-use axum::extract::Path;
+use super::envelope::{ApiError, ApiPath, ApiResult, ok};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -75,7 +74,7 @@ pub async fn cluster(state: axum::extract::State<State>) -> ApiResult {
 /// `GET /collections/{c}/cluster`: shards and replica states of a collection.
 pub async fn collection_cluster(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
+    ApiPath(collection): ApiPath<String>,
 ) -> ApiResult {
     let start = Instant::now();
     let node = state.backend.cluster_info().await.node_id;

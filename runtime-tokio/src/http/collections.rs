@@ -9,10 +9,9 @@
 //! so in the collection info.
 
 use super::State;
-use super::envelope::{ApiError, ApiJson, ApiResult, ok};
+use super::envelope::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ok};
 use super::params::{Params, read_options};
 use crate::backend::{ReadAnswer, ReadQuery, WriteOptions};
-use axum::extract::{Path, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -135,7 +134,10 @@ pub fn collection_config(body: &CreateCollection) -> Result<CollectionConfig, Ap
 }
 
 /// `GET /collections`.
-pub async fn list(state: axum::extract::State<State>, Query(params): Query<Params>) -> ApiResult {
+pub async fn list(
+    state: axum::extract::State<State>,
+    ApiQuery(params): ApiQuery<Params>,
+) -> ApiResult {
     let start = Instant::now();
     let answer = state.backend.read(ReadQuery::ListCollections, read_options(&params)?).await?;
     let ReadAnswer::Collections(names) = answer else {
@@ -156,8 +158,8 @@ pub fn mismatch() -> ApiError {
 /// `PUT /collections/{c}`.
 pub async fn create(
     state: axum::extract::State<State>,
-    Path(name): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): ApiJson<CreateCollection>,
 ) -> ApiResult {
     let start = Instant::now();
@@ -170,8 +172,8 @@ pub async fn create(
 /// `DELETE /collections/{c}`: `true` if it existed, `false` otherwise (as Qdrant).
 pub async fn delete(
     state: axum::extract::State<State>,
-    Path(name): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
 ) -> ApiResult {
     let start = Instant::now();
     let options = WriteOptions { wait: true, ..super::params::write_options(&params)? };
@@ -186,8 +188,8 @@ pub async fn delete(
 /// `GET /collections/{c}/exists`.
 pub async fn exists(
     state: axum::extract::State<State>,
-    Path(name): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
 ) -> ApiResult {
     let start = Instant::now();
     let answer = state.backend.read(ReadQuery::ListCollections, read_options(&params)?).await?;
@@ -200,8 +202,8 @@ pub async fn exists(
 /// `GET /collections/{c}`: a `CollectionInfo` with every field qdrant-client requires.
 pub async fn info(
     state: axum::extract::State<State>,
-    Path(name): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
 ) -> ApiResult {
     let start = Instant::now();
     let answer =

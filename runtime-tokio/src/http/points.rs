@@ -9,11 +9,10 @@ use super::collections::mismatch;
 use super::convert::{
     WithPayload, parse_id, parse_ids, parse_payload, parse_upsert, parse_with_vector, record_json,
 };
-use super::envelope::{ApiError, ApiJson, ApiResult, ok};
+use super::envelope::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ok};
 use super::filter_json::parse_filter;
 use super::params::{Params, read_options, write_options};
 use crate::backend::{ReadAnswer, ReadQuery, WriteReceipt, WriteStatus};
-use axum::extract::{Path, Query};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
@@ -67,8 +66,8 @@ fn selector(body: &Map<String, Value>) -> Result<PointSelector, ApiError> {
 /// `PUT /collections/{c}/points`: upsert as a list (`points`) or columns (`batch`).
 pub async fn upsert(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult {
     if let Some(obj) = body.as_object() {
@@ -85,8 +84,8 @@ pub async fn upsert(
 /// `POST /collections/{c}/points/delete`.
 pub async fn delete(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let op = PointsOp::Delete(selector(&body)?);
@@ -108,8 +107,8 @@ fn payload_field(body: &Map<String, Value>) -> Result<Payload, ApiError> {
 /// `POST /collections/{c}/points/payload`: merge keys into payloads.
 pub async fn set_payload(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let op = PointsOp::SetPayload { selector: selector(&body)?, payload: payload_field(&body)? };
@@ -119,8 +118,8 @@ pub async fn set_payload(
 /// `PUT /collections/{c}/points/payload`: replace payloads.
 pub async fn overwrite_payload(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let op =
@@ -131,8 +130,8 @@ pub async fn overwrite_payload(
 /// `POST /collections/{c}/points/payload/delete`: remove keys.
 pub async fn delete_payload(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let keys = body
@@ -153,8 +152,8 @@ pub async fn delete_payload(
 /// `POST /collections/{c}/points/payload/clear`: empty the payloads.
 pub async fn clear_payload(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let op = PointsOp::OverwritePayload { selector: selector(&body)?, payload: Payload::new() };
@@ -164,8 +163,8 @@ pub async fn clear_payload(
 /// `POST /collections/{c}/points`: retrieve by ids.
 pub async fn retrieve(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let start = Instant::now();
@@ -188,8 +187,8 @@ pub async fn retrieve(
 /// `GET /collections/{c}/points/{id}`: one point with payload and vector, 404 if absent.
 pub async fn get_one(
     state: axum::extract::State<State>,
-    Path((collection, id)): Path<(String, String)>,
-    Query(params): Query<Params>,
+    ApiPath((collection, id)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<Params>,
 ) -> ApiResult {
     let start = Instant::now();
     let id = match id.parse() {

@@ -11,11 +11,10 @@ use super::collections::mismatch;
 use super::convert::{
     WithPayload, parse_id, parse_vector, parse_with_vector, record_json, scored_json,
 };
-use super::envelope::{ApiError, ApiJson, ApiResult, ok};
+use super::envelope::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ok};
 use super::filter_json::parse_filter;
 use super::params::{Params, read_options};
 use crate::backend::{ReadAnswer, ReadQuery};
-use axum::extract::{Path, Query};
 use serde_json::{Map, Value, json};
 use std::time::Instant;
 use vecraft_core::vector::collection::{ScrollRequest, SearchRequest};
@@ -206,8 +205,8 @@ fn prefixed<T>(i: usize, r: Result<T, ApiError>) -> Result<T, ApiError> {
 /// `POST /collections/{c}/points/query`: `{"points": [ScoredPoint]}`.
 pub async fn query(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let start = Instant::now();
@@ -220,8 +219,8 @@ pub async fn query(
 /// `POST /collections/{c}/points/query/batch`: one `{"points": [...]}` per request.
 pub async fn query_batch(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let start = Instant::now();
@@ -240,8 +239,8 @@ pub async fn query_batch(
 /// `POST /collections/{c}/points/search`: a bare list of `ScoredPoint`.
 pub async fn search(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let start = Instant::now();
@@ -253,8 +252,8 @@ pub async fn search(
 /// `POST /collections/{c}/points/search/batch`: a list of hit lists.
 pub async fn search_batch(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let start = Instant::now();
@@ -272,8 +271,8 @@ pub async fn search_batch(
 /// `POST /collections/{c}/points/scroll`: `{"points": [Record], "next_page_offset": id|null}`.
 pub async fn scroll(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let start = Instant::now();
@@ -301,8 +300,8 @@ pub async fn scroll(
 /// `POST /collections/{c}/points/count`: `{"count": n}` (always exact).
 pub async fn count(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): Body,
 ) -> ApiResult {
     let start = Instant::now();

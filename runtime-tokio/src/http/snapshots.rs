@@ -9,11 +9,11 @@
 //! entry). A snapshot restores only into the collection it was taken of.
 
 use super::State;
-use super::envelope::{ApiError, ApiJson, ApiResult, ok};
+use super::envelope::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ok};
 use super::params::{Params, wait_param};
 use crate::backend::{SnapshotMeta, SnapshotSource};
 use axum::body::Body;
-use axum::extract::{Path, Query, Request};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -59,7 +59,7 @@ pub fn description(meta: &SnapshotMeta) -> Value {
 /// `POST /collections/{c}/snapshots`.
 pub async fn create(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
+    ApiPath(collection): ApiPath<String>,
 ) -> ApiResult {
     let start = Instant::now();
     let meta = state.backend.snapshot_create(collection).await?;
@@ -68,7 +68,10 @@ pub async fn create(
 }
 
 /// `GET /collections/{c}/snapshots`.
-pub async fn list(state: axum::extract::State<State>, Path(collection): Path<String>) -> ApiResult {
+pub async fn list(
+    state: axum::extract::State<State>,
+    ApiPath(collection): ApiPath<String>,
+) -> ApiResult {
     let start = Instant::now();
     let metas = state.backend.snapshot_list(collection).await?;
     Ok(ok(start, Value::Array(metas.iter().map(description).collect())))
@@ -77,7 +80,7 @@ pub async fn list(state: axum::extract::State<State>, Path(collection): Path<Str
 /// `DELETE /collections/{c}/snapshots/{name}`.
 pub async fn delete(
     state: axum::extract::State<State>,
-    Path((collection, name)): Path<(String, String)>,
+    ApiPath((collection, name)): ApiPath<(String, String)>,
 ) -> ApiResult {
     let start = Instant::now();
     state.backend.snapshot_delete(collection, name).await?;
@@ -87,7 +90,7 @@ pub async fn delete(
 /// `GET /collections/{c}/snapshots/{name}`: the file, streamed.
 pub async fn download(
     state: axum::extract::State<State>,
-    Path((collection, name)): Path<(String, String)>,
+    ApiPath((collection, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (meta, path) = state.backend.snapshot_path(collection, name).await?;
     let file = tokio::fs::File::open(&path).await.map_err(|e| {
@@ -140,8 +143,8 @@ async fn check_checksum(path: PathBuf, expected: Option<&String>) -> Result<(), 
 /// `POST /collections/{c}/snapshots/upload`: recover from the raw snapshot file in the body.
 pub async fn upload(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     request: Request,
 ) -> ApiResult {
     let start = Instant::now();
@@ -183,8 +186,8 @@ pub async fn upload(
 /// `PUT /collections/{c}/snapshots/recover`.
 pub async fn recover(
     state: axum::extract::State<State>,
-    Path(collection): Path<String>,
-    Query(params): Query<Params>,
+    ApiPath(collection): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult {
     let start = Instant::now();
