@@ -131,3 +131,73 @@ async fn create_list_download_recover_upload_delete() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_cli_against_a_running_node() {
+    use vecraft_runtime::cli::snapshot::{SnapshotCliError, run};
+    use vecraft_runtime::cli::{Remote, SnapshotCommand};
+    let s = start().await;
+    s.collection("docs", 2, "Dot").await;
+    s.upsert("docs", json!([{"id": 1, "vector": [1, 0]}, {"id": 2, "vector": [0, 1]}])).await;
+    let remote = || Remote { url: s.url.clone(), api_key: None };
+    let created =
+        run(SnapshotCommand::Create { collection: "docs".into(), remote: remote() }).await.unwrap();
+    assert!(created.starts_with("created docs@"), "{created}");
+    let listed =
+        run(SnapshotCommand::List { collection: "docs".into(), remote: remote() }).await.unwrap();
+    let name = listed.split_whitespace().next().unwrap().to_string();
+    assert!(name.ends_with("-full"), "{listed}");
+    let copy = s.dir.path().join("copy.snap");
+    let verified = run(SnapshotCommand::Verify {
+        collection: "docs".into(),
+        name: name.clone(),
+        output: Some(copy.clone()),
+        remote: remote(),
+    })
+    .await
+    .unwrap();
+    assert!(verified.starts_with("ok:") && verified.contains("2 points"), "{verified}");
+    s.ok(Method::POST, "/collections/docs/points/delete?wait=true", Some(json!({"points": [1]})))
+        .await;
+    run(SnapshotCommand::Restore {
+        collection: "docs".into(),
+        name: Some(name.clone()),
+        file: None,
+        remote: remote(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.count("docs").await, 2);
+    s.ok(Method::POST, "/collections/docs/points/delete?wait=true", Some(json!({"points": [2]})))
+        .await;
+    run(SnapshotCommand::Restore {
+        collection: "docs".into(),
+        name: None,
+        file: Some(copy),
+        remote: remote(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.count("docs").await, 2);
+    run(SnapshotCommand::Delete {
+        collection: "docs".into(),
+        name: name.clone(),
+        remote: remote(),
+    })
+    .await
+    .unwrap();
+    let missing = run(SnapshotCommand::Verify {
+        collection: "docs".into(),
+        name,
+        output: None,
+        remote: remote(),
+    })
+    .await;
+    assert!(matches!(missing, Err(SnapshotCliError::Verify(_))), "{missing:?}");
+    let refused =
+        run(SnapshotCommand::Create { collection: "nope".into(), remote: remote() }).await;
+    assert!(
+        matches!(refused, Err(SnapshotCliError::Server { status: StatusCode::NOT_FOUND, .. })),
+        "{refused:?}"
+    );
+}

@@ -64,6 +64,14 @@ fn bytes_bar(total: Option<u64>, what: &str) -> ProgressBar {
     bar
 }
 
+/// A spinner for server-side work whose progress the API does not report.
+fn spinner(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 fn describe(s: &Value) -> String {
     format!(
         "{}  {} bytes  {}  blake3 {}",
@@ -80,7 +88,10 @@ pub async fn run(command: SnapshotCommand) -> Result<String, SnapshotCliError> {
         SnapshotCommand::Create { collection, remote } => {
             let client = HttpClient::new(&remote.url, remote.api_key)?;
             let path = format!("/collections/{}/snapshots", encode(&collection));
-            let result = check(client.call(Method::POST, &path, None).await?)?;
+            let spinner = spinner(&format!("snapshotting `{collection}`"));
+            let answer = client.call(Method::POST, &path, None).await;
+            spinner.finish_and_clear();
+            let result = check(answer?)?;
             Ok(format!("created {}", describe(&result)))
         }
         SnapshotCommand::List { collection, remote } => {
@@ -119,7 +130,11 @@ pub async fn run(command: SnapshotCommand) -> Result<String, SnapshotCliError> {
             } else {
                 let name = name.unwrap_or_default();
                 let body = json!({"snapshot": name});
-                check(client.call(Method::PUT, &format!("{base}/recover"), Some(&body)).await?)?;
+                let spinner = spinner(&format!("restoring `{collection}` from {name}"));
+                let answer =
+                    client.call(Method::PUT, &format!("{base}/recover"), Some(&body)).await;
+                spinner.finish_and_clear();
+                check(answer?)?;
                 Ok(format!("restored `{collection}` from snapshot {name}"))
             }
         }
