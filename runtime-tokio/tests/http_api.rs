@@ -24,8 +24,8 @@ async fn root_health_and_metrics() {
     // Undecodable path and query parameters are answered in the error envelope too.
     s.err(Method::GET, "/collections/%FF/exists", None, StatusCode::BAD_REQUEST).await;
     s.err(Method::GET, "/collections?consistency=%FF", None, StatusCode::BAD_REQUEST).await;
-    let msg = s.err(Method::PATCH, "/collections", None, StatusCode::METHOD_NOT_ALLOWED).await;
-    assert!(msg.contains("PATCH"), "{msg}");
+    let msg = s.err(Method::DELETE, "/collections", None, StatusCode::METHOD_NOT_ALLOWED).await;
+    assert!(msg.contains("DELETE"), "{msg}");
     let metrics = s.raw(Method::GET, "/metrics", b"").await;
     assert_eq!(metrics.status, StatusCode::OK);
     let text = String::from_utf8_lossy(&metrics.body).to_string();
@@ -64,6 +64,26 @@ async fn collection_lifecycle() {
     let cluster = s.ok(Method::GET, "/collections/docs/cluster", None).await;
     assert_eq!(cluster["local_shards"][0]["state"], "Active");
     assert_eq!(cluster["shard_count"], 1);
+    // Payload indexes and storage tuning: accepted (no effect), but only for collections that
+    // exist, and never for changes that would alter results.
+    let index = json!({"field_name": "color", "field_schema": "keyword"});
+    assert_eq!(
+        s.ok(Method::PUT, "/collections/docs/index", Some(index.clone())).await["status"],
+        "completed"
+    );
+    s.err(Method::PUT, "/collections/nope/index", Some(index), StatusCode::NOT_FOUND).await;
+    s.ok(Method::DELETE, "/collections/docs/index/color", None).await;
+    let tuning = json!({"optimizers_config": {"indexing_threshold": 0}});
+    assert_eq!(s.ok(Method::PATCH, "/collections/docs", Some(tuning)).await, json!(true));
+    let msg = s
+        .err(
+            Method::PATCH,
+            "/collections/docs",
+            Some(json!({"hnsw_config": {"m": 4}})),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert!(msg.contains("hnsw_config"), "{msg}");
     assert_eq!(s.ok(Method::DELETE, "/collections/other", None).await, json!(true));
     assert_eq!(s.ok(Method::DELETE, "/collections/other", None).await, json!(false));
     let msg = s.err(Method::GET, "/collections/other", None, StatusCode::NOT_FOUND).await;

@@ -66,6 +66,9 @@ def test_collections(client, filled):
     assert info.config.params.vectors.distance == models.Distance.COSINE
     assert info.config.hnsw_config.m == 16
     assert info.status == models.CollectionStatus.GREEN
+    # Accepted for compatibility (filters scan payloads; the index changes no result).
+    res = client.create_payload_index(filled, field_name="color", field_schema=models.PayloadSchemaType.KEYWORD)
+    assert res.status == models.UpdateStatus.COMPLETED
 
 
 def test_query_points_finds_self_and_filters(client, filled):

@@ -244,6 +244,60 @@ pub async fn info(
     ))
 }
 
+async fn require_collection(state: &State, name: String, params: &Params) -> Result<(), ApiError> {
+    state.backend.read(ReadQuery::CollectionInfo(name), read_options(params)?).await?;
+    Ok(())
+}
+
+/// `PATCH /collections/{c}`: storage tuning (`optimizers_config`, `params.on_disk_payload`, ...)
+/// is accepted with no effect, like at create; changes that would alter results or the index
+/// (`hnsw_config`, vectors, quantization, sparse vectors) are refused, never silently ignored.
+pub async fn update(
+    state: axum::extract::State<State>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
+    ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
+) -> ApiResult {
+    let start = Instant::now();
+    for refused in ["hnsw_config", "vectors", "quantization_config", "sparse_vectors"] {
+        if body.get(refused).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::bad_request(format!(
+                "changing `{refused}` of an existing collection is not supported"
+            )));
+        }
+    }
+    require_collection(&state, name, &params).await?;
+    Ok(ok(start, json!(true)))
+}
+
+/// `PUT /collections/{c}/index`: accepted with no effect. vecraft evaluates filters over the
+/// stored payloads (and brute-forces selective filters), so a payload index changes no result;
+/// accepting it keeps client code that creates indexes working.
+pub async fn create_index(
+    state: axum::extract::State<State>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
+    ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
+) -> ApiResult {
+    let start = Instant::now();
+    if !body.get("field_name").is_some_and(Value::is_string) {
+        return Err(ApiError::bad_request("`field_name` must be a string"));
+    }
+    require_collection(&state, name, &params).await?;
+    Ok(ok(start, json!({"operation_id": 0, "status": "completed"})))
+}
+
+/// `DELETE /collections/{c}/index/{field}`: the counterpart of [`create_index`], also a no-op.
+pub async fn delete_index(
+    state: axum::extract::State<State>,
+    ApiPath((name, _field)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<Params>,
+) -> ApiResult {
+    let start = Instant::now();
+    require_collection(&state, name, &params).await?;
+    Ok(ok(start, json!({"operation_id": 0, "status": "completed"})))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

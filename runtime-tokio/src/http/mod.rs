@@ -22,7 +22,7 @@ pub mod snapshots;
 use crate::backend::Backend;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,7 +96,15 @@ pub fn router(backend: Arc<dyn Backend>, options: HttpOptions) -> Router {
         .route("/metrics", get(metrics::scrape))
         .route("/cluster", get(cluster::cluster))
         .route("/collections", get(collections::list))
-        .route(c, put(collections::create).get(collections::info).delete(collections::delete))
+        .route(
+            c,
+            put(collections::create)
+                .get(collections::info)
+                .delete(collections::delete)
+                .patch(collections::update),
+        )
+        .route(&format!("{c}/index"), put(collections::create_index))
+        .route(&format!("{c}/index/{{field}}"), delete(collections::delete_index))
         .route(&format!("{c}/exists"), get(collections::exists))
         .route(&format!("{c}/cluster"), get(cluster::collection_cluster))
         .route(&format!("{c}/points"), put(points::upsert).post(points::retrieve))
