@@ -1,5 +1,9 @@
 //! vecraft-runtime: the production driver of the core state machines (files, sockets, timers).
 
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod http;
 pub mod snapshot_catalog;
 pub mod transport;
 pub mod wal;

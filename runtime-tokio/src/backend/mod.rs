@@ -1,0 +1,352 @@
+//! The boundary between the HTTP layer and whatever holds the data.
+//!
+//! The REST handlers never touch a [`VectorEngine`] directly: they turn requests into engine
+//! [`Command`]s and [`ReadQuery`]s and hand them to a [`Backend`] together with the consistency
+//! the client asked for. Today the only implementation is [`local::LocalBackend`] (one engine on
+//! an apply worker thread); the replicated node will implement the same trait, which is why the
+//! options carry Raft ack levels, read consistency levels and read-your-writes tokens even though
+//! a single local engine satisfies all of them trivially.
+//!
+//! The trait returns boxed futures (instead of `async fn`) so the router can hold an
+//! `Arc<dyn Backend>` and the binary can choose the implementation at run time.
+//!
+//! [`VectorEngine`]: vecraft_core::vector::engine::VectorEngine
+
+mod exec;
+pub mod local;
+mod precheck;
+pub mod schedule;
+pub mod snapshots;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+use thiserror::Error;
+use vecraft_core::vector::collection::{
+    CollectionConfig, ScrollPage, ScrollRequest, SearchRequest,
+};
+use vecraft_core::vector::engine::{Command, CommandOutcome};
+use vecraft_core::vector::error::EngineError;
+use vecraft_core::vector::filter::Filter;
+use vecraft_core::vector::point::{PointId, Record, ScoredPoint};
+
+pub use crate::snapshot_catalog::SnapshotMeta;
+
+/// A boxed, sendable future: what every [`Backend`] method returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// When a write counts as done (the Raft vocabulary of the architecture note, section 5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AckLevel {
+    /// The leader applied it locally (fastest; lost if the leader dies before replicating).
+    Leader,
+    /// One copy besides the leader holds it durably.
+    OneCopy,
+    /// A majority of the replicas hold it durably (the safe default).
+    #[default]
+    Quorum,
+}
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadConsistency {
+    /// Any replica's applied state, possibly stale.
+    #[default]
+    Eventual,
+    /// Linearizable: the leader confirms leadership and reads at its commit index.
+    Strong,
+    /// At least as new as the write that returned this token.
+    ReadYourWrites(ReadToken),
+    /// Ask a majority of replicas and merge.
+    Quorum,
+}
+
+/// Names a point in a shard's log: a read with this token sees every write up to `index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReadToken {
+    /// The shard (replica group) the write went to.
+    pub shard: u32,
+    /// Log index (apply position) of the write in that shard.
+    pub index: u64,
+}
+
+impl ReadToken {
+    /// Text form used in HTTP (`shard:index`), opaque to clients.
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.shard, self.index)
+    }
+
+    /// Parses [`Self::encode`]'s form.
+    pub fn decode(text: &str) -> Option<ReadToken> {
+        let (shard, index) = text.split_once(':')?;
+        Some(ReadToken { shard: shard.parse().ok()?, index: index.parse().ok()? })
+    }
+}
+
+/// How a write is to be acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Which copies must hold the write before it counts.
+    pub ack: AckLevel,
+    /// Answer only once the write is applied (`true`) or once it is accepted (`false`).
+    pub wait: bool,
+    /// Give up waiting after this long (the write may still happen).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { ack: AckLevel::default(), wait: true, timeout: None }
+    }
+}
+
+/// How a read is to be served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Required freshness.
+    pub consistency: ReadConsistency,
+    /// Give up after this long.
+    pub timeout: Option<Duration>,
+}
+
+/// Where a write stands when its receipt is issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteStatus {
+    /// Accepted and ordered, not yet applied (`wait=false`).
+    Acknowledged,
+    /// Applied at the requested ack level.
+    Completed,
+    /// Accepted, but not applied within the timeout.
+    WaitTimeout,
+}
+
+/// What a write returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteReceipt {
+    /// Monotonic id of the operation on this node (Qdrant's `operation_id`).
+    pub operation_id: u64,
+    /// Where the write stands.
+    pub status: WriteStatus,
+    /// Read-your-writes token; reads carrying it see this write.
+    pub token: ReadToken,
+    /// What the engine did, when the write was applied before answering.
+    pub outcome: Option<CommandOutcome>,
+}
+
+/// A read request, as data (the replicated backend must route it, so it cannot be a closure).
+#[derive(Clone, Debug)]
+pub enum ReadQuery {
+    /// Names of all collections.
+    ListCollections,
+    /// Configuration and counts of one collection.
+    CollectionInfo(String),
+    /// Points by id.
+    Retrieve {
+        /// Collection.
+        collection: String,
+        /// Ids, answered in this order; missing ids are skipped.
+        ids: Vec<PointId>,
+        /// Return payloads.
+        with_payload: bool,
+        /// Return vectors.
+        with_vector: bool,
+    },
+    /// Nearest-neighbour searches (one or a batch) against the same state.
+    Search {
+        /// Collection.
+        collection: String,
+        /// The searches.
+        requests: Vec<SearchRequest>,
+    },
+    /// A page of points in id order.
+    Scroll {
+        /// Collection.
+        collection: String,
+        /// The page request.
+        request: ScrollRequest,
+    },
+    /// Number of (matching) points.
+    Count {
+        /// Collection.
+        collection: String,
+        /// Only points matching this filter.
+        filter: Option<Filter>,
+    },
+}
+
+/// Summary of one collection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CollectionSummary {
+    /// Its name.
+    pub name: String,
+    /// Its fixed configuration.
+    pub config: CollectionConfig,
+    /// Stored points.
+    pub points: u64,
+    /// Points the ANN index holds live (the rest of its slots are tombstones).
+    pub indexed: u64,
+    /// Collection sequence number.
+    pub seq: u64,
+}
+
+/// The answer to a [`ReadQuery`], variant for variant.
+#[derive(Clone, Debug)]
+pub enum ReadAnswer {
+    /// For [`ReadQuery::ListCollections`].
+    Collections(Vec<String>),
+    /// For [`ReadQuery::CollectionInfo`].
+    Collection(CollectionSummary),
+    /// For [`ReadQuery::Retrieve`].
+    Records(Vec<Record>),
+    /// For [`ReadQuery::Search`], one hit list per request.
+    Hits(Vec<Vec<ScoredPoint>>),
+    /// For [`ReadQuery::Scroll`].
+    Page(ScrollPage),
+    /// For [`ReadQuery::Count`].
+    Count(u64),
+}
+
+/// A replica of a shard, as cluster info reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaInfo {
+    /// Shard id.
+    pub shard_id: u32,
+    /// Node holding the replica.
+    pub peer_id: u64,
+    /// Qdrant replica state name (`Active`, `Dead`, `Partial`, ...).
+    pub state: &'static str,
+    /// Points it holds (local replicas only).
+    pub points_count: Option<u64>,
+}
+
+/// What the node knows about the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// This node's id.
+    pub node_id: u64,
+    /// Whether replication is on (false for the local backend).
+    pub replicated: bool,
+    /// Known peers: id and address.
+    pub peers: Vec<(u64, String)>,
+    /// Raft term of the metadata group, when replicated.
+    pub term: u64,
+    /// Commit index of the metadata group, when replicated.
+    pub commit: u64,
+    /// Current leader, when known.
+    pub leader: Option<u64>,
+}
+
+/// Where snapshot bytes to recover from are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotSource {
+    /// A file on this node (an upload spooled to disk, or a `file://` location).
+    File(PathBuf),
+    /// A snapshot in this node's catalogue.
+    Catalog(String),
+}
+
+/// Why a backend call failed. The HTTP layer maps each to a status code.
+#[derive(Debug, Error)]
+pub enum BackendError {
+    /// The engine rejected the command or query (bad input or unknown collection).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The write queue is full: the client should back off and retry.
+    #[error("node overloaded: write queue is full ({0} pending); retry later")]
+    Overloaded(usize),
+    /// The operation did not finish in time.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The backend is shutting down or its worker died.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// A snapshot operation failed.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot_catalog::CatalogError),
+    /// A snapshot could not be restored.
+    #[error("snapshot restore failed: {0}")]
+    Restore(String),
+    /// The request asks for something this backend cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// What the HTTP layer needs from the data side of a node.
+pub trait Backend: Send + Sync + 'static {
+    /// Submits a state-changing command (collection create/delete, points changes).
+    fn write(
+        &self,
+        command: Command,
+        options: WriteOptions,
+    ) -> BoxFuture<'_, Result<WriteReceipt, BackendError>>;
+
+    /// Answers a query at the requested consistency.
+    fn read(
+        &self,
+        query: ReadQuery,
+        options: ReadOptions,
+    ) -> BoxFuture<'_, Result<ReadAnswer, BackendError>>;
+
+    /// Cluster membership and consensus state.
+    fn cluster_info(&self) -> BoxFuture<'_, ClusterInfo>;
+
+    /// Replicas of each shard of a collection.
+    fn collection_replicas(
+        &self,
+        collection: String,
+    ) -> BoxFuture<'_, Result<Vec<ReplicaInfo>, BackendError>>;
+
+    /// Takes a full snapshot of a collection now.
+    fn snapshot_create(
+        &self,
+        collection: String,
+    ) -> BoxFuture<'_, Result<SnapshotMeta, BackendError>>;
+
+    /// Snapshots of a collection, oldest first.
+    fn snapshot_list(
+        &self,
+        collection: String,
+    ) -> BoxFuture<'_, Result<Vec<SnapshotMeta>, BackendError>>;
+
+    /// Deletes one snapshot of a collection.
+    fn snapshot_delete(
+        &self,
+        collection: String,
+        id: String,
+    ) -> BoxFuture<'_, Result<(), BackendError>>;
+
+    /// Path of a snapshot file, to stream it to a client.
+    fn snapshot_path(
+        &self,
+        collection: String,
+        id: String,
+    ) -> BoxFuture<'_, Result<(SnapshotMeta, PathBuf), BackendError>>;
+
+    /// Replaces (or creates) a collection from a snapshot; returns the restored point count.
+    fn snapshot_recover(
+        &self,
+        collection: String,
+        source: SnapshotSource,
+    ) -> BoxFuture<'_, Result<u64, BackendError>>;
+
+    /// Whether the node can serve requests (for `/readyz`).
+    fn ready(&self) -> bool;
+
+    /// Writes waiting for the apply worker (a gauge for `/metrics`).
+    fn queue_depth(&self) -> usize;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_token_round_trips_and_rejects_garbage() {
+        let t = ReadToken { shard: 3, index: 991 };
+        assert_eq!(ReadToken::decode(&t.encode()), Some(t));
+        for bad in ["", "3", "3:", ":5", "a:1", "1:-2", "1:2:3"] {
+            assert_eq!(ReadToken::decode(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Collection routes: list, create, info, exists, delete.
+//!
+//! Create accepts Qdrant's body. Settings that only tune Qdrant's storage (`on_disk_payload`,
+//! `optimizers_config`, `wal_config`, `quantization_config`) are accepted and have no effect
+//! (vecraft's storage has no such knobs; results are never less exact for ignoring them).
+//! Settings that would change results or the data model (named or sparse vectors, `Manhattan`)
+//! are refused. `shard_number`, `replication_factor` and `write_consistency_factor` are validated;
+//! placement belongs to the node, so the local backend runs one shard with one replica and says
+//! so in the collection info.
+
+use super::State;
+use super::envelope::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ok};
+use super::params::{Params, read_options};
+use crate::backend::{ReadAnswer, ReadQuery, WriteOptions};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Instant;
+use vecraft_core::vector::collection::{CollectionConfig, Distance, HnswParams};
+use vecraft_core::vector::engine::Command;
+
+/// Default `full_scan_threshold` reported (Qdrant's default; vecraft plans filtered searches by
+/// match counts instead).
+const FULL_SCAN_THRESHOLD: u32 = 10_000;
+
+/// `PUT /collections/{c}` body.
+#[derive(Debug, Deserialize)]
+pub struct CreateCollection {
+    vectors: Option<Value>,
+    shard_number: Option<u32>,
+    replication_factor: Option<u32>,
+    write_consistency_factor: Option<u32>,
+    hnsw_config: Option<HnswDiff>,
+    sparse_vectors: Option<Value>,
+    sharding_method: Option<String>,
+    init_from: Option<Value>,
+}
+
+/// Qdrant's `HnswConfigDiff` (only the fields vecraft uses; others are ignored).
+#[derive(Debug, Default, Deserialize)]
+pub struct HnswDiff {
+    m: Option<u32>,
+    ef_construct: Option<u32>,
+}
+
+fn parse_distance(text: &str) -> Result<Distance, ApiError> {
+    match text {
+        "Cosine" => Ok(Distance::Cosine),
+        "Euclid" => Ok(Distance::Euclid),
+        "Dot" => Ok(Distance::Dot),
+        "Manhattan" => Err(ApiError::bad_request("distance `Manhattan` is not supported")),
+        other => Err(ApiError::bad_request(format!(
+            "vectors.distance: unknown distance `{other}` (Cosine, Euclid, Dot)"
+        ))),
+    }
+}
+
+fn distance_name(d: Distance) -> &'static str {
+    match d {
+        Distance::Cosine => "Cosine",
+        Distance::Euclid => "Euclid",
+        Distance::Dot => "Dot",
+    }
+}
+
+/// Turns a create body into the engine's config.
+pub fn collection_config(body: &CreateCollection) -> Result<CollectionConfig, ApiError> {
+    if body.sparse_vectors.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::bad_request("sparse_vectors are not supported"));
+    }
+    if body.init_from.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::bad_request("init_from is not supported; use snapshots"));
+    }
+    if let Some(method) = &body.sharding_method
+        && method != "auto"
+    {
+        return Err(ApiError::bad_request(format!("sharding_method `{method}` is not supported")));
+    }
+    let vectors = body.vectors.as_ref().and_then(Value::as_object).ok_or_else(|| {
+        ApiError::bad_request("`vectors` must be an object {\"size\": N, \"distance\": ...}")
+    })?;
+    if !vectors.contains_key("size") {
+        return Err(ApiError::bad_request(
+            "vectors: named vectors are not supported; give {\"size\": N, \"distance\": ...}",
+        ));
+    }
+    let size = vectors["size"]
+        .as_u64()
+        .filter(|s| *s <= u32::MAX as u64)
+        .ok_or_else(|| ApiError::bad_request("vectors.size must be a positive integer"))?;
+    let distance = vectors
+        .get("distance")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("vectors.distance must be a string"))
+        .and_then(parse_distance)?;
+    for (name, value) in [
+        ("shard_number", body.shard_number),
+        ("replication_factor", body.replication_factor),
+        ("write_consistency_factor", body.write_consistency_factor),
+    ] {
+        if value == Some(0) {
+            return Err(ApiError::bad_request(format!("{name} must be at least 1")));
+        }
+    }
+    if let (Some(w), Some(r)) = (body.write_consistency_factor, body.replication_factor)
+        && w > r
+    {
+        return Err(ApiError::bad_request(format!(
+            "write_consistency_factor {w} exceeds replication_factor {r}"
+        )));
+    }
+    let defaults = HnswParams::default();
+    let vector_hnsw: Option<HnswDiff> = match vectors.get("hnsw_config") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            serde_json::from_value(v.clone())
+                .map_err(|e| ApiError::bad_request(format!("vectors.hnsw_config: {e}")))?,
+        ),
+    };
+    let pick = |f: fn(&HnswDiff) -> Option<u32>, default| {
+        vector_hnsw
+            .as_ref()
+            .and_then(f)
+            .or(body.hnsw_config.as_ref().and_then(f))
+            .unwrap_or(default)
+    };
+    let mut config = CollectionConfig::new(size as u32, distance);
+    config.hnsw = HnswParams {
+        m: pick(|h| h.m, defaults.m),
+        ef_construct: pick(|h| h.ef_construct, defaults.ef_construct),
+        ef: defaults.ef,
+    };
+    config.validate().map_err(ApiError::from)?;
+    Ok(config)
+}
+
+/// `GET /collections`.
+pub async fn list(
+    state: axum::extract::State<State>,
+    ApiQuery(params): ApiQuery<Params>,
+) -> ApiResult {
+    let start = Instant::now();
+    let answer = state.backend.read(ReadQuery::ListCollections, read_options(&params)?).await?;
+    let ReadAnswer::Collections(names) = answer else {
+        return Err(mismatch());
+    };
+    let collections: Vec<Value> = names.into_iter().map(|n| json!({"name": n})).collect();
+    Ok(ok(start, json!({"collections": collections})))
+}
+
+/// The error for a backend answering a query with the wrong variant (a bug, never input).
+pub fn mismatch() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "backend answered with an unexpected result kind",
+    )
+}
+
+/// `PUT /collections/{c}`.
+pub async fn create(
+    state: axum::extract::State<State>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
+    ApiJson(body): ApiJson<CreateCollection>,
+) -> ApiResult {
+    let start = Instant::now();
+    let config = collection_config(&body)?;
+    let options = WriteOptions { wait: true, ..super::params::write_options(&params)? };
+    state.backend.write(Command::CreateCollection { name, config }, options).await?;
+    Ok(ok(start, json!(true)))
+}
+
+/// `DELETE /collections/{c}`: `true` if it existed, `false` otherwise (as Qdrant).
+pub async fn delete(
+    state: axum::extract::State<State>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
+) -> ApiResult {
+    let start = Instant::now();
+    let options = WriteOptions { wait: true, ..super::params::write_options(&params)? };
+    let receipt = state.backend.write(Command::DeleteCollection { name }, options).await?;
+    let existed = matches!(
+        receipt.outcome,
+        Some(vecraft_core::vector::engine::CommandOutcome::CollectionDeleted { existed: true })
+    );
+    Ok(ok(start, json!(existed)))
+}
+
+/// `GET /collections/{c}/exists`.
+pub async fn exists(
+    state: axum::extract::State<State>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
+) -> ApiResult {
+    let start = Instant::now();
+    let answer = state.backend.read(ReadQuery::ListCollections, read_options(&params)?).await?;
+    let ReadAnswer::Collections(names) = answer else {
+        return Err(mismatch());
+    };
+    Ok(ok(start, json!({"exists": names.contains(&name)})))
+}
+
+/// `GET /collections/{c}`: a `CollectionInfo` with every field qdrant-client requires.
+pub async fn info(
+    state: axum::extract::State<State>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
+) -> ApiResult {
+    let start = Instant::now();
+    let answer =
+        state.backend.read(ReadQuery::CollectionInfo(name), read_options(&params)?).await?;
+    let ReadAnswer::Collection(c) = answer else {
+        return Err(mismatch());
+    };
+    Ok(ok(
+        start,
+        json!({
+            "status": "green",
+            "optimizer_status": "ok",
+            "indexed_vectors_count": c.indexed,
+            "points_count": c.points,
+            "segments_count": 1,
+            "config": {
+                "params": {
+                    "vectors": {"size": c.config.vector_size, "distance": distance_name(c.config.distance)},
+                    "shard_number": 1,
+                    "replication_factor": 1,
+                    "write_consistency_factor": 1,
+                    "on_disk_payload": false
+                },
+                "hnsw_config": {
+                    "m": c.config.hnsw.m,
+                    "ef_construct": c.config.hnsw.ef_construct,
+                    "full_scan_threshold": FULL_SCAN_THRESHOLD
+                },
+                "optimizer_config": {
+                    "deleted_threshold": c.config.rebuild_tombstone_percent as f64 / 100.0,
+                    "vacuum_min_vector_number": 0,
+                    "default_segment_number": 1,
+                    "flush_interval_sec": 0
+                }
+            },
+            "payload_schema": {}
+        }),
+    ))
+}
+
+async fn require_collection(state: &State, name: String, params: &Params) -> Result<(), ApiError> {
+    state.backend.read(ReadQuery::CollectionInfo(name), read_options(params)?).await?;
+    Ok(())
+}
+
+/// `PATCH /collections/{c}`: storage tuning (`optimizers_config`, `params.on_disk_payload`, ...)
+/// is accepted with no effect, like at create; changes that would alter results or the index
+/// (`hnsw_config`, vectors, quantization, sparse vectors) are refused, never silently ignored.
+pub async fn update(
+    state: axum::extract::State<State>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
+    ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
+) -> ApiResult {
+    let start = Instant::now();
+    for refused in ["hnsw_config", "vectors", "quantization_config", "sparse_vectors"] {
+        if body.get(refused).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::bad_request(format!(
+                "changing `{refused}` of an existing collection is not supported"
+            )));
+        }
+    }
+    require_collection(&state, name, &params).await?;
+    Ok(ok(start, json!(true)))
+}
+
+/// `PUT /collections/{c}/index`: accepted with no effect. vecraft evaluates filters over the
+/// stored payloads (and brute-forces selective filters), so a payload index changes no result;
+/// accepting it keeps client code that creates indexes working.
+pub async fn create_index(
+    state: axum::extract::State<State>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(params): ApiQuery<Params>,
+    ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
+) -> ApiResult {
+    let start = Instant::now();
+    if !body.get("field_name").is_some_and(Value::is_string) {
+        return Err(ApiError::bad_request("`field_name` must be a string"));
+    }
+    require_collection(&state, name, &params).await?;
+    Ok(ok(start, json!({"operation_id": 0, "status": "completed"})))
+}
+
+/// `DELETE /collections/{c}/index/{field}`: the counterpart of [`create_index`], also a no-op.
+pub async fn delete_index(
+    state: axum::extract::State<State>,
+    ApiPath((name, _field)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<Params>,
+) -> ApiResult {
+    let start = Instant::now();
+    require_collection(&state, name, &params).await?;
+    Ok(ok(start, json!({"operation_id": 0, "status": "completed"})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> CreateCollection {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn create_body_mapping() {
+        let c = collection_config(&body(json!({
+            "vectors": {"size": 4, "distance": "Dot", "hnsw_config": {"m": 8}},
+            "hnsw_config": {"m": 32, "ef_construct": 50}, "shard_number": 2,
+            "on_disk_payload": true
+        })))
+        .unwrap();
+        assert_eq!(
+            (c.vector_size, c.distance, c.hnsw.m, c.hnsw.ef_construct),
+            (4, Distance::Dot, 8, 50)
+        );
+        let cases = [
+            (json!({"vectors": {"size": 4, "distance": "Manhattan"}}), "Manhattan"),
+            (json!({"vectors": {"img": {"size": 4, "distance": "Dot"}}}), "named vectors"),
+            (json!({"vectors": {"size": 0, "distance": "Dot"}}), "vector size 0"),
+            (
+                json!({"vectors": {"size": 4, "distance": "Dot"}, "replication_factor": 0}),
+                "replication_factor",
+            ),
+            (
+                json!({"vectors": {"size": 4, "distance": "Dot"}, "hnsw_config": {"m": 1000}}),
+                "hnsw m",
+            ),
+            (json!({}), "`vectors`"),
+        ];
+        for (b, needle) in cases {
+            let e = collection_config(&body(b)).unwrap_err();
+            assert!(e.message.contains(needle), "{needle}: {}", e.message);
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Server-side throttles: a cap on requests in flight and a per-request time limit.
+//!
+//! Both answer in Qdrant's error envelope: too many requests in flight is a 503 with
+//! `Retry-After` (the same back-off signal as a full write queue), a request over its time limit
+//! a 408. Health probes are exempt from both. Snapshot transfers (upload, download, recover) are exempt from the time limit: their
+//! duration grows with the data, and they hold no engine lock while streaming.
+
+use super::State;
+use super::envelope::ApiError;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Limits shared by all requests.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Permits for requests in flight.
+    pub in_flight: Arc<Semaphore>,
+    /// Longest a request may take.
+    pub timeout: Duration,
+}
+
+impl Limits {
+    /// `max_in_flight` concurrent requests, each at most `timeout`.
+    pub fn new(max_in_flight: usize, timeout: Duration) -> Limits {
+        Limits { in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))), timeout }
+    }
+}
+
+fn exempt_from_timeout(path: &str) -> bool {
+    path.contains("/snapshots")
+}
+
+/// Middleware applying [`Limits`].
+pub async fn enforce(state: axum::extract::State<State>, request: Request, next: Next) -> Response {
+    // Probes bypass the throttles: an overloaded node is alive, and orchestrators must see that.
+    if super::auth::OPEN_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let limits = &state.limits;
+    let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node overloaded: too many requests in flight; retry later",
+        )
+        .into_response();
+    };
+    if exempt_from_timeout(request.uri().path()) {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request took longer than the server's {:?} limit", limits.timeout),
+        )
+        .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::{LocalBackend, LocalOptions};
+    use crate::http::{AppState, HttpOptions};
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_flight_cap_and_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::open(LocalOptions {
+            snapshot_dir: dir.path().join("s"),
+            queue_capacity: 4,
+            node_id: 1,
+            restore_on_open: false,
+        })
+        .unwrap();
+        let state: State = Arc::new(AppState {
+            backend: Arc::new(backend),
+            options: HttpOptions::default(),
+            limits: Limits::new(1, Duration::from_millis(300)),
+        });
+        let app = Router::new()
+            .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }))
+            .route("/healthz", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), enforce))
+            .with_state(state);
+        let call = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+                app.oneshot(request).await.unwrap().status()
+            }
+        };
+        let first = tokio::spawn(call("/slow"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(call("/slow").await, StatusCode::SERVICE_UNAVAILABLE, "second in flight");
+        assert_eq!(call("/healthz").await, StatusCode::OK, "probes bypass the cap");
+        assert_eq!(first.await.unwrap(), StatusCode::REQUEST_TIMEOUT, "over the time limit");
+    }
+}

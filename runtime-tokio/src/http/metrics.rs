@@ -1,0 +1,111 @@
+//! Prometheus metrics: the `metrics` facade with one process-wide Prometheus recorder, rendered
+//! at `GET /metrics`.
+//!
+//! The HTTP layer records requests by route template and status, and a latency histogram per
+//! route. Other parts of the runtime record through the same facade with the names below (the
+//! hooks the WAL, transport and Raft driver fill in), so `/metrics` shows them without any
+//! wiring through this module.
+
+use super::State;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Counter: HTTP requests, labels `method`, `route`, `status`.
+pub const HTTP_REQUESTS: &str = "vecraft_http_requests_total";
+/// Histogram (seconds): HTTP request latency, labels `method`, `route`.
+pub const HTTP_LATENCY: &str = "vecraft_http_request_duration_seconds";
+/// Gauge: writes queued for the apply worker.
+pub const APPLY_QUEUE_DEPTH: &str = "vecraft_apply_queue_depth";
+/// Gauge hook for the Raft driver: current term, label `group`.
+pub const RAFT_TERM: &str = "vecraft_raft_term";
+/// Gauge hook for the Raft driver: commit index, label `group`.
+pub const RAFT_COMMIT_INDEX: &str = "vecraft_raft_commit_index";
+/// Gauge hook for the Raft driver: applied index, label `group`.
+pub const RAFT_APPLIED_INDEX: &str = "vecraft_raft_applied_index";
+/// Gauge hook for the Raft driver: 1 when this node leads the group, label `group`.
+pub const RAFT_IS_LEADER: &str = "vecraft_raft_is_leader";
+/// Gauge hook for the WAL: bytes on disk.
+pub const WAL_BYTES: &str = "vecraft_wal_bytes";
+/// Histogram hook for the WAL (seconds): fsync latency.
+pub const WAL_FSYNC_SECONDS: &str = "vecraft_wal_fsync_seconds";
+/// Counter: snapshots taken, label `trigger` (`api` or `schedule`).
+pub const SNAPSHOTS_TAKEN: &str = "vecraft_snapshots_taken_total";
+
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder once (later calls reuse it). `None` when another recorder
+/// was installed first (then `/metrics` says so instead of lying with empty data).
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+fn describe() {
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
+    metrics::describe_histogram!(HTTP_LATENCY, metrics::Unit::Seconds, "HTTP request latency");
+    metrics::describe_gauge!(APPLY_QUEUE_DEPTH, "Writes waiting for the apply worker");
+    metrics::describe_gauge!(RAFT_TERM, "Raft term per group");
+    metrics::describe_gauge!(RAFT_COMMIT_INDEX, "Raft commit index per group");
+    metrics::describe_gauge!(RAFT_APPLIED_INDEX, "Raft applied index per group");
+    metrics::describe_gauge!(RAFT_IS_LEADER, "1 when this node leads the group");
+    metrics::describe_gauge!(WAL_BYTES, metrics::Unit::Bytes, "WAL size on disk");
+    metrics::describe_histogram!(WAL_FSYNC_SECONDS, metrics::Unit::Seconds, "WAL fsync latency");
+    metrics::describe_counter!(SNAPSHOTS_TAKEN, "Snapshots taken by trigger");
+}
+
+/// Middleware: counts and times every request by its route template (never the raw path, so
+/// label cardinality stays bounded).
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().as_str().to_string();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(HTTP_LATENCY, "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn scrape(state: axum::extract::State<State>) -> Response {
+    metrics::gauge!(APPLY_QUEUE_DEPTH).set(state.backend.queue_depth() as f64);
+    match install() {
+        Some(handle) => {
+            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
+                .into_response()
+        }
+        None => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable (another recorder is installed)",
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the real Python qdrant-client against `vecraft serve`.
+# Creates .venv at the repository root if needed, installs qdrant-client and pytest, builds the
+# binary unless VECRAFT_BIN points at one, and runs pytest. Extra arguments go to pytest.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+venv="${VECRAFT_VENV:-$root/.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check "qdrant-client>=1.10" pytest
+if [ -z "${VECRAFT_BIN:-}" ]; then
+  (cd "$root" && cargo build --quiet -p vecraft-runtime --bin vecraft)
+  export VECRAFT_BIN="$root/target/debug/vecraft"
+fi
+"$venv/bin/python" -c 'import importlib.metadata as m; print("qdrant-client", m.version("qdrant-client"))'
+exec "$venv/bin/python" -m pytest -q "$root/tests/python" "$@"

@@ -1,0 +1,187 @@
+"""The real qdrant-client (REST) against `vecraft serve`: every call checks results, not just
+that no exception was raised."""
+
+import math
+import warnings
+
+import pytest
+from qdrant_client import QdrantClient, models
+
+N = 200
+DIM = 8
+
+
+def vec(i: int) -> list:
+    """Deterministic, distinct, nonzero vectors: point i is nearest to itself."""
+    return [math.sin(i * 0.37 + k) + (1.5 if k == i % DIM else 0.0) for k in range(DIM)]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a version-mismatch warning would fail here
+        c = QdrantClient(url=server["url"], prefer_grpc=False, timeout=30)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def filled(client):
+    name = "docs"
+    client.create_collection(
+        name,
+        vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+        hnsw_config=models.HnswConfigDiff(m=16, ef_construct=64),
+    )
+    half = N // 2
+    result = client.upsert(
+        name,
+        points=[
+            models.PointStruct(id=i, vector=vec(i), payload={"color": ["red", "blue"][i % 2], "n": i})
+            for i in range(half)
+        ],
+        wait=True,
+    )
+    assert result.status == models.UpdateStatus.COMPLETED
+    client.upsert(
+        name,
+        points=models.Batch(
+            ids=list(range(half, N)),
+            vectors=[vec(i) for i in range(half, N)],
+            payloads=[{"color": ["red", "blue"][i % 2], "n": i} for i in range(half, N)],
+        ),
+        wait=True,
+    )
+    return name
+
+
+def test_collections(client, filled):
+    names = [c.name for c in client.get_collections().collections]
+    assert filled in names
+    assert client.collection_exists(filled)
+    assert not client.collection_exists("missing")
+    info = client.get_collection(filled)
+    assert info.points_count == N
+    assert info.config.params.vectors.size == DIM
+    assert info.config.params.vectors.distance == models.Distance.COSINE
+    assert info.config.hnsw_config.m == 16
+    assert info.status == models.CollectionStatus.GREEN
+    # Accepted for compatibility (filters scan payloads; the index changes no result).
+    res = client.create_payload_index(filled, field_name="color", field_schema=models.PayloadSchemaType.KEYWORD)
+    assert res.status == models.UpdateStatus.COMPLETED
+
+
+def test_query_points_finds_self_and_filters(client, filled):
+    for i in (0, 17, 150):
+        res = client.query_points(filled, query=vec(i), limit=3, with_payload=True)
+        assert res.points[0].id == i
+        assert res.points[0].score == pytest.approx(1.0, abs=1e-4)
+        assert res.points[0].payload["n"] == i
+        assert len(res.points) == 3
+    red = models.Filter(must=[models.FieldCondition(key="color", match=models.MatchValue(value="red"))])
+    res = client.query_points(filled, query=vec(1), query_filter=red, limit=5, with_payload=True)
+    assert len(res.points) == 5
+    assert all(p.payload["color"] == "red" for p in res.points)
+    assert 1 not in [p.id for p in res.points]
+    ranged = models.Filter(must=[models.FieldCondition(key="n", range=models.Range(gte=10, lt=20))])
+    res = client.query_points(
+        filled, query=vec(0), query_filter=ranged, limit=100, search_params=models.SearchParams(exact=True)
+    )
+    assert sorted(p.id for p in res.points) == list(range(10, 20))
+
+
+def test_legacy_search_when_the_client_has_it(client, filled):
+    if not hasattr(client, "search"):
+        pytest.skip("this qdrant-client removed search(); query_points is tested instead")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        hits = client.search(filled, query_vector=vec(42), limit=2)
+    assert hits[0].id == 42
+
+
+def test_scroll_count_retrieve(client, filled):
+    seen, offset = [], None
+    blue = models.Filter(must=[models.FieldCondition(key="color", match=models.MatchValue(value="blue"))])
+    while True:
+        points, offset = client.scroll(filled, scroll_filter=blue, limit=30, offset=offset, with_payload=True)
+        seen += [p.id for p in points]
+        if offset is None:
+            break
+    assert seen == list(range(1, N, 2))
+    assert client.count(filled, exact=True).count == N
+    assert client.count(filled, count_filter=blue, exact=True).count == N // 2
+    records = client.retrieve(filled, ids=[5, 3, 9999], with_payload=True, with_vectors=True)
+    assert [r.id for r in records] == [5, 3]
+    assert records[0].payload == {"color": "blue", "n": 5}
+    norm = math.sqrt(sum(x * x for x in vec(5)))
+    assert records[0].vector == pytest.approx([x / norm for x in vec(5)], abs=1e-5)
+
+
+def test_payload_operations(client, filled):
+    client.set_payload(filled, payload={"tag": "x"}, points=[1, 2], wait=True)
+    client.overwrite_payload(filled, payload={"only": True}, points=[3], wait=True)
+    client.delete_payload(filled, keys=["n"], points=[1], wait=True)
+    client.clear_payload(filled, points_selector=[4], wait=True)
+    got = {r.id: r.payload for r in client.retrieve(filled, ids=[1, 2, 3, 4])}
+    assert got[1] == {"color": "blue", "tag": "x"}
+    assert got[2] == {"color": "red", "n": 2, "tag": "x"}
+    assert got[3] == {"only": True}
+    assert got[4] == {}
+    tagged = models.Filter(must=[models.FieldCondition(key="tag", match=models.MatchValue(value="x"))])
+    assert client.count(filled, count_filter=tagged).count == 2
+
+
+def test_uuid_ids_and_errors(client):
+    name = "errs"
+    client.create_collection(name, vectors_config=models.VectorParams(size=3, distance=models.Distance.DOT))
+    uid = "550e8400-e29b-41d4-a716-446655440000"
+    client.upsert(name, points=[models.PointStruct(id=uid, vector=[1, 2, 3], payload={})], wait=True)
+    assert client.retrieve(name, ids=[uid])[0].id == uid
+    with pytest.raises(Exception) as err:
+        client.upsert(name, points=[models.PointStruct(id=2, vector=[1, 2], payload={})], wait=True)
+    assert "dimension" in str(err.value)
+    with pytest.raises(Exception) as err:
+        client.get_collection("missing")
+    assert "404" in str(err.value) or "Not found" in str(err.value)
+    assert client.count(name).count == 1
+    assert client.delete_collection(name)
+    assert not client.collection_exists(name)
+
+
+def test_delete_points(client):
+    name = "deletions"
+    client.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.EUCLID))
+    client.upsert(
+        name,
+        points=[models.PointStruct(id=i, vector=[float(i), 0.0], payload={"i": i}) for i in range(10)],
+        wait=True,
+    )
+    client.delete(name, points_selector=models.PointIdsList(points=[0, 1]), wait=True)
+    small = models.Filter(must=[models.FieldCondition(key="i", range=models.Range(lt=5))])
+    client.delete(name, points_selector=models.FilterSelector(filter=small), wait=True)
+    left, _ = client.scroll(name, limit=100)
+    assert [p.id for p in left] == [5, 6, 7, 8, 9]
+    hit = client.query_points(name, query=[6.2, 0.0], limit=1).points[0]
+    assert hit.id == 6 and hit.score == pytest.approx(0.2, abs=1e-5)
+
+
+def test_snapshots(client, server):
+    name = "snaps"
+    client.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT))
+    client.upsert(
+        name, points=[models.PointStruct(id=i, vector=[i, 1, 0, 0], payload={"i": i}) for i in range(30)], wait=True
+    )
+    snap = client.create_snapshot(name, wait=True)
+    assert snap.size > 0 and snap.name
+    listed = client.list_snapshots(name)
+    assert [s.name for s in listed] == [snap.name]
+    assert listed[0].checksum == snap.checksum
+    client.delete(name, points_selector=models.PointIdsList(points=list(range(10))), wait=True)
+    assert client.count(name).count == 20
+    path = server["data"] / "snapshots" / f"{snap.name}.snap"
+    assert path.exists()
+    assert client.recover_snapshot(name, location=f"file://{path}", wait=True)
+    assert client.count(name).count == 30
+    assert client.retrieve(name, ids=[3])[0].payload == {"i": 3}
+    assert client.delete_snapshot(name, snap.name, wait=True)
+    assert client.list_snapshots(name) == []
