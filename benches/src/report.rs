@@ -156,6 +156,33 @@ pub fn table(ours: &EngineRun, peer: Option<&EngineRun>, extra: &[(String, Strin
     s
 }
 
+/// One line per target recall (ours vs the peer, both interpolated along their sweeps), then
+/// build time and memory as ratios: the figures the ANN goals are stated in.
+pub fn summary(ours: &EngineRun, peer: &EngineRun, recalls: &[f64]) -> String {
+    let mut s = String::new();
+    for &r in recalls {
+        let ratio = match (qps_at_recall(ours, r), qps_at_recall(peer, r)) {
+            (Some(a), Some(b)) => format!("{:.2}x ({a:.0} vs {b:.0} cpu_qps)", a / b),
+            (a, b) => format!("n/a (ours {}, peer {})", fmt_opt(a), fmt_opt(b)),
+        };
+        let _ = writeln!(s, "RATIO vs {} qps@recall{r}: {ratio}", peer.engine);
+    }
+    let _ = writeln!(s, "RATIO vs {} build_time: {:.2}x ({:.2} s vs {:.2} s)", peer.engine, ours.build_s / peer.build_s, ours.build_s, peer.build_s);
+    let _ = writeln!(
+        s,
+        "RATIO vs {} bytes_per_point: {:.2}x ({:.0} vs {:.0})",
+        peer.engine,
+        ours.bytes_per_point / peer.bytes_per_point,
+        ours.bytes_per_point,
+        peer.bytes_per_point
+    );
+    s
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "out of range".into(), |q| format!("{q:.0}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +236,9 @@ mod tests {
         assert!(t.contains("2.00"), "equal-recall ratio 3000/1500:\n{t}");
         assert!(t.contains("n/a"));
         assert!(t.contains("snapshot_bytes: 123"));
+        let sum = summary(&ours, &peer, &[0.97, 0.5]);
+        assert!(sum.contains("qps@recall0.97: 2.00x"), "{sum}");
+        assert!(sum.contains("qps@recall0.5: n/a"), "{sum}");
+        assert!(sum.contains("build_time: 1.00x") && sum.contains("bytes_per_point: 1.00x"), "{sum}");
     }
 }

@@ -9,7 +9,7 @@
 
 use crate::vector::error::{EngineError, VectorOwner};
 use crate::vector::filter::Filter;
-use crate::vector::index::{AnnIndex, IndexSpec, Metric, Slot, new_index};
+use crate::vector::index::{AnnIndex, IndexKind, IndexSpec, Metric, Slot, new_index};
 use crate::vector::payload::{Payload, remove_path, split_key_path, validate_payload};
 use crate::vector::point::{PointId, PointStruct, Record, ScoredPoint};
 use serde::{Deserialize, Serialize};
@@ -327,7 +327,7 @@ impl Collection {
             seq: 0,
             deletion_log: BTreeMap::new(),
             deletion_log_floor: 0,
-            index: new_index(&index_spec(&config, 0)),
+            index: new_index(&index_spec(&config, 0, name)),
             slot_owner: Vec::new(),
         })
     }
@@ -417,7 +417,7 @@ impl Collection {
     /// Rebuilds the index from the stored points (in id order, so deterministic for exact
     /// indexes), dropping all tombstones. The new index is built aside and swapped in at the end.
     pub fn rebuild_index(&mut self) {
-        let mut index = new_index(&index_spec(&self.config, self.points.len()));
+        let mut index = new_index(&index_spec(&self.config, self.points.len(), &self.name));
         let mut owners = Vec::with_capacity(self.points.len());
         for (slot, (id, point)) in self.points.iter().enumerate() {
             index.insert(slot, &point.vector);
@@ -638,7 +638,7 @@ impl Collection {
             seq: self.seq,
             deletion_log: self.deletion_log.clone(),
             deletion_log_floor: self.deletion_log_floor,
-            index: new_index(&index_spec(&self.config, 0)),
+            index: new_index(&index_spec(&self.config, 0, &self.name)),
             slot_owner: Vec::new(),
         };
         copy.rebuild_index();
@@ -798,12 +798,23 @@ impl Collection {
     }
 }
 
-fn index_spec(config: &CollectionConfig, capacity_hint: usize) -> IndexSpec {
+fn index_spec(config: &CollectionConfig, capacity_hint: usize, name: &str) -> IndexSpec {
     IndexSpec {
         dim: config.vector_size as usize,
         metric: config.distance.metric(),
         m: config.hnsw.m as usize,
         ef_construct: config.hnsw.ef_construct as usize,
         capacity_hint: capacity_hint.max(MIN_INDEX_CAPACITY_HINT),
+        seed: index_seed(name),
+        kind: IndexKind::Hnsw,
     }
+}
+
+/// The graph seed of a collection: derived from its name, so every replica (and every rebuild)
+/// draws the same node levels without a seed having to travel in the log.
+fn index_seed(name: &str) -> u64 {
+    let hash = blake3::hash(format!("vecraft/hnsw-seed/v1/{name}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(bytes)
 }

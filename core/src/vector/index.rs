@@ -47,6 +47,23 @@ pub struct IndexSpec {
     pub ef_construct: usize,
     /// Expected number of vectors (a capacity hint, not a limit).
     pub capacity_hint: usize,
+    /// Seed of the graph's level generator: with the same seed and insert order a
+    /// single-threaded build gives the same graph on every replica.
+    pub seed: u64,
+    /// Which implementation to build.
+    pub kind: IndexKind,
+}
+
+/// Which index implementation [`new_index`] builds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IndexKind {
+    /// Our own HNSW ([`crate::vector::hnsw::HnswIndex`]): deterministic, the default.
+    #[default]
+    Hnsw,
+    /// The `hnsw_rs`-built graph ([`crate::vector::hnsw::HnswRsIndex`]), kept for comparison.
+    HnswRs,
+    /// Exact brute force ([`FlatIndex`]).
+    Flat,
 }
 
 /// One search hit.
@@ -166,14 +183,18 @@ impl AnnIndex for FlatIndex {
     }
 }
 
-/// Builds the index the engine uses for a collection: always the HNSW index.
+/// Builds the index `spec.kind` names (the engine uses [`IndexKind::Hnsw`]).
 ///
 /// Small collections do not switch to [`FlatIndex`]: HNSW search on a small graph is already
 /// cheap (and its exact fallback covers restrictive filters), while switching index kinds at a
 /// size threshold would mean rebuilding mid-stream and results changing character as a
 /// collection grows.
 pub fn new_index(spec: &IndexSpec) -> Box<dyn AnnIndex> {
-    crate::vector::hnsw::new_hnsw_index(spec)
+    match spec.kind {
+        IndexKind::Hnsw => Box::new(crate::vector::hnsw::HnswIndex::new(spec)),
+        IndexKind::HnswRs => Box::new(crate::vector::hnsw::HnswRsIndex::new(spec)),
+        IndexKind::Flat => Box::new(FlatIndex::new(spec.dim, spec.metric)),
+    }
 }
 
 #[cfg(test)]
