@@ -28,6 +28,14 @@ fn kernels(c: &mut Criterion) {
                 bench.iter(|| distance::dot_simd(black_box(&a), black_box(&b)))
             });
         }
+        if distance::l2_squared_avx512(&a, &b).is_some() {
+            group.bench_with_input(BenchmarkId::new("l2_avx512", dim), &dim, |bench, _| {
+                bench.iter(|| distance::l2_squared_avx512(black_box(&a), black_box(&b)))
+            });
+            group.bench_with_input(BenchmarkId::new("dot_avx512", dim), &dim, |bench, _| {
+                bench.iter(|| distance::dot_avx512(black_box(&a), black_box(&b)))
+            });
+        }
     }
     group.finish();
 }
