@@ -100,6 +100,9 @@ pub trait AnnIndex: Send + Sync {
     }
     /// Whether results are exact (true for [`FlatIndex`]).
     fn is_exact(&self) -> bool;
+    /// The vector stored under `slot`, `None` if the slot was never inserted. The index arena is
+    /// the only copy of each vector the engine keeps, so every index must answer this.
+    fn vector(&self, slot: Slot) -> Option<&[f32]>;
 }
 
 /// A hit ordered by distance, then slot: a total order (via `f32::total_cmp`) so hits can live in
@@ -128,18 +131,24 @@ pub struct FlatIndex {
     dim: usize,
     slots: Vec<Slot>,
     data: Vec<f32>,
+    /// Slot -> row in `data` (`u32::MAX` for slots never inserted).
+    rows: Vec<u32>,
 }
 
 impl FlatIndex {
     /// An empty exact index.
     pub fn new(dim: usize, metric: Metric) -> Self {
-        FlatIndex { metric, dim, slots: Vec::new(), data: Vec::new() }
+        FlatIndex { metric, dim, slots: Vec::new(), data: Vec::new(), rows: Vec::new() }
     }
 }
 
 impl AnnIndex for FlatIndex {
     fn insert(&mut self, slot: Slot, vector: &[f32]) {
         assert_eq!(vector.len(), self.dim, "FlatIndex: dimension mismatch");
+        if slot >= self.rows.len() {
+            self.rows.resize(slot + 1, u32::MAX);
+        }
+        self.rows[slot] = self.slots.len() as u32;
         self.slots.push(slot);
         self.data.extend_from_slice(vector);
     }
@@ -181,6 +190,11 @@ impl AnnIndex for FlatIndex {
     fn is_exact(&self) -> bool {
         true
     }
+
+    fn vector(&self, slot: Slot) -> Option<&[f32]> {
+        let row = *self.rows.get(slot)?;
+        (row != u32::MAX).then(|| &self.data[row as usize * self.dim..(row as usize + 1) * self.dim])
+    }
 }
 
 /// Builds the index `spec.kind` names (the engine uses [`IndexKind::Hnsw`]).
@@ -216,6 +230,8 @@ mod tests {
         assert!(flat.search(&q, 0, 0, &|_| true).is_empty());
         assert!(flat.search(&[0.0], 3, 0, &|_| true).is_empty(), "wrong dimension");
         assert_eq!(flat.len(), 5);
+        assert_eq!(flat.vector(3), Some(&[3.0, 0.0][..]));
+        assert_eq!(flat.vector(9), None);
         assert!(flat.is_exact());
     }
 

@@ -237,4 +237,10 @@ impl AnnIndex for HnswIndex {
     fn is_exact(&self) -> bool {
         false
     }
+
+    fn vector(&self, slot: Slot) -> Option<&[f32]> {
+        let slot = u32::try_from(slot).ok()?;
+        self.links.level(slot)?;
+        Some(self.view().vector(slot))
+    }
 }

@@ -469,11 +469,13 @@ impl AnnIndex for HnswRsIndex {
         self.inserted[slot] = true;
         self.len += 1;
         self.graph.insert_slice((vector, slot));
+        // Both paths keep the slot-indexed copy: the engine reads vectors back through
+        // `AnnIndex::vector` (hnsw_rs holds its own copy as well, so this index stores two).
+        if self.vectors.len() < (slot + 1) * self.dim {
+            self.vectors.resize((slot + 1) * self.dim, 0.0);
+        }
+        self.vectors[slot * self.dim..(slot + 1) * self.dim].copy_from_slice(vector);
         if self.path == SearchPath::Compact {
-            if self.vectors.len() < (slot + 1) * self.dim {
-                self.vectors.resize((slot + 1) * self.dim, 0.0);
-            }
-            self.vectors[slot * self.dim..(slot + 1) * self.dim].copy_from_slice(vector);
             self.pending_slots.push(slot);
             if self.pending_slots.len() > self.refresh_threshold() {
                 self.refresh_view();
@@ -521,6 +523,10 @@ impl AnnIndex for HnswRsIndex {
 
     fn is_exact(&self) -> bool {
         false
+    }
+
+    fn vector(&self, slot: Slot) -> Option<&[f32]> {
+        self.inserted.get(slot).copied().unwrap_or(false).then(|| self.view_vector(slot as u32))
     }
 }
 

@@ -141,7 +141,7 @@ fn cosine_normalises_vectors_and_queries() {
         Err(EngineError::ZeroVector { .. })
     ));
     let c = e.collection("c").unwrap();
-    let stored = &c.point(PointId::Num(1)).unwrap().vector;
+    let stored = c.point(PointId::Num(1)).unwrap().vector;
     assert!((stored[0] - 0.6).abs() < 1e-6 && (stored[1] - 0.8).abs() < 1e-6);
     for exact in [true, false] {
         let mut req = SearchRequest::new(vec![30.0, 40.0], 2);
