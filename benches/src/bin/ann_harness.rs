@@ -334,7 +334,9 @@ fn write_data(dir: &Path, dim: usize, base: &[f32], queries: &[f32], truth: &[Ve
     Ok((b, q, t))
 }
 
-fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64) {
+/// The index, build wall seconds, build CPU seconds of this thread (NaN for a parallel build,
+/// whose work runs on other threads too) and heap bytes per point.
+fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64, f64) {
     let n = data.base.len() / data.dim;
     let spec = IndexSpec {
         dim: data.dim,
@@ -347,6 +349,7 @@ fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64) {
     };
     let before = live_bytes();
     let start = Instant::now();
+    let cpu_start = cpu_time::ThreadTime::now();
     let report_every = (n / 10).max(1);
     let index: Box<dyn AnnIndex> = match args.index {
         IndexArg::Hnsw if args.build_threads > 1 => {
@@ -373,8 +376,10 @@ fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64) {
         }
     };
     let build_s = start.elapsed().as_secs_f64();
+    let parallel = args.index == IndexArg::Hnsw && args.build_threads > 1;
+    let build_cpu_s = if parallel { f64::NAN } else { cpu_start.elapsed().as_secs_f64() };
     let bytes = (live_bytes() - before) as f64 / n as f64;
-    (index, build_s, bytes)
+    (index, build_s, build_cpu_s, bytes)
 }
 
 fn run_peer(args: &Args, peer: PeerArg, files: &(PathBuf, PathBuf, PathBuf)) -> Result<EngineRun> {
@@ -439,15 +444,15 @@ fn main() -> Result<()> {
     };
 
     eprintln!("building {:?} (m={}, ef_construct={})", args.index, args.m, args.ef_construct);
-    let (index, build_s, bytes_per_point) = build_index(&args, &data);
-    eprintln!("build: {build_s:.1} s, {bytes_per_point:.0} bytes/point");
+    let (index, build_s, build_cpu_s, bytes_per_point) = build_index(&args, &data);
+    eprintln!("build: {build_s:.1} s wall, {build_cpu_s:.1} s thread CPU, {bytes_per_point:.0} bytes/point");
     let engine = match args.index {
         IndexArg::Hnsw => "vecraft-hnsw",
         IndexArg::HnswRs => "vecraft-hnsw-rs",
         IndexArg::HnswRsNative => "vecraft-hnsw-rs-native",
         IndexArg::Flat => "vecraft-flat",
     };
-    let mut ours = EngineRun { engine: engine.into(), build_s, bytes_per_point, sweep: Vec::new() };
+    let mut ours = EngineRun { engine: engine.into(), build_s, build_cpu_s, bytes_per_point, sweep: Vec::new() };
     for &ef in &args.ef {
         let f = run_queries(index.as_ref(), data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
         println!("{}", result_line(&ours, &f));
