@@ -64,6 +64,17 @@ impl Links {
         }
     }
 
+    /// Pre-allocates room for `slots` slot positions (a capacity hint, so growing to the hinted
+    /// size does not leave doubling slack in the link arrays).
+    pub fn reserve(&mut self, slots: usize) {
+        let slots = slots.min(1 << 22);
+        self.levels.reserve(slots.saturating_sub(self.levels.len()));
+        self.upper_offset.reserve(slots.saturating_sub(self.upper_offset.len()));
+        // Capped: the hint comes from callers, and an absurd one must not reserve gigabytes.
+        let words = slots.saturating_mul(1 + self.m0).min(1 << 25);
+        self.links0.reserve(words.saturating_sub(self.links0.len()));
+    }
+
     /// Registers `slot` at `level` with empty lists on every layer it lives on.
     pub fn add_node(&mut self, slot: u32, level: u8) {
         self.grow(slot as usize + 1);

@@ -77,12 +77,14 @@ impl HnswIndex {
         let m = spec.m.clamp(MIN_M, MAX_OWN_M);
         let ef_construct = spec.ef_construct.clamp(m, MAX_EF_CONSTRUCT);
         let capacity = spec.capacity_hint.min(MAX_CAPACITY_HINT);
+        let mut links = Links::new(m);
+        links.reserve(capacity);
         HnswIndex {
             dim: spec.dim,
             metric: spec.metric,
             m,
             ef_construct,
-            links: Links::new(m),
+            links,
             vectors: Vec::with_capacity(capacity.saturating_mul(spec.dim).min(1 << 28)),
             len: 0,
             entry: None,
