@@ -450,6 +450,23 @@ impl Collection {
         debug_assert_eq!(self.tombstone_count(), 0);
     }
 
+    /// [`Self::rebuild_index`] on up to `threads` threads: for the driver's bulk rebuilds and
+    /// loads outside the replicated log only. Same points, slots and digest; the graph's links
+    /// depend on thread timing, so approximate results may differ between replicas (exact search,
+    /// reads and digests never do). The state machine itself always uses `rebuild_index`.
+    pub fn rebuild_index_parallel(&mut self, threads: usize) {
+        let mut index = new_index(&index_spec(&self.config, self.points.len(), &self.name));
+        let batch: Vec<(Slot, &[f32])> =
+            self.points.values().enumerate().map(|(slot, p)| (slot, self.vector_of(p))).collect();
+        index.insert_bulk(&batch, threads);
+        drop(batch);
+        self.slot_owner = self.points.keys().map(|id| Some(*id)).collect();
+        self.index = index;
+        for (slot, point) in self.points.values_mut().enumerate() {
+            point.slot = slot;
+        }
+    }
+
     /// A fresh index over the live points in id order (slot `i` = `i`-th id) and its owners.
     fn build_compacted_index(&self) -> (Box<dyn AnnIndex>, Vec<Option<PointId>>) {
         let mut index = new_index(&index_spec(&self.config, self.points.len(), &self.name));

@@ -103,6 +103,15 @@ pub trait AnnIndex: Send + Sync {
     /// The vector stored under `slot`, `None` if the slot was never inserted. The index arena is
     /// the only copy of each vector the engine keeps, so every index must answer this.
     fn vector(&self, slot: Slot) -> Option<&[f32]>;
+    /// Inserts a batch for a bulk load or rebuild outside the replicated log, on up to `threads`
+    /// threads where the index supports it (its links may then depend on thread timing). The
+    /// default inserts one by one, exactly like [`AnnIndex::insert`].
+    fn insert_bulk(&mut self, batch: &[(Slot, &[f32])], threads: usize) {
+        let _ = threads;
+        for &(slot, vector) in batch {
+            self.insert(slot, vector);
+        }
+    }
 }
 
 /// A hit ordered by distance, then slot: a total order (via `f32::total_cmp`) so hits can live in

@@ -240,6 +240,11 @@ impl AnnIndex for HnswIndex {
         false
     }
 
+    /// The parallel bulk build ([`HnswIndex::insert_batch_parallel`]).
+    fn insert_bulk(&mut self, batch: &[(Slot, &[f32])], threads: usize) {
+        self.insert_batch_parallel(batch, threads);
+    }
+
     fn vector(&self, slot: Slot) -> Option<&[f32]> {
         let slot = u32::try_from(slot).ok()?;
         self.links.level(slot)?;
