@@ -77,8 +77,9 @@ pub struct Neighbor {
 
 /// An (approximate) nearest-neighbour index over slots.
 ///
-/// Results of an approximate index are not deterministic across builds (graph construction may
-/// use its own randomness or threads), so they must never feed a determinism check.
+/// Our HNSW built single-threaded is deterministic given its seed and insert order, but other
+/// indexes (`hnsw_rs`, any parallel bulk build) are not, so approximate results must never feed
+/// a determinism check such as the digest.
 pub trait AnnIndex: Send + Sync {
     /// Adds `vector` under `slot`. A slot is inserted at most once per index.
     fn insert(&mut self, slot: Slot, vector: &[f32]);

@@ -381,7 +381,7 @@ fn approximate_search_recall_against_exact_with_updates_and_rebuild() {
     assert_eq!(c.digest(), digest);
     assert_eq!(c.tombstone_count(), 0);
     let parallel = recall(c);
-    assert!(parallel >= after - 0.02, "parallel rebuild recall {parallel} vs {after}");
+    assert!(parallel >= after - 0.03, "parallel rebuild recall {parallel} vs {after}");
 }
 
 #[test]
