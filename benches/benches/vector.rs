@@ -6,8 +6,8 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use vecraft_benches::synthetic::{Mixture, MixtureSpec};
 use vecraft_core::vector::distance;
-use vecraft_core::vector::hnsw::{HnswIndex, SearchPath};
-use vecraft_core::vector::index::{AnnIndex, IndexSpec, Metric};
+use vecraft_core::vector::hnsw::{HnswRsIndex, SearchPath};
+use vecraft_core::vector::index::{AnnIndex, IndexKind, IndexSpec, Metric};
 
 fn kernels(c: &mut Criterion) {
     let mut group = c.benchmark_group("distance");
@@ -28,6 +28,14 @@ fn kernels(c: &mut Criterion) {
                 bench.iter(|| distance::dot_simd(black_box(&a), black_box(&b)))
             });
         }
+        if distance::l2_squared_avx512(&a, &b).is_some() {
+            group.bench_with_input(BenchmarkId::new("l2_avx512", dim), &dim, |bench, _| {
+                bench.iter(|| distance::l2_squared_avx512(black_box(&a), black_box(&b)))
+            });
+            group.bench_with_input(BenchmarkId::new("dot_avx512", dim), &dim, |bench, _| {
+                bench.iter(|| distance::dot_avx512(black_box(&a), black_box(&b)))
+            });
+        }
     }
     group.finish();
 }
@@ -37,10 +45,10 @@ fn search(c: &mut Criterion) {
     let mix = Mixture::new(MixtureSpec { dim, clusters: 20, spread: 1.0, seed: 5 });
     let base = mix.sample(10_000, 1);
     let queries = mix.sample(256, 2);
-    let spec = IndexSpec { dim, metric: Metric::L2Squared, m: 16, ef_construct: 100, capacity_hint: 10_000 };
+    let spec = IndexSpec { dim, metric: Metric::L2Squared, m: 16, ef_construct: 100, capacity_hint: 10_000, seed: 1, kind: IndexKind::HnswRs };
     let mut group = c.benchmark_group("hnsw_search_10k");
     for path in [SearchPath::Compact, SearchPath::Native] {
-        let mut index = HnswIndex::with_search_path(&spec, path);
+        let mut index = HnswRsIndex::with_search_path(&spec, path);
         for (slot, v) in base.chunks_exact(dim).enumerate() {
             index.insert(slot, v);
         }

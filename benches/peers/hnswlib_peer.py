@@ -19,35 +19,12 @@ import time
 
 import numpy as np
 
+from peer_common import quantiles, read_vecs, rss_bytes
+
 try:
     import hnswlib
 except ImportError:  # pragma: no cover - depends on the machine
     sys.exit("hnswlib is not installed: pip install hnswlib numpy")
-
-
-def read_vecs(path, dtype):
-    """Reads .fvecs (dtype float32) or .ivecs (int32), validating the record structure."""
-    raw = np.fromfile(path, dtype=np.int32)
-    if raw.size == 0:
-        sys.exit(f"{path}: file holds no records")
-    dim = int(raw[0])
-    if dim <= 0 or dim > 65536:
-        sys.exit(f"{path}: invalid dimension {dim} in the first record")
-    if raw.size % (dim + 1) != 0:
-        sys.exit(f"{path}: size is not a whole number of {dim}-d records (truncated or mixed)")
-    rows = raw.reshape(-1, dim + 1)
-    if not np.all(rows[:, 0] == dim):
-        bad = int(np.argmax(rows[:, 0] != dim))
-        sys.exit(f"{path}: record {bad} has dimension {rows[bad, 0]}, expected {dim}")
-    return np.ascontiguousarray(rows[:, 1:]).view(dtype)
-
-
-def rss_bytes():
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    import resource
-
-    return pages * resource.getpagesize()
 
 
 def main():
@@ -75,12 +52,12 @@ def main():
           file=sys.stderr)
 
     before = rss_bytes()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.thread_time()
     index = hnswlib.Index(space=a.space, dim=dim)
     index.init_index(max_elements=n, ef_construction=a.ef_construct, M=a.m)
     index.set_num_threads(1)
     index.add_items(base, np.arange(n), num_threads=1)
-    build_s = time.perf_counter() - start
+    build_s, build_cpu_s = time.perf_counter() - start, time.thread_time() - cpu_start
     bytes_per_point = (rss_bytes() - before) / n
     print(f"build: {build_s:.1f} s, {bytes_per_point:.0f} bytes/point", file=sys.stderr)
 
@@ -108,16 +85,9 @@ def main():
         print(
             f"RESULT engine=hnswlib ef={ef} recall={recall:.4f} qps={qps:.1f} p50_us={p50:.1f} "
             f"p99_us={p99:.1f} cpu_qps={cpu_qps:.1f} cpu_p50_us={cpu_p50:.1f} "
-            f"cpu_p99_us={cpu_p99:.1f} build_s={build_s:.2f} bytes_per_point={bytes_per_point:.1f}",
+            f"cpu_p99_us={cpu_p99:.1f} build_s={build_s:.2f} build_cpu_s={build_cpu_s:.2f} bytes_per_point={bytes_per_point:.1f}",
             flush=True,
         )
-
-
-def quantiles(values):
-    """Nearest-rank p50 and p99, as the harness computes them."""
-    s = np.sort(values)
-    rank = lambda q: s[max(int(np.ceil(q * len(s))), 1) - 1]
-    return rank(0.50), rank(0.99)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,11 @@ use crate::measure::SearchFigures;
 pub struct EngineRun {
     /// Engine name (e.g. `vecraft-hnsw`, `hnswlib`).
     pub engine: String,
-    /// Seconds to build the index (single thread).
+    /// Seconds to build the index (wall clock).
     pub build_s: f64,
+    /// CPU seconds of the building thread (NaN when not reported, e.g. a parallel build): on a
+    /// loaded machine this is the comparable build figure for single-threaded builds.
+    pub build_cpu_s: f64,
     /// Bytes of memory the index holds per point (vectors included).
     pub bytes_per_point: f64,
     /// One entry per `ef` in the sweep.
@@ -51,8 +54,8 @@ pub enum ParseError {
 /// Formats one sweep point of `run` as a `RESULT` line.
 pub fn result_line(run: &EngineRun, f: &SearchFigures) -> String {
     format!(
-        "RESULT engine={} ef={} recall={:.4} qps={:.1} p50_us={:.1} p99_us={:.1} cpu_qps={:.1} cpu_p50_us={:.1} cpu_p99_us={:.1} build_s={:.2} bytes_per_point={:.1}",
-        run.engine, f.ef, f.recall, f.qps, f.p50_us, f.p99_us, f.cpu_qps, f.cpu_p50_us, f.cpu_p99_us, run.build_s, run.bytes_per_point
+        "RESULT engine={} ef={} recall={:.4} qps={:.1} p50_us={:.1} p99_us={:.1} cpu_qps={:.1} cpu_p50_us={:.1} cpu_p99_us={:.1} build_s={:.2} build_cpu_s={:.2} bytes_per_point={:.1}",
+        run.engine, f.ef, f.recall, f.qps, f.p50_us, f.p99_us, f.cpu_qps, f.cpu_p50_us, f.cpu_p99_us, run.build_s, run.build_cpu_s, run.bytes_per_point
     )
 }
 
@@ -79,8 +82,9 @@ pub fn parse_results(output: &str) -> Result<EngineRun, ParseError> {
             cpu_p99_us: num("cpu_p99_us")?,
         };
         let (build_s, bytes_per_point) = (num("build_s")?, num("bytes_per_point")?);
+        let build_cpu_s = num("build_cpu_s").unwrap_or(f64::NAN);
         match &mut run {
-            None => run = Some(EngineRun { engine, build_s, bytes_per_point, sweep: vec![figures] }),
+            None => run = Some(EngineRun { engine, build_s, build_cpu_s, bytes_per_point, sweep: vec![figures] }),
             Some(r) if r.engine != engine => return Err(ParseError::MixedEngines(r.engine.clone(), engine)),
             Some(r) => r.sweep.push(figures),
         }
@@ -156,6 +160,41 @@ pub fn table(ours: &EngineRun, peer: Option<&EngineRun>, extra: &[(String, Strin
     s
 }
 
+/// One line per target recall (ours vs the peer, both interpolated along their sweeps), then
+/// build time and memory as ratios: the figures the ANN goals are stated in.
+pub fn summary(ours: &EngineRun, peer: &EngineRun, recalls: &[f64]) -> String {
+    let mut s = String::new();
+    for &r in recalls {
+        let ratio = match (qps_at_recall(ours, r), qps_at_recall(peer, r)) {
+            (Some(a), Some(b)) => format!("{:.2}x ({a:.0} vs {b:.0} cpu_qps)", a / b),
+            (a, b) => format!("n/a (ours {}, peer {})", fmt_opt(a), fmt_opt(b)),
+        };
+        let _ = writeln!(s, "RATIO vs {} qps@recall{r}: {ratio}", peer.engine);
+    }
+    let _ = writeln!(s, "RATIO vs {} build_wall: {:.2}x ({:.2} s vs {:.2} s)", peer.engine, ours.build_s / peer.build_s, ours.build_s, peer.build_s);
+    let _ = writeln!(
+        s,
+        "RATIO vs {} build_cpu: {:.2}x ({:.2} s vs {:.2} s)",
+        peer.engine,
+        ours.build_cpu_s / peer.build_cpu_s,
+        ours.build_cpu_s,
+        peer.build_cpu_s
+    );
+    let _ = writeln!(
+        s,
+        "RATIO vs {} bytes_per_point: {:.2}x ({:.0} vs {:.0})",
+        peer.engine,
+        ours.bytes_per_point / peer.bytes_per_point,
+        ours.bytes_per_point,
+        peer.bytes_per_point
+    );
+    s
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "out of range".into(), |q| format!("{q:.0}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +213,7 @@ mod tests {
     }
 
     fn run(engine: &str, sweep: Vec<SearchFigures>) -> EngineRun {
-        EngineRun { engine: engine.into(), build_s: 1.5, bytes_per_point: 700.0, sweep }
+        EngineRun { engine: engine.into(), build_s: 1.5, build_cpu_s: 1.25, bytes_per_point: 700.0, sweep }
     }
 
     #[test]
@@ -209,5 +248,10 @@ mod tests {
         assert!(t.contains("2.00"), "equal-recall ratio 3000/1500:\n{t}");
         assert!(t.contains("n/a"));
         assert!(t.contains("snapshot_bytes: 123"));
+        let sum = summary(&ours, &peer, &[0.97, 0.5]);
+        assert!(sum.contains("qps@recall0.97: 2.00x"), "{sum}");
+        assert!(sum.contains("qps@recall0.5: n/a"), "{sum}");
+        assert!(sum.contains("build_wall: 1.00x") && sum.contains("build_cpu: 1.00x"), "{sum}");
+        assert!(sum.contains("bytes_per_point: 1.00x"), "{sum}");
     }
 }

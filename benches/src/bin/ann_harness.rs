@@ -21,14 +21,14 @@ use clap::{Parser, ValueEnum};
 
 use vecraft_benches::ground_truth::exact_knn;
 use vecraft_benches::measure::run_queries;
-use vecraft_benches::report::{EngineRun, parse_results, result_line, table};
+use vecraft_benches::report::{EngineRun, parse_results, result_line, summary, table};
 use vecraft_benches::snapshot_bench::{SnapshotBenchSpec, measure_snapshots};
 use vecraft_benches::synthetic::{Mixture, MixtureSpec};
 use vecraft_benches::texmex;
 use vecraft_core::vector::collection::{CollectionConfig, Distance, HnswParams};
 use vecraft_core::vector::distance;
-use vecraft_core::vector::hnsw::{HnswIndex, SearchPath};
-use vecraft_core::vector::index::{AnnIndex, FlatIndex, IndexSpec, Metric};
+use vecraft_core::vector::hnsw::{HnswIndex, HnswRsIndex, SearchPath};
+use vecraft_core::vector::index::{AnnIndex, FlatIndex, IndexKind, IndexSpec, Metric, Slot};
 
 /// Global allocator that counts live heap bytes, so memory per point is measured, not guessed.
 struct CountingAllocator;
@@ -117,10 +117,12 @@ impl MetricArg {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum IndexArg {
-    /// `HnswIndex` searching its compact view (what the engine uses).
+    /// Our own `HnswIndex` (what the engine uses).
     Hnsw,
-    /// `HnswIndex` searching through hnsw_rs's own search (for comparison).
-    HnswNative,
+    /// `HnswRsIndex`: hnsw_rs-built graph searched through its compact view (the old default).
+    HnswRs,
+    /// `HnswRsIndex` searching through hnsw_rs's own search (for comparison).
+    HnswRsNative,
     /// Exact brute force (slow; sanity check).
     Flat,
 }
@@ -129,6 +131,17 @@ enum IndexArg {
 enum PeerArg {
     /// hnswlib via `peers/hnswlib_peer.py` (needs `pip install hnswlib numpy`).
     Hnswlib,
+    /// faiss `IndexHNSWFlat` via `peers/faiss_peer.py` (needs `pip install faiss-cpu numpy`).
+    Faiss,
+}
+
+impl PeerArg {
+    fn script(self) -> &'static str {
+        match self {
+            PeerArg::Hnswlib => "peers/hnswlib_peer.py",
+            PeerArg::Faiss => "peers/faiss_peer.py",
+        }
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -176,6 +189,13 @@ struct Args {
     /// HNSW build breadth.
     #[arg(long, default_value_t = 200)]
     ef_construct: usize,
+    /// Build threads for `--index hnsw` (1: the deterministic insert path the engine uses;
+    /// more: `HnswIndex::insert_batch_parallel`).
+    #[arg(long, default_value_t = 1)]
+    build_threads: usize,
+    /// Seed of our index's level generator.
+    #[arg(long, default_value_t = 1)]
+    index_seed: u64,
     /// Neighbours per query (recall@k).
     #[arg(long, default_value_t = 10)]
     k: usize,
@@ -185,9 +205,9 @@ struct Args {
     /// Untimed warm-up queries before each timed pass.
     #[arg(long, default_value_t = 200)]
     warmup: usize,
-    /// Run a peer on the same files and compare.
-    #[arg(long, value_enum)]
-    peer: Option<PeerArg>,
+    /// Run peers on the same files and compare (comma-separated, e.g. `hnswlib,faiss`).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    peer: Vec<PeerArg>,
     /// Python interpreter for the peer.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -314,7 +334,9 @@ fn write_data(dir: &Path, dim: usize, base: &[f32], queries: &[f32], truth: &[Ve
     Ok((b, q, t))
 }
 
-fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64) {
+/// The index, build wall seconds, build CPU seconds of this thread (NaN for a parallel build,
+/// whose work runs on other threads too) and heap bytes per point.
+fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64, f64) {
     let n = data.base.len() / data.dim;
     let spec = IndexSpec {
         dim: data.dim,
@@ -322,28 +344,46 @@ fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64) {
         m: args.m,
         ef_construct: args.ef_construct,
         capacity_hint: n,
+        seed: args.index_seed,
+        kind: IndexKind::Hnsw,
     };
     let before = live_bytes();
     let start = Instant::now();
-    let mut index: Box<dyn AnnIndex> = match args.index {
-        IndexArg::Hnsw => Box::new(HnswIndex::with_search_path(&spec, SearchPath::Compact)),
-        IndexArg::HnswNative => Box::new(HnswIndex::with_search_path(&spec, SearchPath::Native)),
-        IndexArg::Flat => Box::new(FlatIndex::new(data.dim, spec.metric)),
-    };
+    let cpu_start = cpu_time::ThreadTime::now();
     let report_every = (n / 10).max(1);
-    for (slot, v) in data.base.chunks_exact(data.dim).enumerate() {
-        index.insert(slot, v);
-        if (slot + 1) % report_every == 0 {
-            eprintln!("  inserted {} / {n} ({:.1} s)", slot + 1, start.elapsed().as_secs_f64());
+    let index: Box<dyn AnnIndex> = match args.index {
+        IndexArg::Hnsw if args.build_threads > 1 => {
+            let mut index = HnswIndex::new(&spec);
+            let batch: Vec<(Slot, &[f32])> = data.base.chunks_exact(data.dim).enumerate().collect();
+            index.insert_batch_parallel(&batch, args.build_threads);
+            drop(batch);
+            Box::new(index)
         }
-    }
+        kind => {
+            let mut index: Box<dyn AnnIndex> = match kind {
+                IndexArg::Hnsw => Box::new(HnswIndex::new(&spec)),
+                IndexArg::HnswRs => Box::new(HnswRsIndex::with_search_path(&spec, SearchPath::Compact)),
+                IndexArg::HnswRsNative => Box::new(HnswRsIndex::with_search_path(&spec, SearchPath::Native)),
+                IndexArg::Flat => Box::new(FlatIndex::new(data.dim, spec.metric)),
+            };
+            for (slot, v) in data.base.chunks_exact(data.dim).enumerate() {
+                index.insert(slot, v);
+                if (slot + 1) % report_every == 0 {
+                    eprintln!("  inserted {} / {n} ({:.1} s)", slot + 1, start.elapsed().as_secs_f64());
+                }
+            }
+            index
+        }
+    };
     let build_s = start.elapsed().as_secs_f64();
+    let parallel = args.index == IndexArg::Hnsw && args.build_threads > 1;
+    let build_cpu_s = if parallel { f64::NAN } else { cpu_start.elapsed().as_secs_f64() };
     let bytes = (live_bytes() - before) as f64 / n as f64;
-    (index, build_s, bytes)
+    (index, build_s, build_cpu_s, bytes)
 }
 
-fn run_peer(args: &Args, files: &(PathBuf, PathBuf, PathBuf)) -> Result<EngineRun> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/hnswlib_peer.py");
+fn run_peer(args: &Args, peer: PeerArg, files: &(PathBuf, PathBuf, PathBuf)) -> Result<EngineRun> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(peer.script());
     let ef_list: Vec<String> = args.ef.iter().map(|e| e.to_string()).collect();
     eprintln!("running peer: {} {}", args.python, script.display());
     let output = Command::new(&args.python)
@@ -394,8 +434,8 @@ fn main() -> Result<()> {
     let mut data = load_data(&args)?;
     // The peer needs the data as files: keep generated data in a temporary directory if the
     // caller did not ask to keep it.
-    let _tmp = match (&args.peer, &data.files) {
-        (Some(_), None) => {
+    let _tmp = match (args.peer.is_empty(), &data.files) {
+        (false, None) => {
             let tmp = tempfile::tempdir()?;
             data.files = Some(write_data(tmp.path(), data.dim, &data.base, &data.queries, &data.truth)?);
             Some(tmp)
@@ -404,14 +444,15 @@ fn main() -> Result<()> {
     };
 
     eprintln!("building {:?} (m={}, ef_construct={})", args.index, args.m, args.ef_construct);
-    let (index, build_s, bytes_per_point) = build_index(&args, &data);
-    eprintln!("build: {build_s:.1} s, {bytes_per_point:.0} bytes/point");
+    let (index, build_s, build_cpu_s, bytes_per_point) = build_index(&args, &data);
+    eprintln!("build: {build_s:.1} s wall, {build_cpu_s:.1} s thread CPU, {bytes_per_point:.0} bytes/point");
     let engine = match args.index {
         IndexArg::Hnsw => "vecraft-hnsw",
-        IndexArg::HnswNative => "vecraft-hnsw-native",
+        IndexArg::HnswRs => "vecraft-hnsw-rs",
+        IndexArg::HnswRsNative => "vecraft-hnsw-rs-native",
         IndexArg::Flat => "vecraft-flat",
     };
-    let mut ours = EngineRun { engine: engine.into(), build_s, bytes_per_point, sweep: Vec::new() };
+    let mut ours = EngineRun { engine: engine.into(), build_s, build_cpu_s, bytes_per_point, sweep: Vec::new() };
     for &ef in &args.ef {
         let f = run_queries(index.as_ref(), data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
         println!("{}", result_line(&ours, &f));
@@ -419,10 +460,12 @@ fn main() -> Result<()> {
     }
     drop(index);
 
-    let peer = match (&args.peer, &data.files) {
-        (Some(PeerArg::Hnswlib), Some(files)) => Some(run_peer(&args, files)?),
-        _ => None,
-    };
+    let mut peers = Vec::new();
+    if let Some(files) = &data.files {
+        for &peer in &args.peer {
+            peers.push(run_peer(&args, peer, files)?);
+        }
+    }
     let snapshot_rows = if args.no_snapshot { Vec::new() } else { snapshot_phase(&args, &data)? };
     let mut extra: Vec<(String, String)> = vec![
         ("data".into(), format!("{} x {}-d, {} queries, k={}", data.base.len() / data.dim, data.dim, data.queries.len() / data.dim, args.k)),
@@ -430,6 +473,14 @@ fn main() -> Result<()> {
     ];
     extra.extend(snapshot_rows);
     println!();
-    print!("{}", table(&ours, peer.as_ref(), &extra));
+    if peers.is_empty() {
+        print!("{}", table(&ours, None, &extra));
+    }
+    for (i, peer) in peers.iter().enumerate() {
+        let rows = if i + 1 == peers.len() { extra.as_slice() } else { &[] };
+        print!("{}", table(&ours, Some(peer), rows));
+        print!("{}", summary(&ours, peer, &[0.9, 0.95, 0.99]));
+        println!();
+    }
     Ok(())
 }

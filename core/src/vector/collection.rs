@@ -1,7 +1,8 @@
 //! One collection: its configuration, its stored points (the source of truth), the ANN index over
 //! them, and the bookkeeping incremental snapshots need (sequence numbers, deletion log).
 //!
-//! The stored points are a `BTreeMap` in id order, so everything derived from them (digest, scroll,
+//! Each vector is stored once: in the index's slot-indexed arena ([`AnnIndex::vector`]); the
+//! point map keeps payload, version and slot. The stored points are a `BTreeMap` in id order, so everything derived from them (digest, scroll,
 //! snapshots, exact search ties) is deterministic. The index is a cache: it is rebuilt from the
 //! points at will, never consulted for what exists. Because indexes cannot delete, a replaced or
 //! deleted point leaves a *tombstoned slot* that every index search rejects through its `accept`
@@ -9,7 +10,7 @@
 
 use crate::vector::error::{EngineError, VectorOwner};
 use crate::vector::filter::Filter;
-use crate::vector::index::{AnnIndex, IndexSpec, Metric, Slot, new_index};
+use crate::vector::index::{AnnIndex, IndexKind, IndexSpec, Metric, Slot, new_index};
 use crate::vector::payload::{Payload, remove_path, split_key_path, validate_payload};
 use crate::vector::point::{PointId, PointStruct, Record, ScoredPoint};
 use serde::{Deserialize, Serialize};
@@ -211,16 +212,25 @@ pub enum PointsOp {
     },
 }
 
-/// A stored point.
+/// A stored point's bookkeeping; its vector lives in the index arena under `slot`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct StoredPoint {
-    /// The vector as stored (normalised for Cosine).
-    pub vector: Vec<f32>,
+pub(crate) struct StoredPoint {
     /// The payload.
     pub payload: Payload,
     /// Collection sequence number of the command that last changed this point.
     pub version: u64,
     slot: Slot,
+}
+
+/// A stored point as read through [`Collection::point`] / [`Collection::points`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PointRef<'a> {
+    /// The vector as stored (normalised for Cosine), borrowed from the index arena.
+    pub vector: &'a [f32],
+    /// The payload.
+    pub payload: &'a Payload,
+    /// Collection sequence number of the command that last changed this point.
+    pub version: u64,
 }
 
 /// A search query.
@@ -327,7 +337,7 @@ impl Collection {
             seq: 0,
             deletion_log: BTreeMap::new(),
             deletion_log_floor: 0,
-            index: new_index(&index_spec(&config, 0)),
+            index: new_index(&index_spec(&config, 0, name)),
             slot_owner: Vec::new(),
         })
     }
@@ -358,13 +368,23 @@ impl Collection {
     }
 
     /// The stored point with this id.
-    pub fn point(&self, id: PointId) -> Option<&StoredPoint> {
-        self.points.get(&id)
+    pub fn point(&self, id: PointId) -> Option<PointRef<'_>> {
+        self.points.get(&id).map(|p| self.point_ref(p))
     }
 
     /// All stored points in id order.
-    pub fn points(&self) -> impl Iterator<Item = (PointId, &StoredPoint)> {
-        self.points.iter().map(|(id, p)| (*id, p))
+    pub fn points(&self) -> impl Iterator<Item = (PointId, PointRef<'_>)> {
+        self.points.iter().map(|(id, p)| (*id, self.point_ref(p)))
+    }
+
+    fn point_ref<'a>(&'a self, p: &'a StoredPoint) -> PointRef<'a> {
+        PointRef { vector: self.vector_of(p), payload: &p.payload, version: p.version }
+    }
+
+    /// The vector of a live point: the index holds every live slot (an internal invariant kept by
+    /// `put_point` and the rebuilds, not something input can break).
+    fn vector_of(&self, p: &StoredPoint) -> &[f32] {
+        self.index.vector(p.slot).expect("every live point's slot is in the index arena")
     }
 
     /// Stored points passing `filter` (all points without one), in id order. The filter must be
@@ -373,11 +393,14 @@ impl Collection {
         &'a self,
         filter: Option<&'a Filter>,
     ) -> impl Iterator<Item = (PointId, &'a StoredPoint)> + 'a {
-        self.points().filter(move |(id, p)| filter.is_none_or(|f| f.matches(*id, &p.payload)))
+        self.points
+            .iter()
+            .map(|(id, p)| (*id, p))
+            .filter(move |(id, p)| filter.is_none_or(|f| f.matches(*id, &p.payload)))
     }
 
     /// Points changed after sequence number `seq`, in id order.
-    pub fn points_changed_since(&self, seq: u64) -> impl Iterator<Item = (PointId, &StoredPoint)> {
+    pub fn points_changed_since(&self, seq: u64) -> impl Iterator<Item = (PointId, PointRef<'_>)> {
         self.points().filter(move |(_, p)| p.version > seq)
     }
 
@@ -414,21 +437,45 @@ impl Collection {
                 >= self.config.rebuild_tombstone_percent as usize * self.slot_owner.len()
     }
 
-    /// Rebuilds the index from the stored points (in id order, so deterministic for exact
-    /// indexes), dropping all tombstones. The new index is built aside and swapped in at the end.
+    /// Rebuilds the index from the stored points (in id order, so deterministic), dropping all
+    /// tombstones: slots are renumbered densely, so freed slots are reused. The new index is
+    /// built aside (reading vectors from the old arena) and swapped in at the end.
     pub fn rebuild_index(&mut self) {
-        let mut index = new_index(&index_spec(&self.config, self.points.len()));
-        let mut owners = Vec::with_capacity(self.points.len());
-        for (slot, (id, point)) in self.points.iter().enumerate() {
-            index.insert(slot, &point.vector);
-            owners.push(Some(*id));
-        }
+        let (index, owners) = self.build_compacted_index();
         self.index = index;
         self.slot_owner = owners;
         for (slot, point) in self.points.values_mut().enumerate() {
             point.slot = slot;
         }
         debug_assert_eq!(self.tombstone_count(), 0);
+    }
+
+    /// [`Self::rebuild_index`] on up to `threads` threads: for the driver's bulk rebuilds and
+    /// loads outside the replicated log only. Same points, slots and digest; the graph's links
+    /// depend on thread timing, so approximate results may differ between replicas (exact search,
+    /// reads and digests never do). The state machine itself always uses `rebuild_index`.
+    pub fn rebuild_index_parallel(&mut self, threads: usize) {
+        let mut index = new_index(&index_spec(&self.config, self.points.len(), &self.name));
+        let batch: Vec<(Slot, &[f32])> =
+            self.points.values().enumerate().map(|(slot, p)| (slot, self.vector_of(p))).collect();
+        index.insert_bulk(&batch, threads);
+        drop(batch);
+        self.slot_owner = self.points.keys().map(|id| Some(*id)).collect();
+        self.index = index;
+        for (slot, point) in self.points.values_mut().enumerate() {
+            point.slot = slot;
+        }
+    }
+
+    /// A fresh index over the live points in id order (slot `i` = `i`-th id) and its owners.
+    fn build_compacted_index(&self) -> (Box<dyn AnnIndex>, Vec<Option<PointId>>) {
+        let mut index = new_index(&index_spec(&self.config, self.points.len(), &self.name));
+        let mut owners = Vec::with_capacity(self.points.len());
+        for (slot, (id, point)) in self.points.iter().enumerate() {
+            index.insert(slot, self.vector_of(point));
+            owners.push(Some(*id));
+        }
+        (index, owners)
     }
 
     /// blake3 digest of the contents: config and every point (id, vector, payload) in id order,
@@ -443,7 +490,7 @@ impl Collection {
         hasher.update(&(self.points.len() as u64).to_le_bytes());
         for (id, point) in &self.points {
             buf.clear();
-            buf = postcard::to_extend(&(id, &point.vector, &point.payload), buf)
+            buf = postcard::to_extend(&(id, self.vector_of(point), &point.payload), buf)
                 .expect("in-memory point always encodes");
             hasher.update(&(buf.len() as u64).to_le_bytes());
             hasher.update(&buf);
@@ -586,9 +633,10 @@ impl Collection {
     fn put_point(&mut self, id: PointId, vector: Vec<f32>, payload: Payload, version: u64) {
         debug_assert_eq!(vector.len(), self.config.vector_size as usize);
         let slot = self.slot_owner.len();
+        // The index arena keeps the only copy of the vector.
         self.index.insert(slot, &vector);
         self.slot_owner.push(Some(id));
-        if let Some(old) = self.points.insert(id, StoredPoint { vector, payload, version, slot }) {
+        if let Some(old) = self.points.insert(id, StoredPoint { payload, version, slot }) {
             self.slot_owner[old.slot] = None;
         }
         self.deletion_log.remove(&id);
@@ -631,18 +679,21 @@ impl Collection {
     /// A copy of the stored data with a freshly built index (the aside copy an incremental
     /// restore works on, so a failed restore leaves `self` untouched).
     pub(crate) fn clone_data(&self) -> Collection {
-        let mut copy = Collection {
+        let (index, slot_owner) = self.build_compacted_index();
+        let mut points = self.points.clone();
+        for (slot, point) in points.values_mut().enumerate() {
+            point.slot = slot;
+        }
+        Collection {
             name: self.name.clone(),
             config: self.config,
-            points: self.points.clone(),
+            points,
             seq: self.seq,
             deletion_log: self.deletion_log.clone(),
             deletion_log_floor: self.deletion_log_floor,
-            index: new_index(&index_spec(&self.config, 0)),
-            slot_owner: Vec::new(),
-        };
-        copy.rebuild_index();
-        copy
+            index,
+            slot_owner,
+        }
     }
 
     fn record(
@@ -656,7 +707,7 @@ impl Collection {
             id,
             version: point.version,
             payload: with_payload.then(|| point.payload.clone()),
-            vector: with_vector.then(|| point.vector.clone()),
+            vector: with_vector.then(|| self.vector_of(point).to_vec()),
         }
     }
 
@@ -722,7 +773,7 @@ impl Collection {
         }
         let distance = self.config.distance;
         let brute_force = |candidates: &mut dyn Iterator<Item = (PointId, &StoredPoint)>| {
-            candidates.map(|(id, p)| (id, distance.score(&query, &p.vector))).collect::<Vec<_>>()
+            candidates.map(|(id, p)| (id, distance.score(&query, self.vector_of(p)))).collect::<Vec<_>>()
         };
         let mut hits: Vec<(PointId, f32)> = if request.exact {
             brute_force(&mut self.matching(request.filter.as_ref()))
@@ -771,7 +822,7 @@ impl Collection {
                     version: p.version,
                     score,
                     payload: request.with_payload.then(|| p.payload.clone()),
-                    vector: request.with_vector.then(|| p.vector.clone()),
+                    vector: request.with_vector.then(|| self.vector_of(p).to_vec()),
                 }
             })
             .collect())
@@ -792,18 +843,29 @@ impl Collection {
             .filter_map(|n| {
                 let id = self.slot_owner.get(n.slot).copied().flatten();
                 debug_assert!(id.is_some(), "index returned rejected slot {}", n.slot);
-                id.map(|id| (id, self.config.distance.score(query, &self.points[&id].vector)))
+                id.map(|id| (id, self.config.distance.score(query, self.vector_of(&self.points[&id]))))
             })
             .collect()
     }
 }
 
-fn index_spec(config: &CollectionConfig, capacity_hint: usize) -> IndexSpec {
+fn index_spec(config: &CollectionConfig, capacity_hint: usize, name: &str) -> IndexSpec {
     IndexSpec {
         dim: config.vector_size as usize,
         metric: config.distance.metric(),
         m: config.hnsw.m as usize,
         ef_construct: config.hnsw.ef_construct as usize,
         capacity_hint: capacity_hint.max(MIN_INDEX_CAPACITY_HINT),
+        seed: index_seed(name),
+        kind: IndexKind::Hnsw,
     }
+}
+
+/// The graph seed of a collection: derived from its name, so every replica (and every rebuild)
+/// draws the same node levels without a seed having to travel in the log.
+fn index_seed(name: &str) -> u64 {
+    let hash = blake3::hash(format!("vecraft/hnsw-seed/v1/{name}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(bytes)
 }

@@ -4,10 +4,12 @@
 //! vectors are closer. `l2_squared` for Euclid, `1 - dot` for Cosine (inputs normalised at insert),
 //! `-dot` for Dot (may be negative).
 //!
-//! Search time is dominated by these two loops, so on x86_64 they run an AVX2+FMA implementation
-//! when the CPU has it (detected once, then cached) and a portable scalar loop otherwise. Both
-//! paths are public so benchmarks and tests can compare them. The SIMD path sums in a different
-//! order, so results differ from the scalar path by float rounding only.
+//! Search time is dominated by these two loops, so on x86_64 they run an AVX-512F implementation
+//! when the CPU has it, else AVX2+FMA, else a portable scalar loop (chosen once at run time, then
+//! cached). Every path is public so benchmarks and tests can compare them. SIMD paths sum in a
+//! different order, so results differ from the scalar path by float rounding only.
+//! (aarch64 runs the scalar loop, which its baseline NEON auto-vectorises; hand-written NEON
+//! kernels are not here yet.)
 //!
 //! Slices of unequal length are a caller bug (`debug_assert!`); in release builds the kernels
 //! use the common prefix, so they never read out of bounds.
@@ -19,6 +21,8 @@ pub enum KernelLevel {
     Scalar,
     /// 256-bit AVX2 with fused multiply-add.
     Avx2Fma,
+    /// 512-bit AVX-512F (masked tail loads, so no scalar remainder loop).
+    Avx512,
 }
 
 /// The kernel implementation chosen for this CPU (detected on first use, then cached), so
@@ -32,10 +36,13 @@ pub fn kernel_level() -> KernelLevel {
 pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
-    if detect::level() == KernelLevel::Avx2Fma {
-        // SAFETY: `detect::level` returns `Avx2Fma` only after `is_x86_feature_detected!`
-        // confirmed both AVX2 and FMA on this CPU.
-        return unsafe { avx2::l2_squared(a, b) };
+    match detect::level() {
+        // SAFETY: `detect::level` returns `Avx512` only after `is_x86_feature_detected!`
+        // confirmed AVX-512F on this CPU.
+        KernelLevel::Avx512 => return unsafe { avx512::l2_squared(a, b) },
+        // SAFETY: `Avx2Fma` only after AVX2 and FMA were detected.
+        KernelLevel::Avx2Fma => return unsafe { avx2::l2_squared(a, b) },
+        KernelLevel::Scalar => {}
     }
     l2_squared_scalar(a, b)
 }
@@ -45,10 +52,13 @@ pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
-    if detect::level() == KernelLevel::Avx2Fma {
-        // SAFETY: `detect::level` returns `Avx2Fma` only after `is_x86_feature_detected!`
-        // confirmed both AVX2 and FMA on this CPU.
-        return unsafe { avx2::dot(a, b) };
+    match detect::level() {
+        // SAFETY: `detect::level` returns `Avx512` only after `is_x86_feature_detected!`
+        // confirmed AVX-512F on this CPU.
+        KernelLevel::Avx512 => return unsafe { avx512::dot(a, b) },
+        // SAFETY: `Avx2Fma` only after AVX2 and FMA were detected.
+        KernelLevel::Avx2Fma => return unsafe { avx2::dot(a, b) },
+        KernelLevel::Scalar => {}
     }
     dot_scalar(a, b)
 }
@@ -108,8 +118,9 @@ pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
 /// that must exercise the SIMD path explicitly.
 pub fn l2_squared_simd(a: &[f32], b: &[f32]) -> Option<f32> {
     #[cfg(target_arch = "x86_64")]
-    if detect::level() == KernelLevel::Avx2Fma {
-        // SAFETY: AVX2 and FMA were detected at run time (see `detect::level`).
+    if matches!(detect::level(), KernelLevel::Avx2Fma | KernelLevel::Avx512) {
+        // SAFETY: AVX2 and FMA were detected at run time (see `detect::level`; every
+        // AVX-512 CPU we select also reports both).
         return Some(unsafe { avx2::l2_squared(a, b) });
     }
     let _ = (a, b);
@@ -119,9 +130,32 @@ pub fn l2_squared_simd(a: &[f32], b: &[f32]) -> Option<f32> {
 /// AVX2+FMA `dot`, or `None` when this CPU (or target) lacks it.
 pub fn dot_simd(a: &[f32], b: &[f32]) -> Option<f32> {
     #[cfg(target_arch = "x86_64")]
-    if detect::level() == KernelLevel::Avx2Fma {
-        // SAFETY: AVX2 and FMA were detected at run time (see `detect::level`).
+    if matches!(detect::level(), KernelLevel::Avx2Fma | KernelLevel::Avx512) {
+        // SAFETY: AVX2 and FMA were detected at run time (see `detect::level`; every
+        // AVX-512 CPU we select also reports both).
         return Some(unsafe { avx2::dot(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
+/// AVX-512F `l2_squared`, or `None` when this CPU (or target) lacks it.
+pub fn l2_squared_avx512(a: &[f32], b: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if detect::level() == KernelLevel::Avx512 {
+        // SAFETY: AVX-512F was detected at run time (see `detect::level`).
+        return Some(unsafe { avx512::l2_squared(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
+/// AVX-512F `dot`, or `None` when this CPU (or target) lacks it.
+pub fn dot_avx512(a: &[f32], b: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if detect::level() == KernelLevel::Avx512 {
+        // SAFETY: AVX-512F was detected at run time (see `detect::level`).
+        return Some(unsafe { avx512::dot(a, b) });
     }
     let _ = (a, b);
     None
@@ -135,6 +169,7 @@ mod detect {
     const UNKNOWN: u8 = 0;
     const SCALAR: u8 = 1;
     const AVX2_FMA: u8 = 2;
+    const AVX512: u8 = 3;
 
     static LEVEL: AtomicU8 = AtomicU8::new(UNKNOWN);
 
@@ -143,6 +178,7 @@ mod detect {
         match LEVEL.load(Ordering::Relaxed) {
             SCALAR => KernelLevel::Scalar,
             AVX2_FMA => KernelLevel::Avx2Fma,
+            AVX512 => KernelLevel::Avx512,
             _ => detect_and_cache(),
         }
     }
@@ -153,6 +189,7 @@ mod detect {
         let code = match level {
             KernelLevel::Scalar => SCALAR,
             KernelLevel::Avx2Fma => AVX2_FMA,
+            KernelLevel::Avx512 => AVX512,
         };
         // Racing first callers compute the same answer, so a plain store is enough.
         LEVEL.store(code, Ordering::Relaxed);
@@ -161,8 +198,11 @@ mod detect {
 
     #[cfg(target_arch = "x86_64")]
     fn detect_now() -> KernelLevel {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        if avx2 && std::arch::is_x86_feature_detected!("avx512f") {
+            KernelLevel::Avx512
+        } else if avx2 {
             KernelLevel::Avx2Fma
         } else {
             KernelLevel::Scalar
@@ -294,6 +334,112 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Mask selecting the first `n` (< 16) lanes.
+    #[inline]
+    fn tail_mask(n: usize) -> __mmask16 {
+        ((1u32 << n) - 1) as __mmask16
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        if n < 16 {
+            // Short rows: the same plain sequential sum as the other paths' tails, so tiny
+            // vectors score bit-identically on every CPU (exact-search ties stay put).
+            let mut sum = 0.0f32;
+            for i in 0..n {
+                let d = a[i] - b[i];
+                sum += d * d;
+            }
+            return sum;
+        }
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut i = 0;
+        // SAFETY (all loads below): full loads read 16 floats at `i` (+16) with the end at most
+        // `n`, which is within both slices; the masked tail load reads only lanes below `n - i`
+        // (masked-off lanes are neither read nor able to fault).
+        unsafe {
+            while i + 32 <= n {
+                let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+                let d1 = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + 16)),
+                    _mm512_loadu_ps(pb.add(i + 16)),
+                );
+                acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+                acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+                i += 32;
+            }
+            if i + 16 <= n {
+                let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+                acc0 = _mm512_fmadd_ps(d, d, acc0);
+                i += 16;
+            }
+            if i < n {
+                let m = tail_mask(n - i);
+                let d = _mm512_sub_ps(
+                    _mm512_maskz_loadu_ps(m, pa.add(i)),
+                    _mm512_maskz_loadu_ps(m, pb.add(i)),
+                );
+                acc1 = _mm512_fmadd_ps(d, d, acc1);
+            }
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        if n < 16 {
+            // Short rows: the same plain sequential sum as the other paths' tails, so tiny
+            // vectors score bit-identically on every CPU (exact-search ties stay put).
+            let mut sum = 0.0f32;
+            for i in 0..n {
+                sum += a[i] * b[i];
+            }
+            return sum;
+        }
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = _mm512_setzero_ps();
+        let mut acc1 = _mm512_setzero_ps();
+        let mut i = 0;
+        // SAFETY: as in `l2_squared` above.
+        unsafe {
+            while i + 32 <= n {
+                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+                acc1 = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i + 16)),
+                    _mm512_loadu_ps(pb.add(i + 16)),
+                    acc1,
+                );
+                i += 32;
+            }
+            if i + 16 <= n {
+                acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc0);
+                i += 16;
+            }
+            if i < n {
+                let m = tail_mask(n - i);
+                acc1 = _mm512_fmadd_ps(
+                    _mm512_maskz_loadu_ps(m, pa.add(i)),
+                    _mm512_maskz_loadu_ps(m, pb.add(i)),
+                    acc1,
+                );
+            }
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +481,10 @@ mod tests {
             assert!(close(l2_squared_scalar(&a, &b), l2, l2), "l2 scalar len {len}");
             assert!(close(dot(&a, &b), naive_dot(&a, &b), abs_dot), "dot len {len}");
             assert!(close(dot_scalar(&a, &b), naive_dot(&a, &b), abs_dot), "dot scalar {len}");
+            if let (Some(l), Some(d)) = (l2_squared_avx512(&a, &b), dot_avx512(&a, &b)) {
+                assert!(close(l, l2, l2), "l2 avx512 len {len}");
+                assert!(close(d, naive_dot(&a, &b), abs_dot), "dot avx512 len {len}");
+            }
         }
     }
 
@@ -342,8 +492,12 @@ mod tests {
     fn level_is_cached_and_consistent() {
         assert_eq!(kernel_level(), kernel_level());
         let a = [1.0f32; 40];
-        assert_eq!(l2_squared_simd(&a, &a).is_some(), kernel_level() == KernelLevel::Avx2Fma);
-        assert_eq!(dot_simd(&a, &a).is_some(), kernel_level() == KernelLevel::Avx2Fma);
+        let simd = kernel_level() != KernelLevel::Scalar;
+        assert_eq!(l2_squared_simd(&a, &a).is_some(), simd);
+        assert_eq!(dot_simd(&a, &a).is_some(), simd);
+        let avx512 = kernel_level() == KernelLevel::Avx512;
+        assert_eq!(l2_squared_avx512(&a, &a).is_some(), avx512);
+        assert_eq!(dot_avx512(&a, &a).is_some(), avx512);
     }
 
     #[test]
@@ -383,6 +537,12 @@ mod tests {
             }
             if let Some(s) = dot_simd(&a, &b) {
                 prop_assert!(close(s, dot_ref, abs_dot));
+            }
+            if let Some(s) = l2_squared_avx512(&a, &b) {
+                prop_assert!(close(s, l2_ref, l2_ref), "avx512 l2 {} vs {}", s, l2_ref);
+            }
+            if let Some(s) = dot_avx512(&a, &b) {
+                prop_assert!(close(s, dot_ref, abs_dot), "avx512 dot {} vs {}", s, dot_ref);
             }
             // Both against an f64 reference, so neither path can drift unnoticed.
             prop_assert!(close(l2_squared(&a, &b), naive_l2(&a, &b), l2_ref));

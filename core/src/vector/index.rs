@@ -47,6 +47,23 @@ pub struct IndexSpec {
     pub ef_construct: usize,
     /// Expected number of vectors (a capacity hint, not a limit).
     pub capacity_hint: usize,
+    /// Seed of the graph's level generator: with the same seed and insert order a
+    /// single-threaded build gives the same graph on every replica.
+    pub seed: u64,
+    /// Which implementation to build.
+    pub kind: IndexKind,
+}
+
+/// Which index implementation [`new_index`] builds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IndexKind {
+    /// Our own HNSW ([`crate::vector::hnsw::HnswIndex`]): deterministic, the default.
+    #[default]
+    Hnsw,
+    /// The `hnsw_rs`-built graph ([`crate::vector::hnsw::HnswRsIndex`]), kept for comparison.
+    HnswRs,
+    /// Exact brute force ([`FlatIndex`]).
+    Flat,
 }
 
 /// One search hit.
@@ -60,8 +77,9 @@ pub struct Neighbor {
 
 /// An (approximate) nearest-neighbour index over slots.
 ///
-/// Results of an approximate index are not deterministic across builds (graph construction may
-/// use its own randomness or threads), so they must never feed a determinism check.
+/// Our HNSW built single-threaded is deterministic given its seed and insert order, but other
+/// indexes (`hnsw_rs`, any parallel bulk build) are not, so approximate results must never feed
+/// a determinism check such as the digest.
 pub trait AnnIndex: Send + Sync {
     /// Adds `vector` under `slot`. A slot is inserted at most once per index.
     fn insert(&mut self, slot: Slot, vector: &[f32]);
@@ -83,6 +101,18 @@ pub trait AnnIndex: Send + Sync {
     }
     /// Whether results are exact (true for [`FlatIndex`]).
     fn is_exact(&self) -> bool;
+    /// The vector stored under `slot`, `None` if the slot was never inserted. The index arena is
+    /// the only copy of each vector the engine keeps, so every index must answer this.
+    fn vector(&self, slot: Slot) -> Option<&[f32]>;
+    /// Inserts a batch for a bulk load or rebuild outside the replicated log, on up to `threads`
+    /// threads where the index supports it (its links may then depend on thread timing). The
+    /// default inserts one by one, exactly like [`AnnIndex::insert`].
+    fn insert_bulk(&mut self, batch: &[(Slot, &[f32])], threads: usize) {
+        let _ = threads;
+        for &(slot, vector) in batch {
+            self.insert(slot, vector);
+        }
+    }
 }
 
 /// A hit ordered by distance, then slot: a total order (via `f32::total_cmp`) so hits can live in
@@ -111,18 +141,24 @@ pub struct FlatIndex {
     dim: usize,
     slots: Vec<Slot>,
     data: Vec<f32>,
+    /// Slot -> row in `data` (`u32::MAX` for slots never inserted).
+    rows: Vec<u32>,
 }
 
 impl FlatIndex {
     /// An empty exact index.
     pub fn new(dim: usize, metric: Metric) -> Self {
-        FlatIndex { metric, dim, slots: Vec::new(), data: Vec::new() }
+        FlatIndex { metric, dim, slots: Vec::new(), data: Vec::new(), rows: Vec::new() }
     }
 }
 
 impl AnnIndex for FlatIndex {
     fn insert(&mut self, slot: Slot, vector: &[f32]) {
         assert_eq!(vector.len(), self.dim, "FlatIndex: dimension mismatch");
+        if slot >= self.rows.len() {
+            self.rows.resize(slot + 1, u32::MAX);
+        }
+        self.rows[slot] = self.slots.len() as u32;
         self.slots.push(slot);
         self.data.extend_from_slice(vector);
     }
@@ -164,16 +200,25 @@ impl AnnIndex for FlatIndex {
     fn is_exact(&self) -> bool {
         true
     }
+
+    fn vector(&self, slot: Slot) -> Option<&[f32]> {
+        let row = *self.rows.get(slot)?;
+        (row != u32::MAX).then(|| &self.data[row as usize * self.dim..(row as usize + 1) * self.dim])
+    }
 }
 
-/// Builds the index the engine uses for a collection: always the HNSW index.
+/// Builds the index `spec.kind` names (the engine uses [`IndexKind::Hnsw`]).
 ///
 /// Small collections do not switch to [`FlatIndex`]: HNSW search on a small graph is already
 /// cheap (and its exact fallback covers restrictive filters), while switching index kinds at a
 /// size threshold would mean rebuilding mid-stream and results changing character as a
 /// collection grows.
 pub fn new_index(spec: &IndexSpec) -> Box<dyn AnnIndex> {
-    crate::vector::hnsw::new_hnsw_index(spec)
+    match spec.kind {
+        IndexKind::Hnsw => Box::new(crate::vector::hnsw::HnswIndex::new(spec)),
+        IndexKind::HnswRs => Box::new(crate::vector::hnsw::HnswRsIndex::new(spec)),
+        IndexKind::Flat => Box::new(FlatIndex::new(spec.dim, spec.metric)),
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +240,8 @@ mod tests {
         assert!(flat.search(&q, 0, 0, &|_| true).is_empty());
         assert!(flat.search(&[0.0], 3, 0, &|_| true).is_empty(), "wrong dimension");
         assert_eq!(flat.len(), 5);
+        assert_eq!(flat.vector(3), Some(&[3.0, 0.0][..]));
+        assert_eq!(flat.vector(9), None);
         assert!(flat.is_exact());
     }
 

@@ -2,8 +2,8 @@
 //! that applies commands from a replicated log, plus its approximate-nearest-neighbour indexes.
 //!
 //! Layering: [`distance`] holds the distance kernels, [`index`] the small index trait the engine
-//! searches through (so no index library's quirks leak upwards), [`hnsw`] the `hnsw_rs`-backed
-//! implementation of that trait. [`point`], [`payload`] and [`filter`] are the data model,
+//! searches through (so no index library's quirks leak upwards), [`hnsw`] our own HNSW (the
+//! default) and the `hnsw_rs`-backed one behind that trait. [`point`], [`payload`] and [`filter`] are the data model,
 //! [`collection`] one collection with its index, [`engine`] the state machine over all
 //! collections, and [`snapshot`] the streaming, checksummed snapshot format.
 

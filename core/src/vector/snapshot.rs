@@ -26,7 +26,7 @@
 //! built. Serialising the HNSW graph is reserved ([`FLAG_HNSW_GRAPH`]) and not written yet: a
 //! restore rebuilds the index from the points.
 
-use crate::vector::collection::{Collection, CollectionConfig, StoredPoint};
+use crate::vector::collection::{Collection, CollectionConfig, PointRef};
 use crate::vector::engine::VectorEngine;
 use crate::vector::error::EngineError;
 use crate::vector::payload::{Payload, validate_payload};
@@ -372,8 +372,8 @@ struct Written {
     entries: (u64, u64),
 }
 
-fn point_entry((id, point): (PointId, &StoredPoint)) -> EntryRef<'_> {
-    EntryRef::Point { id, vector: &point.vector, payload: &point.payload, version: point.version }
+fn point_entry((id, point): (PointId, PointRef<'_>)) -> EntryRef<'_> {
+    EntryRef::Point { id, vector: point.vector, payload: point.payload, version: point.version }
 }
 
 /// Counts and hashes everything written through it.

@@ -1,4 +1,6 @@
-//! HNSW index backed by `hnsw_rs`, behind [`crate::vector::index::AnnIndex`].
+//! HNSW index backed by `hnsw_rs`, behind [`crate::vector::index::AnnIndex`]: the index before
+//! our own construction ([`super::HnswIndex`]) replaced it as the default. Kept selectable
+//! ([`crate::vector::index::IndexKind::HnswRs`]) for comparison and as a recall cross-check.
 //!
 //! `hnsw_rs` builds the graph (single-threaded inserts: no rayon in core). Its own search path is
 //! slow for our use: every visited node costs an `Arc` allocation, a `HashMap` insert and a lock,
@@ -24,6 +26,8 @@ use hnsw_rs::hnsw::Hnsw;
 use hnsw_rs::prelude::FilterT;
 
 use crate::vector::index::{AnnIndex, IndexSpec, Metric, Neighbor, RankedNeighbor, Slot};
+#[cfg(test)]
+use crate::vector::index::IndexKind;
 
 /// Smallest `m` we build with (smaller graphs are too poorly connected to be useful).
 pub const MIN_M: usize = 2;
@@ -42,7 +46,7 @@ const MAX_LAYERS: usize = 16;
 const MIN_PENDING: usize = 256;
 const PENDING_FRACTION: usize = 128;
 
-/// Which search implementation an [`HnswIndex`] uses.
+/// Which search implementation an [`HnswRsIndex`] uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SearchPath {
     /// Walk a compact copy of the `hnsw_rs` graph with our kernels (fast; the default).
@@ -137,7 +141,7 @@ struct CompactGraph {
 }
 
 /// Approximate nearest-neighbour index: an `hnsw_rs` graph plus a compact view for searching.
-pub struct HnswIndex {
+pub struct HnswRsIndex {
     dim: usize,
     metric: Metric,
     params: HnswParams,
@@ -154,9 +158,9 @@ pub struct HnswIndex {
     pending_slots: Vec<Slot>,
 }
 
-impl std::fmt::Debug for HnswIndex {
+impl std::fmt::Debug for HnswRsIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HnswIndex")
+        f.debug_struct("HnswRsIndex")
             .field("dim", &self.dim)
             .field("metric", &self.metric)
             .field("params", &self.params)
@@ -168,7 +172,7 @@ impl std::fmt::Debug for HnswIndex {
     }
 }
 
-impl HnswIndex {
+impl HnswRsIndex {
     /// An empty index for `spec`, searching through the compact view.
     pub fn new(spec: &IndexSpec) -> Self {
         Self::with_search_path(spec, SearchPath::Compact)
@@ -185,7 +189,7 @@ impl HnswIndex {
             params.ef_construct,
             GraphDistance { metric: spec.metric },
         );
-        HnswIndex {
+        HnswRsIndex {
             dim: spec.dim,
             metric: spec.metric,
             params,
@@ -448,7 +452,7 @@ fn finish(hits: &mut Vec<Neighbor>, k: usize) {
     hits.truncate(k);
 }
 
-impl AnnIndex for HnswIndex {
+impl AnnIndex for HnswRsIndex {
     /// Inserts into the `hnsw_rs` graph (single-threaded). A vector of the wrong dimension is a
     /// bug in the engine (it validates input), so it is a hard error; a repeated slot (also a
     /// caller bug) is ignored in release builds.
@@ -465,11 +469,13 @@ impl AnnIndex for HnswIndex {
         self.inserted[slot] = true;
         self.len += 1;
         self.graph.insert_slice((vector, slot));
+        // Both paths keep the slot-indexed copy: the engine reads vectors back through
+        // `AnnIndex::vector` (hnsw_rs holds its own copy as well, so this index stores two).
+        if self.vectors.len() < (slot + 1) * self.dim {
+            self.vectors.resize((slot + 1) * self.dim, 0.0);
+        }
+        self.vectors[slot * self.dim..(slot + 1) * self.dim].copy_from_slice(vector);
         if self.path == SearchPath::Compact {
-            if self.vectors.len() < (slot + 1) * self.dim {
-                self.vectors.resize((slot + 1) * self.dim, 0.0);
-            }
-            self.vectors[slot * self.dim..(slot + 1) * self.dim].copy_from_slice(vector);
             self.pending_slots.push(slot);
             if self.pending_slots.len() > self.refresh_threshold() {
                 self.refresh_view();
@@ -518,12 +524,12 @@ impl AnnIndex for HnswIndex {
     fn is_exact(&self) -> bool {
         false
     }
+
+    fn vector(&self, slot: Slot) -> Option<&[f32]> {
+        self.inserted.get(slot).copied().unwrap_or(false).then(|| self.view_vector(slot as u32))
+    }
 }
 
-/// Builds the approximate index for `spec`.
-pub fn new_hnsw_index(spec: &IndexSpec) -> Box<dyn AnnIndex> {
-    Box::new(HnswIndex::new(spec))
-}
 
 #[cfg(test)]
 mod tests {
@@ -534,7 +540,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     fn spec(dim: usize, metric: Metric) -> IndexSpec {
-        IndexSpec { dim, metric, m: 16, ef_construct: 100, capacity_hint: 2000 }
+        IndexSpec { dim, metric, m: 16, ef_construct: 100, capacity_hint: 2000, seed: 1, kind: IndexKind::HnswRs }
     }
 
     /// Gaussian-ish clustered data (sum of uniforms around random centres), normalised for
@@ -565,7 +571,7 @@ mod tests {
         let data = clustered(2000, dim, 20, metric, 7);
         let queries = clustered(50, dim, 20, metric, 8);
         let s = spec(dim, metric);
-        let mut hnsw = HnswIndex::with_search_path(&s, path);
+        let mut hnsw = HnswRsIndex::with_search_path(&s, path);
         let mut flat = FlatIndex::new(dim, metric);
         // Shuffled slot order: the engine may insert slots in any order.
         let mut order: Vec<usize> = (0..data.len()).collect();
@@ -629,7 +635,7 @@ mod tests {
         let dim = 16;
         let data = clustered(1500, dim, 10, Metric::L2Squared, 3);
         for path in [SearchPath::Compact, SearchPath::Native] {
-            let mut hnsw = HnswIndex::with_search_path(&spec(dim, Metric::L2Squared), path);
+            let mut hnsw = HnswRsIndex::with_search_path(&spec(dim, Metric::L2Squared), path);
             for (slot, v) in data.iter().enumerate() {
                 hnsw.insert(slot, v);
             }
@@ -660,7 +666,7 @@ mod tests {
         // folded into the compact view; query each vector for itself.
         let dim = 8;
         let data = clustered(700, dim, 5, Metric::L2Squared, 11);
-        let mut hnsw = HnswIndex::new(&spec(dim, Metric::L2Squared));
+        let mut hnsw = HnswRsIndex::new(&spec(dim, Metric::L2Squared));
         for (slot, v) in data.iter().enumerate().rev() {
             hnsw.insert(slot, v);
             let got = hnsw.search(v, 1, 16, &|s| s == slot);
@@ -684,8 +690,10 @@ mod tests {
             m: 100_000,
             ef_construct: 0,
             capacity_hint: usize::MAX,
+            seed: 0,
+            kind: IndexKind::HnswRs,
         };
-        let mut hnsw = HnswIndex::new(&huge);
+        let mut hnsw = HnswRsIndex::new(&huge);
         assert_eq!(hnsw.params(), HnswParams { m: MAX_M, ef_construct: MAX_M });
         assert!(hnsw.is_empty());
         assert!(hnsw.search(&[1.0; 4], 5, 10, &|_| true).is_empty());
@@ -700,7 +708,7 @@ mod tests {
         assert_eq!(got.len(), 50);
         assert_eq!(got[0].slot, 49);
         assert_eq!(got[0].distance, -49.0);
-        let tiny = IndexSpec { dim: 4, metric: Metric::L2Squared, m: 0, ef_construct: 0, capacity_hint: 0 };
+        let tiny = IndexSpec { dim: 4, metric: Metric::L2Squared, m: 0, ef_construct: 0, capacity_hint: 0, seed: 0, kind: IndexKind::HnswRs };
         assert_eq!(HnswParams::from_spec(&tiny), HnswParams { m: MIN_M, ef_construct: MIN_M });
     }
 

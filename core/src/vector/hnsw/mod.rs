@@ -1,0 +1,253 @@
+//! HNSW indexes behind [`crate::vector::index::AnnIndex`].
+//!
+//! [`HnswIndex`] is our own construction and the engine's default: flat link arrays
+//! ([`graph`]), inserts with the HNSW neighbour-selection heuristic ([`build`]), the beam-search
+//! walk ([`search`]) and a parallel bulk build ([`parallel`]). Node levels come from a ChaCha
+//! generator seeded by the collection, drawn in insert order, and every heap breaks distance
+//! ties by slot, so a single-threaded build is a pure function of (seed, insert order, vectors):
+//! replicas that apply the same log build the same graph. [`HnswRsIndex`] (the `hnsw_rs`-built
+//! graph) stays selectable for comparison.
+//!
+//! Vectors live once, in a slot-indexed arena inside the index (`dim` floats per slot).
+
+mod build;
+mod graph;
+mod parallel;
+mod rs_index;
+mod search;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Mutex;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::vector::index::{AnnIndex, IndexSpec, Metric, Neighbor, RankedNeighbor, Slot};
+use build::{BuildScratch, draw_level, link_node};
+use graph::Links;
+use search::{Cand, Scratch, View};
+
+pub use rs_index::{
+    HnswParams, HnswRsIndex, MAX_EF_CONSTRUCT, MAX_M, MIN_M, SearchPath, graph_distance,
+};
+
+/// Largest `m` our own graph accepts (the collection config allows up to 256).
+pub const MAX_OWN_M: usize = 256;
+/// Upper bound on the capacity hint we pre-allocate for (the hint comes from API callers).
+const MAX_CAPACITY_HINT: usize = 1 << 22;
+
+/// Our HNSW graph over a slot-indexed vector arena.
+pub struct HnswIndex {
+    dim: usize,
+    metric: Metric,
+    m: usize,
+    ef_construct: usize,
+    links: Links,
+    /// Row `slot` holds that slot's vector (rows of never-inserted slots are zero).
+    vectors: Vec<f32>,
+    len: usize,
+    /// Entry point and its level (the first node drawn on the top level).
+    entry: Option<(u32, u8)>,
+    /// Level generator, advanced once per insert.
+    rng: ChaCha8Rng,
+    /// Buffers of the single-threaded insert path.
+    build: BuildScratch,
+    /// Walk buffers for concurrent queries, reused so a query allocates nothing per node.
+    scratch_pool: Mutex<Vec<Scratch>>,
+}
+
+impl std::fmt::Debug for HnswIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HnswIndex")
+            .field("dim", &self.dim)
+            .field("metric", &self.metric)
+            .field("m", &self.m)
+            .field("ef_construct", &self.ef_construct)
+            .field("len", &self.len)
+            .field("entry", &self.entry)
+            .finish()
+    }
+}
+
+impl HnswIndex {
+    /// An empty index for `spec`; `m` is clamped to `2..=256` and `ef_construct` to
+    /// `m..=`[`MAX_EF_CONSTRUCT`].
+    pub fn new(spec: &IndexSpec) -> Self {
+        let m = spec.m.clamp(MIN_M, MAX_OWN_M);
+        let ef_construct = spec.ef_construct.clamp(m, MAX_EF_CONSTRUCT);
+        let capacity = spec.capacity_hint.min(MAX_CAPACITY_HINT);
+        let mut links = Links::new(m);
+        links.reserve(capacity);
+        HnswIndex {
+            dim: spec.dim,
+            metric: spec.metric,
+            m,
+            ef_construct,
+            links,
+            vectors: Vec::with_capacity(capacity.saturating_mul(spec.dim).min(1 << 28)),
+            len: 0,
+            entry: None,
+            rng: ChaCha8Rng::seed_from_u64(spec.seed),
+            build: BuildScratch::default(),
+            scratch_pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The clamped `(m, ef_construct)` this index builds with.
+    pub fn params(&self) -> (usize, usize) {
+        (self.m, self.ef_construct)
+    }
+
+    /// Heap bytes of vectors and links (what a point costs in this index).
+    pub fn heap_bytes(&self) -> usize {
+        self.vectors.capacity() * 4 + self.links.heap_bytes()
+    }
+
+    fn view(&self) -> View<'_> {
+        View { links: &self.links, vectors: &self.vectors, dim: self.dim, metric: self.metric }
+    }
+
+    /// Copies `vector` into the arena row of `slot` and registers the node at `level`.
+    fn place(&mut self, slot: u32, level: u8, vector: &[f32]) {
+        let end = (slot as usize + 1) * self.dim;
+        if self.vectors.len() < end {
+            self.vectors.resize(end, 0.0);
+        }
+        self.vectors[end - self.dim..end].copy_from_slice(vector);
+        self.links.add_node(slot, level);
+        self.len += 1;
+    }
+
+    /// Checks an insert; false (and a debug assertion) for a repeated slot.
+    fn check_insert(&self, slot: Slot, vector: &[f32]) -> bool {
+        assert_eq!(vector.len(), self.dim, "HnswIndex: dimension mismatch");
+        assert!(slot < u32::MAX as usize, "HnswIndex: slot {slot} out of range");
+        if self.links.level(slot as u32).is_some() {
+            debug_assert!(false, "HnswIndex: slot {slot} inserted twice");
+            return false;
+        }
+        true
+    }
+
+    /// Exact scan of every inserted, accepted slot (fallback when the walk comes up short).
+    fn scan_all(&self, query: &[f32], accept: &dyn Fn(Slot) -> bool, out: &mut Vec<Neighbor>) {
+        let view = self.view();
+        for slot in 0..self.links.slots() as u32 {
+            if self.links.level(slot).is_some() && accept(slot as Slot) {
+                out.push(Neighbor { slot: slot as Slot, distance: view.dist(query, slot) });
+            }
+        }
+    }
+
+    /// blake3 of levels, entry and every neighbour list: equal fingerprints mean equal graphs.
+    pub fn graph_fingerprint(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(&self.levels_and_entry_bytes());
+        let mut buf = Vec::new();
+        for slot in 0..self.links.slots() as u32 {
+            if let Some(level) = self.links.level(slot) {
+                for layer in 0..=level {
+                    self.links.neighbours_into(slot, layer, &mut buf);
+                    h.update(&(buf.len() as u32).to_le_bytes());
+                    for n in &buf {
+                        h.update(&n.to_le_bytes());
+                    }
+                }
+            }
+        }
+        *h.finalize().as_bytes()
+    }
+
+    fn levels_and_entry_bytes(&self) -> Vec<u8> {
+        let mut v = self.links.levels.clone();
+        if let Some((e, l)) = self.entry {
+            v.extend_from_slice(&e.to_le_bytes());
+            v.push(l);
+        }
+        v
+    }
+}
+
+/// Sorts hits closest first (ties by slot), drops duplicate slots, keeps the first `k`.
+fn finish(hits: &mut Vec<Neighbor>, k: usize) {
+    hits.sort_by_key(|h| RankedNeighbor(*h));
+    hits.dedup_by_key(|h| h.slot);
+    hits.truncate(k);
+}
+
+impl AnnIndex for HnswIndex {
+    /// Draws the node's level from the seeded generator and links it (deterministic). A vector of
+    /// the wrong dimension is an engine bug (it validates input), so it is a hard error; a
+    /// repeated slot (also a caller bug) is ignored in release builds.
+    fn insert(&mut self, slot: Slot, vector: &[f32]) {
+        if !self.check_insert(slot, vector) {
+            return;
+        }
+        let slot = slot as u32;
+        let level = draw_level(&mut self.rng, self.m);
+        self.place(slot, level, vector);
+        let Some(entry) = self.entry else {
+            self.entry = Some((slot, level));
+            return;
+        };
+        let mut build = std::mem::take(&mut self.build);
+        link_node(&self.view(), self.m, self.ef_construct, slot, level, entry, None, &mut build);
+        self.build = build;
+        if level > entry.1 {
+            self.entry = Some((slot, level));
+        }
+    }
+
+    /// Returns an empty result for a query of the wrong dimension or with non-finite values.
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        accept: &(dyn Fn(Slot) -> bool + Sync),
+    ) -> Vec<Neighbor> {
+        let Some((entry, top)) = self.entry else { return Vec::new() };
+        if k == 0 || query.len() != self.dim || !query.iter().all(|x| x.is_finite()) {
+            return Vec::new();
+        }
+        let ef = ef.max(k);
+        let mut s = self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+        let view = self.view();
+        let start = view.descend(query, Cand { d: view.dist(query, entry), id: entry }, top, 0, &mut s);
+        let accept_u32 = |id: u32| accept(id as Slot);
+        let mut found = Vec::with_capacity(ef + 1);
+        view.search_layer(query, start, ef, 0, Some(&accept_u32), &mut s, &mut found);
+        self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+        let mut hits: Vec<Neighbor> =
+            found.iter().take(k).map(|c| Neighbor { slot: c.id as Slot, distance: c.d }).collect();
+        if hits.len() < k && hits.len() < self.len {
+            // The walk came up short (restrictive filter or unreachable nodes): an exact scan
+            // finds every accepted slot.
+            hits.clear();
+            self.scan_all(query, accept, &mut hits);
+            finish(&mut hits, k);
+        }
+        debug_assert!(hits.iter().all(|h| accept(h.slot)));
+        hits
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_exact(&self) -> bool {
+        false
+    }
+
+    /// The parallel bulk build ([`HnswIndex::insert_batch_parallel`]).
+    fn insert_bulk(&mut self, batch: &[(Slot, &[f32])], threads: usize) {
+        self.insert_batch_parallel(batch, threads);
+    }
+
+    fn vector(&self, slot: Slot) -> Option<&[f32]> {
+        let slot = u32::try_from(slot).ok()?;
+        self.links.level(slot)?;
+        Some(self.view().vector(slot))
+    }
+}
