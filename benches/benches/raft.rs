@@ -111,7 +111,7 @@ fn simulator(c: &mut Criterion) {
     let mut g = c.benchmark_group("simulator");
     g.sample_size(10);
     for (name, profile) in [("calm", FaultProfile::Calm), ("swarm", FaultProfile::Swarm), ("chaos", FaultProfile::Chaos)] {
-        let spec = RunSpec { seed: 11, profile, nodes: Some(5), fault_secs: Some(15), bug: None };
+        let spec = RunSpec { profile, nodes: Some(5), fault_secs: Some(15), ..RunSpec::seed(11) };
         let virtual_ms = run_seed(&spec).report.stats.virtual_ms;
         eprintln!("simulator/{name}: one seed simulates {virtual_ms} virtual ms");
         g.bench_function(name, |b| b.iter(|| black_box(run_seed(&spec).report.stats.events)));
