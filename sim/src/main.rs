@@ -219,6 +219,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
     let failures = Mutex::new(Vec::<(u64, Vec<String>, String)>::new());
     let totals = Mutex::new((0u64, 0u64, 0u64, 0u64)); // events, virtual ms, ops, unknown
     // Per fault class: (total fired, seeds in which it fired).
+    let failovers = Mutex::new(Vec::<u64>::new());
     let fault_totals = Mutex::new(Vec::<(&'static str, u64, u64)>::new());
     let t = Instant::now();
     std::thread::scope(|scope| {
@@ -242,6 +243,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
                         if matches!(outcome.linearizability, Some(Verdict::Unknown { .. })) {
                             tot.3 += 1;
                         }
+                        failovers.lock().expect("lock").extend_from_slice(&outcome.report.stats.failover_ms);
                         let mut ft = fault_totals.lock().expect("lock");
                         let stats = &outcome.report.stats;
                         let counts: Vec<(&'static str, u64)> =
@@ -285,6 +287,18 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
         virtual_ms as f64 / 1000.0 / wall,
         seeds.len() as f64 * 60.0 / wall
     );
+    let mut fo = failovers.into_inner().expect("lock");
+    fo.sort_unstable();
+    if !fo.is_empty() {
+        let pct = |p: f64| fo[((fo.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "  failover (leader crashed -> next successful client write, virtual ms, {} samples): p50 {} p99 {} max {}",
+            fo.len(),
+            pct(0.5),
+            pct(0.99),
+            fo[fo.len() - 1]
+        );
+    }
     let ft = fault_totals.into_inner().expect("lock");
     println!(
         "  faults (and issue-7 preconditions) fired (total / seeds): {}",

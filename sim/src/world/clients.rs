@@ -174,7 +174,13 @@ impl World {
     }
 
     fn complete(&mut self, c: usize, outcome: Outcome) {
-        let Some((op, _)) = self.clients[c].op.take() else { return };
+        let Some((op, operation)) = self.clients[c].op.take() else { return };
+        if outcome == Outcome::Ok
+            && !matches!(operation.command, crate::history::Command::Read)
+            && let Some(since) = self.failover_since.take()
+        {
+            self.stats.failover_ms.push((self.now - since) / 1_000_000);
+        }
         if let Err(e) = self.history.complete(op, outcome, self.now) {
             self.violations.push(format!("simulator bug: history rejected a completion: {e}"));
         }

@@ -98,6 +98,8 @@ pub struct World {
     requests: BTreeMap<RequestId, (usize, OpId)>,
     /// The query of every read request, by request id (Raft carries only the id).
     read_queries: BTreeMap<RequestId, Vec<u8>>,
+    /// When the nemesis last crashed the leader, until a client write succeeds again (failover).
+    failover_since: Option<u64>,
     net: Network<Message>,
     /// Scratch buffer for the network's arrivals (reused to avoid an allocation per packet).
     arrivals: Vec<(u64, Message)>,
@@ -139,6 +141,7 @@ impl World {
             clients,
             requests: BTreeMap::new(),
             read_queries: BTreeMap::new(),
+            failover_since: None,
             net: Network::new(&cfg),
             arrivals: Vec::new(),
             faults_on: true,

@@ -195,10 +195,14 @@ impl World {
         }
         let up: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].is_up()).collect();
         if !up.is_empty() {
-            let mut victims = vec![match self.leader_index() {
+            let leader = self.leader_index();
+            let mut victims = vec![match leader {
                 Some(l) if self.rng.random_bool(0.3) => l,
                 _ => up[self.rng.random_range(0..up.len())],
             }];
+            if leader.is_some_and(|l| victims[0] == l) && self.failover_since.is_none() {
+                self.failover_since = Some(self.now);
+            }
             if self.cfg.power_loss > 0.0 && self.rng.random_bool(self.cfg.power_loss) {
                 // A power loss: a majority goes down at the same instant, unsynced writes and all.
                 self.stats.power_losses += 1;

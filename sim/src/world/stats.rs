@@ -14,6 +14,9 @@ pub struct RunStats {
     pub transfers: u64,
     /// `TimeoutNow` messages sent (a target caught up and was told to take over).
     pub timeout_nows: u64,
+    /// Failover samples: virtual ms from a crash of the leader to the next write a client saw
+    /// succeed (client time-outs and retries included, as a client experiences it).
+    pub failover_ms: Vec<u64>,
     /// Raft messages sent.
     pub messages: u64,
     /// Messages lost (random loss, degraded links, partitions, flapping links).
