@@ -198,6 +198,28 @@ fn batch_bodies(body: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, Ap
         .collect()
 }
 
+/// A parser of one search-shaped request body (`/query` or `/search` style).
+type ParseFn = fn(&Map<String, Value>) -> Result<(SearchRequest, WithPayload), ApiError>;
+
+/// Parses every request of a batch body with `parse` (errors name the request), runs them in one
+/// read and renders each hit list.
+async fn run_batch(
+    state: &State,
+    collection: String,
+    params: &Params,
+    body: &Map<String, Value>,
+    parse: ParseFn,
+) -> Result<Vec<Value>, ApiError> {
+    let parsed = batch_bodies(body)?
+        .iter()
+        .enumerate()
+        .map(|(i, b)| prefixed(i, parse(b)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (requests, selections): (Vec<_>, Vec<_>) = parsed.into_iter().unzip();
+    let hits = run(state, collection, params, requests).await?;
+    Ok(hits.iter().zip(&selections).map(|(h, w)| hits_json(h, w)).collect())
+}
+
 fn prefixed<T>(i: usize, r: Result<T, ApiError>) -> Result<T, ApiError> {
     r.map_err(|e| ApiError::new(e.status, format!("searches[{i}]: {}", e.message)))
 }
@@ -224,15 +246,8 @@ pub async fn query_batch(
     ApiJson(body): Body,
 ) -> ApiResult {
     let start = Instant::now();
-    let parsed = batch_bodies(&body)?
-        .iter()
-        .enumerate()
-        .map(|(i, b)| prefixed(i, parse_query(b)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (requests, selections): (Vec<_>, Vec<_>) = parsed.into_iter().unzip();
-    let hits = run(&state, collection, &params, requests).await?;
-    let result: Vec<Value> =
-        hits.iter().zip(&selections).map(|(h, w)| json!({"points": hits_json(h, w)})).collect();
+    let results = run_batch(&state, collection, &params, &body, parse_query).await?;
+    let result = results.into_iter().map(|hits| json!({ "points": hits })).collect();
     Ok(ok(start, Value::Array(result)))
 }
 
@@ -257,15 +272,8 @@ pub async fn search_batch(
     ApiJson(body): Body,
 ) -> ApiResult {
     let start = Instant::now();
-    let parsed = batch_bodies(&body)?
-        .iter()
-        .enumerate()
-        .map(|(i, b)| prefixed(i, parse_search(b)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (requests, selections): (Vec<_>, Vec<_>) = parsed.into_iter().unzip();
-    let hits = run(&state, collection, &params, requests).await?;
-    let result: Vec<Value> = hits.iter().zip(&selections).map(|(h, w)| hits_json(h, w)).collect();
-    Ok(ok(start, Value::Array(result)))
+    let results = run_batch(&state, collection, &params, &body, parse_search).await?;
+    Ok(ok(start, Value::Array(results)))
 }
 
 /// `POST /collections/{c}/points/scroll`: `{"points": [Record], "next_page_offset": id|null}`.
