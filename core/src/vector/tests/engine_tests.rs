@@ -253,7 +253,7 @@ fn payload_commands_merge_overwrite_and_delete_keys() {
     let one = || PointSelector::Ids(vec![PointId::Num(1)]);
     let payload_of = |e: &VectorEngine, id| {
         crate::vector::payload::payload_to_json(
-            &e.collection("c").unwrap().point(PointId::Num(id)).unwrap().payload,
+            e.collection("c").unwrap().point(PointId::Num(id)).unwrap().payload,
         )
     };
     e.apply(points_op(PointsOp::SetPayload { selector: one(), payload: int_payload("b", 5) }))
