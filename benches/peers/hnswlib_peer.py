@@ -13,13 +13,12 @@ Memory per point is the growth of the process's resident set across the build (h
 allocates in C++, out of reach of Python's allocator statistics), divided by the point count.
 """
 
-import argparse
 import sys
 import time
 
 import numpy as np
 
-from peer_common import quantiles, read_vecs, rss_bytes
+from peer_common import parse_args_and_load, quantiles, rss_bytes
 
 try:
     import hnswlib
@@ -28,25 +27,7 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--base", required=True)
-    p.add_argument("--queries", required=True)
-    p.add_argument("--truth", required=True)
-    p.add_argument("--space", default="l2", choices=["l2", "ip", "cosine"])
-    p.add_argument("--m", type=int, default=16)
-    p.add_argument("--ef-construct", type=int, default=200)
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--ef", default="16,32,64,128,256")
-    p.add_argument("--warmup", type=int, default=200)
-    a = p.parse_args()
-
-    base = read_vecs(a.base, np.float32)
-    queries = read_vecs(a.queries, np.float32)
-    truth = read_vecs(a.truth, np.int32)
-    if base.shape[1] != queries.shape[1]:
-        sys.exit(f"base dimension {base.shape[1]} != query dimension {queries.shape[1]}")
-    if truth.shape[0] < queries.shape[0] or truth.shape[1] < a.k:
-        sys.exit(f"truth has shape {truth.shape}, need at least {queries.shape[0]} x {a.k}")
+    a, base, queries, truth = parse_args_and_load(__doc__.splitlines()[0])
     n, dim = base.shape
     print(f"hnswlib {getattr(hnswlib, '__version__', '?')}: {n} x {dim}, {queries.shape[0]} queries",
           file=sys.stderr)

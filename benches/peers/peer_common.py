@@ -1,5 +1,6 @@
-"""Shared by the ANN peers: TEXMEX reading, resident-set size, nearest-rank quantiles."""
+"""Shared by the ANN peers: command line, TEXMEX reading, resident-set size, nearest-rank quantiles."""
 
+import argparse
 import sys
 
 import numpy as np
@@ -35,3 +36,26 @@ def quantiles(values):
     s = np.sort(values)
     rank = lambda q: s[max(int(np.ceil(q * len(s))), 1) - 1]
     return rank(0.50), rank(0.99)
+
+
+def parse_args_and_load(description):
+    """The harness's peer command line, and the base/queries/truth files it names, validated."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--base", required=True)
+    p.add_argument("--queries", required=True)
+    p.add_argument("--truth", required=True)
+    p.add_argument("--space", default="l2", choices=["l2", "ip", "cosine"])
+    p.add_argument("--m", type=int, default=16)
+    p.add_argument("--ef-construct", type=int, default=200)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--ef", default="16,32,64,128,256")
+    p.add_argument("--warmup", type=int, default=200)
+    a = p.parse_args()
+    base = read_vecs(a.base, np.float32)
+    queries = read_vecs(a.queries, np.float32)
+    truth = read_vecs(a.truth, np.int32)
+    if base.shape[1] != queries.shape[1]:
+        sys.exit(f"base dimension {base.shape[1]} != query dimension {queries.shape[1]}")
+    if truth.shape[0] < queries.shape[0] or truth.shape[1] < a.k:
+        sys.exit(f"truth has shape {truth.shape}, need at least {queries.shape[0]} x {a.k}")
+    return a, base, queries, truth
