@@ -1,0 +1,482 @@
+//! Streaming, checksummed snapshots of a collection: full, or incremental relative to a base.
+//!
+//! # Format (version 1, all integers little-endian)
+//! ```text
+//! preamble  magic "VCRFTSNP" (8) | format version u16 | header_len u32 | header (postcard
+//!           SnapshotHeader) | blake3(preamble bytes so far) (32)
+//! chunk*    tag 0xC1 | entry_count u32 | raw_len u32 | comp_len u32
+//!           | frame check u32 (first 4 bytes of blake3 of the 13 bytes before it)
+//!           | blake3(the 17 frame bytes ++ body) (32) | body: zstd(entries) (comp_len)
+//! end       tag 0xE0 | chunk_count u64 | upsert_count u64 | deletion_count u64
+//!           | blake3(every byte of the file before this hash) (32)
+//! ```
+//! An entry is a postcard [`SnapshotEntry`]: a point (id, stored vector, payload, version) or, in
+//! incremental snapshots only, a deletion (id, seq). Deletions come first, then points; each run in
+//! strictly ascending id order.
+//!
+//! The header carries the collection's name and config, the sequence number the snapshot was
+//! taken at, and the collection's content digest at that point ([`Collection::digest`]). An
+//! incremental header also names its base by (sequence number, content digest). A restore checks
+//! every checksum as it streams, validates every entry, and finally compares the restored
+//! collection's digest with the header's: corruption, truncation, a wrong base or a lying writer
+//! all end in a typed [`SnapshotError`], never in a wrong collection. Restores build a *new*
+//! collection aside; the caller swaps it in only on success.
+//!
+//! Memory is bounded by one chunk (at most [`MAX_CHUNK_BYTES`] raw) plus the collection being
+//! built. Serialising the HNSW graph is reserved ([`FLAG_HNSW_GRAPH`]) and not written yet: a
+//! restore rebuilds the index from the points.
+
+use crate::vector::collection::{Collection, CollectionConfig, PointRef};
+use crate::vector::engine::VectorEngine;
+use crate::vector::error::EngineError;
+use crate::vector::payload::{Payload, validate_payload};
+use crate::vector::point::PointId;
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+use thiserror::Error;
+
+/// First bytes of every snapshot file.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCRFTSNP";
+/// Format version this build writes and reads.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+/// Header flag reserved for "a serialised HNSW graph follows the points". Not written by this
+/// build; a reader that meets any unknown flag refuses the file.
+pub const FLAG_HNSW_GRAPH: u32 = 1;
+/// Flags this build understands.
+pub const KNOWN_FLAGS: u32 = 0;
+/// Largest accepted header.
+pub const MAX_HEADER_BYTES: u32 = 1 << 20;
+/// Largest accepted uncompressed chunk (one entry must fit).
+pub const MAX_CHUNK_BYTES: u32 = 64 << 20;
+
+const CHUNK_TAG: u8 = 0xC1;
+const END_TAG: u8 = 0xE0;
+const FRAME_FIELDS: usize = 13;
+
+/// Full snapshot, or changes since a base snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotKind {
+    /// Every point of the collection.
+    Full,
+    /// Points upserted and deleted after the base.
+    Incremental {
+        /// The base snapshot's sequence number.
+        base_seq: u64,
+        /// The base snapshot's content digest.
+        base_digest: [u8; 32],
+    },
+}
+
+/// What a snapshot is of; read without reading the rest of the file via [`read_header`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotHeader {
+    /// Collection name.
+    pub collection: String,
+    /// Collection config (must equal the base's for incrementals).
+    pub config: CollectionConfig,
+    /// Full or incremental.
+    pub kind: SnapshotKind,
+    /// Collection sequence number the snapshot was taken at.
+    pub seq: u64,
+    /// [`Collection::digest`] at `seq`: what a restore must reproduce.
+    pub content_digest: [u8; 32],
+    /// Points in the collection at `seq`.
+    pub point_count: u64,
+    /// Point entries in this file.
+    pub upsert_count: u64,
+    /// Deletion entries in this file.
+    pub deletion_count: u64,
+    /// Feature flags (see [`FLAG_HNSW_GRAPH`]).
+    pub flags: u32,
+}
+
+impl SnapshotHeader {
+    /// The identity an incremental snapshot taken on top of this one refers to.
+    pub fn as_base(&self) -> SnapshotBase {
+        SnapshotBase { seq: self.seq, digest: self.content_digest }
+    }
+}
+
+/// Identifies the state an incremental snapshot starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotBase {
+    /// Sequence number of the base.
+    pub seq: u64,
+    /// Content digest of the base.
+    pub digest: [u8; 32],
+}
+
+/// One record in a chunk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SnapshotEntry {
+    /// A point as stored.
+    Point {
+        /// Id.
+        id: PointId,
+        /// Stored vector (already normalised for Cosine).
+        vector: Vec<f32>,
+        /// Payload.
+        payload: Payload,
+        /// Sequence number of its last change.
+        version: u64,
+    },
+    /// A point deleted after the base.
+    Deleted {
+        /// Id.
+        id: PointId,
+        /// Sequence number of the deletion.
+        seq: u64,
+    },
+}
+
+/// Borrowing twin of [`SnapshotEntry`] with the identical postcard encoding (writes without
+/// cloning vectors).
+#[derive(Serialize)]
+enum EntryRef<'a> {
+    Point { id: PointId, vector: &'a [f32], payload: &'a Payload, version: u64 },
+    Deleted { id: PointId, seq: u64 },
+}
+
+/// Writer knobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// Close a chunk once its uncompressed entries reach this many bytes.
+    pub chunk_target_bytes: usize,
+    /// zstd level (1..=22; 3 is zstd's default).
+    pub zstd_level: i32,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions { chunk_target_bytes: 1 << 20, zstd_level: 3 }
+    }
+}
+
+/// What was written or verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotSummary {
+    /// The file's header.
+    pub header: SnapshotHeader,
+    /// Number of chunks.
+    pub chunks: u64,
+    /// Total file size.
+    pub bytes: u64,
+    /// The whole-file blake3 hash stored at its end.
+    pub file_hash: [u8; 32],
+}
+
+/// Restore progress, reported after every chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestoreProgress {
+    /// Chunks applied so far.
+    pub chunks_done: u64,
+    /// Entries (points and deletions) applied so far.
+    pub entries_done: u64,
+    /// Entries in the file.
+    pub entries_total: u64,
+}
+
+/// Why a snapshot could not be written, read or restored.
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    /// The underlying stream failed.
+    #[error("snapshot I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// The stream ended early.
+    #[error("snapshot truncated while reading {0}")]
+    Truncated(&'static str),
+    /// Not a vecraft snapshot.
+    #[error("not a vecraft snapshot (bad magic bytes)")]
+    BadMagic,
+    /// Written by a newer or older, incompatible build.
+    #[error("unsupported snapshot format version {found} (this build reads {supported})")]
+    UnsupportedVersion {
+        /// Version in the file.
+        found: u16,
+        /// Version this build reads.
+        supported: u16,
+    },
+    /// Flags this build does not understand.
+    #[error("snapshot uses unsupported feature flags {0:#x}")]
+    UnsupportedFlags(u32),
+    /// Header length above [`MAX_HEADER_BYTES`].
+    #[error("snapshot header length {0} exceeds the limit")]
+    HeaderTooLarge(u32),
+    /// Header bytes do not match their checksum.
+    #[error("snapshot header checksum mismatch")]
+    HeaderChecksum,
+    /// Header bytes did not decode.
+    #[error("malformed snapshot header: {0}")]
+    MalformedHeader(String),
+    /// The header names an invalid collection or config.
+    #[error("snapshot header describes an invalid collection: {0}")]
+    InvalidCollection(#[from] EngineError),
+    /// Something other than a chunk or the end marker.
+    #[error("unexpected section tag {tag:#04x} after chunk {after_chunk}")]
+    UnexpectedTag {
+        /// The byte found.
+        tag: u8,
+        /// Chunks read before it.
+        after_chunk: u64,
+    },
+    /// A chunk frame (lengths) is corrupt or out of bounds.
+    #[error("chunk {chunk}: corrupt frame ({reason})")]
+    ChunkFrame {
+        /// Zero-based chunk number.
+        chunk: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A chunk's bytes do not match their checksum.
+    #[error("chunk {chunk}: checksum mismatch")]
+    ChunkChecksum {
+        /// Zero-based chunk number.
+        chunk: u64,
+    },
+    /// A chunk passed its checksum but did not decompress or decode.
+    #[error("chunk {chunk}: malformed contents ({reason})")]
+    MalformedChunk {
+        /// Zero-based chunk number.
+        chunk: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An entry violates the format's rules (order, dimension, range).
+    #[error("chunk {chunk}: invalid entry ({reason})")]
+    InvalidEntry {
+        /// Zero-based chunk number.
+        chunk: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Counts in the trailer, header and body disagree.
+    #[error("{what}: header/trailer say {expected}, file has {found}")]
+    CountMismatch {
+        /// Which count.
+        what: &'static str,
+        /// Claimed.
+        expected: u64,
+        /// Seen.
+        found: u64,
+    },
+    /// The whole-file checksum does not match.
+    #[error("snapshot file checksum mismatch")]
+    FileChecksum,
+    /// Bytes after the end of the snapshot.
+    #[error("unexpected data after the end of the snapshot")]
+    TrailingData,
+    /// The restored collection differs from what the snapshot promised.
+    #[error("restored collection digest differs from the snapshot's content digest")]
+    DigestMismatch,
+    /// A full snapshot where an incremental was expected or vice versa.
+    #[error("expected a {expected} snapshot")]
+    WrongKind {
+        /// `full` or `incremental`.
+        expected: &'static str,
+    },
+    /// The collection an incremental snapshot is applied to is not its base.
+    #[error("incremental snapshot does not apply to this collection: {0}")]
+    BaseMismatch(String),
+    /// An incremental snapshot was restored where its collection does not exist.
+    #[error(
+        "incremental snapshot of `{0}` needs that collection as its base, and it does not exist"
+    )]
+    MissingBase(String),
+    /// The requested base is older than the deletion log remembers.
+    #[error("base seq {base_seq} is older than the deletion log floor {floor}")]
+    BaseTooOld {
+        /// Requested base.
+        base_seq: u64,
+        /// Oldest usable base.
+        floor: u64,
+    },
+    /// The requested base is newer than the collection.
+    #[error("base seq {base_seq} is after the collection's seq {seq}")]
+    BaseInFuture {
+        /// Requested base.
+        base_seq: u64,
+        /// Collection's seq.
+        seq: u64,
+    },
+    /// A single point does not fit in a chunk.
+    #[error("point {0} is too large for a snapshot chunk")]
+    EntryTooLarge(PointId),
+    /// Compression failed.
+    #[error("compression failed: {0}")]
+    Compress(String),
+}
+
+/// The 17 frame bytes: tag, three lengths, and a check over them so a corrupt length is reported
+/// as such instead of making the reader swallow the rest of the file.
+fn chunk_frame(entry_count: u32, raw_len: u32, comp_len: u32) -> [u8; FRAME_FIELDS + 4] {
+    let mut frame = [0u8; FRAME_FIELDS + 4];
+    frame[0] = CHUNK_TAG;
+    frame[1..5].copy_from_slice(&entry_count.to_le_bytes());
+    frame[5..9].copy_from_slice(&raw_len.to_le_bytes());
+    frame[9..13].copy_from_slice(&comp_len.to_le_bytes());
+    let check = blake3::hash(&frame[..FRAME_FIELDS]);
+    frame[FRAME_FIELDS..].copy_from_slice(&check.as_bytes()[..4]);
+    frame
+}
+
+mod read;
+mod write;
+
+pub use read::{RestoreReport, SnapshotReader, read_header, restore_full, restore_incremental, verify_snapshot};
+pub use write::{write_full_snapshot, write_incremental_snapshot};
+
+#[cfg(test)]
+mod tests {
+    use super::write::write_snapshot;
+    use super::*;
+    use crate::vector::collection::{Distance, PointsOp};
+    use crate::vector::point::PointStruct;
+
+    fn collection() -> Collection {
+        let mut c = Collection::new("c", CollectionConfig::new(2, Distance::Dot)).unwrap();
+        let points = (0..4)
+            .map(|i| PointStruct {
+                id: PointId::Num(i),
+                vector: vec![i as f32, 1.0],
+                payload: Payload::new(),
+            })
+            .collect();
+        c.apply(PointsOp::Upsert(points)).unwrap();
+        c
+    }
+
+    fn full_header(c: &Collection) -> SnapshotHeader {
+        SnapshotHeader {
+            collection: "c".into(),
+            config: *c.config(),
+            kind: SnapshotKind::Full,
+            seq: c.seq(),
+            content_digest: c.digest(),
+            point_count: 4,
+            upsert_count: 4,
+            deletion_count: 0,
+            flags: 0,
+        }
+    }
+
+    fn point(id: u64, x: f32, version: u64) -> SnapshotEntry {
+        SnapshotEntry::Point {
+            id: PointId::Num(id),
+            vector: vec![x, 1.0],
+            payload: Payload::new(),
+            version,
+        }
+    }
+
+    /// Writes well-checksummed bytes for whatever header and entries a (buggy or hostile) writer
+    /// chose, then restores them.
+    fn restore_forged(
+        header: SnapshotHeader,
+        entries: &[SnapshotEntry],
+    ) -> Result<Collection, SnapshotError> {
+        let refs = entries.iter().map(|e| match e {
+            SnapshotEntry::Point { id, vector, payload, version } => {
+                EntryRef::Point { id: *id, vector, payload, version: *version }
+            }
+            SnapshotEntry::Deleted { id, seq } => EntryRef::Deleted { id: *id, seq: *seq },
+        });
+        let mut bytes = Vec::new();
+        write_snapshot(
+            header,
+            refs,
+            &mut bytes,
+            &SnapshotOptions { chunk_target_bytes: 16, zstd_level: 1 },
+        )?;
+        restore_full(&bytes[..], &mut |_| ())
+    }
+
+    #[test]
+    fn checksum_valid_but_wrong_contents_are_rejected() {
+        let c = collection();
+        let honest: Vec<SnapshotEntry> = (0..4).map(|i| point(i, i as f32, 1)).collect();
+        assert_eq!(restore_forged(full_header(&c), &honest).unwrap().digest(), c.digest());
+
+        let mut changed = honest.clone();
+        changed[2] = point(2, 7.0, 1);
+        assert!(matches!(
+            restore_forged(full_header(&c), &changed),
+            Err(SnapshotError::DigestMismatch)
+        ));
+
+        let mut swapped = honest.clone();
+        swapped.swap(1, 2);
+        assert!(matches!(
+            restore_forged(full_header(&c), &swapped),
+            Err(SnapshotError::InvalidEntry { .. })
+        ));
+
+        let mut wrong_dim = honest.clone();
+        wrong_dim[0] = SnapshotEntry::Point {
+            id: PointId::Num(0),
+            vector: vec![1.0],
+            payload: Payload::new(),
+            version: 1,
+        };
+        assert!(matches!(
+            restore_forged(full_header(&c), &wrong_dim),
+            Err(SnapshotError::InvalidEntry { .. })
+        ));
+
+        let mut future = honest.clone();
+        future[3] = point(3, 3.0, 99);
+        assert!(matches!(
+            restore_forged(full_header(&c), &future),
+            Err(SnapshotError::InvalidEntry { .. })
+        ));
+
+        let mut with_deletion = honest.clone();
+        with_deletion.insert(0, SnapshotEntry::Deleted { id: PointId::Num(9), seq: 1 });
+        assert!(matches!(
+            restore_forged(full_header(&c), &with_deletion),
+            Err(SnapshotError::InvalidEntry { .. })
+        ));
+
+        assert!(matches!(
+            restore_forged(full_header(&c), &honest[..3]),
+            Err(SnapshotError::CountMismatch { .. })
+        ));
+
+        let mut flagged = full_header(&c);
+        flagged.flags = FLAG_HNSW_GRAPH;
+        assert!(matches!(
+            restore_forged(flagged, &honest),
+            Err(SnapshotError::UnsupportedFlags(1))
+        ));
+
+        let mut bad_config = full_header(&c);
+        bad_config.config.hnsw.m = 1_000;
+        assert!(matches!(
+            restore_forged(bad_config, &honest),
+            Err(SnapshotError::InvalidCollection(_))
+        ));
+
+        let mut bad_name = full_header(&c);
+        bad_name.collection = "../etc".into();
+        assert!(matches!(
+            restore_forged(bad_name, &honest),
+            Err(SnapshotError::InvalidCollection(_))
+        ));
+    }
+
+    #[test]
+    fn version_and_magic_are_checked_first() {
+        let c = collection();
+        let mut bytes = Vec::new();
+        write_full_snapshot(&c, &mut bytes, &SnapshotOptions::default()).unwrap();
+        let mut other_version = bytes.clone();
+        other_version[8] = 2;
+        assert!(matches!(
+            read_header(&other_version[..]),
+            Err(SnapshotError::UnsupportedVersion { found: 2, supported: 1 })
+        ));
+        let mut not_ours = bytes.clone();
+        not_ours[0] = b'X';
+        assert!(matches!(read_header(&not_ours[..]), Err(SnapshotError::BadMagic)));
+        assert!(matches!(read_header(&[][..]), Err(SnapshotError::Truncated("magic"))));
+    }
+}
