@@ -1,373 +1,12 @@
-//! Linearizability checking of register histories.
-//!
-//! [`check`] decides whether a [`History`] of reads, writes and compare-and-sets could have been
-//! produced by one register per key, each operation taking effect at a single instant between
-//! its invoke and its completion.
-//!
-//! # How
-//!
-//! * **Per key.** Linearizability is compositional (P-compositionality): the history is
-//!   linearizable iff the sub-history of every key is, so keys are checked separately.
-//! * **Search.** Wing & Gong's depth-first search with Lowe's memoisation, as in Porcupine: the
-//!   events of a key form a linked list; the search repeatedly picks an operation whose invoke
-//!   precedes every not-yet-linearized completion, applies it to the register model, and
-//!   backtracks when a completion is reached with its operation still unlinearized. A cache of
-//!   visited configurations (linearized operations as a compact bitset, register value, ...)
-//!   prunes configurations already explored.
-//! * **Completions.**
-//!   - `ok`: the operation must be linearized inside its interval with the observed result.
-//!   - `fail` on a read or write: it did not happen, so it is dropped.
-//!   - `fail` on a CAS: the CAS executed and found another value, so it is kept as a read that
-//!     asserts `value != expected` somewhere inside its interval.
-//!   - `info`, or no completion at all: the operation may take effect at any instant after its
-//!     invoke, or never. Indeterminate reads constrain nothing and are dropped.
-//! * **Taming indeterminate operations.** Timeouts make the search exponential. Each rule below
-//!   keeps the checker complete (the tests compare it with a brute-force checker on many random
-//!   small histories):
-//!   - if any linearization exists, one exists in which every indeterminate write or CAS is
-//!     immediately followed by an operation that needs its value: a read of it, a CAS
-//!     expecting it, or a failed CAS expecting the value *before* it (otherwise that failed CAS
-//!     could go first). So indeterminate operations are only placed there; one that matches
-//!     nothing is the same as one that never happened;
-//!   - indeterminate operations with the same effect are interchangeable (none has a
-//!     deadline): one list entry per group, used earliest-invoke first;
-//!   - a group whose value no remaining operation can use, or (a CAS) whose expected value can
-//!     no longer appear, is dropped from the scan while the search is below that point;
-//!   - once no remaining operation can tell a written value apart, the writes of it join a
-//!     pool of "some unobservable value" writes, counted rather than listed, and such values
-//!     are merged in cached configurations;
-//!   - the cache is a dominance check: a configuration that used no fewer indeterminate
-//!     operations of each still-usable group than a visited one, with the same linearized
-//!     determinate operations and register value, is skipped (unused ones stay optional).
-//! * **Budget.** The search counts steps; when a key's budget runs out the verdict is
-//!   [`Verdict::Unknown`], never a pass. Nothing depends on wall-clock time, so a verdict is a
-//!   pure function of the history and the [`CheckerConfig`].
-//! * **Explanation.** For a non-linearizable key, the operations are shrunk by delta debugging
-//!   to a small set that still cannot be linearized: first only reads and failed CAS are removed
-//!   (sound: the reads left are real culprits), then writes and CAS, never dropping every write
-//!   that could have produced a value a remaining operation saw. So a stale read is shown with
-//!   the writes that make it stale, and a read of a value nobody wrote is shown alone.
-//!
-//! # Example
-//!
-//! ```
-//! use vecraft_sim::history::{History, Operation, Outcome};
-//! use vecraft_sim::linearizability::{check, CheckerConfig, Verdict};
-//!
-//! let mut history = History::new();
-//! let w = history.invoke(1, Operation::write(7, 42), 100).unwrap();
-//! history.complete(w, Outcome::Ok, 200).unwrap();
-//! let r = history.invoke(2, Operation::read(7), 300).unwrap();
-//! history.complete(r, Outcome::ReadOk(None), 400).unwrap(); // stale: 42 was written before
-//! let verdict = check(&history, &CheckerConfig::default());
-//! assert!(matches!(verdict, Verdict::NotLinearizable { key: 7, .. }));
-//! println!("{verdict}");
-//! ```
+//! The search for a linearization: cached configurations, groups of interchangeable indeterminate operations, and the depth-first walk.
 
-use crate::history::{Command, History, Key, Outcome, RecordedOp, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// Limits that keep a check finite; all counted in search steps, never in time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CheckerConfig {
-    /// Search steps allowed for one key before that key's verdict is `Unknown`.
-    pub step_budget_per_key: u64,
-    /// Search steps allowed, in total, for shrinking a violation to a small set of operations.
-    /// When it runs out the (still failing, but possibly not minimal) set found so far is reported.
-    pub shrink_step_budget: u64,
-}
-
-impl Default for CheckerConfig {
-    /// Generous limits: a few seconds of work at most on typical simulator histories.
-    fn default() -> CheckerConfig {
-        CheckerConfig {
-            step_budget_per_key: 20_000_000,
-            shrink_step_budget: 20_000_000,
-        }
-    }
-}
-
-/// The result of checking a history.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Every key's operations can be ordered as a single register would have executed them.
-    Linearizable,
-    /// Some key's operations cannot be ordered. `ops` is a small subset of that key's operations
-    /// (sorted by invoke) that already cannot be ordered; it is the whole explanation.
-    NotLinearizable {
-        /// The key whose register misbehaved (the smallest such key).
-        key: Key,
-        /// Operations that cannot be linearized together, as recorded in the history.
-        ops: Vec<RecordedOp>,
-        /// Whether shrinking ran to completion: no read or failed CAS could be dropped with all
-        /// writes present, and then no write or CAS could be dropped without orphaning an
-        /// observed value. `false` if the shrink budget ran out first: `ops` still cannot be
-        /// ordered, but may be larger than needed.
-        minimal: bool,
-    },
-    /// The budget ran out before a verdict was reached for some key, and no key was found to be
-    /// non-linearizable. This is not a pass.
-    Unknown {
-        /// Which key(s) and which budget, in words.
-        reason: String,
-    },
-}
-
-impl Verdict {
-    /// True only for [`Verdict::Linearizable`].
-    pub fn is_linearizable(&self) -> bool {
-        matches!(self, Verdict::Linearizable)
-    }
-}
-
-impl fmt::Display for Verdict {
-    /// A verdict for humans (used by the CLI): one line, plus one line per operation on failure.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Verdict::Linearizable => write!(f, "linearizable"),
-            Verdict::NotLinearizable { key, ops, minimal } => {
-                write!(
-                    f,
-                    "NOT linearizable: on key {key}, these {} operations cannot be ordered as one \
-                     register would execute them ({}):",
-                    ops.len(),
-                    if *minimal {
-                        "a minimal set"
-                    } else {
-                        "shrinking stopped early; the set may not be minimal"
-                    }
-                )?;
-                for op in ops {
-                    write!(f, "\n  {op}")?;
-                }
-                Ok(())
-            }
-            Verdict::Unknown { reason } => write!(f, "UNKNOWN (not a pass): {reason}"),
-        }
-    }
-}
-
-/// Checks a whole history: each key separately, in increasing key order.
-///
-/// Returns `NotLinearizable` for the smallest failing key if any key fails (even if other keys
-/// ran out of budget), otherwise `Unknown` if any key ran out of budget, otherwise `Linearizable`.
-pub fn check(history: &History, config: &CheckerConfig) -> Verdict {
-    let mut partitions: BTreeMap<Key, Vec<PreparedOp>> = BTreeMap::new();
-    for (index, op) in history.operations().iter().enumerate() {
-        if let Some(prepared) = PreparedOp::from_recorded(op, index) {
-            partitions
-                .entry(op.operation.key)
-                .or_default()
-                .push(prepared);
-        }
-    }
-    let mut unknown: Vec<String> = Vec::new();
-    for (&key, ops) in &partitions {
-        let report = search(ops, config.step_budget_per_key);
-        match report.outcome {
-            SearchOutcome::Linearizable => {}
-            SearchOutcome::OutOfBudget => unknown.push(format!(
-                "key {key} ({} operations): step budget of {} exhausted after caching {} \
-                 configurations",
-                ops.len(),
-                config.step_budget_per_key,
-                report.states
-            )),
-            SearchOutcome::NotLinearizable => {
-                let (kept, minimal) = shrink(ops, config);
-                let mut reported: Vec<RecordedOp> = kept
-                    .iter()
-                    .map(|p| history.operations()[p.record])
-                    .collect();
-                reported.sort_by_key(|op| op.invoke_index);
-                return Verdict::NotLinearizable {
-                    key,
-                    ops: reported,
-                    minimal,
-                };
-            }
-        }
-    }
-    if unknown.is_empty() {
-        Verdict::Linearizable
-    } else {
-        Verdict::Unknown {
-            reason: unknown.join("; "),
-        }
-    }
-}
-
-/// What an operation does to the register model once its outcome is taken into account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Effect {
-    /// Saw this value.
-    Read(Option<Value>),
-    /// Stored this value.
-    Write(Value),
-    /// Found `expected` and stored `new`.
-    Cas { expected: Option<Value>, new: Value },
-    /// Found a value other than `expected` (a failed CAS).
-    CasFailed { expected: Option<Value> },
-}
-
-/// An operation ready for the search.
-#[derive(Clone, Copy, Debug)]
-struct PreparedOp {
-    effect: Effect,
-    /// Completed with a known outcome, so it must be linearized inside its interval. Otherwise
-    /// it is indeterminate: linearized at any point after its invoke, or never.
-    required: bool,
-    invoke_index: usize,
-    /// Event index of the completion, for required operations only.
-    complete_index: Option<usize>,
-    /// Index into `History::operations`.
-    record: usize,
-}
-
-impl PreparedOp {
-    /// Turns a recorded operation into what the search needs, or `None` if it cannot affect the
-    /// verdict (failed reads and writes, indeterminate reads).
-    fn from_recorded(op: &RecordedOp, record: usize) -> Option<PreparedOp> {
-        let outcome = op.effective_outcome();
-        let (effect, required) = match (op.operation.command, outcome) {
-            (Command::Read, Outcome::ReadOk(seen)) => (Effect::Read(seen), true),
-            // `History` never pairs a read with `Ok`; an unobserved read constrains nothing.
-            (Command::Read, _) => return None,
-            (Command::Write(_), Outcome::Fail) => return None,
-            (Command::Write(v), Outcome::Info) => (Effect::Write(v), false),
-            (Command::Write(v), Outcome::Ok | Outcome::ReadOk(_)) => (Effect::Write(v), true),
-            (Command::Cas { expected, .. }, Outcome::Fail) => {
-                (Effect::CasFailed { expected }, true)
-            }
-            (Command::Cas { expected, new }, Outcome::Info) => {
-                (Effect::Cas { expected, new }, false)
-            }
-            (Command::Cas { expected, new }, Outcome::Ok | Outcome::ReadOk(_)) => {
-                (Effect::Cas { expected, new }, true)
-            }
-        };
-        let complete_index = if required {
-            op.completion.map(|c| c.event_index)
-        } else {
-            None
-        };
-        debug_assert!(
-            !required || complete_index.is_some(),
-            "required ops have completions"
-        );
-        Some(PreparedOp {
-            effect,
-            required,
-            invoke_index: op.invoke_index,
-            complete_index,
-            record,
-        })
-    }
-
-    /// The register model: the value after applying this operation to `state`, or `None` if the
-    /// operation cannot be applied there. An indeterminate CAS is only applied where it matches;
-    /// where it does not, it would change nothing, which is the same as never happening.
-    fn step(&self, state: Option<Value>) -> Option<Option<Value>> {
-        match self.effect {
-            Effect::Read(seen) => (state == seen).then_some(state),
-            Effect::Write(v) => Some(Some(v)),
-            Effect::Cas { expected, new } => (state == expected).then_some(Some(new)),
-            Effect::CasFailed { expected } => (state != expected).then_some(state),
-        }
-    }
-
-    fn is_write(&self) -> bool {
-        matches!(self.effect, Effect::Write(_))
-    }
-
-    /// The value this operation stores, if it stores one.
-    fn written(&self) -> Option<Value> {
-        match self.effect {
-            Effect::Write(v) | Effect::Cas { new: v, .. } => Some(v),
-            Effect::Read(_) | Effect::CasFailed { .. } => None,
-        }
-    }
-
-    /// The value the register must hold for this operation to be linearized (a read's result,
-    /// a CAS's expected value; determinate or not).
-    fn observed(&self) -> Option<Value> {
-        match self.effect {
-            Effect::Read(seen) => seen,
-            Effect::Cas { expected, .. } => expected,
-            Effect::Write(_) | Effect::CasFailed { .. } => None,
-        }
-    }
-
-    /// Whether this operation, placed right after one that stored `x`, can depend on it.
-    fn could_use(&self, x: Value) -> bool {
-        match self.effect {
-            Effect::Read(seen) => seen == Some(x),
-            Effect::Cas { expected, .. } => expected == Some(x),
-            Effect::CasFailed { expected } => expected != Some(x),
-            Effect::Write(_) => false,
-        }
-    }
-}
-
-enum SearchOutcome {
-    Linearizable,
-    NotLinearizable,
-    OutOfBudget,
-}
-
-/// Replaces every written value that no operation reads or compares against by one shared
-/// "unobserved" value: no operation can tell such values apart, so merging them loses nothing
-/// and lets the cache recognise configurations that differ only in such a value.
-/// Returns the shared value, which is also safe as a stand-in for any value nobody can observe.
-fn merge_unobserved_values(ops: &mut [PreparedOp]) -> Value {
-    let observed: HashSet<Value> = ops
-        .iter()
-        .filter_map(|op| match op.effect {
-            Effect::Read(seen) => seen,
-            Effect::Cas { expected, .. } | Effect::CasFailed { expected } => expected,
-            Effect::Write(_) => None,
-        })
-        .collect();
-    // `observed` is finite, so some value near i64::MIN is free.
-    let unobserved = (i64::MIN..=i64::MAX)
-        .find(|v| !observed.contains(v))
-        .unwrap_or(i64::MIN);
-    for op in ops {
-        if let Effect::Write(v) | Effect::Cas { new: v, .. } = &mut op.effect
-            && !observed.contains(v)
-        {
-            *v = unobserved;
-        }
-    }
-    unobserved
-}
-
-/// Drops indeterminate operations that no operation could ever use: none that can still be
-/// linearized after their invoke reads or CAS-expects their value, or is a failed CAS expecting
-/// something else. (Keeping a useless operation is always safe, only slower; so an operation
-/// counting as its own user, a CAS from `v` to `v`, is harmless.) Linear time.
-fn useful_ops(ops: &[PreparedOp]) -> Vec<PreparedOp> {
-    let liveness = Liveness::of(ops);
-    ops.iter()
-        .filter(|w| match w.written().filter(|_| !w.required) {
-            Some(x) => liveness
-                .latest_user(x)
-                .is_some_and(|at| at > w.invoke_index),
-            None => true,
-        })
-        .copied()
-        .collect()
-}
-
-const NIL: usize = usize::MAX;
+use super::*;
 
 /// The determinate operations linearized so far, as a bitset over their ranks (in invoke
 /// order), with a compact key for the cache: since operations are linearized roughly in order,
 /// the set is a long run of ones followed by a short window, and only the window is stored.
 /// That keeps each cached configuration a few words long however long the history is.
-struct LinearizedSet {
+pub(super) struct LinearizedSet {
     words: Vec<u64>,
     /// Number of leading words that are all ones.
     full_words: usize,
@@ -423,17 +62,17 @@ impl LinearizedSet {
 /// using more would, since they are optional; so a configuration is skipped if a visited one
 /// with the same key used no more of each live group.
 #[derive(Default)]
-struct VisitedConfigurations {
+pub(super) struct VisitedConfigurations {
     by_key: HashMap<ConfigurationKey, Vec<IndeterminateUse>, WordHash>,
     len: usize,
 }
 
-type WordHash = BuildHasherDefault<WordHasher>;
+pub(super) type WordHash = BuildHasherDefault<WordHasher>;
 /// Determinate operations linearized (compact bitset) and the register value.
-type ConfigurationKey = (Box<[u64]>, Option<Value>);
+pub(super) type ConfigurationKey = (Box<[u64]>, Option<Value>);
 /// Whether the last operation was indeterminate, and `(group, used)` for live groups with a
 /// non-zero count, sorted by group.
-type IndeterminateUse = (bool, Box<[(u32, u32)]>);
+pub(super) type IndeterminateUse = (bool, Box<[(u32, u32)]>);
 
 impl VisitedConfigurations {
     /// Records a configuration; false if it (or one that dominates it) was visited before.
@@ -451,7 +90,7 @@ impl VisitedConfigurations {
 }
 
 /// Whether configuration usage `a` leaves open every option `b` does.
-fn dominates(a: &IndeterminateUse, b: &IndeterminateUse) -> bool {
+pub(super) fn dominates(a: &IndeterminateUse, b: &IndeterminateUse) -> bool {
     if a.0 && !b.0 {
         return false;
     }
@@ -464,17 +103,17 @@ fn dominates(a: &IndeterminateUse, b: &IndeterminateUse) -> bool {
 }
 
 /// What one search found and what it cost.
-struct SearchReport {
-    outcome: SearchOutcome,
+pub(super) struct SearchReport {
+    pub(super) outcome: SearchOutcome,
     /// Search steps taken (each candidate tried or choice undone is one step).
-    steps: u64,
+    pub(super) steps: u64,
     /// Configurations cached.
-    states: usize,
+    pub(super) states: usize,
 }
 
 /// What a list entry stands for.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum EntryKind {
+pub(super) enum EntryKind {
     /// The list head (a sentinel).
     Head,
     /// Invocation of a determinate operation (index into the ops).
@@ -490,7 +129,7 @@ enum EntryKind {
 
 /// One event in the search's doubly linked lists.
 #[derive(Clone, Copy)]
-struct Entry {
+pub(super) struct Entry {
     kind: EntryKind,
     event_index: usize,
     /// For a call, its return; for a return, its call.
@@ -499,7 +138,7 @@ struct Entry {
 
 /// Indeterminate operations with the same effect: interchangeable, as none has a deadline, so
 /// the search always takes the earliest-invoked unused one.
-struct Group {
+pub(super) struct Group {
     /// Indices into the ops, in invoke order.
     members: Vec<usize>,
     /// When the group can no longer be used (see [`Liveness::death_of`]), precomputed.
@@ -518,7 +157,7 @@ impl Group {
 
 /// Precomputed bounds for [`Liveness::death_of`], so the check is a few comparisons.
 #[derive(Clone, Copy)]
-struct GroupDeath {
+pub(super) struct GroupDeath {
     /// The latest deadline of an operation that could use the stored value (`None`: none).
     last_user: Option<usize>,
     /// For a CAS: the value it expects and the latest deadline of a writer of that value.
@@ -535,7 +174,7 @@ impl GroupDeath {
 }
 
 /// Facts that tell when a group can no longer be used, whatever happens next.
-struct Liveness {
+pub(super) struct Liveness {
     /// Per value: the latest deadline of an operation that reads it or CAS-expects it.
     latest_use: HashMap<Value, usize>,
     /// The latest-deadline failed CAS, and the latest one expecting something else.
@@ -548,7 +187,7 @@ struct Liveness {
 }
 
 impl Liveness {
-    fn of(ops: &[PreparedOp]) -> Liveness {
+    pub(super) fn of(ops: &[PreparedOp]) -> Liveness {
         let mut facts = Liveness {
             latest_use: HashMap::new(),
             failed_cas: [None, None],
@@ -599,7 +238,7 @@ impl Liveness {
 
     /// The latest deadline of any operation that could use a stored `x` right after it was
     /// stored (see [`PreparedOp::could_use`]), if any.
-    fn latest_user(&self, x: Value) -> Option<usize> {
+    pub(super) fn latest_user(&self, x: Value) -> Option<usize> {
         let by_observer = self.latest_use.get(&x).copied();
         let by_failed_cas = self
             .failed_cas
@@ -636,7 +275,7 @@ impl Liveness {
 
 /// One choice on the search path, to undo when backtracking, and facts about the
 /// configuration it led to.
-struct Frame {
+pub(super) struct Frame {
     /// The entry linearized (a call, a group, or the pool).
     entry: usize,
     /// For the pool: the entry the scan was at, to resume from after undoing.
@@ -678,7 +317,7 @@ impl Frame {
 }
 
 /// Wing & Gong / Lowe search over one key's operations (see the module docs).
-struct Search {
+pub(super) struct Search {
     ops: Vec<PreparedOp>,
     entries: Vec<Entry>,
     /// The list of all live entries, in event order.
@@ -1145,7 +784,7 @@ impl Search {
 }
 
 /// Searches for a linearization of one key's operations within `step_budget` steps.
-fn search(ops: &[PreparedOp], step_budget: u64) -> SearchReport {
+pub(super) fn search(ops: &[PreparedOp], step_budget: u64) -> SearchReport {
     let mut search = Search::new(ops);
     if search.required_left == 0 {
         return search.report(SearchOutcome::Linearizable, 0);
@@ -1153,265 +792,3 @@ fn search(ops: &[PreparedOp], step_budget: u64) -> SearchReport {
     search.run(step_budget)
 }
 
-/// Shrinks a non-linearizable set of operations to a small one that still fails. Returns the
-/// set and whether shrinking finished within budget.
-///
-/// Stage 1 removes only pure observers (determinate reads and failed CAS). That is sound: if a
-/// set fails after removing observers, the full set fails too, so the observers left are the
-/// real culprits (say, the one stale read). Stage 2 then removes writes and successful or
-/// indeterminate CAS to make the report small. Removing a write can create a failure that was
-/// not there, so stage 2 obeys the writer rule: a candidate keeps, for every value an operation
-/// needs the register to hold (a read's result, a CAS's expected value, for a failed CAS some
-/// value other than its expected one), some *other* operation that writes it early enough to
-/// precede it, whenever the full set has one; operations left without such a writer are
-/// dropped too, transitively, and a candidate that would drop a stage-1 culprit is rejected.
-fn shrink(ops: &[PreparedOp], config: &CheckerConfig) -> (Vec<PreparedOp>, bool) {
-    let mut budget = config.shrink_step_budget;
-    let is_observer = |op: &PreparedOp| {
-        op.required && matches!(op.effect, Effect::Read(_) | Effect::CasFailed { .. })
-    };
-    let culprits = match reduce(ops.to_vec(), is_observer, None, &mut budget, config) {
-        Ok(set) => set,
-        Err(set) => return (set, false),
-    };
-    let writers_anywhere = EarliestWriters::of(ops);
-    match reduce(
-        culprits,
-        |op| !is_observer(op),
-        Some(&writers_anywhere),
-        &mut budget,
-        config,
-    ) {
-        Ok(set) => (set, true),
-        Err(set) => (set, false),
-    }
-}
-
-/// Delta debugging over the operations of `current` that are `removable`: at each granularity,
-/// first try keeping one chunk of them alone, then try removing one chunk (from the end
-/// backwards); finish with single removals until none applies. With `writer_rule`, candidates
-/// are closed under it (see [`shrink`]). `Err` carries the current set when the budget ran out.
-fn reduce(
-    mut current: Vec<PreparedOp>,
-    removable: impl Fn(&PreparedOp) -> bool,
-    writer_rule: Option<&EarliestWriters>,
-    budget: &mut u64,
-    config: &CheckerConfig,
-) -> Result<Vec<PreparedOp>, Vec<PreparedOp>> {
-    // Builds the candidate without the removable ops whose positions (among the removable ones)
-    // `drop` selects; returns it if it still fails. `Err(())`: out of budget.
-    let attempt = |current: &[PreparedOp],
-                   drop: &dyn Fn(usize) -> bool,
-                   budget: &mut u64|
-     -> Result<Option<Vec<PreparedOp>>, ()> {
-        let mut rank = 0;
-        let mut candidate = Vec::with_capacity(current.len());
-        for op in current {
-            if removable(op) {
-                rank += 1;
-                if drop(rank - 1) {
-                    continue;
-                }
-            }
-            candidate.push(*op);
-        }
-        if let Some(anywhere) = writer_rule {
-            let pinned = candidate.iter().filter(|op| !removable(op)).count();
-            candidate = close_under_writer_rule(candidate, anywhere);
-            if candidate.iter().filter(|op| !removable(op)).count() < pinned {
-                return Ok(None);
-            }
-        }
-        if candidate.is_empty() || candidate.len() == current.len() {
-            return Ok(None);
-        }
-        if *budget == 0 {
-            return Err(());
-        }
-        let report = search(&candidate, (*budget).min(config.step_budget_per_key));
-        *budget = budget.saturating_sub(report.steps.max(1));
-        Ok(matches!(report.outcome, SearchOutcome::NotLinearizable).then_some(candidate))
-    };
-
-    let count = |set: &[PreparedOp]| set.iter().filter(|op| removable(op)).count();
-    let mut chunk = count(&current).div_ceil(2).max(1);
-    'granularity: loop {
-        let n = count(&current);
-        if n == 0 {
-            return Ok(current);
-        }
-        // Keep one chunk alone (candidates are small, so this is cheap).
-        if chunk < n {
-            for start in (0..n).step_by(chunk) {
-                let keep = |r: usize| !(start..start + chunk).contains(&r);
-                match attempt(&current, &keep, budget) {
-                    Err(()) => return Err(current),
-                    Ok(Some(smaller)) => {
-                        current = smaller;
-                        chunk = count(&current).div_ceil(2).max(1);
-                        continue 'granularity;
-                    }
-                    Ok(None) => {}
-                }
-            }
-        }
-        // Remove one chunk, from the end backwards, so an operation is usually tried after the
-        // later operations that observed its value.
-        let mut removed_any = false;
-        let mut end = n;
-        while end > 0 {
-            let start = end.saturating_sub(chunk);
-            let drop = |r: usize| (start..end).contains(&r);
-            match attempt(&current, &drop, budget) {
-                Err(()) => return Err(current),
-                Ok(Some(smaller)) => {
-                    current = smaller;
-                    removed_any = true;
-                    // Closing may have removed more than the chunk; never revisit past `start`.
-                    end = start.min(count(&current));
-                }
-                Ok(None) => end = start,
-            }
-        }
-        if chunk > 1 {
-            chunk = chunk.div_ceil(2);
-        } else if !removed_any {
-            return Ok(current);
-        }
-    }
-}
-
-/// Drops, repeatedly, the operations of `candidate` that break the writer rule (see [`shrink`]).
-fn close_under_writer_rule(
-    mut candidate: Vec<PreparedOp>,
-    writers_anywhere: &EarliestWriters,
-) -> Vec<PreparedOp> {
-    loop {
-        let writers = EarliestWriters::of(&candidate);
-        let before = candidate.len();
-        candidate.retain(|op| {
-            let needed = match op.effect {
-                Effect::CasFailed { expected } => Need::Not(expected),
-                _ => match op.observed() {
-                    Some(v) => Need::Value(v),
-                    None => return true,
-                },
-            };
-            writers.can_precede(needed, op) || !writers_anywhere.can_precede(needed, op)
-        });
-        if candidate.len() == before {
-            return candidate;
-        }
-    }
-}
-
-/// What an operation needs some earlier write to have produced.
-#[derive(Clone, Copy)]
-enum Need {
-    /// This value (a read's result, a CAS's expected value).
-    Value(Value),
-    /// Any value but this one (a failed CAS). The initial absent value does not count: the
-    /// point is to keep whatever write made the CAS fail.
-    Not(Option<Value>),
-}
-
-/// For each value, the two earliest-invoked operations that write it, and the earliest writers
-/// of two different values: enough to ask "can another operation writing what this one needs
-/// precede it?".
-struct EarliestWriters {
-    by_value: HashMap<Value, [(usize, usize); 2]>,
-    /// `(invoke_index, record, value)` of the earliest writer, and of the earliest writer of a
-    /// value different from the first's.
-    distinct: [Option<(usize, usize, Value)>; 2],
-}
-
-impl EarliestWriters {
-    /// `(invoke_index, record)` pairs; `usize::MAX` marks "none".
-    const NONE: [(usize, usize); 2] = [(usize::MAX, usize::MAX); 2];
-
-    fn of(ops: &[PreparedOp]) -> EarliestWriters {
-        let mut writers = EarliestWriters {
-            by_value: HashMap::new(),
-            distinct: [None, None],
-        };
-        for op in ops {
-            let Some(v) = op.written() else { continue };
-            let entry = (op.invoke_index, op.record);
-            let slots = writers.by_value.entry(v).or_insert(Self::NONE);
-            if entry < slots[0] {
-                slots[1] = slots[0];
-                slots[0] = entry;
-            } else if entry < slots[1] {
-                slots[1] = entry;
-            }
-        }
-        // The earliest writer, then the earliest of a different value.
-        let mut firsts: Vec<(usize, usize, Value)> = writers
-            .by_value
-            .iter()
-            .map(|(&v, slots)| (slots[0].0, slots[0].1, v))
-            .collect();
-        firsts.sort_unstable();
-        writers.distinct = [firsts.first().copied(), firsts.get(1).copied()];
-        writers
-    }
-
-    /// Whether an operation other than `op` writes what `op` needs and was invoked before `op`
-    /// had to take effect (its completion; any time for an indeterminate operation).
-    fn can_precede(&self, need: Need, op: &PreparedOp) -> bool {
-        let deadline = op.complete_index.unwrap_or(usize::MAX);
-        let earliest = match need {
-            Need::Value(v) => {
-                let slots = self.by_value.get(&v).unwrap_or(&Self::NONE);
-                if slots[0].1 == op.record {
-                    slots[1].0
-                } else {
-                    slots[0].0
-                }
-            }
-            // Only failed CAS ask this, and they write nothing, so no self-exclusion.
-            Need::Not(expected) => match self.distinct {
-                [Some((at, _, v)), _] if Some(v) != expected => at,
-                [_, Some((at, _, _))] => at,
-                _ => usize::MAX,
-            },
-        };
-        earliest != usize::MAX && earliest < deadline
-    }
-}
-
-/// A fast, deterministic hasher for cached configurations (bitset words and a value).
-#[derive(Default)]
-struct WordHasher(u64);
-
-impl WordHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for WordHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        for &b in chunks.remainder() {
-            self.add(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.add(word);
-    }
-
-    fn write_usize(&mut self, word: usize) {
-        self.add(word as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
