@@ -30,6 +30,7 @@ mod config;
 mod election;
 mod local_replica;
 mod log;
+mod membership;
 mod message;
 mod node;
 mod read;
@@ -40,6 +41,7 @@ mod transfer;
 pub use config::{InjectedBugs, RaftConfig};
 pub use local_replica::{LocalReplica, ReplicatedStateMachine};
 pub use log::RaftLog;
+pub use membership::Membership;
 pub use message::{
     ClientError, ClientResponse, Entry, EntryPayload, GroupId, HardState, LogIndex, Message, MessageBody, RejectHint,
     RequestId, Term,
