@@ -3,8 +3,8 @@
 //! churn a few points and write, restore and check an incremental snapshot on top.
 //!
 //! Everything goes through the public engine API the runtime uses, so the figures include what a
-//! node pays: postcard encoding, zstd, blake3 checksums and (on restore) rebuilding the HNSW index,
-//! which dominates restore time because the format does not carry the graph yet.
+//! node pays: postcard encoding, zstd, blake3 checksums, and on restore loading the HNSW graph
+//! the full snapshot carries (an incremental restore still rebuilds its base copy's index).
 
 use std::time::Instant;
 

@@ -10,6 +10,7 @@
 
 use crate::vector::error::{EngineError, VectorOwner};
 use crate::vector::filter::Filter;
+use crate::vector::hnsw::{GraphHeader, GraphLoader, HnswIndex, NOT_EXPORTED};
 use crate::vector::index::{AnnIndex, IndexKind, IndexSpec, Metric, Slot, new_index};
 use crate::vector::payload::{Payload, remove_path, split_key_path, validate_payload};
 use crate::vector::point::{PointId, PointStruct, Record, ScoredPoint};
@@ -32,6 +33,10 @@ pub const MAX_COLLECTION_NAME_LEN: usize = 255;
 pub const FILTERED_EXACT_MAX_MATCHES: usize = 4_096;
 /// ... or when at most this percentage of the live points match.
 pub const FILTERED_EXACT_FRACTION_PERCENT: usize = 5;
+
+/// Full snapshots carry the HNSW graph only while tombstones are at most this percentage of the
+/// index's slots (see [`Collection::graph_export`]).
+pub const GRAPH_EXPORT_MAX_TOMBSTONE_PERCENT: usize = 10;
 
 /// Capacity hint for a new or rebuilt index: at least this many slots, so a graph index never
 /// starts from a degenerate size.
@@ -674,6 +679,53 @@ impl Collection {
         if full {
             self.deletion_log_floor = seq;
         }
+    }
+
+    /// The graph a full snapshot exports, with the slot -> ordinal map that renumbers it to the
+    /// snapshot's id order (ordinal `i` = the `i`-th live point), or `None` when the index is not
+    /// our HNSW or holds more than [`GRAPH_EXPORT_MAX_TOMBSTONE_PERCENT`] tombstones (a graph
+    /// missing that many dead routing nodes is better rebuilt by the restore).
+    pub(crate) fn graph_export(&self) -> Option<(&HnswIndex, Vec<u32>, Vec<u32>)> {
+        let graph = self.index.as_hnsw()?;
+        if self.tombstone_count() * 100 > GRAPH_EXPORT_MAX_TOMBSTONE_PERCENT * self.slot_owner.len() {
+            return None;
+        }
+        let mut ordinal = vec![NOT_EXPORTED; self.slot_owner.len()];
+        let mut slots = Vec::with_capacity(self.points.len());
+        for (i, point) in self.points.values().enumerate() {
+            ordinal[point.slot] = i as u32;
+            slots.push(point.slot as u32);
+        }
+        Some((graph, ordinal, slots))
+    }
+
+    /// A loader for the graph of a full snapshot being restored into this (fresh) collection.
+    pub(crate) fn graph_loader(&self, header: GraphHeader) -> Result<GraphLoader, String> {
+        GraphLoader::new(&index_spec(&self.config, 0, &self.name), header, self.points.len() as u64)
+    }
+
+    /// Installs a point of a full snapshot that carries its graph: the vector goes to `arena`
+    /// (row = ordinal = slot) instead of being linked; [`Self::install_restored_graph`] follows.
+    pub(crate) fn restore_point_unindexed(
+        &mut self,
+        id: PointId,
+        vector: &[f32],
+        payload: Payload,
+        version: u64,
+        arena: &mut Vec<f32>,
+    ) {
+        debug_assert!(self.points.last_key_value().is_none_or(|(last, _)| *last < id), "ids ascend");
+        let slot = self.slot_owner.len();
+        arena.extend_from_slice(vector);
+        self.slot_owner.push(Some(id));
+        self.points.insert(id, StoredPoint { payload, version, slot });
+    }
+
+    /// Makes the loaded graph this collection's index (after every point came through
+    /// [`Self::restore_point_unindexed`]).
+    pub(crate) fn install_restored_graph(&mut self, graph: HnswIndex) {
+        debug_assert_eq!(graph.len(), self.points.len());
+        self.index = Box::new(graph);
     }
 
     /// A copy of the stored data with a freshly built index (the aside copy an incremental

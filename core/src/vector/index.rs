@@ -104,6 +104,10 @@ pub trait AnnIndex: Send + Sync {
     /// The vector stored under `slot`, `None` if the slot was never inserted. The index arena is
     /// the only copy of each vector the engine keeps, so every index must answer this.
     fn vector(&self, slot: Slot) -> Option<&[f32]>;
+    /// Our own HNSW graph, if this is one (snapshots export and load its links).
+    fn as_hnsw(&self) -> Option<&crate::vector::hnsw::HnswIndex> {
+        None
+    }
     /// Inserts a batch for a bulk load or rebuild outside the replicated log, on up to `threads`
     /// threads where the index supports it (its links may then depend on thread timing). The
     /// default inserts one by one, exactly like [`AnnIndex::insert`].

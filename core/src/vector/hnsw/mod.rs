@@ -12,6 +12,7 @@
 
 mod build;
 mod graph;
+mod image;
 mod parallel;
 mod rs_index;
 mod search;
@@ -28,6 +29,7 @@ use build::{BuildScratch, draw_level, link_node};
 use graph::Links;
 use search::{Cand, Scratch, View};
 
+pub use image::{GraphHeader, GraphLoader, GraphNode, NOT_EXPORTED};
 pub use rs_index::{
     HnswParams, HnswRsIndex, MAX_EF_CONSTRUCT, MAX_M, MIN_M, SearchPath, graph_distance,
 };
@@ -243,6 +245,10 @@ impl AnnIndex for HnswIndex {
     /// The parallel bulk build ([`HnswIndex::insert_batch_parallel`]).
     fn insert_bulk(&mut self, batch: &[(Slot, &[f32])], threads: usize) {
         self.insert_batch_parallel(batch, threads);
+    }
+
+    fn as_hnsw(&self) -> Option<&HnswIndex> {
+        Some(self)
     }
 
     fn vector(&self, slot: Slot) -> Option<&[f32]> {

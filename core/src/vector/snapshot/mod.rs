@@ -7,8 +7,10 @@
 //! chunk*    tag 0xC1 | entry_count u32 | raw_len u32 | comp_len u32
 //!           | frame check u32 (first 4 bytes of blake3 of the 13 bytes before it)
 //!           | blake3(the 17 frame bytes ++ body) (32) | body: zstd(entries) (comp_len)
-//! end       tag 0xE0 | chunk_count u64 | upsert_count u64 | deletion_count u64
-//!           | blake3(every byte of the file before this hash) (32)
+//! graph*    tag 0xC2 | the same frame, checksum and zstd body as a point chunk, holding
+//!           postcard [`GraphRecord`]s (full snapshots with [`FLAG_HNSW_GRAPH`] only)
+//! end       tag 0xE0 | chunk_count u64 (point and graph chunks) | upsert_count u64
+//!           | deletion_count u64 | blake3(every byte of the file before this hash) (32)
 //! ```
 //! An entry is a postcard [`SnapshotEntry`]: a point (id, stored vector, payload, version) or, in
 //! incremental snapshots only, a deletion (id, seq). Deletions come first, then points; each run in
@@ -23,8 +25,10 @@
 //! collection aside; the caller swaps it in only on success.
 //!
 //! Memory is bounded by one chunk (at most [`MAX_CHUNK_BYTES`] raw) plus the collection being
-//! built. Serialising the HNSW graph is reserved ([`FLAG_HNSW_GRAPH`]) and not written yet: a
-//! restore rebuilds the index from the points.
+//! built. A full snapshot of a collection indexed by our HNSW also carries the graph (header flag
+//! [`FLAG_HNSW_GRAPH`], graph chunks after the point chunks: one [`GraphRecord::Header`], then one
+//! [`GraphRecord::Node`] per point in id order), so a restore loads the links instead of
+//! rebuilding them (see `vector::hnsw::image`); without the flag a restore rebuilds the index.
 
 use crate::vector::collection::{Collection, CollectionConfig, PointRef};
 use crate::vector::engine::VectorEngine;
@@ -39,17 +43,18 @@ use thiserror::Error;
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCRFTSNP";
 /// Format version this build writes and reads.
 pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
-/// Header flag reserved for "a serialised HNSW graph follows the points". Not written by this
-/// build; a reader that meets any unknown flag refuses the file.
+/// Header flag: graph chunks with the HNSW links follow the point chunks (full snapshots only).
+/// A reader that meets any unknown flag refuses the file.
 pub const FLAG_HNSW_GRAPH: u32 = 1;
 /// Flags this build understands.
-pub const KNOWN_FLAGS: u32 = 0;
+pub const KNOWN_FLAGS: u32 = FLAG_HNSW_GRAPH;
 /// Largest accepted header.
 pub const MAX_HEADER_BYTES: u32 = 1 << 20;
 /// Largest accepted uncompressed chunk (one entry must fit).
 pub const MAX_CHUNK_BYTES: u32 = 64 << 20;
 
 const CHUNK_TAG: u8 = 0xC1;
+const GRAPH_TAG: u8 = 0xC2;
 const END_TAG: u8 = 0xE0;
 const FRAME_FIELDS: usize = 13;
 
@@ -304,13 +309,17 @@ pub enum SnapshotError {
     /// Compression failed.
     #[error("compression failed: {0}")]
     Compress(String),
+    /// The graph section is malformed or does not fit the points (checksums passed, so the
+    /// writer was wrong or lying).
+    #[error("invalid HNSW graph section: {0}")]
+    InvalidGraph(String),
 }
 
 /// The 17 frame bytes: tag, three lengths, and a check over them so a corrupt length is reported
 /// as such instead of making the reader swallow the rest of the file.
-fn chunk_frame(entry_count: u32, raw_len: u32, comp_len: u32) -> [u8; FRAME_FIELDS + 4] {
+fn chunk_frame(tag: u8, entry_count: u32, raw_len: u32, comp_len: u32) -> [u8; FRAME_FIELDS + 4] {
     let mut frame = [0u8; FRAME_FIELDS + 4];
-    frame[0] = CHUNK_TAG;
+    frame[0] = tag;
     frame[1..5].copy_from_slice(&entry_count.to_le_bytes());
     frame[5..9].copy_from_slice(&raw_len.to_le_bytes());
     frame[9..13].copy_from_slice(&comp_len.to_le_bytes());
@@ -319,10 +328,13 @@ fn chunk_frame(entry_count: u32, raw_len: u32, comp_len: u32) -> [u8; FRAME_FIEL
     frame
 }
 
+mod graph;
 mod read;
 mod write;
 
-pub use read::{RestoreReport, SnapshotReader, read_header, restore_full, restore_incremental, verify_snapshot};
+pub use graph::GraphRecord;
+
+pub use read::{RestoreReport, SnapshotReader, SnapshotSection, read_header, restore_full, restore_incremental, verify_snapshot};
 pub use write::{write_full_snapshot, write_incremental_snapshot};
 
 #[cfg(test)]
@@ -384,6 +396,7 @@ mod tests {
         write_snapshot(
             header,
             refs,
+            None::<std::iter::Empty<GraphRecord>>,
             &mut bytes,
             &SnapshotOptions { chunk_target_bytes: 16, zstd_level: 1 },
         )?;
@@ -442,10 +455,10 @@ mod tests {
         ));
 
         let mut flagged = full_header(&c);
-        flagged.flags = FLAG_HNSW_GRAPH;
+        flagged.flags = 2;
         assert!(matches!(
             restore_forged(flagged, &honest),
-            Err(SnapshotError::UnsupportedFlags(1))
+            Err(SnapshotError::UnsupportedFlags(2))
         ));
 
         let mut bad_config = full_header(&c);
@@ -461,6 +474,99 @@ mod tests {
             restore_forged(bad_name, &honest),
             Err(SnapshotError::InvalidCollection(_))
         ));
+    }
+
+    fn restore_forged_graph(
+        mut header: SnapshotHeader,
+        records: Vec<GraphRecord>,
+    ) -> Result<Collection, SnapshotError> {
+        header.flags = FLAG_HNSW_GRAPH;
+        let entries: Vec<SnapshotEntry> = (0..4).map(|i| point(i, i as f32, 1)).collect();
+        let refs = entries.iter().map(|e| match e {
+            SnapshotEntry::Point { id, vector, payload, version } => {
+                EntryRef::Point { id: *id, vector, payload, version: *version }
+            }
+            SnapshotEntry::Deleted { id, seq } => EntryRef::Deleted { id: *id, seq: *seq },
+        });
+        let mut bytes = Vec::new();
+        write_snapshot(header, refs, Some(records.into_iter()), &mut bytes, &SnapshotOptions::default())?;
+        restore_full(&bytes[..], &mut |_| ())
+    }
+
+    fn graph_header(nodes: u64, entry: Option<(u32, u8)>) -> GraphRecord {
+        GraphRecord::Header(crate::vector::hnsw::GraphHeader { m: 16, nodes, entry, rng_word_pos: 0 })
+    }
+
+    fn node(layers: &[&[u32]]) -> GraphRecord {
+        GraphRecord::Node(crate::vector::hnsw::GraphNode { layers: layers.iter().map(|l| l.to_vec()).collect() })
+    }
+
+    #[test]
+    fn checksum_valid_but_wrong_graphs_are_rejected() {
+        let c = collection();
+        let h = full_header(&c);
+        let ring = |entry| {
+            vec![graph_header(4, entry), node(&[&[1, 3]]), node(&[&[0, 2]]), node(&[&[1, 3]]), node(&[&[2, 0]])]
+        };
+        // An honest, hand-written graph loads.
+        assert_eq!(restore_forged_graph(h.clone(), ring(Some((0, 0)))).unwrap().digest(), c.digest());
+        let invalid = |records: Vec<GraphRecord>, what: &str| {
+            match restore_forged_graph(h.clone(), records) {
+                Err(SnapshotError::InvalidGraph(reason)) => assert!(reason.contains(what), "{what}: got {reason}"),
+                other => panic!("{what}: expected InvalidGraph, got {other:?}"),
+            }
+        };
+        invalid(vec![], "missing or incomplete");
+        invalid(vec![node(&[&[1]])], "before the graph header");
+        invalid(ring(Some((0, 0)))[..4].to_vec(), "missing or incomplete");
+        let mut extra = ring(Some((0, 0)));
+        extra.push(node(&[&[0]]));
+        invalid(extra, "more graph nodes than announced");
+        let mut twice = ring(Some((0, 0)));
+        twice.insert(2, graph_header(4, Some((0, 0))));
+        invalid(twice, "second graph header");
+        invalid(vec![graph_header(3, Some((0, 0))), node(&[&[1]]), node(&[&[0]]), node(&[&[0]])], "3 nodes, the snapshot 4");
+        let mut wrong_m = ring(Some((0, 0)));
+        wrong_m[0] = GraphRecord::Header(crate::vector::hnsw::GraphHeader { m: 8, nodes: 4, entry: Some((0, 0)), rng_word_pos: 0 });
+        invalid(wrong_m, "m = 8");
+        invalid(ring(None), "without an entry point");
+        invalid(ring(Some((4, 0))), "entry point 4 out of range");
+        invalid(ring(Some((1, 1))), "not on the top level");
+        let mut out_of_range = ring(Some((0, 0)));
+        out_of_range[2] = node(&[&[0, 4]]);
+        invalid(out_of_range, "node 1 links to 4");
+        let mut self_link = ring(Some((0, 0)));
+        self_link[3] = node(&[&[2]]);
+        invalid(self_link, "node 2 links to 2");
+        let mut too_many = ring(Some((0, 0)));
+        too_many[1] = node(&[&[1; 33]]);
+        invalid(too_many, "33 neighbours on layer 0");
+        let mut dead_layer = ring(Some((0, 1)));
+        dead_layer[1] = node(&[&[1], &[2]]);
+        invalid(dead_layer, "where 2 does not live");
+        // The same layer-1 link is fine once its target lives on layer 1 (and the entry is on top).
+        let mut live_layer = ring(Some((0, 1)));
+        live_layer[1] = node(&[&[1], &[2]]);
+        live_layer[3] = node(&[&[1], &[0]]);
+        assert!(restore_forged_graph(h.clone(), live_layer).is_ok());
+        let mut incremental = h.clone();
+        incremental.kind = SnapshotKind::Incremental { base_seq: 0, base_digest: [0; 32] };
+        incremental.flags = FLAG_HNSW_GRAPH;
+        assert!(matches!(
+            restore_forged(incremental, &[]),
+            Err(SnapshotError::MalformedHeader(m)) if m.contains("graph in an incremental")
+        ));
+        // Graph chunks where the header did not announce any are an unexpected section.
+        let mut bytes = Vec::new();
+        let entries: Vec<SnapshotEntry> = (0..4).map(|i| point(i, i as f32, 1)).collect();
+        let refs = entries.iter().map(|e| match e {
+            SnapshotEntry::Point { id, vector, payload, version } => {
+                EntryRef::Point { id: *id, vector, payload, version: *version }
+            }
+            SnapshotEntry::Deleted { .. } => unreachable!(),
+        });
+        write_snapshot(h, refs, Some(ring(Some((0, 0))).into_iter()), &mut bytes, &SnapshotOptions::default()).unwrap();
+        assert!(matches!(restore_full(&bytes[..], &mut |_| ()), Err(SnapshotError::UnexpectedTag { tag: 0xC2, .. })));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Reading snapshots: the checking reader, verify, and restores built aside.
 
+use super::graph::{GraphProgress, GraphRecord};
 use super::*;
 
 /// Hashes everything read through it.
@@ -33,6 +34,15 @@ impl<R: Read> HashingReader<R> {
     }
 }
 
+/// One verified chunk of a snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SnapshotSection {
+    /// Points (and, in incrementals, deletions).
+    Points(Vec<SnapshotEntry>),
+    /// Records of the HNSW graph (after every point).
+    Graph(Vec<GraphRecord>),
+}
+
 /// Streams a snapshot chunk by chunk, verifying as it goes.
 pub struct SnapshotReader<R> {
     input: HashingReader<R>,
@@ -42,6 +52,7 @@ pub struct SnapshotReader<R> {
     deletions: u64,
     last_point: Option<PointId>,
     last_deletion: Option<PointId>,
+    graph: GraphProgress,
     finished: Option<SnapshotSummary>,
 }
 
@@ -75,6 +86,9 @@ impl<R: Read> SnapshotReader<R> {
         }
         crate::vector::collection::validate_collection_name(&header.collection)?;
         header.config.validate()?;
+        if header.flags & FLAG_HNSW_GRAPH != 0 && header.kind != SnapshotKind::Full {
+            return Err(SnapshotError::MalformedHeader("graph in an incremental snapshot".into()));
+        }
         if header.kind == SnapshotKind::Full && header.deletion_count != 0 {
             return Err(SnapshotError::MalformedHeader("full snapshot with deletions".into()));
         }
@@ -91,6 +105,7 @@ impl<R: Read> SnapshotReader<R> {
             deletions: 0,
             last_point: None,
             last_deletion: None,
+            graph: GraphProgress::default(),
             finished: None,
         })
     }
@@ -106,14 +121,32 @@ impl<R: Read> SnapshotReader<R> {
     }
 
     /// The next chunk's entries, verified and validated; `None` once the end section and the
-    /// whole-file checksum have been verified (and nothing follows them).
+    /// whole-file checksum have been verified (and nothing follows them). Graph chunks are
+    /// verified and skipped (see [`Self::next_section`]).
     pub fn next_chunk(&mut self) -> Result<Option<Vec<SnapshotEntry>>, SnapshotError> {
+        loop {
+            match self.next_section()? {
+                Some(SnapshotSection::Points(entries)) => return Ok(Some(entries)),
+                Some(SnapshotSection::Graph(_)) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next chunk, point or graph, verified and validated; `None` once the end section and
+    /// the whole-file checksum have been verified.
+    pub fn next_section(&mut self) -> Result<Option<SnapshotSection>, SnapshotError> {
         if self.finished.is_some() {
             return Ok(None);
         }
         let [tag] = self.input.take_array::<1>("section tag")?;
         match tag {
-            CHUNK_TAG => self.read_chunk().map(Some),
+            CHUNK_TAG if self.graph == GraphProgress::NotStarted => {
+                self.read_chunk().map(|e| Some(SnapshotSection::Points(e)))
+            }
+            GRAPH_TAG if self.header.flags & FLAG_HNSW_GRAPH != 0 => {
+                self.read_graph_chunk().map(|r| Some(SnapshotSection::Graph(r)))
+            }
             END_TAG => {
                 self.read_end()?;
                 Ok(None)
@@ -127,13 +160,15 @@ impl<R: Read> SnapshotReader<R> {
         self.finished.as_ref()
     }
 
-    fn read_chunk(&mut self) -> Result<Vec<SnapshotEntry>, SnapshotError> {
+    /// Reads the rest of a chunk whose `tag` was read: frame, checksum, body; returns the entry
+    /// count and the decompressed bytes.
+    fn read_body(&mut self, tag: u8) -> Result<(u32, Vec<u8>), SnapshotError> {
         let chunk = self.chunks;
         let rest: [u8; FRAME_FIELDS + 4 - 1] = self.input.take_array("chunk frame")?;
         let entry_count = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes"));
         let raw_len = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
         let comp_len = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes"));
-        let frame = chunk_frame(entry_count, raw_len, comp_len);
+        let frame = chunk_frame(tag, entry_count, raw_len, comp_len);
         if frame[1..] != rest[..] {
             return Err(SnapshotError::ChunkFrame { chunk, reason: "frame check mismatch".into() });
         }
@@ -159,6 +194,12 @@ impl<R: Read> SnapshotReader<R> {
                 reason: format!("decompressed {} bytes, frame says {raw_len}", raw.len()),
             });
         }
+        Ok((entry_count, raw))
+    }
+
+    fn read_chunk(&mut self) -> Result<Vec<SnapshotEntry>, SnapshotError> {
+        let chunk = self.chunks;
+        let (entry_count, raw) = self.read_body(CHUNK_TAG)?;
         let mut entries = Vec::with_capacity((entry_count as usize).min(raw.len()));
         let mut rest = &raw[..];
         for _ in 0..entry_count {
@@ -177,6 +218,31 @@ impl<R: Read> SnapshotReader<R> {
         }
         self.chunks += 1;
         Ok(entries)
+    }
+
+    fn read_graph_chunk(&mut self) -> Result<Vec<GraphRecord>, SnapshotError> {
+        let chunk = self.chunks;
+        if self.upserts != self.header.upsert_count {
+            return Err(SnapshotError::InvalidGraph(format!("graph chunk {chunk} before the last point")));
+        }
+        let (count, raw) = self.read_body(GRAPH_TAG)?;
+        let mut records = Vec::with_capacity((count as usize).min(raw.len()));
+        let mut rest = &raw[..];
+        for _ in 0..count {
+            let (record, tail) = postcard::take_from_bytes::<GraphRecord>(rest)
+                .map_err(|e| SnapshotError::MalformedChunk { chunk, reason: e.to_string() })?;
+            self.graph.accept(&record).map_err(SnapshotError::InvalidGraph)?;
+            records.push(record);
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return Err(SnapshotError::MalformedChunk {
+                chunk,
+                reason: format!("{} bytes after the last graph record", rest.len()),
+            });
+        }
+        self.chunks += 1;
+        Ok(records)
     }
 
     /// Format rules for one entry, in file order.
@@ -254,6 +320,9 @@ impl<R: Read> SnapshotReader<R> {
             if expected != found {
                 return Err(SnapshotError::CountMismatch { what, expected, found });
             }
+        }
+        if self.header.flags & FLAG_HNSW_GRAPH != 0 && !self.graph.complete() {
+            return Err(SnapshotError::InvalidGraph("the graph section is missing or incomplete".into()));
         }
         let mut probe = [0u8; 1];
         loop {
@@ -379,17 +448,52 @@ fn apply_entries<R: Read>(
 ) -> Result<Collection, SnapshotError> {
     let entries_total = reader.entries_total();
     let mut entries_done = 0u64;
-    while let Some(entries) = reader.next_chunk()? {
-        entries_done += entries.len() as u64;
-        for entry in entries {
-            match entry {
-                SnapshotEntry::Point { id, vector, payload, version } => {
-                    collection.restore_point(id, vector, payload, version)
+    // With the graph, vectors go to the arena the loaded graph will own (no linking at all).
+    let with_graph = full && reader.header.flags & FLAG_HNSW_GRAPH != 0;
+    let mut arena: Vec<f32> = Vec::new();
+    if with_graph {
+        // A capacity hint from the (checksummed) header, capped: the arena grows as points come.
+        let hint = reader.header.point_count.saturating_mul(reader.header.config.vector_size as u64);
+        arena.reserve(hint.min(1 << 26) as usize);
+    }
+    let mut loader = None;
+    while let Some(section) = reader.next_section()? {
+        match section {
+            SnapshotSection::Points(entries) => {
+                entries_done += entries.len() as u64;
+                for entry in entries {
+                    match entry {
+                        SnapshotEntry::Point { id, vector, payload, version } if with_graph => {
+                            collection.restore_point_unindexed(id, &vector, payload, version, &mut arena)
+                        }
+                        SnapshotEntry::Point { id, vector, payload, version } => {
+                            collection.restore_point(id, vector, payload, version)
+                        }
+                        SnapshotEntry::Deleted { id, seq } => collection.restore_deletion(id, seq),
+                    }
                 }
-                SnapshotEntry::Deleted { id, seq } => collection.restore_deletion(id, seq),
+            }
+            SnapshotSection::Graph(records) => {
+                for record in records {
+                    match record {
+                        GraphRecord::Header(header) => {
+                            loader = Some(collection.graph_loader(header).map_err(SnapshotError::InvalidGraph)?)
+                        }
+                        GraphRecord::Node(node) => loader
+                            .as_mut()
+                            .expect("the reader checks the header comes first")
+                            .push(&node)
+                            .map_err(SnapshotError::InvalidGraph)?,
+                    }
+                }
             }
         }
         progress(RestoreProgress { chunks_done: reader.chunks, entries_done, entries_total });
+    }
+    if with_graph {
+        let loader = loader.expect("the reader checks the graph section is complete");
+        let graph = loader.finish(arena).map_err(SnapshotError::InvalidGraph)?;
+        collection.install_restored_graph(graph);
     }
     collection.finish_restore(reader.header.seq, full);
     if collection.len() as u64 != reader.header.point_count {

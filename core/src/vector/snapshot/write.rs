@@ -1,7 +1,10 @@
 //! Writing snapshots: full or incremental, streamed in checksummed zstd chunks.
 
+use super::graph::{GraphRecord, GraphSource};
 use super::*;
-/// Writes a full snapshot of `collection`.
+
+/// Writes a full snapshot of `collection`, with its HNSW graph when it has one worth keeping
+/// (see `Collection::graph_export`).
 pub fn write_full_snapshot<W: Write>(
     collection: &Collection,
     out: W,
@@ -18,7 +21,9 @@ pub fn write_full_snapshot<W: Write>(
         deletion_count: 0,
         flags: 0,
     };
-    let written = write_snapshot(header, collection.points().map(point_entry), out, options)?;
+    let graph = collection.graph_export().map(|(graph, ordinal, slots)| GraphSource { graph, ordinal, slots });
+    let header = SnapshotHeader { flags: if graph.is_some() { FLAG_HNSW_GRAPH } else { 0 }, ..header };
+    let written = write_snapshot(header, collection.points().map(point_entry), graph.as_ref().map(GraphSource::records), out, options)?;
     debug_assert_eq!(written.entries, (written.summary.header.upsert_count, 0));
     Ok(written.summary)
 }
@@ -54,7 +59,8 @@ pub fn write_incremental_snapshot<W: Write>(
     let deletions =
         collection.deletions_since(base.seq).map(|(id, seq)| EntryRef::Deleted { id, seq });
     let points = collection.points_changed_since(base.seq).map(point_entry);
-    let written = write_snapshot(header, deletions.chain(points), out, options)?;
+    let no_graph = None::<std::iter::Empty<GraphRecord>>;
+    let written = write_snapshot(header, deletions.chain(points), no_graph, out, options)?;
     let header = &written.summary.header;
     debug_assert_eq!(written.entries, (header.upsert_count, header.deletion_count));
     Ok(written.summary)
@@ -90,6 +96,7 @@ impl<W: Write> HashingWriter<W> {
 pub(super) fn write_snapshot<'a, W: Write>(
     header: SnapshotHeader,
     entries: impl Iterator<Item = EntryRef<'a>>,
+    graph: Option<impl Iterator<Item = GraphRecord>>,
     out: W,
     options: &SnapshotOptions,
 ) -> Result<Written, SnapshotError> {
@@ -130,7 +137,7 @@ pub(super) fn write_snapshot<'a, W: Write>(
             return Err(SnapshotError::EntryTooLarge(id));
         }
         if !raw.is_empty() && raw.len() + entry_buf.len() > MAX_CHUNK_BYTES as usize {
-            write_chunk(&mut w, &raw, in_chunk, options.zstd_level)?;
+            write_chunk(&mut w, CHUNK_TAG, &raw, in_chunk, options.zstd_level)?;
             chunks += 1;
             raw.clear();
             in_chunk = 0;
@@ -138,15 +145,18 @@ pub(super) fn write_snapshot<'a, W: Write>(
         raw.extend_from_slice(&entry_buf);
         in_chunk += 1;
         if raw.len() >= target {
-            write_chunk(&mut w, &raw, in_chunk, options.zstd_level)?;
+            write_chunk(&mut w, CHUNK_TAG, &raw, in_chunk, options.zstd_level)?;
             chunks += 1;
             raw.clear();
             in_chunk = 0;
         }
     }
     if !raw.is_empty() {
-        write_chunk(&mut w, &raw, in_chunk, options.zstd_level)?;
+        write_chunk(&mut w, CHUNK_TAG, &raw, in_chunk, options.zstd_level)?;
         chunks += 1;
+    }
+    if let Some(graph) = graph {
+        chunks += write_graph(&mut w, graph, target, options.zstd_level, chunks)?;
     }
     w.put(&[END_TAG])?;
     w.put(&chunks.to_le_bytes())?;
@@ -161,15 +171,50 @@ pub(super) fn write_snapshot<'a, W: Write>(
     })
 }
 
+/// Writes the graph section in chunks of about `target` raw bytes; returns how many.
+fn write_graph<W: Write>(
+    w: &mut HashingWriter<W>,
+    records: impl Iterator<Item = GraphRecord>,
+    target: usize,
+    level: i32,
+    chunks_before: u64,
+) -> Result<u64, SnapshotError> {
+    let mut raw = Vec::new();
+    let mut in_chunk = 0u32;
+    let mut chunks = 0u64;
+    for record in records {
+        let before = raw.len();
+        raw = postcard::to_extend(&record, raw).map_err(|e| SnapshotError::MalformedChunk {
+            chunk: chunks_before + chunks,
+            reason: e.to_string(),
+        })?;
+        in_chunk += 1;
+        // A node is at most (1 + MAX_LEVEL) lists of at most 2 * MAX_OWN_M words: far below a chunk.
+        debug_assert!(raw.len() - before < MAX_CHUNK_BYTES as usize / 2);
+        if raw.len() >= target.min(MAX_CHUNK_BYTES as usize / 2) {
+            write_chunk(w, GRAPH_TAG, &raw, in_chunk, level)?;
+            chunks += 1;
+            raw.clear();
+            in_chunk = 0;
+        }
+    }
+    if !raw.is_empty() {
+        write_chunk(w, GRAPH_TAG, &raw, in_chunk, level)?;
+        chunks += 1;
+    }
+    Ok(chunks)
+}
+
 fn write_chunk<W: Write>(
     w: &mut HashingWriter<W>,
+    tag: u8,
     raw: &[u8],
     entry_count: u32,
     level: i32,
 ) -> Result<(), SnapshotError> {
     let body =
         zstd::bulk::compress(raw, level).map_err(|e| SnapshotError::Compress(e.to_string()))?;
-    let frame = chunk_frame(entry_count, raw.len() as u32, body.len() as u32);
+    let frame = chunk_frame(tag, entry_count, raw.len() as u32, body.len() as u32);
     let mut body_hasher = blake3::Hasher::new();
     body_hasher.update(&frame);
     body_hasher.update(&body);

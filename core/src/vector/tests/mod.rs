@@ -3,6 +3,7 @@
 
 mod engine_tests;
 mod model_props;
+mod snapshot_graph_tests;
 mod snapshot_tests;
 
 use crate::vector::collection::{CollectionConfig, Distance, PointSelector, PointsOp};
