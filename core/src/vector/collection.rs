@@ -730,7 +730,21 @@ impl Collection {
 
     /// A copy of the stored data with a freshly built index (the aside copy an incremental
     /// restore works on, so a failed restore leaves `self` untouched).
+    /// The index is copied with its slots and tombstones when it supports copying (our HNSW),
+    /// otherwise rebuilt compacted.
     pub(crate) fn clone_data(&self) -> Collection {
+        if let Some(index) = self.index.clone_index() {
+            return Collection {
+                name: self.name.clone(),
+                config: self.config,
+                points: self.points.clone(),
+                seq: self.seq,
+                deletion_log: self.deletion_log.clone(),
+                deletion_log_floor: self.deletion_log_floor,
+                index,
+                slot_owner: self.slot_owner.clone(),
+            };
+        }
         let (index, slot_owner) = self.build_compacted_index();
         let mut points = self.points.clone();
         for (slot, point) in points.values_mut().enumerate() {

@@ -108,6 +108,10 @@ pub trait AnnIndex: Send + Sync {
     fn as_hnsw(&self) -> Option<&crate::vector::hnsw::HnswIndex> {
         None
     }
+    /// An independent copy, if the index can be copied more cheaply than rebuilt.
+    fn clone_index(&self) -> Option<Box<dyn AnnIndex>> {
+        None
+    }
     /// Inserts a batch for a bulk load or rebuild outside the replicated log, on up to `threads`
     /// threads where the index supports it (its links may then depend on thread timing). The
     /// default inserts one by one, exactly like [`AnnIndex::insert`].

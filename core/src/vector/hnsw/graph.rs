@@ -35,6 +35,21 @@ pub(super) struct Links {
     pub upper: Vec<AtomicU32>,
 }
 
+impl Clone for Links {
+    /// A snapshot of every list (relaxed loads: clone only while no build thread writes).
+    fn clone(&self) -> Self {
+        let copy = |words: &Vec<AtomicU32>| words.iter().map(|w| AtomicU32::new(w.load(Ordering::Relaxed))).collect();
+        Links {
+            m: self.m,
+            m0: self.m0,
+            levels: self.levels.clone(),
+            links0: copy(&self.links0),
+            upper_offset: self.upper_offset.clone(),
+            upper: copy(&self.upper),
+        }
+    }
+}
+
 impl Links {
     /// Empty link arrays for neighbour limits `m` (upper layers) and `2 * m` (layer 0).
     pub fn new(m: usize) -> Self {

@@ -251,6 +251,24 @@ impl AnnIndex for HnswIndex {
         Some(self)
     }
 
+    /// Copies links, vectors and the level generator's position: the copy inserts exactly as
+    /// the original would.
+    fn clone_index(&self) -> Option<Box<dyn AnnIndex>> {
+        Some(Box::new(HnswIndex {
+            dim: self.dim,
+            metric: self.metric,
+            m: self.m,
+            ef_construct: self.ef_construct,
+            links: self.links.clone(),
+            vectors: self.vectors.clone(),
+            len: self.len,
+            entry: self.entry,
+            rng: self.rng.clone(),
+            build: BuildScratch::default(),
+            scratch_pool: Mutex::new(Vec::new()),
+        }))
+    }
+
     fn vector(&self, slot: Slot) -> Option<&[f32]> {
         let slot = u32::try_from(slot).ok()?;
         self.links.level(slot)?;

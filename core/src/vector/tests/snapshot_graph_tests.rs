@@ -138,3 +138,23 @@ fn cosine_collections_restore_their_graph_too() {
     let queries = vectors(12, 20);
     assert_eq!(approximate_results(&restored, &queries), approximate_results(c, &queries));
 }
+
+#[test]
+fn incremental_restores_extend_the_loaded_graph_instead_of_rebuilding() {
+    use crate::vector::snapshot::{restore_incremental, write_incremental_snapshot};
+    let mut original = l2_engine();
+    upsert(&mut original, points(0, &vectors(14, 800)));
+    let (full, _) = snapshot(original.collection("c").unwrap());
+    let base_header = crate::vector::snapshot::read_header(&full[..]).unwrap();
+    let restored = restore_full(&full[..], &mut |_| ()).unwrap();
+    upsert(&mut original, points(800, &vectors(15, 100)));
+    delete_ids(&mut original, &[3, 300, 500]);
+    let c = original.collection("c").unwrap();
+    let mut incremental = Vec::new();
+    write_incremental_snapshot(c, base_header.as_base(), &mut incremental, &OPTIONS).unwrap();
+    let after = restore_incremental(&restored, &incremental[..], &mut |_| ()).unwrap();
+    assert_eq!(after.digest(), c.digest());
+    assert_eq!(after.tombstone_count(), 3, "the base's slots were kept, not compacted by a rebuild");
+    assert_eq!(fingerprint(&after), fingerprint(c), "same graph as the original's");
+    assert_eq!(fingerprint(&restored), fingerprint(&restore_full(&full[..], &mut |_| ()).unwrap()), "base untouched");
+}
