@@ -167,7 +167,7 @@ impl SnapshotFigures {
             row(
                 "snap_restore",
                 format!(
-                    "{:.2} s, {:.0} points/s (rebuilds HNSW), digest ok",
+                    "{:.2} s, {:.0} points/s (loads the HNSW graph), digest ok",
                     self.restore_s,
                     rate(self.restore_s)
                 ),
@@ -186,7 +186,7 @@ impl SnapshotFigures {
             row(
                 "snap_incr_restore",
                 format!(
-                    "{:.2} s (full + incremental, rebuilds base index copy), digest ok",
+                    "{:.2} s (full + incremental, copies the base graph), digest ok",
                     self.incr_restore_s
                 ),
             ),
