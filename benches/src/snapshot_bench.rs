@@ -105,8 +105,8 @@ pub struct SnapshotFigures {
     pub incr_bytes: u64,
     /// Writing the incremental snapshot.
     pub incr_write_s: f64,
-    /// Applying the incremental snapshot on the restored full one (includes rebuilding the
-    /// base copy's index, which the restore works on).
+    /// Applying the incremental snapshot on the restored full one (includes copying the base's
+    /// graph, which the restore works on).
     pub incr_restore_s: f64,
     /// Digest after full restore (equal to the source's, checked).
     pub full_digest: [u8; 32],
