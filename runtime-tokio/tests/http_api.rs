@@ -64,15 +64,34 @@ async fn collection_lifecycle() {
     let cluster = s.ok(Method::GET, "/collections/docs/cluster", None).await;
     assert_eq!(cluster["local_shards"][0]["state"], "Active");
     assert_eq!(cluster["shard_count"], 1);
-    // Payload indexes and storage tuning: accepted (no effect), but only for collections that
-    // exist, and never for changes that would alter results.
+    // Payload indexes: declared, reported in `payload_schema`, dropped; unsupported schemas and
+    // missing collections are refused by name.
     let index = json!({"field_name": "color", "field_schema": "keyword"});
     assert_eq!(
-        s.ok(Method::PUT, "/collections/docs/index", Some(index.clone())).await["status"],
+        s.ok(Method::PUT, "/collections/docs/index?wait=true", Some(index.clone())).await["status"],
         "completed"
     );
+    let object_form = json!({"field_name": "year", "field_schema": {"type": "integer", "lookup": true}});
+    let answer = s.ok(Method::PUT, "/collections/docs/index", Some(object_form)).await;
+    assert_eq!(answer["status"], "acknowledged", "wait=false, as Qdrant");
+    let again = json!({"field_name": "year", "field_schema": "integer"});
+    s.ok(Method::PUT, "/collections/docs/index?wait=true", Some(again)).await; // same schema: no-op
+    let info = s.ok(Method::GET, "/collections/docs", None).await;
+    assert_eq!(info["payload_schema"]["color"]["data_type"], "keyword");
+    assert_eq!(info["payload_schema"]["year"]["data_type"], "integer");
+    assert_eq!(info["payload_schema"]["year"]["points"], 0);
+    let float = json!({"field_name": "price", "field_schema": "float"});
+    let msg = s.err(Method::PUT, "/collections/docs/index", Some(float), StatusCode::BAD_REQUEST).await;
+    assert!(msg.contains("`float` is not supported"), "{msg}");
+    let conflict = json!({"field_name": "color", "field_schema": "integer"});
+    let msg = s.err(Method::PUT, "/collections/docs/index", Some(conflict), StatusCode::BAD_REQUEST).await;
+    assert!(msg.contains("already indexed"), "{msg}");
     s.err(Method::PUT, "/collections/nope/index", Some(index), StatusCode::NOT_FOUND).await;
-    s.ok(Method::DELETE, "/collections/docs/index/color", None).await;
+    s.ok(Method::DELETE, "/collections/docs/index/color?wait=true", None).await;
+    s.ok(Method::DELETE, "/collections/docs/index/year?wait=true", None).await;
+    let info = s.ok(Method::GET, "/collections/docs", None).await;
+    assert_eq!(info["payload_schema"], json!({}));
+    // Storage tuning: accepted (no effect), never for changes that would alter results.
     let tuning = json!({"optimizers_config": {"indexing_threshold": 0}});
     assert_eq!(s.ok(Method::PATCH, "/collections/docs", Some(tuning)).await, json!(true));
     let msg = s

@@ -13,6 +13,7 @@ use crate::vector::filter::Filter;
 use crate::vector::hnsw::{GraphHeader, GraphLoader, HnswIndex, NOT_EXPORTED};
 use crate::vector::index::{AnnIndex, IndexKind, IndexSpec, Metric, Slot, new_index};
 use crate::vector::payload::{Payload, remove_path, split_key_path, validate_payload};
+use crate::vector::payload_index::{FieldSchema, PayloadIndex};
 use crate::vector::point::{PointId, PointStruct, Record, ScoredPoint};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -316,6 +317,8 @@ pub struct Collection {
     index: Box<dyn AnnIndex>,
     /// Slot -> id of the live point in it, `None` for a tombstone.
     slot_owner: Vec<Option<PointId>>,
+    /// Posting lists of the declared payload fields (derived from `points`).
+    payload_index: PayloadIndex,
 }
 
 impl std::fmt::Debug for Collection {
@@ -344,6 +347,7 @@ impl Collection {
             deletion_log_floor: 0,
             index: new_index(&index_spec(&config, 0, name)),
             slot_owner: Vec::new(),
+            payload_index: PayloadIndex::default(),
         })
     }
 
@@ -394,14 +398,77 @@ impl Collection {
 
     /// Stored points passing `filter` (all points without one), in id order. The filter must be
     /// validated already.
+    /// When the payload index (or a `has_id` condition) narrows the filter, only its candidates
+    /// are checked; otherwise every point is.
     fn matching<'a>(
         &'a self,
         filter: Option<&'a Filter>,
-    ) -> impl Iterator<Item = (PointId, &'a StoredPoint)> + 'a {
-        self.points
-            .iter()
-            .map(|(id, p)| (*id, p))
-            .filter(move |(id, p)| filter.is_none_or(|f| f.matches(*id, &p.payload)))
+    ) -> Box<dyn Iterator<Item = (PointId, &'a StoredPoint)> + 'a> {
+        self.matching_from(std::ops::Bound::Unbounded, filter)
+    }
+
+    /// [`Self::matching`] for ids from `start` on.
+    fn matching_from<'a>(
+        &'a self,
+        start: std::ops::Bound<PointId>,
+        filter: Option<&'a Filter>,
+    ) -> Box<dyn Iterator<Item = (PointId, &'a StoredPoint)> + 'a> {
+        let range = (start, std::ops::Bound::Unbounded);
+        match filter.and_then(|f| Some((f, self.payload_index.candidates(f)?))) {
+            Some((filter, candidates)) => Box::new(
+                candidates
+                    .into_iter()
+                    .filter(move |id| std::ops::RangeBounds::contains(&range, id))
+                    .filter_map(|id| self.points.get_key_value(&id).map(|(id, p)| (*id, p)))
+                    .filter(move |(id, p)| filter.matches(*id, &p.payload)),
+            ),
+            None => Box::new(
+                self.points
+                    .range(range)
+                    .map(|(id, p)| (*id, p))
+                    .filter(move |(id, p)| filter.is_none_or(|f| f.matches(*id, &p.payload))),
+            ),
+        }
+    }
+
+    /// Declares a payload field index (Qdrant's `create_field_index`) and indexes every point;
+    /// whether it is new (declaring an existing field with the same schema is a no-op).
+    pub fn create_field_index(&mut self, field: &str, schema: FieldSchema) -> Result<bool, EngineError> {
+        let points = self.points.iter().map(|(id, p)| (*id, &p.payload));
+        self.payload_index.create(field, schema, points).map_err(|e| EngineError::InvalidRequest(e.to_string()))
+    }
+
+    /// Makes the declared field indexes exactly `fields` (a restore: the snapshot's header is
+    /// the truth), building the new ones from the stored payloads. The header was validated, so
+    /// every field is a valid path and no field appears twice.
+    pub(crate) fn set_field_indexes(&mut self, fields: &[(String, FieldSchema)]) {
+        for (field, schema) in self.payload_index.schemas() {
+            if !fields.contains(&(field.clone(), schema)) {
+                self.payload_index.drop_field(&field);
+            }
+        }
+        for (field, schema) in fields {
+            let points = self.points.iter().map(|(id, p)| (*id, &p.payload));
+            let created = self.payload_index.create(field, *schema, points);
+            debug_assert!(created.is_ok(), "validated header field {field}");
+        }
+    }
+
+    /// Drops a payload field index; whether it existed.
+    pub fn drop_field_index(&mut self, field: &str) -> bool {
+        self.payload_index.drop_field(field)
+    }
+
+    /// Declared payload field indexes: normalised field -> (schema, points indexed).
+    pub fn field_indexes(&self) -> BTreeMap<String, (FieldSchema, usize)> {
+        self.payload_index
+            .schemas()
+            .into_iter()
+            .map(|(field, schema)| {
+                let points = self.payload_index.indexed_points(&field).unwrap_or(0);
+                (field, (schema, points))
+            })
+            .collect()
     }
 
     /// Points changed after sequence number `seq`, in id order.
@@ -571,7 +638,9 @@ impl Collection {
         let seq = self.next_seq();
         for id in &ids {
             let point = self.points.get_mut(id).expect("selected ids exist");
+            self.payload_index.remove(*id, &point.payload);
             change(&mut point.payload);
+            self.payload_index.insert(*id, &point.payload);
             point.version = seq;
         }
         Ok(ids.len())
@@ -641,6 +710,12 @@ impl Collection {
         // The index arena keeps the only copy of the vector.
         self.index.insert(slot, &vector);
         self.slot_owner.push(Some(id));
+        if !self.payload_index.is_empty() {
+            if let Some(old) = self.points.get(&id) {
+                self.payload_index.remove(id, &old.payload);
+            }
+            self.payload_index.insert(id, &payload);
+        }
         if let Some(old) = self.points.insert(id, StoredPoint { payload, version, slot }) {
             self.slot_owner[old.slot] = None;
         }
@@ -649,6 +724,7 @@ impl Collection {
 
     fn remove_point(&mut self, id: PointId, seq: u64) {
         if let Some(old) = self.points.remove(&id) {
+            self.payload_index.remove(id, &old.payload);
             self.slot_owner[old.slot] = None;
             self.deletion_log.insert(id, seq);
         }
@@ -668,6 +744,7 @@ impl Collection {
     /// Applies a deletion read from an incremental snapshot.
     pub(crate) fn restore_deletion(&mut self, id: PointId, seq: u64) {
         if let Some(old) = self.points.remove(&id) {
+            self.payload_index.remove(id, &old.payload);
             self.slot_owner[old.slot] = None;
         }
         self.deletion_log.insert(id, seq);
@@ -718,6 +795,7 @@ impl Collection {
         let slot = self.slot_owner.len();
         arena.extend_from_slice(vector);
         self.slot_owner.push(Some(id));
+        self.payload_index.insert(id, &payload);
         self.points.insert(id, StoredPoint { payload, version, slot });
     }
 
@@ -743,6 +821,7 @@ impl Collection {
                 deletion_log_floor: self.deletion_log_floor,
                 index,
                 slot_owner: self.slot_owner.clone(),
+                payload_index: self.payload_index.clone(),
             };
         }
         let (index, slot_owner) = self.build_compacted_index();
@@ -759,6 +838,7 @@ impl Collection {
             deletion_log_floor: self.deletion_log_floor,
             index,
             slot_owner,
+            payload_index: self.payload_index.clone(),
         }
     }
 
@@ -792,16 +872,13 @@ impl Collection {
             filter.validate()?;
         }
         let start = request.offset.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Included);
-        let mut matching = self
-            .points
-            .range((start, std::ops::Bound::Unbounded))
-            .filter(|(id, p)| request.filter.as_ref().is_none_or(|f| f.matches(**id, &p.payload)));
+        let mut matching = self.matching_from(start, request.filter.as_ref());
         let points: Vec<Record> = matching
             .by_ref()
             .take(request.limit)
-            .map(|(id, p)| self.record(*id, p, request.with_payload, request.with_vector))
+            .map(|(id, p)| self.record(id, p, request.with_payload, request.with_vector))
             .collect();
-        let next_offset = matching.next().map(|(id, _)| *id);
+        let next_offset = matching.next().map(|(id, _)| id);
         Ok(ScrollPage { points, next_offset })
     }
 

@@ -9,6 +9,7 @@
 use crate::contract::{StateMachine, Time};
 use crate::vector::collection::{Collection, CollectionConfig, PointsOp};
 use crate::vector::error::EngineError;
+use crate::vector::payload_index::FieldSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -34,6 +35,24 @@ pub enum Command {
         /// What to do.
         op: PointsOp,
     },
+    /// Declare a payload field index (Qdrant's `create_field_index`): filtered reads on the
+    /// field then check only the points its posting lists name. Replicated like any command, so
+    /// every replica indexes the same fields.
+    CreateFieldIndex {
+        /// Target collection.
+        collection: String,
+        /// Payload key (dotted path).
+        field: String,
+        /// What the index holds.
+        schema: FieldSchema,
+    },
+    /// Drop a payload field index.
+    DeleteFieldIndex {
+        /// Target collection.
+        collection: String,
+        /// Payload key (dotted path).
+        field: String,
+    },
 }
 
 /// What a successful command did.
@@ -45,6 +64,12 @@ pub enum CommandOutcome {
     CollectionDeleted {
         /// False when there was nothing to delete.
         existed: bool,
+    },
+    /// A field index was declared or dropped; `changed` is false when it already was (or was
+    /// not) there.
+    FieldIndexChanged {
+        /// Whether anything changed.
+        changed: bool,
     },
     /// A points command was applied.
     PointsApplied {
@@ -85,6 +110,14 @@ impl VectorEngine {
                 let target = self.collection_mut(&collection)?;
                 let affected = target.apply(op)?;
                 Ok(CommandOutcome::PointsApplied { seq: target.seq(), affected })
+            }
+            Command::CreateFieldIndex { collection, field, schema } => {
+                let changed = self.collection_mut(&collection)?.create_field_index(&field, schema)?;
+                Ok(CommandOutcome::FieldIndexChanged { changed })
+            }
+            Command::DeleteFieldIndex { collection, field } => {
+                let changed = self.collection_mut(&collection)?.drop_field_index(&field);
+                Ok(CommandOutcome::FieldIndexChanged { changed })
             }
         }
     }

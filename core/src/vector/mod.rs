@@ -16,6 +16,7 @@ pub mod hnsw;
 pub mod index;
 mod nesting;
 pub mod payload;
+pub mod payload_index;
 pub mod point;
 pub mod snapshot;
 

@@ -20,6 +20,7 @@ pub(super) fn execute(engine: &VectorEngine, query: ReadQuery) -> Result<ReadAns
                 points: c.len() as u64,
                 indexed: c.len() as u64,
                 seq: c.seq(),
+                field_indexes: c.field_indexes(),
             })
         }
         ReadQuery::Retrieve { collection, ids, with_payload, with_vector } => ReadAnswer::Records(

@@ -188,6 +188,8 @@ pub struct CollectionSummary {
     pub indexed: u64,
     /// Collection sequence number.
     pub seq: u64,
+    /// Payload field indexes: field -> (schema, points indexed).
+    pub field_indexes: std::collections::BTreeMap<String, (vecraft_core::vector::payload_index::FieldSchema, usize)>,
 }
 
 /// The answer to a [`ReadQuery`], variant for variant.

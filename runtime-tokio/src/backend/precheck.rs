@@ -11,6 +11,7 @@ use vecraft_core::vector::collection::{
 use vecraft_core::vector::engine::{Command, VectorEngine};
 use vecraft_core::vector::error::{EngineError, VectorOwner};
 use vecraft_core::vector::payload::{split_key_path, validate_payload};
+use vecraft_core::vector::payload_index::normalise_field;
 
 /// Rejects a command the engine would reject if applied to `engine` as it is now.
 pub(super) fn precheck(engine: &VectorEngine, command: &Command) -> Result<(), EngineError> {
@@ -25,6 +26,19 @@ pub(super) fn precheck(engine: &VectorEngine, command: &Command) -> Result<(), E
         }
         Command::DeleteCollection { .. } => Ok(()),
         Command::Points { collection, op } => check_op(engine.collection(collection)?, op),
+        Command::CreateFieldIndex { collection, field, schema } => {
+            let collection = engine.collection(collection)?;
+            let Some(name) = normalise_field(field) else {
+                return Err(EngineError::InvalidPayloadKey(field.clone()));
+            };
+            match collection.field_indexes().get(&name) {
+                Some((existing, _)) if existing != schema => Err(EngineError::InvalidRequest(format!(
+                    "field `{name}` is already indexed as {existing:?}"
+                ))),
+                _ => Ok(()),
+            }
+        }
+        Command::DeleteFieldIndex { collection, .. } => engine.collection(collection).map(|_| ()),
     }
 }
 

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use std::time::Instant;
 use vecraft_core::vector::collection::{CollectionConfig, Distance, HnswParams};
 use vecraft_core::vector::engine::Command;
+use vecraft_core::vector::payload_index::FieldSchema;
 
 /// Default `full_scan_threshold` reported (Qdrant's default; vecraft plans filtered searches by
 /// match counts instead).
@@ -239,7 +240,7 @@ pub async fn info(
                     "flush_interval_sec": 0
                 }
             },
-            "payload_schema": {}
+            "payload_schema": payload_schema(&c.field_indexes)
         }),
     ))
 }
@@ -270,32 +271,81 @@ pub async fn update(
     Ok(ok(start, json!(true)))
 }
 
-/// `PUT /collections/{c}/index`: accepted with no effect. vecraft evaluates filters over the
-/// stored payloads (and brute-forces selective filters), so a payload index changes no result;
-/// accepting it keeps client code that creates indexes working.
+/// Qdrant's `payload_schema`: per indexed field, its `data_type` and indexed `points`.
+fn payload_schema(fields: &std::collections::BTreeMap<String, (FieldSchema, usize)>) -> Value {
+    let map: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|(field, (schema, points))| {
+            (field.clone(), json!({"data_type": schema_name(*schema), "params": null, "points": points}))
+        })
+        .collect();
+    Value::Object(map)
+}
+
+fn schema_name(schema: FieldSchema) -> &'static str {
+    match schema {
+        FieldSchema::Keyword => "keyword",
+        FieldSchema::Integer => "integer",
+    }
+}
+
+/// The schema of a `create_field_index` body: `"keyword"` / `"integer"`, or the object form
+/// `{"type": "keyword", ...}` (its tuning parameters do not change results and are ignored).
+/// Other Qdrant schemas (float, bool, geo, text, uuid, datetime) are refused by name, so a client
+/// never believes a field is indexed when it is not.
+fn field_schema(body: &serde_json::Map<String, Value>) -> Result<FieldSchema, ApiError> {
+    let name = match body.get("field_schema") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(Value::Object(o)) => o.get("type").and_then(Value::as_str).ok_or_else(|| {
+            ApiError::bad_request("`field_schema` object needs a string `type`")
+        })?,
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request("`field_schema` is required (keyword or integer)"));
+        }
+        Some(_) => return Err(ApiError::bad_request("`field_schema` must be a string or an object")),
+    };
+    match name {
+        "keyword" => Ok(FieldSchema::Keyword),
+        "integer" => Ok(FieldSchema::Integer),
+        other => Err(ApiError::bad_request(format!(
+            "field_schema `{other}` is not supported: vecraft indexes keyword and integer fields"
+        ))),
+    }
+}
+
+/// `PUT /collections/{c}/index`: declares a payload field index, replicated like a write. Filtered
+/// searches, counts, scrolls and filter selectors then check only the points the index names for
+/// `must` conditions on the field (results are unchanged; only their cost drops).
 pub async fn create_index(
     state: axum::extract::State<State>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(collection): ApiPath<String>,
     ApiQuery(params): ApiQuery<Params>,
     ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
 ) -> ApiResult {
     let start = Instant::now();
-    if !body.get("field_name").is_some_and(Value::is_string) {
+    let Some(field) = body.get("field_name").and_then(Value::as_str).map(str::to_string) else {
         return Err(ApiError::bad_request("`field_name` must be a string"));
-    }
-    require_collection(&state, name, &params).await?;
-    Ok(ok(start, json!({"operation_id": 0, "status": "completed"})))
+    };
+    let schema = field_schema(&body)?;
+    let options = super::params::write_options(&params)?;
+    let wait = options.wait;
+    state.backend.write(Command::CreateFieldIndex { collection, field, schema }, options).await?;
+    let status = if wait { "completed" } else { "acknowledged" };
+    Ok(ok(start, json!({"operation_id": 0, "status": status})))
 }
 
-/// `DELETE /collections/{c}/index/{field}`: the counterpart of [`create_index`], also a no-op.
+/// `DELETE /collections/{c}/index/{field}`: drops a payload field index.
 pub async fn delete_index(
     state: axum::extract::State<State>,
-    ApiPath((name, _field)): ApiPath<(String, String)>,
+    ApiPath((collection, field)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<Params>,
 ) -> ApiResult {
     let start = Instant::now();
-    require_collection(&state, name, &params).await?;
-    Ok(ok(start, json!({"operation_id": 0, "status": "completed"})))
+    let options = super::params::write_options(&params)?;
+    let wait = options.wait;
+    state.backend.write(Command::DeleteFieldIndex { collection, field }, options).await?;
+    let status = if wait { "completed" } else { "acknowledged" };
+    Ok(ok(start, json!({"operation_id": 0, "status": status})))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Streaming, checksummed snapshots of a collection: full, or incremental relative to a base.
 //!
-//! # Format (version 1, all integers little-endian)
+//! # Format (version 2, all integers little-endian; version 1 files are still read)
 //! ```text
 //! preamble  magic "VCRFTSNP" (8) | format version u16 | header_len u32 | header (postcard
 //!           SnapshotHeader) | blake3(preamble bytes so far) (32)
@@ -34,6 +34,7 @@ use crate::vector::collection::{Collection, CollectionConfig, PointRef};
 use crate::vector::engine::VectorEngine;
 use crate::vector::error::EngineError;
 use crate::vector::payload::{Payload, validate_payload};
+use crate::vector::payload_index::{FieldSchema, normalise_field};
 use crate::vector::point::PointId;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
@@ -41,8 +42,11 @@ use thiserror::Error;
 
 /// First bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCRFTSNP";
-/// Format version this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+/// Format version this build writes. Version 2 added the payload field indexes to the header;
+/// version 1 files (no field indexes) are still read.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
+/// Oldest format version this build reads.
+pub const SNAPSHOT_OLDEST_READABLE_VERSION: u16 = 1;
 /// Header flag: graph chunks with the HNSW links follow the point chunks (full snapshots only).
 /// A reader that meets any unknown flag refuses the file.
 pub const FLAG_HNSW_GRAPH: u32 = 1;
@@ -93,6 +97,41 @@ pub struct SnapshotHeader {
     pub deletion_count: u64,
     /// Feature flags (see [`FLAG_HNSW_GRAPH`]).
     pub flags: u32,
+    /// Payload field indexes declared on the collection (normalised field, schema), in field
+    /// order: a restore rebuilds their posting lists from the restored payloads.
+    pub field_indexes: Vec<(String, FieldSchema)>,
+}
+
+/// The version 1 header: [`SnapshotHeader`] without `field_indexes` (same encoding otherwise).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub(super) struct SnapshotHeaderV1 {
+    collection: String,
+    config: CollectionConfig,
+    kind: SnapshotKind,
+    seq: u64,
+    content_digest: [u8; 32],
+    point_count: u64,
+    upsert_count: u64,
+    deletion_count: u64,
+    flags: u32,
+}
+
+impl From<SnapshotHeaderV1> for SnapshotHeader {
+    fn from(h: SnapshotHeaderV1) -> Self {
+        SnapshotHeader {
+            collection: h.collection,
+            config: h.config,
+            kind: h.kind,
+            seq: h.seq,
+            content_digest: h.content_digest,
+            point_count: h.point_count,
+            upsert_count: h.upsert_count,
+            deletion_count: h.deletion_count,
+            flags: h.flags,
+            field_indexes: Vec::new(),
+        }
+    }
 }
 
 impl SnapshotHeader {
@@ -368,6 +407,7 @@ mod tests {
             upsert_count: 4,
             deletion_count: 0,
             flags: 0,
+            field_indexes: Vec::new(),
         }
     }
 
@@ -570,16 +610,57 @@ mod tests {
     }
 
     #[test]
+    fn version_1_files_still_restore() {
+        let mut c = collection();
+        c.create_field_index("k", FieldSchema::Keyword).unwrap();
+        let mut v2 = Vec::new();
+        write_full_snapshot(&c, &mut v2, &SnapshotOptions::default()).unwrap();
+        let h = read_header(&v2[..]).unwrap();
+        assert_eq!(h.field_indexes, vec![("k".to_string(), FieldSchema::Keyword)]);
+        // The same file as a version 1 writer made it: old header encoding, rehashed.
+        let old_len = u32::from_le_bytes(v2[10..14].try_into().unwrap()) as usize;
+        let body = &v2[14 + old_len + 32..];
+        let v1_header = SnapshotHeaderV1 {
+            collection: h.collection.clone(),
+            config: h.config,
+            kind: h.kind,
+            seq: h.seq,
+            content_digest: h.content_digest,
+            point_count: h.point_count,
+            upsert_count: h.upsert_count,
+            deletion_count: h.deletion_count,
+            flags: h.flags,
+        };
+        let header_bytes = postcard::to_stdvec(&v1_header).unwrap();
+        let mut v1 = SNAPSHOT_MAGIC.to_vec();
+        v1.extend_from_slice(&1u16.to_le_bytes());
+        v1.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
+        v1.extend_from_slice(&header_bytes);
+        let preamble_hash = blake3::hash(&v1);
+        v1.extend_from_slice(preamble_hash.as_bytes());
+        v1.extend_from_slice(&body[..body.len() - 32]);
+        let file_hash = blake3::hash(&v1);
+        v1.extend_from_slice(file_hash.as_bytes());
+        let restored = restore_full(&v1[..], &mut |_| ()).unwrap();
+        assert_eq!(restored.digest(), c.digest());
+        assert!(restored.field_indexes().is_empty(), "version 1 knew no field indexes");
+        let restored = restore_full(&v2[..], &mut |_| ()).unwrap();
+        assert_eq!(restored.field_indexes().len(), 1);
+    }
+
+    #[test]
     fn version_and_magic_are_checked_first() {
         let c = collection();
         let mut bytes = Vec::new();
         write_full_snapshot(&c, &mut bytes, &SnapshotOptions::default()).unwrap();
         let mut other_version = bytes.clone();
-        other_version[8] = 2;
+        other_version[8] = 3;
         assert!(matches!(
             read_header(&other_version[..]),
-            Err(SnapshotError::UnsupportedVersion { found: 2, supported: 1 })
+            Err(SnapshotError::UnsupportedVersion { found: 3, supported: 2 })
         ));
+        other_version[8] = 0;
+        assert!(matches!(read_header(&other_version[..]), Err(SnapshotError::UnsupportedVersion { found: 0, .. })));
         let mut not_ours = bytes.clone();
         not_ours[0] = b'X';
         assert!(matches!(read_header(&not_ours[..]), Err(SnapshotError::BadMagic)));

@@ -64,7 +64,7 @@ impl<R: Read> SnapshotReader<R> {
             return Err(SnapshotError::BadMagic);
         }
         let version = u16::from_le_bytes(input.take_array("format version")?);
-        if version != SNAPSHOT_FORMAT_VERSION {
+        if !(SNAPSHOT_OLDEST_READABLE_VERSION..=SNAPSHOT_FORMAT_VERSION).contains(&version) {
             return Err(SnapshotError::UnsupportedVersion {
                 found: version,
                 supported: SNAPSHOT_FORMAT_VERSION,
@@ -79,8 +79,21 @@ impl<R: Read> SnapshotReader<R> {
         if input.take_array::<32>("header checksum")? != *expected.as_bytes() {
             return Err(SnapshotError::HeaderChecksum);
         }
-        let header: SnapshotHeader = postcard::from_bytes(&header_bytes)
-            .map_err(|e| SnapshotError::MalformedHeader(e.to_string()))?;
+        let header: SnapshotHeader = match version {
+            1 => postcard::from_bytes::<SnapshotHeaderV1>(&header_bytes).map(SnapshotHeader::from),
+            _ => postcard::from_bytes(&header_bytes),
+        }
+        .map_err(|e| SnapshotError::MalformedHeader(e.to_string()))?;
+        let mut previous: Option<&str> = None;
+        for (field, _) in &header.field_indexes {
+            if normalise_field(field).as_deref() != Some(field.as_str()) {
+                return Err(SnapshotError::MalformedHeader(format!("invalid indexed field `{field}`")));
+            }
+            if previous.is_some_and(|p| p >= field.as_str()) {
+                return Err(SnapshotError::MalformedHeader("indexed fields out of order".into()));
+            }
+            previous = Some(field);
+        }
         if header.flags & !KNOWN_FLAGS != 0 {
             return Err(SnapshotError::UnsupportedFlags(header.flags));
         }
@@ -496,6 +509,7 @@ fn apply_entries<R: Read>(
         collection.install_restored_graph(graph);
     }
     collection.finish_restore(reader.header.seq, full);
+    collection.set_field_indexes(&reader.header.field_indexes);
     if collection.len() as u64 != reader.header.point_count {
         return Err(SnapshotError::CountMismatch {
             what: "restored points",

@@ -20,6 +20,7 @@ pub fn write_full_snapshot<W: Write>(
         upsert_count: collection.len() as u64,
         deletion_count: 0,
         flags: 0,
+        field_indexes: field_indexes(collection),
     };
     let graph = collection.graph_export().map(|(graph, ordinal, slots)| GraphSource { graph, ordinal, slots });
     let header = SnapshotHeader { flags: if graph.is_some() { FLAG_HNSW_GRAPH } else { 0 }, ..header };
@@ -55,6 +56,7 @@ pub fn write_incremental_snapshot<W: Write>(
         upsert_count: collection.points_changed_since(base.seq).count() as u64,
         deletion_count: collection.deletions_since(base.seq).count() as u64,
         flags: 0,
+        field_indexes: field_indexes(collection),
     };
     let deletions =
         collection.deletions_since(base.seq).map(|(id, seq)| EntryRef::Deleted { id, seq });
@@ -71,6 +73,10 @@ pub fn write_incremental_snapshot<W: Write>(
 pub(super) struct Written {
     summary: SnapshotSummary,
     entries: (u64, u64),
+}
+
+fn field_indexes(collection: &Collection) -> Vec<(String, FieldSchema)> {
+    collection.field_indexes().into_iter().map(|(field, (schema, _))| (field, schema)).collect()
 }
 
 fn point_entry((id, point): (PointId, PointRef<'_>)) -> EntryRef<'_> {

@@ -20,6 +20,9 @@ enum Step {
     DeleteWhere(i64),
     SetColour(Vec<u64>, i64),
     Rebuild,
+    /// Declare (or drop) an integer index on `colour`: filtered steps then go through its
+    /// posting lists, and must still agree with the model.
+    IndexColour(bool),
     Search { query: Vec<f32>, k: usize, colour: Option<i64> },
 }
 
@@ -44,6 +47,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0i64..3).prop_map(Step::DeleteWhere),
         1 => (proptest::collection::vec(0u64..16, 1..3), 0i64..3).prop_map(|(ids, c)| Step::SetColour(ids, c)),
         1 => Just(Step::Rebuild),
+        1 => any::<bool>().prop_map(Step::IndexColour),
         3 => (vector(), 1usize..8, proptest::option::of(0i64..3)).prop_map(|(query, k, colour)| Step::Search { query, k, colour }),
     ]
 }
@@ -189,6 +193,14 @@ fn run_steps(distance: Distance, steps: &[Step]) -> Result<VectorEngine, TestCas
                             .insert("colour".into(), PayloadValue::Int(*c));
                     }
                 }
+            }
+            Step::IndexColour(true) => {
+                let schema = crate::vector::payload_index::FieldSchema::Integer;
+                let cmd = Command::CreateFieldIndex { collection: "c".into(), field: "colour".into(), schema };
+                engine.apply(cmd).unwrap();
+            }
+            Step::IndexColour(false) => {
+                engine.apply(Command::DeleteFieldIndex { collection: "c".into(), field: "colour".into() }).unwrap();
             }
             Step::Rebuild => {
                 let c = engine.collection_mut("c").unwrap();
