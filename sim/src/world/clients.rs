@@ -161,14 +161,26 @@ impl World {
         let node = self.clients[c].target;
         // Clients sit outside the partitions but suffer loss, delay (so reordering) and
         // duplication like everyone: a duplicated proposal reaches the log twice, and the session
-        // table must answer the second copy without applying it.
+        // table must answer the second copy without applying it. Reads are not duplicated:
+        // `LocalReplica` keys a read's query by request id, so two copies in flight at one node
+        // would share (and the first answer would consume) one query.
         if self.faults_on && self.cfg.loss > 0.0 && self.rng.random_bool(self.cfg.loss) {
             self.stats.dropped += 1;
             return;
         }
-        if self.faults_on && self.cfg.duplication > 0.0 && self.rng.random_bool(self.cfg.duplication) {
+        if self.faults_on
+            && matches!(request, ClientRequest::Propose(_))
+            && self.cfg.duplication > 0.0
+            && self.rng.random_bool(self.cfg.duplication)
+        {
             self.stats.duplicated += 1;
-            let at = self.now + self.net.delay(&mut self.rng);
+            // Half the copies straggle for up to two time-outs (a retransmitting proxy, a slow
+            // queue): they reach the log after the client moved on to its next command, which the
+            // table must refuse as already acknowledged rather than apply.
+            let mut at = self.now + self.net.delay(&mut self.rng);
+            if self.rng.random_bool(0.5) {
+                at += self.rng.random_range(0..=2 * nanos(self.cfg.client_timeout));
+            }
             self.schedule(at, Event::Request { node, client: c, input: input.clone() });
         }
         let at = self.now + self.net.delay(&mut self.rng);
