@@ -168,7 +168,10 @@ impl Group {
         let rid = self.next_id;
         let command = vecraft_core::wire::encode(req).expect("encodes").into();
         self.step(id, RaftInput::Propose { id: rid, command });
-        self.tick_all();
+        // A heartbeat interval and more: followers learn the new commit index and apply too.
+        for _ in 0..3 {
+            self.tick_all();
+        }
         self.answers.remove(&rid).unwrap_or_default()
     }
 
