@@ -24,6 +24,7 @@ pub fn injected_bugs() -> InjectedBugs {
                 "vote_in_lease" => &mut b.vote_in_lease,
                 "lease_across_transfer" => &mut b.lease_across_transfer,
                 "commit_old_term" => &mut b.commit_old_term,
+                "session_ignored" => &mut b.session_ignored,
                 other => panic!("VECRAFT_FUZZ_INJECT: unknown bug {other}"),
             };
             *flag = true;

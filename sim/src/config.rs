@@ -141,6 +141,10 @@ pub struct SimConfig {
     pub client_timeout: Duration,
     /// Mean time between leadership-transfer requests to the current leader (None = none).
     pub transfer_every: Option<Duration>,
+    /// Client sessions each node's state machine keeps (registering one more evicts the least
+    /// recently used by apply index). Some seeds keep fewer than there are clients, so live
+    /// sessions get evicted and clients must see "session expired" and register again.
+    pub session_capacity: usize,
     /// Deliberate Raft bugs (checker sensitivity tests).
     #[serde(skip)]
     pub bugs: InjectedBugs,
@@ -196,6 +200,7 @@ impl SimConfig {
             lease_read_fraction: 0.5,
             client_timeout: ms(1_000),
             transfer_every: None,
+            session_capacity: 64,
             bugs: InjectedBugs::default(),
         };
         // Workload features added later draw from their own stream, so fault mixes stay as they were.
@@ -205,6 +210,12 @@ impl SimConfig {
             FaultProfile::Calm => None,
             FaultProfile::Chaos => Some(ms(later.random_range(300..1_500))),
             _ => later.random_bool(0.6).then(|| ms(later.random_range(300..3_000))),
+        };
+        // Drawn last from `later`, so earlier draws (and the worlds they describe) stay as they were.
+        cfg.session_capacity = if later.random_bool(0.25) {
+            cfg.clients.saturating_sub(1).max(1)
+        } else {
+            cfg.clients + later.random_range(0..=4)
         };
         cfg
     }
@@ -281,6 +292,9 @@ impl SimConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.nodes == 0 || self.nodes > 15 {
             return Err(format!("nodes must be 1..=15, got {}", self.nodes));
+        }
+        if self.session_capacity == 0 {
+            return Err("session_capacity must be positive".into());
         }
         if self.clients == 0 || self.keys == 0 {
             return Err("clients and keys must be positive".into());

@@ -1,9 +1,16 @@
 //! The replicated state machine under test: a map of integer registers with put, get and
 //! compare-and-set, the classic shape for linearizability checking.
+//!
+//! Every command reaches the log inside a client session ([`SessionRequest`]): clients retry
+//! through timeouts, duplicating links and failovers, and the session table answers a retried
+//! command with its recorded result instead of applying it again (a compare-and-set applied twice
+//! would report failure for a swap that happened). Reads need no session: they change nothing.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use vecraft_core::raft::{LogIndex, ReplicatedStateMachine};
+use vecraft_core::raft::{
+    ClientSessions, InjectedBugs, LogIndex, ReplicatedStateMachine, SessionConfig, SessionId, SessionOutcome, SessionRequest,
+};
 
 /// A register key.
 pub type Key = u64;
@@ -54,7 +61,22 @@ pub enum KvResult {
     Value(Option<Value>),
     /// The bytes were not a valid command (never produced by our clients).
     Invalid,
+    /// A session was registered; its id is the log index of the registration.
+    Registered {
+        /// The new session.
+        session: SessionId,
+    },
+    /// The command's session is unknown or was evicted: it was not applied now, and whether an
+    /// earlier copy of it was applied is unknown. Register again.
+    SessionExpired,
+    /// A late copy of a command whose answer the client already acknowledged: not applied.
+    AlreadyAcknowledged,
+    /// Too many unacknowledged commands in the session: not applied.
+    SessionWindowFull,
 }
+
+/// What a client appends to the log: a session registration or a session-tagged command.
+pub type KvProposal = SessionRequest<KvCommand>;
 
 /// The register map plus a running digest of everything applied, so replicas can be compared.
 #[derive(Clone, Debug, Default)]
@@ -62,9 +84,20 @@ pub struct KvStore {
     values: BTreeMap<Key, Value>,
     digest: [u8; 32],
     applied: u64,
+    /// Exactly-once table: part of the replicated state (and so of any snapshot).
+    sessions: ClientSessions<KvResult>,
 }
 
 impl KvStore {
+    /// An empty store whose session table has the given bounds (and, in `bug-injection` builds,
+    /// the session bugs of `bugs`).
+    pub fn with_sessions(config: SessionConfig, bugs: InjectedBugs) -> Self {
+        KvStore { sessions: ClientSessions::new(config).with_injected_bugs(bugs), ..KvStore::default() }
+    }
+    /// The session table.
+    pub fn sessions(&self) -> &ClientSessions<KvResult> {
+        &self.sessions
+    }
     /// Digest of the sequence of commands applied (equal on replicas that applied the same log).
     pub fn digest(&self) -> [u8; 32] {
         self.digest
@@ -87,19 +120,15 @@ impl ReplicatedStateMachine for KvStore {
         h.update(command);
         self.digest = *h.finalize().as_bytes();
         self.applied += 1;
-        let result = match vecraft_core::wire::decode::<KvCommand>(command) {
-            Ok(KvCommand::Put { key, value }) => {
-                self.values.insert(key, value);
-                KvResult::Written
-            }
-            Ok(KvCommand::Cas { key, expected, new }) => {
-                let found = self.values.get(&key).copied();
-                let swapped = found == expected;
-                if swapped {
-                    self.values.insert(key, new);
-                }
-                KvResult::Cas { swapped, found }
-            }
+        let values = &mut self.values;
+        let result = match vecraft_core::wire::decode::<KvProposal>(command) {
+            Ok(request) => match self.sessions.apply(index, &request, |cmd| apply_command(values, cmd)) {
+                SessionOutcome::Registered(session) => KvResult::Registered { session },
+                SessionOutcome::Applied(r) | SessionOutcome::Duplicate(r) => r,
+                SessionOutcome::AlreadyAcknowledged => KvResult::AlreadyAcknowledged,
+                SessionOutcome::Expired => KvResult::SessionExpired,
+                SessionOutcome::WindowFull => KvResult::SessionWindowFull,
+            },
             Err(_) => KvResult::Invalid,
         };
         vecraft_core::wire::encode(&result).expect("KvResult encodes")
@@ -111,5 +140,23 @@ impl ReplicatedStateMachine for KvStore {
             Err(_) => KvResult::Invalid,
         };
         vecraft_core::wire::encode(&result).expect("KvResult encodes")
+    }
+}
+
+/// Applies one register command (the only place the register map changes).
+fn apply_command(values: &mut BTreeMap<Key, Value>, cmd: &KvCommand) -> KvResult {
+    match *cmd {
+        KvCommand::Put { key, value } => {
+            values.insert(key, value);
+            KvResult::Written
+        }
+        KvCommand::Cas { key, expected, new } => {
+            let found = values.get(&key).copied();
+            let swapped = found == expected;
+            if swapped {
+                values.insert(key, new);
+            }
+            KvResult::Cas { swapped, found }
+        }
     }
 }

@@ -26,6 +26,9 @@ pub enum Bug {
     LeaseAcrossTransfer,
     /// A leader commits an older term's entry by counting replicas (Raft §5.4.2 ignored).
     CommitOldTerm,
+    /// The key-value state machine applies a retried command again instead of answering it from
+    /// its session table.
+    SessionIgnored,
 }
 
 impl Bug {
@@ -41,6 +44,7 @@ impl Bug {
             Bug::VoteInLease => b.vote_in_lease = true,
             Bug::LeaseAcrossTransfer => b.lease_across_transfer = true,
             Bug::CommitOldTerm => b.commit_old_term = true,
+            Bug::SessionIgnored => b.session_ignored = true,
         }
         b
     }
@@ -56,6 +60,7 @@ impl Bug {
             Bug::VoteInLease => "vote-in-lease",
             Bug::LeaseAcrossTransfer => "lease-across-transfer",
             Bug::CommitOldTerm => "commit-old-term",
+            Bug::SessionIgnored => "session-ignored",
         }
     }
 }

@@ -212,6 +212,7 @@ fn every_injected_bug_is_caught_within_a_bounded_number_of_seeds() {
         (Bug::VoteTwice, 60),
         (Bug::AckBeforePersist, 60),
         (Bug::ReadWithoutQuorum, 200),
+        (Bug::SessionIgnored, 40),
     ] {
         let Some((seed, outcome)) = first_catch(bug, limit) else {
             panic!("bug {bug:?} was not caught in {limit} seeds: the checkers are blind to it");
@@ -268,4 +269,46 @@ fn cli_check_history_exit_codes() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_session_table_that_is_not_consulted_is_reported_as_not_linearizable() {
+    // Applying a retried command twice breaks no Raft invariant (the log is fine, every replica
+    // applies the same entries); only the history shows it: a compare-and-set reported failed
+    // although its value is read later, or a write that reappears after a later one.
+    let (seed, outcome) = first_catch(Bug::SessionIgnored, 40).expect("caught within 40 seeds");
+    assert!(outcome.report.violations.is_empty(), "seed {seed}: {:?}", outcome.report.violations);
+    let verdict = outcome.linearizability.expect("checked");
+    assert!(!verdict.is_linearizable() && verdict.to_string().contains("NOT linearizable"), "{verdict}");
+    eprintln!("session-ignored caught by the linearizability checker at seed {seed}");
+}
+
+/// Clients retry through the faults and the session tables answer the retries, in most seeds:
+/// exactly-once is exercised, not just present. (Late copies and evictions need rarer
+/// coincidences, so they only have to happen somewhere.)
+#[test]
+fn client_sessions_retry_and_deduplicate_in_most_seeds() {
+    let n = 100u64;
+    let stats: Vec<RunStats> = (1..=n)
+        .map(|seed| {
+            let outcome = run_seed(&RunSpec::seed(seed));
+            assert!(outcome.passed(), "seed {seed}: {:?}", outcome.failures());
+            outcome.report.stats
+        })
+        .collect();
+    let seeds_with = |f: fn(&RunStats) -> u64| stats.iter().filter(|s| f(s) > 0).count() as u64;
+    let retried = seeds_with(|s| s.session_retries);
+    let deduplicated = seeds_with(|s| s.session_duplicates);
+    let late = seeds_with(|s| s.session_late_copies);
+    let expired = seeds_with(|s| s.sessions_expired);
+    let evicted = seeds_with(|s| s.sessions_evicted);
+    let registered = seeds_with(|s| s.sessions_registered);
+    eprintln!(
+        "of {n} seeds: sessions registered in {registered}, retries in {retried}, duplicates answered from the \
+         table in {deduplicated}, late copies refused in {late}, expired answers in {expired}, evictions in {evicted}"
+    );
+    assert_eq!(registered, n, "every seed registers sessions");
+    assert!(retried * 100 >= n * 80, "retries in only {retried} of {n} seeds");
+    assert!(deduplicated * 100 >= n * 60, "deduplications in only {deduplicated} of {n} seeds");
+    assert!(late > 0 && expired > 0 && evicted > 0, "late {late}, expired {expired}, evicted {evicted}");
 }

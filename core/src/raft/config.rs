@@ -116,6 +116,9 @@ pub struct InjectedBugs {
     pub lease_across_transfer: bool,
     /// A leader commits an entry of an older term by counting replicas (Raft §5.4.2 ignored).
     pub commit_old_term: bool,
+    /// The state machine's session table is not consulted: a retried command (same session and
+    /// sequence) is applied again instead of answered with its recorded response.
+    pub session_ignored: bool,
 }
 
 impl InjectedBugs {
@@ -129,7 +132,8 @@ impl InjectedBugs {
                 || self.stale_round_ack
                 || self.vote_in_lease
                 || self.lease_across_transfer
-                || self.commit_old_term)
+                || self.commit_old_term
+                || self.session_ignored)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

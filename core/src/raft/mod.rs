@@ -35,6 +35,7 @@ mod message;
 mod node;
 mod read;
 mod replication;
+mod session;
 mod storage;
 mod transfer;
 
@@ -47,6 +48,10 @@ pub use message::{
     RequestId, Term,
 };
 pub use node::{RaftInput, RaftNode, RaftOutput, ReadMode, Role};
+pub use session::{
+    ClientSessions, Seq, SessionCheck, SessionCommand, SessionConfig, SessionCounters, SessionId, SessionOutcome,
+    SessionRequest,
+};
 pub use storage::{
     DurableState, PersistRecord, RecoveryError, WAL_FRAME_HEADER, WalReplay, WalTail, decode_wal, encode_wal_frame,
 };

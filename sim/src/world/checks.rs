@@ -26,6 +26,7 @@ impl World {
 
     pub(super) fn finish(mut self) -> RunReport {
         self.stats.virtual_ms = self.now / 1_000_000;
+        self.collect_session_stats();
         if self.violations.is_empty() && self.checker.violations().is_empty() {
             self.check_log_matching();
             self.check_durability();

@@ -15,6 +15,7 @@ pub mod disk;
 mod nemesis;
 pub mod network;
 mod node_host;
+mod sessions;
 pub mod stats;
 
 use crate::config::SimConfig;

@@ -11,8 +11,8 @@ use super::clock::NodeClock;
 use super::disk::{SimDisk, SyncFault};
 use super::{Event, TICK, World, nanos};
 use crate::config::SimConfig;
-use crate::history::{Command, Operation};
-use crate::kv::{KvCommand, KvGet, KvResult, KvStore};
+use super::clients::ClientRequest;
+use crate::kv::{KvGet, KvResult, KvStore};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
@@ -168,7 +168,7 @@ impl World {
         let mut rc = self.raft_config(id);
         rc.seed ^= self.nodes[n].incarnation.wrapping_mul(0x2545_F491_4F6C_DD1D);
         let now = self.local_time(n);
-        self.nodes[n].raft = Some(LocalReplica::new(rc, KvStore::default(), recovered.state, 0, now));
+        self.nodes[n].raft = Some(LocalReplica::new(rc, self.kv_store(), recovered.state, 0, now));
         self.nodes[n].disk_free_at = self.now;
         self.nodes[n].heard_leader_at = now;
         self.checker.on_restart(id);
@@ -364,22 +364,17 @@ impl World {
             .map(|(_, i)| i)
     }
 
-    /// The Raft input that asks for `operation` under request `id`.
-    pub(super) fn request_input(&mut self, id: RequestId, operation: Operation) -> RaftInput {
-        match operation.command {
-            Command::Read => {
+    /// The Raft input that asks for `request` under request id `id`.
+    pub(super) fn request_input(&mut self, id: RequestId, request: &ClientRequest) -> RaftInput {
+        match request {
+            ClientRequest::Read { key } => {
                 let mode = if self.rng.random_bool(self.cfg.lease_read_fraction) { ReadMode::Lease } else { ReadMode::ReadIndex };
-                let query = vecraft_core::wire::encode(&KvGet { key: operation.key }).expect("encodes");
+                let query = vecraft_core::wire::encode(&KvGet { key: *key }).expect("encodes");
                 self.read_queries.insert(id, query);
                 RaftInput::Read { id, mode }
             }
-            Command::Write(value) => {
-                let cmd = KvCommand::Put { key: operation.key, value };
-                RaftInput::Propose { id, command: vecraft_core::wire::encode(&cmd).expect("encodes").into() }
-            }
-            Command::Cas { expected, new } => {
-                let cmd = KvCommand::Cas { key: operation.key, expected, new };
-                RaftInput::Propose { id, command: vecraft_core::wire::encode(&cmd).expect("encodes").into() }
+            ClientRequest::Propose(proposal) => {
+                RaftInput::Propose { id, command: vecraft_core::wire::encode(proposal).expect("encodes").into() }
             }
         }
     }

@@ -92,6 +92,20 @@ pub struct RunStats {
     pub virtual_ms: u64,
     /// Time from the end of faults to the first leader with an own-term commit.
     pub recovery_ms: Option<u64>,
+    /// Client sessions registered in the committed log (read from the most advanced replica at the
+    /// end, so duplicate registrations of a retried register count too).
+    pub sessions_registered: u64,
+    /// Session commands a client sent again with the same (session, seq): after a time-out, an
+    /// indeterminate answer or a redirect.
+    pub session_retries: u64,
+    /// Retried commands the state machine answered from its session table instead of applying.
+    pub session_duplicates: u64,
+    /// Late copies of acknowledged commands refused unapplied by the session table.
+    pub session_late_copies: u64,
+    /// "Session expired" answers clients received (they then registered again).
+    pub sessions_expired: u64,
+    /// Sessions evicted from the table to stay within its capacity.
+    pub sessions_evicted: u64,
 }
 
 impl RunStats {
@@ -132,6 +146,20 @@ impl RunStats {
             ("votes-in-lease", self.votes_in_lease),
             ("transfers-requested", self.transfers),
             ("timeout-now-sent", self.timeout_nows),
+        ]
+    }
+}
+
+impl RunStats {
+    /// Client-session events, by name (printed with the protocol events).
+    pub fn session_counts(&self) -> [(&'static str, u64); 6] {
+        [
+            ("sessions-registered", self.sessions_registered),
+            ("session-retries", self.session_retries),
+            ("session-duplicates", self.session_duplicates),
+            ("session-late-copies", self.session_late_copies),
+            ("sessions-expired", self.sessions_expired),
+            ("sessions-evicted", self.sessions_evicted),
         ]
     }
 }
