@@ -67,5 +67,50 @@ fn search(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kernels, search);
+/// Filtered search on a 50k-point collection: a 1%-selective filter (`cluster == 7`) and a
+/// 10%-selective range (`cluster < 10`), each without and with an integer index on `cluster`.
+/// Without the index every payload is checked per query; with it only the posting list's points.
+fn filtered_search(c: &mut Criterion) {
+    use vecraft_core::vector::collection::{Collection, CollectionConfig, Distance, PointsOp, SearchRequest};
+    use vecraft_core::vector::filter::{Condition, Filter, MatchValue, NumericRange};
+    use vecraft_core::vector::payload::PayloadValue;
+    use vecraft_core::vector::payload_index::FieldSchema;
+    use vecraft_core::vector::point::{PointId, PointStruct};
+
+    let (dim, n) = (32usize, 50_000usize);
+    let mix = Mixture::new(MixtureSpec { dim, clusters: 20, spread: 1.0, seed: 9 });
+    let base = mix.sample(n, 1);
+    let queries = mix.sample(64, 2);
+    let mut collection = Collection::new("filtered", CollectionConfig::new(dim as u32, Distance::Euclid)).unwrap();
+    let mut batch = Vec::new();
+    for (i, v) in base.chunks_exact(dim).enumerate() {
+        let payload = [("cluster".to_string(), PayloadValue::Int((i % 100) as i64))].into();
+        batch.push(PointStruct { id: PointId::Num(i as u64), vector: v.to_vec(), payload });
+        if batch.len() == 1000 {
+            collection.apply(PointsOp::Upsert(std::mem::take(&mut batch))).unwrap();
+        }
+    }
+    let one_percent = Filter::must(vec![Condition::matches_value("cluster", MatchValue::Integer(7))]);
+    let ten_percent = Filter::must(vec![Condition::range("cluster", NumericRange { lt: Some(10.0), ..Default::default() })]);
+    let mut group = c.benchmark_group("filtered_search_50k");
+    for indexed in [false, true] {
+        if indexed {
+            collection.create_field_index("cluster", FieldSchema::Integer).unwrap();
+        }
+        for (name, filter) in [("1pct", &one_percent), ("10pct", &ten_percent)] {
+            let id = BenchmarkId::new(if indexed { "indexed" } else { "scan" }, name);
+            group.bench_with_input(id, &(), |bench, _| {
+                let mut qs = queries.chunks_exact(dim).cycle();
+                bench.iter(|| {
+                    let mut request = SearchRequest::new(qs.next().expect("cycle").to_vec(), 10);
+                    request.filter = Some(filter.clone());
+                    black_box(collection.search(&request).unwrap())
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, kernels, search, filtered_search);
 criterion_main!(benches);
