@@ -112,5 +112,33 @@ fn filtered_search(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kernels, search, filtered_search);
+/// Scatter-gather merge: per-shard top-100 lists from 4 and 16 shards merged into one top-100
+/// page (the node's cost per sharded search, on top of the shards' own searches).
+fn scatter_merge(c: &mut Criterion) {
+    use vecraft_core::node::scatter::merge_hits;
+    use vecraft_core::vector::collection::Distance;
+    use vecraft_core::vector::point::{PointId, ScoredPoint};
+    let mut group = c.benchmark_group("scatter_merge_top100");
+    for shards in [4u64, 16] {
+        let lists: Vec<Vec<ScoredPoint>> = (0..shards)
+            .map(|s| {
+                (0..100u64)
+                    .map(|i| ScoredPoint {
+                        id: PointId::Num(i * shards + s),
+                        version: 1,
+                        score: 1.0 - (i as f32 * 0.001) - (s as f32 * 0.0001),
+                        payload: None,
+                        vector: None,
+                    })
+                    .collect()
+            })
+            .collect();
+        group.bench_with_input(BenchmarkId::from_parameter(shards), &shards, |bench, _| {
+            bench.iter(|| black_box(merge_hits(Distance::Cosine, lists.clone(), 0, 100)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, kernels, search, filtered_search, scatter_merge);
 criterion_main!(benches);
