@@ -26,6 +26,7 @@
 //! transfer's `TimeoutNow` has left; a node whose disk was damaged neither votes nor campaigns
 //! until a leader of a later term has repaired it.
 
+mod conf_change;
 mod config;
 mod election;
 mod local_replica;
@@ -34,10 +35,15 @@ mod membership;
 mod message;
 mod node;
 mod read;
+mod reconfig;
 mod replication;
 mod storage;
 mod transfer;
 
+pub use conf_change::{
+    ConfChange, ConfChangeError, ConfChangeRefusal, ConfChangeStep, ConfEntry, ConfTransition, next_membership,
+    quorums_intersect,
+};
 pub use config::{InjectedBugs, RaftConfig};
 pub use local_replica::{LocalReplica, ReplicatedStateMachine};
 pub use log::RaftLog;
