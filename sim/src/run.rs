@@ -26,6 +26,10 @@ pub enum Bug {
     LeaseAcrossTransfer,
     /// A leader commits an older term's entry by counting replicas (Raft §5.4.2 ignored).
     CommitOldTerm,
+    /// A configuration change of several voters is applied directly, without the joint phase.
+    SkipJoint,
+    /// A node campaigns although it has a committed configuration change it has not applied.
+    CampaignWithUnappliedConf,
 }
 
 impl Bug {
@@ -41,6 +45,8 @@ impl Bug {
             Bug::VoteInLease => b.vote_in_lease = true,
             Bug::LeaseAcrossTransfer => b.lease_across_transfer = true,
             Bug::CommitOldTerm => b.commit_old_term = true,
+            Bug::SkipJoint => b.skip_joint = true,
+            Bug::CampaignWithUnappliedConf => b.campaign_with_unapplied_conf = true,
         }
         b
     }
@@ -56,6 +62,8 @@ impl Bug {
             Bug::VoteInLease => "vote-in-lease",
             Bug::LeaseAcrossTransfer => "lease-across-transfer",
             Bug::CommitOldTerm => "commit-old-term",
+            Bug::SkipJoint => "skip-joint",
+            Bug::CampaignWithUnappliedConf => "campaign-with-unapplied-conf",
         }
     }
 }
@@ -92,6 +100,9 @@ impl RunSpec {
             cfg.nodes = n;
             // Faulty disks stay a minority of whatever cluster the override makes.
             cfg.faulty_disks = cfg.faulty_disks.min((n.max(1) - 1) / 2);
+            // The group starts with at most every node, and the voter floor stays reachable.
+            cfg.initial_voters = cfg.initial_voters.min(n).max(1);
+            cfg.min_voters = cfg.min_voters.min(cfg.initial_voters).max(1);
         }
         if let Some(s) = self.fault_secs {
             cfg.fault_phase = std::time::Duration::from_secs(s);
