@@ -391,9 +391,15 @@ fn restart_uses_the_newest_configuration_entry_of_the_log_and_falls_back_if_it_i
     assert_eq!(voters(&c, 2), (vec![1, 2, 3, 4], vec![]));
     c.crash(2);
     c.restart(2);
-    // Nothing is applied yet after the restart, but the log says who the group is.
+    // Nothing is applied yet after the restart, and the node cannot tell whether its newest
+    // configuration entry committed: until it is applied, quorums of both it and the one before.
     assert_eq!(c.node(2).applied_index(), 0);
+    assert!(c.node(2).membership_is_provisional());
+    assert_eq!(voters(&c, 2), (vec![1, 2, 3, 4], vec![1, 2, 3]));
+    assert_eq!(c.node(2).membership().learners, BTreeSet::new());
+    settle(&mut c, 1);
     assert_eq!(c.node(2).membership(), &expected);
+    assert!(!c.node(2).membership_is_provisional());
 
     // An uncommitted change adopted at restart is dropped when a new leader cuts it.
     let base = Membership::simple([1, 2, 3]);
@@ -404,8 +410,9 @@ fn restart_uses_the_newest_configuration_entry_of_the_log_and_falls_back_if_it_i
         damaged: false,
     };
     let mut node = RaftNode::new(cfg, durable, 0, Time::ZERO);
-    assert_eq!(node.membership().voters, JointQuorum::simple([1, 3]));
-    assert_eq!(node.membership_index(), 2);
+    let provisional = JointQuorum { incoming: MajorityQuorum::new([1, 3]), outgoing: MajorityQuorum::new([1, 2, 3]) };
+    assert_eq!(node.membership().voters, provisional);
+    assert_eq!(node.membership_index(), 0);
     let append = Message {
         group: GROUP,
         from: 2,

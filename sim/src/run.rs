@@ -97,12 +97,20 @@ impl RunSpec {
     pub fn config(&self) -> SimConfig {
         let mut cfg = SimConfig::from_seed(self.seed, self.profile);
         if let Some(n) = self.nodes {
+            let before = cfg.nodes;
             cfg.nodes = n;
             // Faulty disks stay a minority of whatever cluster the override makes.
             cfg.faulty_disks = cfg.faulty_disks.min((n.max(1) - 1) / 2);
-            // The group starts with at most every node, and the voter floor stays reachable.
-            cfg.initial_voters = cfg.initial_voters.min(n).max(1);
-            cfg.min_voters = cfg.min_voters.min(cfg.initial_voters).max(1);
+            // The same number of spare nodes outside the group (if that leaves a voter), and the
+            // voter floor of a cluster of this size.
+            let spare = before.saturating_sub(cfg.initial_voters);
+            cfg.initial_voters = n.saturating_sub(spare).max(1);
+            if cfg.membership_every.is_some() {
+                cfg.min_voters = SimConfig::voter_floor(n).min(cfg.initial_voters);
+            } else {
+                cfg.initial_voters = n;
+                cfg.min_voters = 1;
+            }
         }
         if let Some(s) = self.fault_secs {
             cfg.fault_phase = std::time::Duration::from_secs(s);

@@ -450,6 +450,9 @@ impl RaftNode {
     /// Cuts our log at `index`, keeping durability bookkeeping honest: nothing at or after the
     /// cut counts as durable until rewritten.
     pub(super) fn truncate_log(&mut self, index: LogIndex) {
+        if self.membership_depends_on(index) {
+            self.membership_truncated = true;
+        }
         self.log.truncate_from(index);
         let keep = index - 1;
         self.durable_index = self.durable_index.min(keep);
@@ -462,9 +465,6 @@ impl RaftNode {
             *from = (*from).min(index);
         } else {
             self.unpersisted_from = Some(index);
-        }
-        if index <= self.membership_index {
-            self.membership_truncated = true;
         }
     }
 

@@ -73,16 +73,29 @@ impl RaftNode {
         }
     }
 
-    /// The newest configuration entry of the log, if any, as (index, membership).
-    fn newest_conf_in_log(&self) -> Option<(LogIndex, Membership)> {
-        (1..=self.log.last_index()).rev().find_map(|i| self.conf_entry(i).map(|c| (i, c.membership.clone())))
+    /// The newest configuration entry of the log at or below `below`, if any.
+    fn newest_conf_in_log(&self, below: LogIndex) -> Option<(LogIndex, Membership)> {
+        (1..=below.min(self.log.last_index())).rev().find_map(|i| self.conf_entry(i).map(|c| (i, c.membership.clone())))
     }
 
-    /// At restart (and when the entry our membership came from was cut from the log): the newest
-    /// configuration entry of the log, else the base configuration.
+    /// At restart (and when the entry our membership came from was cut from the log), when we
+    /// cannot tell which of our entries are committed: the newest configuration entry of the log
+    /// `C_n` may or may not be committed, the one before it `C_{n-1}` (else the base) is (a leader
+    /// proposes a change only once the previous one is applied). Until `C_n` is applied we use
+    /// both at once: voters of either, quorums of both (a quorum of both is a quorum of whichever
+    /// is the group's). Using `C_n` alone could silence the group (its new voters may not hold
+    /// the log yet, since `C_n` commits under `C_{n-1}`); using `C_{n-1}` alone could let removed
+    /// nodes elect each other.
     pub(super) fn adopt_membership_from_log(&mut self, now: Time) {
-        let (index, membership) = self.newest_conf_in_log().unwrap_or_else(|| (0, self.base_membership.clone()));
-        self.set_membership(now, index, membership);
+        let newest = self.newest_conf_in_log(self.log.last_index());
+        let Some((n, newest)) = newest else {
+            return self.set_membership(now, 0, self.base_membership.clone());
+        };
+        let (prev_index, prev) = self.newest_conf_in_log(n - 1).unwrap_or_else(|| (0, self.base_membership.clone()));
+        if n <= self.applied {
+            return self.set_membership(now, n, newest); // applied, so committed: no doubt
+        }
+        self.set_membership(now, prev_index, either_of(&prev, &newest));
     }
 
     /// Switches to `membership` and derives what depends on it: the vote/commit quorum, whom we
@@ -153,9 +166,10 @@ impl RaftNode {
     /// if ours was cut from the log, leaves a joint configuration on its own, hands leadership
     /// over when removed.
     pub(super) fn reconfigure(&mut self, now: Time, out: &mut Vec<RaftOutput>) {
-        let before = self.membership_index;
+        let mut changed = false;
         if self.membership_truncated {
             self.adopt_membership_from_log(now);
+            changed = true;
         }
         while self.conf_scanned < self.applied {
             self.conf_scanned += 1;
@@ -172,8 +186,9 @@ impl RaftNode {
                 continue;
             }
             self.set_membership(now, index, membership);
+            changed = true;
         }
-        if self.membership_index != before {
+        if changed {
             out.push(RaftOutput::MembershipChanged { index: self.membership_index, membership: self.membership.clone() });
         }
         if self.role != Role::Leader {
@@ -214,8 +229,43 @@ impl RaftNode {
         }
     }
 
+    /// Whether cutting the log at `index` removes an entry our membership depends on (the one it
+    /// came from, or an unapplied one a provisional membership was built from).
+    pub(super) fn membership_depends_on(&self, index: LogIndex) -> bool {
+        index <= self.membership_index
+            || (self.membership_is_provisional() && (index..=self.log.last_index()).any(|i| self.conf_entry(i).is_some()))
+    }
+
+    /// Whether the membership in use is a combination adopted at restart (see
+    /// [`RaftNode::adopt_membership_from_log`]) rather than a configuration of the log.
+    pub fn membership_is_provisional(&self) -> bool {
+        self.membership_index < self.log.last_index()
+            && ((self.membership_index + 1)..=self.log.last_index()).any(|i| self.conf_entry(i).is_some())
+    }
+
     /// A node id the leader replicates to (tests and drivers).
     pub fn replicates_to(&self, id: NodeId) -> bool {
         self.replicas.contains(&id)
     }
+}
+
+/// A membership whose quorums are quorums of both `a` and `b` (two configurations one change
+/// apart: then one of them is joint and contains the other's voters, or both are simple and
+/// they make a joint pair), whose voters and learners are those of either.
+fn either_of(a: &Membership, b: &Membership) -> Membership {
+    use crate::quorum::JointQuorum;
+    let voters = if !a.is_joint() && !b.is_joint() && a.voters.incoming == b.voters.incoming {
+        b.voters.clone()
+    } else if b.is_joint() {
+        b.voters.clone()
+    } else if a.is_joint() {
+        a.voters.clone()
+    } else {
+        JointQuorum { incoming: b.voters.incoming.clone(), outgoing: a.voters.incoming.clone() }
+    };
+    let all_voters = voters.voters();
+    let learners = a.members().union(&b.members()).copied().filter(|id| !all_voters.contains(id)).collect();
+    let m = Membership { voters, learners, learners_next: Default::default(), auto_leave: false };
+    debug_assert!(m.validate().is_ok(), "{m:?}");
+    m
 }
