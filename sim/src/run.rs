@@ -28,8 +28,6 @@ pub enum Bug {
     CommitOldTerm,
     /// A configuration change of several voters is applied directly, without the joint phase.
     SkipJoint,
-    /// A node campaigns although it has a committed configuration change it has not applied.
-    CampaignWithUnappliedConf,
 }
 
 impl Bug {
@@ -46,7 +44,6 @@ impl Bug {
             Bug::LeaseAcrossTransfer => b.lease_across_transfer = true,
             Bug::CommitOldTerm => b.commit_old_term = true,
             Bug::SkipJoint => b.skip_joint = true,
-            Bug::CampaignWithUnappliedConf => b.campaign_with_unapplied_conf = true,
         }
         b
     }
@@ -63,7 +60,6 @@ impl Bug {
             Bug::LeaseAcrossTransfer => "lease-across-transfer",
             Bug::CommitOldTerm => "commit-old-term",
             Bug::SkipJoint => "skip-joint",
-            Bug::CampaignWithUnappliedConf => "campaign-with-unapplied-conf",
         }
     }
 }

@@ -119,9 +119,6 @@ pub struct InjectedBugs {
     pub commit_old_term: bool,
     /// A configuration change of several voters is applied directly, without the joint phase.
     pub skip_joint: bool,
-    /// A node campaigns although its log holds a committed configuration change it has not
-    /// applied yet (it campaigns with a configuration that is no longer the group's).
-    pub campaign_with_unapplied_conf: bool,
 }
 
 impl InjectedBugs {
@@ -136,8 +133,7 @@ impl InjectedBugs {
                 || self.vote_in_lease
                 || self.lease_across_transfer
                 || self.commit_old_term
-                || self.skip_joint
-                || self.campaign_with_unapplied_conf)
+                || self.skip_joint)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

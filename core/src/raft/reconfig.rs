@@ -58,8 +58,7 @@ impl RaftNode {
     /// Whether this node may start a campaign: it votes in its configuration and has applied every
     /// configuration entry it knows committed.
     pub(super) fn may_campaign(&self) -> bool {
-        self.membership.is_voter(self.cfg.id)
-            && (!self.has_committed_unapplied_conf() || InjectedBugs::on(self.bugs().campaign_with_unapplied_conf))
+        self.membership.is_voter(self.cfg.id) && !self.has_committed_unapplied_conf()
     }
 
     fn has_committed_unapplied_conf(&self) -> bool {
