@@ -222,15 +222,27 @@ impl SimConfig {
         cfg.membership_every = match profile {
             FaultProfile::Calm => None,
             FaultProfile::Chaos => Some(ms(members.random_range(300..1_500))),
-            _ => members.random_bool(0.7).then(|| ms(members.random_range(300..2_500))),
+            _ => members.random_bool(0.85).then(|| ms(members.random_range(300..2_000))),
         };
         if cfg.membership_every.is_some() {
             cfg.min_voters = Self::voter_floor(cfg.nodes);
             // Some worlds start with nodes outside the group, to be added as learners.
             let spare = cfg.nodes.saturating_sub(cfg.min_voters).min(2);
             cfg.initial_voters = cfg.nodes - members.random_range(0..=spare);
+            cfg.keep_faulty_disks_a_minority_of_voters();
         }
         cfg
+    }
+
+    /// The faulty disks are a seeded minority of all nodes; with nodes outside the group, or
+    /// too few voters, they could be a majority of the voters, and a group whose voters are
+    /// mostly damaged cannot recover (no protocol can help). So such worlds start with every
+    /// node a voter and never shrink below a healthy majority (the nemesis checks each change).
+    pub fn keep_faulty_disks_a_minority_of_voters(&mut self) {
+        if self.faulty_disks > 0 {
+            self.initial_voters = self.nodes;
+            self.min_voters = self.min_voters.max(2 * self.faulty_disks + 1).min(self.nodes);
+        }
     }
 
     /// The fewest voters the membership nemesis keeps in a group of `nodes` nodes.

@@ -103,6 +103,7 @@ impl RunSpec {
             cfg.initial_voters = n.saturating_sub(spare).max(1);
             if cfg.membership_every.is_some() {
                 cfg.min_voters = SimConfig::voter_floor(n).min(cfg.initial_voters);
+                cfg.keep_faulty_disks_a_minority_of_voters();
             } else {
                 cfg.initial_voters = n;
                 cfg.min_voters = 1;

@@ -13,7 +13,7 @@ use super::{Event, World};
 use rand::RngExt;
 use vecraft_core::contract::NodeId;
 use vecraft_core::raft::{
-    ClientError, ClientResponse, ConfChange, ConfChangeStep, ConfTransition, EntryPayload, LogIndex, Membership, RaftInput, RequestId,
+    ClientError, ClientResponse, ConfChange, ConfChangeStep, ConfTransition, EntryPayload, LogIndex, next_membership, Membership, RaftInput, RequestId,
 };
 
 /// Request ids of the nemesis's configuration changes (client ids are `client << 40 | n`).
@@ -49,7 +49,7 @@ impl World {
         if let Some(l) = self.leader_index() {
             let raft = self.nodes[l].raft.as_ref().expect("a leader is up");
             let (membership, leader) = (raft.membership().clone(), raft.id());
-            if let Some(change) = self.pick_change(&membership, leader) {
+            if let Some(change) = self.pick_change(&membership, leader).filter(|c| self.keeps_healthy_majority(&membership, c)) {
                 self.conf_requests += 1;
                 let id = CONF_REQUEST_BASE + self.conf_requests;
                 self.stats.conf_proposed += 1;
@@ -114,6 +114,18 @@ impl World {
             }
             Kind::RemoveLearner => change(vec![Remove(self.pick(&learners))], ConfTransition::Auto),
         }
+    }
+
+    /// Whether the voters after `change` still have healthy disks in a majority (the storage
+    /// faults are injected into a minority of the nodes; concentrating them in the voters would
+    /// make the group unrecoverable, which no protocol can help).
+    fn keeps_healthy_majority(&self, m: &Membership, change: &ConfChange) -> bool {
+        let Ok(next) = next_membership(m, change, false) else { return true }; // refused anyway
+        let faulty = |q: &vecraft_core::quorum::MajorityQuorum| {
+            let f = q.voters().iter().filter(|&&id| self.nodes[(id - 1) as usize].disk.faulty).count();
+            f * 2 < q.voters().len() || q.voters().is_empty()
+        };
+        faulty(&next.voters.incoming) && faulty(&next.voters.outgoing)
     }
 
     /// The answer to one of the nemesis's requests (an `Ok` is its entry applied).
