@@ -48,19 +48,6 @@ impl World {
 
     /// After faults stop: one leader, all replicas converge, every client made progress.
     fn check_liveness(&mut self) {
-        if std::env::var("VECRAFT_SIM_DEBUG").is_ok() {
-            for n in &self.nodes {
-                if let Some(r) = n.raft.as_ref() {
-                    eprintln!(
-                        "node {} {:?} term {} commit {} applied {} last {} conf@{} {:?} damaged {}",
-                        n.id, r.role(), r.term(), r.commit_index(), r.applied_index(), r.log().last_index(),
-                        r.membership_index(), r.membership(), r.is_damaged()
-                    );
-                } else {
-                    eprintln!("node {} down", n.id);
-                }
-            }
-        }
         let Some(l) = self.leader_index() else {
             self.violations.push(format!(
                 "liveness: no leader {} ms after faults stopped",
