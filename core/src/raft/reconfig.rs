@@ -46,11 +46,14 @@ impl RaftNode {
     }
 
     /// Whether a message from `msg.from` may be looked at: vote requests only from voters of our
-    /// configuration, everything else from anyone (a leader is whoever won a term; responses
-    /// only count for members, see the tallies and `progress`).
+    /// configuration; appends from anyone but a second leader of our term (a leader is whoever
+    /// won a term, and our configuration may be too old to name it: a learner added late starts
+    /// from the initial one); everything else from anyone (responses only count for members, see
+    /// the tallies and `progress`).
     pub(super) fn accepts_from(&self, msg: &Message) -> bool {
         match msg.body {
             MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.membership.is_voter(msg.from),
+            MessageBody::Append { .. } => msg.term != self.term || self.leader.is_none_or(|l| l == msg.from),
             _ => true,
         }
     }
