@@ -435,3 +435,27 @@ fn restart_uses_the_newest_configuration_entry_of_the_log_and_falls_back_if_it_i
     let node = RaftNode::restore(test_config(3, &[1, 2, 3]), DurableState::default(), 0, Some(snap.clone()), Time::ZERO);
     assert_eq!(node.membership(), &snap);
 }
+
+#[test]
+fn in_a_joint_configuration_a_read_index_read_needs_both_majorities() {
+    let mut c = cluster(5, &[1, 2, 3]);
+    c.step(1, conf(10, vec![AddLearner(4), AddLearner(5)], ConfTransition::Auto));
+    settle(&mut c, 1);
+    c.step(1, conf(11, vec![AddVoter(4), AddVoter(5), Remove(2), Remove(3)], ConfTransition::JointExplicit));
+    settle(&mut c, 1);
+    assert_eq!(voters(&c, 1), (vec![1, 4, 5], vec![1, 2, 3]));
+    c.take_responses(1);
+    // Only the new voters answer the heartbeat round: not confirmed.
+    c.isolated = BTreeSet::from([2, 3]);
+    c.step(1, RaftInput::Read { id: 50, mode: vecraft_core::raft::ReadMode::ReadIndex });
+    c.stabilize();
+    c.tick(1, ms(20));
+    c.stabilize();
+    assert!(c.take_responses(1).is_empty(), "a majority of the new voters alone confirmed a read");
+    // One old voter more: both majorities acknowledge the next round.
+    c.isolated = BTreeSet::from([3]);
+    c.tick(1, ms(20));
+    c.stabilize();
+    let r = c.take_responses(1);
+    assert!(r.iter().any(|r| r.id == 50 && r.result.is_ok()), "{r:?}");
+}

@@ -256,9 +256,9 @@ impl RaftNode {
 /// they make a joint pair), whose voters and learners are those of either.
 fn either_of(a: &Membership, b: &Membership) -> Membership {
     use crate::quorum::JointQuorum;
-    let voters = if !a.is_joint() && !b.is_joint() && a.voters.incoming == b.voters.incoming {
-        b.voters.clone()
-    } else if b.is_joint() {
+    // Same voters (a learner-only change), or `b` joint (entering: it holds `a`'s voters).
+    let same_voters = !a.is_joint() && !b.is_joint() && a.voters.incoming == b.voters.incoming;
+    let voters = if same_voters || b.is_joint() {
         b.voters.clone()
     } else if a.is_joint() {
         a.voters.clone()
