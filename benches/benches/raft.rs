@@ -71,7 +71,7 @@ impl InstantCluster {
                     RaftOutput::Send(m) => self.queue.push_back(((m.to - 1) as usize, RaftInput::Message(m))),
                     RaftOutput::Persist { seq, .. } => self.queue.push_back((i, RaftInput::Persisted { seq })),
                     RaftOutput::Respond(_) => self.responses += 1,
-                    RaftOutput::Apply { .. } | RaftOutput::ReadReady { .. } => {}
+                    RaftOutput::Apply { .. } | RaftOutput::ReadReady { .. } | RaftOutput::MembershipChanged { .. } => {}
                 }
             }
         }

@@ -20,7 +20,7 @@ pub enum VoteResult {
 }
 
 /// A set of voters deciding by simple majority.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MajorityQuorum {
     voters: BTreeSet<NodeId>,
 }
@@ -85,7 +85,7 @@ impl MajorityQuorum {
 
 /// The voting configuration of a Raft group: one majority, or two during a joint-consensus
 /// membership change (both must agree).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct JointQuorum {
     /// The configuration being moved to (or the only one).
     pub incoming: MajorityQuorum,

@@ -131,7 +131,7 @@ impl Group {
                         };
                         self.answers.entry(r.id).or_default().push(answer);
                     }
-                    RaftOutput::Apply { .. } | RaftOutput::ReadReady { .. } => {}
+                    RaftOutput::Apply { .. } | RaftOutput::ReadReady { .. } | RaftOutput::MembershipChanged { .. } => {}
                 }
             }
         }

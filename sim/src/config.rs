@@ -145,6 +145,14 @@ pub struct SimConfig {
     /// recently used by apply index). Some seeds keep fewer than there are clients, so live
     /// sessions get evicted and clients must see "session expired" and register again.
     pub session_capacity: usize,
+    /// Nodes `1..=initial_voters` form the group at start; the others start outside it and wait
+    /// to be added (as learners) by the membership nemesis.
+    pub initial_voters: usize,
+    /// Mean time between membership changes asked of the leader (None = the group never changes).
+    pub membership_every: Option<Duration>,
+    /// The membership nemesis never shrinks the voters below this many (so the workload can
+    /// make progress).
+    pub min_voters: usize,
     /// Deliberate Raft bugs (checker sensitivity tests).
     #[serde(skip)]
     pub bugs: InjectedBugs,
@@ -201,6 +209,9 @@ impl SimConfig {
             client_timeout: ms(1_000),
             transfer_every: None,
             session_capacity: 64,
+            initial_voters: nodes,
+            membership_every: None,
+            min_voters: 1,
             bugs: InjectedBugs::default(),
         };
         // Workload features added later draw from their own stream, so fault mixes stay as they were.
@@ -217,7 +228,41 @@ impl SimConfig {
         } else {
             cfg.clients + later.random_range(0..=4)
         };
+        // Membership changes draw from their own stream too.
+        let mut members = ChaCha8Rng::seed_from_u64(seed ^ 0x3E3B_E125_0000_0003);
+        cfg.membership_every = match profile {
+            FaultProfile::Calm => None,
+            FaultProfile::Chaos => Some(ms(members.random_range(300..1_500))),
+            _ => members.random_bool(0.85).then(|| ms(members.random_range(300..2_000))),
+        };
+        if cfg.membership_every.is_some() {
+            cfg.min_voters = Self::voter_floor(cfg.nodes);
+            // Some worlds start with nodes outside the group, to be added as learners.
+            let spare = cfg.nodes.saturating_sub(cfg.min_voters).min(2);
+            cfg.initial_voters = cfg.nodes - members.random_range(0..=spare);
+            cfg.keep_faulty_disks_a_minority_of_voters();
+        }
         cfg
+    }
+
+    /// The faulty disks are a seeded minority of all nodes; with nodes outside the group, or
+    /// too few voters, they could be a majority of the voters, and a group whose voters are
+    /// mostly damaged cannot recover (no protocol can help). So such worlds start with every
+    /// node a voter and never shrink below a healthy majority (the nemesis checks each change).
+    pub fn keep_faulty_disks_a_minority_of_voters(&mut self) {
+        if self.faulty_disks > 0 {
+            self.initial_voters = self.nodes;
+            self.min_voters = self.min_voters.max(2 * self.faulty_disks + 1).min(self.nodes);
+        }
+    }
+
+    /// The fewest voters the membership nemesis keeps in a group of `nodes` nodes.
+    pub fn voter_floor(nodes: usize) -> usize {
+        match nodes {
+            0..=2 => nodes.max(1),
+            3..=4 => 2,
+            _ => 3,
+        }
     }
 
     fn derive(profile: FaultProfile, calm: SimConfig, rng: &mut ChaCha8Rng) -> SimConfig {
@@ -321,6 +366,12 @@ impl SimConfig {
         }
         if self.faulty_disks * 2 >= self.nodes && self.faulty_disks > 0 {
             return Err(format!("faulty_disks must be a minority of {} nodes, got {}", self.nodes, self.faulty_disks));
+        }
+        if self.initial_voters == 0 || self.initial_voters > self.nodes {
+            return Err(format!("initial_voters must be 1..={}, got {}", self.nodes, self.initial_voters));
+        }
+        if self.min_voters == 0 || self.min_voters > self.initial_voters {
+            return Err(format!("min_voters must be 1..={}, got {}", self.initial_voters, self.min_voters));
         }
         if !(0.0..0.2).contains(&self.clock_drift) {
             return Err("clock_drift must be in [0, 0.2)".into());

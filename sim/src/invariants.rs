@@ -13,7 +13,8 @@
 
 use std::collections::BTreeMap;
 use vecraft_core::contract::NodeId;
-use vecraft_core::raft::{DurableState, Entry, LogIndex, RaftNode, Role, Term};
+use vecraft_core::raft::{DurableState, Entry, EntryPayload, LogIndex, Membership, RaftNode, Role, Term, quorums_intersect};
+use vecraft_core::quorum::JointQuorum;
 
 /// Hash of an entry, so the oracle does not hold payloads.
 fn entry_hash(e: &Entry) -> [u8; 32] {
@@ -30,6 +31,10 @@ pub struct RaftInvariants {
     checked_commit: BTreeMap<NodeId, LogIndex>,
     applied: BTreeMap<NodeId, LogIndex>,
     violations: Vec<String>,
+    /// The group's configuration before any change.
+    initial_membership: Membership,
+    /// Every configuration entry some node applied: index -> membership.
+    configs: BTreeMap<LogIndex, Membership>,
 }
 
 impl RaftInvariants {
@@ -67,6 +72,10 @@ impl RaftInvariants {
                 _ => {
                     self.leaders.insert(term, (id, incarnation));
                 }
+            }
+            if became_leader && !node.membership().is_voter(id) {
+                self.violate(format!("node {id} became leader of term {term} but is not a voter of its configuration"));
+                return;
             }
             if became_leader {
                 // Leader completeness: everything committed in an earlier term is in the new
@@ -115,6 +124,87 @@ impl RaftInvariants {
             }
         }
         self.checked_commit.insert(id, node.commit_index().max(from - 1));
+    }
+
+    /// The configuration the group starts with (before any configuration entry).
+    pub fn set_initial_membership(&mut self, m: Membership) {
+        self.initial_membership = m;
+    }
+
+    /// Every configuration the group has had, oldest first (the initial one included).
+    pub fn memberships(&self) -> impl Iterator<Item = &Membership> {
+        std::iter::once(&self.initial_membership).chain(self.configs.values())
+    }
+
+    /// A node applied the configuration entry at `index`, whose membership is `m`. Checks
+    /// the rule joint consensus rests on: every quorum of the configuration it replaces (the
+    /// newest configuration entry before it in the node's log, else the initial one) intersects
+    /// every quorum of the new one, so two leaders or two commits can never be decided by
+    /// disjoint quorums. Returns the replaced membership the first time an index is reported.
+    pub fn on_membership_applied(&mut self, node: &RaftNode, index: LogIndex, m: &Membership) -> Option<Membership> {
+        let id = node.id();
+        let m = m.clone();
+        if let Some(seen) = self.configs.get(&index) {
+            if *seen != m {
+                self.violate(format!("membership agreement: node {id} applied configuration {index} as {m:?}, another node as {seen:?}"));
+            }
+            return None;
+        }
+        let log = node.log();
+        let mut prev = None;
+        let mut i = index.saturating_sub(1);
+        while i > 0 {
+            match log.get(i) {
+                Some(Entry { payload: EntryPayload::ConfChange(c), .. }) => {
+                    prev = Some(c.membership.clone());
+                    break;
+                }
+                Some(_) => i -= 1,
+                None => {
+                    // The log no longer holds what came before (compacted): nothing to compare.
+                    self.configs.insert(index, m);
+                    return None;
+                }
+            }
+        }
+        let prev = prev.unwrap_or_else(|| self.initial_membership.clone());
+        if !quorums_intersect(&prev.voters, &m.voters) {
+            self.violate(format!(
+                "configuration change: entry {index} moves from voters {} to {} without a joint phase: their quorums can be disjoint",
+                show(&prev.voters),
+                show(&m.voters)
+            ));
+        }
+        self.configs.insert(index, m);
+        Some(prev)
+    }
+
+    /// Every committed entry must be durable on a quorum of at least one configuration the group
+    /// has had (it was committed by a quorum of the configuration in force then, and disks never
+    /// drop acknowledged entries; damaged disks count as holders, as in
+    /// [`RaftInvariants::check_durability`]). Returns the entries below every such quorum only
+    /// because damaged disks lost them.
+    pub fn check_durability_in_configs(&mut self, disks: &[(NodeId, DurableState, bool)]) -> u64 {
+        let configs: Vec<JointQuorum> = self.memberships().map(|m| m.voters.clone()).collect();
+        let mut storage_lost = 0;
+        for (i, &(t, h, _)) in self.committed.iter().enumerate() {
+            let holds = |d: &DurableState| d.entries.get(i).is_some_and(|e| e.term == t && entry_hash(e) == h);
+            let healthy_or_damaged =
+                |v: NodeId| disks.iter().any(|(id, d, damaged)| *id == v && (*damaged || holds(d)));
+            let all = |v: NodeId| disks.iter().any(|(id, d, _)| *id == v && holds(d));
+            if !configs.iter().any(|q| q.is_active(healthy_or_damaged)) {
+                let msg = format!(
+                    "durability: committed entry {} (term {t}) is on no quorum of any configuration the group has had (damaged disks counted as holders)",
+                    i + 1
+                );
+                self.violate(msg);
+                return storage_lost;
+            }
+            if !configs.iter().any(|q| q.is_active(all)) {
+                storage_lost += 1;
+            }
+        }
+        storage_lost
     }
 
     /// Checks an `Applied` output: applies happen in order and only for committed entries.
@@ -188,4 +278,10 @@ impl RaftInvariants {
         }
         storage_lost
     }
+}
+
+fn show(q: &JointQuorum) -> String {
+    let inc: Vec<NodeId> = q.incoming.voters().iter().copied().collect();
+    let out: Vec<NodeId> = q.outgoing.voters().iter().copied().collect();
+    if out.is_empty() { format!("{inc:?}") } else { format!("{inc:?}&{out:?}") }
 }

@@ -29,6 +29,8 @@ pub enum Bug {
     /// The key-value state machine applies a retried command again instead of answering it from
     /// its session table.
     SessionIgnored,
+    /// A configuration change of several voters is applied directly, without the joint phase.
+    SkipJoint,
 }
 
 impl Bug {
@@ -45,6 +47,7 @@ impl Bug {
             Bug::LeaseAcrossTransfer => b.lease_across_transfer = true,
             Bug::CommitOldTerm => b.commit_old_term = true,
             Bug::SessionIgnored => b.session_ignored = true,
+            Bug::SkipJoint => b.skip_joint = true,
         }
         b
     }
@@ -61,6 +64,7 @@ impl Bug {
             Bug::LeaseAcrossTransfer => "lease-across-transfer",
             Bug::CommitOldTerm => "commit-old-term",
             Bug::SessionIgnored => "session-ignored",
+            Bug::SkipJoint => "skip-joint",
         }
     }
 }
@@ -94,9 +98,21 @@ impl RunSpec {
     pub fn config(&self) -> SimConfig {
         let mut cfg = SimConfig::from_seed(self.seed, self.profile);
         if let Some(n) = self.nodes {
+            let before = cfg.nodes;
             cfg.nodes = n;
             // Faulty disks stay a minority of whatever cluster the override makes.
             cfg.faulty_disks = cfg.faulty_disks.min((n.max(1) - 1) / 2);
+            // The same number of spare nodes outside the group (if that leaves a voter), and the
+            // voter floor of a cluster of this size.
+            let spare = before.saturating_sub(cfg.initial_voters);
+            cfg.initial_voters = n.saturating_sub(spare).max(1);
+            if cfg.membership_every.is_some() {
+                cfg.min_voters = SimConfig::voter_floor(n).min(cfg.initial_voters);
+                cfg.keep_faulty_disks_a_minority_of_voters();
+            } else {
+                cfg.initial_voters = n;
+                cfg.min_voters = 1;
+            }
         }
         if let Some(s) = self.fault_secs {
             cfg.fault_phase = std::time::Duration::from_secs(s);

@@ -312,3 +312,58 @@ fn client_sessions_retry_and_deduplicate_in_most_seeds() {
     assert!(deduplicated * 100 >= n * 60, "deduplications in only {deduplicated} of {n} seeds");
     assert!(late > 0 && expired > 0 && evicted > 0, "late {late}, expired {expired}, evicted {evicted}");
 }
+
+/// Membership changes (learners added and promoted, joint configurations entered and left, voters
+/// and leaders removed) happen during the faults of most default seeds: the nemesis is not a
+/// silent gap. Every swarm seed that runs them is also held to every check by the tests above.
+#[test]
+fn membership_changes_happen_in_most_swarm_seeds() {
+    let seeds = 40u64;
+    let next = Mutex::new(1u64);
+    let totals = Mutex::new((BTreeMap::<&'static str, u64>::new(), 0u64, 0u64));
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let seed = {
+                        let mut n = next.lock().unwrap();
+                        *n += 1;
+                        *n - 1
+                    };
+                    if seed > seeds {
+                        break;
+                    }
+                    let outcome = run_seed(&RunSpec::seed(seed));
+                    assert!(outcome.passed(), "seed {seed}: {:?}", outcome.failures());
+                    let stats = &outcome.report.stats;
+                    let mut t = totals.lock().unwrap();
+                    for (name, n) in stats.membership_counts() {
+                        *t.0.entry(name).or_insert(0) += n;
+                    }
+                    t.1 += (stats.conf_committed > 0) as u64;
+                    t.2 += (stats.leaders_removed > 0) as u64;
+                }
+            });
+        }
+    });
+    let (counts, with_changes, with_leader_removed) = totals.into_inner().unwrap();
+    eprintln!("{seeds} swarm seeds: {with_changes} with committed membership changes, {with_leader_removed} with a leader removed; {counts:?}");
+    assert!(with_changes * 2 >= seeds, "only {with_changes} of {seeds} seeds committed a membership change: {counts:?}");
+    for kind in ["joint-entered", "joint-left", "learners-added", "learners-promoted", "voters-removed", "leaders-removed"] {
+        assert!(counts[kind] > 0, "{kind} never happened in {seeds} seeds: {counts:?}");
+    }
+    assert!(with_leader_removed > 0);
+}
+
+/// Skipping the joint phase (a change of two voters applied directly) is caught by the
+/// configuration checker — two configurations one entry apart whose quorums can be disjoint —
+/// at the first such change, long before the split brain it allows would have to be observed.
+#[test]
+fn skipping_the_joint_phase_is_caught_by_the_configuration_checker() {
+    let (seed, outcome) = first_catch(Bug::SkipJoint, 40).expect("skip-joint not caught in 40 seeds");
+    let first = &outcome.report.violations[0];
+    assert!(first.starts_with("configuration change: entry"), "seed {seed} caught by another checker: {first}");
+    assert!(first.contains("without a joint phase"), "{first}");
+    eprintln!("skip-joint caught at seed {seed}: {first}");
+}

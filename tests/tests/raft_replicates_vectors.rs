@@ -110,7 +110,7 @@ impl Cluster {
                 RaftOutput::Apply { entry, request } => {
                     let ok = match &entry.payload {
                         EntryPayload::Command(cmd) => self.nodes[i].replica.apply(cmd),
-                        EntryPayload::Noop => true,
+                        EntryPayload::Noop | EntryPayload::ConfChange(_) => true,
                     };
                     if let Some(id) = request {
                         self.answered.insert(id, ok);
@@ -118,6 +118,7 @@ impl Cluster {
                     applied = Some(entry.index);
                 }
                 RaftOutput::ReadReady { .. } => unreachable!("this test makes no reads"),
+                RaftOutput::MembershipChanged { .. } => unreachable!("this test changes no membership"),
             }
         }
         if let Some(index) = applied {

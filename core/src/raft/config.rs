@@ -11,7 +11,8 @@ pub struct RaftConfig {
     pub id: NodeId,
     /// The group it replicates.
     pub group: GroupId,
-    /// All voting members, this node included.
+    /// The group's initial voters (before any configuration change). This node need not be
+    /// among them: a node started outside the group waits to be added as a learner.
     pub voters: Vec<NodeId>,
     /// Election timeouts are drawn uniformly from `[election_timeout_min, election_timeout_max)`.
     pub election_timeout_min: Duration,
@@ -72,8 +73,8 @@ impl RaftConfig {
 
     /// Checks the configuration before a node is built from it.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.voters.contains(&self.id) {
-            return Err(format!("node {} is not among the voters {:?}", self.id, self.voters));
+        if self.voters.is_empty() || self.voters.contains(&0) {
+            return Err(format!("the initial voters {:?} must be non-empty node ids", self.voters));
         }
         if self.election_timeout_min >= self.election_timeout_max {
             return Err("election_timeout_min must be below election_timeout_max".into());
@@ -119,6 +120,8 @@ pub struct InjectedBugs {
     /// The state machine's session table is not consulted: a retried command (same session and
     /// sequence) is applied again instead of answered with its recorded response.
     pub session_ignored: bool,
+    /// A configuration change of several voters is applied directly, without the joint phase.
+    pub skip_joint: bool,
 }
 
 impl InjectedBugs {
@@ -133,7 +136,8 @@ impl InjectedBugs {
                 || self.vote_in_lease
                 || self.lease_across_transfer
                 || self.commit_old_term
-                || self.session_ignored)
+                || self.session_ignored
+                || self.skip_joint)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

@@ -131,8 +131,10 @@ impl RaftNode {
         self.votes.clear();
         self.self_vote = None;
         let next = self.log.last_index() + 1;
+        // Any entry of our log may be an unapplied configuration change (etcd does the same).
+        self.pending_conf_index = self.log.last_index();
         self.progress = self
-            .peers
+            .replicas
             .iter()
             .map(|&p| {
                 (p, Progress {
@@ -161,8 +163,8 @@ impl RaftNode {
     }
 
     pub(super) fn handle_message(&mut self, now: Time, msg: Message, out: &mut Vec<RaftOutput>) {
-        if msg.group != self.cfg.group || msg.to != self.cfg.id || !self.quorum.contains(msg.from) || msg.from == self.cfg.id {
-            return; // not for us, or from a stranger: ignore, never trust
+        if msg.group != self.cfg.group || msg.to != self.cfg.id || !self.accepts_from(&msg) || msg.from == self.cfg.id {
+            return; // not for us, or a vote request from a non-voter: ignore, never trust
         }
         if msg.term == Term::MAX {
             return; // no term can follow it: adopting it would make our next campaign overflow
@@ -292,6 +294,9 @@ impl RaftNode {
                     if self.damaged.is_some() {
                         // A damaged node waits to be repaired; it must not lead with a log
                         // that may have lost committed entries.
+                        self.reset_election_deadline(now);
+                    } else if !self.may_campaign() {
+                        // Not a voter, or a committed configuration change is not applied yet.
                         self.reset_election_deadline(now);
                     } else {
                         self.campaign(now, self.cfg.pre_vote, false, out);

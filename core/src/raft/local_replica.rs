@@ -104,6 +104,8 @@ impl<S: ReplicatedStateMachine> LocalReplica<S> {
                     let result = match &entry.payload {
                         EntryPayload::Noop => Vec::new(),
                         EntryPayload::Command(cmd) => self.sm.apply(entry.index, cmd),
+                        // Raft itself acts on configuration entries; the state machine has nothing to do.
+                        EntryPayload::ConfChange(_) => Vec::new(),
                     };
                     self.applied = entry.index;
                     if let Some(id) = request {

@@ -22,6 +22,9 @@ pub enum EntryPayload {
     /// An opaque command for the replicated state machine. Shared, not copied, between the log,
     /// every follower's append and the apply output.
     Command(Bytes),
+    /// A configuration change and the membership it produces (see `conf_change`): it takes
+    /// effect on each node when that node applies it.
+    ConfChange(Box<super::conf_change::ConfEntry>),
 }
 
 impl EntryPayload {
@@ -30,6 +33,7 @@ impl EntryPayload {
         match self {
             EntryPayload::Noop => 0,
             EntryPayload::Command(b) => b.len(),
+            EntryPayload::ConfChange(c) => c.approx_len(),
         }
     }
 
@@ -178,6 +182,8 @@ pub enum ClientError {
         /// The transfer target.
         to: NodeId,
     },
+    /// A configuration change was refused; nothing was proposed.
+    ConfChangeRefused(super::conf_change::ConfChangeRefusal),
 }
 
 /// A response to a client request.

@@ -12,7 +12,9 @@
 //!   it), answer the proposing request if named, and step [`RaftInput::Applied`] back;
 //! * [`RaftOutput::ReadReady`] — serve a linearizable read once the state machine has applied
 //!   the given index;
-//! * [`RaftOutput::Respond`] — answer a client whose request will not be applied or read here.
+//! * [`RaftOutput::Respond`] — answer a client whose request will not be applied or read here;
+//! * [`RaftOutput::MembershipChanged`] — the group's membership as this node uses it changed
+//!   (open connections to new members, close those to former ones).
 //!
 //! Sleep until [`RaftNode::next_deadline`] and step [`RaftInput::Tick`] then. [`LocalReplica`]
 //! wraps a node with a synchronously applied state machine for drivers that need nothing more.
@@ -25,7 +27,14 @@
 //! and a lease shortened by the configured clock-drift bound, and end for good once a leadership
 //! transfer's `TimeoutNow` has left; a node whose disk was damaged neither votes nor campaigns
 //! until a leader of a later term has repaired it.
+//!
+//! Membership changes ([`RaftInput::ProposeConfChange`], see `conf_change` and `reconfig`) go
+//! one at a time, through a joint configuration whenever more than one voter moves, and take
+//! effect when applied (as in etcd); learners get the log but never vote or count in quorums; a
+//! node does not campaign with a committed configuration entry unapplied; a removed leader hands
+//! over to the most up-to-date remaining voter.
 
+mod conf_change;
 mod config;
 mod election;
 mod local_replica;
@@ -34,11 +43,16 @@ mod membership;
 mod message;
 mod node;
 mod read;
+mod reconfig;
 mod replication;
 mod session;
 mod storage;
 mod transfer;
 
+pub use conf_change::{
+    ConfChange, ConfChangeError, ConfChangeRefusal, ConfChangeStep, ConfEntry, ConfTransition, next_membership,
+    quorums_intersect,
+};
 pub use config::{InjectedBugs, RaftConfig};
 pub use local_replica::{LocalReplica, ReplicatedStateMachine};
 pub use log::RaftLog;

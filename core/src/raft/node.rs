@@ -1,7 +1,9 @@
 //! The Raft node: its state, inputs and outputs, and the step that ties the protocol files
 //! (`election`, `replication`, `read`, `transfer`) together.
 
+use super::conf_change::ConfChange;
 use super::config::{InjectedBugs, RaftConfig};
+use super::membership::Membership;
 use super::log::RaftLog;
 use super::message::{
     ClientError, ClientResponse, Entry, EntryPayload, HardState, LogIndex, Message, MessageBody, RequestId, Term,
@@ -63,6 +65,14 @@ pub enum RaftInput {
         /// The node that should lead next.
         to: NodeId,
     },
+    /// A client asks to change the group's membership (see [`ConfChange`]). Answered like a
+    /// proposal: the entry's `Apply` names `id`, or a `Respond` carries the refusal.
+    ProposeConfChange {
+        /// Echoed in the apply output and in error responses.
+        id: RequestId,
+        /// The change.
+        change: ConfChange,
+    },
 }
 
 /// Everything a Raft node asks its driver to do.
@@ -98,6 +108,15 @@ pub enum RaftOutput {
     /// Answer a client request that will not be applied or read here (not leader, overloaded,
     /// indeterminate).
     Respond(ClientResponse),
+    /// This node now uses `membership` (a configuration entry at `index` was applied, or found
+    /// in the log at restart, or a not-yet-applied one it had adopted at restart was cut from the
+    /// log). The driver opens connections to new members and may close those to former ones.
+    MembershipChanged {
+        /// The configuration entry it comes from (0: the initial or snapshot configuration).
+        index: LogIndex,
+        /// The membership in force.
+        membership: Membership,
+    },
 }
 
 /// The role a node plays in its current term.
@@ -157,6 +176,23 @@ pub struct RaftNode {
     pub(super) cfg: RaftConfig,
     pub(super) quorum: JointQuorum,
     pub(super) peers: Vec<NodeId>,
+    /// Who belongs to the group as far as this node knows (`quorum` and `peers` are derived
+    /// from it: see `reconfig.rs`).
+    pub(super) membership: Membership,
+    /// Index of the configuration entry `membership` comes from (0: `base_membership`).
+    pub(super) membership_index: LogIndex,
+    /// The membership before any configuration entry in our log: the initial voters, or the
+    /// configuration of the state machine's snapshot.
+    pub(super) base_membership: Membership,
+    /// Every member except us: whom a leader replicates to (voters and learners).
+    pub(super) replicas: Vec<NodeId>,
+    /// Applied entries up to here have been checked for configuration changes.
+    pub(super) conf_scanned: LogIndex,
+    /// Leader: index of the newest configuration change it may have in flight (at election, its
+    /// last index, conservatively): no new change is accepted until it is applied.
+    pub(super) pending_conf_index: LogIndex,
+    /// Leader removed from the configuration: handing over to a remaining voter.
+    pub(super) handing_over: bool,
     pub(super) rng: ChaCha8Rng,
 
     // Durable (once acknowledged) state.
@@ -214,6 +250,9 @@ pub struct RaftNode {
     pub(super) reads_waiting_commit: Vec<(RequestId, ReadMode)>,
     pub(super) pending_reads: Vec<PendingRead>,
     pub(super) transfer: Option<Transfer>,
+    /// The configuration entry `membership` came from was cut from the log (only possible for
+    /// one adopted unapplied at restart): fall back at the next flush.
+    pub(super) membership_truncated: bool,
     pub(super) broadcast_needed: bool,
     pub(super) replicate_needed: bool,
 }
@@ -226,10 +265,24 @@ impl RaftNode {
     /// Panics if `cfg` is invalid (see [`RaftConfig::validate`]): configurations are checked by
     /// the caller at its boundary, this is a programming error.
     pub fn new(cfg: RaftConfig, durable: DurableState, applied: LogIndex, now: Time) -> Self {
+        Self::restore(cfg, durable, applied, None, now)
+    }
+
+    /// [`RaftNode::new`] for a state machine restored from a snapshot whose configuration was
+    /// `snapshot_membership` (`None`: the initial voters of `cfg`). The membership in force is
+    /// then that of the newest configuration entry in the durable log, else this one.
+    pub fn restore(
+        cfg: RaftConfig,
+        durable: DurableState,
+        applied: LogIndex,
+        snapshot_membership: Option<Membership>,
+        now: Time,
+    ) -> Self {
         if let Err(e) = cfg.validate() {
             panic!("invalid RaftConfig: {e}");
         }
-        let quorum = JointQuorum::simple(cfg.voters.iter().copied());
+        let base_membership = snapshot_membership.unwrap_or_else(|| Membership::simple(cfg.voters.iter().copied()));
+        let quorum = base_membership.voters.clone();
         let peers = quorum.voters().into_iter().filter(|&v| v != cfg.id).collect();
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ cfg.id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let damaged = durable.damaged.then(|| durable.max_term());
@@ -243,6 +296,13 @@ impl RaftNode {
         let mut node = RaftNode {
             quorum,
             peers,
+            membership: base_membership.clone(),
+            membership_index: 0,
+            base_membership,
+            replicas: Vec::new(),
+            conf_scanned: applied,
+            pending_conf_index: 0,
+            handing_over: false,
             rng,
             term: durable.hard_state.term,
             vote: durable.hard_state.vote,
@@ -278,10 +338,12 @@ impl RaftNode {
             reads_waiting_commit: Vec::new(),
             pending_reads: Vec::new(),
             transfer: None,
+            membership_truncated: false,
             broadcast_needed: false,
             replicate_needed: false,
             cfg,
         };
+        node.adopt_membership_from_log(now);
         node.reset_election_deadline(now);
         node
     }
@@ -388,6 +450,9 @@ impl RaftNode {
     /// Cuts our log at `index`, keeping durability bookkeeping honest: nothing at or after the
     /// cut counts as durable until rewritten.
     pub(super) fn truncate_log(&mut self, index: LogIndex) {
+        if self.membership_depends_on(index) {
+            self.membership_truncated = true;
+        }
         self.log.truncate_from(index);
         let keep = index - 1;
         self.durable_index = self.durable_index.min(keep);
@@ -501,11 +566,12 @@ impl RaftNode {
     /// Emits the write for everything changed in this step, releases messages whose writes are
     /// durable, and moves commit/apply/reads forward.
     fn flush(&mut self, now: Time, out: &mut Vec<RaftOutput>) {
+        self.reconfigure(now, out);
         if self.role == Role::Leader {
             if self.broadcast_needed {
                 self.broadcast_round(now, out);
             } else if self.replicate_needed {
-                for to in self.peers.clone() {
+                for to in self.replicas.clone() {
                     if self.progress.get(&to).is_some_and(|p| p.replicating) {
                         self.send_append(now, to, false, out);
                     }
@@ -557,6 +623,7 @@ impl StateMachine for RaftNode {
             RaftInput::Read { id, mode } => self.handle_read(now, id, mode, out),
             RaftInput::Applied { index } => self.handle_applied(index),
             RaftInput::TransferLeadership { to } => self.start_transfer(now, to, out),
+            RaftInput::ProposeConfChange { id, change } => self.handle_propose_conf_change(id, change, out),
         }
         self.flush(now, out);
     }

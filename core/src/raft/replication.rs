@@ -232,8 +232,8 @@ impl RaftNode {
         self.round_sent_at.push_back((self.round, now));
         self.heartbeat_deadline = now + self.cfg.heartbeat_interval;
         let stall = self.cfg.heartbeat_interval * 2;
-        for to in self.peers.clone() {
-            let pr = self.progress.get_mut(&to).expect("leader has progress for every peer");
+        for to in self.replicas.clone() {
+            let pr = self.progress.get_mut(&to).expect("leader has progress for every member");
             if pr.replicating && !pr.inflight.is_empty() && now.saturating_since(pr.last_progress) >= stall {
                 // A batch was lost: fall back to probing from what we know they hold.
                 pr.replicating = false;

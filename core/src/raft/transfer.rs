@@ -12,7 +12,7 @@ use crate::contract::{NodeId, Time};
 
 impl RaftNode {
     pub(super) fn start_transfer(&mut self, now: Time, to: NodeId, out: &mut Vec<RaftOutput>) {
-        if self.role != Role::Leader || to == self.cfg.id || !self.progress.contains_key(&to) {
+        if self.role != Role::Leader || to == self.cfg.id || !self.progress.contains_key(&to) || !self.membership.is_voter(to) {
             return;
         }
         if self.transfer.is_some_and(|t| t.to == to) {
@@ -57,7 +57,7 @@ impl RaftNode {
 
     pub(super) fn handle_timeout_now(&mut self, now: Time, from: NodeId, out: &mut Vec<RaftOutput>) {
         // Only our current leader may ask, in its term; a damaged node must not lead.
-        if self.role == Role::Leader || self.leader != Some(from) || self.damaged.is_some() {
+        if self.role == Role::Leader || self.leader != Some(from) || self.damaged.is_some() || !self.may_campaign() {
             return;
         }
         self.campaign(now, false, true, out);

@@ -157,6 +157,7 @@ impl Cluster {
                     slot.applied.push((entry.index, entry.term));
                 }
                 RaftOutput::ReadReady { .. } => unreachable!("LocalReplica answers reads itself"),
+                RaftOutput::MembershipChanged { .. } => {}
             }
         }
         out
@@ -319,6 +320,7 @@ pub fn fmt_entry(e: &Entry) -> String {
     match &e.payload {
         EntryPayload::Noop => format!("{}/{} noop", e.term, e.index),
         EntryPayload::Command(c) => format!("{}/{} {}", e.term, e.index, String::from_utf8_lossy(c)),
+        EntryPayload::ConfChange(c) => format!("{}/{} conf {:?}", e.term, e.index, c.change.steps),
     }
 }
 

@@ -12,6 +12,7 @@ mod checks;
 mod clients;
 pub mod clock;
 pub mod disk;
+mod membership;
 mod nemesis;
 pub mod network;
 mod node_host;
@@ -62,6 +63,7 @@ enum Event {
     ClockJump,
     BitFlip,
     Transfer,
+    Membership,
 }
 
 struct Scheduled {
@@ -113,6 +115,11 @@ pub struct World {
     trace: blake3::Hasher,
     out: Vec<RaftOutput>,
     violations: Vec<String>,
+    /// The membership nemesis's own random stream (so it leaves every other draw of a seed as
+    /// it was).
+    member_rng: ChaCha8Rng,
+    /// Configuration changes the membership nemesis has asked for (request ids).
+    conf_requests: u64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -154,8 +161,13 @@ impl World {
             trace: blake3::Hasher::new(),
             out: Vec::new(),
             violations: Vec::new(),
+            member_rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x3E3B_E125_0000_0004),
+            conf_requests: 0,
             cfg,
         };
+        world.checker.set_initial_membership(vecraft_core::raft::Membership::simple(
+            1..=world.cfg.initial_voters as vecraft_core::contract::NodeId,
+        ));
         for n in 0..world.nodes.len() {
             world.boot(n);
         }
@@ -218,6 +230,7 @@ impl World {
             Event::ClockJump => postcard::to_stdvec(&18u8),
             Event::BitFlip => postcard::to_stdvec(&19u8),
             Event::Transfer => postcard::to_stdvec(&20u8),
+            Event::Membership => postcard::to_stdvec(&21u8),
         };
         self.trace.update(&bytes.expect("trace events encode"));
     }
@@ -284,6 +297,7 @@ impl World {
             Event::ClockJump => self.nemesis_clock_jump(),
             Event::BitFlip => self.nemesis_bit_flip(),
             Event::Transfer => self.nemesis_transfer(),
+            Event::Membership => self.nemesis_membership(),
         }
     }
 }

@@ -20,6 +20,7 @@ impl World {
             self.schedule_every(self.cfg.bit_flip_every, Event::BitFlip);
         }
         self.schedule_every(self.cfg.transfer_every, Event::Transfer);
+        self.schedule_membership();
     }
 
     /// Asks the current leader to hand leadership to another node (possibly one that is down or

@@ -128,7 +128,7 @@ pub(super) enum Answer {
 
 impl World {
     fn raft_config(&self, id: NodeId) -> RaftConfig {
-        let mut rc = RaftConfig::new(id, 1, (1..=self.cfg.nodes as NodeId).collect(), self.cfg.seed ^ (id << 32));
+        let mut rc = RaftConfig::new(id, 1, (1..=self.cfg.initial_voters as NodeId).collect(), self.cfg.seed ^ (id << 32));
         rc.election_timeout_min = Duration::from_millis(300);
         rc.election_timeout_max = Duration::from_millis(600);
         rc.heartbeat_interval = Duration::from_millis(50);
@@ -258,6 +258,7 @@ impl World {
         let heard = &mut node.heard_leader_at;
         let Some(raft) = node.raft.as_mut() else { return };
         let was_leader = raft.role() == Role::Leader;
+        let membership_before = raft.membership_index();
         let watch = Watch::before(raft, &input, now, *heard, self.cfg.check_quorum);
         match input {
             // Raft carries no query: the host keeps it and LocalReplica serves it once confirmed.
@@ -274,6 +275,9 @@ impl World {
             _ => {}
         }
         let became_leader = !was_leader && raft.role() == Role::Leader;
+        if was_leader && raft.membership_index() != membership_before && !raft.membership().is_voter(raft.id()) {
+            self.stats.leaders_removed += 1;
+        }
         self.checker.after_step(raft, incarnation, became_leader);
         if !self.faults_on
             && self.stats.recovery_ms.is_none()
@@ -323,8 +327,11 @@ impl World {
                 RaftOutput::Respond(resp) => {
                     if let Some(&(client, _)) = self.requests.get(&resp.id) {
                         self.respond(client, resp);
+                    } else if resp.id >= super::membership::CONF_REQUEST_BASE {
+                        self.on_conf_response(&resp);
                     }
                 }
+                RaftOutput::MembershipChanged { index, membership } => self.on_membership_changed(n, index, &membership),
                 RaftOutput::Apply { entry, .. } => {
                     let raft = self.nodes[n].raft.as_ref().expect("stepped above");
                     self.checker.on_applied(raft, entry.index, entry.term);
@@ -395,6 +402,8 @@ impl World {
             Err(ClientError::Overloaded) => Answer::Redirect(None),
             Err(ClientError::Indeterminate) => Answer::Indeterminate,
             Err(ClientError::Rejected(why)) => Answer::Rejected(why.to_string()),
+            // Clients never change the membership (the nemesis does, and reads its own answers).
+            Err(ClientError::ConfChangeRefused(why)) => Answer::Rejected(why.to_string()),
         }
     }
 
@@ -409,8 +418,12 @@ impl World {
     pub(super) fn replicas_converged(&self, leader: usize) -> Result<(), String> {
         let leader = self.nodes[leader].raft.as_ref().expect("leader is up");
         let (commit, digest) = (leader.commit_index(), leader.state_machine().digest());
+        let membership = leader.membership().clone();
         for n in &self.nodes {
             let Some(r) = n.raft.as_ref() else { continue };
+            if !Self::is_member(&membership, n.id) {
+                continue; // outside the group (never added, or removed): nothing to replicate
+            }
             if r.applied_index() != commit || r.state_machine().digest() != digest {
                 return Err(format!(
                     "liveness: node {} applied {} (leader {} committed {commit}) after the drain",

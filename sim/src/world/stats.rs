@@ -106,6 +106,24 @@ pub struct RunStats {
     pub sessions_expired: u64,
     /// Sessions evicted from the table to stay within its capacity.
     pub sessions_evicted: u64,
+    /// Membership changes the nemesis asked a leader for.
+    pub conf_proposed: u64,
+    /// Of those, refused at once (pending change, no own-term commit, invalid, not leader).
+    pub conf_refused: u64,
+    /// Distinct configuration entries applied (so committed) somewhere.
+    pub conf_committed: u64,
+    /// Committed configurations that entered a joint configuration.
+    pub joint_entered: u64,
+    /// Committed configurations that left a joint configuration.
+    pub joint_left: u64,
+    /// Nodes that became learners (new nodes added, or voters demoted), over committed changes.
+    pub learners_added: u64,
+    /// Learners that became voters, over committed changes.
+    pub learners_promoted: u64,
+    /// Voters removed or demoted, over committed changes.
+    pub voters_removed: u64,
+    /// Leaders that applied a configuration without themselves (and so handed over).
+    pub leaders_removed: u64,
 }
 
 impl RunStats {
@@ -160,6 +178,21 @@ impl RunStats {
             ("session-late-copies", self.session_late_copies),
             ("sessions-expired", self.sessions_expired),
             ("sessions-evicted", self.sessions_evicted),
+        ]
+    }
+
+    /// Membership-change events, by name (printed, and asserted to happen in many seeds).
+    pub fn membership_counts(&self) -> [(&'static str, u64); 9] {
+        [
+            ("conf-proposed", self.conf_proposed),
+            ("conf-refused", self.conf_refused),
+            ("conf-committed", self.conf_committed),
+            ("joint-entered", self.joint_entered),
+            ("joint-left", self.joint_left),
+            ("learners-added", self.learners_added),
+            ("learners-promoted", self.learners_promoted),
+            ("voters-removed", self.voters_removed),
+            ("leaders-removed", self.leaders_removed),
         ]
     }
 }
