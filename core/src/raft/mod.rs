@@ -35,6 +35,9 @@ mod message;
 mod node;
 mod read;
 mod replication;
+mod snapshot;
+mod snapshot_recv;
+mod snapshot_send;
 mod storage;
 mod transfer;
 
@@ -47,6 +50,7 @@ pub use message::{
     RequestId, Term,
 };
 pub use node::{RaftInput, RaftNode, RaftOutput, ReadMode, Role};
+pub use snapshot::{SnapshotError, SnapshotMeta, SnapshotRecord, SnapshotStats};
 pub use storage::{
     DurableState, PersistRecord, RecoveryError, WAL_FRAME_HEADER, WalReplay, WalTail, decode_wal, encode_wal_frame,
 };

@@ -44,6 +44,15 @@ impl ReplicatedStateMachine for Journal {
         let parts: Vec<String> = self.applied.iter().map(|(_, c)| String::from_utf8_lossy(c).into_owned()).collect();
         parts.join(",").into_bytes()
     }
+
+    fn snapshot(&self) -> Vec<u8> {
+        vecraft_core::wire::encode(&self.applied).expect("a journal encodes")
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.applied = vecraft_core::wire::decode(bytes).map_err(|e| e.to_string())?;
+        Ok(())
+    }
 }
 
 /// Test timing: election timeout in [100ms, 200ms), heartbeats every 20ms.
@@ -120,7 +129,7 @@ impl Cluster {
     /// is set to a single record holding that state so later restarts replay it.
     pub fn install(&mut self, id: NodeId, durable: DurableState) {
         let slot = self.slots.get_mut(&id).expect("known node");
-        slot.disk = vec![PersistRecord { group: GROUP, hard_state: Some(durable.hard_state), entries: durable.entries.clone() }];
+        slot.disk = vec![PersistRecord { group: GROUP, hard_state: Some(durable.hard_state), entries: durable.entries.clone(), snapshot: None }];
         slot.unacked.clear();
         slot.applied.clear();
         slot.raft = Some(LocalReplica::new(slot.cfg.clone(), Journal::default(), durable, 0, slot.clock));
@@ -157,6 +166,10 @@ impl Cluster {
                     slot.applied.push((entry.index, entry.term));
                 }
                 RaftOutput::ReadReady { .. } => unreachable!("LocalReplica answers reads itself"),
+                RaftOutput::TakeSnapshot { .. }
+                | RaftOutput::ReadSnapshotChunk { .. }
+                | RaftOutput::StageSnapshotChunk { .. }
+                | RaftOutput::InstallSnapshot { .. } => unreachable!("LocalReplica handles snapshots itself"),
             }
         }
         out
@@ -348,6 +361,19 @@ pub fn fmt_msg(m: &Message) -> String {
             )
         }
         MessageBody::TimeoutNow => format!("{head} TimeoutNow t{}", m.term),
+        MessageBody::InstallSnapshot { meta, offset, data, last, .. } => format!(
+            "{head} Snap t{} idx={} off={offset} len={}{}",
+            m.term,
+            meta.index,
+            data.len(),
+            if *last { " last" } else { "" }
+        ),
+        MessageBody::InstallSnapshotResponse { index, next_offset, done, restart } => format!(
+            "{head} SnapResp t{} idx={index} next={next_offset}{}{}",
+            m.term,
+            if *done { " done" } else { "" },
+            if *restart { " restart" } else { "" }
+        ),
         MessageBody::AppendResponse { success, match_index, reject, round, reset } => match (success, reject) {
             (false, Some((prev, hint))) if *reset => format!(
                 "{head} AppResp t{} reject prev={prev} hint={:?}/{} round={round} reset",

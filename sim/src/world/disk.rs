@@ -211,6 +211,7 @@ mod tests {
             group: 1,
             hard_state: Some(HardState { term: i, vote: None }),
             entries: vec![Entry { term: i, index: i, payload: EntryPayload::Command(vec![7; 20].into()) }],
+            snapshot: None,
         }
     }
 
