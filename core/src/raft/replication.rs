@@ -234,7 +234,9 @@ impl RaftNode {
     fn send_heartbeat(&mut self, to: NodeId, out: &mut Vec<RaftOutput>) {
         let Some(pr) = self.progress.get(&to) else { return };
         let prev_index = pr.match_index;
-        let Some(prev_term) = self.log.term_at(prev_index) else { return };
+        // A match point compacted away: heartbeat at the base (the follower's rejection sends
+        // it to the snapshot path).
+        let Some(prev_term) = self.log.term_at(prev_index) else { return self.send_snapshot_heartbeat(to, out) };
         let body = MessageBody::Append { prev_index, prev_term, entries: Vec::new(), commit: self.commit, round: self.round };
         self.send(to, body, out);
     }

@@ -91,7 +91,7 @@ impl RaftNode {
 
     /// An empty append at the log base: the follower cannot match it (its log is behind the
     /// base), so it rejects, but it resets its election timer and echoes the round.
-    fn send_snapshot_heartbeat(&mut self, to: NodeId, out: &mut Vec<RaftOutput>) {
+    pub(super) fn send_snapshot_heartbeat(&mut self, to: NodeId, out: &mut Vec<RaftOutput>) {
         let prev_index = self.log.base_index();
         let Some(prev_term) = self.log.term_at(prev_index) else { return };
         let body = MessageBody::Append { prev_index, prev_term, entries: Vec::new(), commit: self.commit, round: self.round };

@@ -82,6 +82,12 @@ pub struct Slot {
     pub applied: Vec<(LogIndex, Term)>,
     /// Incremented by every restart.
     pub incarnation: u32,
+    /// The newest snapshot the node took or installed, as its durable snapshot store would keep
+    /// it (survives crashes; restarts restore from it).
+    pub snapshot: Option<(vecraft_core::raft::SnapshotMeta, bytes::Bytes)>,
+    /// Applies of this incarnation continue after this index (its restored or installed
+    /// snapshot).
+    pub apply_floor: LogIndex,
 }
 
 /// A hand-driven cluster.
@@ -118,6 +124,8 @@ impl Cluster {
                     responses: Vec::new(),
                     applied: Vec::new(),
                     incarnation: 0,
+                    snapshot: None,
+                    apply_floor: 0,
                 },
             );
         }
@@ -132,6 +140,8 @@ impl Cluster {
         slot.disk = vec![PersistRecord { group: GROUP, hard_state: Some(durable.hard_state), entries: durable.entries.clone(), snapshot: None }];
         slot.unacked.clear();
         slot.applied.clear();
+        slot.snapshot = None;
+        slot.apply_floor = 0;
         slot.raft = Some(LocalReplica::new(slot.cfg.clone(), Journal::default(), durable, 0, slot.clock));
         slot.clock = slot.clock + slot.cfg.election_timeout_max;
     }
@@ -147,7 +157,18 @@ impl Cluster {
         let slot = self.slots.get_mut(&id).expect("known node");
         let Some(raft) = slot.raft.as_mut() else { return Vec::new() };
         let mut out = Vec::new();
+        let installs = raft.snapshot_stats().installed;
         raft.step(slot.clock, input, &mut out);
+        // After an install, applies continue after the snapshot's index.
+        if raft.snapshot_stats().installed > installs {
+            slot.apply_floor = raft.snapshot_meta().map_or(0, |m| m.index);
+        }
+        let floor_at = slot.apply_floor;
+        if let Some(held) = raft.held_snapshot()
+            && slot.snapshot.as_ref().is_none_or(|(m, _)| m.index < held.0.index)
+        {
+            slot.snapshot = Some(held.clone());
+        }
         for o in &out {
             match o {
                 RaftOutput::Send(m) => {
@@ -162,7 +183,9 @@ impl Cluster {
                 }
                 RaftOutput::Respond(r) => slot.responses.push(r.clone()),
                 RaftOutput::Apply { entry, .. } => {
-                    assert_eq!(slot.applied.last().map_or(0, |a| a.0) + 1, entry.index, "applies are in order, no gaps");
+                    let last = slot.applied.last().map_or(0, |a| a.0);
+                    let floor = if entry.index > floor_at { last.max(floor_at) } else { last };
+                    assert_eq!(floor + 1, entry.index, "applies are in order, no gaps");
                     slot.applied.push((entry.index, entry.term));
                 }
                 RaftOutput::ReadReady { .. } => unreachable!("LocalReplica answers reads itself"),
@@ -303,7 +326,11 @@ impl Cluster {
         slot.incarnation += 1;
         slot.unacked.clear();
         slot.applied.clear();
-        slot.raft = Some(LocalReplica::new(slot.cfg.clone(), Journal::default(), durable, 0, slot.clock));
+        let snapshot = slot.snapshot.clone();
+        let replica = LocalReplica::from_snapshot(slot.cfg.clone(), Journal::default(), durable, snapshot, slot.clock);
+        let replica = replica.expect("the node's own snapshot restores");
+        slot.apply_floor = replica.applied_index();
+        slot.raft = Some(replica);
     }
 
     /// Rendered in-flight messages.
