@@ -159,6 +159,7 @@ fn print_single(spec: &RunSpec, outcome: &SeedOutcome, wall: f64) {
         fault_line(&s.fault_counts())
     );
     println!("  protocol events: {}", fault_line(&s.precondition_counts()));
+    println!("  snapshots: {}", fault_line(&s.snapshot_counts()));
     println!("  storage: {} committed entries below a quorum only because damaged disks lost them (allowed)", s.storage_lost_entries);
     println!(
         "  raft: {} terms with a leader, {} entries committed, {} disk writes; recovered in {} after faults stopped",
@@ -247,7 +248,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
                         let mut ft = fault_totals.lock().expect("lock");
                         let stats = &outcome.report.stats;
                         let counts: Vec<(&'static str, u64)> =
-                            stats.fault_counts().into_iter().chain(stats.precondition_counts()).collect();
+                            stats.fault_counts().into_iter().chain(stats.precondition_counts()).chain(stats.snapshot_counts()).collect();
                         if ft.is_empty() {
                             ft.extend(counts.iter().map(|&(name, _)| (name, 0, 0)));
                         }

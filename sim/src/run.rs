@@ -26,6 +26,11 @@ pub enum Bug {
     LeaseAcrossTransfer,
     /// A leader commits an older term's entry by counting replicas (Raft §5.4.2 ignored).
     CommitOldTerm,
+    /// Snapshots are labelled (and the log compacted) at the end of the log, beyond what was
+    /// committed and applied.
+    CompactUncommitted,
+    /// Followers install snapshots at or below their commit index (commit and applied move back).
+    InstallStaleSnapshot,
 }
 
 impl Bug {
@@ -41,6 +46,8 @@ impl Bug {
             Bug::VoteInLease => b.vote_in_lease = true,
             Bug::LeaseAcrossTransfer => b.lease_across_transfer = true,
             Bug::CommitOldTerm => b.commit_old_term = true,
+            Bug::CompactUncommitted => b.compact_uncommitted = true,
+            Bug::InstallStaleSnapshot => b.install_stale_snapshot = true,
         }
         b
     }
@@ -56,6 +63,8 @@ impl Bug {
             Bug::VoteInLease => "vote-in-lease",
             Bug::LeaseAcrossTransfer => "lease-across-transfer",
             Bug::CommitOldTerm => "commit-old-term",
+            Bug::CompactUncommitted => "compact-uncommitted",
+            Bug::InstallStaleSnapshot => "install-stale-snapshot",
         }
     }
 }

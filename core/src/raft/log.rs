@@ -34,6 +34,11 @@ impl RaftLog {
         self.base_index
     }
 
+    /// Term of the entry at [`Self::base_index`].
+    pub fn base_term(&self) -> Term {
+        self.base_term
+    }
+
     /// Drops every entry up to and including `index` (which must be held, or be the base).
     pub fn compact_to(&mut self, index: LogIndex) {
         if index <= self.base_index {

@@ -364,6 +364,11 @@ impl RaftNode {
         };
         if let Some(meta) = snapshot {
             node.adopt_membership(&meta.membership);
+            // The driver's snapshot may be newer than the WAL's last snapshot record (a crash
+            // between storing it and writing the record): record it again before any entry is
+            // written after it, so that the WAL alone replays without a gap.
+            let (log_base, log_base_term) = (node.log.base_index(), node.log.base_term());
+            node.snap.unpersisted = Some(super::snapshot::SnapshotRecord { meta: meta.clone(), log_base, log_base_term, reset: false });
             node.snap.meta = Some(meta);
         }
         node.reset_election_deadline(now);
