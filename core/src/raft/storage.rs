@@ -87,9 +87,12 @@ impl DurableState {
     /// Makes a snapshot the driver holds (perhaps newer than the last one the WAL recorded: a
     /// crash can fall between storing a snapshot and writing its record) the node's starting
     /// point: entries up to it are dropped if the log holds it with its term, the whole log
-    /// otherwise. Older snapshots change nothing.
+    /// otherwise. A snapshot the WAL already recorded still cuts a log that ends before it
+    /// (entries kept behind it, then lost with a damaged tail): the log must reach the state
+    /// machine's index. Older snapshots change nothing.
     pub fn adopt_snapshot(&mut self, meta: SnapshotMeta) {
-        if self.snapshot.as_ref().is_some_and(|m| m.index >= meta.index) {
+        let recorded = self.snapshot.as_ref().is_some_and(|m| m.index >= meta.index);
+        if recorded && self.last_index() >= meta.index {
             return;
         }
         let holds = meta.index >= self.base_index
@@ -241,6 +244,50 @@ mod tests {
         let s = DurableState::replay(&records).unwrap();
         assert_eq!(s.hard_state, HardState { term: 2, vote: None });
         assert_eq!(s.entries, vec![e(1, 1), e(2, 2), e(2, 3)]);
+    }
+
+    fn meta(index: u64, term: u64) -> crate::raft::SnapshotMeta {
+        crate::raft::SnapshotMeta::for_bytes(index, term, crate::raft::Membership::simple([1, 2, 3]), b"state")
+    }
+
+    fn snap_record(index: u64, term: u64, log_base: u64) -> PersistRecord {
+        let record = SnapshotRecord { meta: meta(index, term), log_base, log_base_term: term, reset: false };
+        PersistRecord { group: 1, hard_state: None, entries: vec![], snapshot: Some(record) }
+    }
+
+    #[test]
+    fn replay_starts_the_log_after_a_compaction_record() {
+        let records = [
+            PersistRecord { group: 1, hard_state: None, entries: (1..=6).map(|i| e(1, i)).collect(), snapshot: None },
+            snap_record(5, 1, 3),
+            PersistRecord { group: 1, hard_state: None, entries: vec![e(2, 7)], snapshot: None },
+        ];
+        let s = DurableState::replay(&records).unwrap();
+        assert_eq!((s.base_index, s.base_term, s.last_index()), (3, 1, 7));
+        assert_eq!(s.entry(3), None);
+        assert_eq!(s.entry(4), Some(&e(1, 4)));
+        assert_eq!(s.snapshot.as_ref().map(|m| m.index), Some(5));
+        // Entries may not be written into the compacted prefix.
+        let bad = [records[0].clone(), records[1].clone(), PersistRecord { group: 1, hard_state: None, entries: vec![e(2, 3)], snapshot: None }];
+        assert!(matches!(DurableState::replay(&bad), Err(RecoveryError::Gap { .. })));
+    }
+
+    #[test]
+    fn adopting_a_snapshot_cuts_the_log_to_reach_it() {
+        // The store holds a snapshot newer than the WAL's record: entries up to it go.
+        let mut s = DurableState::replay(&[PersistRecord { group: 1, hard_state: None, entries: (1..=6).map(|i| e(1, i)).collect(), snapshot: None }]).unwrap();
+        s.adopt_snapshot(meta(4, 1));
+        assert_eq!((s.base_index, s.last_index()), (4, 6));
+        // A recorded snapshot whose kept entries were lost (the log ends before it): the log is
+        // reset to it, so the node's log reaches what its state machine holds.
+        let mut s = DurableState::replay(&[snap_record(9, 2, 5)]).unwrap();
+        assert_eq!(s.last_index(), 5);
+        s.adopt_snapshot(meta(9, 2));
+        assert_eq!((s.base_index, s.base_term, s.last_index()), (9, 2, 9));
+        // A snapshot whose term the log contradicts replaces the log.
+        let mut s = DurableState::replay(&[PersistRecord { group: 1, hard_state: None, entries: (1..=6).map(|i| e(1, i)).collect(), snapshot: None }]).unwrap();
+        s.adopt_snapshot(meta(4, 3));
+        assert_eq!((s.base_index, s.base_term, s.last_index()), (4, 3, 4));
     }
 
     #[test]
