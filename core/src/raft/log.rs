@@ -2,8 +2,8 @@
 
 use super::message::{Entry, LogIndex, Term};
 
-/// The log of one node. Index `first_index()` is the first entry held (1 until snapshots and
-/// compaction arrive; the offset is kept so they can).
+/// The log of one node. Index `first_index()` is the first entry held: entries up to
+/// `base_index()` were compacted behind a snapshot, and only the base's term is still known.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RaftLog {
     /// Index and term just before the first held entry (0/0 without a snapshot).
