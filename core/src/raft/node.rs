@@ -662,7 +662,7 @@ impl StateMachine for RaftNode {
             RaftInput::TransferLeadership { to } => self.start_transfer(now, to, out),
             RaftInput::SnapshotTaken { meta } => self.handle_snapshot_taken(meta),
             RaftInput::SnapshotChunk { to, index, offset, data } => self.handle_snapshot_chunk(to, index, offset, data, out),
-            RaftInput::SnapshotInstalled { meta } => self.handle_snapshot_installed(meta),
+            RaftInput::SnapshotInstalled { meta } => self.handle_snapshot_installed(meta, out),
             RaftInput::SnapshotRejected { meta } => self.handle_snapshot_rejected(meta, out),
         }
         self.flush(now, out);

@@ -94,6 +94,9 @@ impl RaftNode {
         if self.snapshot_installing() {
             return;
         }
+        if self.snap.recv.as_ref().is_some_and(|r| r.leader == from && meta.index < r.meta.index) {
+            return; // a late chunk of an older transfer from the same leader: keep the newer one
+        }
         let expected = match &self.snap.recv {
             Some(r) if r.meta == meta => r.next_offset,
             _ => 0,
@@ -114,7 +117,7 @@ impl RaftNode {
     }
 
     /// The driver installed the snapshot `meta` atomically: Raft's state follows it.
-    pub(super) fn handle_snapshot_installed(&mut self, meta: SnapshotMeta) {
+    pub(super) fn handle_snapshot_installed(&mut self, meta: SnapshotMeta, out: &mut Vec<RaftOutput>) {
         let Some(recv) = self.snap.recv.take_if(|r| r.installing && r.meta == meta) else {
             return; // not ours to install: a confused driver
         };
@@ -156,9 +159,8 @@ impl RaftNode {
         self.snap.stats.installed += 1;
         self.snap.meta = Some(meta.clone());
         self.check_repaired();
-        let mut out = Vec::new();
-        self.answer_snapshot(recv.leader, meta.index, meta.size, true, false, &mut out);
-        debug_assert!(out.is_empty(), "a done answer waits for the snapshot record");
+        // Leaves once the snapshot record is durable.
+        self.answer_snapshot(recv.leader, meta.index, meta.size, true, false, out);
     }
 
     /// The driver could not verify or decode the snapshot: drop it and have the leader restart.
