@@ -59,6 +59,17 @@ impl ReplicatedStateMachine for Counter {
     fn query(&self, _query: &[u8]) -> Vec<u8> {
         self.total.to_le_bytes().to_vec()
     }
+
+    /// The total and the session table: sessions live in snapshots.
+    fn snapshot(&self) -> Vec<u8> {
+        vecraft_core::wire::encode(&(self.total, &self.sessions)).expect("encodes")
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (total, sessions) = vecraft_core::wire::decode(bytes).map_err(|e| e.to_string())?;
+        (self.total, self.sessions) = (total, sessions);
+        Ok(())
+    }
 }
 
 const CAPACITY: usize = 2;
@@ -132,6 +143,10 @@ impl Group {
                         self.answers.entry(r.id).or_default().push(answer);
                     }
                     RaftOutput::Apply { .. } | RaftOutput::ReadReady { .. } | RaftOutput::MembershipChanged { .. } => {}
+                    RaftOutput::TakeSnapshot { .. }
+                    | RaftOutput::ReadSnapshotChunk { .. }
+                    | RaftOutput::StageSnapshotChunk { .. }
+                    | RaftOutput::InstallSnapshot { .. } => unreachable!("LocalReplica handles snapshots itself"),
                 }
             }
         }

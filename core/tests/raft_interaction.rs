@@ -289,9 +289,9 @@ fn figure_8_an_old_term_entry_on_a_majority_is_not_committed_until_an_own_term_e
     // locally; node 3 holds just 1/1. Node 1 now wins term 4 with node 3's vote.
     let mut c = Cluster::new(&[1, 2, 3], |cfg| cfg.max_batch_entries = 1);
     let hs = |term| HardState { term, vote: None };
-    c.install(1, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1, 2]), damaged: false });
-    c.install(2, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1, 3]), damaged: false });
-    c.install(3, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1]), damaged: false });
+    c.install(1, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1, 2]), damaged: false, ..Default::default() });
+    c.install(2, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1, 3]), damaged: false, ..Default::default() });
+    c.install(3, vecraft_core::raft::DurableState { hard_state: hs(3), entries: log_of_terms(&[1]), damaged: false, ..Default::default() });
     c.isolated.insert(2);
     c.campaign(1);
     while c.node(1).role() != Role::Leader {
@@ -335,6 +335,7 @@ fn divergent_follower_is_repaired_with_one_rejection_per_conflicting_term() {
         hard_state: HardState { term, vote: None },
         entries: log_of_terms(terms),
         damaged: false,
+        ..Default::default()
     };
     c.install(1, state(5, &[1, 1, 1, 4, 4, 4]));
     // Five divergent uncommitted entries in two terms (2 and 3), longer than the leader's log.
@@ -379,6 +380,7 @@ fn follower_with_a_short_log_is_caught_up_after_one_rejection() {
         hard_state: HardState { term: 2, vote: None },
         entries: log_of_terms(terms),
         damaged: false,
+        ..Default::default()
     };
     c.install(1, state(&[1, 1, 2, 2, 2, 2]));
     c.install(2, state(&[1]));

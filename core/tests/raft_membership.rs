@@ -373,6 +373,7 @@ fn an_uncommitted_configuration_entry_does_not_block_a_campaign() {
         hard_state: HardState { term: 1, vote: Some(1) },
         entries: vec![noop(1, 1), conf_entry(1, 2, &base, ConfChange::auto([AddLearner(4)]))],
         damaged: false,
+        ..DurableState::default()
     };
     let mut node = RaftNode::new(cfg, durable, 0, Time::ZERO);
     let mut out = Vec::new();
@@ -408,6 +409,7 @@ fn restart_uses_the_newest_configuration_entry_of_the_log_and_falls_back_if_it_i
         hard_state: HardState { term: 1, vote: Some(1) },
         entries: vec![noop(1, 1), conf_entry(1, 2, &base, ConfChange::auto([Remove(2)]))],
         damaged: false,
+        ..DurableState::default()
     };
     let mut node = RaftNode::new(cfg, durable, 0, Time::ZERO);
     let provisional = JointQuorum { incoming: MajorityQuorum::new([1, 3]), outgoing: MajorityQuorum::new([1, 2, 3]) };

@@ -185,7 +185,7 @@ fn a_damaged_node_neither_votes_nor_campaigns_until_a_later_leader_repairs_it() 
     c.step(1, propose(10, "a"));
     c.stabilize();
     // Node 3 comes back from a damaged disk that kept only entry 1 (term 1).
-    let damaged = DurableState { hard_state: HardState { term: 1, vote: Some(1) }, entries: log_of_terms(&[1]), damaged: true };
+    let damaged = DurableState { hard_state: HardState { term: 1, vote: Some(1) }, entries: log_of_terms(&[1]), damaged: true, ..DurableState::default() };
     c.install(3, damaged);
     assert!(c.node(3).is_damaged());
     // The leader of term 1 still believes node 3 holds entry 2: the reset rejection corrects

@@ -80,6 +80,7 @@ fn main() {
         group: 1,
         hard_state: Some(HardState { term: 2, vote: Some(1) }),
         entries: vec![Entry { index: 1, term: 2, payload: EntryPayload::Command(b"x".to_vec().into()) }],
+        snapshot: None,
     };
     write("wire_decode", "persist-record", &wire::encode(&record).expect("encodes"));
     let response = ClientResponse { id: 9, result: Err(ClientError::NotLeader { leader: Some(2) }) };

@@ -39,6 +39,13 @@ impl ReplicatedStateMachine for Chain {
     fn query(&self, _: &[u8]) -> Vec<u8> {
         self.0.to_le_bytes().to_vec()
     }
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.to_le_bytes().to_vec()
+    }
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.0 = u64::from_le_bytes(bytes.try_into().map_err(|_| "a chain snapshot is 8 bytes".to_string())?);
+        Ok(())
+    }
 }
 
 #[derive(Arbitrary, Debug)]

@@ -77,6 +77,7 @@ fn build(r: Record) -> PersistRecord {
         group: if r.group { 1 } else { 2 },
         hard_state: r.hard_state.map(|(t, v)| HardState { term: t.get(), vote: v.map(u64::from) }),
         entries,
+        snapshot: None,
     }
 }
 

@@ -153,9 +153,28 @@ pub struct SimConfig {
     /// The membership nemesis never shrinks the voters below this many (so the workload can
     /// make progress).
     pub min_voters: usize,
+    /// Snapshot/compaction settings (None = the production defaults, which a run never reaches).
+    #[serde(default)]
+    pub snapshots: Option<SnapshotSettings>,
     /// Deliberate Raft bugs (checker sensitivity tests).
     #[serde(skip)]
     pub bugs: InjectedBugs,
+}
+
+/// Small compaction thresholds, so that runs of a few thousand entries compact often and lagging
+/// followers (crashed, partitioned, paused) need snapshots to catch up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotSettings {
+    /// Snapshot after this many applied entries.
+    pub entries: u64,
+    /// Entries kept behind a snapshot.
+    pub keep: u64,
+    /// Bytes per chunk (small ones make multi-chunk transfers, large ones single-chunk).
+    pub chunk: usize,
+    /// Chunks in flight per follower.
+    pub window: usize,
+    /// Concurrent transfers per leader.
+    pub max_sends: usize,
 }
 
 fn ms(n: u64) -> Duration {
@@ -212,6 +231,7 @@ impl SimConfig {
             initial_voters: nodes,
             membership_every: None,
             min_voters: 1,
+            snapshots: None,
             bugs: InjectedBugs::default(),
         };
         // Workload features added later draw from their own stream, so fault mixes stay as they were.
@@ -242,6 +262,18 @@ impl SimConfig {
             cfg.initial_voters = cfg.nodes - members.random_range(0..=spare);
             cfg.keep_faulty_disks_a_minority_of_voters();
         }
+        // Snapshots draw from a stream of their own too.
+        let mut snap = ChaCha8Rng::seed_from_u64(seed ^ 0x5A4B_5407_0000_0003);
+        cfg.snapshots = match profile {
+            FaultProfile::Calm => None,
+            _ => Some(SnapshotSettings {
+                entries: snap.random_range(8..=64),
+                keep: [0, 0, 2, 8][snap.random_range(0..4)],
+                chunk: [16, 64, 256, 4096][snap.random_range(0..4)],
+                window: snap.random_range(1..=4),
+                max_sends: snap.random_range(1..=2),
+            }),
+        };
         cfg
     }
 

@@ -13,8 +13,10 @@
 
 use std::collections::BTreeMap;
 use vecraft_core::contract::NodeId;
-use vecraft_core::raft::{DurableState, Entry, EntryPayload, LogIndex, Membership, RaftNode, Role, Term, quorums_intersect};
 use vecraft_core::quorum::JointQuorum;
+use vecraft_core::raft::{
+    DurableState, Entry, EntryPayload, LogIndex, Membership, RaftLog, RaftNode, Role, SnapshotMeta, Term, quorums_intersect,
+};
 
 /// Hash of an entry, so the oracle does not hold payloads.
 fn entry_hash(e: &Entry) -> [u8; 32] {
@@ -35,6 +37,9 @@ pub struct RaftInvariants {
     initial_membership: Membership,
     /// Every configuration entry some node applied: index -> membership.
     configs: BTreeMap<LogIndex, Membership>,
+    /// Entries applied in the step being checked (term and hash by index): a node may compact
+    /// an entry in the very step that commits and applies it.
+    observed: BTreeMap<LogIndex, (Term, [u8; 32])>,
 }
 
 impl RaftInvariants {
@@ -87,6 +92,12 @@ impl RaftInvariants {
                         continue;
                     }
                     let index = i as u64 + 1;
+                    if index < node.log().base_index() {
+                        continue; // compacted into the snapshot; the base's term is checked
+                    }
+                    if index == node.log().base_index() && node.log().term_at(index) == Some(*t) {
+                        continue;
+                    }
                     match node.log().get(index) {
                         Some(e) if e.term == *t && entry_hash(e) == *h => {}
                         _ => {
@@ -103,11 +114,26 @@ impl RaftInvariants {
         // Commit agreement, extending the oracle as commits advance.
         let from = self.checked_commit.get(&id).copied().unwrap_or(0) + 1;
         for index in from..=node.commit_index() {
-            let Some(e) = node.log().get(index) else {
+            let held = node.log().get(index).map(|e| (e.term, entry_hash(e))).or_else(|| self.observed.get(&index).copied());
+            let Some((term, h)) = held else {
+                // Compacted into the node's snapshot: the oracle must already know it, and the
+                // snapshot's own (index, term) must agree with it.
+                let base = node.log().base_index();
+                match self.committed.get(index as usize - 1) {
+                    Some(&(t, _, _)) if index < base || (index == base && node.log().term_at(base) == Some(t)) => continue,
+                    Some(&(t, _, _)) if index == base => {
+                        self.violate(format!(
+                            "node {id} holds a snapshot at {index} of term {:?} but entry {index} of term {t} was committed",
+                            node.log().term_at(base)
+                        ));
+                        return;
+                    }
+                    _ => {}
+                }
                 self.violate(format!("node {id} claims commit index {} but lacks entry {index}", node.commit_index()));
                 return;
             };
-            let h = entry_hash(e);
+            let e = Entry { term, index, payload: vecraft_core::raft::EntryPayload::Noop };
             match self.committed.get(index as usize - 1) {
                 Some(&(t, oh, _)) if t == e.term && oh == h => {}
                 Some(&(t, _, _)) => {
@@ -124,6 +150,47 @@ impl RaftInvariants {
             }
         }
         self.checked_commit.insert(id, node.commit_index().max(from - 1));
+        self.observed.clear();
+    }
+
+    /// Entries a node applied in the step about to be checked (see `observed`).
+    pub fn observe_applies<'a>(&mut self, entries: impl IntoIterator<Item = &'a Entry>) {
+        self.observed.clear();
+        for e in entries {
+            self.observed.insert(e.index, (e.term, entry_hash(e)));
+        }
+    }
+
+    /// A node (re)started with its state machine restored from a snapshot at `applied`: applies
+    /// continue after it.
+    pub fn on_restored(&mut self, id: NodeId, applied: LogIndex) {
+        if applied > 0 {
+            self.applied.insert(id, applied);
+        }
+    }
+
+    /// A node installed a snapshot: its state machine jumped to `meta.index`, which must be
+    /// committed with `meta.term`, and never below what it had applied (an install that moves
+    /// applied backwards re-applies entries).
+    pub fn on_snapshot_installed(&mut self, node: &RaftNode, meta: &SnapshotMeta) {
+        let id = node.id();
+        let applied = self.applied.get(&id).copied().unwrap_or(0);
+        if meta.index < applied {
+            self.violate(format!(
+                "node {id} installed a snapshot at {} below its applied index {applied}: applied moved backwards",
+                meta.index
+            ));
+            return;
+        }
+        match self.committed.get(meta.index as usize - 1) {
+            Some(&(t, _, _)) if t == meta.term => {}
+            Some(&(t, _, _)) => self.violate(format!(
+                "node {id} installed a snapshot at {} of term {} but entry {} of term {t} was committed",
+                meta.index, meta.term, meta.index
+            )),
+            None => self.violate(format!("node {id} installed a snapshot at {} that no node reported committed", meta.index)),
+        }
+        self.applied.insert(id, meta.index);
     }
 
     /// The configuration the group starts with (before any configuration entry).
@@ -188,14 +255,21 @@ impl RaftInvariants {
         let configs: Vec<JointQuorum> = self.memberships().map(|m| m.voters.clone()).collect();
         let mut storage_lost = 0;
         for (i, &(t, h, _)) in self.committed.iter().enumerate() {
-            let holds = |d: &DurableState| d.entries.get(i).is_some_and(|e| e.term == t && entry_hash(e) == h);
+            let index = i as u64 + 1;
+            // A durable snapshot holds what it covers (its own index must carry the term).
+            let covered = |d: &DurableState| {
+                d.snapshot.as_ref().is_some_and(|m| index < m.index || (index == m.index && m.term == t))
+                    || index < d.base_index
+                    || (index == d.base_index && d.base_term == t)
+            };
+            let holds =
+                |d: &DurableState| covered(d) || d.entry(index).is_some_and(|e| e.term == t && entry_hash(e) == h);
             let healthy_or_damaged =
                 |v: NodeId| disks.iter().any(|(id, d, damaged)| *id == v && (*damaged || holds(d)));
             let all = |v: NodeId| disks.iter().any(|(id, d, _)| *id == v && holds(d));
             if !configs.iter().any(|q| q.is_active(healthy_or_damaged)) {
                 let msg = format!(
-                    "durability: committed entry {} (term {t}) is on no quorum of any configuration the group has had (damaged disks counted as holders)",
-                    i + 1
+                    "durability: committed entry {index} (term {t}) is on no quorum of any configuration the group has had (damaged disks counted as holders)"
                 );
                 self.violate(msg);
                 return storage_lost;
@@ -249,34 +323,34 @@ impl RaftInvariants {
         }
     }
 
-    /// Every committed entry must be durable (on disk, as recovery would read it) on a quorum.
-    ///
-    /// `disks` holds each node's recoverable state and whether a storage fault damaged that disk.
-    /// The protocol put each committed entry on a quorum; a damaged disk may have lost its copy
-    /// since, so damaged disks count as holders whatever they hold, and only an entry missing from
-    /// more healthy disks than that allows is a violation ("the protocol lost it"). Returns how
-    /// many committed entries are below a quorum only because of damaged disks ("the disk lost
-    /// it").
-    pub fn check_durability(&mut self, disks: &[(NodeId, DurableState, bool)], quorum: usize) -> u64 {
-        let damaged = disks.iter().filter(|(_, _, damaged)| *damaged).count();
-        let mut storage_lost = 0;
-        for (i, &(t, h, _)) in self.committed.iter().enumerate() {
-            let holds = |d: &DurableState| d.entries.get(i).is_some_and(|e| e.term == t && entry_hash(e) == h);
-            let healthy = disks.iter().filter(|(_, d, damaged)| !damaged && holds(d)).count();
-            let all = disks.iter().filter(|(_, d, _)| holds(d)).count();
-            if healthy + damaged < quorum {
-                let msg = format!(
-                    "durability: committed entry {} (term {t}) is on {healthy} healthy disks (+{damaged} damaged by injected faults), a quorum is {quorum}",
-                    i + 1
-                );
-                self.violate(msg);
-                return storage_lost;
-            }
-            if all < quorum {
-                storage_lost += 1;
+    /// Log matching over every pair of (in-memory, possibly compacted) logs: over the indexes
+    /// both still hold, plus each one's compacted base (index, term), the highest index where
+    /// both have the same term must have identical entries (and terms) below it.
+    pub fn check_compacted_log_matching<'a>(&mut self, logs: impl IntoIterator<Item = (NodeId, &'a RaftLog)>) {
+        let logs: Vec<(NodeId, &RaftLog)> = logs.into_iter().collect();
+        for (i, (a_id, a)) in logs.iter().enumerate() {
+            for (b_id, b) in &logs[i + 1..] {
+                let lo = a.base_index().max(b.base_index());
+                let hi = a.last_index().min(b.last_index());
+                if lo > hi {
+                    continue;
+                }
+                let Some(k) = (lo..=hi).rev().find(|&k| a.term_at(k).is_some() && a.term_at(k) == b.term_at(k)) else {
+                    continue;
+                };
+                let differs = (lo..=k).find(|&j| match (a.get(j), b.get(j)) {
+                    (Some(x), Some(y)) => x != y,
+                    _ => a.term_at(j) != b.term_at(j),
+                });
+                if let Some(j) = differs {
+                    self.violate(format!(
+                        "log matching: nodes {a_id} and {b_id} agree on entry {k} (term {:?}) but differ at entry {j}",
+                        a.term_at(k)
+                    ));
+                    return;
+                }
             }
         }
-        storage_lost
     }
 }
 

@@ -79,7 +79,10 @@ pub enum KvResult {
 pub type KvProposal = SessionRequest<KvCommand>;
 
 /// The register map plus a running digest of everything applied, so replicas can be compared.
-#[derive(Clone, Debug, Default)]
+///
+/// A snapshot is the whole store in postcard (whatever fields it grows, e.g. client sessions,
+/// come along), so a replica restored from one continues the same digest chain.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct KvStore {
     values: BTreeMap<Key, Value>,
     digest: [u8; 32],
@@ -132,6 +135,15 @@ impl ReplicatedStateMachine for KvStore {
             Err(_) => KvResult::Invalid,
         };
         vecraft_core::wire::encode(&result).expect("KvResult encodes")
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("KvStore encodes")
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        *self = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+        Ok(())
     }
 
     fn query(&self, query: &[u8]) -> Vec<u8> {

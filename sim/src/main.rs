@@ -161,6 +161,7 @@ fn print_single(spec: &RunSpec, outcome: &SeedOutcome, wall: f64) {
     println!("  protocol events: {}", fault_line(&s.precondition_counts()));
     println!("  client sessions: {}", fault_line(&s.session_counts()));
     println!("  membership: {}", fault_line(&s.membership_counts()));
+    println!("  snapshots: {}", fault_line(&s.snapshot_counts()));
     println!("  storage: {} committed entries below a quorum only because damaged disks lost them (allowed)", s.storage_lost_entries);
     println!(
         "  raft: {} terms with a leader, {} entries committed, {} disk writes; recovered in {} after faults stopped",
@@ -249,7 +250,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
                         let mut ft = fault_totals.lock().expect("lock");
                         let stats = &outcome.report.stats;
                         let counts: Vec<(&'static str, u64)> =
-                            stats.fault_counts().into_iter().chain(stats.precondition_counts()).chain(stats.session_counts()).chain(stats.membership_counts()).collect();
+                            stats.fault_counts().into_iter().chain(stats.precondition_counts()).chain(stats.session_counts()).chain(stats.membership_counts()).chain(stats.snapshot_counts()).collect();
                         if ft.is_empty() {
                             ft.extend(counts.iter().map(|&(name, _)| (name, 0, 0)));
                         }

@@ -31,6 +31,11 @@ pub enum Bug {
     SessionIgnored,
     /// A configuration change of several voters is applied directly, without the joint phase.
     SkipJoint,
+    /// Snapshots are labelled (and the log compacted) at the end of the log, beyond what was
+    /// committed and applied.
+    CompactUncommitted,
+    /// Followers install snapshots at or below their commit index (commit and applied move back).
+    InstallStaleSnapshot,
 }
 
 impl Bug {
@@ -48,6 +53,8 @@ impl Bug {
             Bug::CommitOldTerm => b.commit_old_term = true,
             Bug::SessionIgnored => b.session_ignored = true,
             Bug::SkipJoint => b.skip_joint = true,
+            Bug::CompactUncommitted => b.compact_uncommitted = true,
+            Bug::InstallStaleSnapshot => b.install_stale_snapshot = true,
         }
         b
     }
@@ -65,6 +72,8 @@ impl Bug {
             Bug::CommitOldTerm => "commit-old-term",
             Bug::SessionIgnored => "session-ignored",
             Bug::SkipJoint => "skip-joint",
+            Bug::CompactUncommitted => "compact-uncommitted",
+            Bug::InstallStaleSnapshot => "install-stale-snapshot",
         }
     }
 }

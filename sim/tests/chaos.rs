@@ -21,6 +21,8 @@ struct Batch {
     failures: Vec<(String, Vec<String>)>,
     ops: u64,
     faults: BTreeMap<&'static str, u64>,
+    /// Snapshot events: (total, seeds in which the event happened), by name.
+    snapshots: BTreeMap<&'static str, (u64, u64)>,
 }
 
 /// Runs `specs` on all cores.
@@ -29,6 +31,7 @@ fn run_all(specs: Vec<RunSpec>) -> Batch {
     let failures = Mutex::new(Vec::new());
     let ops = Mutex::new(0u64);
     let faults = Mutex::new(BTreeMap::new());
+    let snapshots = Mutex::new(BTreeMap::new());
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|s| {
         for _ in 0..jobs {
@@ -47,6 +50,13 @@ fn run_all(specs: Vec<RunSpec>) -> Batch {
                         *f.entry(name).or_insert(0) += n;
                     }
                     drop(f);
+                    let mut snaps = snapshots.lock().unwrap();
+                    for (name, n) in outcome.report.stats.snapshot_counts() {
+                        let e = snaps.entry(name).or_insert((0, 0));
+                        e.0 += n;
+                        e.1 += (n > 0) as u64;
+                    }
+                    drop(snaps);
                     if !outcome.passed() {
                         failures.lock().unwrap().push((spec.replay_command(), outcome.failures()));
                     }
@@ -54,13 +64,18 @@ fn run_all(specs: Vec<RunSpec>) -> Batch {
             });
         }
     });
-    Batch { failures: failures.into_inner().unwrap(), ops: ops.into_inner().unwrap(), faults: faults.into_inner().unwrap() }
+    Batch {
+        failures: failures.into_inner().unwrap(),
+        ops: ops.into_inner().unwrap(),
+        faults: faults.into_inner().unwrap(),
+        snapshots: snapshots.into_inner().unwrap(),
+    }
 }
 
 /// Runs `specs`, asserts every one passed, and returns how often each fault class fired.
 fn assert_all_pass(what: &str, specs: Vec<RunSpec>) -> BTreeMap<&'static str, u64> {
     let n = specs.len();
-    let Batch { failures, ops, faults } = run_all(specs);
+    let Batch { failures, ops, faults, .. } = run_all(specs);
     for (cmd, why) in &failures {
         eprintln!("FAILED, replay with: {cmd}");
         for w in why {
@@ -366,4 +381,39 @@ fn skipping_the_joint_phase_is_caught_by_the_configuration_checker() {
     assert!(first.starts_with("configuration change: entry"), "seed {seed} caught by another checker: {first}");
     assert!(first.contains("without a joint phase"), "{first}");
     eprintln!("skip-joint caught at seed {seed}: {first}");
+}
+
+/// Small seed-derived compaction thresholds make snapshots an everyday event: nearly every seed
+/// compacts, and followers that fell behind (crashes, partitions, pauses) catch up by installing a
+/// snapshot in a large share of seeds (single-node clusters and seeds without a lagging follower
+/// cannot).
+#[test]
+fn snapshot_installs_happen_in_a_large_share_of_seeds() {
+    let n = 100;
+    let batch = run_all((1..=n).map(RunSpec::seed).collect());
+    assert!(batch.failures.is_empty(), "failures: {:?}", batch.failures);
+    let seeds = |name: &str| batch.snapshots.get(name).map_or(0, |e| e.1);
+    eprintln!("snapshot events in {n} swarm seeds (total, seeds): {:?}", batch.snapshots);
+    assert!(seeds("snapshots-taken") >= n * 9 / 10, "compaction is rare: {:?}", batch.snapshots);
+    assert!(seeds("snapshot-installs") >= n * 35 / 100, "installs in too few seeds: {:?}", batch.snapshots);
+    assert!(seeds("snapshot-chunks-resent") > 0 && seeds("snapshot-sends-deferred") > 0, "{:?}", batch.snapshots);
+}
+
+/// Each snapshot safety rule has a bug switch, and the raft invariants checker names the rule it
+/// broke: a snapshot labelled beyond commit leaves nodes claiming commits of entries they do not
+/// hold, and a stale install moves applied backwards.
+#[test]
+fn snapshot_bugs_are_caught_by_the_raft_invariants() {
+    for (bug, limit, needles) in [
+        // Labelled beyond commit: a node claims a commit it lacks, or applies past a gap.
+        (Bug::CompactUncommitted, 30, &["but lacks entry", "out of order"][..]),
+        (Bug::InstallStaleSnapshot, 60, &["applied moved backwards"][..]),
+    ] {
+        let Some((seed, outcome)) = first_catch(bug, limit) else {
+            panic!("bug {bug:?} was not caught in {limit} seeds: the checkers are blind to it");
+        };
+        let caught = outcome.report.violations.iter().any(|v| needles.iter().any(|n| v.contains(n)));
+        assert!(caught, "{bug:?} at seed {seed} was caught, but not by the raft invariants: {:?}", outcome.failures());
+        eprintln!("{bug:?} caught at seed {seed}: {}", outcome.report.violations[0]);
+    }
 }

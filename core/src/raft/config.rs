@@ -42,6 +42,22 @@ pub struct RaftConfig {
     /// Bound on relative clock-rate error between any two nodes (e.g. 0.05 = 5%); the lease is
     /// shortened accordingly.
     pub max_clock_drift: f64,
+    /// Compaction policy: ask the driver for a snapshot once this many entries were applied
+    /// since the last one (`u64::MAX`: never by count).
+    pub snapshot_entries: u64,
+    /// Compaction policy: ... or once this many bytes of entries ([`super::Entry::size`]) were
+    /// applied since the last one (`u64::MAX`: never by size).
+    pub snapshot_bytes: u64,
+    /// Entries kept in the log behind a snapshot, so followers a little behind catch up by
+    /// appends instead of a whole snapshot.
+    pub snapshot_keep_entries: u64,
+    /// Bytes of snapshot per `InstallSnapshot` message.
+    pub snapshot_chunk_bytes: usize,
+    /// Snapshot chunks in flight to one follower.
+    pub snapshot_window: usize,
+    /// Snapshot transfers this node runs at once (more followers wait for a slot): a snapshot
+    /// is big, and a leader streaming to everyone at once starves its own appends.
+    pub max_snapshot_sends: usize,
     /// Seed of the node's private random generator (election timeouts).
     pub seed: u64,
     /// Deliberate protocol bugs, for proving that the simulator's checkers catch them.
@@ -66,6 +82,12 @@ impl RaftConfig {
             check_quorum: true,
             lease_reads: true,
             max_clock_drift: 0.05,
+            snapshot_entries: 10_000,
+            snapshot_bytes: 64 << 20,
+            snapshot_keep_entries: 1_000,
+            snapshot_chunk_bytes: 1 << 20,
+            snapshot_window: 4,
+            max_snapshot_sends: 2,
             seed,
             bugs: InjectedBugs::default(),
         }
@@ -87,6 +109,12 @@ impl RaftConfig {
         }
         if self.max_uncommitted_bytes == 0 {
             return Err("max_uncommitted_bytes must be positive".into());
+        }
+        if self.snapshot_entries == 0 || self.snapshot_bytes == 0 {
+            return Err("snapshot_entries and snapshot_bytes must be positive (u64::MAX disables)".into());
+        }
+        if self.snapshot_chunk_bytes == 0 || self.snapshot_window == 0 || self.max_snapshot_sends == 0 {
+            return Err("snapshot_chunk_bytes, snapshot_window and max_snapshot_sends must be positive".into());
         }
         if !(0.0..0.5).contains(&self.max_clock_drift) {
             return Err("max_clock_drift must be in [0, 0.5)".into());
@@ -122,6 +150,12 @@ pub struct InjectedBugs {
     pub session_ignored: bool,
     /// A configuration change of several voters is applied directly, without the joint phase.
     pub skip_joint: bool,
+    /// A snapshot is labelled (and the log compacted) at the end of the log, beyond what was
+    /// committed and applied, while its bytes hold only the applied state.
+    pub compact_uncommitted: bool,
+    /// A follower installs a snapshot at or below its commit index, moving commit and applied
+    /// backwards.
+    pub install_stale_snapshot: bool,
 }
 
 impl InjectedBugs {
@@ -137,7 +171,9 @@ impl InjectedBugs {
                 || self.lease_across_transfer
                 || self.commit_old_term
                 || self.session_ignored
-                || self.skip_joint)
+                || self.skip_joint
+                || self.compact_uncommitted
+                || self.install_stale_snapshot)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

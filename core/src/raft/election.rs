@@ -46,6 +46,7 @@ impl RaftNode {
     /// Answers everything a leader was holding for clients when it loses leadership.
     fn step_down_cleanup(&mut self, out: &mut Vec<RaftOutput>) {
         self.progress.clear();
+        self.clear_snapshot_sends();
         self.round_sent_at.clear();
         self.lease_until = Time::ZERO;
         self.own_term_committed = false;
@@ -175,6 +176,7 @@ impl RaftNode {
                 MessageBody::PreVoteResponse { granted: true } => {}
                 MessageBody::Vote { transfer, .. } if self.in_lease(now) && !transfer => return,
                 MessageBody::Append { .. } => self.become_follower(now, msg.term, Some(msg.from), out),
+                MessageBody::InstallSnapshot { .. } => self.become_follower(now, msg.term, Some(msg.from), out),
                 _ => self.become_follower(now, msg.term, None, out),
             }
         } else if msg.term < self.term {
@@ -231,6 +233,12 @@ impl RaftNode {
                 self.handle_append_response(now, msg.from, success, match_index, reject, round, reset, out);
             }
             MessageBody::TimeoutNow => self.handle_timeout_now(now, msg.from, out),
+            MessageBody::InstallSnapshot { meta, offset, data, last, commit } => {
+                self.handle_install_snapshot(now, msg.from, meta, offset, data, last, commit, out);
+            }
+            MessageBody::InstallSnapshotResponse { index, next_offset, done, restart } => {
+                self.handle_install_snapshot_response(now, msg.from, index, next_offset, done, restart, out);
+            }
         }
     }
 

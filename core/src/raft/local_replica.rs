@@ -7,9 +7,11 @@
 
 use super::message::{ClientResponse, EntryPayload, LogIndex, RequestId};
 use super::node::{RaftInput, RaftNode, RaftOutput, ReadMode};
+use super::snapshot::{SnapshotError, SnapshotMeta};
 use super::storage::DurableState;
 use super::config::RaftConfig;
 use crate::contract::{StateMachine, Time};
+use bytes::Bytes;
 use std::collections::BTreeMap;
 
 /// The application Raft replicates: deterministic, so every replica that applies the same
@@ -19,6 +21,11 @@ pub trait ReplicatedStateMachine {
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8>;
     /// Answers a read-only query from the applied state.
     fn query(&self, query: &[u8]) -> Vec<u8>;
+    /// The whole applied state as bytes (deterministic: equal states give equal bytes).
+    fn snapshot(&self) -> Vec<u8>;
+    /// Replaces the whole state by one [`Self::snapshot`] produced; on error the state is
+    /// unchanged.
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String>;
 }
 
 /// A [`RaftNode`] plus a state machine applied in step.
@@ -30,6 +37,11 @@ pub struct LocalReplica<S> {
     /// Reads confirmed at an index the state machine has not applied yet.
     ready: Vec<(RequestId, LogIndex)>,
     applied: LogIndex,
+    /// The newest snapshot taken or installed (a durable driver keeps it on disk; this one
+    /// keeps it in memory and lets its owner persist it, see [`LocalReplica::held_snapshot`]).
+    snapshot: Option<(SnapshotMeta, Bytes)>,
+    /// Chunks of a snapshot being received.
+    staging: Option<(SnapshotMeta, Vec<u8>)>,
 }
 
 impl<S: ReplicatedStateMachine> LocalReplica<S> {
@@ -37,7 +49,31 @@ impl<S: ReplicatedStateMachine> LocalReplica<S> {
     pub fn new(cfg: RaftConfig, sm: S, durable: DurableState, applied: LogIndex, now: Time) -> Self {
         let raft = RaftNode::new(cfg, durable, applied, now);
         let applied = raft.applied_index();
-        LocalReplica { raft, sm, queries: BTreeMap::new(), ready: Vec::new(), applied }
+        LocalReplica { raft, sm, queries: BTreeMap::new(), ready: Vec::new(), applied, snapshot: None, staging: None }
+    }
+
+    /// Builds the node from a snapshot plus its durable log: `sm` is restored from `snapshot`
+    /// (verified first), the log starts behind it, and nothing at or below its index is applied
+    /// again. Without a snapshot this is [`LocalReplica::new`] from an empty state machine.
+    pub fn from_snapshot(
+        cfg: RaftConfig,
+        mut sm: S,
+        mut durable: DurableState,
+        snapshot: Option<(SnapshotMeta, Bytes)>,
+        now: Time,
+    ) -> Result<Self, SnapshotError> {
+        let Some((meta, bytes)) = snapshot else { return Ok(Self::new(cfg, sm, durable, 0, now)) };
+        meta.verify(&bytes)?;
+        sm.restore(&bytes).map_err(SnapshotError::Decode)?;
+        durable.adopt_snapshot(meta.clone());
+        let mut replica = Self::new(cfg, sm, durable, meta.index, now);
+        replica.snapshot = Some((meta, bytes));
+        Ok(replica)
+    }
+
+    /// The newest snapshot this replica took or installed, with its bytes.
+    pub fn held_snapshot(&self) -> Option<&(SnapshotMeta, Bytes)> {
+        self.snapshot.as_ref()
     }
 
     /// The Raft node.
@@ -84,20 +120,26 @@ impl<S: ReplicatedStateMachine> StateMachine for LocalReplica<S> {
     fn step(&mut self, now: Time, input: RaftInput, out: &mut Vec<RaftOutput>) {
         let mut raw = Vec::new();
         self.raft.step(now, input, &mut raw);
+        let mut follow_ups = Vec::new();
         loop {
             let before = self.applied;
-            self.absorb(std::mem::take(&mut raw), out);
-            if self.applied == before {
+            self.absorb(std::mem::take(&mut raw), out, &mut follow_ups);
+            if self.applied == before && follow_ups.is_empty() {
                 return;
             }
-            self.raft.step(now, RaftInput::Applied { index: self.applied }, &mut raw);
+            if self.applied != before {
+                self.raft.step(now, RaftInput::Applied { index: self.applied }, &mut raw);
+            }
+            for input in follow_ups.drain(..) {
+                self.raft.step(now, input, &mut raw);
+            }
             self.answer_ready_reads(out);
         }
     }
 }
 
 impl<S: ReplicatedStateMachine> LocalReplica<S> {
-    fn absorb(&mut self, raw: Vec<RaftOutput>, out: &mut Vec<RaftOutput>) {
+    fn absorb(&mut self, raw: Vec<RaftOutput>, out: &mut Vec<RaftOutput>, follow_ups: &mut Vec<RaftInput>) {
         for o in raw {
             match o {
                 RaftOutput::Apply { entry, request } => {
@@ -120,6 +162,44 @@ impl<S: ReplicatedStateMachine> LocalReplica<S> {
                 RaftOutput::Respond(r) => {
                     self.queries.remove(&r.id);
                     out.push(RaftOutput::Respond(r));
+                }
+                RaftOutput::TakeSnapshot { index } => {
+                    if self.applied >= index
+                        && let Some(term) = self.raft.log().term_at(self.applied)
+                    {
+                        let bytes = self.sm.snapshot();
+                        let meta = SnapshotMeta::for_bytes(self.applied, term, self.raft.applied_membership(), &bytes);
+                        self.snapshot = Some((meta.clone(), bytes.into()));
+                        follow_ups.push(RaftInput::SnapshotTaken { meta });
+                    }
+                }
+                RaftOutput::ReadSnapshotChunk { to, meta, offset, len } => {
+                    let data = match &self.snapshot {
+                        Some((held, bytes)) if *held == meta => {
+                            let start = (offset as usize).min(bytes.len());
+                            let end = (offset.saturating_add(len) as usize).min(bytes.len());
+                            Some(bytes.slice(start..end))
+                        }
+                        _ => None,
+                    };
+                    follow_ups.push(RaftInput::SnapshotChunk { to, index: meta.index, offset, data });
+                }
+                RaftOutput::StageSnapshotChunk { meta, offset, data } => match &mut self.staging {
+                    _ if offset == 0 => self.staging = Some((meta, data.to_vec())),
+                    Some((m, bytes)) if *m == meta && bytes.len() as u64 == offset => bytes.extend_from_slice(&data),
+                    _ => self.staging = None,
+                },
+                RaftOutput::InstallSnapshot { meta } => {
+                    let staged = self.staging.take().filter(|(m, _)| *m == meta).map(|(_, b)| b).unwrap_or_default();
+                    let installed = meta.verify(&staged).and_then(|()| self.sm.restore(&staged).map_err(SnapshotError::Decode));
+                    match installed {
+                        Ok(()) => {
+                            self.applied = meta.index;
+                            self.snapshot = Some((meta.clone(), staged.into()));
+                            follow_ups.push(RaftInput::SnapshotInstalled { meta });
+                        }
+                        Err(_) => follow_ups.push(RaftInput::SnapshotRejected { meta }),
+                    }
                 }
                 other => out.push(other),
             }

@@ -2,8 +2,8 @@
 
 use super::message::{Entry, LogIndex, Term};
 
-/// The log of one node. Index `first_index()` is the first entry held (1 until snapshots and
-/// compaction arrive; the offset is kept so they can).
+/// The log of one node. Index `first_index()` is the first entry held: entries up to
+/// `base_index()` were compacted behind a snapshot, and only the base's term is still known.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RaftLog {
     /// Index and term just before the first held entry (0/0 without a snapshot).
@@ -18,6 +18,48 @@ impl RaftLog {
         let log = RaftLog { base_index: 0, base_term: 0, entries };
         log.assert_contiguous();
         log
+    }
+
+    /// A log whose entries follow a compacted prefix ending at (`base_index`, `base_term`);
+    /// `entries` must be contiguous from `base_index + 1`.
+    pub fn from_parts(base_index: LogIndex, base_term: Term, entries: Vec<Entry>) -> Self {
+        let log = RaftLog { base_index, base_term, entries };
+        log.assert_contiguous();
+        log
+    }
+
+    /// Index of the last compacted entry (0 before any compaction): `term_at` still answers for
+    /// it, `get` does not.
+    pub fn base_index(&self) -> LogIndex {
+        self.base_index
+    }
+
+    /// Term of the entry at [`Self::base_index`].
+    pub fn base_term(&self) -> Term {
+        self.base_term
+    }
+
+    /// Drops every entry up to and including `index` (which must be held, or be the base).
+    pub fn compact_to(&mut self, index: LogIndex) {
+        if index <= self.base_index {
+            return;
+        }
+        let Some(term) = self.term_at(index) else {
+            debug_assert!(false, "compact_to({index}) beyond the log end {}", self.last_index());
+            return;
+        };
+        let drop = (index - self.base_index) as usize;
+        self.entries.drain(..drop);
+        self.base_index = index;
+        self.base_term = term;
+    }
+
+    /// Replaces the whole log by a compacted prefix ending at (`index`, `term`) (an installed
+    /// snapshot that our log does not contain).
+    pub fn reset_to(&mut self, index: LogIndex, term: Term) {
+        self.entries.clear();
+        self.base_index = index;
+        self.base_term = term;
     }
 
     fn assert_contiguous(&self) {

@@ -160,6 +160,31 @@ pub enum MessageBody {
     /// Leadership transfer: the leader has brought the receiver up to date and asks it to
     /// campaign at once, skipping pre-vote and its election timeout.
     TimeoutNow,
+    /// One chunk of a snapshot for a follower whose next entry was compacted away.
+    InstallSnapshot {
+        /// The snapshot (every chunk carries it, so a chunk is understood on its own).
+        meta: super::snapshot::SnapshotMeta,
+        /// Where `data` starts in the snapshot's bytes.
+        offset: u64,
+        /// The chunk.
+        data: Bytes,
+        /// This chunk ends the snapshot: verify and install.
+        last: bool,
+        /// Leader's commit index (lets a damaged follower know what it must hold to be repaired).
+        commit: LogIndex,
+    },
+    /// Answer to a snapshot chunk.
+    InstallSnapshotResponse {
+        /// The snapshot's index.
+        index: LogIndex,
+        /// The next offset the follower expects (everything before it is staged).
+        next_offset: u64,
+        /// The follower holds the log up to `index` durably (installed, or already had it).
+        done: bool,
+        /// The follower holds nothing of this transfer (a rejected install, or a chunk of a
+        /// transfer it never started): resend from `next_offset`.
+        restart: bool,
+    },
 }
 
 /// Why a client request was not (or may not have been) carried out.

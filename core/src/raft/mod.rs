@@ -16,6 +16,31 @@
 //! * [`RaftOutput::MembershipChanged`] — the group's membership as this node uses it changed
 //!   (open connections to new members, close those to former ones).
 //!
+//! * [`RaftOutput::TakeSnapshot`] — snapshot the applied state (at the asked index or any later
+//!   applied one), store it durably with its [`SnapshotMeta`] header (index, term, membership,
+//!   size, blake3 checksum), then step [`RaftInput::SnapshotTaken`]; Raft compacts its log behind
+//!   it, keeping `snapshot_keep_entries`, and persists a [`SnapshotRecord`] (part of the next
+//!   [`PersistRecord`]) so recovery knows where the log starts. Asked for when
+//!   `snapshot_entries` entries or `snapshot_bytes` bytes were applied since the last snapshot;
+//! * [`RaftOutput::ReadSnapshotChunk`] — (leader) read bytes of a snapshot for a follower whose
+//!   next entry was compacted and step [`RaftInput::SnapshotChunk`] back; Raft streams them as
+//!   `InstallSnapshot` messages, at most `snapshot_window` chunks in flight, resending from the
+//!   follower's acknowledged offset after a stall, at most `max_snapshot_sends` transfers at once,
+//!   heartbeats flowing meanwhile;
+//! * [`RaftOutput::StageSnapshotChunk`] / [`RaftOutput::InstallSnapshot`] — (follower) stage
+//!   in-order chunks (staging need not survive a crash); on the last one verify size and checksum,
+//!   install atomically and durably, and step [`RaftInput::SnapshotInstalled`] (or
+//!   [`RaftInput::SnapshotRejected`], which restarts the transfer). Only then does Raft reset its
+//!   log to the snapshot (keeping a matching suffix), move commit/applied up to it (never back),
+//!   adopt its membership, and answer the leader once the record is durable. A snapshot at or
+//!   below the commit index is acknowledged without install. An install from a leader of a later
+//!   term repairs a damaged node like appends do.
+//!
+//! Raft never holds the state machine nor a snapshot's bytes. At start, a driver restores its
+//! state machine from its newest snapshot, calls [`DurableState::adopt_snapshot`] on the replayed
+//! WAL state and passes the snapshot's index as `applied` ([`LocalReplica::from_snapshot`] does all
+//! three); the group's membership then comes from the snapshot.
+//!
 //! Sleep until [`RaftNode::next_deadline`] and step [`RaftInput::Tick`] then. [`LocalReplica`]
 //! wraps a node with a synchronously applied state machine for drivers that need nothing more.
 //!
@@ -33,6 +58,10 @@
 //! effect when applied (as in etcd); learners get the log but never vote or count in quorums; a
 //! node does not campaign with a committed configuration entry unapplied; a removed leader hands
 //! over to the most up-to-date remaining voter.
+//!
+//! Snapshots add: a log is compacted only behind a snapshot the driver durably holds of its
+//! *applied* state (never beyond commit); an install never moves commit or applied backwards;
+//! nothing is installed before the last chunk arrived and the whole snapshot verified.
 
 mod conf_change;
 mod config;
@@ -46,6 +75,9 @@ mod read;
 mod reconfig;
 mod replication;
 mod session;
+mod snapshot;
+mod snapshot_recv;
+mod snapshot_send;
 mod storage;
 mod transfer;
 
@@ -66,6 +98,7 @@ pub use session::{
     ClientSessions, Seq, SessionCheck, SessionCommand, SessionConfig, SessionCounters, SessionId, SessionOutcome,
     SessionRequest,
 };
+pub use snapshot::{SnapshotError, SnapshotMeta, SnapshotRecord, SnapshotStats};
 pub use storage::{
     DurableState, PersistRecord, RecoveryError, WAL_FRAME_HEADER, WalReplay, WalTail, decode_wal, encode_wal_frame,
 };

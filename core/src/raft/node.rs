@@ -8,6 +8,7 @@ use super::log::RaftLog;
 use super::message::{
     ClientError, ClientResponse, Entry, EntryPayload, HardState, LogIndex, Message, MessageBody, RequestId, Term,
 };
+use super::snapshot::{SnapshotMeta, SnapshotState};
 use super::storage::{DurableState, PersistRecord};
 use crate::contract::{NodeId, StateMachine, Time};
 use crate::quorum::JointQuorum;
@@ -73,6 +74,36 @@ pub enum RaftInput {
         /// The change.
         change: ConfChange,
     },
+    /// The driver durably holds a snapshot of its applied state (answer to
+    /// [`RaftOutput::TakeSnapshot`]); Raft compacts its log behind it.
+    SnapshotTaken {
+        /// Its header (index at or above the one asked for, at most what was applied).
+        meta: SnapshotMeta,
+    },
+    /// The driver read a chunk of a snapshot for a transfer (answer to
+    /// [`RaftOutput::ReadSnapshotChunk`]); `None` if it no longer holds that snapshot.
+    SnapshotChunk {
+        /// The follower the chunk is for.
+        to: NodeId,
+        /// The snapshot's index.
+        index: LogIndex,
+        /// Where the chunk starts.
+        offset: u64,
+        /// The bytes (exactly the length asked for), or `None`.
+        data: Option<Bytes>,
+    },
+    /// The driver verified and atomically installed the staged snapshot (answer to
+    /// [`RaftOutput::InstallSnapshot`]): its state machine now holds exactly `meta.index`.
+    SnapshotInstalled {
+        /// The installed snapshot.
+        meta: SnapshotMeta,
+    },
+    /// The driver could not verify or decode the staged snapshot; nothing changed. The transfer
+    /// restarts from the beginning.
+    SnapshotRejected {
+        /// The rejected snapshot.
+        meta: SnapshotMeta,
+    },
 }
 
 /// Everything a Raft node asks its driver to do.
@@ -116,6 +147,41 @@ pub enum RaftOutput {
         index: LogIndex,
         /// The membership in force.
         membership: Membership,
+    },
+    /// Snapshot the applied state (at `index` or any later applied index), store it durably
+    /// with its [`SnapshotMeta`] header (membership from [`RaftNode::membership`]), then step
+    /// [`RaftInput::SnapshotTaken`].
+    TakeSnapshot {
+        /// The lowest index the snapshot may be taken at.
+        index: LogIndex,
+    },
+    /// Read `len` bytes at `offset` of the snapshot `meta` and step [`RaftInput::SnapshotChunk`].
+    ReadSnapshotChunk {
+        /// The follower the chunk is for (echo it).
+        to: NodeId,
+        /// Which snapshot.
+        meta: SnapshotMeta,
+        /// Where to read.
+        offset: u64,
+        /// How much (the rest of the snapshot if shorter).
+        len: u64,
+    },
+    /// Stage a received chunk: append it to the staging copy of `meta` (offset 0 starts a new
+    /// staging copy, discarding any other). Staging need not survive a crash.
+    StageSnapshotChunk {
+        /// Which snapshot.
+        meta: SnapshotMeta,
+        /// Where the chunk starts (always the end of what is staged).
+        offset: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// Every chunk of `meta` is staged: verify size and checksum, install it atomically and
+    /// durably as the state machine's state, and step [`RaftInput::SnapshotInstalled`] (or
+    /// [`RaftInput::SnapshotRejected`] if it does not verify or decode).
+    InstallSnapshot {
+        /// The snapshot to install.
+        meta: SnapshotMeta,
     },
 }
 
@@ -255,12 +321,19 @@ pub struct RaftNode {
     pub(super) membership_truncated: bool,
     pub(super) broadcast_needed: bool,
     pub(super) replicate_needed: bool,
+
+    /// Snapshots: the newest one held, the compaction policy's counters, transfers in flight.
+    pub(super) snap: SnapshotState,
 }
 
 impl RaftNode {
     /// Builds a node from its configuration, whatever durable state survived (empty on first
     /// boot) and the index its state machine has already applied (from the state machine's own
     /// snapshot: nothing at or below it is applied again). `now` is the node's clock at start.
+    ///
+    /// If `durable` holds a snapshot (see [`DurableState::adopt_snapshot`]), the state machine
+    /// must have been restored from it: `applied` is at least the log's compacted base, and the
+    /// group's membership comes from the snapshot rather than `cfg.voters`.
     ///
     /// Panics if `cfg` is invalid (see [`RaftConfig::validate`]): configurations are checked by
     /// the caller at its boundary, this is a programming error.
@@ -281,13 +354,25 @@ impl RaftNode {
         if let Err(e) = cfg.validate() {
             panic!("invalid RaftConfig: {e}");
         }
-        let base_membership = snapshot_membership.unwrap_or_else(|| Membership::simple(cfg.voters.iter().copied()));
+        // The durable snapshot's configuration is the newest the state machine holds.
+        let base_membership = durable
+            .snapshot
+            .as_ref()
+            .map(|meta| meta.membership.clone())
+            .or(snapshot_membership)
+            .unwrap_or_else(|| Membership::simple(cfg.voters.iter().copied()));
         let quorum = base_membership.voters.clone();
         let peers = quorum.voters().into_iter().filter(|&v| v != cfg.id).collect();
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ cfg.id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let damaged = durable.damaged.then(|| durable.max_term());
-        let log = RaftLog::from_entries(durable.entries);
+        let log = RaftLog::from_parts(durable.base_index, durable.base_term, durable.entries);
         let durable_index = log.last_index();
+        assert!(
+            applied >= log.base_index(),
+            "the state machine must be restored from the snapshot before the node starts ({applied} < {})",
+            log.base_index()
+        );
+        let snapshot = durable.snapshot;
         // Whatever was applied was committed; never re-apply it.
         let applied = applied.min(log.last_index());
         // After a restart we do not remember whether we recently heard from a leader, so we act
@@ -341,9 +426,18 @@ impl RaftNode {
             membership_truncated: false,
             broadcast_needed: false,
             replicate_needed: false,
+            snap: SnapshotState::default(),
             cfg,
         };
         node.adopt_membership_from_log(now);
+        if let Some(meta) = snapshot {
+            // The driver's snapshot may be newer than the WAL's last snapshot record (a crash
+            // between storing it and writing the record): record it again before any entry is
+            // written after it, so that the WAL alone replays without a gap.
+            let (log_base, log_base_term) = (node.log.base_index(), node.log.base_term());
+            node.snap.unpersisted = Some(super::snapshot::SnapshotRecord { meta: meta.clone(), log_base, log_base_term, reset: false });
+            node.snap.meta = Some(meta);
+        }
         node.reset_election_deadline(now);
         node
     }
@@ -423,6 +517,11 @@ impl RaftNode {
         }
     }
 
+    /// Whether the driver has anything outstanding to answer (a snapshot to take or install).
+    pub fn snapshot_busy(&self) -> bool {
+        self.snap.take_pending || self.snapshot_installing()
+    }
+
     pub(super) fn bugs(&self) -> InjectedBugs {
         self.cfg.bugs
     }
@@ -442,7 +541,7 @@ impl RaftNode {
             return self.send(to, body, out);
         }
         let msg = Message { group: self.cfg.group, from: self.cfg.id, to, term: self.term, body };
-        let dirty = self.hard_state_dirty || self.unpersisted_from.is_some();
+        let dirty = self.hard_state_dirty || self.unpersisted_from.is_some() || self.snapshot_dirty();
         let requires = if dirty { self.next_seq } else { self.next_seq - 1 };
         self.deferred.push_back((requires, msg));
     }
@@ -497,6 +596,7 @@ impl RaftNode {
     fn handle_applied(&mut self, index: LogIndex) {
         // A driver can only report what it was given; anything else is a confused driver.
         if index > self.applied && index <= self.apply_sent {
+            self.snapshot_note_applied(self.applied + 1, index);
             self.applied = index;
         }
     }
@@ -506,6 +606,12 @@ impl RaftNode {
     fn emit_applies(&mut self, out: &mut Vec<RaftOutput>) {
         while self.apply_sent < self.commit {
             let index = self.apply_sent + 1;
+            if index <= self.log.base_index() {
+                // Compacted before it was applied: only a log compacted beyond what was applied
+                // (the `compact_uncommitted` injected bug) gets here.
+                self.apply_sent = self.log.base_index().min(self.commit);
+                continue;
+            }
             let Some(entry) = self.log.get(index) else {
                 debug_assert!(false, "committed entry {index} missing from the log");
                 return;
@@ -580,7 +686,8 @@ impl RaftNode {
         }
         self.broadcast_needed = false;
         self.replicate_needed = false;
-        if self.hard_state_dirty || self.unpersisted_from.is_some() {
+        if self.hard_state_dirty || self.unpersisted_from.is_some() || self.snapshot_dirty() {
+            let snapshot = self.take_unpersisted_snapshot();
             let hard_state = self.hard_state_dirty.then_some(HardState { term: self.term, vote: self.vote });
             let entries = match self.unpersisted_from {
                 Some(from) => self.log.slice(from, self.log.last_index(), usize::MAX),
@@ -592,7 +699,7 @@ impl RaftNode {
             self.pending_writes.push_back((seq, last));
             self.hard_state_dirty = false;
             self.unpersisted_from = None;
-            out.push(RaftOutput::Persist { seq, record: PersistRecord { group: self.cfg.group, hard_state, entries } });
+            out.push(RaftOutput::Persist { seq, record: PersistRecord { group: self.cfg.group, hard_state, entries, snapshot } });
         }
         while self.deferred.front().is_some_and(|(s, _)| *s <= self.persisted_seq) {
             let (_, msg) = self.deferred.pop_front().expect("checked");
@@ -600,6 +707,7 @@ impl RaftNode {
         }
         self.maybe_commit();
         self.emit_applies(out);
+        self.maybe_request_snapshot(out);
         self.advance_reads();
         self.serve_reads(out);
         // Reads that became pending during this flush (after our first commit) need their round.
@@ -624,6 +732,10 @@ impl StateMachine for RaftNode {
             RaftInput::Applied { index } => self.handle_applied(index),
             RaftInput::TransferLeadership { to } => self.start_transfer(now, to, out),
             RaftInput::ProposeConfChange { id, change } => self.handle_propose_conf_change(id, change, out),
+            RaftInput::SnapshotTaken { meta } => self.handle_snapshot_taken(meta),
+            RaftInput::SnapshotChunk { to, index, offset, data } => self.handle_snapshot_chunk(to, index, offset, data, out),
+            RaftInput::SnapshotInstalled { meta } => self.handle_snapshot_installed(meta, out),
+            RaftInput::SnapshotRejected { meta } => self.handle_snapshot_rejected(meta, out),
         }
         self.flush(now, out);
     }

@@ -75,8 +75,15 @@ impl RaftNode {
         }
     }
 
+    /// The configuration in force at the applied index, which a snapshot of the applied state
+    /// carries: the newest configuration entry at or below it, else the base (the configuration
+    /// at the log's start). Unlike [`Self::membership`] it is never provisional.
+    pub fn applied_membership(&self) -> Membership {
+        self.newest_conf_in_log(self.applied).map_or_else(|| self.base_membership.clone(), |(_, m)| m)
+    }
+
     /// The newest configuration entry of the log at or below `below`, if any.
-    fn newest_conf_in_log(&self, below: LogIndex) -> Option<(LogIndex, Membership)> {
+    pub(super) fn newest_conf_in_log(&self, below: LogIndex) -> Option<(LogIndex, Membership)> {
         (1..=below.min(self.log.last_index())).rev().find_map(|i| self.conf_entry(i).map(|c| (i, c.membership.clone())))
     }
 
@@ -113,6 +120,9 @@ impl RaftNode {
         if self.role == Role::Leader {
             let next = self.log.last_index() + 1;
             self.progress.retain(|id, _| self.replicas.contains(id));
+            // A snapshot transfer to a node that left would hold its send slot for ever.
+            self.snap.sends.retain(|id, _| self.replicas.contains(id));
+            self.snap.waiting.retain(|id| self.replicas.contains(id));
             for &id in &self.replicas {
                 self.progress.entry(id).or_insert_with(|| Progress {
                     match_index: 0,

@@ -35,6 +35,9 @@ impl RaftNode {
             self.repair_commit = Some(self.repair_commit.unwrap_or(0).max(commit));
         }
         let reset = self.damaged.is_some();
+        if self.snapshot_installing() {
+            return; // commit must not pass a snapshot being installed; the leader retries
+        }
 
         // Validate the shape before trusting anything.
         // (checked: `prev_index` comes off the wire and may be anything, u64::MAX included)
@@ -45,6 +48,11 @@ impl RaftNode {
         if !contiguous {
             return;
         }
+        // Entries at or below our compacted base are committed and in our snapshot.
+        let (prev_index, prev_term, entries) = match self.trim_append_to_snapshot(prev_index, prev_term, entries) {
+            Some(trimmed) => trimmed,
+            None => return,
+        };
         if self.log.term_at(prev_index) != Some(prev_term) {
             let hint = if prev_index > self.log.last_index() {
                 RejectHint { conflict_term: None, conflict_index: self.log.last_index() + 1 }
@@ -185,6 +193,12 @@ impl RaftNode {
         let last = self.log.last_index();
         let (max_inflight, max_batch, max_bytes, round, commit) =
             (self.cfg.max_inflight, self.cfg.max_batch_entries, self.cfg.max_batch_bytes, self.round, self.commit);
+        if self.needs_snapshot(to) {
+            return self.replicate_snapshot(now, to, probe_now, out);
+        }
+        if self.snap.sends.contains_key(&to) {
+            self.finish_snapshot_send(to); // caught up by other means
+        }
         let Some(pr) = self.progress.get_mut(&to) else { return };
         let mut msgs = Vec::new();
         if pr.replicating {
@@ -220,7 +234,9 @@ impl RaftNode {
     fn send_heartbeat(&mut self, to: NodeId, out: &mut Vec<RaftOutput>) {
         let Some(pr) = self.progress.get(&to) else { return };
         let prev_index = pr.match_index;
-        let Some(prev_term) = self.log.term_at(prev_index) else { return };
+        // A match point compacted away: heartbeat at the base (the follower's rejection sends
+        // it to the snapshot path).
+        let Some(prev_term) = self.log.term_at(prev_index) else { return self.send_snapshot_heartbeat(to, out) };
         let body = MessageBody::Append { prev_index, prev_term, entries: Vec::new(), commit: self.commit, round: self.round };
         self.send(to, body, out);
     }

@@ -5,6 +5,7 @@
 //! in core) means the simulator's disk and the runtime's file WAL recover identically.
 
 use super::message::{Entry, GroupId, HardState, LogIndex, Term};
+use super::snapshot::{SnapshotMeta, SnapshotRecord};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -21,6 +22,9 @@ pub struct PersistRecord {
     pub hard_state: Option<HardState>,
     /// Contiguous entries; the log is cut at the first one's index before they are appended.
     pub entries: Vec<Entry>,
+    /// A snapshot now in force and where the log starts behind it (applied before the hard
+    /// state and the entries).
+    pub snapshot: Option<SnapshotRecord>,
 }
 
 /// The durable state of a node: what it may rely on after a crash.
@@ -28,8 +32,14 @@ pub struct PersistRecord {
 pub struct DurableState {
     /// Term and vote.
     pub hard_state: HardState,
-    /// The durable log, contiguous from index 1.
+    /// The durable log, contiguous from `base_index + 1`.
     pub entries: Vec<Entry>,
+    /// Last compacted index (0 without compaction): the log before it lives in `snapshot`.
+    pub base_index: LogIndex,
+    /// Term of the entry at `base_index`.
+    pub base_term: Term,
+    /// The newest snapshot a compaction or an install recorded.
+    pub snapshot: Option<SnapshotMeta>,
     /// Recovery found acknowledged records destroyed (corruption followed by valid records):
     /// this node may have lost votes and entries it promised, so it must not vote or campaign
     /// until a leader of a later term has repaired it (see `RaftNode`).
@@ -39,7 +49,57 @@ pub struct DurableState {
 impl DurableState {
     /// The highest term anywhere in this state: after damage, no vote is cast at or below it.
     pub fn max_term(&self) -> Term {
-        self.entries.iter().map(|e| e.term).max().unwrap_or(0).max(self.hard_state.term)
+        self.entries.iter().map(|e| e.term).max().unwrap_or(0).max(self.hard_state.term).max(self.base_term)
+    }
+
+    /// Index of the last durable entry (the base if none follows it).
+    pub fn last_index(&self) -> LogIndex {
+        self.base_index + self.entries.len() as u64
+    }
+
+    /// The durable entry at `index`, if held (not compacted, not beyond the end).
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        if index <= self.base_index {
+            return None;
+        }
+        self.entries.get((index - self.base_index - 1) as usize)
+    }
+
+    /// Applies a snapshot record: the log now starts after `log_base` (or is empty after it, if
+    /// the record resets it, or if what we hold does not join the base).
+    fn apply_snapshot_record(&mut self, r: &SnapshotRecord) {
+        let base = r.log_base;
+        if base < self.base_index {
+            return; // older than what we already compacted: nothing to learn
+        }
+        if r.reset || base > self.last_index() {
+            self.entries.clear();
+        } else {
+            self.entries.drain(..(base - self.base_index) as usize);
+        }
+        self.base_index = base;
+        self.base_term = r.log_base_term;
+        if self.snapshot.as_ref().is_none_or(|m| m.index < r.meta.index) {
+            self.snapshot = Some(r.meta.clone());
+        }
+    }
+
+    /// Makes a snapshot the driver holds (perhaps newer than the last one the WAL recorded: a
+    /// crash can fall between storing a snapshot and writing its record) the node's starting
+    /// point: entries up to it are dropped if the log holds it with its term, the whole log
+    /// otherwise. A snapshot the WAL already recorded still cuts a log that ends before it
+    /// (entries kept behind it, then lost with a damaged tail): the log must reach the state
+    /// machine's index. Older snapshots change nothing.
+    pub fn adopt_snapshot(&mut self, meta: SnapshotMeta) {
+        let recorded = self.snapshot.as_ref().is_some_and(|m| m.index >= meta.index);
+        if recorded && self.last_index() >= meta.index {
+            return;
+        }
+        let holds = meta.index >= self.base_index
+            && (self.entry(meta.index).map(|e| e.term) == Some(meta.term)
+                || (meta.index == self.base_index && self.base_term == meta.term));
+        let record = SnapshotRecord { log_base: meta.index, log_base_term: meta.term, reset: !holds, meta };
+        self.apply_snapshot_record(&record);
     }
 }
 
@@ -86,17 +146,20 @@ impl DurableState {
             }
             self.hard_state = hs;
         }
+        if let Some(snapshot) = &record.snapshot {
+            self.apply_snapshot_record(snapshot);
+        }
         if let Some(first) = record.entries.first() {
             for (i, e) in record.entries.iter().enumerate() {
                 if first.index.checked_add(i as u64) != Some(e.index) {
                     return Err(RecoveryError::NotContiguous { record: record_no, index: e.index });
                 }
             }
-            let last = self.entries.len() as u64;
-            if first.index == 0 || first.index > last + 1 {
+            let last = self.last_index();
+            if first.index <= self.base_index || first.index > last + 1 {
                 return Err(RecoveryError::Gap { record: record_no, start: first.index, last });
             }
-            self.entries.truncate((first.index - 1) as usize);
+            self.entries.truncate((first.index - 1 - self.base_index) as usize);
             self.entries.extend_from_slice(&record.entries);
         }
         Ok(())
@@ -139,13 +202,17 @@ impl DurableState {
             {
                 state.hard_state = hs;
             }
+            if let Some(snapshot) = &r.snapshot {
+                seen_term = seen_term.max(snapshot.meta.term);
+                state.apply_snapshot_record(snapshot);
+            }
             if r.entries.is_empty() {
                 continue;
             }
             let first = r.entries[0].index;
             let contiguous = r.entries.iter().enumerate().all(|(k, e)| first.checked_add(k as u64) == Some(e.index));
-            if contiguous && first >= 1 && first <= state.entries.len() as u64 + 1 {
-                state.entries.truncate((first - 1) as usize);
+            if contiguous && first > state.base_index && first <= state.last_index() + 1 {
+                state.entries.truncate((first - 1 - state.base_index) as usize);
                 state.entries.extend_from_slice(&r.entries);
             }
         }
@@ -170,27 +237,71 @@ mod tests {
     #[test]
     fn replay_truncates_and_appends() {
         let records = [
-            PersistRecord { group: 1, hard_state: Some(HardState { term: 1, vote: Some(1) }), entries: vec![e(1, 1), e(1, 2), e(1, 3)] },
-            PersistRecord { group: 1, hard_state: Some(HardState { term: 2, vote: None }), entries: vec![e(2, 2)] },
-            PersistRecord { group: 1, hard_state: None, entries: vec![e(2, 3)] },
+            PersistRecord { group: 1, hard_state: Some(HardState { term: 1, vote: Some(1) }), entries: vec![e(1, 1), e(1, 2), e(1, 3)], snapshot: None },
+            PersistRecord { group: 1, hard_state: Some(HardState { term: 2, vote: None }), entries: vec![e(2, 2)], snapshot: None },
+            PersistRecord { group: 1, hard_state: None, entries: vec![e(2, 3)], snapshot: None },
         ];
         let s = DurableState::replay(&records).unwrap();
         assert_eq!(s.hard_state, HardState { term: 2, vote: None });
         assert_eq!(s.entries, vec![e(1, 1), e(2, 2), e(2, 3)]);
     }
 
+    fn meta(index: u64, term: u64) -> crate::raft::SnapshotMeta {
+        crate::raft::SnapshotMeta::for_bytes(index, term, crate::raft::Membership::simple([1, 2, 3]), b"state")
+    }
+
+    fn snap_record(index: u64, term: u64, log_base: u64) -> PersistRecord {
+        let record = SnapshotRecord { meta: meta(index, term), log_base, log_base_term: term, reset: false };
+        PersistRecord { group: 1, hard_state: None, entries: vec![], snapshot: Some(record) }
+    }
+
+    #[test]
+    fn replay_starts_the_log_after_a_compaction_record() {
+        let records = [
+            PersistRecord { group: 1, hard_state: None, entries: (1..=6).map(|i| e(1, i)).collect(), snapshot: None },
+            snap_record(5, 1, 3),
+            PersistRecord { group: 1, hard_state: None, entries: vec![e(2, 7)], snapshot: None },
+        ];
+        let s = DurableState::replay(&records).unwrap();
+        assert_eq!((s.base_index, s.base_term, s.last_index()), (3, 1, 7));
+        assert_eq!(s.entry(3), None);
+        assert_eq!(s.entry(4), Some(&e(1, 4)));
+        assert_eq!(s.snapshot.as_ref().map(|m| m.index), Some(5));
+        // Entries may not be written into the compacted prefix.
+        let bad = [records[0].clone(), records[1].clone(), PersistRecord { group: 1, hard_state: None, entries: vec![e(2, 3)], snapshot: None }];
+        assert!(matches!(DurableState::replay(&bad), Err(RecoveryError::Gap { .. })));
+    }
+
+    #[test]
+    fn adopting_a_snapshot_cuts_the_log_to_reach_it() {
+        // The store holds a snapshot newer than the WAL's record: entries up to it go.
+        let mut s = DurableState::replay(&[PersistRecord { group: 1, hard_state: None, entries: (1..=6).map(|i| e(1, i)).collect(), snapshot: None }]).unwrap();
+        s.adopt_snapshot(meta(4, 1));
+        assert_eq!((s.base_index, s.last_index()), (4, 6));
+        // A recorded snapshot whose kept entries were lost (the log ends before it): the log is
+        // reset to it, so the node's log reaches what its state machine holds.
+        let mut s = DurableState::replay(&[snap_record(9, 2, 5)]).unwrap();
+        assert_eq!(s.last_index(), 5);
+        s.adopt_snapshot(meta(9, 2));
+        assert_eq!((s.base_index, s.base_term, s.last_index()), (9, 2, 9));
+        // A snapshot whose term the log contradicts replaces the log.
+        let mut s = DurableState::replay(&[PersistRecord { group: 1, hard_state: None, entries: (1..=6).map(|i| e(1, i)).collect(), snapshot: None }]).unwrap();
+        s.adopt_snapshot(meta(4, 3));
+        assert_eq!((s.base_index, s.base_term, s.last_index()), (4, 3, 4));
+    }
+
     #[test]
     fn hostile_indexes_are_errors_not_overflows() {
-        let wrap = [PersistRecord { group: 1, hard_state: None, entries: vec![e(1, u64::MAX), e(1, 0)] }];
+        let wrap = [PersistRecord { group: 1, hard_state: None, entries: vec![e(1, u64::MAX), e(1, 0)], snapshot: None }];
         assert!(matches!(DurableState::replay(&wrap), Err(RecoveryError::NotContiguous { .. })));
     }
 
     #[test]
     fn damaged_replay_keeps_the_highest_term_and_stops_the_log_at_a_gap() {
         let records = [
-            PersistRecord { group: 1, hard_state: Some(HardState { term: 2, vote: Some(1) }), entries: vec![e(1, 1), e(2, 2)] },
+            PersistRecord { group: 1, hard_state: Some(HardState { term: 2, vote: Some(1) }), entries: vec![e(1, 1), e(2, 2)], snapshot: None },
             // The record holding index 3 was destroyed; index 4 survives but cannot be placed.
-            PersistRecord { group: 1, hard_state: None, entries: vec![e(3, 4)] },
+            PersistRecord { group: 1, hard_state: None, entries: vec![e(3, 4)], snapshot: None },
         ];
         let s = DurableState::replay_damaged(&records);
         assert!(s.damaged);
@@ -200,11 +311,11 @@ mod tests {
 
     #[test]
     fn replay_rejects_gaps_and_term_regression() {
-        let gap = [PersistRecord { group: 1, hard_state: None, entries: vec![e(1, 2)] }];
+        let gap = [PersistRecord { group: 1, hard_state: None, entries: vec![e(1, 2)], snapshot: None }];
         assert_eq!(DurableState::replay(&gap), Err(RecoveryError::Gap { record: 0, start: 2, last: 0 }));
         let regress = [
-            PersistRecord { group: 1, hard_state: Some(HardState { term: 3, vote: None }), entries: vec![] },
-            PersistRecord { group: 1, hard_state: Some(HardState { term: 2, vote: None }), entries: vec![] },
+            PersistRecord { group: 1, hard_state: Some(HardState { term: 3, vote: None }), entries: vec![], snapshot: None },
+            PersistRecord { group: 1, hard_state: Some(HardState { term: 2, vote: None }), entries: vec![], snapshot: None },
         ];
         assert!(matches!(DurableState::replay(&regress), Err(RecoveryError::TermRegressed { .. })));
     }
@@ -323,6 +434,7 @@ mod wal_tests {
                 group: 1,
                 hard_state: Some(HardState { term: i, vote: Some(i % 3) }),
                 entries: vec![Entry { term: i, index: i, payload: EntryPayload::Command(vec![i as u8; i as usize].into()) }],
+                snapshot: None,
             })
             .collect()
     }

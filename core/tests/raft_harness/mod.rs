@@ -44,6 +44,15 @@ impl ReplicatedStateMachine for Journal {
         let parts: Vec<String> = self.applied.iter().map(|(_, c)| String::from_utf8_lossy(c).into_owned()).collect();
         parts.join(",").into_bytes()
     }
+
+    fn snapshot(&self) -> Vec<u8> {
+        vecraft_core::wire::encode(&self.applied).expect("a journal encodes")
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.applied = vecraft_core::wire::decode(bytes).map_err(|e| e.to_string())?;
+        Ok(())
+    }
 }
 
 /// Test timing: election timeout in [100ms, 200ms), heartbeats every 20ms.
@@ -73,6 +82,12 @@ pub struct Slot {
     pub applied: Vec<(LogIndex, Term)>,
     /// Incremented by every restart.
     pub incarnation: u32,
+    /// The newest snapshot the node took or installed, as its durable snapshot store would keep
+    /// it (survives crashes; restarts restore from it).
+    pub snapshot: Option<(vecraft_core::raft::SnapshotMeta, bytes::Bytes)>,
+    /// Applies of this incarnation continue after this index (its restored or installed
+    /// snapshot).
+    pub apply_floor: LogIndex,
 }
 
 /// A hand-driven cluster.
@@ -109,6 +124,8 @@ impl Cluster {
                     responses: Vec::new(),
                     applied: Vec::new(),
                     incarnation: 0,
+                    snapshot: None,
+                    apply_floor: 0,
                 },
             );
         }
@@ -120,9 +137,11 @@ impl Cluster {
     /// is set to a single record holding that state so later restarts replay it.
     pub fn install(&mut self, id: NodeId, durable: DurableState) {
         let slot = self.slots.get_mut(&id).expect("known node");
-        slot.disk = vec![PersistRecord { group: GROUP, hard_state: Some(durable.hard_state), entries: durable.entries.clone() }];
+        slot.disk = vec![PersistRecord { group: GROUP, hard_state: Some(durable.hard_state), entries: durable.entries.clone(), snapshot: None }];
         slot.unacked.clear();
         slot.applied.clear();
+        slot.snapshot = None;
+        slot.apply_floor = 0;
         slot.raft = Some(LocalReplica::new(slot.cfg.clone(), Journal::default(), durable, 0, slot.clock));
         slot.clock = slot.clock + slot.cfg.election_timeout_max;
     }
@@ -138,7 +157,18 @@ impl Cluster {
         let slot = self.slots.get_mut(&id).expect("known node");
         let Some(raft) = slot.raft.as_mut() else { return Vec::new() };
         let mut out = Vec::new();
+        let installs = raft.snapshot_stats().installed;
         raft.step(slot.clock, input, &mut out);
+        // After an install, applies continue after the snapshot's index.
+        if raft.snapshot_stats().installed > installs {
+            slot.apply_floor = raft.snapshot_meta().map_or(0, |m| m.index);
+        }
+        let floor_at = slot.apply_floor;
+        if let Some(held) = raft.held_snapshot()
+            && slot.snapshot.as_ref().is_none_or(|(m, _)| m.index < held.0.index)
+        {
+            slot.snapshot = Some(held.clone());
+        }
         for o in &out {
             match o {
                 RaftOutput::Send(m) => {
@@ -153,11 +183,17 @@ impl Cluster {
                 }
                 RaftOutput::Respond(r) => slot.responses.push(r.clone()),
                 RaftOutput::Apply { entry, .. } => {
-                    assert_eq!(slot.applied.last().map_or(0, |a| a.0) + 1, entry.index, "applies are in order, no gaps");
+                    let last = slot.applied.last().map_or(0, |a| a.0);
+                    let floor = if entry.index > floor_at { last.max(floor_at) } else { last };
+                    assert_eq!(floor + 1, entry.index, "applies are in order, no gaps");
                     slot.applied.push((entry.index, entry.term));
                 }
                 RaftOutput::ReadReady { .. } => unreachable!("LocalReplica answers reads itself"),
                 RaftOutput::MembershipChanged { .. } => {}
+                RaftOutput::TakeSnapshot { .. }
+                | RaftOutput::ReadSnapshotChunk { .. }
+                | RaftOutput::StageSnapshotChunk { .. }
+                | RaftOutput::InstallSnapshot { .. } => unreachable!("LocalReplica handles snapshots itself"),
             }
         }
         out
@@ -291,7 +327,11 @@ impl Cluster {
         slot.incarnation += 1;
         slot.unacked.clear();
         slot.applied.clear();
-        slot.raft = Some(LocalReplica::new(slot.cfg.clone(), Journal::default(), durable, 0, slot.clock));
+        let snapshot = slot.snapshot.clone();
+        let replica = LocalReplica::from_snapshot(slot.cfg.clone(), Journal::default(), durable, snapshot, slot.clock);
+        let replica = replica.expect("the node's own snapshot restores");
+        slot.apply_floor = replica.applied_index();
+        slot.raft = Some(replica);
     }
 
     /// Rendered in-flight messages.
@@ -350,6 +390,19 @@ pub fn fmt_msg(m: &Message) -> String {
             )
         }
         MessageBody::TimeoutNow => format!("{head} TimeoutNow t{}", m.term),
+        MessageBody::InstallSnapshot { meta, offset, data, last, .. } => format!(
+            "{head} Snap t{} idx={} off={offset} len={}{}",
+            m.term,
+            meta.index,
+            data.len(),
+            if *last { " last" } else { "" }
+        ),
+        MessageBody::InstallSnapshotResponse { index, next_offset, done, restart } => format!(
+            "{head} SnapResp t{} idx={index} next={next_offset}{}{}",
+            m.term,
+            if *done { " done" } else { "" },
+            if *restart { " restart" } else { "" }
+        ),
         MessageBody::AppendResponse { success, match_index, reject, round, reset } => match (success, reject) {
             (false, Some((prev, hint))) if *reset => format!(
                 "{head} AppResp t{} reject prev={prev} hint={:?}/{} round={round} reset",

@@ -15,7 +15,7 @@
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use vecraft_core::raft::{
-    DurableState, PersistRecord, RecoveryError, WAL_FRAME_HEADER, WalTail, decode_wal, encode_wal_frame,
+    DurableState, PersistRecord, RecoveryError, SnapshotMeta, WAL_FRAME_HEADER, WalTail, decode_wal, encode_wal_frame,
 };
 
 /// How a sync misbehaves.
@@ -45,6 +45,11 @@ pub struct SimDisk {
     pub damaged: bool,
     /// Damage injected since the last recovery (recovery will meet it).
     undetected: bool,
+    /// The newest snapshot the node took or installed. A snapshot is written whole and synced
+    /// before Raft is told (a temporary file renamed into place), so it survives every crash;
+    /// the storage faults above hit the WAL only. Staging copies live in the process and die
+    /// with it.
+    pub snapshot: Option<(SnapshotMeta, Vec<u8>)>,
 }
 
 /// What recovery found on a disk.
@@ -56,6 +61,8 @@ pub struct Recovered {
     pub discarded_tail: usize,
     /// The discarded bytes include injected damage to acknowledged data, not only a torn tail.
     pub corruption: bool,
+    /// The snapshot to restore the state machine from (the WAL continues after it).
+    pub snapshot: Option<(SnapshotMeta, Vec<u8>)>,
 }
 
 /// What a crash did to the disk.
@@ -186,12 +193,26 @@ impl SimDisk {
             self.frames.retain(|&f| f < valid_len);
         }
         let corruption = std::mem::take(&mut self.undetected) && (discarded_tail > 0 || state.damaged);
-        Ok(Recovered { state, discarded_tail, corruption })
+        Ok(Recovered { state, discarded_tail, corruption, snapshot: self.snapshot.clone() })
     }
 
-    /// The durable state as it would be recovered now (without modifying the disk).
+    /// The durable state as it would be recovered now (without modifying the disk), the
+    /// snapshot store included.
     pub fn durable_state(&self) -> Result<DurableState, RecoveryError> {
-        replay_prefix(&self.synced, self.damaged).map(|(s, _)| s)
+        let mut state = replay_prefix(&self.synced, self.damaged).map(|(s, _)| s)?;
+        if let Some((meta, _)) = &self.snapshot {
+            state.adopt_snapshot(meta.clone());
+        }
+        Ok(state)
+    }
+
+    /// Stores `meta`'s snapshot durably, replacing an older one (never a newer one).
+    pub fn store_snapshot(&mut self, meta: &SnapshotMeta, bytes: &[u8]) -> bool {
+        if self.snapshot.as_ref().is_some_and(|(m, _)| m.index >= meta.index) {
+            return false;
+        }
+        self.snapshot = Some((meta.clone(), bytes.to_vec()));
+        true
     }
 
     /// Bytes durably written.
@@ -211,6 +232,7 @@ mod tests {
             group: 1,
             hard_state: Some(HardState { term: i, vote: None }),
             entries: vec![Entry { term: i, index: i, payload: EntryPayload::Command(vec![7; 20].into()) }],
+            snapshot: None,
         }
     }
 

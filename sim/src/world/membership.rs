@@ -13,7 +13,7 @@ use super::{Event, World};
 use rand::RngExt;
 use vecraft_core::contract::NodeId;
 use vecraft_core::raft::{
-    ClientError, ClientResponse, ConfChange, ConfChangeStep, ConfTransition, EntryPayload, LogIndex, next_membership, Membership, RaftInput, RequestId,
+    ClientError, ClientResponse, ConfChange, ConfChangeStep, ConfTransition, LogIndex, next_membership, Membership, RaftInput, RequestId,
 };
 
 /// Request ids of the nemesis's configuration changes (client ids are `client << 40 | n`).
@@ -139,15 +139,8 @@ impl World {
     }
 
     /// Node `n` applied the configuration entry at `index`: check it and count what it changed.
-    pub(super) fn on_membership_changed(&mut self, n: usize, index: LogIndex, membership: &Membership) {
+    pub(super) fn on_conf_entry_applied(&mut self, n: usize, index: LogIndex, membership: &Membership) {
         let raft = self.nodes[n].raft.as_ref().expect("stepped just now");
-        let from_entry = matches!(
-            raft.log().get(index).map(|e| &e.payload),
-            Some(EntryPayload::ConfChange(c)) if c.membership == *membership
-        );
-        if index == 0 || index > raft.applied_index() || !from_entry {
-            return; // a fallback after an entry was cut from the log, not an applied change
-        }
         let Some(prev) = self.checker.on_membership_applied(raft, index, membership) else { return };
         let s = &mut self.stats;
         s.conf_committed += 1;

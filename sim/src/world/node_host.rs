@@ -138,6 +138,13 @@ impl World {
         // The nodes are told the true drift bound (a lease computed with a smaller one is unsafe).
         rc.max_clock_drift = self.cfg.clock_drift;
         rc.bugs = self.cfg.bugs;
+        if let Some(snap) = self.cfg.snapshots {
+            rc.snapshot_entries = snap.entries;
+            rc.snapshot_keep_entries = snap.keep;
+            rc.snapshot_chunk_bytes = snap.chunk;
+            rc.snapshot_window = snap.window;
+            rc.max_snapshot_sends = snap.max_sends;
+        }
         rc
     }
 
@@ -168,10 +175,21 @@ impl World {
         let mut rc = self.raft_config(id);
         rc.seed ^= self.nodes[n].incarnation.wrapping_mul(0x2545_F491_4F6C_DD1D);
         let now = self.local_time(n);
-        self.nodes[n].raft = Some(LocalReplica::new(rc, self.kv_store(), recovered.state, 0, now));
+        // The state machine starts from the snapshot on disk (if any), the log from the WAL.
+        let snapshot = recovered.snapshot.map(|(meta, bytes)| (meta, bytes.into()));
+        let replica = match LocalReplica::from_snapshot(rc, self.kv_store(), recovered.state, snapshot, now) {
+            Ok(r) => r,
+            Err(e) => {
+                self.violations.push(format!("node {id} cannot restore its own snapshot: {e}"));
+                return;
+            }
+        };
+        let restored = replica.applied_index();
+        self.nodes[n].raft = Some(replica);
         self.nodes[n].disk_free_at = self.now;
         self.nodes[n].heard_leader_at = now;
         self.checker.on_restart(id);
+        self.checker.on_restored(id, restored);
         let inc = self.nodes[n].incarnation;
         let at = self.now + nanos(TICK);
         self.schedule(at, Event::Tick { node: n, incarnation: inc });
@@ -259,6 +277,7 @@ impl World {
         let Some(raft) = node.raft.as_mut() else { return };
         let was_leader = raft.role() == Role::Leader;
         let membership_before = raft.membership_index();
+        let snap_before = raft.snapshot_stats();
         let watch = Watch::before(raft, &input, now, *heard, self.cfg.check_quorum);
         match input {
             // Raft carries no query: the host keeps it and LocalReplica serves it once confirmed.
@@ -278,6 +297,23 @@ impl World {
         if was_leader && raft.membership_index() != membership_before && !raft.membership().is_voter(raft.id()) {
             self.stats.leaders_removed += 1;
         }
+        let snap_after = raft.snapshot_stats();
+        if snap_after.installed > snap_before.installed
+            && let Some(meta) = raft.snapshot_meta()
+        {
+            self.checker.on_snapshot_installed(raft, meta);
+        }
+        self.stats.count_snapshots(&snap_before, &snap_after);
+        if let Some((meta, bytes)) = raft.held_snapshot() {
+            node.disk.store_snapshot(meta, bytes);
+        }
+        let raft = self.nodes[n].raft.as_ref().expect("stepped above");
+        // Entries applied in this step may already be compacted away: the checker learns them
+        // from the apply outputs.
+        self.checker.observe_applies(out.iter().filter_map(|o| match o {
+            RaftOutput::Apply { entry, .. } => Some(entry),
+            _ => None,
+        }));
         self.checker.after_step(raft, incarnation, became_leader);
         if !self.faults_on
             && self.stats.recovery_ms.is_none()
@@ -331,12 +367,22 @@ impl World {
                         self.on_conf_response(&resp);
                     }
                 }
-                RaftOutput::MembershipChanged { index, membership } => self.on_membership_changed(n, index, &membership),
+                // Configurations are checked from the applied entries themselves (below): one
+                // `MembershipChanged` may stand for several entries, and an entry may be compacted
+                // away in the very step that applies it.
+                RaftOutput::MembershipChanged { .. } => {}
                 RaftOutput::Apply { entry, .. } => {
                     let raft = self.nodes[n].raft.as_ref().expect("stepped above");
                     self.checker.on_applied(raft, entry.index, entry.term);
+                    if let vecraft_core::raft::EntryPayload::ConfChange(c) = &entry.payload {
+                        self.on_conf_entry_applied(n, entry.index, &c.membership);
+                    }
                 }
                 RaftOutput::ReadReady { .. } => unreachable!("LocalReplica answers reads itself"),
+                RaftOutput::TakeSnapshot { .. }
+                | RaftOutput::ReadSnapshotChunk { .. }
+                | RaftOutput::StageSnapshotChunk { .. }
+                | RaftOutput::InstallSnapshot { .. } => unreachable!("LocalReplica handles snapshots itself"),
             }
         }
         out.clear();
@@ -408,9 +454,9 @@ impl World {
     }
 
     pub(super) fn check_log_matching(&mut self) {
-        let logs: Vec<(NodeId, &[vecraft_core::raft::Entry])> =
-            self.nodes.iter().filter_map(|n| n.raft.as_ref().map(|r| (n.id, r.log().entries()))).collect();
-        self.checker.check_log_matching(logs);
+        let logs: Vec<(NodeId, &vecraft_core::raft::RaftLog)> =
+            self.nodes.iter().filter_map(|n| n.raft.as_ref().map(|r| (n.id, r.log()))).collect();
+        self.checker.check_compacted_log_matching(logs);
     }
 
     /// After the drain every running replica applied exactly the leader's committed log; the

@@ -4,6 +4,7 @@
 use crate::config::SimConfig;
 use crate::history::History;
 use serde::Serialize;
+use vecraft_core::raft::SnapshotStats;
 
 /// Counters describing what a run did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -124,6 +125,20 @@ pub struct RunStats {
     pub voters_removed: u64,
     /// Leaders that applied a configuration without themselves (and so handed over).
     pub leaders_removed: u64,
+    /// Snapshots taken (and the log compacted behind them).
+    pub snapshots_taken: u64,
+    /// Snapshot transfers started by leaders.
+    pub snapshot_sends: u64,
+    /// Transfers that waited for a free slot (`max_snapshot_sends`).
+    pub snapshot_sends_deferred: u64,
+    /// Snapshot chunks sent.
+    pub snapshot_chunks: u64,
+    /// Snapshot chunks sent again (lost or reordered chunks, stalls).
+    pub snapshot_chunks_resent: u64,
+    /// Snapshots installed by followers.
+    pub snapshot_installs: u64,
+    /// Installs rejected (verification or decoding failed).
+    pub snapshot_rejections: u64,
 }
 
 impl RunStats {
@@ -193,6 +208,31 @@ impl RunStats {
             ("learners-promoted", self.learners_promoted),
             ("voters-removed", self.voters_removed),
             ("leaders-removed", self.leaders_removed),
+        ]
+    }
+
+    /// Adds what one step of a node did with snapshots (counters of the node's incarnation).
+    pub fn count_snapshots(&mut self, before: &SnapshotStats, after: &SnapshotStats) {
+        self.snapshots_taken += after.taken - before.taken;
+        self.snapshot_sends += after.sends_started - before.sends_started;
+        self.snapshot_sends_deferred += after.sends_deferred - before.sends_deferred;
+        self.snapshot_chunks += after.chunks_sent - before.chunks_sent;
+        self.snapshot_chunks_resent += after.chunks_resent - before.chunks_resent;
+        self.snapshot_installs += after.installed - before.installed;
+        self.snapshot_rejections += after.rejected - before.rejected;
+    }
+
+    /// Snapshot events by name (printed with the protocol events; the batch summary counts the
+    /// seeds in which each happened).
+    pub fn snapshot_counts(&self) -> [(&'static str, u64); 7] {
+        [
+            ("snapshots-taken", self.snapshots_taken),
+            ("snapshot-sends", self.snapshot_sends),
+            ("snapshot-sends-deferred", self.snapshot_sends_deferred),
+            ("snapshot-chunks", self.snapshot_chunks),
+            ("snapshot-chunks-resent", self.snapshot_chunks_resent),
+            ("snapshot-installs", self.snapshot_installs),
+            ("snapshot-rejections", self.snapshot_rejections),
         ]
     }
 }
