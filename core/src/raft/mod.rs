@@ -33,6 +33,7 @@ mod log;
 mod membership;
 mod message;
 mod node;
+mod quiesce;
 mod read;
 mod replication;
 mod storage;

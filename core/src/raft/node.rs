@@ -216,6 +216,8 @@ pub struct RaftNode {
     pub(super) transfer: Option<Transfer>,
     pub(super) broadcast_needed: bool,
     pub(super) replicate_needed: bool,
+    /// Idle groups stop their timers (see `quiesce.rs`).
+    pub(super) quiesce: super::quiesce::Quiescence,
 }
 
 impl RaftNode {
@@ -280,6 +282,7 @@ impl RaftNode {
             transfer: None,
             broadcast_needed: false,
             replicate_needed: false,
+            quiesce: Default::default(),
             cfg,
         };
         node.reset_election_deadline(now);
@@ -346,6 +349,9 @@ impl RaftNode {
     /// The earliest instant at which this node needs a [`RaftInput::Tick`]: a driver may sleep
     /// until then (or until any other input arrives).
     pub fn next_deadline(&self) -> Option<Time> {
+        if self.quiesce.quiesced {
+            return None; // woken by the next input instead (see `quiesce.rs`)
+        }
         match self.role {
             Role::Leader => {
                 let mut at = self.heartbeat_deadline;
@@ -549,8 +555,23 @@ impl StateMachine for RaftNode {
     type Output = RaftOutput;
 
     fn step(&mut self, now: Time, input: RaftInput, out: &mut Vec<RaftOutput>) {
+        if self.quiesce.quiesced
+            && matches!(
+                input,
+                RaftInput::Message(_)
+                    | RaftInput::Propose { .. }
+                    | RaftInput::Read { .. }
+                    | RaftInput::TransferLeadership { .. }
+            )
+        {
+            self.wake(now);
+        }
         match input {
-            RaftInput::Tick => self.handle_tick(now, out),
+            RaftInput::Tick if self.quiesce.quiesced => {}
+            RaftInput::Tick => {
+                self.handle_tick(now, out);
+                self.quiesce_after_tick();
+            }
             RaftInput::Message(msg) => self.handle_message(now, msg, out),
             RaftInput::Persisted { seq } => self.handle_persisted(now, seq, out),
             RaftInput::Propose { id, command } => self.handle_propose(id, command, out),
