@@ -7,7 +7,7 @@ use super::io::{MultiRaftConfig, MultiRaftInput, MultiRaftOutput};
 use super::persist::PersistBatcher;
 use super::schedule::Schedule;
 use crate::contract::{NodeId, StateMachine, Time};
-use crate::raft::{ClientError, ClientResponse, DurableState, GroupId, LogIndex, RaftInput, RaftNode, RaftOutput};
+use crate::raft::{ClientError, ClientResponse, DurableState, GroupId, LogIndex, RaftInput, RaftNode, RaftOutput, Role};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Counters of what a host did (for tests, benchmarks and metrics).
@@ -117,7 +117,7 @@ impl MultiRaft {
                 RaftOutput::Respond(response) => out.push(MultiRaftOutput::Respond { group, response }),
             }
         }
-        self.schedule.set(group, raft.next_deadline());
+        self.schedule.set(group, raft.next_deadline(), raft.role() == Role::Leader);
     }
 
     fn reject_unknown(group: GroupId, id: u64, out: &mut Vec<MultiRaftOutput>) {
@@ -142,13 +142,13 @@ impl MultiRaft {
         let allowed = self.quiesce_allowed(&cfg.voters);
         let mut raft = RaftNode::new(cfg, durable, applied, now);
         raft.set_quiesce_allowed(allowed);
-        self.schedule.set(group, raft.next_deadline());
+        self.schedule.set(group, raft.next_deadline(), raft.role() == Role::Leader);
         self.groups.insert(group, raft);
     }
 
     fn remove_group(&mut self, group: GroupId) {
         if self.groups.remove(&group).is_some() {
-            self.schedule.set(group, None);
+            self.schedule.set(group, None, false);
             self.persist.forget(group);
         }
     }
@@ -164,7 +164,7 @@ impl MultiRaft {
             if raft.config().voters.contains(&node) {
                 raft.set_quiesce_allowed(false);
                 raft.leader_down(now, node);
-                self.schedule.set(g, raft.next_deadline());
+                self.schedule.set(g, raft.next_deadline(), raft.role() == Role::Leader);
             }
         }
     }
@@ -233,7 +233,7 @@ impl StateMachine for MultiRaft {
                             && let Some(raft) = self.groups.get_mut(&h.group)
                         {
                             raft.quiesce_as_follower(from, h.term);
-                            self.schedule.set(h.group, raft.next_deadline());
+                            self.schedule.set(h.group, raft.next_deadline(), raft.role() == Role::Leader);
                         }
                     }
                     for a in env.acks {

@@ -2,11 +2,13 @@
 //! the host's `next_deadline` is its first element and a `Tick` visits only the groups whose
 //! deadline passed; a quiesced group has no deadline and costs nothing.
 //!
-//! Deadlines are rounded up to a grid of `tick` (the heartbeat interval by default): every leader
-//! on a node then heartbeats in the same step, which is what lets heartbeats to a peer coalesce
-//! into one envelope. Rounding only ever delays a timer (by less than one `tick`), which Raft
-//! tolerates: lease safety rests on the followers' vote stickiness measured at receipt, never on
-//! when a timer fires.
+//! Leaders' deadlines are rounded up to a grid of `tick` (the heartbeat interval by default): every
+//! leader on a node then heartbeats in the same step, which is what lets heartbeats to a peer
+//! coalesce into one envelope. Rounding only ever delays a timer (by less than one `tick`), which
+//! Raft tolerates: lease safety rests on the followers' vote stickiness measured at receipt, never
+//! on when a timer fires. Election timers of followers and candidates are *not* rounded: their
+//! randomness is what keeps candidates from splitting the vote, and a grid would collapse it into
+//! a handful of slots (they rarely fire anyway: only while a group has no leader).
 
 use crate::contract::Time;
 use crate::raft::GroupId;
@@ -31,9 +33,10 @@ impl Schedule {
         Time(t.0.div_ceil(self.grid).saturating_mul(self.grid))
     }
 
-    /// Records `group`'s next deadline (`None`: asleep or gone).
-    pub(super) fn set(&mut self, group: GroupId, deadline: Option<Time>) {
-        let new = deadline.map(|d| self.align(d));
+    /// Records `group`'s next deadline (`None`: asleep or gone), rounded up to the grid if
+    /// `align` (leaders).
+    pub(super) fn set(&mut self, group: GroupId, deadline: Option<Time>, align: bool) {
+        let new = deadline.map(|d| if align { self.align(d) } else { d });
         let old = self.at.get(&group).copied();
         if old == new {
             return;

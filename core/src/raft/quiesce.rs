@@ -18,8 +18,8 @@
 //!    with a running election timer while its leader sleeps; and the host does not allow a group to
 //!    quiesce while one of its voters is reported down.
 //! 5. The failure detector's `PeerDown { node }` wakes every group led by `node`
-//!    ([`RaftNode::leader_down`]): its followers campaign after a short random delay instead of a
-//!    whole election timeout (they have not heard from the leader for the idle period anyway).
+//!    ([`RaftNode::leader_down`]): its followers campaign in turns within the election-timeout
+//!    jitter instead of after a whole election timeout.
 //!
 //! **Leases and check-quorum across quiescence.** A quiesced leader renews nothing: followers stop
 //! hearing from it, so their vote stickiness (which is what a lease relies on) runs out one
@@ -164,16 +164,30 @@ impl RaftNode {
         }
     }
 
-    /// The failure detector reports `node` down. If it is our leader, wake and campaign after a
-    /// short random delay (spread over the election-timeout jitter so that followers do not split
-    /// the vote) instead of a whole election timeout.
+    /// The failure detector reports `node` down. If it is our leader, wake and campaign soon
+    /// instead of after a whole election timeout.
+    ///
+    /// Followers of a failed leader all learn it at about the same moment, so independent random
+    /// delays often collide and split the vote (a full election timeout lost). Instead the
+    /// surviving voters take turns: the election-timeout jitter is cut into one slot per survivor,
+    /// the order rotates with the group id (so the leaderships of a failed node spread over the
+    /// survivors) and each campaigns at a random point in the first half of its slot. The next in
+    /// line only campaigns if the first has not won by then (its pre-vote is refused while it
+    /// hears the new leader).
     pub fn leader_down(&mut self, now: Time, node: NodeId) {
         if self.role != Role::Follower || self.leader != Some(node) {
             return;
         }
         self.wake(now);
+        let mut survivors: Vec<NodeId> = self.cfg.voters.iter().copied().filter(|&v| v != node).collect();
+        survivors.sort_unstable();
+        survivors.dedup();
+        let count = survivors.len().max(1) as u64;
+        let position = survivors.iter().position(|&v| v == self.cfg.id).unwrap_or(0) as u64;
+        let turn = (position + self.cfg.group % count) % count;
         let spread = (self.cfg.election_timeout_max - self.cfg.election_timeout_min).as_nanos() as u64;
-        let delay = self.rng.random_range(0..spread.max(1));
+        let slot = spread / count;
+        let delay = turn * slot + self.rng.random_range(0..(slot / 2).max(1));
         self.election_deadline = self.election_deadline.min(Time(now.0 + delay));
     }
 }
