@@ -10,7 +10,7 @@ use multiraft_harness::Cluster;
 use std::time::Duration;
 use vecraft_core::contract::Time;
 use vecraft_core::multiraft::MultiRaftInput;
-use vecraft_core::raft::{GroupId, MessageBody, ReadMode};
+use vecraft_core::raft::{ClientError, GroupId, MessageBody, ReadMode, Role};
 
 const NODES: [u64; 3] = [1, 2, 3];
 const GROUPS: u64 = 50;
@@ -313,4 +313,120 @@ fn heartbeats_of_all_groups_coalesce_into_one_envelope_per_node_pair() {
     assert_eq!(c.traffic.per_pair.get(&(2, 3)), None, "followers do not talk to each other");
     assert_eq!(c.traffic.envelopes, 80);
     assert_eq!(c.traffic.group_messages, 80 * GROUPS, "every envelope carries all 50 groups");
+}
+
+/// Every read of `g` served (ReadReady) on any host at an index below `fresh_index`, although it
+/// was issued after the write at `fresh_index` had been acknowledged: stale reads.
+fn stale_reads(c: &Cluster, g: GroupId, read_ids: &[u64], fresh_index: u64) -> Vec<(u64, u64, u64)> {
+    c.hosts
+        .iter()
+        .flat_map(|(&n, h)| h.reads.iter().map(move |&(rg, id, index)| (n, rg, id, index)))
+        .filter(|&(_, rg, id, index)| rg == g && read_ids.contains(&id) && index < fresh_index)
+        .map(|(n, _, id, index)| (n, id, index))
+        .collect()
+}
+
+/// A group's quiesced leader is cut off; the others, told it is down, elect a new leader and
+/// commit a write; then a lease read arrives at the old leader. Returns the stale reads.
+fn lease_read_on_a_deposed_sleeper(bugs: vecraft_core::raft::InjectedBugs) -> (Cluster, Vec<(u64, u64, u64)>) {
+    let mut c = Cluster::with_bugs(&NODES, 10, true, 31, bugs);
+    c.await_leaders(Duration::from_secs(10));
+    c.run_for(Duration::from_secs(2));
+    assert!(c.all_quiesced());
+    let g = 4;
+    let old = c.leader(g).expect("leader");
+    c.isolate(old);
+    for n in NODES.into_iter().filter(|&n| n != old) {
+        c.input(n, MultiRaftInput::PeerDown { node: old });
+    }
+    c.run_for(Duration::from_millis(500));
+    let new = c.leader(g).expect("the others elected a new leader");
+    assert_ne!(new, old);
+    c.commit_everywhere_on(&[g], new, Bytes::from_static(b"fresh"));
+    let fresh_index = c.hosts[&new].applied[&g].iter().find(|(_, cmd)| cmd.as_ref() == b"fresh").expect("applied").0;
+    // The write is acknowledged; now a client reads at the old leader, which still believes it
+    // leads (it has not ticked since it quiesced).
+    assert_eq!(c.raft(old, g).role(), Role::Leader);
+    c.input(old, MultiRaftInput::Read { group: g, id: 99, mode: ReadMode::Lease });
+    c.run_for(Duration::from_secs(1));
+    let stale = stale_reads(&c, g, &[99], fresh_index);
+    (c, stale)
+}
+
+#[test]
+fn a_woken_leader_that_was_deposed_while_asleep_never_serves_a_stale_lease_read() {
+    let (mut c, stale) = lease_read_on_a_deposed_sleeper(Default::default());
+    assert!(stale.is_empty(), "stale reads: {stale:?}");
+    assert!(c.hosts.values().all(|h| h.reads.iter().all(|r| r.1 != 99)), "nothing served while cut off");
+    // Cut off, it cannot confirm: the read waits; after healing it learns the new term, steps
+    // down and answers NotLeader.
+    c.heal();
+    c.run_for(Duration::from_secs(1));
+    let answered: Vec<_> =
+        c.hosts.values().flat_map(|h| h.responses.iter()).filter(|(g, r)| *g == 4 && r.id == 99).collect();
+    assert_eq!(answered.len(), 1, "the read is answered once");
+    assert!(matches!(answered[0].1.result, Err(ClientError::NotLeader { .. })), "{answered:?}");
+}
+
+#[cfg(feature = "bug-injection")]
+#[test]
+fn bug_switch_wake_renews_lease_is_caught_by_the_stale_read_check() {
+    let bugs = vecraft_core::raft::InjectedBugs { wake_renews_lease: true, ..Default::default() };
+    let (_, stale) = lease_read_on_a_deposed_sleeper(bugs);
+    assert_eq!(stale.len(), 1, "the stale-read check must catch the woken leader's lease read");
+}
+
+#[test]
+fn a_lagging_follower_keeps_its_leader_awake_until_it_catches_up() {
+    let mut c = quiesced_cluster(37);
+    let g = 9;
+    let leader = c.leader(g).expect("leader");
+    let lagging = NODES.into_iter().find(|&n| n != leader).expect("follower");
+    c.cut.insert((leader, lagging));
+    c.cut.insert((lagging, leader));
+    let other = NODES.into_iter().find(|&n| n != leader && n != lagging).expect("third");
+    c.input(leader, MultiRaftInput::Propose { group: g, id: 5, command: Bytes::from_static(b"lag") });
+    c.run_for(Duration::from_secs(3));
+    assert!(c.commands(other, g).contains(&Bytes::from_static(b"lag")), "committed by the majority");
+    assert!(!c.commands(lagging, g).contains(&Bytes::from_static(b"lag")), "the cut-off follower has not got it");
+    assert!(!c.raft(leader, g).is_quiesced(), "a leader with a lagging follower must not quiesce");
+    assert!(!c.raft(leader, g).can_quiesce());
+    assert!(c.raft(lagging, g).is_quiesced(), "the cut-off follower still sleeps (nothing reached it)");
+    // Unrelated groups are not disturbed.
+    assert!(c.group_ids().into_iter().filter(|&x| x != g).all(|x| NODES.iter().all(|&n| c.raft(n, x).is_quiesced())));
+    c.heal();
+    c.run_for(Duration::from_secs(2));
+    assert!(c.commands(lagging, g).contains(&Bytes::from_static(b"lag")), "caught up after healing");
+    assert!(c.all_quiesced(), "and then the group quiesces");
+}
+
+#[test]
+fn groups_are_created_and_removed_at_run_time() {
+    let mut c = Cluster::new(&NODES, 5, true, 41);
+    c.await_leaders(Duration::from_secs(10));
+    for n in NODES {
+        c.input(n, MultiRaftInput::RemoveGroup { group: 3 });
+        assert!(c.host(n).group(3).is_none());
+    }
+    c.input(1, MultiRaftInput::Propose { group: 3, id: 8, command: Bytes::from_static(b"x") });
+    assert!(
+        matches!(&c.hosts[&1].responses.last(), Some((3, r)) if r.id == 8 && matches!(r.result, Err(ClientError::Rejected(_))))
+    );
+    for n in NODES {
+        c.input(
+            n,
+            MultiRaftInput::CreateGroup { group: 100, voters: NODES.to_vec(), durable: Default::default(), applied: 0 },
+        );
+        // A group this node is not a voter of is not hosted.
+        c.input(
+            n,
+            MultiRaftInput::CreateGroup { group: 101, voters: vec![7, 8, 9], durable: Default::default(), applied: 0 },
+        );
+        assert!(c.host(n).group(101).is_none());
+    }
+    c.await_leaders(Duration::from_secs(10));
+    assert_eq!(c.group_ids(), vec![1, 2, 4, 5, 100]);
+    c.commit_everywhere(&[100], cmd("new"), 5);
+    c.run_for(Duration::from_secs(2));
+    assert!(c.all_quiesced());
 }

@@ -124,7 +124,8 @@ impl Outbox {
     /// sending leader's marked round: heartbeats of that round carry the quiesce mark.
     pub(super) fn push(&mut self, me: NodeId, msg: Message, quiesce_round: Option<u64>) {
         debug_assert_eq!(msg.from, me, "a hosted group sends as its node");
-        let env = self.by_node.entry(msg.to).or_insert_with(|| Envelope { from: me, to: msg.to, ..Envelope::default() });
+        let env =
+            self.by_node.entry(msg.to).or_insert_with(|| Envelope { from: me, to: msg.to, ..Envelope::default() });
         match msg.body {
             MessageBody::Append { prev_index, prev_term, ref entries, commit, round }
                 if entries.is_empty() && prev_index <= commit =>

@@ -7,7 +7,9 @@ use super::io::{MultiRaftConfig, MultiRaftInput, MultiRaftOutput};
 use super::persist::PersistBatcher;
 use super::schedule::Schedule;
 use crate::contract::{NodeId, StateMachine, Time};
-use crate::raft::{ClientError, ClientResponse, DurableState, GroupId, LogIndex, RaftInput, RaftNode, RaftOutput, Role};
+use crate::raft::{
+    ClientError, ClientResponse, DurableState, GroupId, LogIndex, RaftInput, RaftNode, RaftOutput, Role,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Counters of what a host did (for tests, benchmarks and metrics).
@@ -103,7 +105,9 @@ impl MultiRaft {
 
     /// Steps one group and routes its outputs. Unknown groups are ignored.
     fn drive(&mut self, now: Time, group: GroupId, input: RaftInput, out: &mut Vec<MultiRaftOutput>) {
-        let Some(raft) = self.groups.get_mut(&group) else { return };
+        let Some(raft) = self.groups.get_mut(&group) else {
+            return;
+        };
         self.stats.group_steps += 1;
         raft.step(now, input, &mut self.buf);
         let marked = raft.quiesce_round();
@@ -121,11 +125,19 @@ impl MultiRaft {
     }
 
     fn reject_unknown(group: GroupId, id: u64, out: &mut Vec<MultiRaftOutput>) {
-        let response = ClientResponse { id, result: Err(ClientError::Rejected(format!("group {group} is not hosted here"))) };
+        let response =
+            ClientResponse { id, result: Err(ClientError::Rejected(format!("group {group} is not hosted here"))) };
         out.push(MultiRaftOutput::Respond { group, response });
     }
 
-    fn create_group(&mut self, now: Time, group: GroupId, voters: Vec<NodeId>, durable: DurableState, applied: LogIndex) {
+    fn create_group(
+        &mut self,
+        now: Time,
+        group: GroupId,
+        voters: Vec<NodeId>,
+        durable: DurableState,
+        applied: LogIndex,
+    ) {
         if self.groups.contains_key(&group) {
             return;
         }
@@ -230,6 +242,7 @@ impl StateMachine for MultiRaft {
                     for h in env.heartbeats {
                         self.drive(now, h.group, RaftInput::Message(h.to_message(from, me)), out);
                         if h.quiesce
+                            && !self.down.contains(&from)
                             && let Some(raft) = self.groups.get_mut(&h.group)
                         {
                             raft.quiesce_as_follower(from, h.term);

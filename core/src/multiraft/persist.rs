@@ -90,3 +90,46 @@ impl PersistBatcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(group: GroupId) -> PersistRecord {
+        PersistRecord { group, hard_state: None, entries: Vec::new() }
+    }
+
+    #[test]
+    fn a_node_seq_acknowledges_the_highest_group_seq_of_every_batch_up_to_it() {
+        let mut b = PersistBatcher::default();
+        assert_eq!(b.take_batch(), None, "nothing gathered, no batch");
+        b.push(1, 1, rec(1));
+        b.push(2, 1, rec(2));
+        b.push(1, 2, rec(1));
+        let (s1, records) = b.take_batch().expect("batch");
+        assert_eq!((s1, records.len()), (1, 3));
+        b.push(2, 2, rec(2));
+        let (s2, _) = b.take_batch().expect("batch");
+        assert_eq!(s2, 2);
+        b.push(3, 1, rec(3));
+        let (s3, _) = b.take_batch().expect("batch");
+        // The driver acknowledges two batches at once.
+        assert_eq!(b.persisted(s2), BTreeMap::from([(1, 2), (2, 2)]));
+        assert_eq!(b.in_flight(), 1);
+        // Repeated, older and unknown seqs are refused.
+        assert!(b.persisted(s2).is_empty());
+        assert!(b.persisted(s1).is_empty());
+        assert!(b.persisted(s3 + 1).is_empty());
+        assert_eq!(b.persisted(s3), BTreeMap::from([(3, 1)]));
+    }
+
+    #[test]
+    fn a_removed_group_receives_no_acknowledgement_of_its_old_writes() {
+        let mut b = PersistBatcher::default();
+        b.push(1, 1, rec(1));
+        b.push(2, 1, rec(2));
+        let (s, _) = b.take_batch().expect("batch");
+        b.forget(1);
+        assert_eq!(b.persisted(s), BTreeMap::from([(2, 1)]));
+    }
+}

@@ -66,3 +66,24 @@ impl Schedule {
         self.at.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_deadlines_round_up_to_the_grid_and_election_timers_do_not() {
+        let mut s = Schedule::new(Duration::from_millis(50));
+        s.set(1, Some(Time::from_millis(50)), true);
+        s.set(2, Some(Time(Time::from_millis(50).0 + 1)), true);
+        s.set(3, Some(Time::from_millis(73)), false);
+        assert_eq!(s.next(), Some(Time::from_millis(50)), "on the grid: unchanged");
+        assert_eq!(s.due(Time::from_millis(50)), vec![1]);
+        assert_eq!(s.due(Time::from_millis(73)), vec![1, 3], "1ns past the grid waits for the next point");
+        assert_eq!(s.due(Time::from_millis(100)), vec![1, 3, 2]);
+        s.set(1, None, true);
+        s.set(3, Some(Time::from_millis(200)), false);
+        assert_eq!(s.due(Time::from_millis(100)), vec![2]);
+        assert_eq!(s.awake(), 2);
+    }
+}

@@ -116,6 +116,9 @@ pub struct InjectedBugs {
     pub lease_across_transfer: bool,
     /// A leader commits an entry of an older term by counting replicas (Raft §5.4.2 ignored).
     pub commit_old_term: bool,
+    /// A quiesced leader that wakes treats its lease as renewed (as if its followers had kept
+    /// hearing from it) instead of re-confirming leadership with a quorum round first.
+    pub wake_renews_lease: bool,
 }
 
 impl InjectedBugs {
@@ -129,7 +132,8 @@ impl InjectedBugs {
                 || self.stale_round_ack
                 || self.vote_in_lease
                 || self.lease_across_transfer
-                || self.commit_old_term)
+                || self.commit_old_term
+                || self.wake_renews_lease)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

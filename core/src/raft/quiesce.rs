@@ -37,6 +37,7 @@
 //! as long as an awake one would, and grants votes after that, which is what lets a group whose
 //! leader died while everyone slept elect a new one.
 
+use super::config::InjectedBugs;
 use super::node::{RaftNode, Role};
 use crate::contract::{NodeId, Time};
 use rand::RngExt;
@@ -130,9 +131,13 @@ impl RaftNode {
     /// A follower received a heartbeat marked quiesce from `from` at `term` (already stepped in
     /// as an ordinary heartbeat): it stops its election timer if `from` is its leader of this term
     /// and it holds the whole log as committed. A stale or reordered mark is ignored.
+    ///
+    /// Unlike the leader's decision this does not depend on [`RaftNode::set_quiesce_allowed`]:
+    /// failure detectors of different nodes may disagree about a third voter, and a follower
+    /// that stayed awake under a sleeping leader would time out and depose it, once per idle
+    /// period. The host only refuses the mark when it suspects the leader itself.
     pub fn quiesce_as_follower(&mut self, from: NodeId, term: u64) {
-        if self.quiesce.allowed
-            && self.role == Role::Follower
+        if self.role == Role::Follower
             && self.leader == Some(from)
             && self.term == term
             && self.commit == self.log.last_index()
@@ -159,6 +164,11 @@ impl RaftNode {
                 self.check_quorum_deadline = now + self.cfg.election_timeout_min;
                 self.heartbeat_deadline = now;
                 self.broadcast_needed = true;
+                if InjectedBugs::on(self.bugs().wake_renews_lease) {
+                    // The bug: the followers stopped honouring this leader long ago and may
+                    // have elected another one (see the module documentation).
+                    self.lease_until = now + self.lease_duration();
+                }
             }
             Role::Follower | Role::PreCandidate | Role::Candidate => self.reset_election_deadline(now),
         }

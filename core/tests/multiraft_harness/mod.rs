@@ -87,6 +87,10 @@ pub struct Cluster {
     pub traffic: Traffic,
     /// Every output of the latest step (for exact assertions).
     pub last_outputs: Vec<MultiRaftOutput>,
+    /// Directed links that drop everything (partitions).
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+    /// Template tweak applied to every host's Raft configuration.
+    pub bugs: vecraft_core::raft::InjectedBugs,
 }
 
 /// Test timings: the Raft defaults (election timeout [300ms, 600ms), heartbeat 50ms, tick 50ms).
@@ -100,6 +104,17 @@ pub fn host_config(node: NodeId, quiescence: bool, seed: u64) -> MultiRaftConfig
 impl Cluster {
     /// `nodes` hosts each hosting groups `1..=groups` (all voters on every node), created at 0.
     pub fn new(nodes: &[NodeId], groups: u64, quiescence: bool, seed: u64) -> Self {
+        Self::with_bugs(nodes, groups, quiescence, seed, Default::default())
+    }
+
+    /// Like [`Cluster::new`], with protocol bugs switched on in every group (bug-injection builds).
+    pub fn with_bugs(
+        nodes: &[NodeId],
+        groups: u64,
+        quiescence: bool,
+        seed: u64,
+        bugs: vecraft_core::raft::InjectedBugs,
+    ) -> Self {
         let mut c = Cluster {
             hosts: BTreeMap::new(),
             now: Time::ZERO,
@@ -112,10 +127,16 @@ impl Cluster {
             leaders: BTreeMap::new(),
             traffic: Traffic::default(),
             last_outputs: Vec::new(),
+            cut: BTreeSet::new(),
+            bugs,
         };
         for &n in nodes {
             let host = Host {
-                mr: Some(MultiRaft::new(host_config(n, quiescence, seed))),
+                mr: Some(MultiRaft::new({
+                    let mut cfg = host_config(n, quiescence, seed);
+                    cfg.raft.bugs = bugs;
+                    cfg
+                })),
                 disk: Vec::new(),
                 applied: BTreeMap::new(),
                 responses: Vec::new(),
@@ -193,7 +214,7 @@ impl Cluster {
                         .chain(env.acks.iter().map(|a| a.group))
                         .chain(env.messages.iter().map(|m| m.group));
                     self.traffic.groups_seen.extend(groups);
-                    if self.loss > 0.0 && self.rng.random_bool(self.loss) {
+                    if self.cut.contains(&(env.from, env.to)) || (self.loss > 0.0 && self.rng.random_bool(self.loss)) {
                         continue;
                     }
                     let (lo, hi) = (self.min_delay.as_nanos() as u64, self.max_delay.as_nanos() as u64);
@@ -292,8 +313,10 @@ impl Cluster {
             .iter()
             .filter_map(|&n| self.host(n).group(g).filter(|r| r.role() == Role::Leader).map(|r| (n, r.term())))
             .max_by_key(|(_, t)| *t)?;
-        let followers =
-            live.iter().filter(|&&m| m != n && self.raft(m, g).term() == term && self.raft(m, g).leader() == Some(n)).count();
+        let followers = live
+            .iter()
+            .filter(|&&m| m != n && self.raft(m, g).term() == term && self.raft(m, g).leader() == Some(n))
+            .count();
         (followers + 1 > self.hosts.len() / 2).then_some(n)
     }
 
@@ -317,7 +340,10 @@ impl Cluster {
 
     /// Commands of group `g` applied on host `n` (noops left out).
     pub fn commands(&self, n: NodeId, g: GroupId) -> Vec<Bytes> {
-        self.hosts[&n].applied.get(&g).map_or(Vec::new(), |v| v.iter().filter(|(_, c)| !c.is_empty()).map(|(_, c)| c.clone()).collect())
+        self.hosts[&n]
+            .applied
+            .get(&g)
+            .map_or(Vec::new(), |v| v.iter().filter(|(_, c)| !c.is_empty()).map(|(_, c)| c.clone()).collect())
     }
 
     /// Proposes `cmd` to every group in `groups` (at its current leader) until it is applied on
@@ -384,7 +410,9 @@ impl Cluster {
 
     /// Whether every group on every live host is quiesced and no host has a deadline.
     pub fn all_quiesced(&self) -> bool {
-        self.live().iter().all(|&n| self.host(n).next_deadline().is_none() && self.host(n).groups().all(|(_, r)| r.is_quiesced()))
+        self.live()
+            .iter()
+            .all(|&n| self.host(n).next_deadline().is_none() && self.host(n).groups().all(|(_, r)| r.is_quiesced()))
     }
 }
 
@@ -394,8 +422,11 @@ impl Cluster {
     pub fn move_leaders_to(&mut self, to: NodeId, limit: Duration) {
         let start = self.now;
         loop {
-            let pending: Vec<(GroupId, NodeId)> =
-                self.group_ids().into_iter().filter_map(|g| self.leader(g).filter(|&l| l != to).map(|l| (g, l))).collect();
+            let pending: Vec<(GroupId, NodeId)> = self
+                .group_ids()
+                .into_iter()
+                .filter_map(|g| self.leader(g).filter(|&l| l != to).map(|l| (g, l)))
+                .collect();
             let unknown = self.group_ids().into_iter().any(|g| self.leader(g).is_none());
             if pending.is_empty() && !unknown {
                 return;
@@ -405,6 +436,39 @@ impl Cluster {
                 self.input(l, MultiRaftInput::TransferLeadership { group: g, to });
             }
             self.run_for(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Cluster {
+    /// Cuts `n` off from every other host in both directions (no failure-detector news).
+    pub fn isolate(&mut self, n: NodeId) {
+        for &m in self.hosts.keys() {
+            if m != n {
+                self.cut.insert((n, m));
+                self.cut.insert((m, n));
+            }
+        }
+    }
+
+    /// Removes every cut.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+}
+
+impl Cluster {
+    /// Proposes `command` to group `g` at host `leader` and runs until every host not cut off
+    /// from it applied it (at most 2s).
+    pub fn commit_everywhere_on(&mut self, groups: &[GroupId], leader: NodeId, command: Bytes) {
+        for &g in groups {
+            self.order += 1;
+            let id = 2_000_000 + self.order;
+            self.input(leader, MultiRaftInput::Propose { group: g, id, command: command.clone() });
+        }
+        self.run_for(Duration::from_secs(2));
+        for &g in groups {
+            assert!(self.commands(leader, g).contains(&command), "group {g}: not applied at its leader {leader}");
         }
     }
 }
