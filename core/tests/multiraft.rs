@@ -430,3 +430,46 @@ fn groups_are_created_and_removed_at_run_time() {
     c.run_for(Duration::from_secs(2));
     assert!(c.all_quiesced());
 }
+
+#[test]
+fn a_lost_quiesce_mark_is_repeated_and_the_leader_sleeps_only_once_every_follower_echoed_it() {
+    let mut c = Cluster::new(&NODES, 1, true, 43);
+    c.await_leaders(Duration::from_secs(10));
+    let leader = c.leader(1).expect("leader");
+    let lossy = NODES.into_iter().find(|&n| n != leader).expect("follower");
+    let mut marks = std::collections::BTreeSet::new();
+    let mut dropped = None;
+    for _ in 0..4000 {
+        c.run_for(Duration::from_millis(1));
+        let mut drop_key = None;
+        for (k, e) in &c.events {
+            if let multiraft_harness::Event::Deliver(env) = e {
+                for h in env.heartbeats.iter().filter(|h| h.quiesce) {
+                    marks.insert((env.to, h.round));
+                    if dropped.is_none() && env.to == lossy {
+                        drop_key = Some(*k);
+                        dropped = Some(h.round);
+                    }
+                }
+            }
+        }
+        if let Some(k) = drop_key {
+            c.events.remove(&k);
+        }
+        if c.raft(leader, 1).is_quiesced() {
+            break;
+        }
+    }
+    let r = dropped.expect("a marked round went out");
+    let other = NODES.into_iter().find(|&n| n != leader && n != lossy).expect("third");
+    // The leader did not sleep on a round one follower never saw: it marked exactly one more.
+    assert_eq!(marks.into_iter().collect::<Vec<_>>(), {
+        let mut v = vec![(lossy, r), (lossy, r + 1), (other, r), (other, r + 1)];
+        v.sort();
+        v
+    });
+    assert!(c.all_quiesced(), "after the repeated mark everyone sleeps");
+    let before = c.traffic.envelopes;
+    c.run_for(Duration::from_secs(10));
+    assert_eq!(c.traffic.envelopes, before);
+}
