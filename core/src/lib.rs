@@ -9,6 +9,7 @@ pub mod causality;
 pub mod contract;
 pub mod crdt;
 pub mod node;
+pub mod multiraft;
 pub mod quorum;
 pub mod raft;
 pub mod vector;

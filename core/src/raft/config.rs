@@ -156,6 +156,9 @@ pub struct InjectedBugs {
     /// A follower installs a snapshot at or below its commit index, moving commit and applied
     /// backwards.
     pub install_stale_snapshot: bool,
+    /// A quiesced leader that wakes treats its lease as renewed (as if its followers had kept
+    /// hearing from it) instead of re-confirming leadership with a quorum round first.
+    pub wake_renews_lease: bool,
 }
 
 impl InjectedBugs {
@@ -173,7 +176,8 @@ impl InjectedBugs {
                 || self.session_ignored
                 || self.skip_joint
                 || self.compact_uncommitted
-                || self.install_stale_snapshot)
+                || self.install_stale_snapshot
+                || self.wake_renews_lease)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

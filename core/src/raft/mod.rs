@@ -71,6 +71,7 @@ mod log;
 mod membership;
 mod message;
 mod node;
+mod quiesce;
 mod read;
 mod reconfig;
 mod replication;

@@ -324,6 +324,8 @@ pub struct RaftNode {
 
     /// Snapshots: the newest one held, the compaction policy's counters, transfers in flight.
     pub(super) snap: SnapshotState,
+    /// Idle groups stop their timers (see `quiesce.rs`).
+    pub(super) quiesce: super::quiesce::Quiescence,
 }
 
 impl RaftNode {
@@ -427,6 +429,7 @@ impl RaftNode {
             broadcast_needed: false,
             replicate_needed: false,
             snap: SnapshotState::default(),
+            quiesce: Default::default(),
             cfg,
         };
         node.adopt_membership_from_log(now);
@@ -502,6 +505,9 @@ impl RaftNode {
     /// The earliest instant at which this node needs a [`RaftInput::Tick`]: a driver may sleep
     /// until then (or until any other input arrives).
     pub fn next_deadline(&self) -> Option<Time> {
+        if self.quiesce.quiesced {
+            return None; // woken by the next input instead (see `quiesce.rs`)
+        }
         match self.role {
             Role::Leader => {
                 let mut at = self.heartbeat_deadline;
@@ -723,8 +729,23 @@ impl StateMachine for RaftNode {
     type Output = RaftOutput;
 
     fn step(&mut self, now: Time, input: RaftInput, out: &mut Vec<RaftOutput>) {
+        if self.quiesce.quiesced
+            && matches!(
+                input,
+                RaftInput::Message(_)
+                    | RaftInput::Propose { .. }
+                    | RaftInput::Read { .. }
+                    | RaftInput::TransferLeadership { .. }
+            )
+        {
+            self.wake(now);
+        }
         match input {
-            RaftInput::Tick => self.handle_tick(now, out),
+            RaftInput::Tick if self.quiesce.quiesced => {}
+            RaftInput::Tick => {
+                self.handle_tick(now, out);
+                self.quiesce_after_tick();
+            }
             RaftInput::Message(msg) => self.handle_message(now, msg, out),
             RaftInput::Persisted { seq } => self.handle_persisted(now, seq, out),
             RaftInput::Propose { id, command } => self.handle_propose(id, command, out),
