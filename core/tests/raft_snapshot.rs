@@ -354,3 +354,31 @@ fn membership_comes_back_from_the_snapshot_meta() {
         LocalReplica::from_snapshot(test_config(1, &[1, 2]), Journal::default(), DurableState::default(), Some((bad, sm.snapshot().into())), Time::ZERO);
     assert!(refused.is_err());
 }
+
+/// A transfer to a node that is removed from the group frees its send slot at once: with one
+/// slot, the other lagging node would otherwise never get its snapshot (found by the simulator
+/// when snapshots met membership changes: swarm seeds 338, 652, 901).
+#[test]
+fn removing_the_target_of_a_transfer_frees_its_send_slot() {
+    use vecraft_core::raft::{ConfChange, ConfChangeStep};
+    let mut c = Cluster::new(&[1, 2, 3, 4, 5], snap_cfg(5, 0, 8, 2, 1));
+    c.elect(1);
+    c.isolated.extend([4, 5]);
+    propose_n(&mut c, 100, 12);
+    c.isolated.clear();
+    for _ in 0..5 {
+        c.tick(1, HB);
+        settle_except(&mut c, is_snap);
+    }
+    let targets: std::collections::BTreeSet<u64> = c.net.iter().filter(|m| is_snap(m)).map(|m| m.to).collect();
+    assert_eq!(targets.len(), 1, "one transfer at a time: {targets:?}");
+    let removed = *targets.first().expect("one target");
+    let other = if removed == 4 { 5 } else { 4 };
+    c.step(1, RaftInput::ProposeConfChange { id: 900, change: ConfChange::auto([ConfChangeStep::Remove(removed)]) });
+    // Everything but the chunks to the removed node flows: the change commits among 1, 2, 3.
+    settle_except(&mut c, snap_to(removed));
+    assert!(!c.node(1).membership().is_voter(removed), "the removal was applied");
+    rounds_until(&mut c, |c| c.node(other).snapshot_stats().installed == 1);
+    assert_eq!(c.node(1).snapshot_stats().sends_started, 2, "the freed slot went to node {other}");
+    rounds_until(&mut c, |c| journal(c, other) == journal(c, 1));
+}
