@@ -223,6 +223,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
     let totals = Mutex::new((0u64, 0u64, 0u64, 0u64)); // events, virtual ms, ops, unknown
     // Per fault class: (total fired, seeds in which it fired).
     let failovers = Mutex::new(Vec::<u64>::new());
+    let leader_failovers = Mutex::new(Vec::<u64>::new());
     let fault_totals = Mutex::new(Vec::<(&'static str, u64, u64)>::new());
     let t = Instant::now();
     std::thread::scope(|scope| {
@@ -247,6 +248,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
                             tot.3 += 1;
                         }
                         failovers.lock().expect("lock").extend_from_slice(&outcome.report.stats.failover_ms);
+                        leader_failovers.lock().expect("lock").extend_from_slice(&outcome.report.stats.leader_failover_ms);
                         let mut ft = fault_totals.lock().expect("lock");
                         let stats = &outcome.report.stats;
                         let counts: Vec<(&'static str, u64)> =
@@ -290,6 +292,18 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
         virtual_ms as f64 / 1000.0 / wall,
         seeds.len() as f64 * 60.0 / wall
     );
+    let mut lfo = leader_failovers.into_inner().expect("lock");
+    lfo.sort_unstable();
+    if !lfo.is_empty() {
+        let pct = |p: f64| lfo[((lfo.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "  failover (leader crashed -> a new leader committed in its term, virtual ms, {} samples): p50 {} p99 {} max {}",
+            lfo.len(),
+            pct(0.5),
+            pct(0.99),
+            lfo[lfo.len() - 1]
+        );
+    }
     let mut fo = failovers.into_inner().expect("lock");
     fo.sort_unstable();
     if !fo.is_empty() {

@@ -103,6 +103,9 @@ pub struct World {
     read_queries: BTreeMap<RequestId, Vec<u8>>,
     /// When the nemesis last crashed the leader, until a client write succeeds again (failover).
     failover_since: Option<u64>,
+    /// When the nemesis last crashed the leader (and which node it was), until another node leads
+    /// with an own-term commit: failover as the cluster sees it, without client back-off.
+    leader_failover_since: Option<(u64, vecraft_core::contract::NodeId)>,
     net: Network<Message>,
     /// Scratch buffer for the network's arrivals (reused to avoid an allocation per packet).
     arrivals: Vec<(u64, Message)>,
@@ -150,6 +153,7 @@ impl World {
             requests: BTreeMap::new(),
             read_queries: BTreeMap::new(),
             failover_since: None,
+            leader_failover_since: None,
             net: Network::new(&cfg),
             arrivals: Vec::new(),
             faults_on: true,

@@ -204,6 +204,9 @@ impl World {
             if leader.is_some_and(|l| victims[0] == l) && self.failover_since.is_none() {
                 self.failover_since = Some(self.now);
             }
+            if let Some(l) = leader.filter(|&l| victims[0] == l && self.leader_failover_since.is_none()) {
+                self.leader_failover_since = Some((self.now, self.nodes[l].id));
+            }
             if self.cfg.power_loss > 0.0 && self.rng.random_bool(self.cfg.power_loss) {
                 // A power loss: a majority goes down at the same instant, unsynced writes and all.
                 self.stats.power_losses += 1;

@@ -315,11 +315,17 @@ impl World {
             _ => None,
         }));
         self.checker.after_step(raft, incarnation, became_leader);
-        if !self.faults_on
-            && self.stats.recovery_ms.is_none()
-            && raft.role() == Role::Leader
-            && raft.log().term_at(raft.commit_index()) == Some(raft.term())
+        let leads_with_own_commit =
+            raft.role() == Role::Leader && raft.log().term_at(raft.commit_index()) == Some(raft.term());
+        if leads_with_own_commit
+            && let Some((since, old)) = self.leader_failover_since
+            && raft.id() != old
         {
+            // Writes are accepted again: a new leader committed an entry of its own term.
+            self.stats.leader_failover_ms.push((self.now - since) / 1_000_000);
+            self.leader_failover_since = None;
+        }
+        if !self.faults_on && self.stats.recovery_ms.is_none() && leads_with_own_commit {
             self.stats.recovery_ms = Some((self.now - self.liveness_start) / 1_000_000);
         }
         let mut disk_full = false;

@@ -18,6 +18,9 @@ pub struct RunStats {
     /// Failover samples: virtual ms from a crash of the leader to the next write a client saw
     /// succeed (client time-outs and retries included, as a client experiences it).
     pub failover_ms: Vec<u64>,
+    /// Leader crashed -> another node leads with an own-term commit (virtual ms): when writes are
+    /// accepted again, before any client notices.
+    pub leader_failover_ms: Vec<u64>,
     /// Raft messages sent.
     pub messages: u64,
     /// Messages lost (random loss, degraded links, partitions, flapping links).
