@@ -382,3 +382,27 @@ fn removing_the_target_of_a_transfer_frees_its_send_slot() {
     assert_eq!(c.node(1).snapshot_stats().sends_started, 2, "the freed slot went to node {other}");
     rounds_until(&mut c, |c| journal(c, other) == journal(c, 1));
 }
+
+/// A follower that stops answering is probed with one chunk after 2, then 4, then 8 heartbeat
+/// intervals (the cap), instead of being sent the whole window every other round; once it
+/// answers again the window reopens and the transfer completes.
+#[test]
+fn a_silent_follower_is_probed_with_one_chunk_and_backed_off() {
+    let mut c = lagging_follower(snap_cfg(5, 0, 4, 3, 1), 12);
+    assert_eq!(snap_offsets(&c.take(snap_to(3))), vec![0, 4, 8], "the first window is lost");
+    c.isolated.insert(3);
+    let mut probes = Vec::new();
+    for round in 1..=16u32 {
+        let before = c.node(1).snapshot_stats().chunks_resent;
+        c.tick(1, HB);
+        settle_except(&mut c, |_| false);
+        let resent = c.node(1).snapshot_stats().chunks_resent - before;
+        if resent > 0 {
+            probes.push((round, resent));
+        }
+    }
+    assert_eq!(probes, vec![(2, 1), (6, 1), (14, 1)], "one chunk after waits of 2, 4 and 8 heartbeat intervals");
+    c.isolated.remove(&3);
+    rounds_until(&mut c, |c| c.node(3).snapshot_stats().installed == 1);
+    rounds_until(&mut c, |c| journal(c, 3) == journal(c, 1));
+}

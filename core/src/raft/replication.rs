@@ -122,6 +122,10 @@ impl RaftNode {
             return;
         }
         let last_index = self.log.last_index();
+        if !self.progress.contains_key(&from) {
+            return;
+        }
+        self.snapshot_follower_alive(from, out);
         let Some(pr) = self.progress.get_mut(&from) else { return };
         pr.recent_active = true;
         pr.acked_round = pr.acked_round.max(round.min(self.round));

@@ -34,7 +34,16 @@ pub(super) struct SnapshotSend {
     pub(super) requested_last: bool,
     /// When the follower last acknowledged progress (or the transfer started or rewound).
     pub(super) last_progress: Time,
+    /// Stalls in a row without a sign of life: each doubles the wait before the next resend (up
+    /// to [`MAX_STALL_DOUBLINGS`]), so a follower that is down is not sent a window per round.
+    pub(super) stalls: u32,
+    /// After a stall only one chunk is in flight until the follower answers anything: a whole
+    /// window is not resent to a follower that may not be listening.
+    pub(super) probing: bool,
 }
+
+/// Cap on the stall back-off: the wait before a resend grows 2, 4, 8 heartbeat intervals.
+pub(super) const MAX_STALL_DOUBLINGS: u32 = 2;
 
 impl SnapshotSend {
     /// Offset of the last chunk (the one a finished transfer resends to learn the outcome).
@@ -59,15 +68,17 @@ impl RaftNode {
         if probe_now {
             self.send_snapshot_heartbeat(to, out);
         }
-        let stall = self.cfg.heartbeat_interval * 2;
         let chunk = self.cfg.snapshot_chunk_bytes as u64;
         if let Some(s) = self.snap.sends.get_mut(&to) {
+            let stall = self.cfg.heartbeat_interval * (2u32 << s.stalls.min(MAX_STALL_DOUBLINGS));
             if probe_now && now.saturating_since(s.last_progress) >= stall {
-                // Something was lost: resend from what the follower acknowledged, or, if it has
-                // every byte, the last chunk (whose answer tells the outcome).
+                // Something was lost: probe from what the follower acknowledged, or, if it has
+                // every byte, with the last chunk (whose answer tells the outcome).
                 s.next = s.acked.min(s.last_chunk_offset(chunk));
                 s.requested_last = false;
                 s.last_progress = now;
+                s.stalls += 1;
+                s.probing = true;
             }
             self.pump_snapshot(to, out);
             return;
@@ -84,7 +95,16 @@ impl RaftNode {
         }
         self.snap.waiting.remove(&to);
         self.snap.stats.sends_started += 1;
-        let send = SnapshotSend { meta, acked: 0, next: 0, high: 0, requested_last: false, last_progress: now };
+        let send = SnapshotSend {
+            meta,
+            acked: 0,
+            next: 0,
+            high: 0,
+            requested_last: false,
+            last_progress: now,
+            stalls: 0,
+            probing: false,
+        };
         self.snap.sends.insert(to, send);
         self.pump_snapshot(to, out);
     }
@@ -101,8 +121,8 @@ impl RaftNode {
     /// Asks the driver for the chunks the window allows.
     fn pump_snapshot(&mut self, to: NodeId, out: &mut Vec<RaftOutput>) {
         let chunk = self.cfg.snapshot_chunk_bytes as u64;
-        let window = self.cfg.snapshot_window as u64;
         let Some(s) = self.snap.sends.get_mut(&to) else { return };
+        let window = if s.probing { 1 } else { self.cfg.snapshot_window as u64 };
         while !s.requested_last && (s.next - s.acked.min(s.next)).div_ceil(chunk) < window {
             let len = chunk.min(s.meta.size - s.next);
             if s.next < s.high {
@@ -182,6 +202,7 @@ impl RaftNode {
             self.advance_reads();
             return;
         }
+        self.snapshot_follower_alive(from, out);
         let Some(s) = self.snap.sends.get_mut(&from).filter(|s| s.meta.index == index) else { return };
         let next_offset = next_offset.min(s.meta.size);
         if restart {
@@ -197,6 +218,18 @@ impl RaftNode {
             return; // stale or duplicate: a stall resends if something was really lost
         }
         self.pump_snapshot(from, out);
+    }
+
+    /// `from` answered something (a heartbeat, a chunk): it is listening, so a probing transfer
+    /// to it reopens its window (without rewinding: the probe already restarted from the
+    /// acknowledged offset) and its back-off ends.
+    pub(super) fn snapshot_follower_alive(&mut self, from: NodeId, out: &mut Vec<RaftOutput>) {
+        let Some(s) = self.snap.sends.get_mut(&from) else { return };
+        s.stalls = 0;
+        if s.probing {
+            s.probing = false;
+            self.pump_snapshot(from, out);
+        }
     }
 
     /// Ends the transfer to `to` and frees its slot.
