@@ -41,6 +41,10 @@ pub enum FaultProfile {
     /// synced records, lying fsyncs, misdirected writes), on a minority of nodes. Core does not yet
     /// keep a node with a damaged log from voting, so failures are expected until it does.
     ChaosStorage,
+    /// Only leader crashes (every 1.5–3 s, down up to 2 s) on an otherwise calm world: the clean
+    /// failover measurement (how long until writes are accepted again), without partitions,
+    /// loss or other crashes stretching it.
+    Failover,
 }
 
 impl FaultProfile {
@@ -52,6 +56,7 @@ impl FaultProfile {
             FaultProfile::Chaos => "chaos",
             FaultProfile::SwarmFull => "swarm-full",
             FaultProfile::ChaosStorage => "chaos-storage",
+            FaultProfile::Failover => "failover",
         }
     }
 }
@@ -139,6 +144,8 @@ pub struct SimConfig {
     pub lease_read_fraction: f64,
     /// Client request time-out.
     pub client_timeout: Duration,
+    /// Share of crashes aimed at the leader when there is one (the rest hit a random node).
+    pub crash_leader_share: f64,
     /// Mean time between leadership-transfer requests to the current leader (None = none).
     pub transfer_every: Option<Duration>,
     /// Client sessions each node's state machine keeps (registering one more evicts the least
@@ -226,6 +233,7 @@ impl SimConfig {
             check_quorum: true,
             lease_read_fraction: 0.5,
             client_timeout: ms(1_000),
+            crash_leader_share: 0.3,
             transfer_every: None,
             session_capacity: 64,
             initial_voters: nodes,
@@ -238,7 +246,7 @@ impl SimConfig {
         let mut later = ChaCha8Rng::seed_from_u64(seed ^ 0x7EA5_F00D_0000_0002);
         let mut cfg = Self::derive(profile, calm, &mut rng);
         cfg.transfer_every = match profile {
-            FaultProfile::Calm => None,
+            FaultProfile::Calm | FaultProfile::Failover => None,
             FaultProfile::Chaos => Some(ms(later.random_range(300..1_500))),
             _ => later.random_bool(0.6).then(|| ms(later.random_range(300..3_000))),
         };
@@ -251,7 +259,7 @@ impl SimConfig {
         // Membership changes draw from their own stream too.
         let mut members = ChaCha8Rng::seed_from_u64(seed ^ 0x3E3B_E125_0000_0003);
         cfg.membership_every = match profile {
-            FaultProfile::Calm => None,
+            FaultProfile::Calm | FaultProfile::Failover => None,
             FaultProfile::Chaos => Some(ms(members.random_range(300..1_500))),
             _ => members.random_bool(0.85).then(|| ms(members.random_range(300..2_000))),
         };
@@ -265,7 +273,7 @@ impl SimConfig {
         // Snapshots draw from a stream of their own too.
         let mut snap = ChaCha8Rng::seed_from_u64(seed ^ 0x5A4B_5407_0000_0003);
         cfg.snapshots = match profile {
-            FaultProfile::Calm => None,
+            FaultProfile::Calm | FaultProfile::Failover => None,
             _ => Some(SnapshotSettings {
                 entries: snap.random_range(8..=64),
                 keep: [0, 0, 2, 8][snap.random_range(0..4)],
@@ -300,6 +308,13 @@ impl SimConfig {
     fn derive(profile: FaultProfile, calm: SimConfig, rng: &mut ChaCha8Rng) -> SimConfig {
         match profile {
             FaultProfile::Calm => calm,
+            FaultProfile::Failover => SimConfig {
+                nodes: calm.nodes.max(3),
+                initial_voters: calm.nodes.max(3),
+                crash_every: Some(ms(rng.random_range(1_500..3_000))),
+                crash_leader_share: 1.0,
+                ..calm
+            },
             FaultProfile::Swarm | FaultProfile::SwarmFull | FaultProfile::ChaosStorage => {
                 let on = |rng: &mut ChaCha8Rng, p: f64| rng.random_bool(p);
                 let loss = if on(rng, 0.6) { rng.random_range(0.0..0.15) } else { 0.0 };

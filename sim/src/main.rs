@@ -93,6 +93,7 @@ fn spec(cli: &Cli, seed: u64) -> RunSpec {
     let nodes = cli.nodes.or(match cli.profile {
         FaultProfile::Swarm | FaultProfile::SwarmFull | FaultProfile::ChaosStorage => None,
         FaultProfile::Calm | FaultProfile::Chaos => Some(5),
+        FaultProfile::Failover => None,
     });
     RunSpec {
         seed,

@@ -198,7 +198,7 @@ impl World {
         if !up.is_empty() {
             let leader = self.leader_index();
             let mut victims = vec![match leader {
-                Some(l) if self.rng.random_bool(0.3) => l,
+                Some(l) if self.rng.random_bool(self.cfg.crash_leader_share) => l,
                 _ => up[self.rng.random_range(0..up.len())],
             }];
             if leader.is_some_and(|l| victims[0] == l) && self.failover_since.is_none() {
