@@ -155,10 +155,10 @@ impl GraphLoader {
         if vectors.len() != loaded as usize * spec.dim {
             return Err(format!("{} vector values for {loaded} nodes of dimension {}", vectors.len(), spec.dim));
         }
-        if let Some((entry, level)) = header.entry {
-            if links.level(entry) != Some(level) || level != max_level {
-                return Err(format!("entry point {entry} at level {level} is not on the top level {max_level}"));
-            }
+        if let Some((entry, level)) = header.entry
+            && (links.level(entry) != Some(level) || level != max_level)
+        {
+            return Err(format!("entry point {entry} at level {level} is not on the top level {max_level}"));
         }
         let mut buf = Vec::new();
         for node in 0..loaded {
