@@ -106,6 +106,10 @@ enum Step {
     ConfPreset(u8),
     /// A configuration change of arbitrary steps (mostly invalid).
     ConfArbitrary { steps: Vec<(StepKind, u8)>, transition: u8 },
+    /// One healthy round trip: every write acknowledged, every peer's newest append answered with
+    /// success, everything handed out applied. Commits (and so compaction) are rare without it:
+    /// the pieces must otherwise line up by chance.
+    Settle,
 }
 
 /// How the driver answers `TakeSnapshot`.
@@ -316,6 +320,20 @@ impl Harness {
         }
     }
 
+    /// The answer peer `PEERS[k]` would give to the newest append node 1 sent it.
+    fn echo_append(&self, k: usize, success: bool, reset: bool) -> Option<RaftInput> {
+        let sent = self.last_append[k].clone()?;
+        let MessageBody::Append { prev_index, entries, round, .. } = sent.body else { return None };
+        let last = prev_index + entries.len() as u64;
+        let body = if success {
+            MessageBody::AppendResponse { success: true, match_index: last, reject: None, round, reset: false }
+        } else {
+            let hint = RejectHint { conflict_term: None, conflict_index: prev_index.saturating_sub(1) + 1 };
+            MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round, reset }
+        };
+        Some(RaftInput::Message(Message { group: 1, from: sent.to, to: 1, term: sent.term, body }))
+    }
+
     /// Elects node 1 the way a healthy cluster would; returns whether it became leader.
     fn elect(&mut self) -> bool {
         for _ in 0..4 {
@@ -391,16 +409,18 @@ impl Harness {
             }
             Step::Transfer { to } => RaftInput::TransferLeadership { to: to as u64 % 5 },
             Step::EchoAppend { peer, success, reset } => {
-                let Some(sent) = self.last_append[peer as usize % PEERS.len()].clone() else { return };
-                let MessageBody::Append { prev_index, entries, round, .. } = sent.body else { return };
-                let last = prev_index + entries.len() as u64;
-                let body = if success {
-                    MessageBody::AppendResponse { success: true, match_index: last, reject: None, round, reset: false }
-                } else {
-                    let hint = RejectHint { conflict_term: None, conflict_index: prev_index.saturating_sub(1) + 1 };
-                    MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round, reset }
-                };
-                RaftInput::Message(Message { group: 1, from: sent.to, to: 1, term: sent.term, body })
+                let Some(input) = self.echo_append(peer as usize % PEERS.len(), success, reset) else { return };
+                input
+            }
+            Step::Settle => {
+                self.ack_all();
+                for k in 0..PEERS.len() {
+                    if let Some(input) = self.echo_append(k, true, false) {
+                        self.step(input);
+                    }
+                }
+                self.ack_all();
+                RaftInput::Applied { index: self.node.apply_sent_index() }
             }
             Step::PreVote { from, term, last_index, last_term } => {
                 let body = MessageBody::PreVote { last_index: last_index as u64, last_term: self.term(last_term) };
