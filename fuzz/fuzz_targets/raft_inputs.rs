@@ -95,7 +95,8 @@ enum Step {
         term: TermSel,
         fresh: Option<SnapSpec>,
         offset: OffsetSel,
-        len: u8,
+        /// Chunk length; `None` is a whole chunk.
+        len: Option<u8>,
         flip_last: bool,
         corrupt: bool,
         commit: u8,
@@ -110,6 +111,12 @@ enum Step {
     /// success, everything handed out applied. Commits (and so compaction) are rare without it:
     /// the pieces must otherwise line up by chance.
     Settle,
+    /// A peer answers node 1's newest append saying its log is empty: its next entry may be
+    /// compacted away, which is what makes a leader stream a snapshot.
+    Lagging { peer: u8 },
+    /// A peer (as leader) streams a whole snapshot: fresh transfer, every chunk at the offset
+    /// node 1 acknowledged, until it stops making progress (the install answer is a separate step).
+    SendSnapshot { from: u8, term: TermSel, spec: SnapSpec, commit: u8 },
 }
 
 /// How the driver answers `TakeSnapshot`.
@@ -412,6 +419,35 @@ impl Harness {
                 let Some(input) = self.echo_append(peer as usize % PEERS.len(), success, reset) else { return };
                 input
             }
+            Step::Lagging { peer } => {
+                let Some(sent) = self.last_append[peer as usize % PEERS.len()].clone() else { return };
+                let MessageBody::Append { prev_index, round, .. } = sent.body else { return };
+                let hint = RejectHint { conflict_term: None, conflict_index: 1 };
+                let body = MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round, reset: false };
+                RaftInput::Message(Message { group: 1, from: sent.to, to: 1, term: sent.term, body })
+            }
+            Step::SendSnapshot { from, term, spec, commit } => {
+                let mut first = Some(spec);
+                for _ in 0..8 {
+                    // A fresh transfer starts from offset 0 whatever the previous one reached.
+                    let before = if first.is_some() { 0 } else { self.inbound_acked };
+                    let chunk = Step::Chunk {
+                        from,
+                        term,
+                        fresh: first.take(),
+                        offset: OffsetSel::Acked,
+                        len: None,
+                        flip_last: false,
+                        corrupt: false,
+                        commit,
+                    };
+                    self.run(chunk);
+                    if self.inbound_acked <= before || self.install_asked.is_some() {
+                        break;
+                    }
+                }
+                return;
+            }
             Step::Settle => {
                 self.ack_all();
                 for k in 0..PEERS.len() {
@@ -547,7 +583,7 @@ impl Harness {
                 };
                 let bytes = snapshot_bytes(meta.index, meta.term, meta.size);
                 let start = offset.min(meta.size);
-                let end = (start + len as u64 % (CHUNK + 1)).min(meta.size);
+                let end = (start + len.map_or(CHUNK, |l| l as u64 % (CHUNK + 1))).min(meta.size);
                 let mut data = bytes[start as usize..end as usize].to_vec();
                 if corrupt && let Some(b) = data.first_mut() {
                     *b ^= 0x5a;
