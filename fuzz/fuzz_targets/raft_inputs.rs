@@ -111,8 +111,8 @@ enum Step {
     /// success, everything handed out applied. Commits (and so compaction) are rare without it:
     /// the pieces must otherwise line up by chance.
     Settle,
-    /// A peer answers node 1's newest append saying its log is empty: its next entry may be
-    /// compacted away, which is what makes a leader stream a snapshot.
+    /// A peer answers node 1's newest append saying it lost its log (a damaged disk): its next
+    /// entry may be compacted away, which is what makes a leader stream a snapshot.
     Lagging { peer: u8 },
     /// A peer (as leader) streams a whole snapshot: fresh transfer, every chunk at the offset
     /// node 1 acknowledged, until it stops making progress (the install answer is a separate step).
@@ -422,8 +422,10 @@ impl Harness {
             Step::Lagging { peer } => {
                 let Some(sent) = self.last_append[peer as usize % PEERS.len()].clone() else { return };
                 let MessageBody::Append { prev_index, round, .. } = sent.body else { return };
+                // `reset`: the peer lost its disk, so even a match index it acknowledged is gone
+                // (otherwise the leader never moves its next index below the match).
                 let hint = RejectHint { conflict_term: None, conflict_index: 1 };
-                let body = MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round, reset: false };
+                let body = MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round, reset: true };
                 RaftInput::Message(Message { group: 1, from: sent.to, to: 1, term: sent.term, body })
             }
             Step::SendSnapshot { from, term, spec, commit } => {
