@@ -605,7 +605,18 @@ impl Harness {
                         let ok = staged.is_some_and(|(_, b)| meta.verify(&b).is_ok());
                         if ok {
                             self.stored.insert(meta.index, meta.clone());
-                            RaftInput::SnapshotInstalled { meta }
+                            let installed = self.node.snapshot_stats().installed;
+                            self.step(RaftInput::SnapshotInstalled { meta: meta.clone() });
+                            if self.node.snapshot_stats().installed > installed {
+                                // Raft's state follows the install: the log starts right after the
+                                // snapshot and commit and applied cover it.
+                                let n = &self.node;
+                                assert_eq!(n.log().base_index(), meta.index, "log base after install");
+                                assert_eq!(n.log().base_term(), meta.term, "log base term after install");
+                                assert!(n.commit_index() >= meta.index && n.applied_index() >= meta.index, "install below commit/applied");
+                                assert_eq!(n.snapshot_meta(), Some(&meta), "installed snapshot not recorded");
+                            }
+                            return;
                         } else {
                             RaftInput::SnapshotRejected { meta }
                         }
