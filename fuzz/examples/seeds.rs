@@ -10,8 +10,11 @@ use std::fs;
 use std::path::Path;
 use vecraft_core::causality::VectorClock;
 use vecraft_core::crdt::{GCounter, OrSet, PnCounter};
+use vecraft_core::quorum::{JointQuorum, MajorityQuorum};
 use vecraft_core::raft::{
-    ClientError, ClientResponse, Entry, EntryPayload, HardState, Message, MessageBody, PersistRecord, RejectHint,
+    ClientError, ClientResponse, ClientSessions, ConfChange, ConfChangeStep, ConfEntry, ConfTransition, Entry,
+    EntryPayload, HardState, Membership, Message, MessageBody, PersistRecord, RejectHint, SessionCommand,
+    SessionConfig, SessionRequest, SnapshotMeta, SnapshotRecord,
 };
 use vecraft_core::vector::collection::{CollectionConfig, Distance, PointSelector, PointsOp};
 use vecraft_core::vector::engine::Command;
@@ -47,8 +50,63 @@ fn messages() -> Vec<Message> {
             reset: true,
         },
         MessageBody::TimeoutNow,
+        MessageBody::InstallSnapshot {
+            meta: snapshot_meta(),
+            offset: 8,
+            data: b"chunk-two".to_vec().into(),
+            last: false,
+            commit: 9,
+        },
+        MessageBody::InstallSnapshotResponse { index: 12, next_offset: 17, done: false, restart: true },
+        MessageBody::Append { prev_index: 12, prev_term: 3, entries: vec![conf_entry_at(13)], commit: 12, round: 8 },
     ];
     bodies.into_iter().map(|body| Message { group: 1, from: 2, to: 1, term: 3, body }).collect()
+}
+
+/// A joint membership (voters 1, 2, 4 replacing 1, 2, 3, node 3 staying as a learner): every
+/// field of `Membership` non-empty.
+fn joint_membership() -> Membership {
+    Membership {
+        voters: JointQuorum { incoming: MajorityQuorum::new([1, 2, 4]), outgoing: MajorityQuorum::new([1, 2, 3]) },
+        learners: [5].into_iter().collect(),
+        learners_next: [3].into_iter().collect(),
+        auto_leave: true,
+    }
+}
+
+fn snapshot_meta() -> SnapshotMeta {
+    SnapshotMeta::for_bytes(12, 3, joint_membership(), b"snapshot bytes of index 12")
+}
+
+fn conf_change() -> ConfChange {
+    ConfChange {
+        steps: vec![ConfChangeStep::AddVoter(4), ConfChangeStep::AddLearner(3), ConfChangeStep::Remove(6)],
+        transition: ConfTransition::JointAutoLeave,
+    }
+}
+
+fn conf_entry_at(index: u64) -> Entry {
+    let conf = ConfEntry { change: conf_change(), membership: joint_membership() };
+    Entry { index, term: 3, payload: EntryPayload::ConfChange(Box::new(conf)) }
+}
+
+fn session_requests() -> Vec<SessionRequest<u64>> {
+    let cmd = |session, seq, lowest_unacked, command| {
+        SessionRequest::Command(SessionCommand { session, seq, lowest_unacked, command })
+    };
+    // Register (session 1), apply, retry (a duplicate), pipeline, acknowledge, a late copy,
+    // a second session, a command of an unknown session.
+    vec![
+        SessionRequest::Register,
+        cmd(1, 1, 1, 10),
+        cmd(1, 1, 1, 10),
+        cmd(1, 2, 1, 20),
+        cmd(1, 3, 3, 30),
+        cmd(1, 1, 1, 10),
+        SessionRequest::Register,
+        cmd(7, 1, 1, 70),
+        cmd(9, 1, 1, 90),
+    ]
 }
 
 fn commands() -> Vec<Command> {
@@ -83,6 +141,43 @@ fn main() {
         snapshot: None,
     };
     write("wire_decode", "persist-record", &wire::encode(&record).expect("encodes"));
+    let snapshot_record = PersistRecord {
+        group: 1,
+        hard_state: Some(HardState { term: 3, vote: None }),
+        entries: vec![conf_entry_at(13)],
+        snapshot: Some(SnapshotRecord { meta: snapshot_meta(), log_base: 11, log_base_term: 3, reset: false }),
+    };
+    write("wire_decode", "persist-record-snapshot", &wire::encode(&snapshot_record).expect("encodes"));
+    write("wire_decode", "snapshot-meta", &wire::encode(&snapshot_meta()).expect("encodes"));
+    write("wire_decode", "conf-change", &wire::encode(&conf_change()).expect("encodes"));
+    write("wire_decode", "conf-entry", &wire::encode(&ConfEntry { change: conf_change(), membership: joint_membership() }).expect("encodes"));
+    let requests: Vec<SessionRequest<Vec<u8>>> = session_requests()
+        .into_iter()
+        .map(|r| match r {
+            SessionRequest::Register => SessionRequest::Register,
+            SessionRequest::Command(c) => SessionRequest::Command(SessionCommand {
+                session: c.session,
+                seq: c.seq,
+                lowest_unacked: c.lowest_unacked,
+                command: c.command.to_le_bytes().to_vec(),
+            }),
+        })
+        .collect();
+    write("wire_decode", "session-request", &wire::encode(&requests[1]).expect("encodes"));
+    let mut sessions = ClientSessions::<Vec<u8>>::new(SessionConfig { capacity: 2, max_responses_per_session: 3 });
+    for (k, r) in requests.iter().enumerate() {
+        sessions.apply(k as u64 + 1, r, |c| c.clone());
+    }
+    write("wire_decode", "client-sessions", &wire::encode(&sessions).expect("encodes"));
+
+    // session_apply input: capacity, window, then (length u8, wire-encoded request) frames.
+    let mut frames = vec![2u8, 3];
+    for r in session_requests() {
+        let bytes = wire::encode(&r).expect("encodes");
+        frames.push(bytes.len() as u8);
+        frames.extend_from_slice(&bytes);
+    }
+    write("session_apply", "register-retry-ack", &frames);
     let response = ClientResponse { id: 9, result: Err(ClientError::NotLeader { leader: Some(2) }) };
     write("wire_decode", "client-response", &wire::encode(&response).expect("encodes"));
 

@@ -8,11 +8,17 @@
 //! node voting for good); the valid prefix re-reads identically and its records are exactly the
 //! written ones; the undamaged file round-trips; `recover` and `replay` never panic and a damaged
 //! recovery is flagged damaged.
+//!
+//! Records may carry a snapshot record (compaction or install: a log base, perhaps a reset, and a
+//! header with a membership that may be invalid), so replay's base handling is fuzzed too: the
+//! recovered log must be contiguous from its base, the base never beyond the recorded snapshot
+//! unless the record said so, and a snapshot the driver holds adopted on top never panics.
 #![no_main]
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use vecraft_core::raft::{
-    DurableState, Entry, EntryPayload, HardState, PersistRecord, WalTail, decode_wal, encode_wal_frame,
+    DurableState, Entry, EntryPayload, HardState, Membership, PersistRecord, SnapshotMeta, SnapshotRecord, WalTail,
+    decode_wal, encode_wal_frame,
 };
 
 /// A number that is usually small and in order, sometimes at the edges of u64.
@@ -40,6 +46,32 @@ struct Record {
     first: Num,
     /// Per entry: index step from the previous one (1 = contiguous), term, payload.
     entries: Vec<(u8, Num, Option<Vec<u8>>)>,
+    snapshot: Option<Snap>,
+}
+
+/// A snapshot record: the snapshot's index and term, how far behind it the log base is, whether
+/// the log was reset, and whether its membership is valid.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+struct Snap {
+    index: Num,
+    term: Num,
+    base_back: u8,
+    reset: bool,
+    valid_membership: bool,
+}
+
+impl Snap {
+    fn meta(self) -> SnapshotMeta {
+        let membership = if self.valid_membership { Membership::simple([1, 2, 3]) } else { Membership::default() };
+        let index = self.index.get();
+        SnapshotMeta::for_bytes(index, self.term.get(), membership, &index.to_le_bytes())
+    }
+
+    fn record(self) -> SnapshotRecord {
+        let meta = self.meta();
+        let log_base = meta.index.saturating_sub(self.base_back as u64 % 4);
+        SnapshotRecord { log_base, log_base_term: meta.term, reset: self.reset, meta }
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -56,6 +88,8 @@ enum Damage {
 struct Input {
     records: Vec<Record>,
     damage: Damage,
+    /// A snapshot the driver holds (perhaps newer than any the WAL recorded), adopted at start.
+    held: Option<Snap>,
 }
 
 fn build(r: Record) -> PersistRecord {
@@ -77,7 +111,7 @@ fn build(r: Record) -> PersistRecord {
         group: if r.group { 1 } else { 2 },
         hard_state: r.hard_state.map(|(t, v)| HardState { term: t.get(), vote: v.map(u64::from) }),
         entries,
-        snapshot: None,
+        snapshot: r.snapshot.map(Snap::record),
     }
 }
 
@@ -144,10 +178,26 @@ fuzz_target!(|input: Input| {
         if matches!(replay.tail, WalTail::Corrupt { .. }) {
             assert!(state.damaged, "recovery after corruption must flag the node damaged");
         }
-        for (k, e) in state.entries.iter().enumerate() {
-            assert_eq!(e.index, k as u64 + 1, "recovered log must be contiguous from 1");
+        check_contiguous(&state, "recovered");
+        assert!(state.hard_state.term >= state.max_term() || !state.damaged, "damaged recovery below a seen term");
+        // A compacted log always knows the snapshot that holds its prefix.
+        assert!(state.base_index == 0 || state.snapshot.is_some(), "log base {} without a snapshot", state.base_index);
+        if let Some(held) = input.held {
+            let mut adopted = state.clone();
+            let meta = held.meta();
+            adopted.adopt_snapshot(meta.clone());
+            check_contiguous(&adopted, "adopted");
+            // Whatever the WAL said, the node starts with a log reaching the snapshot it holds.
+            assert!(adopted.last_index() >= meta.index, "log ends at {} before the held snapshot {}", adopted.last_index(), meta.index);
+            assert!(adopted.snapshot.as_ref().is_some_and(|m| m.index >= meta.index), "held snapshot not adopted");
         }
-        assert!(state.hard_state.term >= state.entries.iter().map(|e| e.term).max().unwrap_or(0) || !state.damaged);
     }
     let _ = DurableState::replay(&replay.records);
 });
+
+/// The recovered log is contiguous from its base (the index after the compacted prefix).
+fn check_contiguous(state: &DurableState, what: &str) {
+    for (k, e) in state.entries.iter().enumerate() {
+        assert_eq!(Some(e.index), state.base_index.checked_add(k as u64 + 1), "{what} log must be contiguous from its base");
+    }
+}

@@ -25,6 +25,10 @@ pub fn injected_bugs() -> InjectedBugs {
                 "lease_across_transfer" => &mut b.lease_across_transfer,
                 "commit_old_term" => &mut b.commit_old_term,
                 "session_ignored" => &mut b.session_ignored,
+                "skip_joint" => &mut b.skip_joint,
+                "compact_uncommitted" => &mut b.compact_uncommitted,
+                "install_stale_snapshot" => &mut b.install_stale_snapshot,
+                "wake_renews_lease" => &mut b.wake_renews_lease,
                 other => panic!("VECRAFT_FUZZ_INJECT: unknown bug {other}"),
             };
             *flag = true;
