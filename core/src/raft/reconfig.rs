@@ -60,8 +60,12 @@ impl RaftNode {
 
     /// Whether this node may start a campaign: it votes in its configuration and has applied every
     /// configuration entry it knows committed.
+    /// Nor while the driver installs a snapshot: the state machine is being replaced by a
+    /// leader's, and a node that won meanwhile would then adopt that leader's log as its own.
     pub(super) fn may_campaign(&self) -> bool {
-        self.membership.is_voter(self.cfg.id) && !self.has_committed_unapplied_conf()
+        self.membership.is_voter(self.cfg.id)
+            && !self.has_committed_unapplied_conf()
+            && !self.snap.recv.as_ref().is_some_and(|r| r.installing)
     }
 
     fn has_committed_unapplied_conf(&self) -> bool {

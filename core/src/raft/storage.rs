@@ -156,7 +156,8 @@ impl DurableState {
                 }
             }
             let last = self.last_index();
-            if first.index <= self.base_index || first.index > last + 1 {
+            // `first - 1 > last`, not `first > last + 1`: a log may end at `u64::MAX`.
+            if first.index <= self.base_index || first.index - 1 > last {
                 return Err(RecoveryError::Gap { record: record_no, start: first.index, last });
             }
             self.entries.truncate((first.index - 1 - self.base_index) as usize);
@@ -211,7 +212,7 @@ impl DurableState {
             }
             let first = r.entries[0].index;
             let contiguous = r.entries.iter().enumerate().all(|(k, e)| first.checked_add(k as u64) == Some(e.index));
-            if contiguous && first > state.base_index && first <= state.last_index() + 1 {
+            if contiguous && first > state.base_index && first - 1 <= state.last_index() {
                 state.entries.truncate((first - 1 - state.base_index) as usize);
                 state.entries.extend_from_slice(&r.entries);
             }
