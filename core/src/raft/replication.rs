@@ -7,6 +7,34 @@ use super::node::{RaftNode, RaftOutput, Role};
 use crate::contract::{NodeId, Time};
 
 impl RaftNode {
+    /// Contact from `from`, the leader of our term (an append or a snapshot chunk): follow it,
+    /// keep our vote sticky and our election timer reset, and, while damaged, remember the
+    /// commit index it asks us to hold (`commit`). False (and nothing changes) if we lead: two
+    /// leaders in one term cannot happen with correct voters, so refuse rather than corrupt.
+    pub(super) fn heard_from_leader(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        commit: LogIndex,
+        out: &mut Vec<RaftOutput>,
+    ) -> bool {
+        if self.role == Role::Leader {
+            return false;
+        }
+        if self.role != Role::Follower {
+            self.become_follower(now, self.term, Some(from), out);
+        }
+        self.leader = Some(from);
+        self.stickiness_until = now + self.cfg.election_timeout_min;
+        self.reset_election_deadline(now);
+        if let Some(damaged_term) = self.damaged
+            && self.term > damaged_term
+        {
+            self.repair_commit = Some(self.repair_commit.unwrap_or(0).max(commit));
+        }
+        true
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn handle_append(
         &mut self,
@@ -19,20 +47,8 @@ impl RaftNode {
         round: u64,
         out: &mut Vec<RaftOutput>,
     ) {
-        if self.role == Role::Leader {
-            // Two leaders in one term cannot happen with correct voters; refuse rather than corrupt.
+        if !self.heard_from_leader(now, from, commit, out) {
             return;
-        }
-        if self.role != Role::Follower {
-            self.become_follower(now, self.term, Some(from), out);
-        }
-        self.leader = Some(from);
-        self.stickiness_until = now + self.cfg.election_timeout_min;
-        self.reset_election_deadline(now);
-        if let Some(damaged_term) = self.damaged
-            && self.term > damaged_term
-        {
-            self.repair_commit = Some(self.repair_commit.unwrap_or(0).max(commit));
         }
         let reset = self.damaged.is_some();
         if self.snapshot_installing() {

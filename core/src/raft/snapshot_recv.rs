@@ -17,7 +17,7 @@
 
 use super::config::InjectedBugs;
 use super::message::{LogIndex, MessageBody};
-use super::node::{RaftNode, RaftOutput, Role};
+use super::node::{RaftNode, RaftOutput};
 use super::snapshot::{SnapshotMeta, SnapshotRecord};
 use crate::contract::{NodeId, Time};
 use bytes::Bytes;
@@ -63,19 +63,8 @@ impl RaftNode {
         commit: LogIndex,
         out: &mut Vec<RaftOutput>,
     ) {
-        if self.role == Role::Leader {
+        if !self.heard_from_leader(now, from, commit.min(meta.index), out) {
             return;
-        }
-        if self.role != Role::Follower {
-            self.become_follower(now, self.term, Some(from), out);
-        }
-        self.leader = Some(from);
-        self.stickiness_until = now + self.cfg.election_timeout_min;
-        self.reset_election_deadline(now);
-        if let Some(damaged_term) = self.damaged
-            && self.term > damaged_term
-        {
-            self.repair_commit = Some(self.repair_commit.unwrap_or(0).max(commit.min(meta.index)));
         }
         // Never trust the wire: the shape must be consistent before anything is staged.
         let end = offset.checked_add(data.len() as u64);
