@@ -7,7 +7,6 @@ use super::node::{Progress, RaftNode, RaftOutput, Role};
 use crate::contract::{NodeId, Time};
 use crate::quorum::VoteResult;
 use rand::RngExt;
-use std::collections::VecDeque;
 use std::time::Duration;
 
 impl RaftNode {
@@ -138,15 +137,7 @@ impl RaftNode {
             .replicas
             .iter()
             .map(|&p| {
-                (p, Progress {
-                    match_index: 0,
-                    next_index: next,
-                    replicating: false,
-                    inflight: VecDeque::new(),
-                    last_progress: now,
-                    acked_round: 0,
-                    recent_active: true,
-                })
+                (p, Progress::fresh(next, now))
             })
             .collect();
         self.own_term_committed = false;

@@ -217,6 +217,22 @@ pub(super) struct Progress {
     pub(super) recent_active: bool,
 }
 
+impl Progress {
+    /// What a leader knows of a follower it has not heard from yet: nothing matched, probing
+    /// from `next_index`, counted active so check-quorum gives it a full period.
+    pub(super) fn fresh(next_index: LogIndex, now: Time) -> Progress {
+        Progress {
+            match_index: 0,
+            next_index,
+            replicating: false,
+            inflight: VecDeque::new(),
+            last_progress: now,
+            acked_round: 0,
+            recent_active: true,
+        }
+    }
+}
+
 /// A read waiting for leadership confirmation.
 #[derive(Clone, Debug)]
 pub(super) struct PendingRead {

@@ -31,7 +31,6 @@ use super::membership::Membership;
 use super::message::{ClientError, EntryPayload, LogIndex, Message, MessageBody, RequestId};
 use super::node::{Progress, RaftNode, RaftOutput, Role};
 use crate::contract::{NodeId, Time};
-use std::collections::VecDeque;
 
 impl RaftNode {
     /// The membership this node currently uses.
@@ -128,15 +127,7 @@ impl RaftNode {
             self.snap.sends.retain(|id, _| self.replicas.contains(id));
             self.snap.waiting.retain(|id| self.replicas.contains(id));
             for &id in &self.replicas {
-                self.progress.entry(id).or_insert_with(|| Progress {
-                    match_index: 0,
-                    next_index: next,
-                    replicating: false,
-                    inflight: VecDeque::new(),
-                    last_progress: now,
-                    acked_round: 0,
-                    recent_active: true,
-                });
+                self.progress.entry(id).or_insert_with(|| Progress::fresh(next, now));
             }
             if self.transfer.is_some_and(|t| !self.membership.is_voter(t.to)) {
                 self.transfer = None;
