@@ -11,5 +11,6 @@ pub mod history;
 pub mod invariants;
 pub mod kv;
 pub mod linearizability;
+pub mod node_world;
 pub mod run;
 pub mod world;

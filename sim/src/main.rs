@@ -48,6 +48,15 @@ struct Cli {
     /// Write the client history of the (single) run as JSON lines.
     #[arg(long)]
     history_out: Option<PathBuf>,
+    /// Workload: `register` (key-value registers through one Raft group, the sharpest
+    /// linearizability test) or `vector` (whole nodes: metadata group, sharded replicated
+    /// collections, write-ack and read levels, scatter-gather; see `node_world`).
+    #[arg(long, default_value = "register")]
+    workload: String,
+    /// With `--workload vector`: switch on a node bug (strong-read-at-follower,
+    /// quorum-ack-before-commit, merge-without-tie-break).
+    #[arg(long)]
+    node_bug: Option<String>,
     /// Worker threads for multi-seed runs (each seed is itself single-threaded and deterministic).
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     jobs: usize,
@@ -66,7 +75,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Cmd::CheckHistory { file }) => check_history(file),
-        None => simulate(&cli),
+        None if cli.workload == "vector" => simulate_nodes(&cli),
+        None if cli.workload == "register" => simulate(&cli),
+        None => Err(anyhow::anyhow!("unknown --workload {:?} (register or vector)", cli.workload)),
     };
     match result {
         Ok(code) => code,
@@ -75,6 +86,56 @@ fn main() -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+/// Runs node-world seeds (in parallel over `--jobs` threads) and prints one line per seed.
+fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
+    use vecraft_sim::node_world::{NodeBug, NodeWorldConfig, run_node_world};
+    let bug = match &cli.node_bug {
+        None => None,
+        Some(b) => Some(NodeBug::parse(b).with_context(|| format!("unknown --node-bug {b:?}"))?),
+    };
+    let start = Instant::now();
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..cli.jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= cli.seeds {
+                        break;
+                    }
+                    let report = run_node_world(NodeWorldConfig::from_seed(cli.seed + i, bug));
+                    results.lock().expect("no poisoning").push(report);
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("no poisoning");
+    results.sort_by_key(|r| r.seed);
+    let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
+    for r in &results {
+        if cli.seeds == 1 || !r.passed() {
+            println!("{}", r.summary());
+        }
+    }
+    if cli.seeds == 1 && let Some(r) = results.first() {
+        println!("  trace {}", r.trace);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "vector workload: {} seeds, {} passed, {} failed in {secs:.1} s ({:.0} seeds/min)",
+        results.len(),
+        results.len() - failed.len(),
+        failed.len(),
+        results.len() as f64 / secs * 60.0
+    );
+    for r in &failed {
+        let bug = cli.node_bug.as_ref().map(|b| format!(" --node-bug {b}")).unwrap_or_default();
+        println!("  replay: cargo run --release -p vecraft-sim -- --workload vector --seed {}{bug}", r.seed);
+    }
+    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn check_history(file: &PathBuf) -> Result<ExitCode> {

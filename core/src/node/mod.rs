@@ -1,8 +1,27 @@
-//! The node: the one state machine per process that composes multi-Raft, replication, routing and
-//! scatter-gather (see `../shared/design/architecture.md`, section 1).
+//! The node: the one state machine per process that composes multi-Raft, the metadata group,
+//! replicated sharded collections, request routing and scatter-gather (see
+//! `../shared/design/architecture.md`, section 1). The simulator and the runtime drive only
+//! [`Node`], through `step(now, input, &mut out)` and [`Node::next_deadline`].
 //!
-//! What is here so far are its pure building blocks: which shard holds a point
-//! ([`sharding`]) and how the answers of many shards become one ([`scatter`]).
+//! * [`metadata`]: the metadata group's state machine (collections, shard placement);
+//! * [`shard`]: shard commands and queries, applied and answered by the driver's engines;
+//! * [`sharding`]: which shard holds a point; [`scatter`]: merging shard answers;
+//! * [`request`]: client requests, write-ack and read levels and what they guarantee;
+//! * [`message`]: what nodes send each other; [`router`]: replica choice for reads;
+//! * `machine.rs` (the step loop), `serve.rs` (parts served here), `origin.rs` (requests split
+//!   into parts and gathered).
 
+mod io;
+mod machine;
+pub mod message;
+pub mod metadata;
+mod origin;
+pub mod request;
+pub mod router;
 pub mod scatter;
+mod serve;
+pub mod shard;
 pub mod sharding;
+
+pub use io::{NodeBugs, NodeConfig, NodeInput, NodeOutput};
+pub use machine::{Node, NodeStats};

@@ -79,6 +79,7 @@ mod session;
 mod snapshot;
 mod snapshot_recv;
 mod snapshot_send;
+mod status;
 mod storage;
 mod transfer;
 
@@ -99,6 +100,7 @@ pub use session::{
     ClientSessions, Seq, SessionCheck, SessionCommand, SessionConfig, SessionCounters, SessionId, SessionOutcome,
     SessionRequest,
 };
+pub use status::FollowerStatus;
 pub use snapshot::{SnapshotError, SnapshotMeta, SnapshotRecord, SnapshotStats};
 pub use storage::{
     DurableState, PersistRecord, RecoveryError, WAL_FRAME_HEADER, WalReplay, WalTail, decode_wal, encode_wal_frame,

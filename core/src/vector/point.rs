@@ -126,7 +126,7 @@ pub struct PointStruct {
 }
 
 /// A stored point as returned by get/scroll, with the parts the caller asked for.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// The point's id.
     pub id: PointId,
@@ -139,7 +139,7 @@ pub struct Record {
 }
 
 /// One search hit.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScoredPoint {
     /// The point's id.
     pub id: PointId,

@@ -241,7 +241,7 @@ pub struct PointRef<'a> {
 }
 
 /// A search query.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchRequest {
     /// Query vector (normalised here for Cosine collections).
     pub vector: Vec<f32>,
@@ -281,7 +281,7 @@ impl SearchRequest {
 }
 
 /// A scroll query: points in id order starting at `offset`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScrollRequest {
     /// First id to return (inclusive); `None` starts at the smallest id.
     pub offset: Option<PointId>,
@@ -296,7 +296,7 @@ pub struct ScrollRequest {
 }
 
 /// One page of a scroll.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScrollPage {
     /// Points in id order.
     pub points: Vec<Record>,

@@ -1,0 +1,194 @@
+//! The node's configuration, inputs and outputs (section 1 of the architecture note).
+
+use super::message::NodeEnvelope;
+use super::request::{ClientId, NodeError, Reply, Request};
+use super::router::RouterPolicy;
+use super::shard::{ShardAnswer, ShardQuery};
+use crate::contract::NodeId;
+use crate::multiraft::MultiRaftConfig;
+use crate::raft::{GroupId, LogIndex, PersistRecord, RaftInput, RaftOutput};
+use crate::vector::collection::CollectionConfig;
+use bytes::Bytes;
+use std::time::Duration;
+
+/// Bug switches of the node's own safety rules (active only with the `bug-injection` feature),
+/// so the simulator can prove its checkers notice each rule broken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeBugs {
+    /// `strong` reads go to any replica (by the router) and are served from its applied state.
+    pub strong_read_at_follower: bool,
+    /// `quorum` writes are acknowledged once durable on the leader, before they commit.
+    pub quorum_ack_before_commit: bool,
+    /// Scatter-gather merges hits by score only, in arrival order, without the id tie-break.
+    pub merge_without_tie_break: bool,
+}
+
+impl NodeBugs {
+    /// Whether any switch is on.
+    pub fn any(&self) -> bool {
+        self.strong_read_at_follower || self.quorum_ack_before_commit || self.merge_without_tie_break
+    }
+
+    /// The switches as they act: all off unless built with `bug-injection`.
+    pub(super) fn effective(self) -> NodeBugs {
+        if cfg!(feature = "bug-injection") { self } else { NodeBugs::default() }
+    }
+}
+
+/// How one node behaves.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node.
+    pub id: NodeId,
+    /// The cluster's members: voters of the metadata group, candidates for shard replicas.
+    pub members: Vec<NodeId>,
+    /// Multi-Raft host settings and the Raft template of every group.
+    pub raft: MultiRaftConfig,
+    /// Replica choice for reads any replica may serve.
+    pub router: RouterPolicy,
+    /// A client request not answered within this fails (reads: names the shard; writes: in
+    /// doubt if they may have been proposed).
+    pub request_timeout: Duration,
+    /// A read attempt at one replica not answered within this is retried at another (reads are
+    /// safe to resend; writes are never resent).
+    pub read_attempt_timeout: Duration,
+    /// Wait before retrying a part whose target knew no leader.
+    pub retry_backoff: Duration,
+    /// Every peer gets a ping this often, so liveness is known even when all groups are quiet.
+    pub ping_interval: Duration,
+    /// A peer not heard from for this long is suspected: groups it led wake and elect.
+    pub suspect_after: Duration,
+    /// Bug switches.
+    pub bugs: NodeBugs,
+    /// Distinct for every boot of this node (the runtime persists a counter; the simulator
+    /// counts restarts): forwarded writes carry it so duplicates are recognised.
+    pub incarnation: u64,
+}
+
+impl NodeConfig {
+    /// Defaults for node `id` of `members`. Shard snapshots are not yet taken through the node,
+    /// so log compaction is off (`snapshot_entries`/`snapshot_bytes` = `u64::MAX`).
+    pub fn new(id: NodeId, members: Vec<NodeId>, seed: u64) -> Self {
+        let mut raft = MultiRaftConfig::new(id, seed);
+        raft.raft.snapshot_entries = u64::MAX;
+        raft.raft.snapshot_bytes = u64::MAX;
+        let election = raft.raft.election_timeout_max;
+        NodeConfig {
+            id,
+            members,
+            raft,
+            router: RouterPolicy::LocalFirst,
+            request_timeout: Duration::from_secs(5),
+            read_attempt_timeout: Duration::from_millis(500),
+            retry_backoff: Duration::from_millis(20),
+            ping_interval: Duration::from_millis(100),
+            suspect_after: election,
+            bugs: NodeBugs::default(),
+            incarnation: 0,
+        }
+    }
+}
+
+/// Everything that can happen to a node.
+#[derive(Clone, Debug)]
+pub enum NodeInput {
+    /// Time passed; step at (or after) `Node::next_deadline`.
+    Tick,
+    /// What a peer sent.
+    Envelope(NodeEnvelope),
+    /// The driver made every persist batch up to `seq` durable.
+    Persisted {
+        /// Newest durable batch.
+        seq: u64,
+    },
+    /// A client request.
+    Request {
+        /// Echoed in the answer.
+        client: ClientId,
+        /// The request.
+        request: Request,
+    },
+    /// The driver applied a shard group's entries up to `index`.
+    Applied {
+        /// The shard group.
+        group: GroupId,
+        /// Highest applied index.
+        index: LogIndex,
+    },
+    /// The driver answered a `Read` output.
+    ReadDone {
+        /// The read.
+        read: u64,
+        /// The engine's answer.
+        result: Result<ShardAnswer, String>,
+    },
+    /// A driver answer for one group's snapshot requests (see [`NodeOutput::Raft`]).
+    Raft {
+        /// The group.
+        group: GroupId,
+        /// Its input.
+        input: RaftInput,
+    },
+}
+
+/// Everything a node asks its driver to do.
+#[derive(Clone, Debug)]
+pub enum NodeOutput {
+    /// Send to a peer (best effort).
+    Send(NodeEnvelope),
+    /// Durably append, in order after every earlier batch, then step `Persisted { seq }`.
+    Persist {
+        /// Strictly increasing.
+        seq: u64,
+        /// Records of all groups.
+        records: Vec<PersistRecord>,
+    },
+    /// Host an engine for a shard replica (idempotent: a restart replays the metadata).
+    ShardCreated {
+        /// The shard's group.
+        group: GroupId,
+        /// Collection name.
+        collection: String,
+        /// Its configuration.
+        config: CollectionConfig,
+    },
+    /// Drop a shard replica's engine.
+    ShardDropped {
+        /// The shard's group.
+        group: GroupId,
+    },
+    /// Apply a shard group's committed entry (in index order; `None` for entries without a
+    /// command), then step `Applied`.
+    Apply {
+        /// The shard group.
+        group: GroupId,
+        /// The entry's index.
+        index: LogIndex,
+        /// The encoded points command, if any.
+        command: Option<Bytes>,
+    },
+    /// Answer `query` from the shard's applied state now (the node waited until it is fresh
+    /// enough), then step `ReadDone`.
+    Read {
+        /// Echo in `ReadDone`.
+        read: u64,
+        /// The shard group.
+        group: GroupId,
+        /// The query.
+        query: ShardQuery,
+    },
+    /// Answer a client.
+    Respond {
+        /// The request.
+        client: ClientId,
+        /// The answer.
+        result: Result<Reply, NodeError>,
+    },
+    /// One group's snapshot request, as Raft emitted it; answered with [`NodeInput::Raft`].
+    Raft {
+        /// The group.
+        group: GroupId,
+        /// The request.
+        output: RaftOutput,
+    },
+}

@@ -1,0 +1,463 @@
+//! The node machine: its state, the step loop, what it does with its multi-Raft host's outputs,
+//! the metadata state machine it applies itself, and its liveness pings. Serving parts for other
+//! nodes is in `serve.rs`; splitting client requests into parts and gathering the answers is in
+//! `origin.rs`.
+//!
+//! One step drains a work queue: host inputs (stepped into the multi-Raft host, whose outputs may
+//! queue more work) and node messages (from peers, or from this node to itself: a part whose
+//! target is this node takes the same path as a remote one, through the loopback). Then write
+//! acknowledgements are checked and everything for each peer leaves as one envelope.
+
+use super::io::{NodeBugs, NodeConfig, NodeInput, NodeOutput};
+use super::message::{NodeEnvelope, PeerMessage};
+use super::metadata::{METADATA_GROUP, MetaCommand, MetaEvent, Metadata, group_shard};
+use super::origin::{ClientState, Part};
+use super::router::Router;
+use super::serve::Serve;
+use crate::contract::{NodeId, StateMachine, Time};
+use crate::multiraft::{Envelope, MultiRaft, MultiRaftInput, MultiRaftOutput};
+use crate::raft::{DurableState, EntryPayload, GroupId, LogIndex, RaftNode, RaftOutput};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Counters of what a node did (for the simulator's summary and metrics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Client requests by kind.
+    pub requests: BTreeMap<&'static str, u64>,
+    /// Parts sent to another node.
+    pub forwarded: u64,
+    /// Parts retried at another replica or after a backoff.
+    pub retries: u64,
+    /// Peers suspected by the liveness pings.
+    pub suspicions: u64,
+}
+
+/// A timer of the node (the host keeps its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Timer {
+    /// A client request's deadline.
+    Deadline(super::request::ClientId),
+    /// Retry a part (attempt number when armed).
+    Retry(u64, u32),
+    /// A read attempt's own timeout (attempt number when armed).
+    ReadAttempt(u64, u32),
+    /// Forget a serve nobody will ask about any more.
+    ServeExpiry(u64),
+}
+
+/// Work inside one step.
+pub(super) enum Work {
+    /// Step the host.
+    Host(MultiRaftInput),
+    /// A node message from `from` (possibly this node).
+    Peer(NodeId, PeerMessage),
+}
+
+/// The node: see the module documentation of `node`.
+pub struct Node {
+    pub(super) cfg: NodeConfig,
+    pub(super) bugs: NodeBugs,
+    pub(super) host: MultiRaft,
+    pub(super) meta: Metadata,
+    /// Durable state found at boot, handed to each group when the metadata recreates it.
+    recovered: BTreeMap<GroupId, DurableState>,
+    /// Per shard group, the index the driver reported applied.
+    pub(super) applied: BTreeMap<GroupId, LogIndex>,
+    /// Per group, the leader last heard of.
+    pub(super) leader_hints: BTreeMap<GroupId, NodeId>,
+    pub(super) router: Router,
+    pub(super) clients: BTreeMap<super::request::ClientId, ClientState>,
+    pub(super) parts: BTreeMap<u64, Part>,
+    pub(super) serves: BTreeMap<u64, Serve>,
+    pub(super) timers: BTreeSet<(Time, Timer)>,
+    pub(super) next_id: u64,
+    pub(super) work: VecDeque<Work>,
+    outbox: BTreeMap<NodeId, NodeEnvelope>,
+    /// Metadata apply results by index, kept until the serve of that write answers.
+    pub(super) meta_results: BTreeMap<LogIndex, Result<(), String>>,
+    last_heard: BTreeMap<NodeId, Time>,
+    pub(super) suspected: BTreeSet<NodeId>,
+    next_ping: Time,
+    pub(super) stats: NodeStats,
+    boot_out: Vec<NodeOutput>,
+    /// Forwarded writes seen, per origin incarnation (see `first_copy`).
+    seen_writes: BTreeMap<(NodeId, u64), SeenWindow>,
+}
+
+/// Anti-replay window over one origin incarnation's part ids (as IPsec does for packets): ids
+/// within `WINDOW` of the highest seen are remembered; older ones are refused outright.
+#[derive(Default)]
+struct SeenWindow {
+    highest: u64,
+    seen: BTreeSet<(u64, u32)>,
+}
+
+const WINDOW: u64 = 1 << 16;
+
+impl Node {
+    /// Boots a node. `recovered` is every group's durable state from the WAL (empty on first
+    /// boot); shard engines start empty and are rebuilt by replaying their logs.
+    pub fn new(cfg: NodeConfig, recovered: BTreeMap<GroupId, DurableState>, now: Time) -> Node {
+        assert!(cfg.members.contains(&cfg.id), "node {} is not a member", cfg.id);
+        let mut recovered = recovered;
+        let bugs = cfg.bugs.effective();
+        let mut node = Node {
+            host: MultiRaft::new(cfg.raft.clone()),
+            meta: Metadata::new(cfg.members.clone()),
+            router: Router::new(cfg.router),
+            bugs,
+            applied: BTreeMap::new(),
+            leader_hints: BTreeMap::new(),
+            clients: BTreeMap::new(),
+            parts: BTreeMap::new(),
+            serves: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            next_id: 1,
+            work: VecDeque::new(),
+            outbox: BTreeMap::new(),
+            meta_results: BTreeMap::new(),
+            last_heard: cfg.members.iter().map(|m| (*m, now)).collect(),
+            suspected: BTreeSet::new(),
+            next_ping: now,
+            stats: NodeStats::default(),
+            recovered: BTreeMap::new(),
+            boot_out: Vec::new(),
+            seen_writes: BTreeMap::new(),
+            cfg,
+        };
+        let durable = recovered.remove(&METADATA_GROUP).unwrap_or_default();
+        node.recovered = recovered;
+        let mut out = Vec::new();
+        node.work.push_back(Work::Host(MultiRaftInput::CreateGroup {
+            group: METADATA_GROUP,
+            voters: node.cfg.members.clone(),
+            durable,
+            applied: 0,
+        }));
+        node.drain(now, &mut out);
+        debug_assert!(out.iter().all(|o| matches!(o, NodeOutput::Persist { .. } | NodeOutput::Send(_))));
+        node.boot_out = out;
+        node
+    }
+
+    /// This node.
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    /// The earliest instant the node needs a `Tick`.
+    pub fn next_deadline(&self) -> Option<Time> {
+        let mut d = Some(self.next_ping);
+        for t in [self.host.next_deadline(), self.timers.first().map(|(t, _)| *t)].into_iter().flatten() {
+            d = Some(d.map_or(t, |x: Time| x.min(t)));
+        }
+        d
+    }
+
+    /// The applied metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.meta
+    }
+
+    /// The replica of `group` hosted here.
+    pub fn group(&self, group: GroupId) -> Option<&RaftNode> {
+        self.host.group(group)
+    }
+
+    /// Every hosted group.
+    pub fn groups(&self) -> impl Iterator<Item = (GroupId, &RaftNode)> {
+        self.host.groups()
+    }
+
+    /// The multi-Raft host (for stats).
+    pub fn host(&self) -> &MultiRaft {
+        &self.host
+    }
+
+    /// What the node did so far.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// Client requests not yet answered.
+    pub fn requests_in_flight(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Outputs produced while booting (the metadata group's first records), to be taken once
+    /// by the driver right after [`Node::new`].
+    pub fn take_boot_outputs(&mut self) -> Vec<NodeOutput> {
+        std::mem::take(&mut self.boot_out)
+    }
+
+    pub(super) fn fresh_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Queues `msg` for `to` (this node included: then it is handled in this step).
+    pub(super) fn send_peer(&mut self, to: NodeId, msg: PeerMessage) {
+        if to == self.cfg.id {
+            self.work.push_back(Work::Peer(to, msg));
+        } else {
+            self.envelope_to(to).peer.push(msg);
+        }
+    }
+
+    fn envelope_to(&mut self, to: NodeId) -> &mut NodeEnvelope {
+        let from = self.cfg.id;
+        self.outbox.entry(to).or_insert_with(|| NodeEnvelope { from, to, raft: None, peer: Vec::new() })
+    }
+
+    /// Runs queued work to exhaustion, then the write-acknowledgement checks, until nothing is
+    /// left; then hands out the envelopes.
+    fn drain(&mut self, now: Time, out: &mut Vec<NodeOutput>) {
+        let mut host_out = Vec::new();
+        loop {
+            while let Some(w) = self.work.pop_front() {
+                match w {
+                    Work::Host(input) => {
+                        self.host.step(now, input, &mut host_out);
+                        for o in host_out.drain(..) {
+                            self.on_host_output(now, o, out);
+                        }
+                    }
+                    Work::Peer(from, msg) => self.on_peer(now, from, msg, out),
+                }
+            }
+            self.check_serves(now, out);
+            if self.work.is_empty() {
+                break;
+            }
+        }
+        self.learn_leaders();
+        for (_, env) in std::mem::take(&mut self.outbox) {
+            out.push(NodeOutput::Send(env));
+        }
+    }
+
+    /// Refreshes the leader hints from the groups hosted here.
+    fn learn_leaders(&mut self) {
+        for (g, r) in self.host.groups() {
+            if let Some(l) = r.leader() {
+                self.leader_hints.insert(g, l);
+            }
+        }
+    }
+
+    pub(super) fn on_host_output(&mut self, now: Time, o: MultiRaftOutput, out: &mut Vec<NodeOutput>) {
+        match o {
+            MultiRaftOutput::Send(env) => merge_envelope(self.envelope_to(env.to), env),
+            MultiRaftOutput::Persist { seq, records } => out.push(NodeOutput::Persist { seq, records }),
+            MultiRaftOutput::Apply { group, entry, request } => {
+                if let Some(id) = request {
+                    self.mark_committed(id, entry.index);
+                }
+                if group == METADATA_GROUP {
+                    self.apply_metadata(now, entry.index, &entry.payload, out);
+                    self.work.push_back(Work::Host(MultiRaftInput::Applied { group, index: entry.index }));
+                } else {
+                    let command = match entry.payload {
+                        EntryPayload::Command(b) => Some(b),
+                        _ => None,
+                    };
+                    out.push(NodeOutput::Apply { group, index: entry.index, command });
+                }
+            }
+            MultiRaftOutput::ReadReady { group: _, id, index } => self.read_ready(now, id, index, out),
+            MultiRaftOutput::Respond { group: _, response } => self.group_refused(now, response),
+            MultiRaftOutput::Group { group, output } => match output {
+                RaftOutput::MembershipChanged { .. } => {}
+                output => out.push(NodeOutput::Raft { group, output }),
+            },
+        }
+    }
+
+    /// Applies a committed metadata entry and reacts: shard replicas placed here are created
+    /// or dropped (groups in the host, engines at the driver).
+    fn apply_metadata(&mut self, now: Time, index: LogIndex, payload: &EntryPayload, out: &mut Vec<NodeOutput>) {
+        self.applied.insert(METADATA_GROUP, index);
+        let EntryPayload::Command(bytes) = payload else {
+            return;
+        };
+        let result = MetaCommand::decode(bytes).and_then(|c| self.meta.apply(c));
+        let me = self.cfg.id;
+        match &result {
+            Ok(MetaEvent::Created(c)) => {
+                for (shard, replicas) in c.replicas.iter().enumerate() {
+                    if !replicas.contains(&me) {
+                        continue;
+                    }
+                    let group = super::metadata::shard_group(c.id, shard as u32);
+                    out.push(NodeOutput::ShardCreated { group, collection: c.name.clone(), config: c.config.clone() });
+                    self.applied.insert(group, 0);
+                    let durable = self.recovered.remove(&group).unwrap_or_default();
+                    self.work.push_back(Work::Host(MultiRaftInput::CreateGroup {
+                        group,
+                        voters: replicas.clone(),
+                        durable,
+                        applied: 0,
+                    }));
+                }
+            }
+            Ok(MetaEvent::Dropped(c)) => {
+                for (shard, replicas) in c.replicas.iter().enumerate() {
+                    if replicas.contains(&me) {
+                        let group = super::metadata::shard_group(c.id, shard as u32);
+                        self.applied.remove(&group);
+                        self.leader_hints.remove(&group);
+                        self.work.push_back(Work::Host(MultiRaftInput::RemoveGroup { group }));
+                        out.push(NodeOutput::ShardDropped { group });
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        if self.serves.values().any(|s| s.waits_for_meta(index)) {
+            self.meta_results.insert(index, result.map(|_| ()));
+        }
+        self.metadata_applied(now, index, out);
+    }
+
+    /// Routes every peer message.
+    fn on_peer(&mut self, now: Time, from: NodeId, msg: PeerMessage, out: &mut Vec<NodeOutput>) {
+        match msg {
+            PeerMessage::Write { part, origin_incarnation, attempt, group, command, ack } => {
+                if self.first_copy(from, origin_incarnation, part, attempt) {
+                    self.serve_write(now, from, part, group, command, ack, out)
+                }
+            }
+            PeerMessage::Read { part, group, query, level } => self.serve_read(now, from, part, group, query, level, out),
+            PeerMessage::WriteReply { part, result } => self.write_replied(now, from, part, result, out),
+            PeerMessage::ReadReply { part, result } => self.read_replied(now, from, part, result, out),
+            PeerMessage::Ping => {}
+        }
+    }
+
+    /// Whether this is the first copy of a forwarded write to arrive (networks duplicate and
+    /// replay packets; a second proposal could apply an old write after a newer one). Limits:
+    /// the memory is lost at a restart, so a copy replayed to a restarted node is proposed again;
+    /// exactly-once across restarts needs the dedup in the replicated state (Raft sessions).
+    fn first_copy(&mut self, origin: NodeId, incarnation: u64, part: u64, attempt: u32) -> bool {
+        let w = self.seen_writes.entry((origin, incarnation)).or_default();
+        if part + WINDOW <= w.highest || !w.seen.insert((part, attempt)) {
+            return false;
+        }
+        if part > w.highest {
+            w.highest = part;
+            let floor = part.saturating_sub(WINDOW);
+            w.seen = w.seen.split_off(&(floor, 0));
+        }
+        true
+    }
+
+    /// Liveness: any envelope from a peer proves it alive; silence for `suspect_after` makes
+    /// it suspected, which wakes the groups it led.
+    fn heard_from(&mut self, now: Time, peer: NodeId) {
+        self.last_heard.insert(peer, now);
+        if self.suspected.remove(&peer) {
+            self.work.push_back(Work::Host(MultiRaftInput::PeerUp { node: peer }));
+        }
+    }
+
+    fn liveness_tick(&mut self, now: Time) {
+        let me = self.cfg.id;
+        for (&peer, &at) in &self.last_heard {
+            if peer != me && now.saturating_since(at) > self.cfg.suspect_after && !self.suspected.contains(&peer) {
+                self.suspected.insert(peer);
+                self.stats.suspicions += 1;
+                self.work.push_back(Work::Host(MultiRaftInput::PeerDown { node: peer }));
+            }
+        }
+        if now >= self.next_ping {
+            self.next_ping = now + self.cfg.ping_interval;
+            for peer in self.cfg.members.clone() {
+                if peer != me {
+                    self.envelope_to(peer).peer.push(PeerMessage::Ping);
+                }
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, now: Time, out: &mut Vec<NodeOutput>) {
+        while let Some(&(at, timer)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            match timer {
+                Timer::Deadline(client) => self.deadline(now, client, out),
+                Timer::Retry(part, attempt) => self.retry_due(now, part, attempt),
+                Timer::ReadAttempt(part, attempt) => self.read_attempt_expired(now, part, attempt),
+                Timer::ServeExpiry(id) => {
+                    self.serves.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+impl StateMachine for Node {
+    type Input = NodeInput;
+    type Output = NodeOutput;
+
+    fn step(&mut self, now: Time, input: NodeInput, out: &mut Vec<NodeOutput>) {
+        match input {
+            NodeInput::Tick => {
+                self.fire_timers(now, out);
+                self.liveness_tick(now);
+                self.work.push_back(Work::Host(MultiRaftInput::Tick));
+            }
+            NodeInput::Envelope(env) => {
+                if env.to != self.cfg.id || !self.cfg.members.contains(&env.from) || env.from == self.cfg.id {
+                    return; // misrouted or from outside the cluster: dropped
+                }
+                self.heard_from(now, env.from);
+                if let Some(raft) = env.raft {
+                    self.work.push_back(Work::Host(MultiRaftInput::Envelope(raft)));
+                }
+                for msg in env.peer {
+                    self.work.push_back(Work::Peer(env.from, msg));
+                }
+            }
+            NodeInput::Persisted { seq } => self.work.push_back(Work::Host(MultiRaftInput::Persisted { seq })),
+            NodeInput::Request { client, request } => self.client_request(now, client, request, out),
+            NodeInput::Applied { group, index } => {
+                if group == METADATA_GROUP || !self.applied.contains_key(&group) {
+                    return; // the metadata group is applied here; dropped shards are gone
+                }
+                let a = self.applied.entry(group).or_insert(0);
+                if index <= *a {
+                    return;
+                }
+                *a = index;
+                self.work.push_back(Work::Host(MultiRaftInput::Applied { group, index }));
+            }
+            NodeInput::ReadDone { read, result } => self.read_done(now, read, result),
+            NodeInput::Raft { group, input } => {
+                if group != METADATA_GROUP {
+                    self.work.push_back(Work::Host(MultiRaftInput::Group { group, input }));
+                }
+            }
+        }
+        self.drain(now, out);
+    }
+}
+
+/// Appends a host envelope's contents to the one already going to the same node.
+fn merge_envelope(env: &mut NodeEnvelope, add: Envelope) {
+    match &mut env.raft {
+        None => env.raft = Some(add),
+        Some(e) => {
+            e.heartbeats.extend(add.heartbeats);
+            e.acks.extend(add.acks);
+            e.messages.extend(add.messages);
+        }
+    }
+}
+
+/// The shard number of a shard group (for errors and gathers).
+pub(super) fn shard_of_group(group: GroupId) -> u32 {
+    group_shard(group).1
+}

@@ -1,0 +1,136 @@
+//! What nodes send each other: one [`NodeEnvelope`] per destination per step, carrying the
+//! multi-Raft envelope (every group's messages, heartbeats coalesced) and the node's own
+//! messages: forwarded writes and reads, their answers, and a liveness ping so a node notices a
+//! dead peer even when every group between them is quiesced.
+
+use super::request::WriteAck;
+use super::shard::{ShardAnswer, ShardQuery};
+use crate::contract::NodeId;
+use crate::multiraft::Envelope;
+use crate::raft::{GroupId, LogIndex, ReadMode};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Names one forwarded part on its origin node (echoed in the reply).
+pub type PartId = u64;
+
+/// How a forwarded read must be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServeLevel {
+    /// From the applied state as it is.
+    Applied,
+    /// After this replica applied at least this index (read-your-writes).
+    AtLeast(LogIndex),
+    /// Linearizably, at the leader.
+    Linearizable(ReadMode),
+    /// The leader's view of its replicas (no engine involved).
+    Status,
+}
+
+/// Why a node could not serve a forwarded part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Error)]
+pub enum ServeError {
+    /// Not the group's leader; try `leader` if known. Nothing was done.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader the serving node believes in.
+        leader: Option<NodeId>,
+    },
+    /// The group is not hosted on this node. Nothing was done.
+    #[error("group not hosted")]
+    NotHosted,
+    /// The leader is at its uncommitted-bytes bound. Nothing was done.
+    #[error("overloaded")]
+    Overloaded,
+    /// Leadership was lost after the write was proposed: it may or may not take effect.
+    #[error("leadership lost, outcome unknown")]
+    Indeterminate,
+    /// The group refused the request. Nothing was done.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The engine could not answer the query.
+    #[error("query failed: {0}")]
+    Failed(String),
+}
+
+impl ServeError {
+    /// Whether the part may have taken effect.
+    pub fn in_doubt(&self) -> bool {
+        matches!(self, ServeError::Indeterminate)
+    }
+}
+
+/// A successful answer to a forwarded read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Served {
+    /// The engine's answer (or the status, encoded in `status`).
+    pub answer: Option<ShardAnswer>,
+    /// Replica status lines (for `ServeLevel::Status`).
+    pub status: Vec<super::request::ReplicaStatus>,
+    /// The serving replica's applied index.
+    pub applied: LogIndex,
+    /// The commit index it knew.
+    pub commit: LogIndex,
+}
+
+/// A node's own message to a peer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// Propose `command` in `group` (to its leader) and answer once `ack` holds.
+    Write {
+        /// Echoed.
+        part: PartId,
+        /// The origin's incarnation and the attempt number: with `part`, they name this send,
+        /// so a duplicated or replayed copy is not proposed twice.
+        origin_incarnation: u64,
+        /// Attempt of this part (a retry at the same node is a new send).
+        attempt: u32,
+        /// The group.
+        group: GroupId,
+        /// The command.
+        command: Bytes,
+        /// When to answer.
+        ack: WriteAck,
+    },
+    /// The answer to a write: the entry's index, or why not.
+    WriteReply {
+        /// The part.
+        part: PartId,
+        /// Index reached, or the failure.
+        result: Result<LogIndex, ServeError>,
+    },
+    /// Answer `query` on `group` as `level` says.
+    Read {
+        /// Echoed.
+        part: PartId,
+        /// The group.
+        group: GroupId,
+        /// The query.
+        query: Option<ShardQuery>,
+        /// How fresh.
+        level: ServeLevel,
+    },
+    /// The answer to a read.
+    ReadReply {
+        /// The part.
+        part: PartId,
+        /// The answer or why not.
+        result: Result<Served, ServeError>,
+    },
+    /// "I am alive" (sent every ping interval; any envelope counts as one).
+    Ping,
+}
+
+/// Everything one node sends another in one step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeEnvelope {
+    /// Sender.
+    pub from: NodeId,
+    /// Receiver.
+    pub to: NodeId,
+    /// Raft traffic of every group between the two.
+    pub raft: Option<Envelope>,
+    /// The node's own messages, in order.
+    pub peer: Vec<PeerMessage>,
+}

@@ -1,0 +1,254 @@
+//! The cluster's metadata: the replicated state machine of the metadata group (group 0, every
+//! cluster member a voter). It holds the collections and, for each shard, which nodes hold its
+//! replicas. Every node applies the same commands in the same order and reacts to the result by
+//! creating or dropping its own shard replicas, so nobody needs to be told separately.
+//!
+//! Placement is rendezvous hashing (highest random weight): shard `s` of collection id `c` goes to
+//! the `replication_factor` members with the highest blake3 score of `(group id, node)`. It is a
+//! fixed, documented function of the member list, so every node computes the same map; the
+//! placement issue replaces it with a zone-aware planner that writes its decisions here.
+
+use super::request::CollectionInfo;
+use super::sharding::{MAX_SHARDS, ShardId};
+use crate::contract::NodeId;
+use crate::raft::GroupId;
+use crate::vector::collection::{CollectionConfig, validate_collection_name};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The metadata group's id.
+pub const METADATA_GROUP: GroupId = 0;
+
+/// Version byte in front of every encoded metadata command.
+const META_VERSION: u8 = 1;
+
+/// The Raft group of shard `shard` of the collection numbered `collection`.
+pub fn shard_group(collection: u32, shard: ShardId) -> GroupId {
+    debug_assert!(collection > 0, "collection ids start at 1; group 0 is the metadata group");
+    ((collection as u64) << 32) | shard as u64
+}
+
+/// The (collection number, shard) of a shard group.
+pub fn group_shard(group: GroupId) -> (u32, ShardId) {
+    ((group >> 32) as u32, group as u32)
+}
+
+/// A command of the metadata group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MetaCommand {
+    /// Create a collection.
+    CreateCollection {
+        /// Its name.
+        name: String,
+        /// Its configuration.
+        config: CollectionConfig,
+        /// Shard count.
+        shards: u32,
+        /// Replicas per shard.
+        replication_factor: u32,
+    },
+    /// Drop a collection.
+    DropCollection {
+        /// Its name.
+        name: String,
+    },
+}
+
+impl MetaCommand {
+    /// Version byte + postcard.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![META_VERSION];
+        out.extend(postcard::to_allocvec(self).expect("metadata commands always encode"));
+        out
+    }
+
+    /// Decodes bytes from the log; errors (never panics) on anything else.
+    pub fn decode(bytes: &[u8]) -> Result<MetaCommand, String> {
+        match bytes.split_first() {
+            Some((&META_VERSION, rest)) => postcard::from_bytes(rest).map_err(|e| format!("bad metadata command: {e}")),
+            Some((v, _)) => Err(format!("metadata command version {v} unknown")),
+            None => Err("empty metadata command".into()),
+        }
+    }
+}
+
+/// One collection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CollectionMeta {
+    /// Number in group ids; never reused.
+    pub id: u32,
+    /// Its name.
+    pub name: String,
+    /// Its configuration.
+    pub config: CollectionConfig,
+    /// Replica nodes per shard, preferred leader first.
+    pub replicas: Vec<Vec<NodeId>>,
+}
+
+impl CollectionMeta {
+    /// Number of shards.
+    pub fn shard_count(&self) -> u32 {
+        self.replicas.len() as u32
+    }
+
+    /// As clients see it.
+    pub fn info(&self) -> CollectionInfo {
+        CollectionInfo { name: self.name.clone(), config: self.config.clone(), replicas: self.replicas.clone() }
+    }
+}
+
+/// What applying a command changed, for the node to react to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetaEvent {
+    /// A collection now exists.
+    Created(CollectionMeta),
+    /// A collection is gone.
+    Dropped(CollectionMeta),
+}
+
+/// The metadata state machine.
+#[derive(Clone, Debug)]
+pub struct Metadata {
+    members: Vec<NodeId>,
+    next_id: u32,
+    collections: BTreeMap<String, CollectionMeta>,
+    by_id: BTreeMap<u32, String>,
+}
+
+impl Metadata {
+    /// The empty metadata of a cluster of `members`.
+    pub fn new(members: Vec<NodeId>) -> Self {
+        Metadata { members, next_id: 1, collections: BTreeMap::new(), by_id: BTreeMap::new() }
+    }
+
+    /// A collection by name.
+    pub fn collection(&self, name: &str) -> Option<&CollectionMeta> {
+        self.collections.get(name)
+    }
+
+    /// A collection by number.
+    pub fn collection_by_id(&self, id: u32) -> Option<&CollectionMeta> {
+        self.by_id.get(&id).and_then(|n| self.collections.get(n))
+    }
+
+    /// Every collection, by name.
+    pub fn collections(&self) -> impl Iterator<Item = &CollectionMeta> {
+        self.collections.values()
+    }
+
+    /// Checks a create before it is proposed, so a bad request is refused without a log entry
+    /// (apply checks again: the state may change between the two).
+    pub fn check_create(&self, name: &str, config: &CollectionConfig, shards: u32, rf: u32) -> Result<(), String> {
+        validate_collection_name(name).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        if shards == 0 || shards > MAX_SHARDS {
+            return Err(format!("shard_number {shards} not in 1..={MAX_SHARDS}"));
+        }
+        if rf == 0 || rf as usize > self.members.len() {
+            return Err(format!("replication_factor {rf} not in 1..={}", self.members.len()));
+        }
+        Ok(())
+    }
+
+    /// Applies one committed command. `Err` is a deterministic refusal (same on every node).
+    pub fn apply(&mut self, command: MetaCommand) -> Result<MetaEvent, String> {
+        match command {
+            MetaCommand::CreateCollection { name, config, shards, replication_factor } => {
+                self.check_create(&name, &config, shards, replication_factor)?;
+                if self.collections.contains_key(&name) {
+                    return Err(format!("collection {name:?} already exists"));
+                }
+                let id = self.next_id;
+                self.next_id += 1;
+                let replicas =
+                    (0..shards).map(|s| place(&self.members, shard_group(id, s), replication_factor)).collect();
+                let meta = CollectionMeta { id, name: name.clone(), config, replicas };
+                self.by_id.insert(id, name.clone());
+                self.collections.insert(name, meta.clone());
+                Ok(MetaEvent::Created(meta))
+            }
+            MetaCommand::DropCollection { name } => {
+                let meta = self.collections.remove(&name).ok_or_else(|| format!("collection {name:?} not found"))?;
+                self.by_id.remove(&meta.id);
+                Ok(MetaEvent::Dropped(meta))
+            }
+        }
+    }
+}
+
+/// Rendezvous placement: the `rf` members with the highest score for `group`, best first.
+pub fn place(members: &[NodeId], group: GroupId, rf: u32) -> Vec<NodeId> {
+    let mut scored: Vec<(u64, NodeId)> = members
+        .iter()
+        .map(|&node| {
+            let mut h = blake3::Hasher::new();
+            h.update(b"vecraft/placement/v1");
+            h.update(&group.to_le_bytes());
+            h.update(&node.to_le_bytes());
+            let b = h.finalize();
+            (u64::from_le_bytes(b.as_bytes()[..8].try_into().expect("8 bytes")), node)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.cmp(a));
+    scored.into_iter().take(rf as usize).map(|(_, n)| n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vector::collection::Distance;
+
+    fn create(name: &str, shards: u32, rf: u32) -> MetaCommand {
+        MetaCommand::CreateCollection {
+            name: name.into(),
+            config: CollectionConfig::new(4, Distance::Cosine),
+            shards,
+            replication_factor: rf,
+        }
+    }
+
+    #[test]
+    fn placement_is_deterministic_distinct_and_spread() {
+        let members = vec![1, 2, 3, 4, 5];
+        let mut firsts = BTreeMap::new();
+        for s in 0..200 {
+            let p = place(&members, shard_group(1, s), 3);
+            assert_eq!(p, place(&members, shard_group(1, s), 3));
+            let mut d = p.clone();
+            d.sort();
+            d.dedup();
+            assert_eq!(d.len(), 3);
+            *firsts.entry(p[0]).or_insert(0) += 1;
+        }
+        // Every member prefers some shards, none more than twice its fair share.
+        assert_eq!(firsts.len(), 5);
+        assert!(firsts.values().all(|&n| n <= 80), "{firsts:?}");
+    }
+
+    #[test]
+    fn create_and_drop_allocate_fresh_ids_and_refuse_bad_input() {
+        let mut m = Metadata::new(vec![1, 2, 3]);
+        let MetaEvent::Created(a) = m.apply(create("a", 2, 3)).unwrap() else { panic!() };
+        assert_eq!(a.id, 1);
+        assert_eq!(a.replicas.len(), 2);
+        assert!(m.apply(create("a", 1, 1)).unwrap_err().contains("exists"));
+        // Bounds: rf = members accepted, members + 1 refused; 0 shards refused.
+        assert!(m.check_create("b", &CollectionConfig::new(4, Distance::Dot), 1, 3).is_ok());
+        assert!(m.check_create("b", &CollectionConfig::new(4, Distance::Dot), 1, 4).is_err());
+        assert!(m.check_create("b", &CollectionConfig::new(4, Distance::Dot), 0, 1).is_err());
+        m.apply(MetaCommand::DropCollection { name: "a".into() }).unwrap();
+        let MetaEvent::Created(a2) = m.apply(create("a", 1, 1)).unwrap() else { panic!() };
+        assert_eq!(a2.id, 2, "ids are never reused, so a re-created collection gets fresh groups");
+        assert!(m.apply(MetaCommand::DropCollection { name: "zz".into() }).is_err());
+    }
+
+    #[test]
+    fn commands_round_trip_and_garbage_is_an_error() {
+        let c = create("x", 3, 2);
+        assert_eq!(MetaCommand::decode(&c.encode()).unwrap(), c);
+        assert!(MetaCommand::decode(&[]).is_err());
+        assert!(MetaCommand::decode(&[9, 1, 2]).is_err());
+        assert!(MetaCommand::decode(&[META_VERSION, 0xff, 0xff]).is_err());
+        assert_eq!(group_shard(shard_group(7, 3)), (7, 3));
+    }
+}

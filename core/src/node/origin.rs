@@ -1,0 +1,597 @@
+//! The origin side of a client request: it is split into parts, one per group it touches; each
+//! part goes to the replica its level calls for (the leader by hint cache, or a replica by the
+//! router policy), is retried on "not leader" or silence (reads only), and the answers are
+//! gathered into one reply — top-k merged with the id tie-break, counts summed, pages merged —
+//! or one error naming the shard that failed.
+
+use super::io::NodeOutput;
+use super::machine::{Node, Timer};
+use super::message::{PeerMessage, ServeError, ServeLevel, Served};
+use super::metadata::{METADATA_GROUP, MetaCommand, shard_group};
+use super::request::{ClientId, NodeError, ReadLevel, ReadOptions, Reply, Request, Staleness, WriteAck};
+use super::scatter::{self, GatherError, ShardFailure};
+use super::shard::{ShardAnswer, ShardQuery, split_command};
+use super::sharding::{ShardId, shard_of};
+use crate::contract::{NodeId, Time};
+use crate::raft::{GroupId, LogIndex, ReadMode};
+use crate::vector::collection::{Distance, PointsOp};
+use crate::vector::point::{PointId, Record, ScoredPoint};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a request's answers become.
+pub(super) enum Gather {
+    Meta,
+    Write,
+    Search { distance: Distance, offset: usize, limit: usize },
+    Get { order: Vec<PointId> },
+    Count,
+    Scroll { limit: usize },
+    Status,
+}
+
+/// Why one part failed.
+#[derive(Clone, Debug)]
+enum PartFailure {
+    /// No answer in time; `in_doubt` if the write may have been proposed.
+    Timeout { in_doubt: bool },
+    /// The serving node's answer.
+    Serve(ServeError),
+}
+
+enum PartResult {
+    Write(Result<LogIndex, PartFailure>),
+    Read(Result<Served, PartFailure>, NodeId),
+}
+
+/// A client request being answered.
+pub(super) struct ClientState {
+    gather: Gather,
+    read: ReadOptions,
+    open: BTreeSet<u64>,
+    results: Vec<(ShardId, PartResult)>,
+    /// A committed metadata write: answer once this node applied it too.
+    wait_meta: Option<LogIndex>,
+}
+
+enum PartKind {
+    Write { command: Bytes, ack: WriteAck },
+    Read { query: Option<ShardQuery>, level: ServeLevel, any_replica: bool },
+}
+
+/// One part of a client request.
+pub(super) struct Part {
+    client: ClientId,
+    shard: ShardId,
+    group: GroupId,
+    replicas: Vec<NodeId>,
+    kind: PartKind,
+    target: NodeId,
+    attempt: u32,
+    sent_at: Time,
+    /// A write sent and not refused: it may be proposed.
+    in_doubt: bool,
+}
+
+impl Node {
+    fn respond(&mut self, client: ClientId, result: Result<Reply, NodeError>, out: &mut Vec<NodeOutput>) {
+        out.push(NodeOutput::Respond { client, result });
+    }
+
+    /// A new client request.
+    pub(super) fn client_request(&mut self, now: Time, client: ClientId, request: Request, out: &mut Vec<NodeOutput>) {
+        *self.stats.requests.entry(request.kind()).or_insert(0) += 1;
+        if self.clients.contains_key(&client) {
+            return self.respond(client, Err(NodeError::Invalid(format!("request id {client} already in flight"))), out);
+        }
+        let members = self.cfg.members.clone();
+        let mut parts: Vec<(ShardId, GroupId, Vec<NodeId>, PartKind)> = Vec::new();
+        let mut read = ReadOptions::default();
+        let gather = match request {
+            Request::ListCollections => {
+                let list = self.meta.collections().map(|c| c.info()).collect();
+                return self.respond(client, Ok(Reply::Collections(list)), out);
+            }
+            Request::CreateCollection { name, config, shards, replication_factor } => {
+                if let Err(e) = self.meta.check_create(&name, &config, shards, replication_factor) {
+                    return self.respond(client, Err(NodeError::Invalid(e)), out);
+                }
+                if self.meta.collection(&name).is_some() {
+                    return self.respond(client, Err(NodeError::CollectionExists(name)), out);
+                }
+                let cmd = MetaCommand::CreateCollection { name, config, shards, replication_factor };
+                let kind = PartKind::Write { command: Bytes::from(cmd.encode()), ack: WriteAck::Quorum };
+                parts.push((0, METADATA_GROUP, members, kind));
+                Gather::Meta
+            }
+            Request::DropCollection { name } => {
+                if self.meta.collection(&name).is_none() {
+                    return self.respond(client, Err(NodeError::NoSuchCollection(name)), out);
+                }
+                let cmd = MetaCommand::DropCollection { name };
+                let kind = PartKind::Write { command: Bytes::from(cmd.encode()), ack: WriteAck::Quorum };
+                parts.push((0, METADATA_GROUP, members, kind));
+                Gather::Meta
+            }
+            Request::Write { collection, op, ack } => {
+                let Some(c) = self.meta.collection(&collection) else {
+                    return self.respond(client, Err(NodeError::NoSuchCollection(collection)), out);
+                };
+                if let Err(e) = check_vectors(&op, c.config.vector_size) {
+                    return self.respond(client, Err(NodeError::Invalid(e)), out);
+                }
+                for (shard, op) in split_command(op, c.shard_count()) {
+                    let command = super::shard::encode_command(&op);
+                    let replicas = c.replicas[shard as usize].clone();
+                    parts.push((shard, shard_group(c.id, shard), replicas, PartKind::Write { command, ack }));
+                }
+                Gather::Write
+            }
+            Request::Search { collection, request, read: r } => {
+                let Some(c) = self.meta.collection(&collection) else {
+                    return self.respond(client, Err(NodeError::NoSuchCollection(collection)), out);
+                };
+                if request.vector.len() != c.config.vector_size as usize {
+                    let e = format!("query vector has {} dimensions, collection has {}", request.vector.len(), c.config.vector_size);
+                    return self.respond(client, Err(NodeError::Invalid(e)), out);
+                }
+                let gather = Gather::Search { distance: c.config.distance, offset: request.offset, limit: request.limit };
+                let mut per_shard = request;
+                per_shard.limit = per_shard.offset.saturating_add(per_shard.limit);
+                per_shard.offset = 0;
+                read = r;
+                for shard in 0..c.shard_count() {
+                    let q = Some(ShardQuery::Search(per_shard.clone()));
+                    parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), self.read_kind(q, &read, shard)));
+                }
+                gather
+            }
+            Request::Get { collection, ids, with_payload, with_vector, read: r } => {
+                let Some(c) = self.meta.collection(&collection) else {
+                    return self.respond(client, Err(NodeError::NoSuchCollection(collection)), out);
+                };
+                let mut by_shard: BTreeMap<ShardId, Vec<PointId>> = BTreeMap::new();
+                for id in &ids {
+                    by_shard.entry(shard_of(*id, c.shard_count())).or_default().push(*id);
+                }
+                read = r;
+                for (shard, ids) in by_shard {
+                    let q = Some(ShardQuery::Get { ids, with_payload, with_vector });
+                    parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), self.read_kind(q, &read, shard)));
+                }
+                Gather::Get { order: ids }
+            }
+            Request::Count { collection, filter, read: r } => {
+                let Some(c) = self.meta.collection(&collection) else {
+                    return self.respond(client, Err(NodeError::NoSuchCollection(collection)), out);
+                };
+                read = r;
+                for shard in 0..c.shard_count() {
+                    let q = Some(ShardQuery::Count(filter.clone()));
+                    parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), self.read_kind(q, &read, shard)));
+                }
+                Gather::Count
+            }
+            Request::Scroll { collection, request, read: r } => {
+                let Some(c) = self.meta.collection(&collection) else {
+                    return self.respond(client, Err(NodeError::NoSuchCollection(collection)), out);
+                };
+                read = r;
+                let limit = request.limit;
+                for shard in 0..c.shard_count() {
+                    let q = Some(ShardQuery::Scroll(request.clone()));
+                    parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), self.read_kind(q, &read, shard)));
+                }
+                Gather::Scroll { limit }
+            }
+            Request::ReplicaStatus { collection } => {
+                let Some(c) = self.meta.collection(&collection) else {
+                    return self.respond(client, Err(NodeError::NoSuchCollection(collection)), out);
+                };
+                for shard in 0..c.shard_count() {
+                    let kind = PartKind::Read { query: None, level: ServeLevel::Status, any_replica: false };
+                    parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), kind));
+                }
+                Gather::Status
+            }
+        };
+        let deadline = now + self.cfg.request_timeout;
+        let mut state = ClientState { gather, read, open: BTreeSet::new(), results: Vec::new(), wait_meta: None };
+        if parts.is_empty() {
+            self.clients.insert(client, state);
+            return self.complete(client, out);
+        }
+        let mut ids = Vec::new();
+        for (shard, group, replicas, kind) in parts {
+            let id = self.fresh_id();
+            state.open.insert(id);
+            let target = replicas[0];
+            self.parts.insert(id, Part { client, shard, group, replicas, kind, target, attempt: 0, sent_at: now, in_doubt: false });
+            ids.push(id);
+        }
+        self.clients.insert(client, state);
+        self.timers.insert((deadline, Timer::Deadline(client)));
+        for id in ids {
+            self.send_part(now, id, None);
+        }
+    }
+
+    /// How a read part of `level` is routed and served.
+    fn read_kind(&self, query: Option<ShardQuery>, read: &ReadOptions, shard: ShardId) -> PartKind {
+        let (level, any_replica) = match &read.level {
+            ReadLevel::Eventual => (ServeLevel::Applied, true),
+            ReadLevel::ReadYourWrites(t) => (ServeLevel::AtLeast(t.marks.get(&shard).copied().unwrap_or(0)), true),
+            ReadLevel::Strong if self.bugs.strong_read_at_follower => (ServeLevel::Applied, true),
+            ReadLevel::Strong => (ServeLevel::Linearizable(ReadMode::Lease), false),
+            ReadLevel::Quorum => (ServeLevel::Linearizable(ReadMode::ReadIndex), false),
+        };
+        PartKind::Read { query, level, any_replica }
+    }
+
+    /// Sends part `id` (again), to `to` or to the target its routing picks.
+    fn send_part(&mut self, now: Time, id: u64, to: Option<NodeId>) {
+        let me = self.cfg.id;
+        let Some(p) = self.parts.get(&id) else { return };
+        let target = match (to, &p.kind) {
+            (Some(t), _) => t,
+            (None, PartKind::Read { any_replica: true, .. }) => {
+                let suspected = self.suspected.clone();
+                let replicas = p.replicas.clone();
+                self.router.pick(me, &replicas, |n| suspected.contains(&n))
+            }
+            (None, _) => match self.leader_hints.get(&p.group) {
+                Some(l) if p.replicas.contains(l) => *l,
+                _ => p.replicas[p.attempt as usize % p.replicas.len()],
+            },
+        };
+        let p = self.parts.get_mut(&id).expect("checked above");
+        p.attempt += 1;
+        p.target = target;
+        p.sent_at = now;
+        let attempt = p.attempt;
+        let msg = match &p.kind {
+            PartKind::Write { command, ack } => {
+                p.in_doubt = true;
+                PeerMessage::Write {
+                    part: id,
+                    origin_incarnation: self.cfg.incarnation,
+                    attempt,
+                    group: p.group,
+                    command: command.clone(),
+                    ack: *ack,
+                }
+            }
+            PartKind::Read { query, level, .. } => {
+                PeerMessage::Read { part: id, group: p.group, query: query.clone(), level: *level }
+            }
+        };
+        if matches!(msg, PeerMessage::Read { .. }) {
+            self.router.started(target);
+            self.timers.insert((now + self.cfg.read_attempt_timeout, Timer::ReadAttempt(id, attempt)));
+        }
+        if target != me {
+            self.stats.forwarded += 1;
+        }
+        self.send_peer(target, msg);
+    }
+
+    /// A target could not serve part `id` (no leader there, not hosted, overloaded): retry at
+    /// the hinted leader now, or after a backoff at the next replica.
+    fn retry_part(&mut self, now: Time, id: u64, from: NodeId, hint: Option<NodeId>) {
+        self.stats.retries += 1;
+        let Some(p) = self.parts.get_mut(&id) else { return };
+        p.in_doubt = false;
+        match hint {
+            Some(l) if l != from && p.replicas.contains(&l) => {
+                self.leader_hints.insert(p.group, l);
+                self.send_part(now, id, Some(l));
+            }
+            _ => {
+                if self.leader_hints.get(&p.group) == Some(&from) {
+                    self.leader_hints.remove(&p.group);
+                }
+                let attempt = p.attempt;
+                self.timers.insert((now + self.cfg.retry_backoff, Timer::Retry(id, attempt)));
+            }
+        }
+    }
+
+    pub(super) fn retry_due(&mut self, now: Time, id: u64, attempt: u32) {
+        if self.parts.get(&id).is_some_and(|p| p.attempt == attempt) {
+            self.send_part(now, id, None);
+        }
+    }
+
+    /// A read attempt got no answer in time: try another replica (reads are safe to resend).
+    pub(super) fn read_attempt_expired(&mut self, now: Time, id: u64, attempt: u32) {
+        let Some(p) = self.parts.get(&id) else { return };
+        if p.attempt != attempt {
+            return;
+        }
+        let (target, sent, group) = (p.target, p.sent_at, p.group);
+        self.router.finished(target, sent, now, false);
+        if self.leader_hints.get(&group) == Some(&target) {
+            self.leader_hints.remove(&group);
+        }
+        self.stats.retries += 1;
+        self.send_part(now, id, None);
+    }
+
+    pub(super) fn write_replied(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        id: u64,
+        result: Result<LogIndex, ServeError>,
+        out: &mut Vec<NodeOutput>,
+    ) {
+        let Some(p) = self.parts.get(&id) else { return };
+        if p.target != from || !matches!(p.kind, PartKind::Write { .. }) {
+            return;
+        }
+        match result {
+            Ok(index) => {
+                self.leader_hints.insert(p.group, from);
+                self.finish_part(now, id, PartResult::Write(Ok(index)), out);
+            }
+            Err(ServeError::NotLeader { leader }) => self.retry_part(now, id, from, leader),
+            Err(ServeError::NotHosted | ServeError::Overloaded) => self.retry_part(now, id, from, None),
+            Err(e) => self.finish_part(now, id, PartResult::Write(Err(PartFailure::Serve(e))), out),
+        }
+    }
+
+    pub(super) fn read_replied(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        id: u64,
+        result: Result<Served, ServeError>,
+        out: &mut Vec<NodeOutput>,
+    ) {
+        let Some(p) = self.parts.get(&id) else { return };
+        if !matches!(p.kind, PartKind::Read { .. }) {
+            return;
+        }
+        if p.target == from {
+            self.router.finished(from, p.sent_at, now, true);
+        }
+        match result {
+            Ok(served) => self.finish_part(now, id, PartResult::Read(Ok(served), from), out),
+            Err(_) if p.target != from => {} // an older attempt's refusal; the current one stands
+            Err(ServeError::NotLeader { leader }) => self.retry_part(now, id, from, leader),
+            Err(ServeError::NotHosted | ServeError::Overloaded | ServeError::Indeterminate) => {
+                self.retry_part(now, id, from, None)
+            }
+            Err(e) => self.finish_part(now, id, PartResult::Read(Err(PartFailure::Serve(e)), from), out),
+        }
+    }
+
+    fn finish_part(&mut self, _now: Time, id: u64, result: PartResult, out: &mut Vec<NodeOutput>) {
+        let Some(p) = self.parts.remove(&id) else { return };
+        let Some(c) = self.clients.get_mut(&p.client) else { return };
+        c.open.remove(&id);
+        c.results.push((p.shard, result));
+        if c.open.is_empty() {
+            self.complete(p.client, out);
+        }
+    }
+
+    /// A request's deadline: every open part fails with a timeout.
+    pub(super) fn deadline(&mut self, now: Time, client: ClientId, out: &mut Vec<NodeOutput>) {
+        let Some(c) = self.clients.get(&client) else { return };
+        if c.open.is_empty() {
+            // Committed metadata write not yet applied here: it is done all the same.
+            if c.wait_meta.is_some() {
+                self.clients.remove(&client);
+                self.respond(client, Ok(Reply::Done), out);
+            }
+            return;
+        }
+        for id in c.open.clone() {
+            let p = &self.parts[&id];
+            let result = match p.kind {
+                PartKind::Write { .. } => PartResult::Write(Err(PartFailure::Timeout { in_doubt: p.in_doubt })),
+                PartKind::Read { .. } => PartResult::Read(Err(PartFailure::Timeout { in_doubt: false }), p.target),
+            };
+            self.finish_part(now, id, result, out);
+        }
+    }
+
+    /// The metadata group was applied here up to `index`: answer the creates and drops waiting.
+    pub(super) fn metadata_applied(&mut self, _now: Time, index: LogIndex, out: &mut Vec<NodeOutput>) {
+        let ready: Vec<ClientId> =
+            self.clients.iter().filter(|(_, c)| c.wait_meta.is_some_and(|w| w <= index)).map(|(id, _)| *id).collect();
+        for client in ready {
+            self.clients.remove(&client);
+            self.respond(client, Ok(Reply::Done), out);
+        }
+    }
+
+    /// Every part answered: build the reply.
+    fn complete(&mut self, client: ClientId, out: &mut Vec<NodeOutput>) {
+        let Some(mut c) = self.clients.remove(&client) else { return };
+        c.results.sort_by_key(|(s, _)| *s);
+        let result = match c.gather {
+            Gather::Meta => match c.results.pop() {
+                Some((_, PartResult::Write(Ok(index)))) => {
+                    if self.applied.get(&METADATA_GROUP).copied().unwrap_or(0) >= index {
+                        Ok(Reply::Done)
+                    } else {
+                        c.wait_meta = Some(index);
+                        self.clients.insert(client, c);
+                        return;
+                    }
+                }
+                Some((_, PartResult::Write(Err(f)))) => Err(write_error(vec![(0, f)], false)),
+                _ => Err(NodeError::Invalid("metadata request without an answer".into())),
+            },
+            Gather::Write => {
+                let mut token = super::request::ReadToken::default();
+                let mut failed = Vec::new();
+                for (shard, r) in c.results {
+                    match r {
+                        PartResult::Write(Ok(index)) => {
+                            token.marks.insert(shard, index);
+                        }
+                        PartResult::Write(Err(f)) => failed.push((shard, f)),
+                        PartResult::Read(..) => unreachable!("write parts answer writes"),
+                    }
+                }
+                if failed.is_empty() { Ok(Reply::Written { token }) } else { Err(write_error(failed, !token.marks.is_empty())) }
+            }
+            gather => self.gather_reads(gather, &c.read, c.results),
+        };
+        self.respond(client, result, out);
+    }
+
+    fn gather_reads(&self, gather: Gather, read: &ReadOptions, results: Vec<(ShardId, PartResult)>) -> Result<Reply, NodeError> {
+        let eventual = matches!(read.level, ReadLevel::Eventual);
+        let mut staleness = Staleness::default();
+        let mut answers: Vec<(ShardId, Result<Served, ShardFailure>)> = Vec::new();
+        for (shard, r) in results {
+            let PartResult::Read(r, node) = r else { unreachable!("read parts answer reads") };
+            if let Ok(s) = &r {
+                staleness.replicas.insert(shard, (node, s.applied, s.commit));
+            }
+            answers.push((shard, r.map_err(read_failure)));
+        }
+        let staleness = eventual.then_some(staleness);
+        fn pick<T>(
+            answers: Vec<(ShardId, Result<Served, ShardFailure>)>,
+            f: impl Fn(ShardAnswer) -> Option<T>,
+        ) -> Vec<(ShardId, Result<T, ShardFailure>)> {
+            answers
+                .into_iter()
+                .map(|(s, r)| {
+                    let r = r.and_then(|x| {
+                        x.answer.and_then(&f).ok_or_else(|| ShardFailure::Failed("answer of the wrong kind".into()))
+                    });
+                    (s, r)
+                })
+                .collect()
+        }
+        let partial = read.allow_partial;
+        match gather {
+            Gather::Search { distance, offset, limit } => {
+                let hits = pick(answers, |a| if let ShardAnswer::Hits(h) = a { Some(h) } else { None });
+                let g = if self.bugs.merge_without_tie_break {
+                    merge_by_score_only(distance, hits, offset, limit, partial)
+                } else {
+                    scatter::gather_hits(distance, hits, offset, limit, partial)
+                }
+                .map_err(NodeError::Shard)?;
+                Ok(Reply::Hits { hits: g.value, missing: g.missing, staleness })
+            }
+            Gather::Get { order } => {
+                let recs = pick(answers, |a| if let ShardAnswer::Records(r) = a { Some(r) } else { None });
+                let mut missing = Vec::new();
+                let mut by_id: BTreeMap<PointId, Record> = BTreeMap::new();
+                let mut failed: Option<GatherError> = None;
+                for (shard, r) in recs {
+                    match r {
+                        Ok(rs) => by_id.extend(rs.into_iter().map(|r| (r.id, r))),
+                        Err(_) if partial => missing.push(shard),
+                        Err(failure) => {
+                            failed.get_or_insert(GatherError { shard, failure });
+                        }
+                    }
+                }
+                if let Some(e) = failed {
+                    return Err(NodeError::Shard(e));
+                }
+                let mut seen = BTreeSet::new();
+                let records = order.into_iter().filter(|id| seen.insert(*id)).filter_map(|id| by_id.remove(&id)).collect();
+                Ok(Reply::Records { records, missing, staleness })
+            }
+            Gather::Count => {
+                let counts = pick(answers, |a| if let ShardAnswer::Count(n) = a { Some(n) } else { None });
+                let g = scatter::gather_count(counts, partial).map_err(NodeError::Shard)?;
+                Ok(Reply::Count { count: g.value, missing: g.missing })
+            }
+            Gather::Scroll { limit } => {
+                let pages = pick(answers, |a| if let ShardAnswer::Page(p) = a { Some(p) } else { None });
+                let g = scatter::gather_scroll(pages, limit, partial).map_err(NodeError::Shard)?;
+                Ok(Reply::Page { page: g.value, missing: g.missing })
+            }
+            Gather::Status => {
+                let mut lines = Vec::new();
+                for (shard, r) in answers {
+                    match r {
+                        Ok(s) => lines.extend(s.status),
+                        Err(failure) => return Err(NodeError::Shard(GatherError { shard, failure })),
+                    }
+                }
+                Ok(Reply::Status(lines))
+            }
+            Gather::Meta | Gather::Write => unreachable!("handled by complete"),
+        }
+    }
+}
+
+fn read_failure(f: PartFailure) -> ShardFailure {
+    match f {
+        PartFailure::Timeout { .. } => ShardFailure::Timeout,
+        PartFailure::Serve(ServeError::Failed(m)) => ShardFailure::Failed(m),
+        PartFailure::Serve(e) => ShardFailure::Unavailable(e.to_string()),
+    }
+}
+
+/// A write with failed parts: refused if nothing may have happened, in doubt otherwise.
+fn write_error(failed: Vec<(ShardId, PartFailure)>, some_succeeded: bool) -> NodeError {
+    let doubt = |f: &PartFailure| match f {
+        PartFailure::Timeout { in_doubt } => *in_doubt,
+        PartFailure::Serve(e) => e.in_doubt(),
+    };
+    if !some_succeeded && !failed.iter().any(|(_, f)| doubt(f)) {
+        let (shard, f) = &failed[0];
+        let reason = match f {
+            PartFailure::Timeout { .. } => "no leader answered in time".to_string(),
+            PartFailure::Serve(e) => e.to_string(),
+        };
+        return NodeError::Refused { shard: *shard, reason };
+    }
+    let reason = match &failed[0].1 {
+        PartFailure::Timeout { .. } => "timed out".to_string(),
+        PartFailure::Serve(e) => e.to_string(),
+    };
+    NodeError::Indeterminate { shards: failed.into_iter().map(|(s, _)| s).collect(), reason }
+}
+
+/// Rejects vectors of the wrong dimension or with non-finite values before anything is proposed.
+fn check_vectors(op: &PointsOp, dim: u32) -> Result<(), String> {
+    if let PointsOp::Upsert(points) = op {
+        for p in points {
+            if p.vector.len() != dim as usize {
+                return Err(format!("point {:?} has {} dimensions, collection has {dim}", p.id, p.vector.len()));
+            }
+            if p.vector.iter().any(|x| !x.is_finite()) {
+                return Err(format!("point {:?} has a non-finite component", p.id));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `merge_without_tie_break` bug: by score only, in arrival order (stable sort).
+fn merge_by_score_only(
+    distance: Distance,
+    answers: Vec<(ShardId, Result<Vec<ScoredPoint>, ShardFailure>)>,
+    offset: usize,
+    limit: usize,
+    partial: bool,
+) -> Result<scatter::Gathered<Vec<ScoredPoint>>, GatherError> {
+    let mut all = Vec::new();
+    let mut missing = Vec::new();
+    // Arrival order is modelled as descending shard order.
+    for (shard, r) in answers.into_iter().rev() {
+        match r {
+            Ok(h) => all.extend(h),
+            Err(_) if partial => missing.push(shard),
+            Err(failure) => return Err(GatherError { shard, failure }),
+        }
+    }
+    all.sort_by(|a, b| distance.compare_scores(a.score, b.score));
+    let value = all.into_iter().skip(offset).take(limit).collect();
+    missing.sort();
+    Ok(scatter::Gathered { value, missing })
+}

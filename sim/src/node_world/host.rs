@@ -1,0 +1,569 @@
+//! The node world's event loop and each node's process, disk and engines.
+
+use super::workload::{Workload, WorkloadOp};
+use super::{NodeWorldConfig, NodeWorldReport};
+use crate::world::clock::NodeClock;
+use crate::world::network::Network;
+use crate::world::stats::RunStats;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::time::Duration;
+use vecraft_core::contract::{StateMachine, Time};
+use vecraft_core::node::shard::{ShardAnswer, answer, apply_command};
+use vecraft_core::node::{Node, NodeConfig, NodeInput, NodeOutput, message::NodeEnvelope};
+use vecraft_core::raft::{DurableState, GroupId, LogIndex, PersistRecord, Role};
+use vecraft_core::vector::collection::Collection;
+
+const TICK: u64 = 10_000_000;
+/// A run that processes more events than this is a storm or livelock (a violation).
+const MAX_EVENTS: u64 = 4_000_000;
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos() as u64
+}
+
+#[derive(Debug)]
+enum Ev {
+    Tick { node: usize, inc: u64 },
+    /// `inc`: the receiver's incarnation at send time (see `handle_outputs`).
+    Deliver { to: usize, inc: u64, env: NodeEnvelope },
+    DiskDone { node: usize, inc: u64, seq: u64 },
+    ApplyDone { node: usize, inc: u64 },
+    ReadDone { node: usize, inc: u64, read: u64, result: Result<ShardAnswer, String> },
+    ClientNext { client: usize },
+    ClientTimeout { op: u64 },
+    Crash,
+    Restart { node: usize },
+    Partition,
+    LivenessStart,
+    ProbeStart,
+    End,
+}
+
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// A running node process: the node, its engines and its apply queue (all lost at a crash).
+struct Proc {
+    node: Node,
+    engines: BTreeMap<GroupId, Collection>,
+    applies: VecDeque<(GroupId, LogIndex, Option<bytes::Bytes>)>,
+    applying: bool,
+}
+
+/// One simulated machine.
+pub(super) struct Machine {
+    pub id: u64,
+    proc: Option<Proc>,
+    inc: u64,
+    clock: NodeClock,
+    synced: Vec<PersistRecord>,
+    unsynced: Vec<(u64, Vec<PersistRecord>)>,
+    disk_free_at: u64,
+}
+
+/// The world.
+pub(super) struct World {
+    cfg: NodeWorldConfig,
+    rng: ChaCha8Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Queued>>,
+    pub machines: Vec<Machine>,
+    net: Network<NodeEnvelope>,
+    net_stats: RunStats,
+    faults_on: bool,
+    accepting: bool,
+    workload: Workload,
+    trace: blake3::Hasher,
+    events: u64,
+    faults: BTreeMap<&'static str, u64>,
+    violations: Vec<String>,
+}
+
+impl World {
+    fn at(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Queued { at, seq: self.seq, ev }));
+    }
+
+    fn local(&self, m: usize) -> Time {
+        self.machines[m].clock.monotonic(self.now)
+    }
+
+    fn boot(&mut self, m: usize) {
+        let members: Vec<u64> = self.machines.iter().map(|x| x.id).collect();
+        let mut cfg = NodeConfig::new(self.machines[m].id, members, self.cfg.seed.wrapping_mul(31).wrapping_add(m as u64));
+        cfg.router = self.cfg.router;
+        cfg.bugs = self.cfg.bugs;
+        cfg.incarnation = self.machines[m].inc + 1;
+        cfg.raft.raft.max_clock_drift = self.cfg.sim.clock_drift.max(0.01);
+        let mut groups: BTreeMap<GroupId, Vec<&PersistRecord>> = BTreeMap::new();
+        for r in &self.machines[m].synced {
+            groups.entry(r.group).or_default().push(r);
+        }
+        let recovered: BTreeMap<GroupId, DurableState> = groups
+            .into_iter()
+            .map(|(g, rs)| {
+                let s = DurableState::replay(rs.iter().copied()).unwrap_or_else(|_| DurableState::replay_damaged(rs));
+                (g, s)
+            })
+            .collect();
+        let now = self.local(m);
+        let mut node = Node::new(cfg, recovered, now);
+        let boot = node.take_boot_outputs();
+        let mach = &mut self.machines[m];
+        mach.inc += 1;
+        mach.proc = Some(Proc { node, engines: BTreeMap::new(), applies: VecDeque::new(), applying: false });
+        let inc = mach.inc;
+        self.handle_outputs(m, boot);
+        self.at(self.now + TICK, Ev::Tick { node: m, inc });
+    }
+
+    fn crash(&mut self, m: usize) {
+        let mach = &mut self.machines[m];
+        if mach.proc.take().is_some() {
+            mach.inc += 1;
+            mach.unsynced.clear();
+            *self.faults.entry("crashes").or_insert(0) += 1;
+        }
+    }
+
+    fn step(&mut self, m: usize, input: NodeInput) {
+        let now = self.local(m);
+        let Some(p) = self.machines[m].proc.as_mut() else { return };
+        let mut out = Vec::new();
+        p.node.step(now, input, &mut out);
+        self.handle_outputs(m, out);
+    }
+
+    fn handle_outputs(&mut self, m: usize, out: Vec<NodeOutput>) {
+        for o in out {
+            match o {
+                NodeOutput::Send(env) => {
+                    let to = self.machines.iter().position(|x| x.id == env.to).expect("members are machines");
+                    if self.net.is_cut(m, to) {
+                        continue;
+                    }
+                    let mut arrivals = Vec::new();
+                    let now = self.now;
+                    self.net.send(&mut self.rng, now, (m, to), env, &mut self.net_stats, &mut arrivals);
+                    // Node-to-node traffic runs over connections (TCP in the runtime): a packet
+                    // sent to one incarnation of a node is never delivered to the next. The
+                    // node relies on it: its duplicate filter for forwarded writes is not
+                    // durable (see `Node::first_copy`).
+                    let inc = self.machines[to].inc;
+                    for (at, env) in arrivals {
+                        self.at(at, Ev::Deliver { to, inc, env });
+                    }
+                }
+                NodeOutput::Persist { seq, records } => {
+                    let lat = self.rng.random_range(nanos(self.cfg.sim.min_disk)..=nanos(self.cfg.sim.max_disk));
+                    let mach = &mut self.machines[m];
+                    mach.unsynced.push((seq, records));
+                    let done = mach.disk_free_at.max(self.now) + lat;
+                    mach.disk_free_at = done;
+                    let inc = mach.inc;
+                    self.at(done, Ev::DiskDone { node: m, inc, seq });
+                }
+                NodeOutput::ShardCreated { group, collection, config } => {
+                    let p = self.machines[m].proc.as_mut().expect("running");
+                    p.engines.entry(group).or_insert_with(|| Collection::new(&collection, config).expect("valid config"));
+                }
+                NodeOutput::ShardDropped { group } => {
+                    let p = self.machines[m].proc.as_mut().expect("running");
+                    p.engines.remove(&group);
+                }
+                NodeOutput::Apply { group, index, command } => {
+                    let p = self.machines[m].proc.as_mut().expect("running");
+                    p.applies.push_back((group, index, command));
+                    self.kick_apply(m);
+                }
+                NodeOutput::Read { read, group, query } => {
+                    let p = self.machines[m].proc.as_ref().expect("running");
+                    let result = match p.engines.get(&group) {
+                        Some(c) => answer(c, &query),
+                        None => Err(format!("no engine for group {group}")),
+                    };
+                    let inc = self.machines[m].inc;
+                    let cost = 50_000 + self.rng.random_range(0..200_000);
+                    self.at(self.now + cost, Ev::ReadDone { node: m, inc, read, result });
+                }
+                NodeOutput::Respond { client, result } => {
+                    let now = self.now;
+                    self.workload.respond(now, client, result);
+                }
+                NodeOutput::Raft { .. } => {} // compaction is off in the node world (see NodeConfig::new)
+            }
+        }
+    }
+
+    /// Starts the next apply if the engine is idle; its cost is modelled in virtual time.
+    fn kick_apply(&mut self, m: usize) {
+        let per = nanos(self.cfg.apply_per_point_dim);
+        let inc = self.machines[m].inc;
+        let Some(p) = self.machines[m].proc.as_mut() else { return };
+        if p.applying {
+            return;
+        }
+        let Some((_, _, cmd)) = p.applies.front() else { return };
+        let cost = 20_000 + cmd.as_ref().map_or(0, |c| c.len() as u64 / 4 * per);
+        p.applying = true;
+        self.at(self.now + cost, Ev::ApplyDone { node: m, inc });
+    }
+
+    fn apply_done(&mut self, m: usize) {
+        let Some(p) = self.machines[m].proc.as_mut() else { return };
+        p.applying = false;
+        let Some((group, index, cmd)) = p.applies.pop_front() else { return };
+        if let (Some(c), Some(cmd)) = (p.engines.get_mut(&group), cmd) {
+            let _ = apply_command(c, &cmd); // refusals are deterministic and change nothing
+        }
+        self.step(m, NodeInput::Applied { group, index });
+        self.kick_apply(m);
+    }
+
+    fn up(&self) -> Vec<usize> {
+        (0..self.machines.len()).filter(|m| self.machines[*m].proc.is_some()).collect()
+    }
+
+    fn nemesis_crash(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let n = self.machines.len();
+        let down = n - self.up().len();
+        // Keep a majority up so the run keeps making progress; targeted crashes hit leaders.
+        if down < (n - 1) / 2 || (down == 0 && n >= 3) {
+            let victim = if self.rng.random_bool(self.cfg.crash_leader_share) {
+                let leaders: Vec<usize> = self
+                    .up()
+                    .into_iter()
+                    .filter(|m| {
+                        self.machines[*m].proc.as_ref().is_some_and(|p| p.node.groups().any(|(g, r)| g != 0 && r.role() == Role::Leader))
+                    })
+                    .collect();
+                if leaders.is_empty() { None } else { Some(leaders[self.rng.random_range(0..leaders.len())]) }
+            } else {
+                let up = self.up();
+                (!up.is_empty()).then(|| up[self.rng.random_range(0..up.len())])
+            };
+            if let Some(v) = victim {
+                self.crash(v);
+                let back = self.rng.random_range(200_000_000..=2_000_000_000);
+                self.at(self.now + back, Ev::Restart { node: v });
+            }
+        }
+        if let Some(every) = self.cfg.crash_every {
+            let next = self.rng.random_range(nanos(every) / 2..=nanos(every) * 3 / 2);
+            self.at(self.now + next, Ev::Crash);
+        }
+    }
+
+    fn nemesis_partition(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let n = self.machines.len();
+        self.net.heal();
+        if self.rng.random_bool(0.6) {
+            *self.faults.entry("partitions").or_insert(0) += 1;
+            let isolated = self.rng.random_range(0..n);
+            let halves = self.rng.random_bool(0.5);
+            for a in 0..n {
+                for b in 0..n {
+                    let side = |x: usize| if halves { x % 2 == isolated % 2 } else { x == isolated };
+                    if a != b && side(a) != side(b) {
+                        self.net.cut(a, b);
+                    }
+                }
+            }
+        }
+        if let Some(every) = self.cfg.partition_every {
+            let next = self.rng.random_range(nanos(every) / 2..=nanos(every) * 3 / 2);
+            self.at(self.now + next, Ev::Partition);
+        }
+    }
+
+    fn client_next(&mut self, c: usize) {
+        if !self.accepting {
+            return;
+        }
+        let now = self.now;
+        let up = self.up();
+        let Some(WorkloadOp { op, request, think }) = self.workload.next(&mut self.rng, now, c) else {
+            self.at(self.now + 20_000_000, Ev::ClientNext { client: c });
+            return;
+        };
+        if up.is_empty() {
+            self.workload.respond(now, op, Err(vecraft_core::node::request::NodeError::Refused { shard: 0, reason: "no node up".into() }));
+        } else {
+            let m = up[self.rng.random_range(0..up.len())];
+            let timeout = nanos(Duration::from_secs(6));
+            self.at(self.now + timeout, Ev::ClientTimeout { op });
+            self.step(m, NodeInput::Request { client: op, request });
+        }
+        self.at(self.now + think, Ev::ClientNext { client: c });
+    }
+
+    /// Whether every shard replica applied its leader's commit and every group has a leader.
+    fn converged(&self) -> bool {
+        let mut commit: BTreeMap<GroupId, LogIndex> = BTreeMap::new();
+        let mut leaders: BTreeMap<GroupId, usize> = BTreeMap::new();
+        for m in &self.machines {
+            let Some(p) = &m.proc else { return false };
+            if !p.applies.is_empty() || p.applying {
+                return false;
+            }
+            for (g, r) in p.node.groups() {
+                if r.role() == Role::Leader {
+                    *leaders.entry(g).or_insert(0) += 1;
+                    commit.insert(g, r.commit_index());
+                }
+            }
+        }
+        for m in &self.machines {
+            let p = m.proc.as_ref().expect("checked");
+            for (g, r) in p.node.groups() {
+                if leaders.get(&g) != Some(&1) || r.applied_index() != commit[&g] || r.commit_index() != commit[&g] {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn run(mut self) -> NodeWorldReport {
+        for m in 0..self.machines.len() {
+            self.boot(m);
+        }
+        let fault = nanos(self.cfg.sim.fault_phase);
+        let live = nanos(self.cfg.sim.liveness_phase);
+        self.at(fault, Ev::LivenessStart);
+        self.at(fault + live, Ev::ProbeStart);
+        if let Some(e) = self.cfg.crash_every {
+            self.at(nanos(e), Ev::Crash);
+        }
+        if let Some(e) = self.cfg.partition_every {
+            self.at(nanos(e), Ev::Partition);
+        }
+        for c in 0..self.cfg.clients {
+            self.at(1_000_000 * (c as u64 + 1), Ev::ClientNext { client: c });
+        }
+        let mut probe_deadline = u64::MAX;
+        let mut probe_fingerprint = [0u8; 32];
+        while let Some(Reverse(Queued { at, ev, .. })) = self.queue.pop() {
+            self.now = at;
+            self.events += 1;
+            self.trace.update(&at.to_le_bytes());
+            self.trace.update(format!("{ev:?}").as_bytes());
+            if self.events > MAX_EVENTS {
+                self.violations.push(format!("liveness: more than {MAX_EVENTS} events (storm or livelock)"));
+                break;
+            }
+            match ev {
+                Ev::Tick { node, inc } => {
+                    if self.machines[node].inc != inc || self.machines[node].proc.is_none() {
+                        continue;
+                    }
+                    let local = self.local(node);
+                    let due = self.machines[node].proc.as_ref().and_then(|p| p.node.next_deadline()).is_some_and(|d| d <= local);
+                    if due {
+                        self.step(node, NodeInput::Tick);
+                    }
+                    self.at(self.now + TICK, Ev::Tick { node, inc });
+                }
+                Ev::Deliver { to, inc, env } => {
+                    if self.machines[to].inc == inc {
+                        self.step(to, NodeInput::Envelope(env));
+                    }
+                }
+                Ev::DiskDone { node, inc, seq } => {
+                    let mach = &mut self.machines[node];
+                    if mach.inc != inc {
+                        continue;
+                    }
+                    while mach.unsynced.first().is_some_and(|(s, _)| *s <= seq) {
+                        let (_, rs) = mach.unsynced.remove(0);
+                        mach.synced.extend(rs);
+                    }
+                    self.step(node, NodeInput::Persisted { seq });
+                }
+                Ev::ApplyDone { node, inc } => {
+                    if self.machines[node].inc == inc {
+                        self.apply_done(node);
+                    }
+                }
+                Ev::ReadDone { node, inc, read, result } => {
+                    if self.machines[node].inc == inc {
+                        self.step(node, NodeInput::ReadDone { read, result });
+                    }
+                }
+                Ev::ClientNext { client } => self.client_next(client),
+                Ev::ClientTimeout { op } => {
+                    let now = self.now;
+                    self.workload.timeout(now, op);
+                }
+                Ev::Crash => self.nemesis_crash(),
+                Ev::Restart { node } => {
+                    if self.machines[node].proc.is_none() {
+                        self.boot(node);
+                    }
+                }
+                Ev::Partition => self.nemesis_partition(),
+                Ev::LivenessStart => {
+                    self.faults_on = false;
+                    self.net.heal();
+                    self.net.calm();
+                    for m in 0..self.machines.len() {
+                        if self.machines[m].proc.is_none() {
+                            self.boot(m);
+                        }
+                    }
+                }
+                Ev::ProbeStart => {
+                    // Clients stop; wait for quiet, then probe and judge.
+                    self.accepting = false;
+                    probe_deadline = self.now + nanos(Duration::from_secs(20));
+                    self.at(self.now + 100_000_000, Ev::End);
+                }
+                Ev::End => {
+                    if self.workload.in_flight() > 0 || !self.converged() {
+                        if self.now < probe_deadline {
+                            self.at(self.now + 100_000_000, Ev::End);
+                            continue;
+                        }
+                        self.violations.push(format!(
+                            "liveness: not converged 20 s after the liveness phase ({} requests in flight)",
+                            self.workload.in_flight()
+                        ));
+                        break;
+                    }
+                    // A write delayed in the network past its client's timeout may still land
+                    // (legal: it was in doubt); the probe must see the state it is judged by.
+                    if self.workload.probing() && self.fingerprint() != probe_fingerprint {
+                        self.workload.reset_probe();
+                        *self.faults.entry("probe-restarts").or_insert(0) += 1;
+                    }
+                    if !self.workload.probing() {
+                        probe_fingerprint = self.fingerprint();
+                        let ops = self.workload.start_probe(&mut self.rng);
+                        let now = self.now;
+                        for (op, request) in ops {
+                            let up = self.up();
+                            let m = up[self.rng.random_range(0..up.len())];
+                            let _ = now;
+                            self.step(m, NodeInput::Request { client: op, request });
+                        }
+                        self.at(self.now + 100_000_000, Ev::End);
+                        continue;
+                    }
+                    break;
+                }
+            }
+        }
+        self.finish()
+    }
+
+    /// A hash of every replica's engine digest.
+    fn fingerprint(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        for m in &self.machines {
+            if let Some(p) = &m.proc {
+                for (g, c) in &p.engines {
+                    h.update(&g.to_le_bytes());
+                    h.update(&c.digest());
+                }
+            }
+        }
+        *h.finalize().as_bytes()
+    }
+
+    fn finish(mut self) -> NodeWorldReport {
+        let engines: Vec<(u64, &BTreeMap<GroupId, Collection>)> =
+            self.machines.iter().filter_map(|m| m.proc.as_ref().map(|p| (m.id, &p.engines))).collect();
+        if self.violations.is_empty() {
+            self.violations.extend(super::workload::check_convergence(&engines));
+            self.violations.extend(self.workload.check(&engines));
+        }
+        let groups = self.machines.iter().filter_map(|m| m.proc.as_ref()).map(|p| p.node.groups().count()).sum();
+        let mut faults = self.faults.clone();
+        faults.insert("dropped", self.net_stats.dropped);
+        faults.insert("duplicated", self.net_stats.duplicated);
+        faults.insert("long-delays", self.net_stats.long_delays);
+        faults.insert("replays", self.net_stats.replays);
+        let retries: u64 = self.machines.iter().filter_map(|m| m.proc.as_ref()).map(|p| p.node.stats().retries).sum();
+        faults.insert("part-retries", retries);
+        NodeWorldReport {
+            seed: self.cfg.seed,
+            shape: (self.machines.len(), self.cfg.shards, self.cfg.replication_factor),
+            groups,
+            ops: self.workload.op_counts(),
+            max_eventual_lag: self.workload.max_eventual_lag(),
+            faults,
+            violations: self.violations,
+            trace: self.trace.finalize().to_hex().to_string(),
+            events: self.events,
+        }
+    }
+}
+
+/// Runs one node-world seed.
+pub fn run_node_world(cfg: NodeWorldConfig) -> NodeWorldReport {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0DE0_0000_1234_5678);
+    let machines = (0..cfg.sim.nodes)
+        .map(|i| {
+            let rate = 1.0 + rng.random_range(-1.0..=1.0) * cfg.sim.clock_drift;
+            Machine {
+                id: i as u64 + 1,
+                proc: None,
+                inc: 0,
+                clock: NodeClock::new(rate, rng.random_range(0..1_000_000_000u64)),
+                synced: Vec::new(),
+                unsynced: Vec::new(),
+                disk_free_at: 0,
+            }
+        })
+        .collect();
+    let workload = Workload::new(&cfg, &mut rng);
+    let net = Network::new(&cfg.sim);
+    World {
+        rng,
+        now: 0,
+        seq: 0,
+        queue: BinaryHeap::new(),
+        machines,
+        net,
+        net_stats: RunStats::default(),
+        faults_on: true,
+        accepting: true,
+        workload,
+        trace: blake3::Hasher::new(),
+        events: 0,
+        faults: BTreeMap::new(),
+        violations: Vec::new(),
+        cfg,
+    }
+    .run()
+}
