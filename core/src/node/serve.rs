@@ -74,6 +74,7 @@ impl Node {
     }
 
     /// Proposes a forwarded write if this node leads its group.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn serve_write(
         &mut self,
         now: Time,
@@ -263,7 +264,7 @@ impl Node {
         }];
         for f in r.followers() {
             let lag_entries = last.saturating_sub(f.match_index);
-            let silent = now.saturating_since(f.last_progress);
+            let silent = now.saturating_since(f.last_advance);
             let state = if self.suspected.contains(&f.node) || (lag_entries > 0 && silent > election) {
                 ReplicaState::Dead
             } else if f.snapshotting {

@@ -215,6 +215,8 @@ pub(super) struct Progress {
     pub(super) acked_round: u64,
     /// Whether the follower answered since the last check-quorum.
     pub(super) recent_active: bool,
+    /// When its match index last advanced (replica lag in time, for status reports).
+    pub(super) last_advance: Time,
 }
 
 impl Progress {
@@ -229,6 +231,7 @@ impl Progress {
             last_progress: now,
             acked_round: 0,
             recent_active: true,
+            last_advance: now,
         }
     }
 }

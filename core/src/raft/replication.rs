@@ -152,6 +152,7 @@ impl RaftNode {
             if match_index > pr.match_index {
                 pr.match_index = match_index;
                 pr.last_progress = now;
+                pr.last_advance = now;
             }
             pr.next_index = pr.next_index.max(pr.match_index + 1);
             while pr.inflight.front().is_some_and(|&l| l <= pr.match_index) {

@@ -190,6 +190,7 @@ impl RaftNode {
             if index > pr.match_index {
                 pr.match_index = index;
                 pr.last_progress = now;
+                pr.last_advance = now;
             }
             pr.next_index = pr.next_index.max(pr.match_index + 1);
             pr.replicating = false;

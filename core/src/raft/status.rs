@@ -15,6 +15,8 @@ pub struct FollowerStatus {
     pub match_index: LogIndex,
     /// When the leader last saw it make progress (or started a flight to it).
     pub last_progress: Time,
+    /// When its match index last advanced.
+    pub last_advance: Time,
     /// A snapshot is being streamed to it.
     pub snapshotting: bool,
     /// It answered since the last check-quorum.
@@ -34,6 +36,7 @@ impl RaftNode {
                 node: *id,
                 match_index: p.match_index,
                 last_progress: p.last_progress,
+                last_advance: p.last_advance,
                 snapshotting: self.snap.sends.contains_key(id),
                 recent_active: p.recent_active,
             })

@@ -1,0 +1,447 @@
+//! Scripted tests of the node: a small cluster of `Node`s with a perfect, instant network (unless
+//! a test cuts links), instant disks and engines, driven step by step. They pin the exact
+//! behaviour of routing, levels, timeouts, partial results, replica status and bad input; the
+//! simulator's node world tests the same rules under faults.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+use vecraft_core::contract::{NodeId, StateMachine, Time};
+use vecraft_core::node::message::{NodeEnvelope, PeerMessage};
+use vecraft_core::node::request::{
+    ClientId, NodeError, ReadLevel, ReadOptions, ReadToken, Reply, ReplicaState, Request, WriteAck,
+};
+use vecraft_core::node::scatter::ShardFailure;
+use vecraft_core::node::shard::{answer, apply_command};
+use vecraft_core::node::{Node, NodeConfig, NodeInput, NodeOutput};
+use vecraft_core::raft::{GroupId, Role};
+use vecraft_core::vector::collection::{Collection, CollectionConfig, Distance, PointSelector, PointsOp, SearchRequest};
+use vecraft_core::vector::payload::PayloadValue;
+use vecraft_core::vector::point::{PointId, PointStruct};
+
+/// An apply the test holds back: the node, its `Applied` input, and the command to apply.
+type HeldApply = (NodeId, NodeInput, Option<(GroupId, bytes::Bytes)>);
+
+struct Cluster {
+    now: Time,
+    nodes: BTreeMap<NodeId, Node>,
+    engines: BTreeMap<NodeId, BTreeMap<GroupId, Collection>>,
+    /// Work to deliver: (to, input).
+    queue: VecDeque<(NodeId, NodeInput)>,
+    answers: BTreeMap<ClientId, Result<Reply, NodeError>>,
+    /// Links that drop everything (from, to).
+    cut: BTreeSet<(NodeId, NodeId)>,
+    /// Nodes whose engine applies are held (not applied) until released.
+    slow_apply: BTreeSet<NodeId>,
+    held_applies: Vec<HeldApply>,
+    /// Every peer message sent, for tests that count them.
+    sent: Vec<(NodeId, NodeId, PeerMessage)>,
+    next_client: ClientId,
+}
+
+const MEMBERS: [NodeId; 3] = [1, 2, 3];
+
+impl Cluster {
+    fn new() -> Cluster {
+        let mut c = Cluster {
+            now: Time::from_millis(1),
+            nodes: BTreeMap::new(),
+            engines: BTreeMap::new(),
+            queue: VecDeque::new(),
+            answers: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            slow_apply: BTreeSet::new(),
+            held_applies: Vec::new(),
+            sent: Vec::new(),
+            next_client: 1,
+        };
+        for id in MEMBERS {
+            let cfg = NodeConfig::new(id, MEMBERS.to_vec(), 7 + id);
+            let mut node = Node::new(cfg, BTreeMap::new(), c.now);
+            let boot = node.take_boot_outputs();
+            c.nodes.insert(id, node);
+            c.engines.insert(id, BTreeMap::new());
+            c.handle(id, boot);
+        }
+        c
+    }
+
+    fn handle(&mut self, id: NodeId, out: Vec<NodeOutput>) {
+        for o in out {
+            match o {
+                NodeOutput::Send(env) => {
+                    for m in &env.peer {
+                        self.sent.push((env.from, env.to, m.clone()));
+                    }
+                    if !self.cut.contains(&(env.from, env.to)) {
+                        self.queue.push_back((env.to, NodeInput::Envelope(env)));
+                    }
+                }
+                NodeOutput::Persist { seq, .. } => self.queue.push_back((id, NodeInput::Persisted { seq })),
+                NodeOutput::ShardCreated { group, collection, config } => {
+                    self.engines.get_mut(&id).unwrap().insert(group, Collection::new(&collection, config).unwrap());
+                }
+                NodeOutput::ShardDropped { group } => {
+                    self.engines.get_mut(&id).unwrap().remove(&group);
+                }
+                NodeOutput::Apply { group, index, command } => {
+                    let input = NodeInput::Applied { group, index };
+                    if self.slow_apply.contains(&id) {
+                        self.held_applies.push((id, input, command.map(|c| (group, c))));
+                    } else {
+                        if let Some(c) = command {
+                            let _ = apply_command(self.engines.get_mut(&id).unwrap().get_mut(&group).unwrap(), &c);
+                        }
+                        self.queue.push_back((id, input));
+                    }
+                }
+                NodeOutput::Read { read, group, query } => {
+                    let result = answer(&self.engines[&id][&group], &query);
+                    self.queue.push_back((id, NodeInput::ReadDone { read, result }));
+                }
+                NodeOutput::Respond { client, result } => {
+                    assert!(self.answers.insert(client, result).is_none(), "client {client} answered twice");
+                }
+                NodeOutput::Raft { .. } => {}
+            }
+        }
+    }
+
+    fn release_applies(&mut self) {
+        self.slow_apply.clear();
+        for (id, input, cmd) in std::mem::take(&mut self.held_applies) {
+            if let Some((group, c)) = cmd {
+                let _ = apply_command(self.engines.get_mut(&id).unwrap().get_mut(&group).unwrap(), &c);
+            }
+            self.queue.push_back((id, input));
+        }
+    }
+
+    fn step(&mut self, id: NodeId, input: NodeInput) {
+        let mut out = Vec::new();
+        self.nodes.get_mut(&id).unwrap().step(self.now, input, &mut out);
+        self.handle(id, out);
+    }
+
+    fn drain(&mut self) {
+        while let Some((id, input)) = self.queue.pop_front() {
+            self.step(id, input);
+        }
+    }
+
+    /// Advances time in 1 ms steps, ticking nodes whose deadline passed.
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now = self.now + Duration::from_millis(1);
+            for id in MEMBERS {
+                if self.nodes[&id].next_deadline().is_some_and(|t| t <= self.now) {
+                    self.step(id, NodeInput::Tick);
+                }
+            }
+            self.drain();
+        }
+    }
+
+    fn request(&mut self, at: NodeId, request: Request) -> ClientId {
+        let client = self.next_client;
+        self.next_client += 1;
+        self.step(at, NodeInput::Request { client, request });
+        self.drain();
+        client
+    }
+
+    /// Runs until `client` is answered (at most 10 virtual seconds).
+    fn wait(&mut self, client: ClientId) -> Result<Reply, NodeError> {
+        for _ in 0..10_000 {
+            if let Some(a) = self.answers.remove(&client) {
+                return a;
+            }
+            self.run_for(Duration::from_millis(1));
+        }
+        panic!("client {client} not answered in 10 s");
+    }
+
+    fn call(&mut self, at: NodeId, request: Request) -> Result<Reply, NodeError> {
+        let c = self.request(at, request);
+        self.wait(c)
+    }
+
+    fn leader_of(&self, group: GroupId) -> Option<NodeId> {
+        self.nodes.values().find_map(|n| n.group(group).filter(|r| r.role() == Role::Leader).map(|_| n.id()))
+    }
+}
+
+fn create(shards: u32, rf: u32) -> Request {
+    Request::CreateCollection {
+        name: "c".into(),
+        config: CollectionConfig::new(2, Distance::Euclid),
+        shards,
+        replication_factor: rf,
+    }
+}
+
+fn upsert(ids: impl IntoIterator<Item = u64>, ack: WriteAck) -> Request {
+    let points = ids
+        .into_iter()
+        .map(|i| PointStruct {
+            id: PointId::Num(i),
+            vector: vec![(i % 3) as f32, 0.0],
+            payload: [("v".to_string(), PayloadValue::Int(i as i64))].into_iter().collect(),
+        })
+        .collect();
+    Request::Write { collection: "c".into(), op: PointsOp::Upsert(points), ack }
+}
+
+fn get(id: u64, level: ReadLevel) -> Request {
+    Request::Get {
+        collection: "c".into(),
+        ids: vec![PointId::Num(id)],
+        with_payload: true,
+        with_vector: false,
+        read: ReadOptions { level, allow_partial: false },
+    }
+}
+
+fn search(limit: usize, offset: usize, allow_partial: bool) -> Request {
+    let mut s = SearchRequest::new(vec![0.0, 0.0], limit);
+    s.offset = offset;
+    s.exact = true;
+    Request::Search { collection: "c".into(), request: s, read: ReadOptions { level: ReadLevel::Strong, allow_partial } }
+}
+
+fn ready_cluster(shards: u32, rf: u32) -> Cluster {
+    let mut c = Cluster::new();
+    c.run_for(Duration::from_secs(2));
+    assert_eq!(c.call(1, create(shards, rf)), Ok(Reply::Done));
+    c.run_for(Duration::from_secs(2));
+    c
+}
+
+#[test]
+fn a_collection_is_created_through_the_metadata_group_and_placed_on_its_replicas() {
+    let mut c = ready_cluster(4, 2);
+    // Every node applied the metadata; each shard group is hosted exactly on its 2 replicas.
+    for id in MEMBERS {
+        let meta = c.nodes[&id].metadata().collection("c").expect("applied everywhere").clone();
+        assert_eq!(meta.replicas.len(), 4);
+        for (shard, replicas) in meta.replicas.iter().enumerate() {
+            assert_eq!(replicas.len(), 2);
+            let group = vecraft_core::node::metadata::shard_group(meta.id, shard as u32);
+            assert_eq!(c.nodes[&id].group(group).is_some(), replicas.contains(&id));
+            assert_eq!(c.engines[&id].contains_key(&group), replicas.contains(&id));
+        }
+    }
+    assert_eq!(c.call(2, create(1, 1)), Err(NodeError::CollectionExists("c".into())));
+    // Replication factor bound: 3 members accept rf 3 and refuse rf 4.
+    let bad = Request::CreateCollection { name: "d".into(), config: CollectionConfig::new(2, Distance::Dot), shards: 1, replication_factor: 4 };
+    assert!(matches!(c.call(3, bad), Err(NodeError::Invalid(m)) if m.contains("replication_factor")));
+    let Ok(Reply::Collections(list)) = c.call(3, Request::ListCollections) else { panic!() };
+    assert_eq!(list.len(), 1);
+    assert_eq!(c.call(1, Request::DropCollection { name: "c".into() }), Ok(Reply::Done));
+    c.run_for(Duration::from_secs(1));
+    for id in MEMBERS {
+        assert!(c.nodes[&id].metadata().collection("c").is_none());
+        assert!(c.engines[&id].is_empty(), "engines dropped on node {id}");
+        assert_eq!(c.nodes[&id].groups().count(), 1, "only the metadata group is left");
+    }
+}
+
+#[test]
+fn writes_at_every_ack_level_from_any_node_are_routed_and_read_back() {
+    let mut c = ready_cluster(3, 3);
+    let mut token = ReadToken::default();
+    for (i, ack) in [WriteAck::Leader, WriteAck::OneCopy, WriteAck::Quorum].into_iter().enumerate() {
+        for at in MEMBERS {
+            let id = (i as u64) * 10 + at;
+            let Ok(Reply::Written { token: t }) = c.call(at, upsert([id], ack)) else { panic!("write {id} at {ack:?}") };
+            assert_eq!(t.marks.len(), 1, "one point, one shard");
+            token.merge(&t);
+        }
+    }
+    c.run_for(Duration::from_millis(200));
+    for at in MEMBERS {
+        for level in [ReadLevel::Strong, ReadLevel::Quorum, ReadLevel::Eventual, ReadLevel::ReadYourWrites(token.clone())] {
+            let Ok(Reply::Records { records, missing, staleness }) = c.call(at, get(21, level.clone())) else { panic!() };
+            assert_eq!(records.len(), 1, "{level:?} at {at}");
+            assert!(missing.is_empty());
+            assert_eq!(staleness.is_some(), level == ReadLevel::Eventual);
+        }
+    }
+    let Ok(Reply::Count { count, .. }) =
+        c.call(2, Request::Count { collection: "c".into(), filter: None, read: ReadOptions::default() })
+    else {
+        panic!()
+    };
+    assert_eq!(count, 9);
+}
+
+#[test]
+fn a_quorum_write_is_acknowledged_only_after_commit_and_apply_on_the_leader() {
+    let mut c = ready_cluster(1, 3);
+    let group = vecraft_core::node::metadata::shard_group(1, 0);
+    let leader = c.leader_of(group).unwrap();
+    // Hold the leader's engine: the entry commits, but a quorum ack waits for the apply.
+    c.slow_apply.insert(leader);
+    let quorum = c.request(leader, upsert([1], WriteAck::Quorum));
+    let lead = c.request(leader, upsert([2], WriteAck::Leader));
+    c.run_for(Duration::from_millis(50));
+    assert!(c.answers.contains_key(&lead), "leader ack does not wait for apply");
+    assert!(!c.answers.contains_key(&quorum), "quorum ack waits for the leader's apply");
+    c.release_applies();
+    c.drain();
+    assert!(matches!(c.wait(quorum), Ok(Reply::Written { .. })));
+}
+
+#[test]
+fn read_your_writes_waits_for_the_replica_to_apply_the_token() {
+    let mut c = ready_cluster(1, 3);
+    let group = vecraft_core::node::metadata::shard_group(1, 0);
+    let leader = c.leader_of(group).unwrap();
+    let follower = MEMBERS.into_iter().find(|n| *n != leader).unwrap();
+    c.slow_apply.insert(follower);
+    let Ok(Reply::Written { token }) = c.call(leader, upsert([5], WriteAck::Quorum)) else { panic!() };
+    // A heartbeat later the follower knows the commit index it has not applied.
+    c.run_for(Duration::from_millis(300));
+    // Eventual read at the follower (local first): stale, and says so.
+    let Ok(Reply::Records { records, staleness, .. }) = c.call(follower, get(5, ReadLevel::Eventual)) else { panic!() };
+    assert!(records.is_empty(), "the follower has not applied it yet");
+    let s = staleness.unwrap();
+    assert!(s.max_lag() >= 1, "staleness reports the missing entries: {s:?}");
+    // Read-your-writes at the follower waits for the apply.
+    let ryw = c.request(follower, get(5, ReadLevel::ReadYourWrites(token)));
+    c.run_for(Duration::from_millis(100));
+    assert!(!c.answers.contains_key(&ryw));
+    c.release_applies();
+    c.drain();
+    let Ok(Reply::Records { records, .. }) = c.wait(ryw) else { panic!() };
+    assert_eq!(records.len(), 1);
+}
+
+#[test]
+fn a_shard_that_cannot_answer_fails_the_request_at_its_timeout_naming_the_shard_or_is_marked_missing() {
+    let mut c = ready_cluster(2, 1);
+    for i in 0..20 {
+        assert!(matches!(c.call(1, upsert([i], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    }
+    let meta = c.nodes[&1].metadata().collection("c").unwrap().clone();
+    // Cut the only replica of shard 1 off from node `asker` (which is not that replica).
+    let holder = meta.replicas[1][0];
+    let asker = MEMBERS.into_iter().find(|n| *n != holder && !meta.replicas[0].contains(n)).unwrap_or_else(|| {
+        MEMBERS.into_iter().find(|n| *n != holder).unwrap()
+    });
+    c.cut.insert((asker, holder));
+    c.cut.insert((holder, asker));
+    let timeout = NodeConfig::new(1, MEMBERS.to_vec(), 0).request_timeout;
+    let started = c.now;
+    let id = c.request(asker, search(5, 0, false));
+    c.run_for(timeout - Duration::from_millis(2));
+    assert!(!c.answers.contains_key(&id), "no answer before the timeout");
+    let r = c.wait(id);
+    assert!(c.now.saturating_since(started) >= timeout);
+    match r {
+        Err(NodeError::Shard(e)) => {
+            assert_eq!(e.shard, 1);
+            assert_eq!(e.failure, ShardFailure::Timeout);
+        }
+        other => panic!("expected a shard error, got {other:?}"),
+    }
+    // Partial results: shard 0's hits, marked as missing shard 1.
+    let id = c.request(asker, search(50, 0, true));
+    let Ok(Reply::Hits { hits, missing, .. }) = c.wait(id) else { panic!() };
+    assert_eq!(missing, vec![1]);
+    assert!(!hits.is_empty());
+    assert!(hits.iter().all(|h| vecraft_core::node::sharding::shard_of(h.id, 2) == 0));
+}
+
+#[test]
+fn scatter_gather_search_equals_one_engine_over_all_points_with_offsets_and_ties() {
+    let mut c = ready_cluster(3, 2);
+    assert!(matches!(c.call(2, upsert(0..60, WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    let mut union = Collection::new("u", CollectionConfig::new(2, Distance::Euclid)).unwrap();
+    let Request::Write { op, .. } = upsert(0..60, WriteAck::Quorum) else { unreachable!() };
+    union.apply(op).unwrap();
+    for (limit, offset) in [(1, 0), (5, 0), (5, 7), (20, 19), (100, 0)] {
+        let Ok(Reply::Hits { hits, .. }) = c.call(3, search(limit, offset, false)) else { panic!() };
+        let Request::Search { request, .. } = search(limit, offset, false) else { unreachable!() };
+        let want: Vec<(PointId, f32)> = union.search(&request).unwrap().iter().map(|h| (h.id, h.score)).collect();
+        let got: Vec<(PointId, f32)> = hits.iter().map(|h| (h.id, h.score)).collect();
+        assert_eq!(got, want, "limit {limit} offset {offset}");
+    }
+}
+
+#[test]
+fn replica_status_reports_lag_of_a_cut_off_follower() {
+    let mut c = ready_cluster(1, 3);
+    let group = vecraft_core::node::metadata::shard_group(1, 0);
+    let leader = c.leader_of(group).unwrap();
+    let lagging = MEMBERS.into_iter().find(|n| *n != leader).unwrap();
+    c.cut.insert((leader, lagging));
+    c.cut.insert((lagging, leader));
+    for i in 0..5 {
+        assert!(matches!(c.call(leader, upsert([i], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    }
+    c.run_for(Duration::from_secs(2));
+    let Ok(Reply::Status(lines)) = c.call(leader, Request::ReplicaStatus { collection: "c".into() }) else { panic!() };
+    assert_eq!(lines.len(), 3);
+    let l = lines.iter().find(|l| l.node == lagging).unwrap();
+    assert!(l.lag_entries >= 5, "{l:?}");
+    assert_eq!(l.state, ReplicaState::Dead, "not heard from for longer than an election timeout");
+    assert!(l.lag_time >= Duration::from_secs(1));
+    let ok = lines.iter().find(|l| l.node != lagging && !l.leader).unwrap();
+    assert_eq!((ok.lag_entries, ok.state), (0, ReplicaState::Active));
+}
+
+#[test]
+fn bad_requests_are_refused_before_anything_is_proposed() {
+    let mut c = ready_cluster(2, 3);
+    let before = c.sent.len();
+    let wrong_dim = Request::Write {
+        collection: "c".into(),
+        op: PointsOp::Upsert(vec![PointStruct { id: PointId::Num(1), vector: vec![1.0; 3], payload: Default::default() }]),
+        ack: WriteAck::Quorum,
+    };
+    assert!(matches!(c.call(1, wrong_dim), Err(NodeError::Invalid(m)) if m.contains("dimensions")));
+    let nan = Request::Write {
+        collection: "c".into(),
+        op: PointsOp::Upsert(vec![PointStruct { id: PointId::Num(1), vector: vec![f32::NAN, 0.0], payload: Default::default() }]),
+        ack: WriteAck::Quorum,
+    };
+    assert!(matches!(c.call(1, nan), Err(NodeError::Invalid(_))));
+    assert_eq!(c.call(1, get(1, ReadLevel::Strong).with_collection("zz")), Err(NodeError::NoSuchCollection("zz".into())));
+    let writes_sent = c.sent[before..].iter().filter(|(_, _, m)| matches!(m, PeerMessage::Write { .. })).count();
+    assert_eq!(writes_sent, 0, "nothing was forwarded for refused requests");
+    // An empty delete is a no-op answered at once.
+    let empty = Request::Write { collection: "c".into(), op: PointsOp::Delete(PointSelector::Ids(vec![])), ack: WriteAck::Quorum };
+    assert!(matches!(c.call(2, empty), Ok(Reply::Written { token }) if token.marks.is_empty()));
+}
+
+#[test]
+fn a_duplicated_forwarded_write_is_proposed_once() {
+    let mut c = ready_cluster(1, 3);
+    let group = vecraft_core::node::metadata::shard_group(1, 0);
+    let leader = c.leader_of(group).unwrap();
+    let other = MEMBERS.into_iter().find(|n| *n != leader).unwrap();
+    let before = c.nodes[&leader].group(group).unwrap().log().last_index();
+    assert!(matches!(c.call(other, upsert([9], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    // Deliver the forwarded write again, as a duplicating network would.
+    let (from, to, msg) = c.sent.iter().rev().find(|(_, to, m)| *to == leader && matches!(m, PeerMessage::Write { .. })).cloned().unwrap();
+    c.queue.push_back((to, NodeInput::Envelope(NodeEnvelope { from, to, raft: None, peer: vec![msg] })));
+    c.drain();
+    c.run_for(Duration::from_millis(100));
+    let after = c.nodes[&leader].group(group).unwrap().log().last_index();
+    assert_eq!(after, before + 1, "one entry for the write, none for its duplicate");
+}
+
+trait WithCollection {
+    fn with_collection(self, name: &str) -> Self;
+}
+impl WithCollection for Request {
+    fn with_collection(self, name: &str) -> Self {
+        match self {
+            Request::Get { ids, with_payload, with_vector, read, .. } => {
+                Request::Get { collection: name.into(), ids, with_payload, with_vector, read }
+            }
+            other => other,
+        }
+    }
+}
