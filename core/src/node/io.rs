@@ -66,12 +66,10 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// Defaults for node `id` of `members`. Shard snapshots are not yet taken through the node,
-    /// so log compaction is off (`snapshot_entries`/`snapshot_bytes` = `u64::MAX`).
+    /// Defaults for node `id` of `members` (Raft's compaction policy for shard groups; the
+    /// metadata group is never compacted: its log is a handful of entries per collection).
     pub fn new(id: NodeId, members: Vec<NodeId>, seed: u64) -> Self {
-        let mut raft = MultiRaftConfig::new(id, seed);
-        raft.raft.snapshot_entries = u64::MAX;
-        raft.raft.snapshot_bytes = u64::MAX;
+        let raft = MultiRaftConfig::new(id, seed);
         let election = raft.raft.election_timeout_max;
         NodeConfig {
             id,
@@ -122,7 +120,21 @@ pub enum NodeInput {
         /// The engine's answer.
         result: Result<ShardAnswer, String>,
     },
-    /// A driver answer for one group's snapshot requests (see [`NodeOutput::Raft`]).
+    /// The driver holds, durably, a snapshot of shard group `group`'s engine at `index` (its
+    /// applied index when it took it, at or above the one asked for) of `size` bytes with blake3
+    /// `checksum` (answer to [`NodeOutput::TakeSnapshot`]).
+    SnapshotTaken {
+        /// The shard group.
+        group: GroupId,
+        /// The engine's applied index in the snapshot.
+        index: LogIndex,
+        /// Its length.
+        size: u64,
+        /// blake3 of its bytes.
+        checksum: [u8; 32],
+    },
+    /// A driver answer for one group's snapshot transfer requests (see [`NodeOutput::Raft`]):
+    /// `SnapshotChunk`, `SnapshotInstalled`, `SnapshotRejected`.
     Raft {
         /// The group.
         group: GroupId,
@@ -184,7 +196,18 @@ pub enum NodeOutput {
         /// The answer.
         result: Result<Reply, NodeError>,
     },
-    /// One group's snapshot request, as Raft emitted it; answered with [`NodeInput::Raft`].
+    /// Take a snapshot of shard group `group`'s engine ([`super::shard::snapshot_bytes`]) at its
+    /// applied index (at least `index`), keep it durably, and step `SnapshotTaken`. Ignoring the
+    /// request is safe: the log is then not compacted.
+    TakeSnapshot {
+        /// The shard group.
+        group: GroupId,
+        /// The lowest index the snapshot may be taken at.
+        index: LogIndex,
+    },
+    /// One group's snapshot transfer request, as Raft emitted it (`ReadSnapshotChunk`,
+    /// `StageSnapshotChunk`, `InstallSnapshot`); answered with [`NodeInput::Raft`]. An installed
+    /// snapshot replaces the engine and must be kept durably (it is what a restart restores).
     Raft {
         /// The group.
         group: GroupId,

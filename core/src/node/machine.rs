@@ -16,7 +16,7 @@ use super::router::Router;
 use super::serve::Serve;
 use crate::contract::{NodeId, StateMachine, Time};
 use crate::multiraft::{Envelope, MultiRaft, MultiRaftInput, MultiRaftOutput};
-use crate::raft::{DurableState, EntryPayload, GroupId, LogIndex, RaftNode, RaftOutput};
+use crate::raft::{DurableState, EntryPayload, GroupId, LogIndex, RaftInput, RaftNode, RaftOutput, SnapshotMeta};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Counters of what a node did (for the simulator's summary and metrics).
@@ -80,6 +80,8 @@ pub struct Node {
     next_ping: Time,
     pub(super) stats: NodeStats,
     boot_out: Vec<NodeOutput>,
+    /// Engines the driver restored from snapshots at boot, and their index.
+    restored: BTreeMap<GroupId, LogIndex>,
     /// Forwarded writes seen, per origin incarnation (see `first_copy`).
     seen_writes: BTreeMap<(NodeId, u64), SeenWindow>,
 }
@@ -98,6 +100,17 @@ impl Node {
     /// Boots a node. `recovered` is every group's durable state from the WAL (empty on first
     /// boot); shard engines start empty and are rebuilt by replaying their logs.
     pub fn new(cfg: NodeConfig, recovered: BTreeMap<GroupId, DurableState>, now: Time) -> Node {
+        Node::restore(cfg, recovered, BTreeMap::new(), now)
+    }
+
+    /// Boots a node whose driver restored some shard engines from their snapshots: `restored`
+    /// maps each such group to the index its engine holds (the log is replayed after it).
+    pub fn restore(
+        cfg: NodeConfig,
+        recovered: BTreeMap<GroupId, DurableState>,
+        restored: BTreeMap<GroupId, LogIndex>,
+        now: Time,
+    ) -> Node {
         assert!(cfg.members.contains(&cfg.id), "node {} is not a member", cfg.id);
         let mut recovered = recovered;
         let bugs = cfg.bugs.effective();
@@ -123,10 +136,12 @@ impl Node {
             recovered: BTreeMap::new(),
             boot_out: Vec::new(),
             seen_writes: BTreeMap::new(),
+            restored: BTreeMap::new(),
             cfg,
         };
         let durable = recovered.remove(&METADATA_GROUP).unwrap_or_default();
         node.recovered = recovered;
+        node.restored = restored;
         let mut out = Vec::new();
         node.work.push_back(Work::Host(MultiRaftInput::CreateGroup {
             group: METADATA_GROUP,
@@ -269,6 +284,9 @@ impl Node {
             MultiRaftOutput::Respond { group: _, response } => self.group_refused(now, response),
             MultiRaftOutput::Group { group, output } => match output {
                 RaftOutput::MembershipChanged { .. } => {}
+                // The metadata state lives here and is rebuilt from its log at boot.
+                _ if group == METADATA_GROUP => {}
+                RaftOutput::TakeSnapshot { index } => out.push(NodeOutput::TakeSnapshot { group, index }),
                 output => out.push(NodeOutput::Raft { group, output }),
             },
         }
@@ -291,13 +309,14 @@ impl Node {
                     }
                     let group = super::metadata::shard_group(c.id, shard as u32);
                     out.push(NodeOutput::ShardCreated { group, collection: c.name.clone(), config: c.config.clone() });
-                    self.applied.insert(group, 0);
+                    let applied = self.restored.remove(&group).unwrap_or(0);
+                    self.applied.insert(group, applied);
                     let durable = self.recovered.remove(&group).unwrap_or_default();
                     self.work.push_back(Work::Host(MultiRaftInput::CreateGroup {
                         group,
                         voters: replicas.clone(),
                         durable,
-                        applied: 0,
+                        applied,
                     }));
                 }
             }
@@ -380,6 +399,26 @@ impl Node {
         }
     }
 
+    /// The driver took a snapshot of a shard engine at `index`: Raft may compact behind it. A
+    /// snapshot taken beyond what the node has been told is applied means the `Applied` input is
+    /// still on its way; the engine has applied it, so it is taken as applied now.
+    fn snapshot_taken(&mut self, now: Time, group: GroupId, index: LogIndex, size: u64, checksum: [u8; 32], out: &mut Vec<NodeOutput>) {
+        let Some(&applied) = self.applied.get(&group) else { return };
+        if index > applied {
+            let Some(r) = self.host.group(group) else { return };
+            if index > r.apply_sent_index() {
+                return; // the driver cannot have applied entries it was never given
+            }
+            self.applied.insert(group, index);
+            self.work.push_back(Work::Host(MultiRaftInput::Applied { group, index }));
+            self.drain(now, out);
+        }
+        let Some(r) = self.host.group(group) else { return };
+        let Some(term) = r.log().term_at(index) else { return };
+        let meta = SnapshotMeta { index, term, membership: r.applied_membership(), size, checksum };
+        self.work.push_back(Work::Host(MultiRaftInput::Group { group, input: RaftInput::SnapshotTaken { meta } }));
+    }
+
     fn fire_timers(&mut self, now: Time, out: &mut Vec<NodeOutput>) {
         while let Some(&(at, timer)) = self.timers.first() {
             if at > now {
@@ -435,10 +474,18 @@ impl StateMachine for Node {
                 self.work.push_back(Work::Host(MultiRaftInput::Applied { group, index }));
             }
             NodeInput::ReadDone { read, result } => self.read_done(now, read, result),
+            NodeInput::SnapshotTaken { group, index, size, checksum } => {
+                self.snapshot_taken(now, group, index, size, checksum, out)
+            }
             NodeInput::Raft { group, input } => {
-                if group != METADATA_GROUP {
-                    self.work.push_back(Work::Host(MultiRaftInput::Group { group, input }));
+                if group == METADATA_GROUP || !self.applied.contains_key(&group) {
+                    return self.drain(now, out);
                 }
+                if let RaftInput::SnapshotInstalled { meta } = &input {
+                    // The engine now holds exactly the snapshot's state.
+                    self.applied.insert(group, meta.index);
+                }
+                self.work.push_back(Work::Host(MultiRaftInput::Group { group, input }));
             }
         }
         self.drain(now, out);

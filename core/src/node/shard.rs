@@ -38,6 +38,20 @@ pub fn apply_command(collection: &mut Collection, bytes: &[u8]) -> Result<usize,
     collection.apply(op).map_err(|e| e.to_string())
 }
 
+/// A replica's state as snapshot bytes (the vector engine's full snapshot format: checksummed
+/// zstd chunks, with the HNSW graph), for Raft log compaction and for followers too far behind.
+pub fn snapshot_bytes(collection: &Collection) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::vector::snapshot::write_full_snapshot(collection, &mut out, &Default::default())
+        .expect("writing a snapshot to memory cannot fail");
+    out
+}
+
+/// Rebuilds a replica from [`snapshot_bytes`]; every checksum is verified first.
+pub fn restore_bytes(bytes: &[u8]) -> Result<Collection, String> {
+    crate::vector::snapshot::restore_full(bytes, &mut |_| {}).map_err(|e| e.to_string())
+}
+
 /// Splits a collection-wide command into one command per shard it touches. Commands by id go to
 /// the ids' shards only; commands by filter go to every shard.
 pub fn split_command(op: PointsOp, shard_count: u32) -> Vec<(ShardId, PointsOp)> {

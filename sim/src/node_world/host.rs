@@ -11,9 +11,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::Duration;
 use vecraft_core::contract::{StateMachine, Time};
-use vecraft_core::node::shard::{ShardAnswer, answer, apply_command};
+use bytes::Bytes;
+use vecraft_core::node::shard::{ShardAnswer, answer, apply_command, restore_bytes, snapshot_bytes};
 use vecraft_core::node::{Node, NodeConfig, NodeInput, NodeOutput, message::NodeEnvelope};
-use vecraft_core::raft::{DurableState, GroupId, LogIndex, PersistRecord, Role};
+use vecraft_core::raft::{DurableState, GroupId, LogIndex, PersistRecord, RaftInput, RaftOutput, Role, SnapshotMeta};
 use vecraft_core::vector::collection::Collection;
 
 const TICK: u64 = 10_000_000;
@@ -68,6 +69,10 @@ impl Ord for Queued {
 struct Proc {
     node: Node,
     engines: BTreeMap<GroupId, Collection>,
+    /// Index each engine holds.
+    applied: BTreeMap<GroupId, LogIndex>,
+    /// Snapshot chunks being received, per group.
+    staging: BTreeMap<GroupId, (SnapshotMeta, Vec<u8>)>,
     applies: VecDeque<(GroupId, LogIndex, Option<bytes::Bytes>)>,
     applying: bool,
 }
@@ -79,6 +84,8 @@ pub(super) struct Machine {
     inc: u64,
     clock: NodeClock,
     synced: Vec<PersistRecord>,
+    /// Durable engine snapshots (taken or installed), per group: what a restart restores.
+    snapshots: BTreeMap<GroupId, (LogIndex, Bytes)>,
     unsynced: Vec<(u64, Vec<PersistRecord>)>,
     disk_free_at: u64,
 }
@@ -118,6 +125,8 @@ impl World {
         cfg.router = self.cfg.router;
         cfg.bugs = self.cfg.bugs;
         cfg.incarnation = self.machines[m].inc + 1;
+        cfg.raft.raft.snapshot_entries = self.cfg.snapshot_entries;
+        cfg.raft.raft.snapshot_keep_entries = self.cfg.snapshot_keep_entries;
         cfg.raft.raft.max_clock_drift = self.cfg.sim.clock_drift.max(0.01);
         let mut groups: BTreeMap<GroupId, Vec<&PersistRecord>> = BTreeMap::new();
         for r in &self.machines[m].synced {
@@ -131,11 +140,25 @@ impl World {
             })
             .collect();
         let now = self.local(m);
-        let mut node = Node::new(cfg, recovered, now);
+        let mut engines = BTreeMap::new();
+        let mut restored = BTreeMap::new();
+        for (g, (index, bytes)) in &self.machines[m].snapshots {
+            let c = restore_bytes(bytes).expect("the simulated disk keeps snapshots intact");
+            engines.insert(*g, c);
+            restored.insert(*g, *index);
+        }
+        let mut node = Node::restore(cfg, recovered, restored.clone(), now);
         let boot = node.take_boot_outputs();
         let mach = &mut self.machines[m];
         mach.inc += 1;
-        mach.proc = Some(Proc { node, engines: BTreeMap::new(), applies: VecDeque::new(), applying: false });
+        mach.proc = Some(Proc {
+            node,
+            engines,
+            applied: restored,
+            staging: BTreeMap::new(),
+            applies: VecDeque::new(),
+            applying: false,
+        });
         let inc = mach.inc;
         self.handle_outputs(m, boot);
         self.at(self.now + TICK, Ev::Tick { node: m, inc });
@@ -159,6 +182,7 @@ impl World {
     }
 
     fn handle_outputs(&mut self, m: usize, out: Vec<NodeOutput>) {
+        let mut follow_ups = Vec::new();
         for o in out {
             match o {
                 NodeOutput::Send(env) => {
@@ -194,6 +218,8 @@ impl World {
                 NodeOutput::ShardDropped { group } => {
                     let p = self.machines[m].proc.as_mut().expect("running");
                     p.engines.remove(&group);
+                    p.applied.remove(&group);
+                    self.machines[m].snapshots.remove(&group);
                 }
                 NodeOutput::Apply { group, index, command } => {
                     let p = self.machines[m].proc.as_mut().expect("running");
@@ -214,8 +240,78 @@ impl World {
                     let now = self.now;
                     self.workload.respond(now, client, result);
                 }
-                NodeOutput::Raft { .. } => {} // compaction is off in the node world (see NodeConfig::new)
+                NodeOutput::TakeSnapshot { group, index } => {
+                    let mach = &mut self.machines[m];
+                    let p = mach.proc.as_ref().expect("running");
+                    let applied = p.applied.get(&group).copied().unwrap_or(0);
+                    if let Some(c) = p.engines.get(&group)
+                        && applied >= index
+                    {
+                        let bytes = Bytes::from(snapshot_bytes(c));
+                        let checksum = *blake3::hash(&bytes).as_bytes();
+                        let size = bytes.len() as u64;
+                        mach.snapshots.insert(group, (applied, bytes));
+                        *self.faults.entry("snapshots-taken").or_insert(0) += 1;
+                        follow_ups.push(NodeInput::SnapshotTaken { group, index: applied, size, checksum });
+                    }
+                }
+                NodeOutput::Raft { group, output } => {
+                    if let Some(input) = self.snapshot_io(m, group, output) {
+                        follow_ups.push(NodeInput::Raft { group, input });
+                    }
+                }
             }
+        }
+        for input in follow_ups {
+            self.step(m, input);
+        }
+    }
+
+    /// Serves a group's snapshot transfer requests from the machine's snapshot store.
+    fn snapshot_io(&mut self, m: usize, group: GroupId, output: RaftOutput) -> Option<RaftInput> {
+        let mach = &mut self.machines[m];
+        let p = mach.proc.as_mut()?;
+        match output {
+            RaftOutput::ReadSnapshotChunk { to, meta, offset, len } => {
+                let data = match mach.snapshots.get(&group) {
+                    Some((index, bytes)) if *index == meta.index => {
+                        let start = (offset as usize).min(bytes.len());
+                        let end = (offset.saturating_add(len) as usize).min(bytes.len());
+                        Some(bytes.slice(start..end))
+                    }
+                    _ => None,
+                };
+                Some(RaftInput::SnapshotChunk { to, index: meta.index, offset, data })
+            }
+            RaftOutput::StageSnapshotChunk { meta, offset, data } => {
+                match p.staging.get_mut(&group) {
+                    _ if offset == 0 => {
+                        p.staging.insert(group, (meta, data.to_vec()));
+                    }
+                    Some((m2, bytes)) if *m2 == meta && bytes.len() as u64 == offset => bytes.extend_from_slice(&data),
+                    _ => {
+                        p.staging.remove(&group);
+                    }
+                }
+                None
+            }
+            RaftOutput::InstallSnapshot { meta } => {
+                let staged = p.staging.remove(&group).filter(|(m2, _)| *m2 == meta).map(|(_, b)| b).unwrap_or_default();
+                let restored = meta.verify(&staged).map_err(|e| e.to_string()).and_then(|()| restore_bytes(&staged));
+                match restored {
+                    Ok(c) => {
+                        p.engines.insert(group, c);
+                        p.applied.insert(group, meta.index);
+                        // Applies queued for the old state must not touch the new one.
+                        p.applies.retain(|(g, i, _)| *g != group || *i > meta.index);
+                        mach.snapshots.insert(group, (meta.index, Bytes::from(staged)));
+                        *self.faults.entry("snapshot-installs").or_insert(0) += 1;
+                        Some(RaftInput::SnapshotInstalled { meta })
+                    }
+                    Err(_) => Some(RaftInput::SnapshotRejected { meta }),
+                }
+            }
+            _ => None,
         }
     }
 
@@ -239,6 +335,9 @@ impl World {
         let Some((group, index, cmd)) = p.applies.pop_front() else { return };
         if let (Some(c), Some(cmd)) = (p.engines.get_mut(&group), cmd) {
             let _ = apply_command(c, &cmd); // refusals are deterministic and change nothing
+        }
+        if p.engines.contains_key(&group) {
+            p.applied.insert(group, index);
         }
         self.step(m, NodeInput::Applied { group, index });
         self.kick_apply(m);
@@ -541,6 +640,7 @@ pub fn run_node_world(cfg: NodeWorldConfig) -> NodeWorldReport {
                 inc: 0,
                 clock: NodeClock::new(rate, rng.random_range(0..1_000_000_000u64)),
                 synced: Vec::new(),
+                snapshots: BTreeMap::new(),
                 unsynced: Vec::new(),
                 disk_free_at: 0,
             }

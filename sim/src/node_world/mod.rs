@@ -96,6 +96,10 @@ pub struct NodeWorldConfig {
     pub ack_weights: [u32; 3],
     /// Apply cost per point and dimension (virtual time).
     pub apply_per_point_dim: Duration,
+    /// Shard groups ask for a snapshot after this many applied entries (`u64::MAX`: never).
+    pub snapshot_entries: u64,
+    /// Entries kept behind a snapshot (few: lagging replicas then need an install).
+    pub snapshot_keep_entries: u64,
     /// Bug switches.
     pub bugs: NodeBugs,
 }
@@ -129,6 +133,8 @@ impl NodeWorldConfig {
             crash_leader_share: rng.random_range(0.3..=0.9),
             ack_weights: [rng.random_range(0..=3), rng.random_range(0..=3), rng.random_range(2..=6)],
             apply_per_point_dim: Duration::from_nanos(rng.random_range(200..=5_000)),
+            snapshot_entries: if rng.random_bool(0.7) { rng.random_range(10..=120) } else { u64::MAX },
+            snapshot_keep_entries: rng.random_range(0..=10),
             bugs: bug.map(NodeBug::switches).unwrap_or_default(),
             sim,
         }
