@@ -56,7 +56,7 @@ fn node_world_seeds_hold_every_check() {
     }
     let in_doubt: u64 = ops.iter().filter(|(k, _)| k.ends_with("InDoubt")).map(|(_, v)| v).sum();
     assert!(in_doubt > 0, "faults never left a write in doubt: {ops:?}");
-    for key in ["crashes", "partitions", "duplicated", "part-retries", "snapshots-taken", "snapshot-installs"] {
+    for key in ["crashes", "partitions", "duplicated", "part-retries", "snapshots-taken", "snapshot-installs", "pauses"] {
         assert!(faults.get(key).copied().unwrap_or(0) > 0, "fault class {key} never fired: {faults:?}");
     }
     eprintln!("node world: {n} seeds passed; ops {ops:?}; faults {faults:?}");

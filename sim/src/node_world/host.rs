@@ -38,6 +38,7 @@ enum Ev {
     Crash,
     Restart { node: usize },
     Partition,
+    Pause,
     LivenessStart,
     ProbeStart,
     End,
@@ -88,6 +89,8 @@ pub(super) struct Machine {
     snapshots: BTreeMap<GroupId, (LogIndex, Bytes)>,
     unsynced: Vec<(u64, Vec<PersistRecord>)>,
     disk_free_at: u64,
+    /// Paused (a GC pause, a stopped VM) until this true time: its events wait, its clock runs.
+    paused_until: u64,
 }
 
 /// The world.
@@ -405,12 +408,40 @@ impl World {
         }
     }
 
+    fn nemesis_pause(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let up = self.up();
+        if !up.is_empty() {
+            let m = up[self.rng.random_range(0..up.len())];
+            let d = self.rng.random_range(100_000_000..=3_000_000_000);
+            self.machines[m].paused_until = self.now + d;
+            *self.faults.entry("pauses").or_insert(0) += 1;
+        }
+        if let Some(every) = self.cfg.pause_every {
+            let next = self.rng.random_range(nanos(every) / 2..=nanos(every) * 3 / 2);
+            self.at(self.now + next, Ev::Pause);
+        }
+    }
+
+    /// The machine an event concerns, if it is paused now (the event then waits for the resume).
+    fn paused_target(&self, ev: &Ev) -> Option<u64> {
+        let node = match ev {
+            Ev::Tick { node, .. } | Ev::DiskDone { node, .. } | Ev::ApplyDone { node, .. } | Ev::ReadDone { node, .. } => *node,
+            Ev::Deliver { to, .. } => *to,
+            _ => return None,
+        };
+        let until = self.machines[node].paused_until;
+        (until > self.now).then_some(until)
+    }
+
     fn client_next(&mut self, c: usize) {
         if !self.accepting {
             return;
         }
         let now = self.now;
-        let up = self.up();
+        let up: Vec<usize> = self.up().into_iter().filter(|m| self.machines[*m].paused_until <= now).collect();
         let Some(WorkloadOp { op, request, think }) = self.workload.next(&mut self.rng, now, c) else {
             self.at(self.now + 20_000_000, Ev::ClientNext { client: c });
             return;
@@ -467,6 +498,9 @@ impl World {
         if let Some(e) = self.cfg.partition_every {
             self.at(nanos(e), Ev::Partition);
         }
+        if let Some(e) = self.cfg.pause_every {
+            self.at(nanos(e), Ev::Pause);
+        }
         for c in 0..self.cfg.clients {
             self.at(1_000_000 * (c as u64 + 1), Ev::ClientNext { client: c });
         }
@@ -477,6 +511,10 @@ impl World {
             self.events += 1;
             self.trace.update(&at.to_le_bytes());
             self.trace.update(format!("{ev:?}").as_bytes());
+            if let Some(until) = self.paused_target(&ev) {
+                self.at(until, ev);
+                continue;
+            }
             if self.events > MAX_EVENTS {
                 self.violations.push(format!("liveness: more than {MAX_EVENTS} events (storm or livelock)"));
                 break;
@@ -531,8 +569,12 @@ impl World {
                     }
                 }
                 Ev::Partition => self.nemesis_partition(),
+                Ev::Pause => self.nemesis_pause(),
                 Ev::LivenessStart => {
                     self.faults_on = false;
+                    for m in &mut self.machines {
+                        m.paused_until = m.paused_until.min(self.now);
+                    }
                     self.net.heal();
                     self.net.calm();
                     for m in 0..self.machines.len() {
@@ -643,6 +685,7 @@ pub fn run_node_world(cfg: NodeWorldConfig) -> NodeWorldReport {
                 snapshots: BTreeMap::new(),
                 unsynced: Vec::new(),
                 disk_free_at: 0,
+                paused_until: 0,
             }
         })
         .collect();

@@ -90,6 +90,8 @@ pub struct NodeWorldConfig {
     pub crash_every: Option<Duration>,
     /// Mean time between partition changes.
     pub partition_every: Option<Duration>,
+    /// Mean time between process pauses (`None`: no pauses).
+    pub pause_every: Option<Duration>,
     /// Share of crashes aimed at a shard leader.
     pub crash_leader_share: f64,
     /// Write-ack level weights (leader, one_copy, quorum).
@@ -131,6 +133,7 @@ impl NodeWorldConfig {
             crash_every,
             partition_every,
             crash_leader_share: rng.random_range(0.3..=0.9),
+            pause_every: rng.random_bool(0.5).then(|| Duration::from_millis(rng.random_range(1_000..=5_000))),
             ack_weights: [rng.random_range(0..=3), rng.random_range(0..=3), rng.random_range(2..=6)],
             apply_per_point_dim: Duration::from_nanos(rng.random_range(200..=5_000)),
             snapshot_entries: if rng.random_bool(0.7) { rng.random_range(10..=120) } else { u64::MAX },
