@@ -49,8 +49,10 @@ struct Cli {
     #[arg(long)]
     history_out: Option<PathBuf>,
     /// Workload: `register` (key-value registers through one Raft group, the sharpest
-    /// linearizability test) or `vector` (whole nodes: metadata group, sharded replicated
-    /// collections, write-ack and read levels, scatter-gather; see `node_world`).
+    /// linearizability test), `vector` (whole nodes: metadata group, sharded replicated
+    /// collections, write-ack and read levels, scatter-gather; see `node_world`) or
+    /// `node-register` (registers as points through whole nodes, many writers per key, judged by
+    /// the linearizability checker).
     #[arg(long, default_value = "register")]
     workload: String,
     /// With `--workload vector`: switch on a node bug (strong-read-at-follower,
@@ -75,7 +77,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Cmd::CheckHistory { file }) => check_history(file),
-        None if cli.workload == "vector" => simulate_nodes(&cli),
+        None if cli.workload == "vector" || cli.workload == "node-register" => simulate_nodes(&cli),
         None if cli.workload == "register" => simulate(&cli),
         None => Err(anyhow::anyhow!("unknown --workload {:?} (register or vector)", cli.workload)),
     };
@@ -106,7 +108,13 @@ fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
                     if i >= cli.seeds {
                         break;
                     }
-                    let report = run_node_world(NodeWorldConfig::from_seed(cli.seed + i, bug));
+                    let seed = cli.seed + i;
+                    let cfg = if cli.workload == "vector" {
+                        NodeWorldConfig::from_seed(seed, bug)
+                    } else {
+                        NodeWorldConfig::register_from_seed(seed, bug)
+                    };
+                    let report = run_node_world(cfg);
                     results.lock().expect("no poisoning").push(report);
                 }
             });
@@ -125,7 +133,8 @@ fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "vector workload: {} seeds, {} passed, {} failed in {secs:.1} s ({:.0} seeds/min)",
+        "{} workload: {} seeds, {} passed, {} failed in {secs:.1} s ({:.0} seeds/min)",
+        cli.workload,
         results.len(),
         results.len() - failed.len(),
         failed.len(),
@@ -133,7 +142,7 @@ fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
     );
     for r in &failed {
         let bug = cli.node_bug.as_ref().map(|b| format!(" --node-bug {b}")).unwrap_or_default();
-        println!("  replay: cargo run --release -p vecraft-sim -- --workload vector --seed {}{bug}", r.seed);
+        println!("  replay: cargo run --release -p vecraft-sim -- --workload {} --seed {}{bug}", cli.workload, r.seed);
     }
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -13,6 +13,14 @@ fn env_seeds(default: u64) -> u64 {
 }
 
 fn run_all(seeds: std::ops::Range<u64>, bug: Option<NodeBug>) -> Vec<NodeWorldReport> {
+    run_all_with(seeds, bug, NodeWorldConfig::from_seed)
+}
+
+fn run_all_with(
+    seeds: std::ops::Range<u64>,
+    bug: Option<NodeBug>,
+    make: fn(u64, Option<NodeBug>) -> NodeWorldConfig,
+) -> Vec<NodeWorldReport> {
     let next = Mutex::new(seeds.clone());
     let out = Mutex::new(Vec::new());
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -20,7 +28,7 @@ fn run_all(seeds: std::ops::Range<u64>, bug: Option<NodeBug>) -> Vec<NodeWorldRe
         for _ in 0..jobs {
             s.spawn(|| {
                 while let Some(seed) = next.lock().unwrap().next() {
-                    let r = run_node_world(NodeWorldConfig::from_seed(seed, bug));
+                    let r = run_node_world(make(seed, bug));
                     out.lock().unwrap().push(r);
                 }
             });
@@ -95,5 +103,20 @@ fn every_node_bug_is_caught_by_its_checker() {
             r.violations
         );
         eprintln!("{} caught at seed {} by {:?}", bug.flag(), r.seed, r.violations[0].split(':').next());
+    }
+}
+
+/// The register workload through whole nodes: many writers per key, every history linearizable;
+/// and the read and ack bugs are caught by the linearizability checker there too.
+#[test]
+fn register_workload_through_the_node_is_linearizable_and_catches_the_bugs() {
+    let n = env_seeds(120) / 2;
+    let reports = run_all_with(1..1 + n, None, NodeWorldConfig::register_from_seed);
+    let failed: Vec<String> = reports.iter().filter(|r| !r.passed()).map(|r| r.summary()).collect();
+    assert!(failed.is_empty(), "{} of {n} seeds failed:\n{}", failed.len(), failed.join("\n"));
+    for bug in [NodeBug::StrongReadAtFollower, NodeBug::QuorumAckBeforeCommit] {
+        let reports = run_all_with(1..41, Some(bug), NodeWorldConfig::register_from_seed);
+        let r = reports.iter().find(|r| !r.passed()).unwrap_or_else(|| panic!("{} not caught in 40 seeds", bug.flag()));
+        assert!(r.caught_by("linearizability"), "{} caught by {:?}", bug.flag(), r.violations);
     }
 }

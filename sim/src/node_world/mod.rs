@@ -102,11 +102,22 @@ pub struct NodeWorldConfig {
     pub snapshot_entries: u64,
     /// Entries kept behind a snapshot (few: lagging replicas then need an install).
     pub snapshot_keep_entries: u64,
+    /// The register workload (many writers per key, checked for linearizability) instead of
+    /// the vector workload.
+    pub register: bool,
+    /// Keys of the register workload.
+    pub register_keys: u64,
     /// Bug switches.
     pub bugs: NodeBugs,
 }
 
 impl NodeWorldConfig {
+    /// The register workload's world of `seed`: the same world, every client writing and reading
+    /// every key, the history judged by the linearizability checker.
+    pub fn register_from_seed(seed: u64, bug: Option<NodeBug>) -> NodeWorldConfig {
+        NodeWorldConfig { register: true, ..NodeWorldConfig::from_seed(seed, bug) }
+    }
+
     /// The world of `seed` (with `bug` switched on, if any).
     pub fn from_seed(seed: u64, bug: Option<NodeBug>) -> NodeWorldConfig {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0DE0_F00D_0000_0002);
@@ -138,6 +149,8 @@ impl NodeWorldConfig {
             apply_per_point_dim: Duration::from_nanos(rng.random_range(200..=5_000)),
             snapshot_entries: if rng.random_bool(0.7) { rng.random_range(10..=120) } else { u64::MAX },
             snapshot_keep_entries: rng.random_range(0..=10),
+            register: false,
+            register_keys: rng.random_range(1..=4),
             bugs: bug.map(NodeBug::switches).unwrap_or_default(),
             sim,
         }

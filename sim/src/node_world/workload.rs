@@ -11,6 +11,8 @@
 //! scatter-gather probe tests the tie-break.
 
 use super::NodeWorldConfig;
+use crate::history::{History, OpId, Operation, Outcome as HOutcome};
+use crate::linearizability::{CheckerConfig, Verdict, check};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -98,6 +100,16 @@ pub(super) struct Workload {
     probing: bool,
     probes: Vec<Option<Result<ProbeAnswer, String>>>,
     probe_requests: Vec<Request>,
+    /// Register mode: every client writes and reads every key; the history goes to the
+    /// linearizability checker.
+    register: Option<RegisterHistory>,
+}
+
+/// The register workload's history, in the Raft world's format.
+struct RegisterHistory {
+    keys: u64,
+    history: History,
+    ops: BTreeMap<u64, OpId>,
 }
 
 fn ack_name(a: WriteAck) -> &'static str {
@@ -137,6 +149,7 @@ impl Workload {
             probing: false,
             probes: Vec::new(),
             probe_requests: Vec::new(),
+            register: cfg.register.then(|| RegisterHistory { keys: cfg.register_keys, history: History::new(), ops: BTreeMap::new() }),
         }
     }
 
@@ -175,6 +188,44 @@ impl Workload {
                 replication_factor: self.rf,
             };
             (Kind::Create, request)
+        } else if let Some(reg) = &mut self.register {
+            // Any client, any key; a unique value per write. Acks below quorum may be lost, so
+            // they are recorded as indeterminate (they may or may not take effect).
+            let key = rng.random_range(0..reg.keys);
+            let point = 1_000_000 + key;
+            let (operation, kind, request) = if rng.random_bool(0.5) {
+                let value = op as i64;
+                let w = self.ack_weights;
+                let pick = rng.random_range(0..(w[0] + w[1] + w[2]).max(1));
+                let ack = if pick < w[0] {
+                    WriteAck::Leader
+                } else if pick < w[0] + w[1] {
+                    WriteAck::OneCopy
+                } else {
+                    WriteAck::Quorum
+                };
+                let vector = (0..DIM).map(|_| rng.random_range(0..3) as f32).collect();
+                let payload = [("v".to_string(), PayloadValue::Int(value))].into_iter().collect();
+                let op_ = PointsOp::Upsert(vec![PointStruct { id: PointId::Num(point), vector, payload }]);
+                (
+                    Operation::write(key, value),
+                    Kind::Write { point, version: op, delete: false, ack },
+                    Request::Write { collection: COLLECTION.into(), op: op_, ack },
+                )
+            } else {
+                let (level, name) = if rng.random_bool(0.7) { (ReadLevel::Strong, "strong") } else { (ReadLevel::Quorum, "quorum") };
+                let request = Request::Get {
+                    collection: COLLECTION.into(),
+                    ids: vec![PointId::Num(point)],
+                    with_payload: true,
+                    with_vector: false,
+                    read: Self::read(level),
+                };
+                (Operation::read(key), Kind::Read { point, level: name }, request)
+            };
+            let id = reg.history.invoke(c as u64, operation, now).expect("one operation per client at a time");
+            reg.ops.insert(op, id);
+            (kind, request)
         } else {
             let roll = rng.random_range(0..100);
             if roll < 45 {
@@ -241,6 +292,22 @@ impl Workload {
     /// A node answered operation `op` (ignored after its timeout).
     pub fn respond(&mut self, now: u64, op: u64, result: Result<Reply, NodeError>) {
         let Some(f) = self.in_flight.remove(&op) else { return };
+        if let Some(reg) = &mut self.register
+            && let Some(id) = reg.ops.remove(&op)
+        {
+            let outcome = match (&f.kind, &result) {
+                (Kind::Write { ack: WriteAck::Quorum, .. }, Ok(Reply::Written { .. })) => HOutcome::Ok,
+                (Kind::Write { .. }, Ok(_)) => HOutcome::Info,
+                (Kind::Write { .. }, Err(NodeError::Refused { .. } | NodeError::Invalid(_) | NodeError::NoSuchCollection(_))) => HOutcome::Fail,
+                (Kind::Write { .. }, Err(_)) => HOutcome::Info,
+                (Kind::Read { .. }, Ok(Reply::Records { records, .. })) => {
+                    HOutcome::ReadOk(records.first().and_then(version_of).map(|v| v as i64))
+                }
+                (Kind::Read { .. }, _) => HOutcome::Fail,
+                _ => HOutcome::Info,
+            };
+            reg.history.complete(id, outcome, now).expect("completes its own invoke");
+        }
         if let Some(c) = f.client {
             self.busy[c] = false;
         }
@@ -390,8 +457,15 @@ impl Workload {
                 }
             }
         }
-        // Durability: every durably acknowledged write is there, or a later / in-doubt one.
-        for (point, ws) in &self.writes {
+        if let Some(reg) = &self.register {
+            match check(&reg.history, &CheckerConfig::default()) {
+                Verdict::Linearizable => {}
+                other => v.push(format!("linearizability: {other}")),
+            }
+        }
+        // Durability: every durably acknowledged write is there, or a later / in-doubt one
+        // (single-writer points only: register mode's points have many writers).
+        for (point, ws) in self.writes.iter().filter(|_| self.register.is_none()) {
             let last_durable = ws
                 .iter()
                 .filter(|w| w.outcome == Outcome::Ok && (w.ack == WriteAck::Quorum || (w.ack == WriteAck::OneCopy && self.rf <= 3)))
@@ -414,7 +488,7 @@ impl Workload {
         }
         // Reads.
         let mut seen_before: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new(); // point -> (complete, version)
-        let mut reads = self.reads.clone();
+        let mut reads = if self.register.is_some() { Vec::new() } else { self.reads.clone() };
         reads.sort_by_key(|r| r.invoke);
         for r in &reads {
             let empty = Vec::new();
