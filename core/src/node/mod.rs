@@ -9,8 +9,9 @@
 //! * [`request`]: client requests, write-ack and read levels and what they guarantee;
 //! * [`message`]: what nodes send each other; [`router`]: replica choice for reads;
 //! * `machine.rs` (the step loop), `serve.rs` (parts served here), `origin.rs` (requests split
-//!   into parts and gathered).
+//!   into parts, routed and retried), `gather.rs` (answers gathered into one reply).
 
+mod gather;
 mod io;
 mod machine;
 pub mod message;

@@ -8,14 +8,13 @@ use super::io::NodeOutput;
 use super::machine::{Node, Timer};
 use super::message::{PeerMessage, ServeError, ServeLevel, Served};
 use super::metadata::{METADATA_GROUP, MetaCommand, shard_group};
-use super::request::{ClientId, NodeError, ReadLevel, ReadOptions, Reply, Request, Staleness, WriteAck};
-use super::scatter::{self, GatherError, ShardFailure};
-use super::shard::{ShardAnswer, ShardQuery, split_command};
+use super::request::{ClientId, NodeError, ReadLevel, ReadOptions, Reply, Request, WriteAck};
+use super::shard::{ShardQuery, split_command};
 use super::sharding::{ShardId, shard_of};
 use crate::contract::{NodeId, Time};
 use crate::raft::{GroupId, LogIndex, ReadMode};
 use crate::vector::collection::{Distance, PointsOp};
-use crate::vector::point::{PointId, Record, ScoredPoint};
+use crate::vector::point::PointId;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,26 +31,26 @@ pub(super) enum Gather {
 
 /// Why one part failed.
 #[derive(Clone, Debug)]
-enum PartFailure {
+pub(super) enum PartFailure {
     /// No answer in time; `in_doubt` if the write may have been proposed.
     Timeout { in_doubt: bool },
     /// The serving node's answer.
     Serve(ServeError),
 }
 
-enum PartResult {
+pub(super) enum PartResult {
     Write(Result<LogIndex, PartFailure>),
     Read(Result<Served, PartFailure>, NodeId),
 }
 
 /// A client request being answered.
 pub(super) struct ClientState {
-    gather: Gather,
-    read: ReadOptions,
-    open: BTreeSet<u64>,
-    results: Vec<(ShardId, PartResult)>,
+    pub(super) gather: Gather,
+    pub(super) read: ReadOptions,
+    pub(super) open: BTreeSet<u64>,
+    pub(super) results: Vec<(ShardId, PartResult)>,
     /// A committed metadata write: answer once this node applied it too.
-    wait_meta: Option<LogIndex>,
+    pub(super) wait_meta: Option<LogIndex>,
 }
 
 enum PartKind {
@@ -74,7 +73,7 @@ pub(super) struct Part {
 }
 
 impl Node {
-    fn respond(&mut self, client: ClientId, result: Result<Reply, NodeError>, out: &mut Vec<NodeOutput>) {
+    pub(super) fn respond(&mut self, client: ClientId, result: Result<Reply, NodeError>, out: &mut Vec<NodeOutput>) {
         out.push(NodeOutput::Respond { client, result });
     }
 
@@ -406,155 +405,6 @@ impl Node {
             self.respond(client, Ok(Reply::Done), out);
         }
     }
-
-    /// Every part answered: build the reply.
-    fn complete(&mut self, client: ClientId, out: &mut Vec<NodeOutput>) {
-        let Some(mut c) = self.clients.remove(&client) else { return };
-        c.results.sort_by_key(|(s, _)| *s);
-        let result = match c.gather {
-            Gather::Meta => match c.results.pop() {
-                Some((_, PartResult::Write(Ok(index)))) => {
-                    if self.applied.get(&METADATA_GROUP).copied().unwrap_or(0) >= index {
-                        Ok(Reply::Done)
-                    } else {
-                        c.wait_meta = Some(index);
-                        self.clients.insert(client, c);
-                        return;
-                    }
-                }
-                Some((_, PartResult::Write(Err(f)))) => Err(write_error(vec![(0, f)], false)),
-                _ => Err(NodeError::Invalid("metadata request without an answer".into())),
-            },
-            Gather::Write => {
-                let mut token = super::request::ReadToken::default();
-                let mut failed = Vec::new();
-                for (shard, r) in c.results {
-                    match r {
-                        PartResult::Write(Ok(index)) => {
-                            token.marks.insert(shard, index);
-                        }
-                        PartResult::Write(Err(f)) => failed.push((shard, f)),
-                        PartResult::Read(..) => unreachable!("write parts answer writes"),
-                    }
-                }
-                if failed.is_empty() { Ok(Reply::Written { token }) } else { Err(write_error(failed, !token.marks.is_empty())) }
-            }
-            gather => self.gather_reads(gather, &c.read, c.results),
-        };
-        self.respond(client, result, out);
-    }
-
-    fn gather_reads(&self, gather: Gather, read: &ReadOptions, results: Vec<(ShardId, PartResult)>) -> Result<Reply, NodeError> {
-        let eventual = matches!(read.level, ReadLevel::Eventual);
-        let mut staleness = Staleness::default();
-        let mut answers: Vec<(ShardId, Result<Served, ShardFailure>)> = Vec::new();
-        for (shard, r) in results {
-            let PartResult::Read(r, node) = r else { unreachable!("read parts answer reads") };
-            if let Ok(s) = &r {
-                staleness.replicas.insert(shard, (node, s.applied, s.commit));
-            }
-            answers.push((shard, r.map_err(read_failure)));
-        }
-        let staleness = eventual.then_some(staleness);
-        fn pick<T>(
-            answers: Vec<(ShardId, Result<Served, ShardFailure>)>,
-            f: impl Fn(ShardAnswer) -> Option<T>,
-        ) -> Vec<(ShardId, Result<T, ShardFailure>)> {
-            answers
-                .into_iter()
-                .map(|(s, r)| {
-                    let r = r.and_then(|x| {
-                        x.answer.and_then(&f).ok_or_else(|| ShardFailure::Failed("answer of the wrong kind".into()))
-                    });
-                    (s, r)
-                })
-                .collect()
-        }
-        let partial = read.allow_partial;
-        match gather {
-            Gather::Search { distance, offset, limit } => {
-                let hits = pick(answers, |a| if let ShardAnswer::Hits(h) = a { Some(h) } else { None });
-                let g = if self.bugs.merge_without_tie_break {
-                    merge_by_score_only(distance, hits, offset, limit, partial)
-                } else {
-                    scatter::gather_hits(distance, hits, offset, limit, partial)
-                }
-                .map_err(NodeError::Shard)?;
-                Ok(Reply::Hits { hits: g.value, missing: g.missing, staleness })
-            }
-            Gather::Get { order } => {
-                let recs = pick(answers, |a| if let ShardAnswer::Records(r) = a { Some(r) } else { None });
-                let mut missing = Vec::new();
-                let mut by_id: BTreeMap<PointId, Record> = BTreeMap::new();
-                let mut failed: Option<GatherError> = None;
-                for (shard, r) in recs {
-                    match r {
-                        Ok(rs) => by_id.extend(rs.into_iter().map(|r| (r.id, r))),
-                        Err(_) if partial => missing.push(shard),
-                        Err(failure) => {
-                            failed.get_or_insert(GatherError { shard, failure });
-                        }
-                    }
-                }
-                if let Some(e) = failed {
-                    return Err(NodeError::Shard(e));
-                }
-                let mut seen = BTreeSet::new();
-                let records = order.into_iter().filter(|id| seen.insert(*id)).filter_map(|id| by_id.remove(&id)).collect();
-                Ok(Reply::Records { records, missing, staleness })
-            }
-            Gather::Count => {
-                let counts = pick(answers, |a| if let ShardAnswer::Count(n) = a { Some(n) } else { None });
-                let g = scatter::gather_count(counts, partial).map_err(NodeError::Shard)?;
-                Ok(Reply::Count { count: g.value, missing: g.missing })
-            }
-            Gather::Scroll { limit } => {
-                let pages = pick(answers, |a| if let ShardAnswer::Page(p) = a { Some(p) } else { None });
-                let g = scatter::gather_scroll(pages, limit, partial).map_err(NodeError::Shard)?;
-                Ok(Reply::Page { page: g.value, missing: g.missing })
-            }
-            Gather::Status => {
-                let mut lines = Vec::new();
-                for (shard, r) in answers {
-                    match r {
-                        Ok(s) => lines.extend(s.status),
-                        Err(failure) => return Err(NodeError::Shard(GatherError { shard, failure })),
-                    }
-                }
-                Ok(Reply::Status(lines))
-            }
-            Gather::Meta | Gather::Write => unreachable!("handled by complete"),
-        }
-    }
-}
-
-fn read_failure(f: PartFailure) -> ShardFailure {
-    match f {
-        PartFailure::Timeout { .. } => ShardFailure::Timeout,
-        PartFailure::Serve(ServeError::Failed(m)) => ShardFailure::Failed(m),
-        PartFailure::Serve(e) => ShardFailure::Unavailable(e.to_string()),
-    }
-}
-
-/// A write with failed parts: refused if nothing may have happened, in doubt otherwise.
-fn write_error(failed: Vec<(ShardId, PartFailure)>, some_succeeded: bool) -> NodeError {
-    let doubt = |f: &PartFailure| match f {
-        PartFailure::Timeout { in_doubt } => *in_doubt,
-        PartFailure::Serve(e) => e.in_doubt(),
-    };
-    if !some_succeeded && !failed.iter().any(|(_, f)| doubt(f)) {
-        let (shard, f) = &failed[0];
-        let reason = match f {
-            PartFailure::Timeout { .. } => "no leader answered in time".to_string(),
-            PartFailure::Serve(e) => e.to_string(),
-        };
-        return NodeError::Refused { shard: *shard, reason };
-    }
-    let reason = match &failed[0].1 {
-        PartFailure::Timeout { .. } => "timed out".to_string(),
-        PartFailure::Serve(e) => e.to_string(),
-    };
-    NodeError::Indeterminate { shards: failed.into_iter().map(|(s, _)| s).collect(), reason }
 }
 
 /// Rejects vectors of the wrong dimension or with non-finite values before anything is proposed.
@@ -570,28 +420,4 @@ fn check_vectors(op: &PointsOp, dim: u32) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The `merge_without_tie_break` bug: by score only, in arrival order (stable sort).
-fn merge_by_score_only(
-    distance: Distance,
-    answers: Vec<(ShardId, Result<Vec<ScoredPoint>, ShardFailure>)>,
-    offset: usize,
-    limit: usize,
-    partial: bool,
-) -> Result<scatter::Gathered<Vec<ScoredPoint>>, GatherError> {
-    let mut all = Vec::new();
-    let mut missing = Vec::new();
-    // Arrival order is modelled as descending shard order.
-    for (shard, r) in answers.into_iter().rev() {
-        match r {
-            Ok(h) => all.extend(h),
-            Err(_) if partial => missing.push(shard),
-            Err(failure) => return Err(GatherError { shard, failure }),
-        }
-    }
-    all.sort_by(|a, b| distance.compare_scores(a.score, b.score));
-    let value = all.into_iter().skip(offset).take(limit).collect();
-    missing.sort();
-    Ok(scatter::Gathered { value, missing })
 }

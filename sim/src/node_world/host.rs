@@ -14,19 +14,19 @@ use vecraft_core::contract::{StateMachine, Time};
 use bytes::Bytes;
 use vecraft_core::node::shard::{ShardAnswer, answer, apply_command, restore_bytes, snapshot_bytes};
 use vecraft_core::node::{Node, NodeConfig, NodeInput, NodeOutput, message::NodeEnvelope};
-use vecraft_core::raft::{DurableState, GroupId, LogIndex, PersistRecord, RaftInput, RaftOutput, Role, SnapshotMeta};
+use vecraft_core::raft::{DurableState, GroupId, LogIndex, PersistRecord, Role, SnapshotMeta};
 use vecraft_core::vector::collection::Collection;
 
 const TICK: u64 = 10_000_000;
 /// A run that processes more events than this is a storm or livelock (a violation).
 const MAX_EVENTS: u64 = 4_000_000;
 
-fn nanos(d: Duration) -> u64 {
+pub(super) fn nanos(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
 #[derive(Debug)]
-enum Ev {
+pub(super) enum Ev {
     Tick { node: usize, inc: u64 },
     /// `inc`: the receiver's incarnation at send time (see `handle_outputs`).
     Deliver { to: usize, inc: u64, env: NodeEnvelope },
@@ -67,62 +67,62 @@ impl Ord for Queued {
 }
 
 /// A running node process: the node, its engines and its apply queue (all lost at a crash).
-struct Proc {
-    node: Node,
-    engines: BTreeMap<GroupId, Collection>,
+pub(super) struct Proc {
+    pub(super) node: Node,
+    pub(super) engines: BTreeMap<GroupId, Collection>,
     /// Index each engine holds.
-    applied: BTreeMap<GroupId, LogIndex>,
+    pub(super) applied: BTreeMap<GroupId, LogIndex>,
     /// Snapshot chunks being received, per group.
-    staging: BTreeMap<GroupId, (SnapshotMeta, Vec<u8>)>,
-    applies: VecDeque<(GroupId, LogIndex, Option<bytes::Bytes>)>,
-    applying: bool,
+    pub(super) staging: BTreeMap<GroupId, (SnapshotMeta, Vec<u8>)>,
+    pub(super) applies: VecDeque<(GroupId, LogIndex, Option<bytes::Bytes>)>,
+    pub(super) applying: bool,
 }
 
 /// One simulated machine.
 pub(super) struct Machine {
     pub id: u64,
-    proc: Option<Proc>,
-    inc: u64,
-    clock: NodeClock,
-    synced: Vec<PersistRecord>,
+    pub(super) proc: Option<Proc>,
+    pub(super) inc: u64,
+    pub(super) clock: NodeClock,
+    pub(super) synced: Vec<PersistRecord>,
     /// Durable engine snapshots (taken or installed), per group: what a restart restores.
-    snapshots: BTreeMap<GroupId, (LogIndex, Bytes)>,
-    unsynced: Vec<(u64, Vec<PersistRecord>)>,
-    disk_free_at: u64,
+    pub(super) snapshots: BTreeMap<GroupId, (LogIndex, Bytes)>,
+    pub(super) unsynced: Vec<(u64, Vec<PersistRecord>)>,
+    pub(super) disk_free_at: u64,
     /// Paused (a GC pause, a stopped VM) until this true time: its events wait, its clock runs.
-    paused_until: u64,
+    pub(super) paused_until: u64,
 }
 
 /// The world.
 pub(super) struct World {
-    cfg: NodeWorldConfig,
-    rng: ChaCha8Rng,
-    now: u64,
-    seq: u64,
+    pub(super) cfg: NodeWorldConfig,
+    pub(super) rng: ChaCha8Rng,
+    pub(super) now: u64,
+    pub(super) seq: u64,
     queue: BinaryHeap<Reverse<Queued>>,
     pub machines: Vec<Machine>,
-    net: Network<NodeEnvelope>,
-    net_stats: RunStats,
-    faults_on: bool,
-    accepting: bool,
-    workload: Workload,
-    trace: blake3::Hasher,
-    events: u64,
-    faults: BTreeMap<&'static str, u64>,
-    violations: Vec<String>,
+    pub(super) net: Network<NodeEnvelope>,
+    pub(super) net_stats: RunStats,
+    pub(super) faults_on: bool,
+    pub(super) accepting: bool,
+    pub(super) workload: Workload,
+    pub(super) trace: blake3::Hasher,
+    pub(super) events: u64,
+    pub(super) faults: BTreeMap<&'static str, u64>,
+    pub(super) violations: Vec<String>,
 }
 
 impl World {
-    fn at(&mut self, at: u64, ev: Ev) {
+    pub(super) fn at(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
         self.queue.push(Reverse(Queued { at, seq: self.seq, ev }));
     }
 
-    fn local(&self, m: usize) -> Time {
+    pub(super) fn local(&self, m: usize) -> Time {
         self.machines[m].clock.monotonic(self.now)
     }
 
-    fn boot(&mut self, m: usize) {
+    pub(super) fn boot(&mut self, m: usize) {
         let members: Vec<u64> = self.machines.iter().map(|x| x.id).collect();
         let mut cfg = NodeConfig::new(self.machines[m].id, members, self.cfg.seed.wrapping_mul(31).wrapping_add(m as u64));
         cfg.router = self.cfg.router;
@@ -167,7 +167,7 @@ impl World {
         self.at(self.now + TICK, Ev::Tick { node: m, inc });
     }
 
-    fn crash(&mut self, m: usize) {
+    pub(super) fn crash(&mut self, m: usize) {
         let mach = &mut self.machines[m];
         if mach.proc.take().is_some() {
             mach.inc += 1;
@@ -176,7 +176,7 @@ impl World {
         }
     }
 
-    fn step(&mut self, m: usize, input: NodeInput) {
+    pub(super) fn step(&mut self, m: usize, input: NodeInput) {
         let now = self.local(m);
         let Some(p) = self.machines[m].proc.as_mut() else { return };
         let mut out = Vec::new();
@@ -270,54 +270,6 @@ impl World {
         }
     }
 
-    /// Serves a group's snapshot transfer requests from the machine's snapshot store.
-    fn snapshot_io(&mut self, m: usize, group: GroupId, output: RaftOutput) -> Option<RaftInput> {
-        let mach = &mut self.machines[m];
-        let p = mach.proc.as_mut()?;
-        match output {
-            RaftOutput::ReadSnapshotChunk { to, meta, offset, len } => {
-                let data = match mach.snapshots.get(&group) {
-                    Some((index, bytes)) if *index == meta.index => {
-                        let start = (offset as usize).min(bytes.len());
-                        let end = (offset.saturating_add(len) as usize).min(bytes.len());
-                        Some(bytes.slice(start..end))
-                    }
-                    _ => None,
-                };
-                Some(RaftInput::SnapshotChunk { to, index: meta.index, offset, data })
-            }
-            RaftOutput::StageSnapshotChunk { meta, offset, data } => {
-                match p.staging.get_mut(&group) {
-                    _ if offset == 0 => {
-                        p.staging.insert(group, (meta, data.to_vec()));
-                    }
-                    Some((m2, bytes)) if *m2 == meta && bytes.len() as u64 == offset => bytes.extend_from_slice(&data),
-                    _ => {
-                        p.staging.remove(&group);
-                    }
-                }
-                None
-            }
-            RaftOutput::InstallSnapshot { meta } => {
-                let staged = p.staging.remove(&group).filter(|(m2, _)| *m2 == meta).map(|(_, b)| b).unwrap_or_default();
-                let restored = meta.verify(&staged).map_err(|e| e.to_string()).and_then(|()| restore_bytes(&staged));
-                match restored {
-                    Ok(c) => {
-                        p.engines.insert(group, c);
-                        p.applied.insert(group, meta.index);
-                        // Applies queued for the old state must not touch the new one.
-                        p.applies.retain(|(g, i, _)| *g != group || *i > meta.index);
-                        mach.snapshots.insert(group, (meta.index, Bytes::from(staged)));
-                        *self.faults.entry("snapshot-installs").or_insert(0) += 1;
-                        Some(RaftInput::SnapshotInstalled { meta })
-                    }
-                    Err(_) => Some(RaftInput::SnapshotRejected { meta }),
-                }
-            }
-            _ => None,
-        }
-    }
-
     /// Starts the next apply if the engine is idle; its cost is modelled in virtual time.
     fn kick_apply(&mut self, m: usize) {
         let per = nanos(self.cfg.apply_per_point_dim);
@@ -346,94 +298,8 @@ impl World {
         self.kick_apply(m);
     }
 
-    fn up(&self) -> Vec<usize> {
+    pub(super) fn up(&self) -> Vec<usize> {
         (0..self.machines.len()).filter(|m| self.machines[*m].proc.is_some()).collect()
-    }
-
-    fn nemesis_crash(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        let n = self.machines.len();
-        let down = n - self.up().len();
-        // Keep a majority up so the run keeps making progress; targeted crashes hit leaders.
-        if down < (n - 1) / 2 || (down == 0 && n >= 3) {
-            let victim = if self.rng.random_bool(self.cfg.crash_leader_share) {
-                let leaders: Vec<usize> = self
-                    .up()
-                    .into_iter()
-                    .filter(|m| {
-                        self.machines[*m].proc.as_ref().is_some_and(|p| p.node.groups().any(|(g, r)| g != 0 && r.role() == Role::Leader))
-                    })
-                    .collect();
-                if leaders.is_empty() { None } else { Some(leaders[self.rng.random_range(0..leaders.len())]) }
-            } else {
-                let up = self.up();
-                (!up.is_empty()).then(|| up[self.rng.random_range(0..up.len())])
-            };
-            if let Some(v) = victim {
-                self.crash(v);
-                let back = self.rng.random_range(200_000_000..=2_000_000_000);
-                self.at(self.now + back, Ev::Restart { node: v });
-            }
-        }
-        if let Some(every) = self.cfg.crash_every {
-            let next = self.rng.random_range(nanos(every) / 2..=nanos(every) * 3 / 2);
-            self.at(self.now + next, Ev::Crash);
-        }
-    }
-
-    fn nemesis_partition(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        let n = self.machines.len();
-        self.net.heal();
-        if self.rng.random_bool(0.6) {
-            *self.faults.entry("partitions").or_insert(0) += 1;
-            let isolated = self.rng.random_range(0..n);
-            let halves = self.rng.random_bool(0.5);
-            for a in 0..n {
-                for b in 0..n {
-                    let side = |x: usize| if halves { x % 2 == isolated % 2 } else { x == isolated };
-                    if a != b && side(a) != side(b) {
-                        self.net.cut(a, b);
-                    }
-                }
-            }
-        }
-        if let Some(every) = self.cfg.partition_every {
-            let next = self.rng.random_range(nanos(every) / 2..=nanos(every) * 3 / 2);
-            self.at(self.now + next, Ev::Partition);
-        }
-    }
-
-    fn nemesis_pause(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        let up = self.up();
-        if !up.is_empty() {
-            let m = up[self.rng.random_range(0..up.len())];
-            let d = self.rng.random_range(100_000_000..=3_000_000_000);
-            self.machines[m].paused_until = self.now + d;
-            *self.faults.entry("pauses").or_insert(0) += 1;
-        }
-        if let Some(every) = self.cfg.pause_every {
-            let next = self.rng.random_range(nanos(every) / 2..=nanos(every) * 3 / 2);
-            self.at(self.now + next, Ev::Pause);
-        }
-    }
-
-    /// The machine an event concerns, if it is paused now (the event then waits for the resume).
-    fn paused_target(&self, ev: &Ev) -> Option<u64> {
-        let node = match ev {
-            Ev::Tick { node, .. } | Ev::DiskDone { node, .. } | Ev::ApplyDone { node, .. } | Ev::ReadDone { node, .. } => *node,
-            Ev::Deliver { to, .. } => *to,
-            _ => return None,
-        };
-        let until = self.machines[node].paused_until;
-        (until > self.now).then_some(until)
     }
 
     fn client_next(&mut self, c: usize) {
@@ -645,7 +511,7 @@ impl World {
         let engines: Vec<(u64, &BTreeMap<GroupId, Collection>)> =
             self.machines.iter().filter_map(|m| m.proc.as_ref().map(|p| (m.id, &p.engines))).collect();
         if self.violations.is_empty() {
-            self.violations.extend(super::workload::check_convergence(&engines));
+            self.violations.extend(super::check::check_convergence(&engines));
             self.violations.extend(self.workload.check(&engines));
         }
         let groups = self.machines.iter().filter_map(|m| m.proc.as_ref()).map(|p| p.node.groups().count()).sum();

@@ -5,7 +5,8 @@
 //!
 //! * `host.rs`: the event loop, each node's process, disk and engines (the only code that steps
 //!   the node; applies and reads cost virtual time per point and dimension);
-//! * `workload.rs`: clients, their history, and the checkers that judge it at the end.
+//! * `nemesis.rs`: crashes, partitions, pauses; `snapshots.rs`: engine snapshot transfers;
+//! * `workload.rs`: clients and their history; `check.rs`: the checkers that judge it at the end.
 //!
 //! What is checked (each a named checker, so a bug switch's test can assert which caught it):
 //! * `durability`: every write acknowledged at `quorum` (and `one_copy`, replication ≤ 3) is in
@@ -17,7 +18,10 @@
 //! * `scatter-gather`: exact searches, counts and scrolls through the node equal a single engine
 //!   holding the union of all shards.
 
+mod check;
 mod host;
+mod nemesis;
+mod snapshots;
 mod workload;
 
 use crate::config::{FaultProfile, SimConfig};
