@@ -295,6 +295,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
     // Per fault class: (total fired, seeds in which it fired).
     let failovers = Mutex::new(Vec::<u64>::new());
     let leader_failovers = Mutex::new(Vec::<u64>::new());
+    let interrupted = std::sync::atomic::AtomicU64::new(0);
     let fault_totals = Mutex::new(Vec::<(&'static str, u64, u64)>::new());
     let t = Instant::now();
     std::thread::scope(|scope| {
@@ -320,6 +321,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
                         }
                         failovers.lock().expect("lock").extend_from_slice(&outcome.report.stats.failover_ms);
                         leader_failovers.lock().expect("lock").extend_from_slice(&outcome.report.stats.leader_failover_ms);
+                        interrupted.fetch_add(outcome.report.stats.failovers_interrupted, std::sync::atomic::Ordering::Relaxed);
                         let mut ft = fault_totals.lock().expect("lock");
                         let stats = &outcome.report.stats;
                         let counts: Vec<(&'static str, u64)> =
@@ -368,8 +370,9 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
     if !lfo.is_empty() {
         let pct = |p: f64| lfo[((lfo.len() - 1) as f64 * p).round() as usize];
         println!(
-            "  failover (leader crashed -> a new leader committed in its term, virtual ms, {} samples): p50 {} p99 {} max {}",
+            "  failover (leader crashed with a majority left up -> a new leader committed in its term, virtual ms, {} samples, {} more cut short by another crash): p50 {} p99 {} max {}",
             lfo.len(),
+            interrupted.load(std::sync::atomic::Ordering::Relaxed),
             pct(0.5),
             pct(0.99),
             lfo[lfo.len() - 1]

@@ -419,10 +419,11 @@ fn snapshot_bugs_are_caught_by_the_raft_invariants() {
 }
 
 /// Failover on an otherwise calm world (only the leader crashes): with default timeouts a new
-/// leader commits in its own term within a second in the median seed-wide, every crash of a
-/// leader is followed by one, and every seed passes every check.
+/// leader commits in its own term within a second at the 99th percentile, every crash of a
+/// leader (with a majority left up, not cut short by the next crash) is followed by one, and
+/// every seed passes every check.
 #[test]
-fn leader_failover_takes_under_a_second_at_the_median() {
+fn leader_failover_takes_under_a_second_at_the_99th_percentile() {
     let mut samples = Vec::new();
     for seed in 1..=100u64 {
         let outcome = run_seed(&RunSpec { profile: FaultProfile::Failover, ..RunSpec::seed(seed) });
@@ -435,4 +436,5 @@ fn leader_failover_takes_under_a_second_at_the_median() {
     let p99 = samples[(samples.len() - 1) * 99 / 100];
     eprintln!("failover over {} leader crashes: p50 {p50} ms, p99 {p99} ms", samples.len());
     assert!(p50 < 1_000, "median failover {p50} ms");
+    assert!(p99 < 1_000, "99th percentile failover {p99} ms");
 }

@@ -201,10 +201,21 @@ impl World {
                 Some(l) if self.rng.random_bool(self.cfg.crash_leader_share) => l,
                 _ => up[self.rng.random_range(0..up.len())],
             }];
-            if leader.is_some_and(|l| victims[0] == l) && self.failover_since.is_none() {
+            // A crash while a failover is still being measured interrupts it: the figure is the
+            // time to recover from one leader crash, not from a chain of them.
+            if self.leader_failover_since.take().is_some() {
+                self.stats.failovers_interrupted += 1;
+            }
+            self.failover_since = None;
+            // Failover is measured only when a majority stays up: otherwise the wait is for a
+            // restart (downtime), not for the protocol.
+            let majority_left = (up.len() - 1) * 2 > self.nodes.len();
+            if leader.is_some_and(|l| victims[0] == l) && self.failover_since.is_none() && majority_left {
                 self.failover_since = Some(self.now);
             }
-            if let Some(l) = leader.filter(|&l| victims[0] == l && self.leader_failover_since.is_none()) {
+            if let Some(l) =
+                leader.filter(|&l| victims[0] == l && self.leader_failover_since.is_none() && majority_left)
+            {
                 self.leader_failover_since = Some((self.now, self.nodes[l].id));
             }
             if self.cfg.power_loss > 0.0 && self.rng.random_bool(self.cfg.power_loss) {

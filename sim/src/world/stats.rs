@@ -21,6 +21,8 @@ pub struct RunStats {
     /// Leader crashed -> another node leads with an own-term commit (virtual ms): when writes are
     /// accepted again, before any client notices.
     pub leader_failover_ms: Vec<u64>,
+    /// Failover measurements cut short by another crash before the cluster recovered.
+    pub failovers_interrupted: u64,
     /// Raft messages sent.
     pub messages: u64,
     /// Messages lost (random loss, degraded links, partitions, flapping links).
