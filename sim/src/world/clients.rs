@@ -166,7 +166,7 @@ impl World {
         self.requests.insert(id, (c, op));
         let request = self.next_request(c, operation);
         let input = self.request_input(id, &request);
-        let node = self.clients[c].target;
+        let node = self.directed_route(matches!(request, ClientRequest::Read { .. })).unwrap_or(self.clients[c].target);
         let input = match input {
             RaftInput::Read { id, mode } => RaftInput::Read { id, mode: self.directed_read_mode(node).unwrap_or(mode) },
             other => other,

@@ -5,7 +5,7 @@
 //! rejoins the rest (B and A's partners stay out) and a leader X of a later term, holding A's
 //! entries, replicates them; X is crashed right after its commit index first moves. Then B
 //! rejoins, its last entry's term newer than that of every node X did not reach with an entry of
-//! its own term.
+//! its own term. (X stays cut off until the episode ends.)
 //!
 //! What it attacks: a leader may count replicas only for entries of its own term (§5.4.2). With
 //! the rule in place X's first commit carries its own entry to a majority, so B cannot win; if X
@@ -140,6 +140,10 @@ impl World {
                     self.directed_uncut(b, other);
                     self.directed_uncut(other, b);
                 }
+                // X stays out until the episode ends, as the paper's S1 does (a quick restart
+                // would simply win again and finish the replication).
+                let all: Vec<usize> = (0..self.nodes.len()).collect();
+                self.directed_isolate(x, &all);
                 e.phase = Phase::Aftermath;
                 let aftermath = self.directed_ms(2_000, 3_000);
                 self.directed_step_in(aftermath);

@@ -3,9 +3,12 @@
 //! their vote requests to each other are slow (held back). Once a minority candidate C has won its
 //! pre-vote (with F's grant) and asks for real votes in the next term, F hears the leader again
 //! and is back inside its lease. Then F's old pre-vote reaches C, whose refusal carries C's term:
-//! F moves to that term without voting, still inside the lease. C's held vote request arrives
+//! F moves to that term without voting, still inside the lease. (Throughout, clients send their
+//! writes to a minority node, which redirects them in vain, and their reads, in lease mode, to
+//! the old leader: its log stands still, so the minority's logs stay as up to date as F's.) C's held vote request arrives
 //! right after, at F's own current term, while clients read from the old leader in lease mode
-//! (and F's link back to the old leader is down, so the old leader hears of no new term).
+//! (once F helped the old leader renew its lease, every link into the old leader goes down, so
+//! it hears of no new term).
 //!
 //! What it attacks: a vote undercuts a lease whatever the term it is asked at; a voter that
 //! honours a leader's lease refuses every vote request but a transfer's. With the rule in place
@@ -21,6 +24,8 @@ enum Phase {
     Court,
     /// C is a candidate with its vote request to F held: F hears the leader again.
     Regain { candidate: usize },
+    /// F follows the leader again: waiting for the leader to renew its lease with F's help.
+    Renew { candidate: usize },
     /// F is back in the lease: its held pre-vote goes to C at the next step.
     Race { candidate: usize },
     /// Waiting for F to take C's term from the refusal.
@@ -65,6 +70,7 @@ impl World {
         self.directed_isolate(leader, &minority);
         self.directed_cut(leader, follower);
         self.directed_steer(leader, std::time::Duration::from_millis(3_000), true);
+        self.directed_route_split(leader, minority[0], std::time::Duration::from_millis(3_000));
         let deadline = self.directed_ms(2_000, 3_000);
         self.directed_step_in(deadline);
         Some(LeaseVote {
@@ -86,7 +92,11 @@ impl World {
     ) -> bool {
         if !matches!(
             e.phase,
-            Phase::Court | Phase::Regain { .. } | Phase::Race { .. } | Phase::AwaitTerm { .. }
+            Phase::Court
+                | Phase::Regain { .. }
+                | Phase::Renew { .. }
+                | Phase::Race { .. }
+                | Phase::AwaitTerm { .. }
         ) {
             return false;
         }
@@ -132,6 +142,18 @@ impl World {
     }
 
     pub(super) fn lease_vote_after_step(&mut self, e: &mut LeaseVote, n: usize) {
+        if let Phase::Renew { candidate } = e.phase
+            && n == e.leader
+        {
+            let now = self.nodes[n].clock.monotonic(self.now);
+            if self
+                .directed_raft(n)
+                .is_some_and(|r| r.role() == Role::Leader && r.lease_valid(now))
+            {
+                e.phase = Phase::Race { candidate };
+                self.directed_step_in(0);
+            }
+        }
         if n != e.follower {
             return;
         }
@@ -143,8 +165,7 @@ impl World {
             Phase::Regain { candidate }
                 if term == e.term && leader == Some(self.nodes[e.leader].id) =>
             {
-                e.phase = Phase::Race { candidate };
-                self.directed_step_in(0);
+                e.phase = Phase::Renew { candidate };
             }
             Phase::AwaitTerm { candidate, term: t } if term == t && vote.is_none() => {
                 e.phase = Phase::Vote { candidate };
@@ -156,7 +177,7 @@ impl World {
 
     pub(super) fn lease_vote_step(&mut self, mut e: LeaseVote) -> Option<LeaseVote> {
         match e.phase {
-            Phase::Court | Phase::Regain { .. } | Phase::Hold => None, // deadline, or the end
+            Phase::Court | Phase::Regain { .. } | Phase::Renew { .. } | Phase::Hold => None, // deadline, or the end
             Phase::Race { candidate } => {
                 let term = self
                     .directed_raft(candidate)
@@ -167,8 +188,11 @@ impl World {
                     .iter()
                     .position(|(to, _)| *to == candidate)?;
                 let (_, prevote) = e.held_prevotes.swap_remove(i);
-                // From now on the old leader must not hear F (it would learn the new term).
-                self.directed_cut(e.follower, e.leader);
+                // From now on the old leader hears nobody (it would learn the new term), which
+                // leaves it the lease it just renewed.
+                for other in 0..self.nodes.len() {
+                    self.directed_cut(other, e.leader);
+                }
                 e.phase = Phase::AwaitTerm { candidate, term };
                 let deadline = self.directed_ms(150, 250);
                 self.directed_step_in(deadline);
@@ -184,7 +208,11 @@ impl World {
                     .position(|(from, _)| *from == candidate)?;
                 let (_, vote) = e.held_votes.swap_remove(i);
                 self.stats.lease_vote_races += 1;
-                self.directed_steer(candidate, std::time::Duration::ZERO, false);
+                self.directed_route_split(
+                    e.leader,
+                    candidate,
+                    std::time::Duration::from_millis(1_000),
+                );
                 e.phase = Phase::Hold;
                 let hold = self.directed_ms(500, 1_500);
                 self.directed_step_in(hold);

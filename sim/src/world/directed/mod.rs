@@ -37,6 +37,9 @@ pub(super) struct DirectedState {
     /// Reads that reach this node use lease mode until the instant (clients that read at a node
     /// an episode is about, the mode whose guarantees are at stake).
     lease_reads_at: Option<(usize, u64)>,
+    /// Until the instant, clients send reads to `.0` and writes to `.1` (a client whose routing
+    /// splits: reads to the node it believes leads, writes wherever it was redirected last).
+    route: Option<(usize, usize, u64)>,
     /// While a late packet is stepped at `.0`, its replies to `.1` are held back (and delivered
     /// later by the episode).
     hold_replies: Option<(usize, usize)>,
@@ -57,6 +60,7 @@ impl DirectedState {
             id: 0,
             cuts: Vec::new(),
             lease_reads_at: None,
+            route: None,
             hold_replies: None,
         }
     }
@@ -152,6 +156,7 @@ impl World {
         self.directed.episode = None;
         self.directed.id += 1;
         self.directed.lease_reads_at = None;
+        self.directed.route = None;
         self.directed.hold_replies = None;
         for (a, b) in std::mem::take(&mut self.directed.cuts) {
             self.net.uncut(a, b);
@@ -260,6 +265,21 @@ impl World {
             if self.directed.rng.random_bool(0.5) {
                 self.clients[c].steer(node);
             }
+        }
+    }
+
+    /// Routes clients' reads to `reads` and their writes to `writes` for `window`.
+    fn directed_route_split(&mut self, reads: usize, writes: usize, window: Duration) {
+        self.directed.route = Some((reads, writes, self.now + nanos(window)));
+    }
+
+    /// Where a client sends a read (`read`) or a write because of an episode, if anywhere.
+    pub(super) fn directed_route(&self, read: bool) -> Option<usize> {
+        match self.directed.route {
+            Some((reads, writes, until)) if self.now < until => {
+                Some(if read { reads } else { writes })
+            }
+            _ => None,
         }
     }
 
