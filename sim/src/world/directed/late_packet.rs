@@ -31,8 +31,6 @@ pub(in crate::world) struct LatePacket {
     incarnation: u64,
     phase: Phase,
     captured: Vec<Message>,
-    /// Replies held so far (each is released a little after the previous one).
-    replies: u64,
     /// When the next held reply is released.
     release_at: u64,
 }
@@ -48,7 +46,6 @@ impl World {
             incarnation,
             phase: Phase::Capture,
             captured: Vec::new(),
-            replies: 0,
             release_at: 0,
         })
     }
@@ -175,10 +172,6 @@ impl World {
         if !matches!(msg.body, MessageBody::AppendResponse { .. }) {
             return false;
         }
-        let Some(super::Episode::LatePacket(e)) = self.directed.episode.as_mut() else {
-            return false;
-        };
-        e.replies += 1;
         let gap = self.directed.rng_gap();
         let Some(super::Episode::LatePacket(e)) = self.directed.episode.as_mut() else {
             return false;
