@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use vecraft_core::raft::InjectedBugs;
+use crate::directed_faults::DirectedFaults;
 
 /// How the network gets cut during the fault phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -45,6 +46,9 @@ pub enum FaultProfile {
     /// failover measurement (how long until writes are accepted again), without partitions,
     /// loss or other crashes stretching it.
     Failover,
+    /// `Swarm` with every directed fault class on at a high rate (see
+    /// [`crate::directed_faults`]): the profile that pins the directed faults.
+    Directed,
 }
 
 impl FaultProfile {
@@ -57,6 +61,7 @@ impl FaultProfile {
             FaultProfile::SwarmFull => "swarm-full",
             FaultProfile::ChaosStorage => "chaos-storage",
             FaultProfile::Failover => "failover",
+            FaultProfile::Directed => "directed",
         }
     }
 }
@@ -163,6 +168,9 @@ pub struct SimConfig {
     /// Snapshot/compaction settings (None = the production defaults, which a run never reaches).
     #[serde(default)]
     pub snapshots: Option<SnapshotSettings>,
+    /// Directed faults (episodes timed off what the nodes do), see [`crate::directed_faults`].
+    #[serde(default)]
+    pub directed: DirectedFaults,
     /// Deliberate Raft bugs (checker sensitivity tests).
     #[serde(skip)]
     pub bugs: InjectedBugs,
@@ -240,6 +248,7 @@ impl SimConfig {
             membership_every: None,
             min_voters: 1,
             snapshots: None,
+            directed: DirectedFaults::default(),
             bugs: InjectedBugs::default(),
         };
         // Workload features added later draw from their own stream, so fault mixes stay as they were.
@@ -282,6 +291,9 @@ impl SimConfig {
                 max_sends: snap.random_range(1..=2),
             }),
         };
+        // Directed faults draw from a stream of their own too.
+        let mut directed = ChaCha8Rng::seed_from_u64(seed ^ 0xD1EC_7ED0_0000_0005);
+        cfg.directed = DirectedFaults::roll(&mut directed, profile);
         cfg
     }
 
@@ -356,6 +368,7 @@ impl SimConfig {
                 let extra = NewFaults::roll(rng, base.nodes);
                 extra.apply(base, profile)
             }
+            FaultProfile::Directed => Self::derive(FaultProfile::Swarm, calm, rng),
             FaultProfile::Chaos => SimConfig {
                 loss: rng.random_range(0.05..0.2),
                 duplication: rng.random_range(0.02..0.1),

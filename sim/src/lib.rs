@@ -7,6 +7,7 @@
 //! ([`linearizability`]) and hashes its trace so two runs of one seed can be compared.
 
 pub mod config;
+pub mod directed_faults;
 pub mod history;
 pub mod invariants;
 pub mod kv;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Instant;
 use vecraft_sim::config::FaultProfile;
+use vecraft_sim::directed_faults::DirectedClass;
 use vecraft_sim::history::History;
 use vecraft_sim::linearizability::{CheckerConfig, Verdict, check};
 use vecraft_sim::run::{Bug, RunSpec, SeedOutcome, run_seed};
@@ -45,6 +46,9 @@ struct Cli {
     /// Override the probability that sending a packet also replays an old packet of that link.
     #[arg(long)]
     replay: Option<f64>,
+    /// Pin the directed faults to one class (on in every seed, an episode about every second).
+    #[arg(long, value_enum)]
+    directed: Option<DirectedClass>,
     /// Write the client history of the (single) run as JSON lines.
     #[arg(long)]
     history_out: Option<PathBuf>,
@@ -164,6 +168,7 @@ fn spec(cli: &Cli, seed: u64) -> RunSpec {
         FaultProfile::Swarm | FaultProfile::SwarmFull | FaultProfile::ChaosStorage => None,
         FaultProfile::Calm | FaultProfile::Chaos => Some(5),
         FaultProfile::Failover => None,
+        FaultProfile::Directed => None,
     });
     RunSpec {
         seed,
@@ -173,6 +178,7 @@ fn spec(cli: &Cli, seed: u64) -> RunSpec {
         bug: cli.bug,
         long_delay: cli.long_delay,
         replay: cli.replay,
+        directed: cli.directed,
     }
 }
 
@@ -233,6 +239,7 @@ fn print_single(spec: &RunSpec, outcome: &SeedOutcome, wall: f64) {
     println!("  client sessions: {}", fault_line(&s.session_counts()));
     println!("  membership: {}", fault_line(&s.membership_counts()));
     println!("  snapshots: {}", fault_line(&s.snapshot_counts()));
+    println!("  directed: {}", fault_line(&s.directed_counts()));
     println!("  storage: {} committed entries below a quorum only because damaged disks lost them (allowed)", s.storage_lost_entries);
     println!(
         "  raft: {} terms with a leader, {} entries committed, {} disk writes; recovered in {} after faults stopped",
@@ -325,7 +332,7 @@ fn simulate(cli: &Cli) -> Result<ExitCode> {
                         let mut ft = fault_totals.lock().expect("lock");
                         let stats = &outcome.report.stats;
                         let counts: Vec<(&'static str, u64)> =
-                            stats.fault_counts().into_iter().chain(stats.precondition_counts()).chain(stats.session_counts()).chain(stats.membership_counts()).chain(stats.snapshot_counts()).collect();
+                            stats.fault_counts().into_iter().chain(stats.precondition_counts()).chain(stats.session_counts()).chain(stats.membership_counts()).chain(stats.snapshot_counts()).chain(stats.directed_counts()).collect();
                         if ft.is_empty() {
                             ft.extend(counts.iter().map(|&(name, _)| (name, 0, 0)));
                         }

@@ -95,12 +95,14 @@ pub struct RunSpec {
     pub long_delay: Option<f64>,
     /// Override of the probability that a send also replays an old packet of the link.
     pub replay: Option<f64>,
+    /// Directed faults pinned to one class (on in every seed).
+    pub directed: Option<crate::directed_faults::DirectedClass>,
 }
 
 impl RunSpec {
     /// A plain run of `seed` under the swarm profile.
     pub fn seed(seed: u64) -> RunSpec {
-        RunSpec { seed, profile: FaultProfile::Swarm, nodes: None, fault_secs: None, bug: None, long_delay: None, replay: None }
+        RunSpec { seed, profile: FaultProfile::Swarm, nodes: None, fault_secs: None, bug: None, long_delay: None, replay: None, directed: None }
     }
 
     /// The world this spec describes.
@@ -135,6 +137,9 @@ impl RunSpec {
         if let Some(p) = self.replay {
             cfg.replay = p;
         }
+        if let Some(class) = self.directed {
+            cfg.directed = cfg.directed.only(class);
+        }
         cfg
     }
 
@@ -156,6 +161,9 @@ impl RunSpec {
         }
         if let Some(p) = self.replay {
             cmd.push_str(&format!(" --replay {p}"));
+        }
+        if let Some(class) = self.directed {
+            cmd.push_str(&format!(" --directed {}", class.flag()));
         }
         cmd
     }

@@ -18,7 +18,7 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use vecraft_core::raft::{ClientResponse, RequestId, Seq, SessionCommand, SessionId, SessionRequest};
+use vecraft_core::raft::{ClientResponse, RaftInput, RequestId, Seq, SessionCommand, SessionId, SessionRequest};
 
 /// What one client request asks of a node.
 #[derive(Clone, Debug)]
@@ -70,6 +70,14 @@ impl SimClient {
             last_seq: 0,
             op_seq: None,
         }
+    }
+}
+
+impl SimClient {
+    /// Points the client at node `node` (a directed episode steers clients at the node it is
+    /// about; the client moves on as usual after a redirect or a time-out).
+    pub(super) fn steer(&mut self, node: usize) {
+        self.target = node;
     }
 }
 
@@ -158,7 +166,11 @@ impl World {
         self.requests.insert(id, (c, op));
         let request = self.next_request(c, operation);
         let input = self.request_input(id, &request);
-        let node = self.clients[c].target;
+        let node = self.directed_route(matches!(request, ClientRequest::Read { .. })).unwrap_or(self.clients[c].target);
+        let input = match input {
+            RaftInput::Read { id, mode } => RaftInput::Read { id, mode: self.directed_read_mode(node).unwrap_or(mode) },
+            other => other,
+        };
         // Clients sit outside the partitions but suffer loss, delay (so reordering) and
         // duplication like everyone: a duplicated proposal reaches the log twice, and the session
         // table must answer the second copy without applying it. Reads are not duplicated:

@@ -10,6 +10,7 @@
 
 mod checks;
 mod clients;
+mod directed;
 pub mod clock;
 pub mod disk;
 mod membership;
@@ -64,6 +65,12 @@ enum Event {
     BitFlip,
     Transfer,
     Membership,
+    /// A directed episode may start.
+    Directed,
+    /// A timed step of the directed episode (stale unless `episode` is the newest step).
+    DirectedStep { episode: u64 },
+    /// A packet a directed episode held back, delivered past any cut.
+    DirectedDeliver { to: usize, msg: Message, hold_replies: bool },
 }
 
 struct Scheduled {
@@ -123,6 +130,8 @@ pub struct World {
     member_rng: ChaCha8Rng,
     /// Configuration changes the membership nemesis has asked for (request ids).
     conf_requests: u64,
+    /// The directed nemesis (episodes timed off what the nodes do).
+    directed: directed::DirectedState,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -167,6 +176,7 @@ impl World {
             violations: Vec::new(),
             member_rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x3E3B_E125_0000_0004),
             conf_requests: 0,
+            directed: directed::DirectedState::new(cfg.seed),
             cfg,
         };
         world.checker.set_initial_membership(vecraft_core::raft::Membership::simple(
@@ -180,6 +190,7 @@ impl World {
             world.schedule(at, Event::ClientNext { client: c });
         }
         world.schedule_nemesis();
+        world.schedule_directed();
         world.schedule(liveness_start, Event::LivenessStart);
         world.schedule(nanos(Duration::from_millis(500)), Event::LogMatching);
         world
@@ -235,6 +246,9 @@ impl World {
             Event::BitFlip => postcard::to_stdvec(&19u8),
             Event::Transfer => postcard::to_stdvec(&20u8),
             Event::Membership => postcard::to_stdvec(&21u8),
+            Event::Directed => postcard::to_stdvec(&22u8),
+            Event::DirectedStep { episode } => postcard::to_stdvec(&(23u8, episode)),
+            Event::DirectedDeliver { to, msg, hold_replies } => postcard::to_stdvec(&(24u8, to, msg, hold_replies)),
         };
         self.trace.update(&bytes.expect("trace events encode"));
     }
@@ -302,6 +316,9 @@ impl World {
             Event::BitFlip => self.nemesis_bit_flip(),
             Event::Transfer => self.nemesis_transfer(),
             Event::Membership => self.nemesis_membership(),
+            Event::Directed => self.directed_trigger(),
+            Event::DirectedStep { episode } => self.directed_step(episode),
+            Event::DirectedDeliver { to, msg, hold_replies } => self.directed_deliver(to, msg, hold_replies),
         }
     }
 }

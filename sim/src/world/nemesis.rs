@@ -268,6 +268,7 @@ impl World {
     /// Faults stop: the network heals, paused nodes resume and crashed nodes restart.
     pub(super) fn start_liveness(&mut self) {
         self.faults_on = false;
+        self.directed_end();
         if self.net.partitioned() {
             self.stats.heals += 1;
         }

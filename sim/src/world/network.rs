@@ -157,6 +157,11 @@ impl<M: Clone> Network<M> {
         self.blocked.insert((from, to));
     }
 
+    /// Removes the cut of the direction `from → to` (a directed episode undoing its own cut).
+    pub fn uncut(&mut self, from: usize, to: usize) {
+        self.blocked.remove(&(from, to));
+    }
+
     /// Degrades one direction of a link: extra loss and a slower queue, the reverse untouched.
     pub fn degrade(&mut self, rng: &mut ChaCha8Rng, from: usize, to: usize) {
         let d = Degraded {

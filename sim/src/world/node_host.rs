@@ -138,6 +138,9 @@ impl World {
         // The nodes are told the true drift bound (a lease computed with a smaller one is unsafe).
         rc.max_clock_drift = self.cfg.clock_drift;
         rc.bugs = self.cfg.bugs;
+        if let Some(batch) = self.cfg.directed.batch_entries {
+            rc.max_batch_entries = batch;
+        }
         if let Some(snap) = self.cfg.snapshots {
             rc.snapshot_entries = snap.entries;
             rc.snapshot_keep_entries = snap.keep;
@@ -328,9 +331,15 @@ impl World {
         if !self.faults_on && self.stats.recovery_ms.is_none() && leads_with_own_commit {
             self.stats.recovery_ms = Some((self.now - self.liveness_start) / 1_000_000);
         }
+        if self.directed.active() {
+            self.directed_after_step(n, became_leader);
+        }
         let mut disk_full = false;
         for o in out.drain(..) {
             match o {
+                RaftOutput::Send(msg) if self.directed.active() && self.directed_on_send(n, &msg) => {
+                    self.stats.messages += 1; // held back by a directed episode
+                }
                 RaftOutput::Send(msg) => {
                     self.stats.messages += 1;
                     if matches!(msg.body, MessageBody::TimeoutNow) {

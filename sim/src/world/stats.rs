@@ -144,6 +144,53 @@ pub struct RunStats {
     pub snapshot_installs: u64,
     /// Installs rejected (verification or decoding failed).
     pub snapshot_rejections: u64,
+    /// Directed episodes started, by class (see `world::directed`).
+    pub directed_late_packet: u64,
+    /// See `directed_late_packet`.
+    pub directed_lease_vote: u64,
+    /// See `directed_late_packet`.
+    pub directed_transfer_reads: u64,
+    /// See `directed_late_packet`.
+    pub directed_figure8: u64,
+    /// Packets of a leader's previous incarnation delivered after it led again.
+    pub late_packets_replayed: u64,
+    /// Replies to those packets held back and delivered late to the new incarnation.
+    pub late_replies_held: u64,
+    /// Held vote requests delivered to a follower at the candidate's term inside a lease.
+    pub lease_vote_races: u64,
+    /// Old leaders whose inbound links were cut right after their `TimeoutNow` left.
+    pub transfer_read_windows: u64,
+    /// Leaders crashed at their first commit after a newer leader was cut off (figure 8).
+    pub figure8_crashes: u64,
+}
+
+impl RunStats {
+    /// Counts the start of a directed episode of `class`.
+    pub fn count_directed_episode(&mut self, class: crate::directed_faults::DirectedClass) {
+        use crate::directed_faults::DirectedClass::*;
+        match class {
+            LatePacket => self.directed_late_packet += 1,
+            LeaseVote => self.directed_lease_vote += 1,
+            TransferReads => self.directed_transfer_reads += 1,
+            Figure8 => self.directed_figure8 += 1,
+        }
+    }
+
+    /// Directed episodes and how far they got, by name (printed with the faults; the tests
+    /// assert that each class reaches its decisive moment across the seeds).
+    pub fn directed_counts(&self) -> [(&'static str, u64); 9] {
+        [
+            ("directed-late-packet", self.directed_late_packet),
+            ("directed-lease-vote", self.directed_lease_vote),
+            ("directed-transfer-reads", self.directed_transfer_reads),
+            ("directed-figure8", self.directed_figure8),
+            ("late-packets-replayed", self.late_packets_replayed),
+            ("late-replies-held", self.late_replies_held),
+            ("lease-vote-races", self.lease_vote_races),
+            ("transfer-read-windows", self.transfer_read_windows),
+            ("figure8-crashes", self.figure8_crashes),
+        ]
+    }
 }
 
 impl RunStats {
