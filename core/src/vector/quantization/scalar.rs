@@ -122,7 +122,17 @@ mod tests {
         let a = [0.5f32, -0.25, 0.75, -1.0, 0.1];
         let b = [-0.5f32, 0.3, 0.7, 0.9, 0.0];
         let (mut ca, mut cb) = ([0u8; 5], [0u8; 5]);
+        let unit = |v: [f32; 5]| {
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.map(|x| x / n)
+        };
         for metric in [Metric::L2Squared, Metric::NegDot, Metric::CosineNormalized] {
+            // Cosine distances are defined on unit vectors (the engine normalises them).
+            let (a, b) = if metric == Metric::CosineNormalized {
+                (unit(a), unit(b))
+            } else {
+                (a, b)
+            };
             let (ka, kb) = (p.encode(metric, &a, &mut ca), p.encode(metric, &b, &mut cb));
             let exact = metric.distance(&a, &b);
             let approx = p.distance(metric, &ca, ka, &cb, kb);
