@@ -29,6 +29,7 @@ use vecraft_core::vector::collection::{CollectionConfig, Distance, HnswParams};
 use vecraft_core::vector::distance;
 use vecraft_core::vector::hnsw::{HnswIndex, HnswRsIndex, SearchPath};
 use vecraft_core::vector::index::{AnnIndex, FlatIndex, IndexKind, IndexSpec, Metric, Slot};
+use vecraft_core::vector::quantization::{QuantizationConfig, QuantizationSearchParams, QuantizedHnsw};
 
 /// Global allocator that counts live heap bytes, so memory per point is measured, not guessed.
 struct CountingAllocator;
@@ -144,6 +145,30 @@ impl PeerArg {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum QuantizationArg {
+    /// Scalar int8 codes (global range over all values, Qdrant's `scalar: {type: int8}`).
+    Int8,
+    /// One bit per dimension, Hamming distance.
+    Binary,
+}
+
+impl QuantizationArg {
+    fn config(self, quantile: Option<f32>) -> QuantizationConfig {
+        match self {
+            QuantizationArg::Int8 => QuantizationConfig::Scalar { quantile, always_ram: None },
+            QuantizationArg::Binary => QuantizationConfig::Binary { always_ram: None },
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            QuantizationArg::Int8 => "int8",
+            QuantizationArg::Binary => "binary",
+        }
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(about = "ANN benchmark: vecraft's AnnIndex vs hnswlib on the same TEXMEX files")]
 struct Args {
@@ -215,6 +240,16 @@ struct Args {
     /// restore of the base vectors; about three HNSW builds of the base set).
     #[arg(long)]
     no_snapshot: bool,
+    /// Build our HNSW with quantized codes and sweep, on the same graph, the f32 walk and the
+    /// walk on codes with rescoring at each `--oversampling` (replaces the plain `--index` run).
+    #[arg(long, value_enum)]
+    quantization: Option<QuantizationArg>,
+    /// Oversampling factors to sweep with `--quantization` (candidates = k x factor, rescored).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    oversampling: Vec<f32>,
+    /// Scalar quantile with `--quantization int8` (default: the whole range).
+    #[arg(long)]
+    quantile: Option<f32>,
 }
 
 /// Base, queries and truth in memory.
@@ -443,6 +478,9 @@ fn main() -> Result<()> {
         _ => None,
     };
 
+    if let Some(quantization) = args.quantization {
+        return quantization_main(&args, &data, quantization);
+    }
     eprintln!("building {:?} (m={}, ef_construct={})", args.index, args.m, args.ef_construct);
     let (index, build_s, build_cpu_s, bytes_per_point) = build_index(&args, &data);
     eprintln!("build: {build_s:.1} s wall, {build_cpu_s:.1} s thread CPU, {bytes_per_point:.0} bytes/point");
@@ -481,6 +519,99 @@ fn main() -> Result<()> {
         print!("{}", table(&ours, Some(peer), rows));
         print!("{}", summary(&ours, peer, &[0.9, 0.95, 0.99]));
         println!();
+    }
+    Ok(())
+}
+
+/// Builds our HNSW with quantized codes (single-threaded inserts, then a retrain on all points
+/// as a collection rebuild does) and returns it with build wall/CPU seconds and heap bytes per
+/// point of the graph with vectors (without codes) and of the codes alone.
+fn build_quantized(args: &Args, data: &DataSet, quantization: QuantizationArg) -> (QuantizedHnsw, f64, f64, f64, f64) {
+    let n = data.base.len() / data.dim;
+    let spec = IndexSpec {
+        dim: data.dim,
+        metric: args.metric.metric(),
+        m: args.m,
+        ef_construct: args.ef_construct,
+        capacity_hint: n,
+        seed: args.index_seed,
+        kind: IndexKind::Hnsw,
+    };
+    let before = live_bytes();
+    let start = Instant::now();
+    let cpu_start = cpu_time::ThreadTime::now();
+    let mut index = QuantizedHnsw::new(&spec, quantization.config(args.quantile), QuantizationSearchParams::default());
+    let report_every = (n / 10).max(1);
+    for (slot, v) in data.base.chunks_exact(data.dim).enumerate() {
+        index.insert(slot, v);
+        if (slot + 1) % report_every == 0 {
+            eprintln!("  inserted {} / {n} ({:.1} s)", slot + 1, start.elapsed().as_secs_f64());
+        }
+    }
+    index.retrain();
+    let build_s = start.elapsed().as_secs_f64();
+    let build_cpu_s = cpu_start.elapsed().as_secs_f64();
+    let total = (live_bytes() - before) as f64 / n as f64;
+    let codes = index.code_bytes() as f64 / n as f64;
+    (index, build_s, build_cpu_s, total - codes, codes)
+}
+
+/// `--quantization`: one graph, swept as f32 (`ignore`) and on codes with rescoring at each
+/// oversampling factor; every run is compared with each peer. Memory per point: the f32 run
+/// counts graph and vectors, the quantized runs add the codes (the f32 vectors stay in memory
+/// for rescoring).
+fn quantization_main(args: &Args, data: &DataSet, quantization: QuantizationArg) -> Result<()> {
+    ensure!(args.index == IndexArg::Hnsw, "--quantization works with --index hnsw");
+    ensure!(
+        args.oversampling.iter().all(|&o| QuantizationSearchParams { oversampling: o, ..Default::default() }.validate().is_ok()),
+        "--oversampling values must be in 1..=100"
+    );
+    eprintln!("building hnsw + {} codes (m={}, ef_construct={})", quantization.name(), args.m, args.ef_construct);
+    let (mut index, build_s, build_cpu_s, graph_bytes, code_bytes) = build_quantized(args, data, quantization);
+    eprintln!("build: {build_s:.1} s wall, {build_cpu_s:.1} s thread CPU, {graph_bytes:.0} bytes/point graph+vectors, {code_bytes:.0} bytes/point codes");
+    let mut variants = vec![("vecraft-hnsw-f32".to_string(), QuantizationSearchParams { ignore: true, ..Default::default() }, graph_bytes)];
+    for &o in &args.oversampling {
+        let params = QuantizationSearchParams { ignore: false, rescore: true, oversampling: o };
+        variants.push((format!("vecraft-{}-x{o}", quantization.name()), params, graph_bytes + code_bytes));
+    }
+    let mut runs = Vec::new();
+    for (engine, params, bytes_per_point) in variants {
+        index.set_params(params);
+        let mut run = EngineRun { engine, build_s, build_cpu_s, bytes_per_point, sweep: Vec::new() };
+        for &ef in &args.ef {
+            let f = run_queries(&index, data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
+            println!("{}", result_line(&run, &f));
+            run.sweep.push(f);
+        }
+        runs.push(run);
+    }
+    drop(index);
+    let mut peers = Vec::new();
+    if let Some(files) = &data.files {
+        for &peer in &args.peer {
+            peers.push(run_peer(args, peer, files)?);
+        }
+    }
+    let extra: Vec<(String, String)> = vec![
+        ("data".into(), format!("{} x {}-d, {} queries, k={}", data.base.len() / data.dim, data.dim, data.queries.len() / data.dim, args.k)),
+        ("params".into(), format!("m={} ef_construct={} metric={:?} quantization={} quantile={:?}", args.m, args.ef_construct, args.metric, quantization.name(), args.quantile)),
+        ("codes bytes/point".into(), format!("{code_bytes:.1}")),
+    ];
+    println!();
+    for run in &runs {
+        if peers.is_empty() {
+            print!("{}", table(run, None, &extra));
+        }
+        for peer in &peers {
+            println!("== {} vs {} ==", run.engine, peer.engine);
+            print!("{}", table(run, Some(peer), &extra));
+            print!("{}", summary(run, peer, &[0.9, 0.95, 0.99]));
+            println!();
+        }
+    }
+    for run in runs.iter().skip(1) {
+        println!("== {} vs {} (same graph) ==", run.engine, runs[0].engine);
+        print!("{}", summary(run, &runs[0], &[0.9, 0.95, 0.99]));
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ mod nesting;
 pub mod payload;
 pub mod payload_index;
 pub mod point;
+pub mod quantization;
 pub mod snapshot;
 
 #[cfg(test)]

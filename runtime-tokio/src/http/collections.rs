@@ -1,7 +1,8 @@
 //! Collection routes: list, create, info, exists, delete.
 //!
-//! Create accepts Qdrant's body. Settings that only tune Qdrant's storage (`on_disk_payload`,
-//! `optimizers_config`, `wal_config`, `quantization_config`) are accepted and have no effect
+//! Create accepts Qdrant's body. `quantization_config` (scalar int8 or binary) is part of the
+//! collection's config (see `http::quantization`). Settings that only tune Qdrant's storage
+//! (`on_disk_payload`, `optimizers_config`, `wal_config`) are accepted and have no effect
 //! (vecraft's storage has no such knobs; results are never less exact for ignoring them).
 //! Settings that would change results or the data model (named or sparse vectors, `Manhattan`)
 //! are refused. `shard_number`, `replication_factor` and `write_consistency_factor` are validated;
@@ -34,6 +35,7 @@ pub struct CreateCollection {
     sparse_vectors: Option<Value>,
     sharding_method: Option<String>,
     init_from: Option<Value>,
+    quantization_config: Option<Value>,
 }
 
 /// Qdrant's `HnswConfigDiff` (only the fields vecraft uses; others are ignored).
@@ -130,6 +132,7 @@ pub fn collection_config(body: &CreateCollection) -> Result<CollectionConfig, Ap
         ef_construct: pick(|h| h.ef_construct, defaults.ef_construct),
         ef: defaults.ef,
     };
+    config.quantization = super::quantization::parse_config(body.quantization_config.as_ref())?;
     config.validate().map_err(ApiError::from)?;
     Ok(config)
 }
@@ -238,7 +241,8 @@ pub async fn info(
                     "vacuum_min_vector_number": 0,
                     "default_segment_number": 1,
                     "flush_interval_sec": 0
-                }
+                },
+                "quantization_config": super::quantization::config_json(c.config.quantization)
             },
             "payload_schema": payload_schema(&c.field_indexes)
         }),

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod metrics;
 pub mod params;
 pub mod points;
+pub mod quantization;
 pub mod search;
 pub mod snapshots;
 

@@ -73,6 +73,7 @@ fn common(
                 ApiError::bad_request(format!("params.hnsw_ef must be a positive integer, got {v}"))
             })? as usize),
         };
+        request.quantization = super::quantization::parse_search_params(params.get("quantization"))?;
         request.exact = match params.get("exact") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,

@@ -14,10 +14,12 @@ use crate::vector::index::{AnnIndex, IndexKind, IndexSpec, Metric, Slot, new_ind
 use crate::vector::payload::{Payload, remove_path, split_key_path, validate_payload};
 use crate::vector::payload_index::{FieldSchema, PayloadIndex};
 use crate::vector::point::{PointId, PointStruct, Record, ScoredPoint};
+use crate::vector::quantization::{QuantizationConfig, QuantizationSearchParams, QuantizedVectors};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+mod quantized;
 mod restore;
 
 /// Largest accepted vector size.
@@ -120,6 +122,9 @@ pub struct CollectionConfig {
     pub hnsw: HnswParams,
     /// Rebuild the index once tombstoned slots reach this percentage of all slots (1..=100).
     pub rebuild_tombstone_percent: u8,
+    /// Quantized codes the index walk ranks by, `None` for none (see
+    /// [`crate::vector::quantization`]). Not part of the digest.
+    pub quantization: Option<QuantizationConfig>,
 }
 
 impl CollectionConfig {
@@ -130,6 +135,7 @@ impl CollectionConfig {
             distance,
             hnsw: HnswParams::default(),
             rebuild_tombstone_percent: 20,
+            quantization: None,
         }
     }
 
@@ -156,6 +162,9 @@ impl CollectionConfig {
                 "rebuild_tombstone_percent {} not in 1..=100",
                 self.rebuild_tombstone_percent
             ));
+        }
+        if let Some(quantization) = &self.quantization {
+            quantization.validate().map_err(EngineError::InvalidConfig)?;
         }
         Ok(())
     }
@@ -261,6 +270,8 @@ pub struct SearchRequest {
     pub score_threshold: Option<f32>,
     /// Brute force over the stored points instead of the index (ground truth; deterministic).
     pub exact: bool,
+    /// How a quantized collection uses its codes (`None`: the defaults, rescoring on).
+    pub quantization: Option<QuantizationSearchParams>,
 }
 
 impl SearchRequest {
@@ -276,6 +287,7 @@ impl SearchRequest {
             with_vector: false,
             score_threshold: None,
             exact: false,
+            quantization: None,
         }
     }
 }
@@ -320,6 +332,8 @@ pub struct Collection {
     slot_owner: Vec<Option<PointId>>,
     /// Posting lists of the declared payload fields (derived from `points`).
     payload_index: PayloadIndex,
+    /// Quantized codes of every index slot, when the config asks for them.
+    quantized: Option<QuantizedVectors>,
 }
 
 impl std::fmt::Debug for Collection {
@@ -349,6 +363,7 @@ impl Collection {
             index: new_index(&index_spec(&config, 0, name)),
             slot_owner: Vec::new(),
             payload_index: PayloadIndex::default(),
+            quantized: quantized::empty_codes(&config),
         })
     }
 
@@ -504,6 +519,7 @@ impl Collection {
         for (slot, point) in self.points.values_mut().enumerate() {
             point.slot = slot;
         }
+        self.retrain_quantizer();
         debug_assert_eq!(self.tombstone_count(), 0);
     }
 
@@ -522,6 +538,7 @@ impl Collection {
         for (slot, point) in self.points.values_mut().enumerate() {
             point.slot = slot;
         }
+        self.retrain_quantizer();
     }
 
     /// A fresh index over the live points in id order (slot `i` = `i`-th id) and its owners.
@@ -541,7 +558,11 @@ impl Collection {
     pub fn digest(&self) -> [u8; 32] {
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"vecraft/collection-digest/v1");
-        let mut buf = postcard::to_stdvec(&self.config).expect("config always encodes");
+        // The config as encoded before quantization existed: quantization is index
+        // configuration, so it leaves the digest (and every older digest) unchanged.
+        let c = &self.config;
+        let legacy_config = (c.vector_size, c.distance, c.hnsw, c.rebuild_tombstone_percent);
+        let mut buf = postcard::to_stdvec(&legacy_config).expect("config always encodes");
         hasher.update(&(buf.len() as u64).to_le_bytes());
         hasher.update(&buf);
         hasher.update(&(self.points.len() as u64).to_le_bytes());
@@ -694,6 +715,7 @@ impl Collection {
         let slot = self.slot_owner.len();
         // The index arena keeps the only copy of the vector.
         self.index.insert(slot, &vector);
+        self.quantize_insert(slot, &vector);
         self.slot_owner.push(Some(id));
         if !self.payload_index.is_empty() {
             if let Some(old) = self.points.get(&id) {
@@ -783,6 +805,10 @@ impl Collection {
         {
             return Err(EngineError::InvalidRequest(format!("ef {ef} not in 1..={MAX_HNSW_EF}")));
         }
+        if let Some(params) = &request.quantization {
+            params.validate().map_err(EngineError::InvalidRequest)?;
+        }
+        let quantization = request.quantization.unwrap_or_default();
         let wanted = request.limit.saturating_add(request.offset).min(self.points.len());
         if request.limit == 0 || wanted == 0 {
             return Ok(Vec::new());
@@ -797,7 +823,7 @@ impl Collection {
             let ef = request.ef.unwrap_or(self.config.hnsw.ef as usize).max(wanted);
             match &request.filter {
                 None => {
-                    self.index_search(&query, wanted, ef, &|slot| self.slot_owner[slot].is_some())
+                    self.index_search(&query, wanted, ef, &quantization, &|slot| self.slot_owner[slot].is_some())
                 }
                 Some(filter) => {
                     let matched: Vec<(PointId, &StoredPoint)> =
@@ -812,7 +838,7 @@ impl Collection {
                         for (_, p) in &matched {
                             accepted[p.slot] = true;
                         }
-                        self.index_search(&query, wanted, ef, &|slot| accepted[slot])
+                        self.index_search(&query, wanted, ef, &quantization, &|slot| accepted[slot])
                     }
                 }
             }
@@ -844,17 +870,21 @@ impl Collection {
             .collect())
     }
 
-    /// Asks the index and maps slots back to live ids with recomputed scores.
+    /// Asks the index (through the quantized codes when the collection has trained ones and
+    /// `quantization` does not ignore them) and maps slots back to live ids with scores
+    /// recomputed on the stored vectors: that recomputation is the rescoring of quantized
+    /// candidates, and the caller keeps the best `k` of them.
     fn index_search(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
+        quantization: &QuantizationSearchParams,
         accept: &(dyn Fn(Slot) -> bool + Sync),
     ) -> Vec<(PointId, f32)> {
         let guarded = |slot: Slot| slot < self.slot_owner.len() && accept(slot);
-        self.index
-            .search(query, k, ef, &guarded)
+        self.quantized_search(query, k, ef, quantization, &guarded)
+            .unwrap_or_else(|| self.index.search(query, k, ef, &guarded))
             .into_iter()
             .filter_map(|n| {
                 let id = self.slot_owner.get(n.slot).copied().flatten();

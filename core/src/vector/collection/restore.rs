@@ -114,6 +114,7 @@ impl Collection {
                 index,
                 slot_owner: self.slot_owner.clone(),
                 payload_index: self.payload_index.clone(),
+                quantized: self.quantized.clone(),
             };
         }
         let (index, slot_owner) = self.build_compacted_index();
@@ -121,7 +122,7 @@ impl Collection {
         for (slot, point) in points.values_mut().enumerate() {
             point.slot = slot;
         }
-        Collection {
+        let mut copy = Collection {
             name: self.name.clone(),
             config: self.config,
             points,
@@ -131,6 +132,9 @@ impl Collection {
             index,
             slot_owner,
             payload_index: self.payload_index.clone(),
-        }
+            quantized: self.quantized.clone(),
+        };
+        copy.reencode_quantized();
+        copy
     }
 }

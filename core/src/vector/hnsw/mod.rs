@@ -27,7 +27,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::vector::index::{AnnIndex, IndexSpec, Metric, Neighbor, RankedNeighbor, Slot};
 use build::{BuildScratch, draw_level, link_node};
 use graph::Links;
-use search::{Cand, Scratch, View};
+use search::{Cand, FullPrecision, Scratch, View};
+
+pub use search::{Scorer, prefetch_bytes};
 
 pub use image::{GraphHeader, GraphLoader, GraphNode, NOT_EXPORTED};
 pub use rs_index::{
@@ -132,14 +134,60 @@ impl HnswIndex {
         true
     }
 
-    /// Exact scan of every inserted, accepted slot (fallback when the walk comes up short).
-    fn scan_all(&self, query: &[f32], accept: &dyn Fn(Slot) -> bool, out: &mut Vec<Neighbor>) {
-        let view = self.view();
+    /// Exact scan (under `scorer`) of every inserted, accepted slot: the fallback when the walk
+    /// comes up short.
+    fn scan_all_by<S: Scorer>(&self, scorer: &S, accept: &dyn Fn(Slot) -> bool, out: &mut Vec<Neighbor>) {
         for slot in 0..self.links.slots() as u32 {
             if self.links.level(slot).is_some() && accept(slot as Slot) {
-                out.push(Neighbor { slot: slot as Slot, distance: view.dist(query, slot) });
+                out.push(Neighbor { slot: slot as Slot, distance: scorer.distance(slot) });
             }
         }
+    }
+
+    /// Vector dimension.
+    pub fn vector_dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Number of slot positions the graph covers (max inserted slot + 1): a scorer must answer
+    /// for every inserted slot below it.
+    pub fn slot_positions(&self) -> usize {
+        self.links.slots()
+    }
+
+    /// Up to `k` accepted slots nearest under `scorer`, closest first (ties by slot): the HNSW
+    /// walk with distances from `scorer` instead of the f32 arena (quantized codes walk the same
+    /// graph this way). The reported distances are the scorer's. `ef` is raised to `k`.
+    pub fn search_by<S: Scorer>(
+        &self,
+        scorer: &S,
+        k: usize,
+        ef: usize,
+        accept: &(dyn Fn(Slot) -> bool + Sync),
+    ) -> Vec<Neighbor> {
+        let Some((entry, top)) = self.entry else { return Vec::new() };
+        if k == 0 {
+            return Vec::new();
+        }
+        let ef = ef.max(k);
+        let mut s = self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+        let view = self.view();
+        let start = view.descend_by(scorer, Cand { d: scorer.distance(entry), id: entry }, top, 0, &mut s);
+        let accept_u32 = |id: u32| accept(id as Slot);
+        let mut found = Vec::with_capacity(ef + 1);
+        view.search_layer_by(scorer, start, ef, 0, Some(&accept_u32), &mut s, &mut found);
+        self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+        let mut hits: Vec<Neighbor> =
+            found.iter().take(k).map(|c| Neighbor { slot: c.id as Slot, distance: c.d }).collect();
+        if hits.len() < k && hits.len() < self.len {
+            // The walk came up short (restrictive filter or unreachable nodes): an exact scan
+            // finds every accepted slot.
+            hits.clear();
+            self.scan_all_by(scorer, accept, &mut hits);
+            finish(&mut hits, k);
+        }
+        debug_assert!(hits.iter().all(|h| accept(h.slot)));
+        hits
     }
 
     /// blake3 of levels, entry and every neighbour list: equal fingerprints mean equal graphs.
@@ -209,29 +257,10 @@ impl AnnIndex for HnswIndex {
         ef: usize,
         accept: &(dyn Fn(Slot) -> bool + Sync),
     ) -> Vec<Neighbor> {
-        let Some((entry, top)) = self.entry else { return Vec::new() };
-        if k == 0 || query.len() != self.dim || !query.iter().all(|x| x.is_finite()) {
+        if query.len() != self.dim || !query.iter().all(|x| x.is_finite()) {
             return Vec::new();
         }
-        let ef = ef.max(k);
-        let mut s = self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-        let view = self.view();
-        let start = view.descend(query, Cand { d: view.dist(query, entry), id: entry }, top, 0, &mut s);
-        let accept_u32 = |id: u32| accept(id as Slot);
-        let mut found = Vec::with_capacity(ef + 1);
-        view.search_layer(query, start, ef, 0, Some(&accept_u32), &mut s, &mut found);
-        self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner()).push(s);
-        let mut hits: Vec<Neighbor> =
-            found.iter().take(k).map(|c| Neighbor { slot: c.id as Slot, distance: c.d }).collect();
-        if hits.len() < k && hits.len() < self.len {
-            // The walk came up short (restrictive filter or unreachable nodes): an exact scan
-            // finds every accepted slot.
-            hits.clear();
-            self.scan_all(query, accept, &mut hits);
-            finish(&mut hits, k);
-        }
-        debug_assert!(hits.iter().all(|h| accept(h.slot)));
-        hits
+        self.search_by(&FullPrecision { view: self.view(), query }, k, ef, accept)
     }
 
     fn len(&self) -> usize {

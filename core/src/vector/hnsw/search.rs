@@ -100,7 +100,12 @@ impl<'a> View<'a> {
 
     /// Greedy descent from `entry` on layers `top` down to `bottom + 1`: on each layer, move to
     /// the closest neighbour until no neighbour is closer. Returns the node to start `bottom` from.
-    pub fn descend(&self, query: &[f32], mut cur: Cand, top: u8, bottom: u8, s: &mut Scratch) -> Cand {
+    pub fn descend(&self, query: &[f32], cur: Cand, top: u8, bottom: u8, s: &mut Scratch) -> Cand {
+        self.descend_by(&FullPrecision { view: *self, query }, cur, top, bottom, s)
+    }
+
+    /// [`Self::descend`] with distances from `scorer` (full precision or quantized codes).
+    pub fn descend_by<S: Scorer>(&self, scorer: &S, mut cur: Cand, top: u8, bottom: u8, s: &mut Scratch) -> Cand {
         let mut layer = top;
         while layer > bottom {
             loop {
@@ -108,7 +113,7 @@ impl<'a> View<'a> {
                 self.links.neighbours_into(cur.id, layer, &mut s.neighbours);
                 for i in 0..s.neighbours.len() {
                     let n = s.neighbours[i];
-                    let c = Cand { d: self.dist(query, n), id: n };
+                    let c = Cand { d: scorer.distance(n), id: n };
                     if c < cur {
                         cur = c;
                         moved = true;
@@ -140,6 +145,21 @@ impl<'a> View<'a> {
         s: &mut Scratch,
         out: &mut Vec<Cand>,
     ) {
+        self.search_layer_by(&FullPrecision { view: *self, query }, entry, ef, layer, accept, s, out)
+    }
+
+    /// [`Self::search_layer`] with distances from `scorer` (full precision or quantized codes).
+    #[allow(clippy::too_many_arguments)]
+    pub fn search_layer_by<S: Scorer>(
+        &self,
+        scorer: &S,
+        entry: Cand,
+        ef: usize,
+        layer: u8,
+        accept: Option<&dyn Fn(u32) -> bool>,
+        s: &mut Scratch,
+        out: &mut Vec<Cand>,
+    ) {
         s.visited.reset(self.links.slots());
         s.candidates.clear();
         s.results.clear();
@@ -157,19 +177,18 @@ impl<'a> View<'a> {
                 break;
             }
             self.links.neighbours_into(c.id, layer, &mut s.neighbours);
-            let row_bytes = self.dim * 4;
             if let Some(&first) = s.neighbours.first() {
-                prefetch(self.vector(first), row_bytes);
+                scorer.prefetch(first);
             }
             for i in 0..s.neighbours.len() {
                 let n = s.neighbours[i];
                 if let Some(&next) = s.neighbours.get(i + 1) {
-                    prefetch(self.vector(next), row_bytes);
+                    scorer.prefetch(next);
                 }
                 if !s.visited.insert(n) {
                     continue;
                 }
-                let d = self.dist(query, n);
+                let d = scorer.distance(n);
                 if s.results.len() < ef || d < bound {
                     let cand = Cand { d, id: n };
                     s.candidates.push(Reverse(cand));
@@ -191,14 +210,42 @@ impl<'a> View<'a> {
     }
 }
 
-/// Hints the CPU to pull up to `bytes` (at most 512) of `row` into cache. A hint only: it never
-/// faults and changes no program state.
+/// Where a walk gets the distance from its query to a node: the full-precision arena, or a
+/// quantized code store ([`crate::vector::quantization`]). Generic (not `dyn`) so each kind
+/// compiles to its own walk with the kernel inlined.
+pub trait Scorer {
+    /// Distance from the walk's query to `slot` (smaller is closer; ties are broken by slot).
+    fn distance(&self, slot: u32) -> f32;
+    /// Hints that `slot`'s data is about to be read (no effect on results).
+    fn prefetch(&self, slot: u32);
+}
+
+/// The full-precision scorer: the index metric on the f32 arena.
+pub(super) struct FullPrecision<'a, 'q> {
+    pub view: View<'a>,
+    pub query: &'q [f32],
+}
+
+impl Scorer for FullPrecision<'_, '_> {
+    #[inline]
+    fn distance(&self, slot: u32) -> f32 {
+        self.view.dist(self.query, slot)
+    }
+
+    #[inline]
+    fn prefetch(&self, slot: u32) {
+        prefetch_bytes(self.view.vector(slot).as_ptr().cast(), self.view.dim * 4);
+    }
+}
+
+/// Hints the CPU to pull up to `bytes` (at most 512) starting at `row` into cache. A hint only:
+/// it never faults and changes no program state.
 #[inline(always)]
-fn prefetch(row: &[f32], bytes: usize) {
+pub fn prefetch_bytes(row: *const u8, bytes: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let p = row.as_ptr().cast::<i8>();
+        let p = row.cast::<i8>();
         let mut off = 0;
         while off < bytes.min(512) {
             // SAFETY: `_mm_prefetch` is a hint that never faults or dereferences in the

@@ -1,6 +1,6 @@
 //! Streaming, checksummed snapshots of a collection: full, or incremental relative to a base.
 //!
-//! # Format (version 2, all integers little-endian; version 1 files are still read)
+//! # Format (version 3, all integers little-endian; versions 1 and 2 are still read)
 //! ```text
 //! preamble  magic "VCRFTSNP" (8) | format version u16 | header_len u32 | header (postcard
 //!           SnapshotHeader) | blake3(preamble bytes so far) (32)
@@ -29,6 +29,13 @@
 //! [`FLAG_HNSW_GRAPH`], graph chunks after the point chunks: one [`GraphRecord::Header`], then one
 //! [`GraphRecord::Node`] per point in id order), so a restore loads the links instead of
 //! rebuilding them (see `vector::hnsw::image`); without the flag a restore rebuilds the index.
+//!
+//! Quantization (version 3): the config carries the collection's `quantization`, and the header
+//! the trained quantizer parameters ([`QuantizerParams`]: a scalar range, or binary thresholds).
+//! Codes are not stored: a restore re-encodes every point with the header's parameters, so the
+//! restored collection ranks exactly as its source did, at the cost of one encoding pass (a
+//! fraction of a graph rebuild). Version 1 and 2 headers decode with the config as it was then
+//! (no quantization).
 
 use crate::vector::collection::{Collection, CollectionConfig, PointRef};
 use crate::vector::engine::VectorEngine;
@@ -36,15 +43,17 @@ use crate::vector::error::EngineError;
 use crate::vector::payload::{Payload, validate_payload};
 use crate::vector::payload_index::{FieldSchema, normalise_field};
 use crate::vector::point::PointId;
+use crate::vector::quantization::QuantizerParams;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 use thiserror::Error;
 
 /// First bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCRFTSNP";
-/// Format version this build writes. Version 2 added the payload field indexes to the header;
-/// version 1 files (no field indexes) are still read.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
+/// Format version this build writes. Version 2 added the payload field indexes to the header,
+/// version 3 the quantization config and quantizer parameters; version 1 and 2 files are still
+/// read.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
 /// Oldest format version this build reads.
 pub const SNAPSHOT_OLDEST_READABLE_VERSION: u16 = 1;
 /// Header flag: graph chunks with the HNSW links follow the point chunks (full snapshots only).
@@ -100,6 +109,74 @@ pub struct SnapshotHeader {
     /// Payload field indexes declared on the collection (normalised field, schema), in field
     /// order: a restore rebuilds their posting lists from the restored payloads.
     pub field_indexes: Vec<(String, FieldSchema)>,
+    /// The collection's trained quantizer, if any: a restore re-encodes every point with it.
+    pub quantizer: Option<QuantizerParams>,
+}
+
+/// [`CollectionConfig`] as versions 1 and 2 encoded it (before `quantization`).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub(super) struct LegacyCollectionConfig {
+    vector_size: u32,
+    distance: crate::vector::collection::Distance,
+    hnsw: crate::vector::collection::HnswParams,
+    rebuild_tombstone_percent: u8,
+}
+
+impl From<LegacyCollectionConfig> for CollectionConfig {
+    fn from(c: LegacyCollectionConfig) -> Self {
+        CollectionConfig {
+            hnsw: c.hnsw,
+            rebuild_tombstone_percent: c.rebuild_tombstone_percent,
+            ..CollectionConfig::new(c.vector_size, c.distance)
+        }
+    }
+}
+
+#[cfg(test)]
+impl From<&CollectionConfig> for LegacyCollectionConfig {
+    fn from(c: &CollectionConfig) -> Self {
+        LegacyCollectionConfig {
+            vector_size: c.vector_size,
+            distance: c.distance,
+            hnsw: c.hnsw,
+            rebuild_tombstone_percent: c.rebuild_tombstone_percent,
+        }
+    }
+}
+
+/// The version 2 header: [`SnapshotHeader`] with the legacy config and no quantizer.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub(super) struct SnapshotHeaderV2 {
+    collection: String,
+    config: LegacyCollectionConfig,
+    kind: SnapshotKind,
+    seq: u64,
+    content_digest: [u8; 32],
+    point_count: u64,
+    upsert_count: u64,
+    deletion_count: u64,
+    flags: u32,
+    field_indexes: Vec<(String, FieldSchema)>,
+}
+
+impl From<SnapshotHeaderV2> for SnapshotHeader {
+    fn from(h: SnapshotHeaderV2) -> Self {
+        SnapshotHeader {
+            collection: h.collection,
+            config: h.config.into(),
+            kind: h.kind,
+            seq: h.seq,
+            content_digest: h.content_digest,
+            point_count: h.point_count,
+            upsert_count: h.upsert_count,
+            deletion_count: h.deletion_count,
+            flags: h.flags,
+            field_indexes: h.field_indexes,
+            quantizer: None,
+        }
+    }
 }
 
 /// The version 1 header: [`SnapshotHeader`] without `field_indexes` (same encoding otherwise).
@@ -107,7 +184,7 @@ pub struct SnapshotHeader {
 #[cfg_attr(test, derive(Serialize))]
 pub(super) struct SnapshotHeaderV1 {
     collection: String,
-    config: CollectionConfig,
+    config: LegacyCollectionConfig,
     kind: SnapshotKind,
     seq: u64,
     content_digest: [u8; 32],
@@ -121,7 +198,7 @@ impl From<SnapshotHeaderV1> for SnapshotHeader {
     fn from(h: SnapshotHeaderV1) -> Self {
         SnapshotHeader {
             collection: h.collection,
-            config: h.config,
+            config: h.config.into(),
             kind: h.kind,
             seq: h.seq,
             content_digest: h.content_digest,
@@ -130,6 +207,7 @@ impl From<SnapshotHeaderV1> for SnapshotHeader {
             deletion_count: h.deletion_count,
             flags: h.flags,
             field_indexes: Vec::new(),
+            quantizer: None,
         }
     }
 }
@@ -408,6 +486,7 @@ mod tests {
             deletion_count: 0,
             flags: 0,
             field_indexes: Vec::new(),
+            quantizer: None,
         }
     }
 
@@ -622,7 +701,7 @@ mod tests {
         let body = &v2[14 + old_len + 32..];
         let v1_header = SnapshotHeaderV1 {
             collection: h.collection.clone(),
-            config: h.config,
+            config: (&h.config).into(),
             kind: h.kind,
             seq: h.seq,
             content_digest: h.content_digest,
@@ -649,15 +728,81 @@ mod tests {
     }
 
     #[test]
+    fn version_2_files_still_restore_without_quantization() {
+        let mut c = collection();
+        c.create_field_index("k", FieldSchema::Keyword).unwrap();
+        let mut v3 = Vec::new();
+        write_full_snapshot(&c, &mut v3, &SnapshotOptions::default()).unwrap();
+        let h = read_header(&v3[..]).unwrap();
+        assert_eq!(h.quantizer, None, "an unquantized collection has no quantizer");
+        // The same file as a version 2 writer made it: legacy config, no quantizer, rehashed.
+        let old_len = u32::from_le_bytes(v3[10..14].try_into().unwrap()) as usize;
+        let body = &v3[14 + old_len + 32..];
+        let v2_header = SnapshotHeaderV2 {
+            collection: h.collection.clone(),
+            config: (&h.config).into(),
+            kind: h.kind,
+            seq: h.seq,
+            content_digest: h.content_digest,
+            point_count: h.point_count,
+            upsert_count: h.upsert_count,
+            deletion_count: h.deletion_count,
+            flags: h.flags,
+            field_indexes: h.field_indexes.clone(),
+        };
+        let header_bytes = postcard::to_stdvec(&v2_header).unwrap();
+        let mut v2 = SNAPSHOT_MAGIC.to_vec();
+        v2.extend_from_slice(&2u16.to_le_bytes());
+        v2.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
+        v2.extend_from_slice(&header_bytes);
+        let preamble_hash = blake3::hash(&v2);
+        v2.extend_from_slice(preamble_hash.as_bytes());
+        v2.extend_from_slice(&body[..body.len() - 32]);
+        let file_hash = blake3::hash(&v2);
+        v2.extend_from_slice(file_hash.as_bytes());
+        let restored = restore_full(&v2[..], &mut |_| ()).unwrap();
+        assert_eq!(restored.digest(), c.digest());
+        assert_eq!(restored.config(), c.config());
+        assert_eq!(restored.config().quantization, None);
+        assert_eq!(restored.field_indexes().len(), 1);
+    }
+
+    #[test]
+    fn quantizer_parameters_must_fit_the_config() {
+        let c = collection();
+        let honest: Vec<SnapshotEntry> = (0..4).map(|i| point(i, i as f32, 1)).collect();
+        let mut forged = full_header(&c);
+        forged.quantizer = Some(crate::vector::quantization::QuantizerParams::Binary(
+            crate::vector::quantization::binary::BinaryParams { thresholds: vec![0.0, 0.0] },
+        ));
+        // A quantizer for an unquantized collection is refused, not silently ignored.
+        assert!(matches!(restore_forged(forged, &honest), Err(SnapshotError::MalformedHeader(m)) if m.contains("quantizer")));
+        // Binary thresholds of the wrong dimension for a binary collection: refused too.
+        let mut binary = full_header(&c);
+        binary.config.quantization = Some(crate::vector::quantization::QuantizationConfig::Binary { always_ram: None });
+        binary.quantizer = Some(crate::vector::quantization::QuantizerParams::Binary(
+            crate::vector::quantization::binary::BinaryParams { thresholds: vec![0.0; 3] },
+        ));
+        assert!(matches!(restore_forged(binary.clone(), &honest), Err(SnapshotError::MalformedHeader(m)) if m.contains("quantizer")));
+        // The right dimension restores (and the digest ignores quantization).
+        binary.quantizer = Some(crate::vector::quantization::QuantizerParams::Binary(
+            crate::vector::quantization::binary::BinaryParams { thresholds: vec![0.0; 2] },
+        ));
+        let restored = restore_forged(binary, &honest).unwrap();
+        assert_eq!(restored.digest(), c.digest());
+        assert!(restored.quantization_active());
+    }
+
+    #[test]
     fn version_and_magic_are_checked_first() {
         let c = collection();
         let mut bytes = Vec::new();
         write_full_snapshot(&c, &mut bytes, &SnapshotOptions::default()).unwrap();
         let mut other_version = bytes.clone();
-        other_version[8] = 3;
+        other_version[8] = 4;
         assert!(matches!(
             read_header(&other_version[..]),
-            Err(SnapshotError::UnsupportedVersion { found: 3, supported: 2 })
+            Err(SnapshotError::UnsupportedVersion { found: 4, supported: 3 })
         ));
         other_version[8] = 0;
         assert!(matches!(read_header(&other_version[..]), Err(SnapshotError::UnsupportedVersion { found: 0, .. })));

@@ -81,6 +81,7 @@ impl<R: Read> SnapshotReader<R> {
         }
         let header: SnapshotHeader = match version {
             1 => postcard::from_bytes::<SnapshotHeaderV1>(&header_bytes).map(SnapshotHeader::from),
+            2 => postcard::from_bytes::<SnapshotHeaderV2>(&header_bytes).map(SnapshotHeader::from),
             _ => postcard::from_bytes(&header_bytes),
         }
         .map_err(|e| SnapshotError::MalformedHeader(e.to_string()))?;
@@ -509,6 +510,7 @@ fn apply_entries<R: Read>(
         collection.install_restored_graph(graph);
     }
     collection.finish_restore(reader.header.seq, full);
+    collection.restore_quantizer(reader.header.quantizer.clone()).map_err(SnapshotError::MalformedHeader)?;
     collection.set_field_indexes(&reader.header.field_indexes);
     if collection.len() as u64 != reader.header.point_count {
         return Err(SnapshotError::CountMismatch {

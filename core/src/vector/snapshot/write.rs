@@ -21,6 +21,7 @@ pub fn write_full_snapshot<W: Write>(
         deletion_count: 0,
         flags: 0,
         field_indexes: field_indexes(collection),
+        quantizer: collection.quantizer_params(),
     };
     let graph = collection.graph_export().map(|(graph, ordinal, slots)| GraphSource { graph, ordinal, slots });
     let header = SnapshotHeader { flags: if graph.is_some() { FLAG_HNSW_GRAPH } else { 0 }, ..header };
@@ -57,6 +58,7 @@ pub fn write_incremental_snapshot<W: Write>(
         deletion_count: collection.deletions_since(base.seq).count() as u64,
         flags: 0,
         field_indexes: field_indexes(collection),
+        quantizer: collection.quantizer_params(),
     };
     let deletions =
         collection.deletions_since(base.seq).map(|(id, seq)| EntryRef::Deleted { id, seq });
