@@ -160,11 +160,7 @@ fn codes_are_used_from_the_training_threshold_on_exactly() {
         c.quantizer_params(),
         Some(QuantizerParams::Scalar(_))
     ));
-    assert_eq!(
-        c.quantized_heap_bytes() >= TRAIN_AFTER_SLOTS * 8,
-        true,
-        "one byte per component"
-    );
+    assert!(c.quantized_heap_bytes() >= TRAIN_AFTER_SLOTS * 8, "one byte per component");
     // Without quantization configured nothing is ever trained.
     let plain = load(config(8, Distance::Euclid, None), &base);
     assert!(!plain.quantization_active());

@@ -308,7 +308,7 @@ impl Node {
                         continue;
                     }
                     let group = super::metadata::shard_group(c.id, shard as u32);
-                    out.push(NodeOutput::ShardCreated { group, collection: c.name.clone(), config: c.config.clone() });
+                    out.push(NodeOutput::ShardCreated { group, collection: c.name.clone(), config: c.config });
                     let applied = self.restored.remove(&group).unwrap_or(0);
                     self.applied.insert(group, applied);
                     let durable = self.recovered.remove(&group).unwrap_or_default();

@@ -93,7 +93,7 @@ impl CollectionMeta {
 
     /// As clients see it.
     pub fn info(&self) -> CollectionInfo {
-        CollectionInfo { name: self.name.clone(), config: self.config.clone(), replicas: self.replicas.clone() }
+        CollectionInfo { name: self.name.clone(), config: self.config, replicas: self.replicas.clone() }
     }
 }
 

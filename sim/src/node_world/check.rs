@@ -24,7 +24,7 @@ impl Workload {
                 if !seen_groups.insert(*g) {
                     continue;
                 }
-                let u = union.get_or_insert_with(|| Collection::new("union", c.config().clone()).expect("valid"));
+                let u = union.get_or_insert_with(|| Collection::new("union", *c.config()).expect("valid"));
                 let mut pts = Vec::new();
                 for (id, p) in c.points() {
                     if let PointId::Num(n) = id {

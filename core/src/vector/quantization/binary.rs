@@ -22,7 +22,7 @@ impl BinaryParams {
     /// Trains on `vectors` (rows of `dim` floats): the per-dimension means. A function of the
     /// rows in the given order (f64 sums), so every replica computes the same thresholds.
     pub fn train(vectors: &[f32], dim: usize) -> BinaryParams {
-        let rows = if dim == 0 { 0 } else { vectors.len() / dim };
+        let rows = vectors.len().checked_div(dim).unwrap_or(0);
         let mut sums = vec![0f64; dim];
         for row in vectors.chunks_exact(dim.max(1)).take(rows) {
             for (s, &x) in sums.iter_mut().zip(row) {
