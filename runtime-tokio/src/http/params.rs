@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(c(&[("consistency", "3")]).unwrap(), ReadConsistency::Quorum);
         assert_eq!(c(&[("consistency", "majority")]).unwrap(), ReadConsistency::Quorum);
         assert_eq!(c(&[("consistency", "all")]).unwrap(), ReadConsistency::Strong);
-        let t = ReadToken { shard: 0, index: 7 };
+        let t = ReadToken::single(0, 7);
         assert_eq!(c(&[("token", "0:7")]).unwrap(), ReadConsistency::ReadYourWrites(t));
         assert_eq!(
             c(&[("token", "0:7"), ("read_consistency", "strong")]).unwrap(),
