@@ -166,7 +166,7 @@ async fn upsert_until_acked(
         let (s, v) = call(
             &c[k % c.len()],
             hyper::Method::PUT,
-            "/collections/t/points?wait=true&write_ack=quorum",
+            "/collections/t/points?wait=true&write_ack=quorum&timeout=1",
             Some(body.clone()),
         )
         .await;
@@ -339,7 +339,7 @@ async fn three_processes_survive_kill_9_of_a_node_and_of_a_shard_leader() {
         let (s, v) = call(
             c,
             hyper::Method::POST,
-            "/collections/t/points/scroll",
+            "/collections/t/points/scroll?read_consistency=strong",
             Some(json!({"limit": 300})),
         )
         .await;
