@@ -50,16 +50,25 @@ pub struct NodeBackend {
     operations: std::sync::Arc<AtomicU64>,
     /// Client-side bound on one request (the node answers within its own request timeout).
     default_timeout: Duration,
+    /// How long a follower's metadata may trail a commit (one heartbeat interval, plus slack).
+    metadata_lag: Duration,
 }
 
 impl NodeBackend {
     /// A backend over a running node loop; `peers` are listed by `/cluster`.
-    pub fn new(node: NodeHandle, peers: Vec<(u64, String)>, default_timeout: Duration) -> Self {
+    pub fn new(
+        node: NodeHandle,
+        peers: Vec<(u64, String)>,
+        default_timeout: Duration,
+        heartbeat_interval: Duration,
+    ) -> Self {
+        let metadata_lag = heartbeat_interval + Duration::from_millis(20);
         NodeBackend {
             node,
             peers,
             operations: Default::default(),
             default_timeout,
+            metadata_lag,
         }
     }
 
@@ -68,7 +77,48 @@ impl NodeBackend {
         &self.node
     }
 
+    /// Like [`Self::call_once`], but a request naming a collection this node's metadata does
+    /// not hold yet is tried once more after the metadata had time to arrive. Why: a create is
+    /// acknowledged once the metadata group committed and applied it on its leader; another
+    /// node learns the commit with the next heartbeat, so a client that creates through one
+    /// node and writes through another a millisecond later would get a 404. Waiting one
+    /// heartbeat interval and then until this node applied what it knows committed closes that
+    /// window; a collection that really does not exist costs that wait once (not on the
+    /// metadata leader, whose metadata is never behind its own acknowledgements).
     async fn call(
+        &self,
+        request: Request,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, BackendError> {
+        let retry = matches!(
+            request,
+            Request::Write { .. }
+                | Request::Search { .. }
+                | Request::Get { .. }
+                | Request::Count { .. }
+                | Request::Scroll { .. }
+                | Request::ReplicaStatus { .. }
+                | Request::DropCollection { .. }
+        )
+        .then(|| request.clone());
+        match self.call_once(request, timeout).await {
+            Err(BackendError::Engine(EngineError::UnknownCollection(name))) => {
+                let status = self.node.status();
+                let Some(again) = retry.filter(|_| status.meta_leader != Some(status.node_id))
+                else {
+                    return Err(BackendError::Engine(EngineError::UnknownCollection(name)));
+                };
+                tokio::time::sleep(self.metadata_lag).await;
+                let mut watch = self.node.watch_status();
+                let caught_up = watch.wait_for(|s| s.meta_applied >= s.meta_commit);
+                let _ = tokio::time::timeout(self.metadata_lag * 4, caught_up).await;
+                self.call_once(again, timeout).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call_once(
         &self,
         request: Request,
         timeout: Option<Duration>,

@@ -51,8 +51,10 @@ pub async fn run(
     } else {
         config.cluster_addr
     };
+    let node = node_config(node_id, members);
+    let heartbeat = node.raft.raft.heartbeat_interval;
     let (handle, loop_task) = start(NodeLoopOptions {
-        node: node_config(node_id, members),
+        node,
         data_dir: config.data_dir.clone(),
         peers: peers.iter().map(|p| (p.id, p.addr)).collect(),
         cluster_addr,
@@ -74,7 +76,7 @@ pub async fn run(
         request_timeout: config.request_timeout,
     };
     let peer_list = peers.iter().map(|p| (p.id, p.addr.to_string())).collect();
-    let backend = NodeBackend::new(handle.clone(), peer_list, config.request_timeout);
+    let backend = NodeBackend::new(handle.clone(), peer_list, config.request_timeout, heartbeat);
     let app = router(Arc::new(backend), options);
     let addr = config.http_addr;
     let listener = TcpListener::bind(addr)
