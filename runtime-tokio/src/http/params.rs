@@ -15,7 +15,7 @@
 //!
 //! vecraft additions: `write_ack=leader|one_copy|quorum` (default `quorum`),
 //! `read_consistency=eventual|strong|quorum|read_your_writes` (overrides `consistency`), and
-//! `token=SHARD:INDEX` (the `vecraft-read-token` header of a write's answer; implies
+//! `token=SHARD:INDEX[,SHARD:INDEX...]` (the `vecraft-read-token` header of a write's answer; implies
 //! `read_your_writes`). Unknown values are a 400 naming the parameter, never silently ignored.
 
 use super::envelope::ApiError;
@@ -90,7 +90,7 @@ pub fn read_options(params: &Params) -> Result<ReadOptions, ApiError> {
     let token = match params.get("token") {
         None => None,
         Some(text) => Some(ReadToken::decode(text).ok_or_else(|| {
-            ApiError::bad_request(format!("query parameter `token`: `{text}` is not SHARD:INDEX"))
+            ApiError::bad_request(format!("query parameter `token`: `{text}` is not SHARD:INDEX[,SHARD:INDEX...]"))
         })?),
     };
     let from_qdrant = match params.get("consistency").map(String::as_str) {
