@@ -22,7 +22,13 @@ use vecraft_core::node::NodeConfig;
 /// The node's configuration for member `id` of `members`.
 pub fn node_config(id: u64, members: Vec<u64>) -> NodeConfig {
     // The seed only spreads election timeouts; the node id makes it differ between members.
-    NodeConfig::new(id, members, id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    let mut cfg = NodeConfig::new(id, members, id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    // Log compaction off, explicitly: this runtime does not take or ship shard snapshots yet
+    // (`NodeOutput::TakeSnapshot` / snapshot transfers), so every log stays whole and a lagging
+    // replica always catches up from entries.
+    cfg.raft.raft.snapshot_entries = u64::MAX;
+    cfg.raft.raft.snapshot_bytes = u64::MAX;
+    cfg
 }
 
 /// Builds the node and serves until `shutdown` resolves or the node loop stops.
