@@ -69,6 +69,7 @@ pub struct FileConfig {
     snapshot_interval_secs: Option<u64>,
     snapshot_max_incrementals: Option<u32>,
     snapshot_retain: Option<usize>,
+    engine: Option<String>,
 }
 
 /// `vecraft serve` flags; each also reads its `VECRAFT_*` environment variable.
@@ -83,16 +84,17 @@ pub struct ServeArgs {
     /// Address of the REST API. [default: 0.0.0.0:6333]
     #[arg(long, env = "VECRAFT_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
-    /// Address for node-to-node traffic (used once replication lands). [default: 0.0.0.0:6335]
+    /// Address for node-to-node traffic. [default: 0.0.0.0:6335]
     #[arg(long, env = "VECRAFT_CLUSTER_ADDR")]
     pub cluster_addr: Option<SocketAddr>,
-    /// Seed peers (host:port of their cluster address), comma-separated.
+    /// The other cluster members, comma-separated `id=host:port` (their cluster addresses);
+    /// every member lists the same set. None: a one-node cluster.
     #[arg(long, env = "VECRAFT_PEERS", value_delimiter = ',')]
     pub peers: Option<Vec<String>>,
     /// This node's id; by default generated once and kept in `<data-dir>/node_id`.
     #[arg(long, env = "VECRAFT_NODE_ID")]
     pub node_id: Option<u64>,
-    /// Shared secret nodes use to authenticate each other (used once replication lands).
+    /// Shared secret nodes use to authenticate each other (required with peers).
     #[arg(long, env = "VECRAFT_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
     /// Read-write API keys, comma-separated; with any key set, requests need one.
@@ -122,6 +124,12 @@ pub struct ServeArgs {
     /// Scheduled snapshots kept per collection (and the bases they need); 0 keeps all. [default: 3]
     #[arg(long, env = "VECRAFT_SNAPSHOT_RETAIN")]
     pub snapshot_retain: Option<usize>,
+    /// What holds the data: `node` (the replicated node state machine: WAL, Raft groups,
+    /// sharded collections; a one-node cluster without peers) or `local` (one unreplicated
+    /// engine with snapshots and payload field indexes, which the node does not offer yet).
+    /// [default: node]
+    #[arg(long, env = "VECRAFT_ENGINE")]
+    pub engine: Option<String>,
 }
 
 /// The effective configuration.
@@ -157,6 +165,51 @@ pub struct Config {
     pub snapshot_max_incrementals: u32,
     /// Snapshots kept per collection.
     pub snapshot_retain: usize,
+    /// What holds the data.
+    pub engine: Engine,
+}
+
+/// What holds a server's data (see `ServeArgs::engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The replicated node.
+    Node,
+    /// One local engine.
+    Local,
+}
+
+/// A cluster member as `id=host:port` (`peers` setting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its node id.
+    pub id: u64,
+    /// Its cluster address (resolved at start).
+    pub addr: SocketAddr,
+}
+
+/// Parses the `peers` setting: each `id=host:port`, ids distinct, nonzero and not `me`.
+pub fn parse_peers(peers: &[String], me: u64) -> Result<Vec<Peer>, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let bad = |message: String| ConfigError::Invalid { key: "peers", message };
+    let mut out: Vec<Peer> = Vec::new();
+    for p in peers.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let (id, addr) = p.split_once('=').ok_or_else(|| bad(format!("`{p}` is not id=host:port")))?;
+        let id: u64 = id.trim().parse().map_err(|_| bad(format!("`{p}`: node id is not a number")))?;
+        if id == 0 || id == me {
+            return Err(bad(format!("`{p}`: node id must be nonzero and not this node's ({me})")));
+        }
+        if out.iter().any(|q| q.id == id) {
+            return Err(bad(format!("node id {id} appears twice")));
+        }
+        let addr = addr
+            .trim()
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| bad(format!("`{p}`: cannot resolve the address")))?;
+        out.push(Peer { id, addr });
+    }
+    Ok(out)
 }
 
 fn positive<T: PartialOrd + Default + std::fmt::Display>(
@@ -241,6 +294,16 @@ impl Config {
                 .or(file.snapshot_max_incrementals)
                 .unwrap_or(5),
             snapshot_retain: args.snapshot_retain.or(file.snapshot_retain).unwrap_or(3),
+            engine: match args.engine.or(file.engine).as_deref() {
+                None | Some("node") => Engine::Node,
+                Some("local") => Engine::Local,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: "engine",
+                        message: format!("`{other}` is not one of node, local"),
+                    });
+                }
+            },
         })
     }
 
@@ -338,6 +401,23 @@ mod tests {
         let file =
             Config::parse_file("api_keys = [\"k\"]\nread_only_api_keys = [\"k\"]\n", p).unwrap();
         assert!(Config::merge(ServeArgs::default(), file).is_err());
+    }
+
+    #[test]
+    fn peers_parse_and_bad_ones_are_named() {
+        let ok = parse_peers(&["2=127.0.0.1:7001".into(), " 3=127.0.0.1:7002 ".into()], 1).unwrap();
+        assert_eq!(ok.iter().map(|p| p.id).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(ok[1].addr, "127.0.0.1:7002".parse().unwrap());
+        for bad in ["127.0.0.1:7001", "x=127.0.0.1:1", "0=127.0.0.1:1", "1=127.0.0.1:1", "2=nowhere"] {
+            let e = parse_peers(&[bad.into()], 1).unwrap_err().to_string();
+            assert!(e.contains("peers"), "{bad}: {e}");
+        }
+        assert!(parse_peers(&["2=127.0.0.1:1".into(), "2=127.0.0.1:2".into()], 1).is_err());
+        let file = Config::parse_file("engine = \"local\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(Config::merge(ServeArgs::default(), file).unwrap().engine, Engine::Local);
+        let file = Config::parse_file("engine = \"raft\"\n", Path::new("c.toml")).unwrap();
+        let e = Config::merge(ServeArgs::default(), file).unwrap_err().to_string();
+        assert!(e.contains("engine"), "{e}");
     }
 
     #[test]

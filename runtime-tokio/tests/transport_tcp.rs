@@ -172,6 +172,8 @@ async fn sender_reconnects_after_the_peer_restarts() {
         assert!(n < 100, "no delivery after restart: {:?}", a.stats());
     };
     assert_eq!(got.0, 1);
+    // What was queued for the old process never reaches the new one.
+    assert_ne!(got.1, msg(1, 2), "a message queued for the old incarnation was delivered");
     assert!(a.stats().connects >= 2, "{:?}", a.stats());
     b2.shutdown().await;
 }

@@ -7,6 +7,8 @@ import warnings
 import pytest
 from qdrant_client import QdrantClient, models
 
+from conftest import local_only
+
 N = 200
 DIM = 8
 
@@ -66,6 +68,10 @@ def test_collections(client, filled):
     assert info.config.params.vectors.distance == models.Distance.COSINE
     assert info.config.hnsw_config.m == 16
     assert info.status == models.CollectionStatus.GREEN
+
+
+@local_only
+def test_payload_index(client, filled):
     # Accepted for compatibility (filters scan payloads; the index changes no result).
     res = client.create_payload_index(filled, field_name="color", field_schema=models.PayloadSchemaType.KEYWORD)
     assert res.status == models.UpdateStatus.COMPLETED
@@ -165,6 +171,7 @@ def test_delete_points(client):
     assert hit.id == 6 and hit.score == pytest.approx(0.2, abs=1e-5)
 
 
+@local_only
 def test_snapshots(client, server):
     name = "snaps"
     client.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT))

@@ -199,7 +199,7 @@ impl LocalBackend {
             .map_err(|e| BackendError::Unavailable(format!("precheck failed: {e}")))??
         };
         let (index, answer) = self.enqueue(Job::Command(command))?;
-        let token = ReadToken { shard: 0, index };
+        let token = ReadToken::single(0, index);
         let receipt =
             |status, outcome| WriteReceipt { operation_id: index, status, token, outcome };
         if !options.wait {
@@ -228,19 +228,18 @@ impl LocalBackend {
                 self.wait_applied(self.last_queued(), options.timeout).await?
             }
             ReadConsistency::ReadYourWrites(token) => {
-                if token.shard != 0 {
+                if let Some(shard) = token.marks.keys().find(|s| **s != 0) {
                     return Err(BackendError::Unsupported(format!(
-                        "read token names shard {}; this node has only shard 0",
-                        token.shard
+                        "read token names shard {shard}; this node has only shard 0"
                     )));
                 }
-                if token.index > self.last_queued() {
+                let index = token.marks.get(&0).copied().unwrap_or(0);
+                if index > self.last_queued() {
                     return Err(BackendError::Unsupported(format!(
-                        "read token index {} is ahead of this node's log",
-                        token.index
+                        "read token index {index} is ahead of this node's log"
                     )));
                 }
-                self.wait_applied(token.index, options.timeout).await?
+                self.wait_applied(index, options.timeout).await?
             }
         }
         let shared = self.shared.clone();
@@ -347,6 +346,7 @@ impl Backend for LocalBackend {
                 peer_id: self.node_id,
                 state: "Active",
                 points_count: Some(points),
+                leader: true,
             }])
         })
     }
@@ -466,7 +466,7 @@ mod tests {
             }
         };
         assert_eq!(receipt.status, WriteStatus::Completed);
-        assert!(receipt.token.index > accepted as u64);
+        assert!(receipt.token.marks[&0] > accepted as u64);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@
 
 mod exec;
 pub mod local;
+pub mod node;
 mod precheck;
 pub mod schedule;
 pub mod snapshots;
@@ -49,7 +50,7 @@ pub enum AckLevel {
 }
 
 /// How fresh a read must be.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ReadConsistency {
     /// Any replica's applied state, possibly stale.
     #[default]
@@ -62,25 +63,37 @@ pub enum ReadConsistency {
     Quorum,
 }
 
-/// Names a point in a shard's log: a read with this token sees every write up to `index`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Names points in shards' logs: a read with this token sees every write up to each shard's
+/// index. A write to several shards gets one mark per shard; clients treat the text form as
+/// opaque.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ReadToken {
-    /// The shard (replica group) the write went to.
-    pub shard: u32,
-    /// Log index (apply position) of the write in that shard.
-    pub index: u64,
+    /// Shard → log index (apply position) of the newest write in that shard.
+    pub marks: std::collections::BTreeMap<u32, u64>,
 }
 
 impl ReadToken {
-    /// Text form used in HTTP (`shard:index`), opaque to clients.
-    pub fn encode(&self) -> String {
-        format!("{}:{}", self.shard, self.index)
+    /// A token for one shard.
+    pub fn single(shard: u32, index: u64) -> ReadToken {
+        ReadToken { marks: [(shard, index)].into_iter().collect() }
     }
 
-    /// Parses [`Self::encode`]'s form.
+    /// Text form used in HTTP (`shard:index[,shard:index...]`), opaque to clients.
+    pub fn encode(&self) -> String {
+        let parts: Vec<String> = self.marks.iter().map(|(s, i)| format!("{s}:{i}")).collect();
+        parts.join(",")
+    }
+
+    /// Parses [`Self::encode`]'s form (at least one mark, each shard once).
     pub fn decode(text: &str) -> Option<ReadToken> {
-        let (shard, index) = text.split_once(':')?;
-        Some(ReadToken { shard: shard.parse().ok()?, index: index.parse().ok()? })
+        let mut marks = std::collections::BTreeMap::new();
+        for part in text.split(',') {
+            let (shard, index) = part.split_once(':')?;
+            if marks.insert(shard.parse().ok()?, index.parse().ok()?).is_some() {
+                return None;
+            }
+        }
+        Some(ReadToken { marks })
     }
 }
 
@@ -102,7 +115,7 @@ impl Default for WriteOptions {
 }
 
 /// How a read is to be served.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadOptions {
     /// Required freshness.
     pub consistency: ReadConsistency,
@@ -122,7 +135,7 @@ pub enum WriteStatus {
 }
 
 /// What a write returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteReceipt {
     /// Monotonic id of the operation on this node (Qdrant's `operation_id`).
     pub operation_id: u64,
@@ -220,6 +233,9 @@ pub struct ReplicaInfo {
     pub state: &'static str,
     /// Points it holds (local replicas only).
     pub points_count: Option<u64>,
+    /// Whether it leads its shard (as the shard's leader reports; vecraft's addition to
+    /// Qdrant's shape, so a client can see where writes go).
+    pub leader: bool,
 }
 
 /// What the node knows about the cluster.
@@ -272,6 +288,14 @@ pub enum BackendError {
     /// The request asks for something this backend cannot do.
     #[error("{0}")]
     Unsupported(String),
+    /// The request conflicts with existing state (a collection of that name exists); nothing
+    /// happened.
+    #[error("{0}")]
+    Conflict(String),
+    /// A write may or may not have taken effect (its shard lost its leader or it timed out
+    /// after being proposed); the message names the shards.
+    #[error("{0}")]
+    InDoubt(String),
 }
 
 /// What the HTTP layer needs from the data side of a node.
@@ -282,6 +306,20 @@ pub trait Backend: Send + Sync + 'static {
         command: Command,
         options: WriteOptions,
     ) -> BoxFuture<'_, Result<WriteReceipt, BackendError>>;
+
+    /// Creates a collection with Qdrant's `shard_number` and `replication_factor` (`None`: the
+    /// backend's default). A backend without shards ignores them (the default does).
+    fn create_collection(
+        &self,
+        name: String,
+        config: CollectionConfig,
+        shard_number: Option<u32>,
+        replication_factor: Option<u32>,
+        options: WriteOptions,
+    ) -> BoxFuture<'_, Result<WriteReceipt, BackendError>> {
+        let _ = (shard_number, replication_factor);
+        self.write(Command::CreateCollection { name, config }, options)
+    }
 
     /// Answers a query at the requested consistency.
     fn read(
@@ -345,9 +383,13 @@ mod tests {
 
     #[test]
     fn read_token_round_trips_and_rejects_garbage() {
-        let t = ReadToken { shard: 3, index: 991 };
+        let t = ReadToken::single(3, 991);
+        assert_eq!(t.encode(), "3:991");
         assert_eq!(ReadToken::decode(&t.encode()), Some(t));
-        for bad in ["", "3", "3:", ":5", "a:1", "1:-2", "1:2:3"] {
+        let two = ReadToken { marks: [(0, 5), (1, 9)].into_iter().collect() };
+        assert_eq!(two.encode(), "0:5,1:9");
+        assert_eq!(ReadToken::decode("0:5,1:9"), Some(two));
+        for bad in ["", "3", "3:", ":5", "a:1", "1:-2", "1:2:3", "1:2,", "1:2,1:3"] {
             assert_eq!(ReadToken::decode(bad), None, "{bad}");
         }
     }

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use vecraft_runtime::cli::{Cli, Command, serve, snapshot};
+use vecraft_runtime::cli::{Cli, ClusterCommand, Command, cluster, serve, snapshot};
 use vecraft_runtime::config::Config;
 
 fn main() {
@@ -37,6 +37,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     serve::shutdown_signal(),
                 ))
                 .context("server failed")?;
+        }
+        Command::Cluster(ClusterCommand::Up(args)) => {
+            runtime.block_on(cluster::up(args, serve::shutdown_signal()))?;
         }
         Command::Snapshot(command) => {
             let output = runtime.block_on(snapshot::run(command))?;

@@ -3,7 +3,9 @@
 //! parse command lines too.
 
 pub mod client;
+pub mod cluster;
 pub mod serve;
+pub mod serve_node;
 pub mod snapshot;
 
 use crate::config::ServeArgs;
@@ -20,9 +22,11 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run one node (single-node, local engine; replication arrives with the node state machine).
+    /// Run one node: a member of a cluster (with --peers) or a one-node cluster.
     ///
     /// Settings come from a TOML file (--config), then VECRAFT_* environment variables, then
     /// these flags, each overriding the one before.
@@ -30,6 +34,17 @@ pub enum Command {
     /// Manage collection snapshots on a running node.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Run a local cluster of real processes on loopback.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// `vecraft cluster ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start N nodes (HTTP on 6333, 6334, ...), wait until ready, print how to use them, stop
+    /// them on Ctrl-C. Started again on the same --dir, the cluster resumes from its data.
+    Up(cluster::UpArgs),
 }
 
 /// How to reach a node.
@@ -113,6 +128,9 @@ mod tests {
             Command::Snapshot(SnapshotCommand::Restore { name: None, file: Some(_), .. })
         ));
         assert!(Cli::try_parse_from(["vecraft", "snapshot", "restore", "docs"]).is_err());
+        let cli = Cli::try_parse_from(["vecraft", "cluster", "up", "--nodes", "5", "--dir", "d"]).unwrap();
+        let Command::Cluster(ClusterCommand::Up(up)) = cli.command else { panic!("cluster up expected") };
+        assert_eq!((up.nodes, up.http_port, up.cluster_port), (5, 6333, 7333));
         let cli = Cli::try_parse_from(["vecraft", "serve", "--http-addr", "127.0.0.1:9"]).unwrap();
         let Command::Serve(args) = cli.command else { panic!("serve expected") };
         assert_eq!(args.http_addr, Some("127.0.0.1:9".parse().unwrap()));

@@ -1,4 +1,6 @@
-//! `vecraft serve`: one node with the [`LocalBackend`], its REST API, and scheduled snapshots.
+//! `vecraft serve`: one node and its REST API. With `engine = "node"` (the default) the data
+//! is held by the replicated node (see `serve_node.rs`); with `engine = "local"` by one
+//! [`LocalBackend`] with scheduled snapshots, described below.
 //!
 //! Start-up order: resolve the node id (kept in the data dir), open the snapshot catalogue and
 //! restore each collection from its newest snapshot (there is no WAL yet, so snapshots are what
@@ -29,6 +31,9 @@ pub enum ServeError {
     /// The backend could not open.
     #[error("cannot open the data directory: {0}")]
     Backend(#[from] BackendError),
+    /// The node loop could not start or stopped on an error.
+    #[error("node: {0}")]
+    Node(String),
     /// The HTTP port could not be bound or serving failed.
     #[error("HTTP server on {addr}: {source}")]
     Http {
@@ -42,6 +47,18 @@ pub enum ServeError {
 /// Builds everything and serves until `shutdown` resolves. `on_bound` gets the bound address
 /// (useful with port 0).
 pub async fn run(
+    config: Config,
+    on_bound: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    match config.engine {
+        crate::config::Engine::Node => super::serve_node::run(config, on_bound, shutdown).await,
+        crate::config::Engine::Local => run_local(config, on_bound, shutdown).await,
+    }
+}
+
+/// `engine = "local"`: one unreplicated engine (snapshots, field indexes).
+async fn run_local(
     config: Config,
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,

@@ -169,7 +169,10 @@ pub async fn create(
     let start = Instant::now();
     let config = collection_config(&body)?;
     let options = WriteOptions { wait: true, ..super::params::write_options(&params)? };
-    state.backend.write(Command::CreateCollection { name, config }, options).await?;
+    state
+        .backend
+        .create_collection(name, config, body.shard_number, body.replication_factor, options)
+        .await?;
     Ok(ok(start, json!(true)))
 }
 

@@ -84,6 +84,8 @@ impl From<BackendError> for ApiError {
             BackendError::Snapshot(CatalogError::Snapshot(_)) => StatusCode::BAD_REQUEST,
             BackendError::Snapshot(_) => StatusCode::INTERNAL_SERVER_ERROR,
             BackendError::Restore(_) | BackendError::Unsupported(_) => StatusCode::BAD_REQUEST,
+            BackendError::Conflict(_) => StatusCode::CONFLICT,
+            BackendError::InDoubt(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, message)
     }

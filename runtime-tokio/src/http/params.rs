@@ -15,7 +15,7 @@
 //!
 //! vecraft additions: `write_ack=leader|one_copy|quorum` (default `quorum`),
 //! `read_consistency=eventual|strong|quorum|read_your_writes` (overrides `consistency`), and
-//! `token=SHARD:INDEX` (the `vecraft-read-token` header of a write's answer; implies
+//! `token=SHARD:INDEX[,SHARD:INDEX...]` (the `vecraft-read-token` header of a write's answer; implies
 //! `read_your_writes`). Unknown values are a 400 naming the parameter, never silently ignored.
 
 use super::envelope::ApiError;
@@ -90,7 +90,7 @@ pub fn read_options(params: &Params) -> Result<ReadOptions, ApiError> {
     let token = match params.get("token") {
         None => None,
         Some(text) => Some(ReadToken::decode(text).ok_or_else(|| {
-            ApiError::bad_request(format!("query parameter `token`: `{text}` is not SHARD:INDEX"))
+            ApiError::bad_request(format!("query parameter `token`: `{text}` is not SHARD:INDEX[,SHARD:INDEX...]"))
         })?),
     };
     let from_qdrant = match params.get("consistency").map(String::as_str) {
@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(c(&[("consistency", "3")]).unwrap(), ReadConsistency::Quorum);
         assert_eq!(c(&[("consistency", "majority")]).unwrap(), ReadConsistency::Quorum);
         assert_eq!(c(&[("consistency", "all")]).unwrap(), ReadConsistency::Strong);
-        let t = ReadToken { shard: 0, index: 7 };
+        let t = ReadToken::single(0, 7);
         assert_eq!(c(&[("token", "0:7")]).unwrap(), ReadConsistency::ReadYourWrites(t));
         assert_eq!(
             c(&[("token", "0:7"), ("read_consistency", "strong")]).unwrap(),

@@ -111,6 +111,7 @@ pub(crate) struct Counters {
     pub handshake_failures_in: AtomicU64,
     pub bad_frames: AtomicU64,
     pub inbound_refused_limit: AtomicU64,
+    pub dropped_stale: AtomicU64,
 }
 
 impl Counters {
@@ -135,6 +136,7 @@ impl Counters {
             handshake_failures_in: g(&self.handshake_failures_in),
             bad_frames: g(&self.bad_frames),
             inbound_refused_limit: g(&self.inbound_refused_limit),
+            dropped_stale: g(&self.dropped_stale),
         }
     }
 }
@@ -170,4 +172,7 @@ pub struct TransportStats {
     pub bad_frames: u64,
     /// Inbound connections refused because `max_inbound_connections` were open.
     pub inbound_refused_limit: u64,
+    /// Messages queued before a (re)connection, dropped rather than delivered to a peer
+    /// process that may have restarted since (see `outbound::drop_stale`).
+    pub dropped_stale: u64,
 }

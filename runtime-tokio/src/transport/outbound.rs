@@ -95,6 +95,7 @@ pub(crate) async fn run_peer<T: Serialize + Send + 'static>(
 ) {
     let mut backoff = Backoff::new(ctx.backoff_min, ctx.backoff_max);
     let mut batch: Vec<T> = Vec::new();
+    let mut connected_before = false;
     loop {
         let conn = tokio::select! {
             _ = ctx.cancel.cancelled() => return,
@@ -105,6 +106,11 @@ pub(crate) async fn run_peer<T: Serialize + Send + 'static>(
                 Counters::add(&ctx.counters.connects, 1);
                 tracing::debug!(peer = ctx.peer, addr = %ctx.addr, "transport: connected");
                 backoff.reset();
+                if connected_before {
+                    let stale = drop_stale(&mut rx);
+                    Counters::add(&ctx.counters.dropped_stale, stale);
+                }
+                connected_before = true;
                 c
             }
             Err(e) => {
@@ -159,6 +165,23 @@ pub(crate) async fn run_peer<T: Serialize + Send + 'static>(
             }
         }
     }
+}
+
+/// Drops everything queued before a *re*connection. A message queued for a connection that
+/// died, or while the peer was unreachable after it, was addressed to a process that may since
+/// have restarted: delivering it to the new incarnation would break the rule the node relies on
+/// (a message sent to one incarnation is never delivered to the next; the simulator models the
+/// same). Connections die with the process, so after a reconnect only what was queued while
+/// the new connection was up is sent. The protocols above retransmit what matters.
+/// Limit: messages queued before the *first* connection are still delivered (the peer may have
+/// restarted before we ever reached it); none of them can have been delivered before, so no
+/// message reaches two incarnations.
+fn drop_stale<T>(rx: &mut mpsc::Receiver<T>) -> u64 {
+    let mut n = 0;
+    while rx.try_recv().is_ok() {
+        n += 1;
+    }
+    n
 }
 
 /// Writes the encoded envelopes and flushes once.

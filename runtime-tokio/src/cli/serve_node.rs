@@ -1,0 +1,126 @@
+//! `vecraft serve` with `engine = "node"`: the replicated node behind the REST API.
+//!
+//! Start-up order: resolve the node id, parse the members (`peers`: `id=host:port`), start the
+//! node loop (WAL recovery, incarnation bump, transport, apply worker; see `node_loop`), bind
+//! HTTP. Without peers the node is a one-node cluster (the same node, WAL and Raft groups, just
+//! one member) and its transport listens on an ephemeral loopback port, since nobody dials it.
+//! Shutdown: Ctrl-C/SIGTERM stops HTTP (requests in flight finish), then the node loop. If the
+//! node loop stops on its own (a failed WAL), HTTP stops too and the server exits with an error:
+//! a node that cannot make its writes durable must not keep answering.
+
+use super::serve::ServeError;
+use crate::backend::node::NodeBackend;
+use crate::config::{Config, ConfigError, parse_peers};
+use crate::http::{HttpOptions, router, serve};
+use crate::node_loop::{LoopExit, NodeLoopOptions, start};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vecraft_core::node::NodeConfig;
+
+/// The node's configuration for member `id` of `members`.
+pub fn node_config(id: u64, members: Vec<u64>) -> NodeConfig {
+    // The seed only spreads election timeouts; the node id makes it differ between members.
+    let mut cfg = NodeConfig::new(id, members, id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    // Log compaction off, explicitly: this runtime does not take or ship shard snapshots yet
+    // (`NodeOutput::TakeSnapshot` / snapshot transfers), so every log stays whole and a lagging
+    // replica always catches up from entries.
+    cfg.raft.raft.snapshot_entries = u64::MAX;
+    cfg.raft.raft.snapshot_bytes = u64::MAX;
+    cfg
+}
+
+/// Builds the node and serves until `shutdown` resolves or the node loop stops.
+pub async fn run(
+    config: Config,
+    on_bound: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let node_id = config.resolve_node_id()?;
+    let peers = parse_peers(&config.peers, node_id)?;
+    let secret = match (&config.cluster_secret, peers.is_empty()) {
+        (Some(s), _) => s.clone().into_bytes(),
+        (None, true) => b"vecraft-one-node-cluster".to_vec(),
+        (None, false) => {
+            return Err(ConfigError::Invalid {
+                key: "cluster_secret",
+                message: "required when peers are set".into(),
+            }
+            .into());
+        }
+    };
+    let mut members: Vec<u64> = peers.iter().map(|p| p.id).chain([node_id]).collect();
+    members.sort_unstable();
+    let cluster_addr = if peers.is_empty() {
+        "127.0.0.1:0".parse().expect("literal")
+    } else {
+        config.cluster_addr
+    };
+    let node = node_config(node_id, members);
+    let heartbeat = node.raft.raft.heartbeat_interval;
+    let (handle, loop_task) = start(NodeLoopOptions {
+        node,
+        data_dir: config.data_dir.clone(),
+        peers: peers.iter().map(|p| (p.id, p.addr)).collect(),
+        cluster_addr,
+        secret,
+        request_queue: config.write_queue_capacity,
+        apply_queue: 4096,
+    })
+    .await
+    .map_err(|e| ServeError::Node(e.to_string()))?;
+
+    crate::http::metrics::install();
+    let options = HttpOptions {
+        body_limit: config.body_limit_bytes,
+        api_keys: config.api_keys.clone(),
+        read_only_keys: config.read_only_api_keys.clone(),
+        upload_dir: config.data_dir.join("uploads"),
+        allow_file_locations: true,
+        max_concurrent_requests: config.max_concurrent_requests,
+        request_timeout: config.request_timeout,
+    };
+    let peer_list = peers.iter().map(|p| (p.id, p.addr.to_string())).collect();
+    let backend = NodeBackend::new(handle.clone(), peer_list, config.request_timeout, heartbeat);
+    let app = router(Arc::new(backend), options);
+    let addr = config.http_addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Http { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Http { addr, source })?;
+
+    // Stop HTTP on the user's signal or when the node loop ends by itself.
+    let stop = CancellationToken::new();
+    let loop_exit = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let exit = loop_task.await.unwrap_or(LoopExit::Shutdown);
+            stop.cancel();
+            exit
+        })
+    };
+    let http_stop = stop.clone();
+    let combined = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = http_stop.cancelled() => {}
+        }
+    };
+    tracing::info!(%bound, node_id, cluster = %handle.cluster_addr(), members = ?handle.members(),
+        incarnation = handle.incarnation(), data_dir = %config.data_dir.display(), "vecraft node serving");
+    on_bound(bound);
+    let served = serve(listener, app, combined).await;
+    handle.shutdown();
+    let exit = loop_exit.await.unwrap_or(LoopExit::Shutdown);
+    served.map_err(|source| ServeError::Http {
+        addr: bound,
+        source,
+    })?;
+    match exit {
+        LoopExit::Shutdown => Ok(()),
+        e => Err(ServeError::Node(e.to_string())),
+    }
+}

@@ -1,0 +1,270 @@
+//! The node loop: one tokio task owns the [`Node`] and is the only caller of `step`.
+//!
+//! It sleeps until the node's next deadline or the next input (client requests, peer
+//! envelopes, WAL durability progress, apply-worker results), steps the node, and carries each
+//! output to its executor: envelopes to the transport, persist batches to the WAL, shard work to
+//! the apply worker, answers to the waiting HTTP request. It decides nothing itself.
+//!
+//! Persist and `Persisted`: the node numbers its batches; the WAL numbers its records. The loop
+//! remembers, per node batch, the WAL seq of the batch's last record; when the WAL's durable
+//! seq passes it, the node gets `Persisted { seq }` for the newest such batch (one step for
+//! everything one fsync made durable: group commit). If the WAL fails, the loop stops (fail-stop:
+//! after a failed fsync the page cache cannot be trusted, so the node must not go on as if its
+//! writes were durable); the process then exits and recovery decides on restart.
+
+use super::apply::{ApplyDone, ApplyJob};
+use super::recovery::encode_record;
+use super::{ClientCall, NodeStatus};
+use crate::transport::Transport;
+use crate::wal::{Durability, WalHandle};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use vecraft_core::contract::{NodeId, StateMachine, Time};
+use vecraft_core::node::message::NodeEnvelope;
+use vecraft_core::node::metadata::METADATA_GROUP;
+use vecraft_core::node::request::{ClientId, NodeError, Reply};
+use vecraft_core::node::{Node, NodeInput, NodeOutput};
+
+/// Why the node loop stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LoopExit {
+    /// Asked to stop.
+    #[error("shut down")]
+    Shutdown,
+    /// The WAL failed: nothing more can be made durable.
+    #[error("wal failed: {0}")]
+    Wal(String),
+    /// The apply worker is gone.
+    #[error("apply worker stopped")]
+    ApplyWorker,
+}
+
+/// Everything the loop owns.
+pub(super) struct Driver {
+    pub node: Node,
+    pub start: Instant,
+    pub transport: Transport<NodeEnvelope>,
+    pub wal: WalHandle,
+    pub durable: watch::Receiver<Durability>,
+    pub jobs: mpsc::Sender<ApplyJob>,
+    pub done: mpsc::UnboundedReceiver<ApplyDone>,
+    pub requests: mpsc::Receiver<ClientCall>,
+    pub inbound: mpsc::Receiver<(NodeId, NodeEnvelope)>,
+    pub status: watch::Sender<NodeStatus>,
+    pub shutdown: CancellationToken,
+    /// Node batch seq → WAL seq of its last record, oldest first.
+    pub pending: VecDeque<(u64, u64)>,
+    pub clients: HashMap<ClientId, oneshot::Sender<Result<Reply, NodeError>>>,
+    pub next_client: ClientId,
+}
+
+impl Driver {
+    /// The node's monotonic clock.
+    fn now(&self) -> Time {
+        Time(self.start.elapsed().as_nanos() as u64)
+    }
+
+    fn instant_of(&self, t: Time) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.start + std::time::Duration::from_nanos(t.0))
+    }
+
+    /// Runs until shutdown or a fatal error.
+    pub async fn run(mut self, boot: Vec<NodeOutput>) -> LoopExit {
+        if let Err(e) = self.dispatch(boot).await {
+            return e;
+        }
+        let far = std::time::Duration::from_secs(3600);
+        loop {
+            self.publish_status();
+            let wake = match self.node.next_deadline() {
+                Some(t) => self.instant_of(t),
+                None => tokio::time::Instant::now() + far,
+            };
+            let input = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return LoopExit::Shutdown,
+                changed = self.durable.changed() => {
+                    if changed.is_err() {
+                        return LoopExit::Wal("writer thread exited".into());
+                    }
+                    let d = self.durable.borrow_and_update().clone();
+                    if let Some(f) = d.failed {
+                        return LoopExit::Wal(f);
+                    }
+                    None // released below
+                }
+                done = self.done.recv() => match done {
+                    Some(ApplyDone::Applied { group, index }) => Some(NodeInput::Applied { group, index }),
+                    Some(ApplyDone::Read { read, result }) => Some(NodeInput::ReadDone { read, result }),
+                    None => return LoopExit::ApplyWorker,
+                },
+                env = self.inbound.recv() => match env {
+                    // The transport checked that the sender is the authenticated peer.
+                    Some((_, env)) => Some(NodeInput::Envelope(env)),
+                    None => return LoopExit::Shutdown,
+                },
+                call = self.requests.recv() => match call {
+                    Some(call) => self.accept_call(call),
+                    None => return LoopExit::Shutdown,
+                },
+                _ = tokio::time::sleep_until(wake) => Some(NodeInput::Tick),
+            };
+            let mut out = Vec::new();
+            if let Some(input) = input {
+                let now = self.now();
+                self.node.step(now, input, &mut out);
+            }
+            if let Err(e) = self.dispatch(out).await {
+                return e;
+            }
+        }
+    }
+
+    /// Registers a client call; `None` if its HTTP request already gave up.
+    fn accept_call(&mut self, call: ClientCall) -> Option<NodeInput> {
+        let (request, reply) = call;
+        if reply.is_closed() {
+            return None;
+        }
+        let client = self.next_client;
+        self.next_client += 1;
+        self.clients.insert(client, reply);
+        Some(NodeInput::Request { client, request })
+    }
+
+    /// Carries out outputs, then steps `Persisted` for whatever became durable, until quiet.
+    async fn dispatch(&mut self, mut out: Vec<NodeOutput>) -> Result<(), LoopExit> {
+        loop {
+            for o in std::mem::take(&mut out) {
+                self.output(o).await?;
+            }
+            let durable = self.durable.borrow().seq;
+            let mut released = None;
+            while let Some(&(node_seq, wal_seq)) = self.pending.front() {
+                if wal_seq > durable {
+                    break;
+                }
+                self.pending.pop_front();
+                released = Some(node_seq);
+            }
+            match released {
+                Some(seq) => {
+                    let now = self.now();
+                    self.node.step(now, NodeInput::Persisted { seq }, &mut out);
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn output(&mut self, o: NodeOutput) -> Result<(), LoopExit> {
+        match o {
+            NodeOutput::Send(env) => {
+                // Best effort: a full queue or unknown peer drops it (counted); Raft retries.
+                let to = env.to;
+                self.transport.send(to, env);
+            }
+            NodeOutput::Persist { seq, records } => {
+                for r in &records {
+                    // Waits while the WAL queue is full: back-pressure onto every input.
+                    self.wal
+                        .append(encode_record(r))
+                        .await
+                        .map_err(|e| LoopExit::Wal(e.to_string()))?;
+                }
+                let last = self.wal.next_seq().saturating_sub(1);
+                debug_assert!(
+                    self.pending.back().is_none_or(|&(s, _)| s < seq),
+                    "persist seqs increase"
+                );
+                self.pending.push_back((seq, last));
+            }
+            NodeOutput::ShardCreated {
+                group,
+                collection,
+                config,
+            } => {
+                self.job(ApplyJob::Create {
+                    group,
+                    collection,
+                    config,
+                })
+                .await?
+            }
+            NodeOutput::ShardDropped { group } => self.job(ApplyJob::Drop { group }).await?,
+            NodeOutput::Apply {
+                group,
+                index,
+                command,
+            } => {
+                self.job(ApplyJob::Apply {
+                    group,
+                    index,
+                    command,
+                })
+                .await?
+            }
+            NodeOutput::Read { read, group, query } => {
+                self.job(ApplyJob::Read { read, group, query }).await?
+            }
+            NodeOutput::Respond { client, result } => {
+                if let Some(tx) = self.clients.remove(&client) {
+                    let _ = tx.send(result); // the HTTP request may have given up
+                }
+            }
+            // Snapshot requests: log compaction is off (`NodeConfig::new`), so none is expected;
+            // shard snapshots through the node are not driven by the runtime yet.
+            NodeOutput::Raft { group, output } => {
+                tracing::debug!(
+                    group,
+                    ?output,
+                    "raft snapshot request ignored (compaction is off)"
+                );
+            }
+            // Outputs added to the node after this driver was written (on `main` already:
+            // `TakeSnapshot`, whose documented answer when ignored is an uncompacted log).
+            // Ignored and logged, so a merge with a newer node still builds and stays safe.
+            #[allow(unreachable_patterns)]
+            other => {
+                tracing::debug!(?other, "node output not carried out by this runtime yet");
+            }
+        }
+        Ok(())
+    }
+
+    async fn job(&mut self, job: ApplyJob) -> Result<(), LoopExit> {
+        self.jobs.send(job).await.map_err(|_| LoopExit::ApplyWorker)
+    }
+
+    /// Publishes what `/readyz`, `/cluster` and metrics need (only when it changed).
+    fn publish_status(&self) {
+        let meta = self.node.group(METADATA_GROUP);
+        let groups = self.node.groups().filter(|(g, _)| *g != METADATA_GROUP);
+        let (mut shard_groups, mut shard_leaders_known) = (0usize, 0usize);
+        for (_, r) in groups {
+            shard_groups += 1;
+            shard_leaders_known += usize::from(r.leader().is_some());
+        }
+        let next = NodeStatus {
+            node_id: self.node.id(),
+            meta_leader: meta.and_then(|r| r.leader()),
+            meta_term: meta.map_or(0, |r| r.term()),
+            meta_commit: meta.map_or(0, |r| r.commit_index()),
+            meta_applied: meta.map_or(0, |r| r.applied_index()),
+            meta_damaged: meta.is_some_and(|r| r.is_damaged()),
+            shard_groups,
+            shard_leaders_known,
+            requests_in_flight: self.clients.len(),
+        };
+        self.status.send_if_modified(|s| {
+            if *s == next {
+                false
+            } else {
+                *s = next;
+                true
+            }
+        });
+    }
+}

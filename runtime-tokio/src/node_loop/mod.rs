@@ -1,0 +1,270 @@
+//! The production driver of the node state machine (`vecraft_core::node::Node`).
+//!
+//! - [`recovery`]: the incarnation counter and each group's durable state rebuilt from the WAL;
+//! - [`apply`]: the apply worker thread owning the shard engines;
+//! - `driver.rs`: the loop task, the only caller of `Node::step`.
+//!
+//! [`start`] wires them: open the WAL (recovery), bump the incarnation, bind the transport,
+//! boot the node, spawn the worker and the loop. Every task talks to the loop over bounded
+//! channels (the apply worker's results excepted, see [`apply`]), so overload turns into
+//! back-pressure. The runtime makes no protocol decision: everything is `Node::step`.
+
+pub mod apply;
+mod driver;
+pub mod recovery;
+
+pub use driver::LoopExit;
+
+use crate::transport::{Transport, TransportConfig, TransportError};
+use crate::wal::{Wal, WalError, WalOptions, spawn_writer};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vecraft_core::contract::NodeId;
+use vecraft_core::node::message::NodeEnvelope;
+use vecraft_core::node::request::{NodeError, Reply, Request};
+use vecraft_core::node::{Node, NodeConfig};
+
+/// A client request and where its answer goes.
+pub type ClientCall = (Request, oneshot::Sender<Result<Reply, NodeError>>);
+
+/// What the loop publishes after every step that changed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// This node.
+    pub node_id: NodeId,
+    /// The metadata group's leader, if known.
+    pub meta_leader: Option<NodeId>,
+    /// The metadata group's term here.
+    pub meta_term: u64,
+    /// The metadata group's commit index here.
+    pub meta_commit: u64,
+    /// The metadata group's applied index here.
+    pub meta_applied: u64,
+    /// Whether the metadata replica here waits for repair after WAL damage.
+    pub meta_damaged: bool,
+    /// Shard replicas hosted here.
+    pub shard_groups: usize,
+    /// Of those, how many know their leader.
+    pub shard_leaders_known: usize,
+    /// Client requests not yet answered.
+    pub requests_in_flight: usize,
+}
+
+impl NodeStatus {
+    /// Ready: the node applied the metadata group (at least its first entry, the leader's
+    /// no-op) and knows its leader, so it can route requests.
+    pub fn ready(&self) -> bool {
+        self.meta_leader.is_some() && self.meta_applied > 0
+    }
+}
+
+/// How to start a node loop.
+#[derive(Clone, Debug)]
+pub struct NodeLoopOptions {
+    /// The node's configuration; `incarnation` is overwritten from the counter file.
+    pub node: NodeConfig,
+    /// Data directory (WAL under `wal/`, the incarnation counter).
+    pub data_dir: PathBuf,
+    /// Peers' cluster addresses (every member but this node).
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Where the transport listens.
+    pub cluster_addr: SocketAddr,
+    /// The cluster secret.
+    pub secret: Vec<u8>,
+    /// Capacity of the client request queue (beyond it requests get 503).
+    pub request_queue: usize,
+    /// Capacity of the apply worker's job queue.
+    pub apply_queue: usize,
+}
+
+/// Why a node loop could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The WAL could not be opened.
+    #[error("wal: {0}")]
+    Wal(#[from] WalError),
+    /// The transport could not bind.
+    #[error("transport: {0}")]
+    Transport(#[from] TransportError),
+    /// A file or thread could not be created.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A running node loop: submit requests, watch its status, stop it.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    requests: mpsc::Sender<ClientCall>,
+    status: watch::Receiver<NodeStatus>,
+    shutdown: CancellationToken,
+    cluster_addr: SocketAddr,
+    members: Vec<NodeId>,
+    incarnation: u64,
+}
+
+/// Why a request could not even be queued.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The request queue is full.
+    #[error("node overloaded: request queue is full ({0} pending)")]
+    Overloaded(usize),
+    /// The loop stopped.
+    #[error("node loop stopped")]
+    Stopped,
+}
+
+impl NodeHandle {
+    /// Queues a request without waiting for room; the receiver yields the node's answer.
+    pub fn submit(
+        &self,
+        request: Request,
+    ) -> Result<oneshot::Receiver<Result<Reply, NodeError>>, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        match self.requests.try_send((request, tx)) {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(SubmitError::Overloaded(self.requests.max_capacity()))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Stopped),
+        }
+    }
+
+    /// The latest status.
+    pub fn status(&self) -> NodeStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver of status changes.
+    pub fn watch_status(&self) -> watch::Receiver<NodeStatus> {
+        self.status.clone()
+    }
+
+    /// Requests queued, not yet taken by the loop.
+    pub fn queue_depth(&self) -> usize {
+        self.requests.max_capacity() - self.requests.capacity()
+    }
+
+    /// The transport's bound address.
+    pub fn cluster_addr(&self) -> SocketAddr {
+        self.cluster_addr
+    }
+
+    /// The cluster's members.
+    pub fn members(&self) -> &[NodeId] {
+        &self.members
+    }
+
+    /// This boot's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Asks the loop to stop.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Recovers, boots and spawns the node loop. The join handle yields why it stopped.
+pub async fn start(
+    opts: NodeLoopOptions,
+) -> Result<(NodeHandle, JoinHandle<LoopExit>), StartError> {
+    let io = |context| move |source| StartError::Io { context, source };
+    std::fs::create_dir_all(&opts.data_dir).map_err(io("create data directory"))?;
+    // Segments of 16 MiB (not the WAL's 64 MiB default): boot reads every segment, including
+    // the preallocated zero tail of each (every open starts a new segment, and nothing is
+    // deleted while log compaction is off), so smaller segments keep restarts quick. Records
+    // may be larger than a segment (one shard append of a large upsert): the WAL then grows
+    // that segment.
+    let wal_options = WalOptions {
+        segment_size: 16 << 20,
+        max_record_len: 256 << 20,
+        ..WalOptions::default()
+    };
+    let (wal, recovery) = Wal::open(opts.data_dir.join("wal"), wal_options)?;
+    let recovered = recovery::recover_groups(&recovery);
+    if let Some(damage) = &recovered.damage {
+        tracing::error!(groups = ?recovered.damaged, %damage, "wal damage: these groups wait for repair from peers");
+    }
+    if !recovery.torn_tails.is_empty() {
+        tracing::warn!(
+            bytes = recovery.bytes_cut(),
+            "wal: torn tail of an unacknowledged write cut"
+        );
+    }
+    let incarnation =
+        recovery::next_incarnation(&opts.data_dir).map_err(io("incarnation counter"))?;
+    let (wal, _wal_thread) = spawn_writer(wal, 4096, 1024).map_err(io("start wal writer"))?;
+    let durable = wal.durable();
+
+    let mut tcfg = TransportConfig::new(opts.node.id, opts.cluster_addr, opts.secret.clone());
+    tcfg.max_frame_len = 300 << 20; // a shard's append of one large upsert must fit
+    let (transport, inbound) = Transport::<NodeEnvelope>::bind(tcfg).await?;
+    for (&id, &addr) in &opts.peers {
+        transport.add_peer(id, addr);
+    }
+
+    let mut cfg = opts.node.clone();
+    cfg.incarnation = incarnation;
+    let members = cfg.members.clone();
+    let start = Instant::now();
+    let mut node = Node::new(cfg, recovered.groups, vecraft_core::contract::Time(0));
+    let boot = node.take_boot_outputs();
+    tracing::info!(
+        node = node.id(),
+        incarnation,
+        wal_records = recovered.records,
+        "node booted"
+    );
+
+    let (jobs_tx, jobs_rx) = mpsc::channel(opts.apply_queue.max(1));
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    apply::spawn_apply_worker(jobs_rx, done_tx).map_err(io("start apply worker"))?;
+    let (req_tx, req_rx) = mpsc::channel(opts.request_queue.max(1));
+    let (status_tx, status_rx) = watch::channel(NodeStatus {
+        node_id: node.id(),
+        ..NodeStatus::default()
+    });
+    let shutdown = CancellationToken::new();
+    let cluster_addr = transport.local_addr();
+    let driver = driver::Driver {
+        node,
+        start,
+        transport: transport.clone(),
+        wal,
+        durable,
+        jobs: jobs_tx,
+        done: done_rx,
+        requests: req_rx,
+        inbound,
+        status: status_tx,
+        shutdown: shutdown.clone(),
+        pending: VecDeque::new(),
+        clients: HashMap::new(),
+        next_client: 1,
+    };
+    let task = tokio::spawn(async move {
+        let exit = driver.run(boot).await;
+        transport.shutdown().await;
+        exit
+    });
+    let handle = NodeHandle {
+        requests: req_tx,
+        status: status_rx,
+        shutdown,
+        cluster_addr,
+        members,
+        incarnation,
+    };
+    Ok((handle, task))
+}

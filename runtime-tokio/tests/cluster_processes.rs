@@ -1,0 +1,490 @@
+//! A real 3-process cluster on loopback: the built `vecraft` binary, three data directories,
+//! TCP between the nodes, REST from the test. Creates a 2-shard × 3-replica collection, writes
+//! and reads through every node, kill -9s a node and then a shard leader while writing at
+//! `quorum`, restarts them and checks that every acknowledged write is there and that the
+//! restarted nodes serve reads again. Prints the time from each kill -9 to the next
+//! acknowledged write.
+
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vecraft_runtime::cli::client::HttpClient;
+
+const SECRET: &str = "test-cluster-secret";
+
+struct Node {
+    id: u64,
+    http: SocketAddr,
+    cluster: SocketAddr,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Cluster {
+    fn new(root: &Path, n: u64) -> Cluster {
+        let nodes = (1..=n)
+            .map(|id| Node {
+                id,
+                http: free_port(),
+                cluster: free_port(),
+                dir: root.join(format!("node-{id}")),
+                child: None,
+            })
+            .collect();
+        Cluster { nodes }
+    }
+
+    fn start(&mut self, i: usize) {
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|p| p.id != self.nodes[i].id)
+            .map(|p| format!("{}={}", p.id, p.cluster))
+            .collect();
+        let n = &mut self.nodes[i];
+        std::fs::create_dir_all(&n.dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(n.dir.join("log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_vecraft"))
+            .args(["serve", "--data-dir"])
+            .arg(&n.dir)
+            .args([
+                "--node-id",
+                &n.id.to_string(),
+                "--http-addr",
+                &n.http.to_string(),
+            ])
+            .args([
+                "--cluster-addr",
+                &n.cluster.to_string(),
+                "--peers",
+                &peers.join(","),
+            ])
+            .env("VECRAFT_CLUSTER_SECRET", SECRET)
+            .env("VECRAFT_LOG", "info,hnsw_rs=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        n.child = Some(child);
+    }
+
+    fn kill9(&mut self, i: usize) {
+        let mut c = self.nodes[i].child.take().expect("running");
+        c.kill().unwrap(); // SIGKILL
+        c.wait().unwrap();
+    }
+
+    fn client(&self, i: usize) -> HttpClient {
+        HttpClient::new(&format!("http://{}", self.nodes[i].http), None).unwrap()
+    }
+
+    async fn wait_ready(&self, i: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        let c = self.client(i);
+        loop {
+            if let Ok(a) = c.call(hyper::Method::GET, "/readyz", None).await
+                && a.status.is_success()
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(self.nodes[i].dir.join("log")).unwrap_or_default();
+                panic!(
+                    "node {} not ready in {within:?}; log:\n{log}",
+                    self.nodes[i].id
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn call(
+    c: &HttpClient,
+    method: hyper::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    match c.json(method, path, body.as_ref()).await {
+        Ok((s, v)) => (s.as_u16(), v),
+        Err(e) => (0, json!({"error": e.to_string()})),
+    }
+}
+
+fn points(ids: std::ops::Range<u64>) -> Value {
+    let pts: Vec<Value> = ids
+        .map(|i| {
+            let x = i as f32;
+            json!({"id": i, "vector": [1.0, x.sin(), x.cos(), (x / 7.0).sin()], "payload": {"n": i}})
+        })
+        .collect();
+    json!({ "points": pts })
+}
+
+/// Upserts a batch at quorum, retrying until acknowledged (an upsert is idempotent, so a retry
+/// after an in-doubt answer is safe). Returns when it was acknowledged.
+async fn upsert_until_acked(
+    c: &[HttpClient],
+    ids: std::ops::Range<u64>,
+    within: Duration,
+) -> Instant {
+    let deadline = Instant::now() + within;
+    let body = points(ids.clone());
+    let mut k = 0;
+    loop {
+        let (s, v) = call(
+            &c[k % c.len()],
+            hyper::Method::PUT,
+            "/collections/t/points?wait=true&write_ack=quorum&timeout=1",
+            Some(body.clone()),
+        )
+        .await;
+        if s == 200 {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "batch {ids:?} not acknowledged within {within:?}: last answer {s} {v}"
+        );
+        k += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn count(c: &HttpClient, consistency: &str) -> Option<u64> {
+    let (s, v) = call(
+        c,
+        hyper::Method::POST,
+        &format!("/collections/t/points/count?read_consistency={consistency}"),
+        Some(json!({"exact": true})),
+    )
+    .await;
+    (s == 200).then(|| v["result"]["count"].as_u64()).flatten()
+}
+
+/// Every id in `acked` can be retrieved through node client `c` (strong reads).
+async fn all_present(c: &HttpClient, acked: &BTreeSet<u64>) -> Result<(), String> {
+    let ids: Vec<u64> = acked.iter().copied().collect();
+    let (s, v) = call(
+        c,
+        hyper::Method::POST,
+        "/collections/t/points?read_consistency=strong",
+        Some(json!({"ids": ids})),
+    )
+    .await;
+    if s != 200 {
+        return Err(format!("retrieve answered {s}: {v}"));
+    }
+    let got: BTreeSet<u64> = v["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    let missing: Vec<_> = acked.difference(&got).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} acknowledged points missing: {missing:?}",
+            missing.len()
+        ))
+    }
+}
+
+/// The node (index) leading shard `shard`, asked of node `via`.
+async fn shard_leader(cl: &Cluster, via: usize, shard: u64) -> Option<usize> {
+    let (s, v) = call(
+        &cl.client(via),
+        hyper::Method::GET,
+        "/collections/t/cluster",
+        None,
+    )
+    .await;
+    if s != 200 {
+        return None;
+    }
+    let r = &v["result"];
+    let me = r["peer_id"].as_u64()?;
+    let mut leaders = Vec::new();
+    for e in r["local_shards"].as_array()? {
+        if e["shard_id"].as_u64() == Some(shard) && e["leader"] == json!(true) {
+            leaders.push(me);
+        }
+    }
+    for e in r["remote_shards"].as_array()? {
+        if e["shard_id"].as_u64() == Some(shard) && e["leader"] == json!(true) {
+            leaders.push(e["peer_id"].as_u64()?);
+        }
+    }
+    let id = *leaders.first()?;
+    cl.nodes.iter().position(|n| n.id == id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_survive_kill_9_of_a_node_and_of_a_shard_leader() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::new(root.path(), 3);
+    for i in 0..3 {
+        cl.start(i);
+    }
+    for i in 0..3 {
+        cl.wait_ready(i, Duration::from_secs(60)).await;
+    }
+    let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
+
+    // Create: 2 shards x 3 replicas, through node 2.
+    let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
+    let (s, v) = call(
+        &clients[1],
+        hyper::Method::PUT,
+        "/collections/t",
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = call(
+        &clients[0],
+        hyper::Method::PUT,
+        "/collections/t",
+        Some(create),
+    )
+    .await;
+    assert_eq!(s, 409, "a second create conflicts: {v}");
+    // Bad input is refused with a 4xx naming it, and changes nothing.
+    let (s, v) = call(
+        &clients[0],
+        hyper::Method::PUT,
+        "/collections/t/points?wait=true",
+        Some(json!({"points": [{"id": 1, "vector": [1.0]}]})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = call(
+        &clients[0],
+        hyper::Method::POST,
+        "/collections/nope/points/count",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // 200 points through the three nodes in turn.
+    let mut acked: BTreeSet<u64> = BTreeSet::new();
+    for b in 0..4u64 {
+        let range = b * 50..b * 50 + 50;
+        upsert_until_acked(
+            &clients[b as usize % 3..b as usize % 3 + 1],
+            range.clone(),
+            Duration::from_secs(30),
+        )
+        .await;
+        acked.extend(range);
+    }
+    for (i, c) in clients.iter().enumerate() {
+        assert_eq!(
+            count(c, "strong").await,
+            Some(200),
+            "strong count through node {}",
+            i + 1
+        );
+        all_present(c, &acked)
+            .await
+            .unwrap_or_else(|e| panic!("node {}: {e}", i + 1));
+        let (s, v) = call(
+            c,
+            hyper::Method::POST,
+            "/collections/t/points/search?read_consistency=strong",
+            Some(json!({"vector": [1.0, 0.0, 1.0, 0.0], "limit": 5})),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            v["result"].as_array().unwrap().len(),
+            5,
+            "search through node {}",
+            i + 1
+        );
+        let (s, v) = call(
+            c,
+            hyper::Method::POST,
+            "/collections/t/points/scroll?read_consistency=strong",
+            Some(json!({"limit": 300})),
+        )
+        .await;
+        assert_eq!(
+            (s, v["result"]["points"].as_array().map(|a| a.len())),
+            (200, Some(200)),
+            "scroll via node {}",
+            i + 1
+        );
+    }
+    // Eventual reads at each replica converge to the same count.
+    for c in &clients {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(c, "eventual").await != Some(200) {
+            assert!(Instant::now() < deadline, "eventual count did not converge");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // kill -9 node 3, keep writing at quorum through the others.
+    cl.kill9(2);
+    let killed = Instant::now();
+    let live = [cl.client(0), cl.client(1)];
+    let first = upsert_until_acked(&live, 200..220, Duration::from_secs(30)).await;
+    eprintln!(
+        "kill -9 of node 3 -> next acknowledged write: {:?}",
+        first - killed
+    );
+    acked.extend(200..220);
+    for b in 0..3u64 {
+        let range = 220 + b * 10..230 + b * 10;
+        upsert_until_acked(&live, range.clone(), Duration::from_secs(30)).await;
+        acked.extend(range);
+    }
+    // Restart it: it rejoins from its own data (no wipe) and serves reads again.
+    cl.start(2);
+    cl.wait_ready(2, Duration::from_secs(60)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match all_present(&cl.client(2), &acked).await {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "restarted node 3: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // kill -9 the leader of shard 0, keep writing.
+    let leader = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = shard_leader(&cl, 0, 0).await {
+                break l;
+            }
+            assert!(Instant::now() < deadline, "no leader of shard 0 reported");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    cl.kill9(leader);
+    let killed = Instant::now();
+    let live: Vec<HttpClient> = (0..3)
+        .filter(|i| *i != leader)
+        .map(|i| cl.client(i))
+        .collect();
+    let first = upsert_until_acked(&live, 300..320, Duration::from_secs(30)).await;
+    eprintln!(
+        "kill -9 of the shard-0 leader (node {}) -> next acknowledged write: {:?}",
+        leader + 1,
+        first - killed
+    );
+    acked.extend(300..320);
+    cl.start(leader);
+    cl.wait_ready(leader, Duration::from_secs(60)).await;
+    let total = acked.len() as u64;
+    for i in 0..3 {
+        let c = cl.client(i);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok =
+                all_present(&c, &acked).await.is_ok() && count(&c, "eventual").await == Some(total);
+            if ok {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {}: acknowledged writes not all visible: {:?}",
+                i + 1,
+                all_present(&c, &acked).await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // The restarted nodes booted a new incarnation each time.
+    let inc = std::fs::read_to_string(cl.nodes[2].dir.join("incarnation")).unwrap();
+    assert!(inc.trim().parse::<u64>().unwrap() >= 2, "{inc}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_cluster_keeps_its_data_across_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_vecraft"))
+            .args(["serve", "--data-dir"])
+            .arg(root.path())
+            .args(["--node-id", "1", "--http-addr", &http.to_string()])
+            .env_remove("VECRAFT_PEERS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let c = HttpClient::new(&format!("http://{http}"), None).unwrap();
+    let ready = |c: HttpClient| async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(a) = c.call(hyper::Method::GET, "/readyz", None).await
+                && a.status.is_success()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let mut child = start();
+    ready(c.clone()).await;
+    let (s, v) = call(
+        &c,
+        hyper::Method::PUT,
+        "/collections/t",
+        Some(json!({"vectors": {"size": 4, "distance": "Dot"}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    upsert_until_acked(std::slice::from_ref(&c), 0..30, Duration::from_secs(10)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = start();
+    ready(c.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&c, "strong").await != Some(30) {
+        assert!(Instant::now() < deadline, "data not replayed after restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
