@@ -446,3 +446,31 @@ impl WithCollection for Request {
         }
     }
 }
+
+#[test]
+fn a_write_forwarded_to_a_leader_that_died_is_answered_in_doubt_once_the_leader_is_suspected() {
+    let mut c = ready_cluster(1, 3);
+    let group = vecraft_core::node::metadata::shard_group(1, 0);
+    let leader = c.leader_of(group).unwrap();
+    let origin = MEMBERS.into_iter().find(|n| *n != leader).unwrap();
+    // Warm the origin's leader hint, then "kill" the leader: nothing in or out.
+    assert!(matches!(c.call(origin, upsert([1], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    for n in MEMBERS {
+        c.cut.insert((leader, n));
+        c.cut.insert((n, leader));
+    }
+    let cfg = NodeConfig::new(1, MEMBERS.to_vec(), 0);
+    let started = c.now;
+    let id = c.request(origin, upsert([2], WriteAck::Quorum));
+    let r = c.wait(id);
+    let took = c.now.saturating_since(started);
+    assert!(
+        matches!(r, Err(NodeError::Indeterminate { ref shards, .. }) if shards == &vec![0]),
+        "in doubt: it may have been proposed before the leader died: {r:?}"
+    );
+    assert!(took > cfg.suspect_after.saturating_sub(cfg.ping_interval), "not before the leader could be suspected: {took:?}");
+    assert!(took < cfg.request_timeout / 2, "long before the request timeout: {took:?}");
+    // A retry reaches the new leader.
+    c.run_for(Duration::from_secs(1));
+    assert!(matches!(c.call(origin, upsert([2], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+}

@@ -380,14 +380,21 @@ impl Node {
         }
     }
 
-    fn liveness_tick(&mut self, now: Time) {
+    fn liveness_tick(&mut self, now: Time, out: &mut Vec<NodeOutput>) {
         let me = self.cfg.id;
-        for (&peer, &at) in &self.last_heard {
-            if peer != me && now.saturating_since(at) > self.cfg.suspect_after && !self.suspected.contains(&peer) {
-                self.suspected.insert(peer);
-                self.stats.suspicions += 1;
-                self.work.push_back(Work::Host(MultiRaftInput::PeerDown { node: peer }));
-            }
+        let newly: Vec<NodeId> = self
+            .last_heard
+            .iter()
+            .filter(|&(&peer, &at)| {
+                peer != me && now.saturating_since(at) > self.cfg.suspect_after && !self.suspected.contains(&peer)
+            })
+            .map(|(&peer, _)| peer)
+            .collect();
+        for peer in newly {
+            self.suspected.insert(peer);
+            self.stats.suspicions += 1;
+            self.work.push_back(Work::Host(MultiRaftInput::PeerDown { node: peer }));
+            self.target_suspected(now, peer, out);
         }
         if now >= self.next_ping {
             self.next_ping = now + self.cfg.ping_interval;
@@ -445,7 +452,7 @@ impl StateMachine for Node {
         match input {
             NodeInput::Tick => {
                 self.fire_timers(now, out);
-                self.liveness_tick(now);
+                self.liveness_tick(now, out);
                 self.work.push_back(Work::Host(MultiRaftInput::Tick));
             }
             NodeInput::Envelope(env) => {

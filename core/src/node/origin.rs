@@ -240,7 +240,13 @@ impl Node {
             }
             (None, _) => match self.leader_hints.get(&p.group) {
                 Some(l) if p.replicas.contains(l) => *l,
-                _ => p.replicas[p.attempt as usize % p.replicas.len()],
+                // No hint: the replicas in turn, skipping suspected ones while any other is left.
+                _ => {
+                    let alive: Vec<NodeId> =
+                        p.replicas.iter().copied().filter(|n| !self.suspected.contains(n)).collect();
+                    let pool = if alive.is_empty() { &p.replicas } else { &alive };
+                    pool[p.attempt as usize % pool.len()]
+                }
             },
         };
         let p = self.parts.get_mut(&id).expect("checked above");
@@ -291,6 +297,33 @@ impl Node {
                 }
                 let attempt = p.attempt;
                 self.timers.insert((now + self.cfg.retry_backoff, Timer::Retry(id, attempt)));
+            }
+        }
+    }
+
+    /// `node` is suspected dead: parts waiting on it stop waiting. Reads go to another replica
+    /// now; writes it may have proposed end in doubt now rather than at the request's deadline
+    /// (the client learns within the suspicion delay and may retry elsewhere).
+    pub(super) fn target_suspected(&mut self, now: Time, node: NodeId, out: &mut Vec<NodeOutput>) {
+        let waiting: Vec<u64> = self.parts.iter().filter(|(_, p)| p.target == node).map(|(id, _)| *id).collect();
+        for id in waiting {
+            let p = &self.parts[&id];
+            let (group, sent, in_doubt) = (p.group, p.sent_at, p.in_doubt);
+            if self.leader_hints.get(&group) == Some(&node) {
+                self.leader_hints.remove(&group);
+            }
+            match p.kind {
+                PartKind::Read { .. } => {
+                    self.router.finished(node, sent, now, false);
+                    self.stats.retries += 1;
+                    self.send_part(now, id, None);
+                }
+                PartKind::Write { .. } if in_doubt => {
+                    let failure = PartFailure::Timeout { in_doubt: true };
+                    self.finish_part(now, id, PartResult::Write(Err(failure)), out);
+                }
+                // Refused there and waiting for its retry timer: it will pick another target.
+                PartKind::Write { .. } => {}
             }
         }
     }

@@ -53,9 +53,10 @@ pub enum AckLevel {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ReadConsistency {
     /// Any replica's applied state, possibly stale.
-    #[default]
     Eventual,
-    /// Linearizable: the leader confirms leadership and reads at its commit index.
+    /// Linearizable: the leader confirms leadership and reads at its commit index. The default:
+    /// Qdrant's clients read right after `wait=true` writes and expect to see them.
+    #[default]
     Strong,
     /// At least as new as the write that returned this token.
     ReadYourWrites(ReadToken),

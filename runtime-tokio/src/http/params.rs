@@ -8,7 +8,8 @@
 //! | `wait=true` | answer once applied (`status: completed`) |
 //! | `wait=false` (Qdrant's server default) | answer once validated and ordered (`acknowledged`) |
 //! | `ordering=weak\|medium\|strong` | accepted; every vecraft write is totally ordered by its shard's log, which is at least Qdrant's `strong`, so it changes nothing |
-//! | `consistency=1` (default) | `eventual` |
+//! | no `consistency` (what qdrant-client sends by default) | `strong` (read-after-write holds, as Qdrant users expect after `wait=true`) |
+//! | `consistency=1` | `eventual` (one replica) |
 //! | `consistency=N>1`, `majority`, `quorum` | `quorum` |
 //! | `consistency=all` | `strong` (linearizable) |
 //! | `timeout=S` | give up after `S` seconds |
@@ -154,7 +155,7 @@ mod tests {
     #[test]
     fn read_mapping() {
         let c = |pairs: &[(&str, &str)]| read_options(&p(pairs)).map(|o| o.consistency);
-        assert_eq!(c(&[]).unwrap(), ReadConsistency::Eventual);
+        assert_eq!(c(&[]).unwrap(), ReadConsistency::Strong);
         assert_eq!(c(&[("consistency", "1")]).unwrap(), ReadConsistency::Eventual);
         assert_eq!(c(&[("consistency", "3")]).unwrap(), ReadConsistency::Quorum);
         assert_eq!(c(&[("consistency", "majority")]).unwrap(), ReadConsistency::Quorum);
