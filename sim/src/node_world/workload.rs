@@ -163,6 +163,18 @@ impl Workload {
         (n / self.points_per_client) * 1000 + n % self.points_per_client
     }
 
+    /// A write-ack level drawn with the seed's weights `w` (leader, one_copy, quorum).
+    fn pick_ack(w: [u32; 3], rng: &mut ChaCha8Rng) -> WriteAck {
+        let pick = rng.random_range(0..(w[0] + w[1] + w[2]).max(1));
+        if pick < w[0] {
+            WriteAck::Leader
+        } else if pick < w[0] + w[1] {
+            WriteAck::OneCopy
+        } else {
+            WriteAck::Quorum
+        }
+    }
+
     fn read(level: ReadLevel) -> ReadOptions {
         ReadOptions { level, allow_partial: false }
     }
@@ -193,15 +205,7 @@ impl Workload {
             let point = 1_000_000 + key;
             let (operation, kind, request) = if rng.random_bool(0.5) {
                 let value = op as i64;
-                let w = self.ack_weights;
-                let pick = rng.random_range(0..(w[0] + w[1] + w[2]).max(1));
-                let ack = if pick < w[0] {
-                    WriteAck::Leader
-                } else if pick < w[0] + w[1] {
-                    WriteAck::OneCopy
-                } else {
-                    WriteAck::Quorum
-                };
+                let ack = Self::pick_ack(self.ack_weights, rng);
                 let vector = (0..DIM).map(|_| rng.random_range(0..3) as f32).collect();
                 let payload = [("v".to_string(), PayloadValue::Int(value))].into_iter().collect();
                 let op_ = PointsOp::Upsert(vec![PointStruct { id: PointId::Num(point), vector, payload }]);
@@ -233,15 +237,7 @@ impl Workload {
                     *v += 1;
                     *v
                 };
-                let w = self.ack_weights;
-                let pick = rng.random_range(0..(w[0] + w[1] + w[2]).max(1));
-                let ack = if pick < w[0] {
-                    WriteAck::Leader
-                } else if pick < w[0] + w[1] {
-                    WriteAck::OneCopy
-                } else {
-                    WriteAck::Quorum
-                };
+                let ack = Self::pick_ack(self.ack_weights, rng);
                 let delete = rng.random_bool(0.15);
                 let op_ = if delete {
                     PointsOp::Delete(PointSelector::Ids(vec![PointId::Num(point)]))
