@@ -26,13 +26,9 @@ struct Batch {
     snapshots: BTreeMap<&'static str, (u64, u64)>,
 }
 
-/// Runs `specs` on all cores.
-fn run_all(specs: Vec<RunSpec>) -> Batch {
+/// Runs every spec on all cores, handing each outcome to `seen` (from any thread).
+fn for_each_outcome(specs: &[RunSpec], seen: impl Fn(&RunSpec, SeedOutcome) + Sync) {
     let next = Mutex::new(0usize);
-    let failures = Mutex::new(Vec::new());
-    let ops = Mutex::new(0u64);
-    let faults = Mutex::new(BTreeMap::new());
-    let snapshots = Mutex::new(BTreeMap::new());
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|s| {
         for _ in 0..jobs {
@@ -44,25 +40,35 @@ fn run_all(specs: Vec<RunSpec>) -> Batch {
                         *n - 1
                     };
                     let Some(spec) = specs.get(i) else { break };
-                    let outcome = run_seed(spec);
-                    *ops.lock().unwrap() += outcome.report.stats.ops_invoked;
-                    let mut f = faults.lock().unwrap();
-                    for (name, n) in outcome.report.stats.fault_counts() {
-                        *f.entry(name).or_insert(0) += n;
-                    }
-                    drop(f);
-                    let mut snaps = snapshots.lock().unwrap();
-                    for (name, n) in outcome.report.stats.snapshot_counts() {
-                        let e = snaps.entry(name).or_insert((0, 0));
-                        e.0 += n;
-                        e.1 += (n > 0) as u64;
-                    }
-                    drop(snaps);
-                    if !outcome.passed() {
-                        failures.lock().unwrap().push((spec.replay_command(), outcome.failures()));
-                    }
+                    seen(spec, run_seed(spec));
                 }
             });
+        }
+    });
+}
+
+/// Runs `specs` on all cores.
+fn run_all(specs: Vec<RunSpec>) -> Batch {
+    let failures = Mutex::new(Vec::new());
+    let ops = Mutex::new(0u64);
+    let faults = Mutex::new(BTreeMap::new());
+    let snapshots = Mutex::new(BTreeMap::new());
+    for_each_outcome(&specs, |spec, outcome| {
+        *ops.lock().unwrap() += outcome.report.stats.ops_invoked;
+        let mut f = faults.lock().unwrap();
+        for (name, n) in outcome.report.stats.fault_counts() {
+            *f.entry(name).or_insert(0) += n;
+        }
+        drop(f);
+        let mut snaps = snapshots.lock().unwrap();
+        for (name, n) in outcome.report.stats.snapshot_counts() {
+            let e = snaps.entry(name).or_insert((0, 0));
+            e.0 += n;
+            e.1 += (n > 0) as u64;
+        }
+        drop(snaps);
+        if !outcome.passed() {
+            failures.lock().unwrap().push((spec.replay_command(), outcome.failures()));
         }
     });
     Batch {
@@ -542,29 +548,14 @@ fn directed_profile_seeds_hold_every_check_and_every_class_fires() {
     let n = specs.len();
     let totals = Mutex::new(BTreeMap::<&'static str, u64>::new());
     let failures = Mutex::new(Vec::new());
-    let next = Mutex::new(0usize);
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                loop {
-                    let i = {
-                        let mut n = next.lock().unwrap();
-                        *n += 1;
-                        *n - 1
-                    };
-                    let Some(spec) = specs.get(i) else { break };
-                    let outcome = run_seed(spec);
-                    let mut t = totals.lock().unwrap();
-                    for (name, k) in outcome.report.stats.directed_counts() {
-                        *t.entry(name).or_insert(0) += k;
-                    }
-                    drop(t);
-                    if !outcome.passed() {
-                        failures.lock().unwrap().push((spec.replay_command(), outcome.failures()));
-                    }
-                }
-            });
+    for_each_outcome(&specs, |spec, outcome| {
+        let mut t = totals.lock().unwrap();
+        for (name, k) in outcome.report.stats.directed_counts() {
+            *t.entry(name).or_insert(0) += k;
+        }
+        drop(t);
+        if !outcome.passed() {
+            failures.lock().unwrap().push((spec.replay_command(), outcome.failures()));
         }
     });
     let failures = failures.into_inner().unwrap();
