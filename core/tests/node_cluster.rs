@@ -13,7 +13,7 @@ use vecraft_core::node::request::{
 use vecraft_core::node::scatter::ShardFailure;
 use vecraft_core::node::shard::{answer, apply_command};
 use vecraft_core::node::{Node, NodeConfig, NodeInput, NodeOutput};
-use vecraft_core::raft::{GroupId, Role};
+use vecraft_core::raft::{DurableState, GroupId, PersistRecord, Role};
 use vecraft_core::vector::collection::{Collection, CollectionConfig, Distance, PointSelector, PointsOp, SearchRequest};
 use vecraft_core::vector::payload::PayloadValue;
 use vecraft_core::vector::point::{PointId, PointStruct};
@@ -36,6 +36,9 @@ struct Cluster {
     /// Every peer message sent, for tests that count them.
     sent: Vec<(NodeId, NodeId, PeerMessage)>,
     next_client: ClientId,
+    /// Every node's durable records, in write order (the disks are instant and perfect).
+    wal: BTreeMap<NodeId, Vec<PersistRecord>>,
+    incarnations: BTreeMap<NodeId, u64>,
 }
 
 const MEMBERS: [NodeId; 3] = [1, 2, 3];
@@ -53,6 +56,8 @@ impl Cluster {
             held_applies: Vec::new(),
             sent: Vec::new(),
             next_client: 1,
+            wal: BTreeMap::new(),
+            incarnations: BTreeMap::new(),
         };
         for id in MEMBERS {
             let cfg = NodeConfig::new(id, MEMBERS.to_vec(), 7 + id);
@@ -76,7 +81,10 @@ impl Cluster {
                         self.queue.push_back((env.to, NodeInput::Envelope(env)));
                     }
                 }
-                NodeOutput::Persist { seq, .. } => self.queue.push_back((id, NodeInput::Persisted { seq })),
+                NodeOutput::Persist { seq, records } => {
+                    self.wal.entry(id).or_default().extend(records);
+                    self.queue.push_back((id, NodeInput::Persisted { seq }));
+                }
                 NodeOutput::ShardCreated { group, collection, config } => {
                     self.engines.get_mut(&id).unwrap().insert(group, Collection::new(&collection, config).unwrap());
                 }
@@ -165,6 +173,36 @@ impl Cluster {
     fn call(&mut self, at: NodeId, request: Request) -> Result<Reply, NodeError> {
         let c = self.request(at, request);
         self.wait(c)
+    }
+
+    /// Kills node `id` and boots it again at once from its durable records (engines empty,
+    /// rebuilt from the logs), with a new incarnation. `damaged`: recovery found corruption, so
+    /// every group it mentions comes back damaged; `forget` groups lose every record.
+    fn restart(&mut self, id: NodeId, damaged: bool, forget: &[GroupId]) {
+        let mut per_group: BTreeMap<GroupId, Vec<PersistRecord>> = BTreeMap::new();
+        for r in self.wal.get(&id).into_iter().flatten() {
+            if !forget.contains(&r.group) {
+                per_group.entry(r.group).or_default().push(r.clone());
+            }
+        }
+        let recovered = per_group
+            .into_iter()
+            .map(|(g, rs)| {
+                let s = if damaged { DurableState::replay_damaged(&rs) } else { DurableState::replay(&rs).unwrap() };
+                (g, s)
+            })
+            .collect();
+        let inc = self.incarnations.entry(id).or_insert(1);
+        *inc += 1;
+        let mut cfg = NodeConfig::new(id, MEMBERS.to_vec(), 7 + id + *inc);
+        cfg.incarnation = *inc;
+        let mut node = Node::new(cfg, recovered, self.now);
+        let boot = node.take_boot_outputs();
+        self.nodes.insert(id, node);
+        self.engines.insert(id, BTreeMap::new());
+        self.queue.retain(|(to, _)| *to != id);
+        self.handle(id, boot);
+        self.drain();
     }
 
     fn leader_of(&self, group: GroupId) -> Option<NodeId> {
@@ -473,4 +511,78 @@ fn a_write_forwarded_to_a_leader_that_died_is_answered_in_doubt_once_the_leader_
     // A retry reaches the new leader.
     c.run_for(Duration::from_secs(1));
     assert!(matches!(c.call(origin, upsert([2], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+}
+
+/// A shard leader that restarts before any peer suspects it, with a damaged WAL: it may neither
+/// vote nor campaign, and the followers of its idle (quiesced) groups hear nobody. Its pings'
+/// new incarnation tells them it restarted: they elect a new leader, which repairs it.
+#[test]
+fn a_leader_that_restarts_damaged_before_anyone_suspects_it_is_replaced_and_repaired() {
+    let mut c = ready_cluster(1, 3);
+    let group = vecraft_core::node::metadata::shard_group(1, 0);
+    assert!(matches!(c.call(1, upsert([1, 2, 3], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    // Idle long enough to quiesce: no heartbeats, no election timers.
+    c.run_for(Duration::from_secs(3));
+    let leader = c.leader_of(group).unwrap();
+    let term = c.nodes[&leader].group(group).unwrap().term();
+    assert!(c.nodes.values().all(|n| n.next_deadline().is_none_or(|d| d > c.now)), "idle");
+    let suspicions = |c: &Cluster| c.nodes.values().map(|n| n.stats().suspicions).sum::<u64>();
+    let suspected_before = suspicions(&c);
+    c.restart(leader, true, &[]);
+    assert!(c.nodes[&leader].group(group).is_none_or(|r| r.is_damaged()));
+    let cfg = NodeConfig::new(1, MEMBERS.to_vec(), 0);
+    // The first ping of the new incarnation wakes the group; an election follows within the
+    // election timeout (twice, for a split vote).
+    c.run_for(cfg.ping_interval + cfg.raft.raft.election_timeout_max * 2);
+    assert_eq!(suspicions(&c), suspected_before, "nobody suspected the restarted node: the restart alone woke the group");
+    let new_leader = c.leader_of(group).expect("a new leader, elected without the damaged node's vote");
+    assert_ne!(new_leader, leader);
+    assert!(c.nodes[&new_leader].group(group).unwrap().term() > term);
+    c.run_for(Duration::from_millis(500));
+    let r = c.nodes[&leader].group(group).expect("replica re-created from the metadata log");
+    assert!(!r.is_damaged(), "repaired by the leader of a later term");
+    assert_eq!(r.applied_index(), c.nodes[&new_leader].group(group).unwrap().commit_index());
+    assert_eq!(c.engines[&leader][&group].len(), 3, "the engine replayed every point");
+    let restarts: u64 = MEMBERS.iter().filter(|n| **n != leader).map(|n| c.nodes[n].stats().peer_restarts).sum();
+    assert_eq!(restarts, 2, "each peer saw the restart once: {restarts}");
+}
+
+/// A destroyed record may have been the only one of a shard group: after a damaged boot, a group
+/// the WAL does not mention comes back damaged too (it may have voted), while a group created
+/// after the metadata group was repaired is new to the node and votes at once.
+#[test]
+fn after_a_damaged_boot_unknown_groups_start_damaged_but_groups_created_later_do_not() {
+    let mut c = ready_cluster(1, 3);
+    let group = vecraft_core::node::metadata::shard_group(1, 0);
+    assert!(matches!(c.call(1, upsert([1], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    let victim = MEMBERS.into_iter().find(|n| Some(*n) != c.leader_of(group) && Some(*n) != c.leader_of(0)).unwrap();
+    c.restart(victim, true, &[group]);
+    // Re-created from the metadata log while the metadata group is still damaged: damaged.
+    let mut first_sight = None;
+    for _ in 0..1_000 {
+        if let Some(r) = c.nodes[&victim].group(group) {
+            first_sight = Some(r.is_damaged());
+            break;
+        }
+        c.run_for(Duration::from_millis(1));
+    }
+    assert!(c.nodes[&victim].group(0).unwrap().is_damaged(), "the metadata leader's term is the damaged term");
+    assert_eq!(first_sight, Some(true), "an unknown group after a damaged boot starts damaged");
+    // The metadata group is repaired by a leader of a later term: force an election by
+    // restarting its leader (healthy disk); the two healthy nodes elect one.
+    let meta_leader = c.leader_of(0).unwrap();
+    c.restart(meta_leader, false, &[]);
+    c.run_for(Duration::from_secs(3));
+    assert!(!c.nodes[&victim].group(0).unwrap().is_damaged(), "metadata repaired");
+    // A collection created now is new to the node: its replica is not damaged.
+    let create_d = Request::CreateCollection {
+        name: "d".into(),
+        config: CollectionConfig::new(2, Distance::Euclid),
+        shards: 1,
+        replication_factor: 3,
+    };
+    assert_eq!(c.call(1, create_d), Ok(Reply::Done));
+    c.run_for(Duration::from_millis(200));
+    let d_group = vecraft_core::node::metadata::shard_group(2, 0);
+    assert!(!c.nodes[&victim].group(d_group).expect("placed on every node").is_damaged());
 }

@@ -144,6 +144,19 @@ fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
         failed.len(),
         results.len() as f64 / secs * 60.0
     );
+    if cli.seeds > 1 {
+        // Seeds in which each fault happened at least once (total events in brackets).
+        let mut seen: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+        for r in &results {
+            for (k, v) in &r.faults {
+                let e = seen.entry(k).or_default();
+                e.0 += (*v > 0) as u64;
+                e.1 += v;
+            }
+        }
+        let line: Vec<String> = seen.iter().map(|(k, (n, t))| format!("{k}={n} ({t})")).collect();
+        println!("  seeds with each fault (events): {}", line.join(" "));
+    }
     for r in &failed {
         let bug = cli.node_bug.as_ref().map(|b| format!(" --node-bug {b}")).unwrap_or_default();
         println!("  replay: cargo run --release -p vecraft-sim -- --workload {} --seed {}{bug}", cli.workload, r.seed);

@@ -1,6 +1,6 @@
 //! The node world as a test suite: whole nodes (metadata group, sharded replicated collections,
 //! write-ack and read levels, scatter-gather) under crashes, partitions, loss, duplication and
-//! long delays, judged by the durability, strong-reads, convergence and scatter-gather checkers;
+//! long delays, torn writes and bit rot on a faulty disk, judged by the durability, strong-reads, convergence and scatter-gather checkers;
 //! and each node bug switch caught by the checker meant to catch it.
 //!
 //! `VECRAFT_NODE_SEEDS=N` raises the number of seeds (default 120).
@@ -64,7 +64,19 @@ fn node_world_seeds_hold_every_check() {
     }
     let in_doubt: u64 = ops.iter().filter(|(k, _)| k.ends_with("InDoubt")).map(|(_, v)| v).sum();
     assert!(in_doubt > 0, "faults never left a write in doubt: {ops:?}");
-    for key in ["crashes", "partitions", "duplicated", "part-retries", "snapshots-taken", "snapshot-installs", "pauses"] {
+    for key in [
+        "crashes",
+        "partitions",
+        "duplicated",
+        "part-retries",
+        "snapshots-taken",
+        "snapshot-installs",
+        "pauses",
+        "bit-flips",
+        "corruption-detected",
+        "torn-writes",
+        "restarts-seen",
+    ] {
         assert!(faults.get(key).copied().unwrap_or(0) > 0, "fault class {key} never fired: {faults:?}");
     }
     eprintln!("node world: {n} seeds passed; ops {ops:?}; faults {faults:?}");
@@ -83,13 +95,16 @@ fn same_seed_same_trace() {
 /// Each node rule broken is caught within a loose bound of seeds by the checker meant for it.
 #[test]
 fn every_node_bug_is_caught_by_its_checker() {
-    let cases: [(NodeBug, &[&str], u64); 3] = [
+    let cases: [(NodeBug, &[&str], u64); 4] = [
         // A follower's applied state lags the leader's: an acknowledged write is missed.
         (NodeBug::StrongReadAtFollower, &["strong-reads"], 60),
         // Acked before commit: a read right after does not see it, or a crash loses it.
         (NodeBug::QuorumAckBeforeCommit, &["strong-reads", "durability"], 80),
         // Ties between shards come out in arrival order.
         (NodeBug::MergeWithoutTieBreak, &["scatter-gather"], 60),
+        // A node whose WAL lost records votes and follows as if whole: a replica that lost
+        // entries the leader counted never catches up (liveness), or a read misses a write.
+        (NodeBug::TrustCorruptWal, &["liveness", "strong-reads", "durability"], 80),
     ];
     for (bug, checkers, limit) in cases {
         let reports = run_all(1..1 + limit, Some(bug));

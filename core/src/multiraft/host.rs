@@ -211,6 +211,31 @@ impl MultiRaft {
         }
     }
 
+    /// `node` restarted: followers here whose leader it was elect a new one (its leadership
+    /// died with the process), and quiesced groups led here that it belongs to wake and send it
+    /// a heartbeat.
+    fn peer_restarted(&mut self, now: Time, node: NodeId, out: &mut Vec<MultiRaftOutput>) {
+        if node == self.cfg.node {
+            return;
+        }
+        let mut heartbeat = Vec::new();
+        for (&g, raft) in self.groups.iter_mut() {
+            if !raft.config().voters.contains(&node) {
+                continue;
+            }
+            if raft.leader() == Some(node) {
+                raft.leader_down(now, node);
+                self.schedule.set(g, raft.next_deadline(), raft.role() == Role::Leader);
+            } else if raft.is_quiesced() && raft.leader() == Some(self.cfg.node) {
+                raft.wake(now);
+                heartbeat.push(g);
+            }
+        }
+        for g in heartbeat {
+            self.drive(now, g, RaftInput::Tick, out);
+        }
+    }
+
     /// Emits this step's envelopes and persist batch.
     fn flush(&mut self, out: &mut Vec<MultiRaftOutput>) {
         for env in self.outbox.drain() {
@@ -294,6 +319,7 @@ impl StateMachine for MultiRaft {
             MultiRaftInput::RemoveGroup { group } => self.remove_group(group),
             MultiRaftInput::PeerDown { node } => self.peer_down(now, node),
             MultiRaftInput::PeerUp { node } => self.peer_up(now, node, out),
+            MultiRaftInput::PeerRestarted { node } => self.peer_restarted(now, node, out),
             MultiRaftInput::Group { group, input } => match input {
                 RaftInput::Tick | RaftInput::Message(_) | RaftInput::Persisted { .. } => {
                     debug_assert!(false, "node-level inputs have their own MultiRaftInput forms");

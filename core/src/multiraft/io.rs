@@ -106,6 +106,13 @@ pub enum MultiRaftInput {
         /// The node.
         node: NodeId,
     },
+    /// `node` restarted (perhaps before anyone suspected it): groups it led lost their leader,
+    /// and quiesced groups led here that it belongs to must talk to it again, since a follower
+    /// that lost its state (a damaged disk) or cannot campaign would otherwise wait forever.
+    PeerRestarted {
+        /// The node.
+        node: NodeId,
+    },
     /// Any other input for one group, passed to it as is: configuration changes
     /// (`ProposeConfChange`) and the driver's snapshot answers (`SnapshotTaken`, `SnapshotChunk`,
     /// `SnapshotInstalled`, `SnapshotRejected`). Messages, ticks and persist acknowledgements

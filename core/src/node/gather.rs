@@ -8,7 +8,7 @@ use super::machine::Node;
 use super::message::{ServeError, Served};
 use super::metadata::METADATA_GROUP;
 use super::origin::{Gather, PartFailure, PartResult};
-use super::request::{ClientId, NodeError, ReadLevel, ReadOptions, Reply, Staleness};
+use super::request::{ClientId, NodeError, ReadLevel, ReadOptions, ReplicaStaleness, Reply, Staleness};
 use super::scatter::{self, GatherError, ShardFailure};
 use super::shard::ShardAnswer;
 use super::sharding::ShardId;
@@ -61,7 +61,8 @@ impl Node {
         for (shard, r) in results {
             let PartResult::Read(r, node) = r else { unreachable!("read parts answer reads") };
             if let Ok(s) = &r {
-                staleness.replicas.insert(shard, (node, s.applied, s.commit));
+                let r = ReplicaStaleness { node, applied: s.applied, commit: s.commit, since_leader: s.since_leader };
+                staleness.replicas.insert(shard, r);
             }
             answers.push((shard, r.map_err(read_failure)));
         }

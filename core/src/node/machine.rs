@@ -30,6 +30,8 @@ pub struct NodeStats {
     pub retries: u64,
     /// Peers suspected by the liveness pings.
     pub suspicions: u64,
+    /// Peer restarts seen (a ping with a newer incarnation).
+    pub peer_restarts: u64,
 }
 
 /// A timer of the node (the host keeps its own).
@@ -84,6 +86,15 @@ pub struct Node {
     restored: BTreeMap<GroupId, LogIndex>,
     /// Forwarded writes seen, per origin incarnation (see `first_copy`).
     seen_writes: BTreeMap<(NodeId, u64), SeenWindow>,
+    /// Recovery found this node's durable stream damaged: a destroyed record may have been the
+    /// only one of some group, so a group the WAL does not mention is not known to be new.
+    boot_damaged: bool,
+    /// Once the metadata group is repaired: its log's end then. Groups created by metadata
+    /// entries after it are new to this node whatever the disk lost (everything it applied
+    /// before the crash was committed, so it is at or below a repairing leader's commit).
+    meta_whole_after: Option<LogIndex>,
+    /// The newest incarnation each peer's pings carried (a higher one: it restarted).
+    peer_incarnations: BTreeMap<NodeId, u64>,
 }
 
 /// Anti-replay window over one origin incarnation's part ids (as IPsec does for packets): ids
@@ -113,6 +124,7 @@ impl Node {
     ) -> Node {
         assert!(cfg.members.contains(&cfg.id), "node {} is not a member", cfg.id);
         let mut recovered = recovered;
+        let boot_damaged = recovered.values().any(|s| s.damaged);
         let bugs = cfg.bugs.effective();
         let mut node = Node {
             host: MultiRaft::new(cfg.raft.clone()),
@@ -137,9 +149,12 @@ impl Node {
             boot_out: Vec::new(),
             seen_writes: BTreeMap::new(),
             restored: BTreeMap::new(),
+            boot_damaged,
+            meta_whole_after: None,
+            peer_incarnations: BTreeMap::new(),
             cfg,
         };
-        let durable = recovered.remove(&METADATA_GROUP).unwrap_or_default();
+        let durable = recovered.remove(&METADATA_GROUP).unwrap_or_else(|| node.unknown_group_state(0));
         node.recovered = recovered;
         node.restored = restored;
         let mut out = Vec::new();
@@ -296,6 +311,7 @@ impl Node {
     /// or dropped (groups in the host, engines at the driver).
     fn apply_metadata(&mut self, now: Time, index: LogIndex, payload: &EntryPayload, out: &mut Vec<NodeOutput>) {
         self.applied.insert(METADATA_GROUP, index);
+        self.note_metadata_repair();
         let EntryPayload::Command(bytes) = payload else {
             return;
         };
@@ -311,7 +327,7 @@ impl Node {
                     out.push(NodeOutput::ShardCreated { group, collection: c.name.clone(), config: c.config });
                     let applied = self.restored.remove(&group).unwrap_or(0);
                     self.applied.insert(group, applied);
-                    let durable = self.recovered.remove(&group).unwrap_or_default();
+                    let durable = self.recovered.remove(&group).unwrap_or_else(|| self.unknown_group_state(index));
                     self.work.push_back(Work::Host(MultiRaftInput::CreateGroup {
                         group,
                         voters: replicas.clone(),
@@ -350,7 +366,36 @@ impl Node {
             PeerMessage::Read { part, group, query, level } => self.serve_read(now, from, part, group, query, level, out),
             PeerMessage::WriteReply { part, result } => self.write_replied(now, from, part, result, out),
             PeerMessage::ReadReply { part, result } => self.read_replied(now, from, part, result, out),
-            PeerMessage::Ping => {}
+            PeerMessage::Ping { incarnation } => {
+                let known = self.peer_incarnations.insert(from, incarnation);
+                if known.is_some_and(|k| k < incarnation) {
+                    self.stats.peer_restarts += 1;
+                    self.work.push_back(Work::Host(MultiRaftInput::PeerRestarted { node: from }));
+                }
+            }
+        }
+    }
+
+    /// The durable state of a group the WAL holds nothing of: empty on a healthy disk; on a
+    /// damaged one the group's records may have been destroyed (votes included), so it starts
+    /// damaged and neither votes nor campaigns until a leader repairs it. Limit: its lost votes'
+    /// terms are unknown, so repair by a leader of any term above 0 is trusted (a vote lost in a
+    /// higher term than the repairing leader's could be cast twice; bounding that needs asking
+    /// peers, as protocol-aware recovery does).
+    fn unknown_group_state(&mut self, created_at: LogIndex) -> DurableState {
+        self.note_metadata_repair();
+        let new = self.meta_whole_after.is_some_and(|w| created_at > w);
+        DurableState { damaged: self.boot_damaged && !new, ..DurableState::default() }
+    }
+
+    /// Remembers where the metadata log ended when it was first seen repaired after a damaged
+    /// boot (see `meta_whole_after`); checked at every metadata apply.
+    fn note_metadata_repair(&mut self) {
+        if self.boot_damaged
+            && self.meta_whole_after.is_none()
+            && let Some(r) = self.host.group(METADATA_GROUP).filter(|r| !r.is_damaged())
+        {
+            self.meta_whole_after = Some(r.log().last_index().max(r.commit_index()));
         }
     }
 
@@ -400,7 +445,8 @@ impl Node {
             self.next_ping = now + self.cfg.ping_interval;
             for peer in self.cfg.members.clone() {
                 if peer != me {
-                    self.envelope_to(peer).peer.push(PeerMessage::Ping);
+                    let incarnation = self.cfg.incarnation;
+                    self.envelope_to(peer).peer.push(PeerMessage::Ping { incarnation });
                 }
             }
         }

@@ -72,6 +72,8 @@ pub struct Served {
     pub applied: LogIndex,
     /// The commit index it knew.
     pub commit: LogIndex,
+    /// Time since it last heard its leader (zero if it leads; see `ReplicaStaleness`).
+    pub since_leader: Option<std::time::Duration>,
 }
 
 /// A node's own message to a peer.
@@ -118,8 +120,13 @@ pub enum PeerMessage {
         /// The answer or why not.
         result: Result<Served, ServeError>,
     },
-    /// "I am alive" (sent every ping interval; any envelope counts as one).
-    Ping,
+    /// "I am alive" (sent every ping interval; any envelope counts as one), with the sender's
+    /// incarnation: a new one tells peers it restarted, so what they knew of its groups (who led
+    /// them, what it held) may be gone even if it came back before anyone suspected it.
+    Ping {
+        /// The sender's incarnation.
+        incarnation: u64,
+    },
 }
 
 /// Everything one node sends another in one step.

@@ -194,14 +194,36 @@ impl Request {
 /// How stale an `eventual` answer may be: per shard, the replica that served it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Staleness {
-    /// Shard → (serving node, its applied index, the commit index it knew).
-    pub replicas: BTreeMap<ShardId, (NodeId, LogIndex, LogIndex)>,
+    /// Shard → the replica that served it and how far behind it may be.
+    pub replicas: BTreeMap<ShardId, ReplicaStaleness>,
+}
+
+/// How stale one replica's answer may be, in entries and in time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStaleness {
+    /// The serving node.
+    pub node: NodeId,
+    /// Its applied index.
+    pub applied: LogIndex,
+    /// The commit index it knew.
+    pub commit: LogIndex,
+    /// Time since it last heard from its shard leader (zero at the leader; `None` if it has
+    /// not heard one since it started): how long it has been without news. A replica that
+    /// keeps hearing its leader is usually within a heartbeat of it, but this is not a bound
+    /// on staleness in time (the leader's last message may have carried an older commit), and
+    /// an idle (quiesced) group sends nothing, so the age grows while nothing changes.
+    pub since_leader: Option<std::time::Duration>,
 }
 
 impl Staleness {
     /// The largest `commit - applied` over the shards (entries the replica knew it lacked).
     pub fn max_lag(&self) -> u64 {
-        self.replicas.values().map(|(_, a, c)| c.saturating_sub(*a)).max().unwrap_or(0)
+        self.replicas.values().map(|r| r.commit.saturating_sub(r.applied)).max().unwrap_or(0)
+    }
+
+    /// The largest time since a serving replica heard its leader (`None` if one never did).
+    pub fn max_age(&self) -> Option<std::time::Duration> {
+        self.replicas.values().try_fold(std::time::Duration::ZERO, |m, r| r.since_leader.map(|a| m.max(a)))
     }
 }
 

@@ -126,7 +126,8 @@ impl Node {
             if !leading {
                 return self.reply_read(from, part, Err(self.not_leader(group)));
             }
-            let served = Served { answer: None, status: self.status_lines(now, group), applied: 0, commit: 0 };
+            let served =
+                Served { answer: None, status: self.status_lines(now, group), applied: 0, commit: 0, since_leader: None };
             return self.reply_read(from, part, Ok(served));
         }
         let Some(query) = query else {
@@ -183,14 +184,22 @@ impl Node {
     }
 
     /// The driver answered a `Read` output.
-    pub(super) fn read_done(&mut self, _now: Time, read: u64, result: Result<ShardAnswer, String>) {
+    pub(super) fn read_done(&mut self, now: Time, read: u64, result: Result<ShardAnswer, String>) {
         let Some(s) = self.serves.remove(&read) else {
             return;
         };
         let applied = self.applied.get(&s.group).copied().unwrap_or(0);
-        let commit = self.host.group(s.group).map_or(0, |r| r.commit_index());
+        let raft = self.host.group(s.group);
+        let commit = raft.map_or(0, |r| r.commit_index());
+        let since_leader = raft.and_then(|r| {
+            if r.role() == crate::raft::Role::Leader {
+                Some(std::time::Duration::ZERO)
+            } else {
+                r.last_leader_contact().map(|t| now.saturating_since(t))
+            }
+        });
         let reply = result
-            .map(|answer| Served { answer: Some(answer), status: Vec::new(), applied, commit })
+            .map(|answer| Served { answer: Some(answer), status: Vec::new(), applied, commit, since_leader })
             .map_err(ServeError::Failed);
         self.reply_read(s.origin, s.part, reply);
     }

@@ -298,6 +298,9 @@ pub struct RaftNode {
     pub(super) check_quorum_deadline: Time,
     /// Vote requests are refused until then (check-quorum stickiness; also set at restart).
     pub(super) stickiness_until: Time,
+    /// When we last heard from the leader of our term (an append, a heartbeat or a snapshot
+    /// chunk); `None` until we first do. What an `eventual` read's staleness is measured from.
+    pub(super) last_leader_contact: Option<Time>,
     pub(super) votes: BTreeMap<NodeId, bool>,
     /// Candidate's own vote: counted only once the write recording it is durable.
     pub(super) self_vote: Option<(Term, u64)>,
@@ -422,6 +425,7 @@ impl RaftNode {
             heartbeat_deadline: now,
             check_quorum_deadline: now,
             stickiness_until,
+            last_leader_contact: None,
             votes: BTreeMap::new(),
             self_vote: None,
             progress: BTreeMap::new(),
@@ -483,6 +487,10 @@ impl RaftNode {
     /// The leader this node follows, if known.
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
+    }
+    /// When this follower last heard from its leader (`None` if it never did in this process).
+    pub fn last_leader_contact(&self) -> Option<Time> {
+        self.last_leader_contact
     }
     /// Highest index known committed.
     pub fn commit_index(&self) -> LogIndex {

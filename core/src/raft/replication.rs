@@ -25,6 +25,7 @@ impl RaftNode {
             self.become_follower(now, self.term, Some(from), out);
         }
         self.leader = Some(from);
+        self.last_leader_contact = Some(now);
         self.stickiness_until = now + self.cfg.election_timeout_min;
         self.reset_election_deadline(now);
         if let Some(damaged_term) = self.damaged

@@ -3,6 +3,7 @@
 use super::workload::{Workload, WorkloadOp};
 use super::{NodeWorldConfig, NodeWorldReport};
 use crate::world::clock::NodeClock;
+use crate::world::disk::{SimDisk, SyncFault};
 use crate::world::network::Network;
 use crate::world::stats::RunStats;
 use rand::{RngExt, SeedableRng};
@@ -14,7 +15,7 @@ use vecraft_core::contract::{StateMachine, Time};
 use bytes::Bytes;
 use vecraft_core::node::shard::{ShardAnswer, answer, apply_command, restore_bytes, snapshot_bytes};
 use vecraft_core::node::{Node, NodeConfig, NodeInput, NodeOutput, message::NodeEnvelope};
-use vecraft_core::raft::{DurableState, GroupId, LogIndex, PersistRecord, Role, SnapshotMeta};
+use vecraft_core::raft::{GroupId, LogIndex, Role, SnapshotMeta};
 use vecraft_core::vector::collection::Collection;
 
 const TICK: u64 = 10_000_000;
@@ -39,6 +40,7 @@ pub(super) enum Ev {
     Restart { node: usize },
     Partition,
     Pause,
+    BitFlip,
     LivenessStart,
     ProbeStart,
     End,
@@ -84,10 +86,10 @@ pub(super) struct Machine {
     pub(super) proc: Option<Proc>,
     pub(super) inc: u64,
     pub(super) clock: NodeClock,
-    pub(super) synced: Vec<PersistRecord>,
+    /// The WAL: one stream of every group's records (torn writes, bit rot on a faulty disk).
+    pub(super) disk: SimDisk,
     /// Durable engine snapshots (taken or installed), per group: what a restart restores.
     pub(super) snapshots: BTreeMap<GroupId, (LogIndex, Bytes)>,
-    pub(super) unsynced: Vec<(u64, Vec<PersistRecord>)>,
     pub(super) disk_free_at: u64,
     /// Paused (a GC pause, a stopped VM) until this true time: its events wait, its clock runs.
     pub(super) paused_until: u64,
@@ -131,17 +133,7 @@ impl World {
         cfg.raft.raft.snapshot_entries = self.cfg.snapshot_entries;
         cfg.raft.raft.snapshot_keep_entries = self.cfg.snapshot_keep_entries;
         cfg.raft.raft.max_clock_drift = self.cfg.sim.clock_drift.max(0.01);
-        let mut groups: BTreeMap<GroupId, Vec<&PersistRecord>> = BTreeMap::new();
-        for r in &self.machines[m].synced {
-            groups.entry(r.group).or_default().push(r);
-        }
-        let recovered: BTreeMap<GroupId, DurableState> = groups
-            .into_iter()
-            .map(|(g, rs)| {
-                let s = DurableState::replay(rs.iter().copied()).unwrap_or_else(|_| DurableState::replay_damaged(rs));
-                (g, s)
-            })
-            .collect();
+        let recovered = self.recover_groups(m);
         let now = self.local(m);
         let mut engines = BTreeMap::new();
         let mut restored = BTreeMap::new();
@@ -171,8 +163,13 @@ impl World {
         let mach = &mut self.machines[m];
         if mach.proc.take().is_some() {
             mach.inc += 1;
-            mach.unsynced.clear();
+            let tear = self.cfg.storage.torn_write;
+            let torn = (tear > 0.0 && self.rng.random_bool(tear)).then(|| self.rng.random_range(0.0..1.0));
+            let loss = mach.disk.crash(torn);
             *self.faults.entry("crashes").or_insert(0) += 1;
+            if loss.torn {
+                *self.faults.entry("torn-writes").or_insert(0) += 1;
+            }
         }
     }
 
@@ -208,7 +205,9 @@ impl World {
                 NodeOutput::Persist { seq, records } => {
                     let lat = self.rng.random_range(nanos(self.cfg.sim.min_disk)..=nanos(self.cfg.sim.max_disk));
                     let mach = &mut self.machines[m];
-                    mach.unsynced.push((seq, records));
+                    for r in &records {
+                        mach.disk.write(seq, r);
+                    }
                     let done = mach.disk_free_at.max(self.now) + lat;
                     mach.disk_free_at = done;
                     let inc = mach.inc;
@@ -350,6 +349,45 @@ impl World {
         true
     }
 
+    /// The replicas keeping `converged` false, for the violation message: node, group, role,
+    /// term, commit, applied, and whether its disk damage is still unrepaired.
+    fn unconverged_groups(&self) -> String {
+        let mut parts = Vec::new();
+        let leaders: BTreeMap<GroupId, Vec<(u64, LogIndex)>> = self
+            .machines
+            .iter()
+            .filter_map(|m| m.proc.as_ref().map(|p| (m.id, p)))
+            .flat_map(|(id, p)| p.node.groups().filter(|(_, r)| r.role() == Role::Leader).map(move |(g, r)| (g, (id, r.commit_index()))))
+            .fold(BTreeMap::new(), |mut acc, (g, x)| {
+                acc.entry(g).or_insert_with(Vec::new).push(x);
+                acc
+            });
+        for m in &self.machines {
+            let Some(p) = &m.proc else {
+                parts.push(format!("node {} down", m.id));
+                continue;
+            };
+            for (g, r) in p.node.groups() {
+                let lead = leaders.get(&g);
+                let commit = lead.filter(|l| l.len() == 1).map(|l| l[0].1);
+                if commit != Some(r.applied_index()) || commit != Some(r.commit_index()) {
+                    parts.push(format!(
+                        "n{} g{g:#x} {:?} t{} c{} a{}{} leaders={:?}",
+                        m.id,
+                        r.role(),
+                        r.term(),
+                        r.commit_index(),
+                        r.applied_index(),
+                        if r.is_damaged() { " damaged" } else { "" },
+                        lead
+                    ));
+                }
+            }
+        }
+        parts.truncate(8);
+        parts.join(", ")
+    }
+
     fn run(mut self) -> NodeWorldReport {
         for m in 0..self.machines.len() {
             self.boot(m);
@@ -366,6 +404,9 @@ impl World {
         }
         if let Some(e) = self.cfg.pause_every {
             self.at(nanos(e), Ev::Pause);
+        }
+        if let Some(e) = self.cfg.storage.bit_flip_every {
+            self.at(nanos(e), Ev::BitFlip);
         }
         for c in 0..self.cfg.clients {
             self.at(1_000_000 * (c as u64 + 1), Ev::ClientNext { client: c });
@@ -407,10 +448,7 @@ impl World {
                     if mach.inc != inc {
                         continue;
                     }
-                    while mach.unsynced.first().is_some_and(|(s, _)| *s <= seq) {
-                        let (_, rs) = mach.unsynced.remove(0);
-                        mach.synced.extend(rs);
-                    }
+                    mach.disk.sync_through(seq, SyncFault::None, &mut self.rng);
                     self.step(node, NodeInput::Persisted { seq });
                 }
                 Ev::ApplyDone { node, inc } => {
@@ -436,6 +474,7 @@ impl World {
                 }
                 Ev::Partition => self.nemesis_partition(),
                 Ev::Pause => self.nemesis_pause(),
+                Ev::BitFlip => self.nemesis_bit_flip(),
                 Ev::LivenessStart => {
                     self.faults_on = false;
                     for m in &mut self.machines {
@@ -462,8 +501,9 @@ impl World {
                             continue;
                         }
                         self.violations.push(format!(
-                            "liveness: not converged 20 s after the liveness phase ({} requests in flight)",
-                            self.workload.in_flight()
+                            "liveness: not converged 20 s after the liveness phase ({} requests in flight; {})",
+                            self.workload.in_flight(),
+                            self.unconverged_groups()
                         ));
                         break;
                     }
@@ -522,12 +562,15 @@ impl World {
         faults.insert("replays", self.net_stats.replays);
         let retries: u64 = self.machines.iter().filter_map(|m| m.proc.as_ref()).map(|p| p.node.stats().retries).sum();
         faults.insert("part-retries", retries);
+        let restarts: u64 = self.machines.iter().filter_map(|m| m.proc.as_ref()).map(|p| p.node.stats().peer_restarts).sum();
+        faults.insert("restarts-seen", restarts);
         NodeWorldReport {
             seed: self.cfg.seed,
             shape: (self.machines.len(), self.cfg.shards, self.cfg.replication_factor),
             groups,
             ops: self.workload.op_counts(),
             max_eventual_lag: self.workload.max_eventual_lag(),
+            max_eventual_age: self.workload.max_eventual_age(),
             faults,
             violations: self.violations,
             trace: self.trace.finalize().to_hex().to_string(),
@@ -547,9 +590,12 @@ pub fn run_node_world(cfg: NodeWorldConfig) -> NodeWorldReport {
                 proc: None,
                 inc: 0,
                 clock: NodeClock::new(rate, rng.random_range(0..1_000_000_000u64)),
-                synced: Vec::new(),
+                disk: {
+                    let mut d = SimDisk::default();
+                    d.faulty = cfg.storage.faulty_disk == Some(i);
+                    d
+                },
                 snapshots: BTreeMap::new(),
-                unsynced: Vec::new(),
                 disk_free_at: 0,
                 paused_until: 0,
             }

@@ -21,6 +21,7 @@
 mod check;
 mod host;
 mod nemesis;
+mod recovery;
 mod snapshots;
 mod workload;
 
@@ -42,11 +43,15 @@ pub enum NodeBug {
     QuorumAckBeforeCommit,
     /// Top-k merged without the id tie-break.
     MergeWithoutTieBreak,
+    /// Boot recovery takes a WAL with corruption before valid records as whole: the groups
+    /// come back undamaged with what survived and vote again at once (the driver's rule).
+    TrustCorruptWal,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 3] = [NodeBug::StrongReadAtFollower, NodeBug::QuorumAckBeforeCommit, NodeBug::MergeWithoutTieBreak];
+    pub const ALL: [NodeBug; 4] =
+        [NodeBug::StrongReadAtFollower, NodeBug::QuorumAckBeforeCommit, NodeBug::MergeWithoutTieBreak, NodeBug::TrustCorruptWal];
 
     /// The `--bug` value.
     pub fn flag(self) -> &'static str {
@@ -54,6 +59,7 @@ impl NodeBug {
             NodeBug::StrongReadAtFollower => "strong-read-at-follower",
             NodeBug::QuorumAckBeforeCommit => "quorum-ack-before-commit",
             NodeBug::MergeWithoutTieBreak => "merge-without-tie-break",
+            NodeBug::TrustCorruptWal => "trust-corrupt-wal",
         }
     }
 
@@ -68,6 +74,7 @@ impl NodeBug {
             NodeBug::StrongReadAtFollower => b.strong_read_at_follower = true,
             NodeBug::QuorumAckBeforeCommit => b.quorum_ack_before_commit = true,
             NodeBug::MergeWithoutTieBreak => b.merge_without_tie_break = true,
+            NodeBug::TrustCorruptWal => {}
         }
         b
     }
@@ -113,6 +120,40 @@ pub struct NodeWorldConfig {
     pub register_keys: u64,
     /// Bug switches.
     pub bugs: NodeBugs,
+    /// Storage faults (see [`StorageFaults`]).
+    pub storage: StorageFaults,
+}
+
+/// The node world's storage faults. Every disk may tear the write in flight at a crash; one
+/// seeded *faulty* disk (only where every group has at least three voters, so it is always a
+/// minority) also rots bits of records it had acknowledged. Both are detectable: a torn tail is
+/// cut, and a flip is only placed in a record followed by another, so recovery reports
+/// corruption and the node's groups come back damaged (no vote until a leader repairs them).
+/// Faults no local check can see (a lying fsync, a flip in the last record, a misdirected write
+/// over a group's last record) run in the Raft world, whose checkers account for the loss.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StorageFaults {
+    /// Chance that a crash tears the first unsynced write.
+    pub torn_write: f64,
+    /// The machine (index) whose disk rots, if any.
+    pub faulty_disk: Option<usize>,
+    /// Mean time between bit flips on the faulty disk.
+    pub bit_flip_every: Option<Duration>,
+    /// The `trust-corrupt-wal` bug switch.
+    pub trust_corrupt_wal: bool,
+}
+
+impl StorageFaults {
+    /// Drawn from the seed on a stream of its own (the rest of the world's derivation does not
+    /// shift when these change).
+    fn from_seed(seed: u64, nodes: usize, replication_factor: u32) -> StorageFaults {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5707_A6E0_D15C_0003);
+        let torn_write = if rng.random_bool(0.6) { rng.random_range(0.2..=1.0) } else { 0.0 };
+        let faulty = replication_factor >= 3 && rng.random_bool(0.5);
+        let faulty_disk = faulty.then(|| rng.random_range(0..nodes));
+        let bit_flip_every = faulty.then(|| Duration::from_millis(rng.random_range(300..=3_000)));
+        StorageFaults { torn_write, faulty_disk, bit_flip_every, trust_corrupt_wal: false }
+    }
 }
 
 impl NodeWorldConfig {
@@ -156,6 +197,10 @@ impl NodeWorldConfig {
             register: false,
             register_keys: rng.random_range(1..=4),
             bugs: bug.map(NodeBug::switches).unwrap_or_default(),
+            storage: StorageFaults {
+                trust_corrupt_wal: bug == Some(NodeBug::TrustCorruptWal),
+                ..StorageFaults::from_seed(seed, sim.nodes, replication_factor)
+            },
             sim,
         }
     }
@@ -174,6 +219,8 @@ pub struct NodeWorldReport {
     pub ops: BTreeMap<String, u64>,
     /// Largest `commit - applied` an `eventual` read reported.
     pub max_eventual_lag: u64,
+    /// Longest time since its leader an `eventual` read's replica reported.
+    pub max_eventual_age: Duration,
     /// Fault counters.
     pub faults: BTreeMap<&'static str, u64>,
     /// Violations, each prefixed by the checker that found it.
@@ -200,7 +247,7 @@ impl NodeWorldReport {
         let ops: Vec<String> = self.ops.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let faults: Vec<String> = self.faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!(
-            "seed {} nodes={} shards={} rf={} groups={} events={} eventual-lag-max={} | {} | faults: {} | {}",
+            "seed {} nodes={} shards={} rf={} groups={} events={} eventual-lag-max={} eventual-age-max={:?} | {} | faults: {} | {}",
             self.seed,
             self.shape.0,
             self.shape.1,
@@ -208,6 +255,7 @@ impl NodeWorldReport {
             self.groups,
             self.events,
             self.max_eventual_lag,
+            self.max_eventual_age,
             ops.join(" "),
             faults.join(" "),
             if self.passed() { "PASS".to_string() } else { format!("FAIL: {}", self.violations.join("; ")) }

@@ -82,6 +82,23 @@ impl World {
         }
     }
 
+    /// Bit rot on the faulty disk: a bit of an acknowledged record (not the last) flips; the
+    /// next recovery meets it.
+    pub(super) fn nemesis_bit_flip(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        if let Some(m) = self.cfg.storage.faulty_disk
+            && self.machines[m].disk.flip_bit_before_last(&mut self.rng)
+        {
+            *self.faults.entry("bit-flips").or_insert(0) += 1;
+        }
+        if let Some(every) = self.cfg.storage.bit_flip_every {
+            let next = self.rng.random_range(nanos(every) / 2..=nanos(every) * 3 / 2);
+            self.at(self.now + next, Ev::BitFlip);
+        }
+    }
+
     /// The machine an event concerns, if it is paused now (the event then waits for the resume).
     pub(super) fn paused_target(&self, ev: &Ev) -> Option<u64> {
         let node = match ev {

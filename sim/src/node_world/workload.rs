@@ -95,6 +95,8 @@ pub(super) struct Workload {
     pub(super) reads: Vec<ReadRec>,
     pub(super) counts: BTreeMap<String, u64>,
     pub(super) max_lag: u64,
+    /// Longest time an `eventual` read's replica had not heard its leader.
+    pub(super) max_age: std::time::Duration,
     pub(super) probing: bool,
     pub(super) probes: Vec<Option<Result<ProbeAnswer, String>>>,
     pub(super) probe_requests: Vec<Request>,
@@ -144,6 +146,7 @@ impl Workload {
             reads: Vec::new(),
             counts: BTreeMap::new(),
             max_lag: 0,
+            max_age: std::time::Duration::ZERO,
             probing: false,
             probes: Vec::new(),
             probe_requests: Vec::new(),
@@ -335,6 +338,9 @@ impl Workload {
                     Ok(Reply::Records { records, staleness, .. }) => {
                         if let Some(s) = staleness {
                             self.max_lag = self.max_lag.max(s.max_lag());
+                            if let Some(age) = s.max_age() {
+                                self.max_age = self.max_age.max(age);
+                            }
                         }
                         let seen = records.first().and_then(version_of);
                         self.reads.push(ReadRec { point, level, invoke: f.invoke, complete: now, seen });
@@ -420,5 +426,9 @@ impl Workload {
 
     pub fn max_eventual_lag(&self) -> u64 {
         self.max_lag
+    }
+
+    pub fn max_eventual_age(&self) -> std::time::Duration {
+        self.max_age
     }
 }

@@ -65,6 +65,19 @@ pub struct Recovered {
     pub snapshot: Option<(SnapshotMeta, Vec<u8>)>,
 }
 
+/// What recovery of a many-group stream found (see [`SimDisk::recover_stream`]).
+#[derive(Debug)]
+pub struct StreamRecovery {
+    /// Every record that decodes, in write order.
+    pub records: Vec<PersistRecord>,
+    /// Corruption before valid records: acknowledged data was destroyed.
+    pub corrupt: bool,
+    /// Bytes cut after the last good record (torn tail).
+    pub discarded_tail: usize,
+    /// Damage was injected since the last recovery.
+    pub injected: bool,
+}
+
 /// What a crash did to the disk.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct CrashLoss {
@@ -167,6 +180,38 @@ impl SimDisk {
         self.damaged = true;
         self.undetected = true;
         true
+    }
+
+    /// Flips one random bit of a synced record that has another record after it: damage that
+    /// recovery can always tell from a torn tail (a flip in the very last record cannot be told
+    /// apart locally, see the README of the simulator). False if fewer than two records.
+    pub fn flip_bit_before_last(&mut self, rng: &mut ChaCha8Rng) -> bool {
+        let Some(&last) = self.frames.last() else { return false };
+        if self.frames.len() < 2 || last == 0 || last > self.synced.len() {
+            return false;
+        }
+        let pos = rng.random_range(0..last);
+        self.synced[pos] ^= 1 << rng.random_range(0..8u32);
+        self.damaged = true;
+        self.undetected = true;
+        true
+    }
+
+    /// Reads the log back as a stream of many groups' records (the node's WAL): a torn tail is
+    /// cut; corruption followed by valid records is reported and its bytes stay (the damage stays
+    /// visible to later recoveries), the records around it are returned for per-group replay.
+    pub fn recover_stream(&mut self) -> StreamRecovery {
+        let replay = decode_wal(&self.synced);
+        let corrupt = matches!(replay.tail, WalTail::Corrupt { .. });
+        let mut discarded_tail = 0;
+        if !corrupt {
+            discarded_tail = self.synced.len() - replay.valid_len;
+            self.synced.truncate(replay.valid_len);
+            let valid_len = replay.valid_len;
+            self.frames.retain(|&f| f < valid_len);
+        }
+        let injected = std::mem::take(&mut self.undetected);
+        StreamRecovery { records: replay.records, corrupt, discarded_tail, injected }
     }
 
     /// Reads the log back as the production WAL does: a torn tail is truncated; damage followed by
