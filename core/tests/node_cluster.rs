@@ -416,6 +416,7 @@ fn replica_status_reports_lag_of_a_cut_off_follower() {
     let lagging = MEMBERS.into_iter().find(|n| *n != leader).unwrap();
     c.cut.insert((leader, lagging));
     c.cut.insert((lagging, leader));
+    let cut_at = c.now;
     for i in 0..5 {
         assert!(matches!(c.call(leader, upsert([i], WriteAck::Quorum)), Ok(Reply::Written { .. })));
     }
@@ -428,6 +429,20 @@ fn replica_status_reports_lag_of_a_cut_off_follower() {
     assert!(l.lag_time >= Duration::from_secs(1));
     let ok = lines.iter().find(|l| l.node != lagging && !l.leader).unwrap();
     assert_eq!((ok.lag_entries, ok.state), (0, ReplicaState::Active));
+    // An `eventual` read served by the cut-off replica (local first) says how long it has been
+    // without news from its leader: at least since the cut; the leader's own answer, zero.
+    let Ok(Reply::Records { records, staleness: Some(s), .. }) = c.call(lagging, get(4, ReadLevel::Eventual)) else {
+        panic!()
+    };
+    assert!(records.is_empty(), "the cut-off replica never saw point 4");
+    let r = s.replicas[&0];
+    assert_eq!(r.node, lagging);
+    assert!(r.since_leader.unwrap() >= c.now.saturating_since(cut_at), "{r:?}");
+    let Ok(Reply::Records { records, staleness: Some(s), .. }) = c.call(leader, get(4, ReadLevel::Eventual)) else {
+        panic!()
+    };
+    assert_eq!(records.len(), 1);
+    assert_eq!((s.replicas[&0].node, s.replicas[&0].since_leader), (leader, Some(Duration::ZERO)));
 }
 
 #[test]
