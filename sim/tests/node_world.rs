@@ -79,6 +79,9 @@ fn node_world_seeds_hold_every_check() {
     ] {
         assert!(faults.get(key).copied().unwrap_or(0) > 0, "fault class {key} never fired: {faults:?}");
     }
+    // Several collections, replication factors up to every node.
+    assert!(reports.iter().any(|r| r.second.is_some_and(|(_, rf)| rf >= 4)), "no second collection with 4+ replicas");
+    assert!(reports.iter().any(|r| r.second.is_some_and(|(_, rf)| rf == 1)), "no second collection with one replica");
     eprintln!("node world: {n} seeds passed; ops {ops:?}; faults {faults:?}");
 }
 

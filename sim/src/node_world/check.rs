@@ -24,7 +24,8 @@ impl Workload {
                 if !seen_groups.insert(*g) {
                     continue;
                 }
-                let u = union.get_or_insert_with(|| Collection::new("union", *c.config()).expect("valid"));
+                // The probe reads the first collection: the union holds its points only.
+                let probed = c.name() == super::workload::COLLECTION;
                 let mut pts = Vec::new();
                 for (id, p) in c.points() {
                     if let PointId::Num(n) = id {
@@ -36,8 +37,11 @@ impl Workload {
                     }
                     pts.push(PointStruct { id, vector: p.vector.to_vec(), payload: p.payload.clone() });
                 }
-                if !pts.is_empty() {
-                    u.apply(PointsOp::Upsert(pts)).expect("union accepts replica points");
+                if probed {
+                    let u = union.get_or_insert_with(|| Collection::new("union", *c.config()).expect("valid"));
+                    if !pts.is_empty() {
+                        u.apply(PointsOp::Upsert(pts)).expect("union accepts replica points");
+                    }
                 }
             }
         }
@@ -52,7 +56,7 @@ impl Workload {
         for (point, ws) in self.writes.iter().filter(|_| self.register.is_none()) {
             let last_durable = ws
                 .iter()
-                .filter(|w| w.outcome == Outcome::Ok && (w.ack == WriteAck::Quorum || (w.ack == WriteAck::OneCopy && self.rf <= 3)))
+                .filter(|w| w.outcome == Outcome::Ok && (w.ack == WriteAck::Quorum || (w.ack == WriteAck::OneCopy && self.rf_of(*point) <= 3)))
                 .map(|w| w.version)
                 .max()
                 .unwrap_or(0);

@@ -567,6 +567,7 @@ impl World {
         NodeWorldReport {
             seed: self.cfg.seed,
             shape: (self.machines.len(), self.cfg.shards, self.cfg.replication_factor),
+            second: self.cfg.second,
             groups,
             ops: self.workload.op_counts(),
             max_eventual_lag: self.workload.max_eventual_lag(),

@@ -87,10 +87,13 @@ pub struct NodeWorldConfig {
     pub seed: u64,
     /// Network and disk parameters (the Raft world's swarm derivation).
     pub sim: SimConfig,
-    /// Shards of the collection.
+    /// Shards of the first collection.
     pub shards: u32,
-    /// Replicas per shard.
+    /// Its replicas per shard.
     pub replication_factor: u32,
+    /// A second collection beside it, (shards, replicas per shard), if any: its replication
+    /// factor ranges over 1 to every node (up to 5), and clients write and read both.
+    pub second: Option<(u32, u32)>,
     /// Clients.
     pub clients: usize,
     /// Points each client owns (it is their only writer).
@@ -177,12 +180,17 @@ impl NodeWorldConfig {
         let replication_factor = [1, 2, 3, 3, 3][rng.random_range(0..5)].min(sim.nodes as u32);
         let router = [RouterPolicy::LocalFirst, RouterPolicy::RoundRobin, RouterPolicy::LeastLoaded, RouterPolicy::LowestLatency]
             [rng.random_range(0..4)];
+        let second = {
+            let mut r2 = ChaCha8Rng::seed_from_u64(seed ^ 0x5EC0_4D00_C011_0004);
+            r2.random_bool(0.6).then(|| (r2.random_range(1..=3), r2.random_range(1..=sim.nodes as u32)))
+        };
         let crash_every = rng.random_bool(0.7).then(|| Duration::from_millis(rng.random_range(800..=4_000)));
         let partition_every = rng.random_bool(0.7).then(|| Duration::from_millis(rng.random_range(800..=4_000)));
         NodeWorldConfig {
             seed,
             shards: rng.random_range(1..=4),
             replication_factor,
+            second,
             clients: rng.random_range(3..=6),
             points_per_client: rng.random_range(2..=6),
             router,
@@ -199,7 +207,7 @@ impl NodeWorldConfig {
             bugs: bug.map(NodeBug::switches).unwrap_or_default(),
             storage: StorageFaults {
                 trust_corrupt_wal: bug == Some(NodeBug::TrustCorruptWal),
-                ..StorageFaults::from_seed(seed, sim.nodes, replication_factor)
+                ..StorageFaults::from_seed(seed, sim.nodes, second.map_or(replication_factor, |(_, rf)| rf.min(replication_factor)))
             },
             sim,
         }
@@ -211,8 +219,10 @@ impl NodeWorldConfig {
 pub struct NodeWorldReport {
     /// The seed.
     pub seed: u64,
-    /// Nodes, shards, replication factor.
+    /// Nodes, shards, replication factor (of the first collection).
     pub shape: (usize, u32, u32),
+    /// The second collection's shards and replication factor, if any.
+    pub second: Option<(u32, u32)>,
     /// Raft groups hosted across all nodes at the end (replicas, metadata included).
     pub groups: usize,
     /// Operations by kind, then by level, with outcomes ("ok", "in-doubt", "failed").
@@ -247,11 +257,12 @@ impl NodeWorldReport {
         let ops: Vec<String> = self.ops.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let faults: Vec<String> = self.faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!(
-            "seed {} nodes={} shards={} rf={} groups={} events={} eventual-lag-max={} eventual-age-max={:?} | {} | faults: {} | {}",
+            "seed {} nodes={} shards={} rf={}{} groups={} events={} eventual-lag-max={} eventual-age-max={:?} | {} | faults: {} | {}",
             self.seed,
             self.shape.0,
             self.shape.1,
             self.shape.2,
+            self.second.map(|(s, rf)| format!(" second: shards={s} rf={rf}")).unwrap_or_default(),
             self.groups,
             self.events,
             self.max_eventual_lag,

@@ -1,6 +1,7 @@
 //! The vector workload of the node world, its history, and the checkers that judge it.
 //!
-//! Each client is the only writer of its own points (ids `client * 1000 + k`) and writes them one
+//! Each client is the only writer of its own points (ids `client * 1000 + k`, and
+//! `client * 1000 + 500 + k` in the second collection, if the seed has one) and writes them one
 //! operation at a time with increasing versions (payload `{"v": version}`), at a write-ack level
 //! drawn from the seed; everyone reads every point at every read level. With one writer per
 //! point a register check is exact without a search: a read may return the initial state, or a
@@ -20,7 +21,11 @@ use vecraft_core::vector::collection::{CollectionConfig, Distance, PointSelector
 use vecraft_core::vector::payload::PayloadValue;
 use vecraft_core::vector::point::{PointId, PointStruct, Record, ScoredPoint};
 
-const COLLECTION: &str = "vectors";
+pub(super) const COLLECTION: &str = "vectors";
+/// The second collection's name (see `NodeWorldConfig::second`).
+const SECOND: &str = "side";
+/// Point ids at or above this (modulo 1000) live in the second collection.
+const SECOND_BASE: u64 = 500;
 const DIM: usize = 4;
 
 /// The next request of a client.
@@ -57,7 +62,7 @@ pub(super) struct ReadRec {
 }
 
 enum Kind {
-    Create,
+    Create(usize),
     Write { point: u64, version: u64, delete: bool, ack: WriteAck },
     Read { point: u64, level: &'static str },
     Search,
@@ -81,13 +86,15 @@ pub(super) enum ProbeAnswer {
 pub(super) struct Workload {
     pub(super) clients: usize,
     pub(super) points_per_client: u64,
-    pub(super) shards: u32,
-    pub(super) rf: u32,
+    /// (name, shards, replication factor) of each collection, created in order.
+    pub(super) collections: Vec<(&'static str, u32, u32)>,
     pub(super) ack_weights: [u32; 3],
-    pub(super) created: bool,
+    /// Collections created so far.
+    pub(super) created: usize,
     pub(super) create_in_flight: bool,
     pub(super) busy: Vec<bool>,
-    pub(super) tokens: Vec<ReadToken>,
+    /// Each client's read-your-writes token, per collection (tokens name shards of one).
+    pub(super) tokens: Vec<Vec<ReadToken>>,
     pub(super) versions: BTreeMap<u64, u64>,
     pub(super) next_op: u64,
     in_flight: BTreeMap<u64, InFlight>,
@@ -132,13 +139,14 @@ impl Workload {
         Workload {
             clients: cfg.clients,
             points_per_client: cfg.points_per_client,
-            shards: cfg.shards,
-            rf: cfg.replication_factor,
+            collections: std::iter::once((COLLECTION, cfg.shards, cfg.replication_factor))
+                .chain(cfg.second.map(|(s, rf)| (SECOND, s, rf)))
+                .collect(),
             ack_weights: cfg.ack_weights,
-            created: false,
+            created: 0,
             create_in_flight: false,
             busy: vec![false; cfg.clients],
-            tokens: vec![ReadToken::default(); cfg.clients],
+            tokens: vec![vec![ReadToken::default(); 1 + cfg.second.is_some() as usize]; cfg.clients],
             versions: BTreeMap::new(),
             next_op: 1,
             in_flight: BTreeMap::new(),
@@ -159,11 +167,32 @@ impl Workload {
     }
 
     fn all_points(&self) -> u64 {
-        self.clients as u64 * self.points_per_client
+        self.clients as u64 * self.points_per_client * self.collections.len() as u64
     }
 
+    /// The `n`-th point of all clients' points in all collections.
     fn point_id(&self, n: u64) -> u64 {
-        (n / self.points_per_client) * 1000 + n % self.points_per_client
+        let per_client = self.points_per_client * self.collections.len() as u64;
+        let (client, rest) = (n / per_client, n % per_client);
+        client * 1000 + (rest / self.points_per_client) * SECOND_BASE + rest % self.points_per_client
+    }
+
+    /// Index of the collection point `point` lives in.
+    pub(super) fn collection_of(point: u64) -> usize {
+        ((point % 1000) / SECOND_BASE) as usize
+    }
+
+    /// The replication factor of point `point`'s collection.
+    pub(super) fn rf_of(&self, point: u64) -> u32 {
+        self.collections[Self::collection_of(point)].2
+    }
+
+    fn name_of(&self, point: u64) -> String {
+        self.collections[Self::collection_of(point)].0.to_string()
+    }
+
+    fn any_collection(&self, rng: &mut ChaCha8Rng) -> String {
+        self.collections[rng.random_range(0..self.collections.len())].0.to_string()
     }
 
     /// A write-ack level drawn with the seed's weights `w` (leader, one_copy, quorum).
@@ -189,18 +218,19 @@ impl Workload {
         }
         let op = self.next_op;
         let think = rng.random_range(5_000_000..=60_000_000);
-        let (kind, request) = if !self.created {
+        let (kind, request) = if self.created < self.collections.len() {
             if c != 0 || self.create_in_flight {
                 return None;
             }
             self.create_in_flight = true;
+            let (name, shards, replication_factor) = self.collections[self.created];
             let request = Request::CreateCollection {
-                name: COLLECTION.into(),
+                name: name.into(),
                 config: CollectionConfig::new(DIM as u32, Distance::Euclid),
-                shards: self.shards,
-                replication_factor: self.rf,
+                shards,
+                replication_factor,
             };
-            (Kind::Create, request)
+            (Kind::Create(self.created), request)
         } else if let Some(reg) = &mut self.register {
             // Any client, any key; a unique value per write. Acks below quorum may be lost, so
             // they are recorded as indeterminate (they may or may not take effect).
@@ -234,7 +264,8 @@ impl Workload {
         } else {
             let roll = rng.random_range(0..100);
             if roll < 45 {
-                let point = c as u64 * 1000 + rng.random_range(0..self.points_per_client);
+                let k = if self.collections.len() > 1 && rng.random_bool(0.35) { 1 } else { 0 };
+                let point = c as u64 * 1000 + k * SECOND_BASE + rng.random_range(0..self.points_per_client);
                 let version = {
                     let v = self.versions.entry(point).or_insert(0);
                     *v += 1;
@@ -249,7 +280,7 @@ impl Workload {
                     let payload = [("v".to_string(), PayloadValue::Int(version as i64))].into_iter().collect();
                     PointsOp::Upsert(vec![PointStruct { id: PointId::Num(point), vector, payload }])
                 };
-                (Kind::Write { point, version, delete, ack }, Request::Write { collection: COLLECTION.into(), op: op_, ack })
+                (Kind::Write { point, version, delete, ack }, Request::Write { collection: self.name_of(point), op: op_, ack })
             } else if roll < 85 {
                 let r = rng.random_range(0..100);
                 let (level, name, point) = if r < 35 {
@@ -259,11 +290,12 @@ impl Workload {
                 } else if r < 75 {
                     (ReadLevel::Eventual, "eventual", self.point_id(rng.random_range(0..self.all_points())))
                 } else {
-                    let point = c as u64 * 1000 + rng.random_range(0..self.points_per_client);
-                    (ReadLevel::ReadYourWrites(self.tokens[c].clone()), "read_your_writes", point)
+                    let k = if self.collections.len() > 1 && rng.random_bool(0.35) { 1 } else { 0 };
+                    let point = c as u64 * 1000 + k * SECOND_BASE + rng.random_range(0..self.points_per_client);
+                    (ReadLevel::ReadYourWrites(self.tokens[c][k as usize].clone()), "read_your_writes", point)
                 };
                 let request = Request::Get {
-                    collection: COLLECTION.into(),
+                    collection: self.name_of(point),
                     ids: vec![PointId::Num(point)],
                     with_payload: true,
                     with_vector: false,
@@ -275,9 +307,10 @@ impl Workload {
                 let mut s = SearchRequest::new(vector, 3);
                 s.with_payload = true;
                 let level = if rng.random_bool(0.5) { ReadLevel::Eventual } else { ReadLevel::Strong };
-                (Kind::Search, Request::Search { collection: COLLECTION.into(), request: s, read: Self::read(level) })
+                (Kind::Search, Request::Search { collection: self.any_collection(rng), request: s, read: Self::read(level) })
             } else {
-                (Kind::Count, Request::Count { collection: COLLECTION.into(), filter: None, read: Self::read(ReadLevel::Quorum) })
+                let collection = self.any_collection(rng);
+                (Kind::Count, Request::Count { collection, filter: None, read: Self::read(ReadLevel::Quorum) })
             }
         };
         self.next_op += 1;
@@ -309,10 +342,10 @@ impl Workload {
             self.busy[c] = false;
         }
         match f.kind {
-            Kind::Create => {
+            Kind::Create(i) => {
                 self.create_in_flight = false;
                 match result {
-                    Ok(_) | Err(NodeError::CollectionExists(_)) => self.created = true,
+                    Ok(_) | Err(NodeError::CollectionExists(_)) => self.created = self.created.max(i + 1),
                     Err(_) => {}
                 }
             }
@@ -322,7 +355,7 @@ impl Workload {
                         if let Some(c) = f.client
                             && ack == WriteAck::Quorum
                         {
-                            self.tokens[c].merge(token);
+                            self.tokens[c][Self::collection_of(point)].merge(token);
                         }
                         Outcome::Ok
                     }
