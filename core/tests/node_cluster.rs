@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use vecraft_core::contract::{NodeId, StateMachine, Time};
-use vecraft_core::node::message::{NodeEnvelope, PeerMessage};
+use vecraft_core::node::message::{NodeEnvelope, PartRef, PeerMessage, ServeError};
 use vecraft_core::node::request::{
     ClientId, NodeError, ReadLevel, ReadOptions, ReadToken, Reply, ReplicaState, Request, WriteAck,
 };
@@ -484,6 +484,39 @@ fn a_duplicated_forwarded_write_is_proposed_once() {
     c.run_for(Duration::from_millis(100));
     let after = c.nodes[&leader].group(group).unwrap().log().last_index();
     assert_eq!(after, before + 1, "one entry for the write, none for its duplicate");
+}
+
+/// A late copy of an earlier attempt's refusal (duplicated or replayed by the network) reaches
+/// the origin while the current attempt waits at the leader: it is not acted on, so the write
+/// is not sent (and proposed) a second time.
+#[test]
+fn a_late_refusal_of_an_earlier_attempt_does_not_send_the_write_again() {
+    let mut c = ready_cluster(1, 3);
+    let group = vecraft_core::node::metadata::shard_group(1, 0);
+    let leader = c.leader_of(group).unwrap();
+    let origin = MEMBERS.into_iter().find(|n| *n != leader).unwrap();
+    // The leader's apply is held, so the quorum ack (and the part) stays open.
+    c.slow_apply.insert(leader);
+    let client = c.request(origin, upsert([5], WriteAck::Quorum));
+    let writes = |c: &Cluster| c.sent.iter().filter(|(f, _, m)| *f == origin && matches!(m, PeerMessage::Write { .. })).count();
+    let sent_before = writes(&c);
+    let Some((_, _, PeerMessage::Write { part, .. })) =
+        c.sent.iter().rev().find(|(f, to, m)| *f == origin && *to == leader && matches!(m, PeerMessage::Write { .. })).cloned()
+    else {
+        panic!("the write went to the leader")
+    };
+    let stale = PartRef { id: part.id, attempt: part.attempt.wrapping_sub(1) };
+    let refusal = PeerMessage::WriteReply { part: stale, result: Err(ServeError::NotLeader { leader: Some(leader) }) };
+    c.queue.push_back((origin, NodeInput::Envelope(NodeEnvelope { from: leader, to: origin, raft: None, peer: vec![refusal] })));
+    c.drain();
+    c.run_for(Duration::from_millis(50));
+    assert_eq!(writes(&c), sent_before, "no second send");
+    // The current attempt's own refusal still counts (same attempt: a retry at the hint).
+    c.release_applies();
+    assert!(matches!(c.wait(client), Ok(Reply::Written { .. })));
+    let entries = c.nodes[&leader].group(group).unwrap().log().last_index();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.nodes[&leader].group(group).unwrap().log().last_index(), entries, "nothing proposed later");
 }
 
 trait WithCollection {

@@ -358,8 +358,8 @@ impl Node {
     /// Routes every peer message.
     fn on_peer(&mut self, now: Time, from: NodeId, msg: PeerMessage, out: &mut Vec<NodeOutput>) {
         match msg {
-            PeerMessage::Write { part, origin_incarnation, attempt, group, command, ack } => {
-                if self.first_copy(from, origin_incarnation, part, attempt) {
+            PeerMessage::Write { part, origin_incarnation, group, command, ack } => {
+                if self.first_copy(from, origin_incarnation, part.id, part.attempt) {
                     self.serve_write(now, from, part, group, command, ack, out)
                 }
             }

@@ -12,8 +12,19 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Names one forwarded part on its origin node (echoed in the reply).
+/// Names one forwarded part on its origin node.
 pub type PartId = u64;
+
+/// One send of a part: the part and its attempt, echoed in the reply, so the origin acts only
+/// on the answer to its current attempt (a duplicated or replayed refusal of an earlier attempt
+/// must not trigger a second send of a write that the current attempt may have proposed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartRef {
+    /// The part.
+    pub id: PartId,
+    /// Its attempt (a retry, even at the same node, is a new send).
+    pub attempt: u32,
+}
 
 /// How a forwarded read must be served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,12 +93,10 @@ pub enum PeerMessage {
     /// Propose `command` in `group` (to its leader) and answer once `ack` holds.
     Write {
         /// Echoed.
-        part: PartId,
-        /// The origin's incarnation and the attempt number: with `part`, they name this send,
-        /// so a duplicated or replayed copy is not proposed twice.
+        part: PartRef,
+        /// The origin's incarnation: with `part`, it names this send, so a duplicated or
+        /// replayed copy is not proposed twice.
         origin_incarnation: u64,
-        /// Attempt of this part (a retry at the same node is a new send).
-        attempt: u32,
         /// The group.
         group: GroupId,
         /// The command.
@@ -98,14 +107,14 @@ pub enum PeerMessage {
     /// The answer to a write: the entry's index, or why not.
     WriteReply {
         /// The part.
-        part: PartId,
+        part: PartRef,
         /// Index reached, or the failure.
         result: Result<LogIndex, ServeError>,
     },
     /// Answer `query` on `group` as `level` says.
     Read {
         /// Echoed.
-        part: PartId,
+        part: PartRef,
         /// The group.
         group: GroupId,
         /// The query.
@@ -116,7 +125,7 @@ pub enum PeerMessage {
     /// The answer to a read.
     ReadReply {
         /// The part.
-        part: PartId,
+        part: PartRef,
         /// The answer or why not.
         result: Result<Served, ServeError>,
     },

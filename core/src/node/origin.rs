@@ -6,7 +6,7 @@
 
 use super::io::NodeOutput;
 use super::machine::{Node, Timer};
-use super::message::{PeerMessage, ServeError, ServeLevel, Served};
+use super::message::{PartRef, PeerMessage, ServeError, ServeLevel, Served};
 use super::metadata::{METADATA_GROUP, MetaCommand, shard_group};
 use super::request::{ClientId, NodeError, ReadLevel, ReadOptions, Reply, Request, WriteAck};
 use super::shard::{ShardQuery, split_command};
@@ -258,16 +258,15 @@ impl Node {
             PartKind::Write { command, ack } => {
                 p.in_doubt = true;
                 PeerMessage::Write {
-                    part: id,
+                    part: PartRef { id, attempt },
                     origin_incarnation: self.cfg.incarnation,
-                    attempt,
                     group: p.group,
                     command: command.clone(),
                     ack: *ack,
                 }
             }
             PartKind::Read { query, level, .. } => {
-                PeerMessage::Read { part: id, group: p.group, query: query.clone(), level: *level }
+                PeerMessage::Read { part: PartRef { id, attempt }, group: p.group, query: query.clone(), level: *level }
             }
         };
         if matches!(msg, PeerMessage::Read { .. }) {
@@ -353,12 +352,15 @@ impl Node {
         &mut self,
         now: Time,
         from: NodeId,
-        id: u64,
+        part: PartRef,
         result: Result<LogIndex, ServeError>,
         out: &mut Vec<NodeOutput>,
     ) {
+        let id = part.id;
         let Some(p) = self.parts.get(&id) else { return };
-        if p.target != from || !matches!(p.kind, PartKind::Write { .. }) {
+        // Only the current attempt's answer counts: a late copy of an earlier refusal would
+        // send the write again while the current attempt may be proposed (applied twice).
+        if p.target != from || p.attempt != part.attempt || !matches!(p.kind, PartKind::Write { .. }) {
             return;
         }
         match result {
@@ -376,10 +378,11 @@ impl Node {
         &mut self,
         now: Time,
         from: NodeId,
-        id: u64,
+        part: PartRef,
         result: Result<Served, ServeError>,
         out: &mut Vec<NodeOutput>,
     ) {
+        let id = part.id;
         let Some(p) = self.parts.get(&id) else { return };
         if !matches!(p.kind, PartKind::Read { .. }) {
             return;
@@ -389,7 +392,8 @@ impl Node {
         }
         match result {
             Ok(served) => self.finish_part(now, id, PartResult::Read(Ok(served), from), out),
-            Err(_) if p.target != from => {} // an older attempt's refusal; the current one stands
+            // An older attempt's refusal; the current one stands.
+            Err(_) if p.target != from || p.attempt != part.attempt => {}
             Err(ServeError::NotLeader { leader }) => self.retry_part(now, id, from, leader),
             Err(ServeError::NotHosted | ServeError::Overloaded | ServeError::Indeterminate) => {
                 self.retry_part(now, id, from, None)

@@ -5,7 +5,7 @@
 
 use super::io::NodeOutput;
 use super::machine::{Node, Timer};
-use super::message::{PartId, PeerMessage, ServeError, ServeLevel, Served};
+use super::message::{PartRef, PeerMessage, ServeError, ServeLevel, Served};
 use super::metadata::METADATA_GROUP;
 use super::request::{ReplicaState, ReplicaStatus, WriteAck};
 use super::shard::{ShardAnswer, ShardQuery};
@@ -17,7 +17,7 @@ use bytes::Bytes;
 /// One part being served here.
 pub(super) struct Serve {
     origin: NodeId,
-    part: PartId,
+    part: PartRef,
     group: GroupId,
     kind: ServeKind,
 }
@@ -58,11 +58,11 @@ fn refusal(e: &ClientError) -> ServeError {
 }
 
 impl Node {
-    fn reply_write(&mut self, to: NodeId, part: PartId, result: Result<LogIndex, ServeError>) {
+    fn reply_write(&mut self, to: NodeId, part: PartRef, result: Result<LogIndex, ServeError>) {
         self.send_peer(to, PeerMessage::WriteReply { part, result });
     }
 
-    fn reply_read(&mut self, to: NodeId, part: PartId, result: Result<Served, ServeError>) {
+    fn reply_read(&mut self, to: NodeId, part: PartRef, result: Result<Served, ServeError>) {
         self.send_peer(to, PeerMessage::ReadReply { part, result });
     }
 
@@ -79,7 +79,7 @@ impl Node {
         &mut self,
         now: Time,
         from: NodeId,
-        part: PartId,
+        part: PartRef,
         group: GroupId,
         command: Bytes,
         ack: WriteAck,
@@ -112,7 +112,7 @@ impl Node {
         &mut self,
         now: Time,
         from: NodeId,
-        part: PartId,
+        part: PartRef,
         group: GroupId,
         query: Option<ShardQuery>,
         level: ServeLevel,

@@ -103,7 +103,8 @@ pub(super) struct World {
     pub(super) seq: u64,
     queue: BinaryHeap<Reverse<Queued>>,
     pub machines: Vec<Machine>,
-    pub(super) net: Network<NodeEnvelope>,
+    /// Envelopes travel with the receiver's incarnation at send time (see `handle_outputs`).
+    pub(super) net: Network<(u64, NodeEnvelope)>,
     pub(super) net_stats: RunStats,
     pub(super) faults_on: bool,
     pub(super) accepting: bool,
@@ -192,13 +193,13 @@ impl World {
                     }
                     let mut arrivals = Vec::new();
                     let now = self.now;
-                    self.net.send(&mut self.rng, now, (m, to), env, &mut self.net_stats, &mut arrivals);
                     // Node-to-node traffic runs over connections (TCP in the runtime): a packet
-                    // sent to one incarnation of a node is never delivered to the next. The
-                    // node relies on it: its duplicate filter for forwarded writes is not
-                    // durable (see `Node::first_copy`).
+                    // sent to one incarnation of a node is never delivered to the next, replays
+                    // of old packets included. The node relies on it: its duplicate filter for
+                    // forwarded writes is not durable (see `Node::first_copy`).
                     let inc = self.machines[to].inc;
-                    for (at, env) in arrivals {
+                    self.net.send(&mut self.rng, now, (m, to), (inc, env), &mut self.net_stats, &mut arrivals);
+                    for (at, (inc, env)) in arrivals {
                         self.at(at, Ev::Deliver { to, inc, env });
                     }
                 }
