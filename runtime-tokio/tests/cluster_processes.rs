@@ -5,142 +5,14 @@
 //! restarted nodes serve reads again. Prints the time from each kill -9 to the next
 //! acknowledged write.
 
+mod cluster_common;
+
+use cluster_common::{Cluster, call, free_port, shard_leader};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use vecraft_runtime::cli::client::HttpClient;
-
-const SECRET: &str = "test-cluster-secret";
-
-struct Node {
-    id: u64,
-    http: SocketAddr,
-    cluster: SocketAddr,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-struct Cluster {
-    nodes: Vec<Node>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for n in &mut self.nodes {
-            if let Some(mut c) = n.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-impl Cluster {
-    fn new(root: &Path, n: u64) -> Cluster {
-        let nodes = (1..=n)
-            .map(|id| Node {
-                id,
-                http: free_port(),
-                cluster: free_port(),
-                dir: root.join(format!("node-{id}")),
-                child: None,
-            })
-            .collect();
-        Cluster { nodes }
-    }
-
-    fn start(&mut self, i: usize) {
-        let peers: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|p| p.id != self.nodes[i].id)
-            .map(|p| format!("{}={}", p.id, p.cluster))
-            .collect();
-        let n = &mut self.nodes[i];
-        std::fs::create_dir_all(&n.dir).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(n.dir.join("log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_vecraft"))
-            .args(["serve", "--data-dir"])
-            .arg(&n.dir)
-            .args([
-                "--node-id",
-                &n.id.to_string(),
-                "--http-addr",
-                &n.http.to_string(),
-            ])
-            .args([
-                "--cluster-addr",
-                &n.cluster.to_string(),
-                "--peers",
-                &peers.join(","),
-            ])
-            .env("VECRAFT_CLUSTER_SECRET", SECRET)
-            .env("VECRAFT_LOG", "info,hnsw_rs=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        n.child = Some(child);
-    }
-
-    fn kill9(&mut self, i: usize) {
-        let mut c = self.nodes[i].child.take().expect("running");
-        c.kill().unwrap(); // SIGKILL
-        c.wait().unwrap();
-    }
-
-    fn client(&self, i: usize) -> HttpClient {
-        HttpClient::new(&format!("http://{}", self.nodes[i].http), None).unwrap()
-    }
-
-    async fn wait_ready(&self, i: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        let c = self.client(i);
-        loop {
-            if let Ok(a) = c.call(hyper::Method::GET, "/readyz", None).await
-                && a.status.is_success()
-            {
-                return;
-            }
-            if Instant::now() > deadline {
-                let log =
-                    std::fs::read_to_string(self.nodes[i].dir.join("log")).unwrap_or_default();
-                panic!(
-                    "node {} not ready in {within:?}; log:\n{log}",
-                    self.nodes[i].id
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-async fn call(
-    c: &HttpClient,
-    method: hyper::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    match c.json(method, path, body.as_ref()).await {
-        Ok((s, v)) => (s.as_u16(), v),
-        Err(e) => (0, json!({"error": e.to_string()})),
-    }
-}
 
 fn points(ids: std::ops::Range<u64>) -> Value {
     let pts: Vec<Value> = ids
@@ -221,35 +93,6 @@ async fn all_present(c: &HttpClient, acked: &BTreeSet<u64>) -> Result<(), String
             missing.len()
         ))
     }
-}
-
-/// The node (index) leading shard `shard`, asked of node `via`.
-async fn shard_leader(cl: &Cluster, via: usize, shard: u64) -> Option<usize> {
-    let (s, v) = call(
-        &cl.client(via),
-        hyper::Method::GET,
-        "/collections/t/cluster",
-        None,
-    )
-    .await;
-    if s != 200 {
-        return None;
-    }
-    let r = &v["result"];
-    let me = r["peer_id"].as_u64()?;
-    let mut leaders = Vec::new();
-    for e in r["local_shards"].as_array()? {
-        if e["shard_id"].as_u64() == Some(shard) && e["leader"] == json!(true) {
-            leaders.push(me);
-        }
-    }
-    for e in r["remote_shards"].as_array()? {
-        if e["shard_id"].as_u64() == Some(shard) && e["leader"] == json!(true) {
-            leaders.push(e["peer_id"].as_u64()?);
-        }
-    }
-    let id = *leaders.first()?;
-    cl.nodes.iter().position(|n| n.id == id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,7 +233,7 @@ async fn three_processes_survive_kill_9_of_a_node_and_of_a_shard_leader() {
     let leader = {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(l) = shard_leader(&cl, 0, 0).await {
+            if let Some(l) = shard_leader(&cl, 0, "t", 0).await {
                 break l;
             }
             assert!(Instant::now() < deadline, "no leader of shard 0 reported");

@@ -123,12 +123,25 @@ impl NodeBackend {
         request: Request,
         timeout: Option<Duration>,
     ) -> Result<Reply, BackendError> {
+        // A change the node accepted goes on after the client stops waiting: its time-out is
+        // an unknown outcome (500), not a 4xx a client could take for "nothing happened".
+        let changes = !matches!(
+            request,
+            Request::Search { .. }
+                | Request::Get { .. }
+                | Request::Count { .. }
+                | Request::Scroll { .. }
+                | Request::ReplicaStatus { .. }
+        );
         let rx = self.node.submit(request).map_err(|e| match e {
             SubmitError::Overloaded(n) => BackendError::Overloaded(n),
             SubmitError::Stopped => BackendError::Unavailable("node loop stopped".into()),
         })?;
         let limit = timeout.unwrap_or(self.default_timeout);
         match tokio::time::timeout(limit, rx).await {
+            Err(_) if changes => Err(BackendError::InDoubt(format!(
+                "not acknowledged within the {limit:?} time-out; it may still take effect"
+            ))),
             Err(_) => Err(BackendError::Timeout(limit)),
             Ok(Err(_)) => Err(BackendError::Unavailable(
                 "node loop stopped before answering".into(),

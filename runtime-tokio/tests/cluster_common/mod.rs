@@ -1,0 +1,173 @@
+//! The harness of the multi-process cluster tests: real `vecraft` processes on loopback, each
+//! with its own data directory and log file, started, killed with SIGKILL and restarted by the
+//! test; REST calls that never panic (a failed call is status 0).
+
+#![allow(dead_code)] // each test file uses a part
+
+use serde_json::{Value, json};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vecraft_runtime::cli::client::HttpClient;
+
+pub const SECRET: &str = "test-cluster-secret";
+
+/// One node process of the cluster (`child` while it runs).
+pub struct Node {
+    pub id: u64,
+    pub http: SocketAddr,
+    pub cluster: SocketAddr,
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+}
+
+/// The cluster: its nodes, killed when dropped.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+pub fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Cluster {
+    pub fn new(root: &Path, n: u64) -> Cluster {
+        let nodes = (1..=n)
+            .map(|id| Node {
+                id,
+                http: free_port(),
+                cluster: free_port(),
+                dir: root.join(format!("node-{id}")),
+                child: None,
+            })
+            .collect();
+        Cluster { nodes }
+    }
+
+    pub fn start(&mut self, i: usize) {
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|p| p.id != self.nodes[i].id)
+            .map(|p| format!("{}={}", p.id, p.cluster))
+            .collect();
+        let n = &mut self.nodes[i];
+        std::fs::create_dir_all(&n.dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(n.dir.join("log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_vecraft"))
+            .args(["serve", "--data-dir"])
+            .arg(&n.dir)
+            .args([
+                "--node-id",
+                &n.id.to_string(),
+                "--http-addr",
+                &n.http.to_string(),
+            ])
+            .args([
+                "--cluster-addr",
+                &n.cluster.to_string(),
+                "--peers",
+                &peers.join(","),
+            ])
+            .env("VECRAFT_CLUSTER_SECRET", SECRET)
+            .env("VECRAFT_LOG", "info,hnsw_rs=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        n.child = Some(child);
+    }
+
+    pub fn kill9(&mut self, i: usize) {
+        let mut c = self.nodes[i].child.take().expect("running");
+        c.kill().unwrap(); // SIGKILL
+        c.wait().unwrap();
+    }
+
+    pub fn client(&self, i: usize) -> HttpClient {
+        HttpClient::new(&format!("http://{}", self.nodes[i].http), None).unwrap()
+    }
+
+    pub async fn wait_ready(&self, i: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        let c = self.client(i);
+        loop {
+            if let Ok(a) = c.call(hyper::Method::GET, "/readyz", None).await
+                && a.status.is_success()
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(self.nodes[i].dir.join("log")).unwrap_or_default();
+                panic!(
+                    "node {} not ready in {within:?}; log:\n{log}",
+                    self.nodes[i].id
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+pub async fn call(
+    c: &HttpClient,
+    method: hyper::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    match c.json(method, path, body.as_ref()).await {
+        Ok((s, v)) => (s.as_u16(), v),
+        Err(e) => (0, json!({"error": e.to_string()})),
+    }
+}
+
+/// The node (index) leading shard `shard`, asked of node `via`.
+pub async fn shard_leader(cl: &Cluster, via: usize, collection: &str, shard: u64) -> Option<usize> {
+    let (s, v) = call(
+        &cl.client(via),
+        hyper::Method::GET,
+        &format!("/collections/{collection}/cluster"),
+        None,
+    )
+    .await;
+    if s != 200 {
+        return None;
+    }
+    let r = &v["result"];
+    let me = r["peer_id"].as_u64()?;
+    let mut leaders = Vec::new();
+    for e in r["local_shards"].as_array()? {
+        if e["shard_id"].as_u64() == Some(shard) && e["leader"] == json!(true) {
+            leaders.push(me);
+        }
+    }
+    for e in r["remote_shards"].as_array()? {
+        if e["shard_id"].as_u64() == Some(shard) && e["leader"] == json!(true) {
+            leaders.push(e["peer_id"].as_u64()?);
+        }
+    }
+    let id = *leaders.first()?;
+    cl.nodes.iter().position(|n| n.id == id)
+}
+
