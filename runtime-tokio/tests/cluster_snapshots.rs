@@ -4,7 +4,8 @@
 //! restarted and can only catch up by a snapshot install. The test asserts the install (the
 //! node's `vecraft_node_snapshots_installed_total` metric), that the node then serves every
 //! acknowledged point from its own replicas (`eventual` reads are answered locally first), and
-//! that the leaders took snapshots and deleted WAL segments.
+//! that the leaders took snapshots and deleted WAL segments, and that the node, killed again,
+//! restarts from the snapshot files it installed.
 
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -93,8 +94,8 @@ impl Cluster {
             .env("VECRAFT_LOG", "info,hnsw_rs=warn")
             .env("VECRAFT_RAFT_SNAPSHOT_ENTRIES", "30")
             .env("VECRAFT_RAFT_SNAPSHOT_KEEP_ENTRIES", "5")
-            .env("VECRAFT_WAL_SEGMENT_BYTES", "131072")
-            .env("VECRAFT_WAL_CHECKPOINT_BYTES", "262144")
+            .env("VECRAFT_WAL_SEGMENT_BYTES", "32768")
+            .env("VECRAFT_WAL_CHECKPOINT_BYTES", "65536")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -315,7 +316,41 @@ async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
             i + 1
         );
     }
+    // Killed again, node 3 restarts from the snapshots it installed (or took since).
+    cl.kill9(2);
+    cl.start(2);
+    cl.wait_ready(2, Duration::from_secs(60)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = local_ids(&clients[2], &acked).await.unwrap_or_default();
+        if got == acked {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 3 misses {} points after its restart",
+            acked.len() - got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let restored = cl
+        .log(2)
+        .matches("shard engine restored from snapshot")
+        .count();
+    assert_eq!(
+        restored, 2,
+        "both shard engines of node 3 restored from snapshot files"
+    );
     let deleted = metric(&clients[0], "vecraft_wal_segments_deleted_total").await
         + metric(&clients[1], "vecraft_wal_segments_deleted_total").await;
     println!("wal segments deleted on the live nodes: {deleted}");
+    assert!(deleted > 0.0, "the live nodes trimmed their WAL");
+    for i in 0..2 {
+        let wal = cl.nodes[i].dir.join("wal");
+        let bytes: u64 = std::fs::read_dir(&wal)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        println!("node {} wal directory: {bytes} bytes", i + 1);
+    }
 }

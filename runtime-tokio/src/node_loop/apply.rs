@@ -11,6 +11,16 @@
 //! correct. Limit (said, not hidden): reads run on this same thread, serialised with applies;
 //! parallel searches against a consistent applied state are future work.
 //!
+//! Snapshots (architecture §2: the node asks, bytes stream through the driver): this worker
+//! also serialises an engine at its applied index for `TakeSnapshot`, reads chunks of the
+//! group's snapshot file for transfers, stages received chunks, and installs a verified
+//! snapshot (engine replaced, file durable, then `SnapshotInstalled`), all through
+//! [`SnapshotStore`]. Running them here keeps each group's take/serve/install in the node's
+//! order relative to its applies, and keeps serialisation off the node loop. Limit: a large
+//! serialisation or install delays this worker's applies and reads meanwhile (never the loop's
+//! heartbeats); serialising from a copy-on-write view is future work. Applies queued before an
+//! install and at or below its index are skipped (the sim drops them the same way).
+//!
 //! Back-pressure: the job queue is bounded (the node loop waits when it is full). The result
 //! channel is unbounded so that the worker can never block on the loop while the loop blocks on
 //! the worker; it holds at most one result per job taken from the bounded queue that the loop

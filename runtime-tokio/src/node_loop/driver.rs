@@ -11,6 +11,11 @@
 //! everything one fsync made durable: group commit). If the WAL fails, the loop stops (fail-stop:
 //! after a failed fsync the page cache cannot be trusted, so the node must not go on as if its
 //! writes were durable); the process then exits and recovery decides on restart.
+//!
+//! Snapshots: `TakeSnapshot` and the transfer requests become apply-worker jobs; their answers
+//! come back as `SnapshotTaken` / `NodeInput::Raft`. WAL trimming: every record queued to the
+//! WAL also updates the checkpoint mirror; when the loop is quiet it writes a checkpoint if one
+//! is due and queues the deletion of the segments a durable checkpoint superseded (`wal_trim`).
 
 use super::apply::{ApplyDone, ApplyJob};
 use super::checkpoint::{WAL_CHECKPOINTS, WAL_SEGMENTS_DELETED};

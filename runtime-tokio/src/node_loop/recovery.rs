@@ -12,6 +12,10 @@
 //! acknowledged data, and since a destroyed record's group is unknown, every group found in the
 //! log (and the metadata group) comes back **damaged**: it may not vote or campaign until a
 //! leader repairs it. Nothing is silently shortened.
+//!
+//! WAL checkpoints (see `checkpoint`) add runtime marker payloads: recovery starts at the last
+//! complete checkpoint, ignores damage entirely before it, and keeps groups the checkpoint
+//! marks damaged damaged.
 
 use super::checkpoint::{self, Payload};
 use crate::wal::Recovery;
