@@ -354,3 +354,111 @@ async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
         println!("node {} wal directory: {bytes} bytes", i + 1);
     }
 }
+
+/// Strongly reads `ids` through `c`; the ids found.
+async fn present(c: &HttpClient, ids: &BTreeSet<u64>) -> Result<BTreeSet<u64>, String> {
+    let list: Vec<u64> = ids.iter().copied().collect();
+    let (s, v) = call(
+        c,
+        hyper::Method::POST,
+        "/collections/t/points?read_consistency=strong",
+        Some(json!({"ids": list})),
+    )
+    .await;
+    if s != 200 {
+        return Err(format!("retrieve answered {s}: {v}"));
+    }
+    Ok(v["result"]
+        .as_array()
+        .ok_or("no result")?
+        .iter()
+        .filter_map(|p| p["id"].as_u64())
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_compactions_and_checkpoints_loses_no_acknowledged_point() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::new(root.path(), 1);
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let mut next = 0u64;
+    for round in 0..4u64 {
+        cl.start(0);
+        cl.wait_ready(0, Duration::from_secs(60)).await;
+        let c = cl.client(0);
+        if round == 0 {
+            let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 1});
+            let (s, v) = call(&c, hyper::Method::PUT, "/collections/t", Some(create)).await;
+            assert_eq!(s, 200, "{v}");
+        }
+        let want = acked.lock().unwrap().clone();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match present(&c, &want).await {
+                Ok(got) if got == want => break,
+                r => assert!(
+                    Instant::now() < deadline,
+                    "round {round}: acknowledged points missing: {r:?}\n{}",
+                    cl.log(0)
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Write until the kill, in batches of 20; only answered batches count as acknowledged.
+        let writer = {
+            let acked = acked.clone();
+            let c = cl.client(0);
+            let first = next;
+            tokio::spawn(async move {
+                let mut b = first;
+                loop {
+                    let r = b * 20..(b + 1) * 20;
+                    let (s, _) = call(
+                        &c,
+                        hyper::Method::PUT,
+                        "/collections/t/points?wait=true&write_ack=quorum",
+                        Some(points(r.clone())),
+                    )
+                    .await;
+                    if s == 200 {
+                        acked.lock().unwrap().extend(r);
+                    }
+                    b += 1;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1200 + 300 * round)).await;
+        cl.kill9(0);
+        writer.abort();
+        let _ = writer.await;
+        next = acked
+            .lock()
+            .unwrap()
+            .iter()
+            .max()
+            .map_or(0, |m| m / 20 + 1000);
+    }
+    cl.start(0);
+    cl.wait_ready(0, Duration::from_secs(60)).await;
+    let want = acked.lock().unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match present(&cl.client(0), &want).await {
+            Ok(got) if got == want => break,
+            r => assert!(Instant::now() < deadline, "after the last kill: {r:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = cl.log(0);
+    let restored = log.matches("shard engine restored from snapshot").count();
+    let checkpoints = log.matches("wal checkpoint written").count();
+    println!(
+        "{} acknowledged points over 4 kill -9 rounds; engines restored from snapshots {restored} times; {checkpoints} wal checkpoints",
+        acked.lock().unwrap().len()
+    );
+    assert!(
+        restored > 0,
+        "restarts restored engines from snapshot files"
+    );
+    assert!(checkpoints > 0, "the WAL was checkpointed");
+}
