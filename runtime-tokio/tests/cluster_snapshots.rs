@@ -301,9 +301,9 @@ async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for i in 0..3 {
+    for (i, client) in clients.iter().enumerate() {
         let (s, v) = call(
-            &clients[i],
+            client,
             hyper::Method::POST,
             "/collections/t/points/count?read_consistency=eventual",
             Some(json!({"exact": true})),
