@@ -70,6 +70,10 @@ pub struct FileConfig {
     snapshot_max_incrementals: Option<u32>,
     snapshot_retain: Option<usize>,
     engine: Option<String>,
+    raft_snapshot_entries: Option<u64>,
+    raft_snapshot_keep_entries: Option<u64>,
+    wal_segment_bytes: Option<u64>,
+    wal_checkpoint_bytes: Option<u64>,
 }
 
 /// `vecraft serve` flags; each also reads its `VECRAFT_*` environment variable.
@@ -130,6 +134,20 @@ pub struct ServeArgs {
     /// [default: node]
     #[arg(long, env = "VECRAFT_ENGINE")]
     pub engine: Option<String>,
+    /// Node engine: a shard group's log is compacted (its engine snapshotted to
+    /// `<data-dir>/snapshots`) once it holds this many applied entries. [default: 10000]
+    #[arg(long, env = "VECRAFT_RAFT_SNAPSHOT_ENTRIES")]
+    pub raft_snapshot_entries: Option<u64>,
+    /// Node engine: entries kept behind a shard snapshot for slow followers. [default: 1000]
+    #[arg(long, env = "VECRAFT_RAFT_SNAPSHOT_KEEP_ENTRIES")]
+    pub raft_snapshot_keep_entries: Option<u64>,
+    /// Node engine: WAL segment size, bytes (the unit of deletion). [default: 16777216 (16 MiB)]
+    #[arg(long, env = "VECRAFT_WAL_SEGMENT_BYTES")]
+    pub wal_segment_bytes: Option<u64>,
+    /// Node engine: after this many WAL bytes, every group's state is rewritten into a
+    /// checkpoint and older segments are deleted; 0 never deletes. [default: 67108864 (64 MiB)]
+    #[arg(long, env = "VECRAFT_WAL_CHECKPOINT_BYTES")]
+    pub wal_checkpoint_bytes: Option<u64>,
 }
 
 /// The effective configuration.
@@ -167,6 +185,14 @@ pub struct Config {
     pub snapshot_retain: usize,
     /// What holds the data.
     pub engine: Engine,
+    /// Applied entries that trigger a shard group's log compaction.
+    pub raft_snapshot_entries: u64,
+    /// Entries kept behind a shard snapshot.
+    pub raft_snapshot_keep_entries: u64,
+    /// WAL segment size in bytes.
+    pub wal_segment_bytes: u64,
+    /// WAL bytes between checkpoints (0: never).
+    pub wal_checkpoint_bytes: u64,
 }
 
 /// What holds a server's data (see `ServeArgs::engine`).
@@ -304,6 +330,22 @@ impl Config {
                     });
                 }
             },
+            raft_snapshot_entries: positive(
+                "raft_snapshot_entries",
+                args.raft_snapshot_entries.or(file.raft_snapshot_entries).unwrap_or(10_000),
+            )?,
+            raft_snapshot_keep_entries: args
+                .raft_snapshot_keep_entries
+                .or(file.raft_snapshot_keep_entries)
+                .unwrap_or(1_000),
+            wal_segment_bytes: positive(
+                "wal_segment_bytes",
+                args.wal_segment_bytes.or(file.wal_segment_bytes).unwrap_or(16 << 20),
+            )?,
+            wal_checkpoint_bytes: args
+                .wal_checkpoint_bytes
+                .or(file.wal_checkpoint_bytes)
+                .unwrap_or(64 << 20),
         })
     }
 

@@ -27,6 +27,8 @@ async fn boot(
         secret: b"s".to_vec(),
         request_queue: 64,
         apply_queue: 64,
+        wal_segment_bytes: 16 << 20,
+        wal_checkpoint_bytes: 64 << 20,
     })
     .await
     .unwrap()

@@ -22,13 +22,11 @@ use vecraft_core::node::NodeConfig;
 /// The node's configuration for member `id` of `members`.
 pub fn node_config(id: u64, members: Vec<u64>) -> NodeConfig {
     // The seed only spreads election timeouts; the node id makes it differ between members.
-    let mut cfg = NodeConfig::new(id, members, id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    // Log compaction off, explicitly: this runtime does not take or ship shard snapshots yet
-    // (`NodeOutput::TakeSnapshot` / snapshot transfers), so every log stays whole and a lagging
-    // replica always catches up from entries.
-    cfg.raft.raft.snapshot_entries = u64::MAX;
-    cfg.raft.raft.snapshot_bytes = u64::MAX;
-    cfg
+    // Log compaction on, with the core's defaults (`RaftConfig`: a shard group compacts after
+    // 10 000 applied entries or 64 MiB, keeping 1 000 behind the snapshot); the runtime takes,
+    // ships and installs the shard snapshots (`node_loop::apply`, `node_loop::snapshot_store`).
+    // The metadata group is never compacted by the core. `run` applies the configured values.
+    NodeConfig::new(id, members, id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// Builds the node and serves until `shutdown` resolves or the node loop stops.
@@ -57,7 +55,9 @@ pub async fn run(
     } else {
         config.cluster_addr
     };
-    let node = node_config(node_id, members);
+    let mut node = node_config(node_id, members);
+    node.raft.raft.snapshot_entries = config.raft_snapshot_entries;
+    node.raft.raft.snapshot_keep_entries = config.raft_snapshot_keep_entries;
     let heartbeat = node.raft.raft.heartbeat_interval;
     let (handle, loop_task) = start(NodeLoopOptions {
         node,
@@ -67,6 +67,8 @@ pub async fn run(
         secret,
         request_queue: config.write_queue_capacity,
         apply_queue: 4096,
+        wal_segment_bytes: config.wal_segment_bytes,
+        wal_checkpoint_bytes: config.wal_checkpoint_bytes,
     })
     .await
     .map_err(|e| ServeError::Node(e.to_string()))?;

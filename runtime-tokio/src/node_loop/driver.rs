@@ -11,9 +11,16 @@
 //! everything one fsync made durable: group commit). If the WAL fails, the loop stops (fail-stop:
 //! after a failed fsync the page cache cannot be trusted, so the node must not go on as if its
 //! writes were durable); the process then exits and recovery decides on restart.
+//!
+//! Snapshots: `TakeSnapshot` and the transfer requests become apply-worker jobs; their answers
+//! come back as `SnapshotTaken` / `NodeInput::Raft`. WAL trimming: every record queued to the
+//! WAL also updates the checkpoint mirror; when the loop is quiet it writes a checkpoint if one
+//! is due and queues the deletion of the segments a durable checkpoint superseded (`wal_trim`).
 
 use super::apply::{ApplyDone, ApplyJob};
+use super::checkpoint::{WAL_CHECKPOINTS, WAL_SEGMENTS_DELETED};
 use super::recovery::encode_record;
+use super::wal_trim::WalTrim;
 use super::{ClientCall, NodeStatus};
 use crate::transport::Transport;
 use crate::wal::{Durability, WalHandle};
@@ -26,6 +33,7 @@ use vecraft_core::node::message::NodeEnvelope;
 use vecraft_core::node::metadata::METADATA_GROUP;
 use vecraft_core::node::request::{ClientId, NodeError, Reply};
 use vecraft_core::node::{Node, NodeInput, NodeOutput};
+use vecraft_core::raft::RaftOutput;
 
 /// Why the node loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +66,8 @@ pub(super) struct Driver {
     pub pending: VecDeque<(u64, u64)>,
     pub clients: HashMap<ClientId, oneshot::Sender<Result<Reply, NodeError>>>,
     pub next_client: ClientId,
+    /// WAL checkpoints and segment deletion (see `wal_trim`, `checkpoint`).
+    pub trim: WalTrim,
 }
 
 impl Driver {
@@ -98,6 +108,10 @@ impl Driver {
                 done = self.done.recv() => match done {
                     Some(ApplyDone::Applied { group, index }) => Some(NodeInput::Applied { group, index }),
                     Some(ApplyDone::Read { read, result }) => Some(NodeInput::ReadDone { read, result }),
+                    Some(ApplyDone::SnapshotTaken { group, index, size, checksum }) => {
+                        Some(NodeInput::SnapshotTaken { group, index, size, checksum })
+                    }
+                    Some(ApplyDone::Raft { group, input }) => Some(NodeInput::Raft { group, input }),
                     None => return LoopExit::ApplyWorker,
                 },
                 env = self.inbound.recv() => match env {
@@ -154,9 +168,45 @@ impl Driver {
                     let now = self.now();
                     self.node.step(now, NodeInput::Persisted { seq }, &mut out);
                 }
-                None => return Ok(()),
+                None => return self.trim_wal(durable).await,
             }
         }
+    }
+
+    /// Writes a WAL checkpoint when one is due, and queues the deletion of the segments a
+    /// durable checkpoint superseded (see `wal_trim`). The deletion runs on the WAL thread after
+    /// everything queued before it; the loop does not wait for it.
+    async fn trim_wal(&mut self, durable: u64) -> Result<(), LoopExit> {
+        if let Some(below) = self.trim.deletable_below(durable) {
+            match self.wal.try_truncate_prefix(below) {
+                Ok(Some(rx)) => {
+                    self.trim.truncation_queued();
+                    tokio::spawn(async move {
+                        match rx.await {
+                            Ok(Ok(n)) => {
+                                metrics::counter!(WAL_SEGMENTS_DELETED).increment(n as u64);
+                                tracing::info!(segments = n, below_seq = below, "wal: segments before the checkpoint deleted");
+                            }
+                            Ok(Err(e)) => tracing::error!(error = %e, "wal: deleting old segments failed"),
+                            Err(_) => {}
+                        }
+                    });
+                }
+                Ok(None) => {} // queue full: retried after the next step
+                Err(e) => return Err(LoopExit::Wal(e.to_string())),
+            }
+        }
+        let next = self.wal.next_seq();
+        if let Some(payloads) = self.trim.due(next, self.wal.max_record_len()) {
+            let bytes: usize = payloads.iter().map(Vec::len).sum();
+            let records = payloads.len();
+            for p in payloads {
+                self.wal.append(p).await.map_err(|e| LoopExit::Wal(e.to_string()))?;
+            }
+            metrics::counter!(WAL_CHECKPOINTS).increment(1);
+            tracing::info!(begin_seq = next, records, bytes, groups = self.trim.mirror().len(), "wal checkpoint written");
+        }
+        Ok(())
     }
 
     async fn output(&mut self, o: NodeOutput) -> Result<(), LoopExit> {
@@ -168,9 +218,11 @@ impl Driver {
             }
             NodeOutput::Persist { seq, records } => {
                 for r in &records {
+                    let payload = encode_record(r);
+                    self.trim.persisted(r, payload.len());
                     // Waits while the WAL queue is full: back-pressure onto every input.
                     self.wal
-                        .append(encode_record(r))
+                        .append(payload)
                         .await
                         .map_err(|e| LoopExit::Wal(e.to_string()))?;
                 }
@@ -193,16 +245,26 @@ impl Driver {
                 })
                 .await?
             }
-            NodeOutput::ShardDropped { group } => self.job(ApplyJob::Drop { group }).await?,
+            NodeOutput::ShardDropped { group } => {
+                self.trim.dropped(group);
+                self.job(ApplyJob::Drop { group }).await?
+            }
             NodeOutput::Apply {
                 group,
                 index,
                 command,
             } => {
+                // The entry was just handed out of the group's log, so the log holds it.
+                let term = self
+                    .node
+                    .group(group)
+                    .and_then(|r| r.log().term_at(index))
+                    .unwrap_or(0);
                 self.job(ApplyJob::Apply {
                     group,
                     index,
                     command,
+                    term,
                 })
                 .await?
             }
@@ -214,18 +276,46 @@ impl Driver {
                     let _ = tx.send(result); // the HTTP request may have given up
                 }
             }
-            // Snapshot requests: log compaction is off (`NodeConfig::new`), so none is expected;
-            // shard snapshots through the node are not driven by the runtime yet.
-            NodeOutput::Raft { group, output } => {
-                tracing::debug!(
-                    group,
-                    ?output,
-                    "raft snapshot request ignored (compaction is off)"
-                );
+            // Snapshots: the apply worker owns the engines and the snapshot files, so taking,
+            // serving, staging and installing run there, in the node's order.
+            NodeOutput::TakeSnapshot { group, index } => {
+                self.job(ApplyJob::TakeSnapshot { group, index }).await?
             }
-            // Outputs added to the node after this driver was written (on `main` already:
-            // `TakeSnapshot`, whose documented answer when ignored is an uncompacted log).
-            // Ignored and logged, so a merge with a newer node still builds and stays safe.
+            NodeOutput::Raft { group, output } => match output {
+                RaftOutput::ReadSnapshotChunk {
+                    to,
+                    meta,
+                    offset,
+                    len,
+                } => {
+                    self.job(ApplyJob::ReadSnapshotChunk {
+                        group,
+                        to,
+                        meta,
+                        offset,
+                        len,
+                    })
+                    .await?
+                }
+                RaftOutput::StageSnapshotChunk { meta, offset, data } => {
+                    self.job(ApplyJob::StageSnapshotChunk {
+                        group,
+                        meta,
+                        offset,
+                        data,
+                    })
+                    .await?
+                }
+                RaftOutput::InstallSnapshot { meta } => {
+                    self.job(ApplyJob::InstallSnapshot { group, meta }).await?
+                }
+                other => {
+                    tracing::debug!(group, ?other, "raft output not carried out by the driver");
+                }
+            },
+            // Outputs added to the node after this driver was written: ignored and logged, so a
+            // merge with a newer node still builds (each output's documented answer when ignored
+            // must keep it safe, as `TakeSnapshot`'s does: an uncompacted log).
             #[allow(unreachable_patterns)]
             other => {
                 tracing::debug!(?other, "node output not carried out by this runtime yet");

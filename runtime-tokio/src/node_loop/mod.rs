@@ -1,17 +1,25 @@
 //! The production driver of the node state machine (`vecraft_core::node::Node`).
 //!
 //! - [`recovery`]: the incarnation counter and each group's durable state rebuilt from the WAL;
-//! - [`apply`]: the apply worker thread owning the shard engines;
+//! - [`apply`]: the apply worker thread owning the shard engines (and taking, serving and
+//!   installing their snapshots through [`snapshot_store`]);
+//! - [`boot_snapshots`]: which engines start from their snapshot file at boot;
+//! - [`checkpoint`], [`wal_trim`]: WAL checkpoints, so old segments can be deleted;
 //! - `driver.rs`: the loop task, the only caller of `Node::step`.
 //!
-//! [`start`] wires them: open the WAL (recovery), bump the incarnation, bind the transport,
-//! boot the node, spawn the worker and the loop. Every task talks to the loop over bounded
+//! [`start`] wires them: open the WAL (recovery), load the snapshot files, bump the
+//! incarnation, bind the transport, boot the node (`Node::restore` with the restored engines'
+//! indexes), spawn the worker and the loop. Every task talks to the loop over bounded
 //! channels (the apply worker's results excepted, see [`apply`]), so overload turns into
 //! back-pressure. The runtime makes no protocol decision: everything is `Node::step`.
 
 pub mod apply;
+pub mod boot_snapshots;
+pub mod checkpoint;
 mod driver;
 pub mod recovery;
+pub mod snapshot_store;
+pub mod wal_trim;
 
 pub use driver::LoopExit;
 
@@ -28,6 +36,7 @@ use vecraft_core::contract::NodeId;
 use vecraft_core::node::message::NodeEnvelope;
 use vecraft_core::node::request::{NodeError, Reply, Request};
 use vecraft_core::node::{Node, NodeConfig};
+use vecraft_core::raft::{GroupId, LogIndex};
 
 /// A client request and where its answer goes.
 pub type ClientCall = (Request, oneshot::Sender<Result<Reply, NodeError>>);
@@ -80,6 +89,10 @@ pub struct NodeLoopOptions {
     pub request_queue: usize,
     /// Capacity of the apply worker's job queue.
     pub apply_queue: usize,
+    /// WAL segment size (a segment is the unit of deletion; see [`wal_trim`]).
+    pub wal_segment_bytes: u64,
+    /// Write a WAL checkpoint after this many bytes (0: never; then no segment is deleted).
+    pub wal_checkpoint_bytes: u64,
 }
 
 /// Why a node loop could not start.
@@ -110,6 +123,8 @@ pub struct NodeHandle {
     cluster_addr: SocketAddr,
     members: Vec<NodeId>,
     incarnation: u64,
+    restored: BTreeMap<GroupId, LogIndex>,
+    need_repair: Vec<GroupId>,
 }
 
 /// Why a request could not even be queued.
@@ -169,6 +184,18 @@ impl NodeHandle {
         self.incarnation
     }
 
+    /// Shard engines restored from their snapshot file at boot, and the index each holds
+    /// (their log replay started after it).
+    pub fn restored_from_snapshots(&self) -> &BTreeMap<GroupId, LogIndex> {
+        &self.restored
+    }
+
+    /// Groups whose log was compacted past every usable snapshot at boot: they wait for a
+    /// snapshot from a peer (see `boot_snapshots`).
+    pub fn groups_needing_repair(&self) -> &[GroupId] {
+        &self.need_repair
+    }
+
     /// Asks the loop to stop.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
@@ -181,26 +208,38 @@ pub async fn start(
 ) -> Result<(NodeHandle, JoinHandle<LoopExit>), StartError> {
     let io = |context| move |source| StartError::Io { context, source };
     std::fs::create_dir_all(&opts.data_dir).map_err(io("create data directory"))?;
-    // Segments of 16 MiB (not the WAL's 64 MiB default): boot reads every segment, including
-    // the preallocated zero tail of each (every open starts a new segment, and nothing is
-    // deleted while log compaction is off), so smaller segments keep restarts quick. Records
-    // may be larger than a segment (one shard append of a large upsert): the WAL then grows
-    // that segment.
+    // Segments of `wal_segment_bytes` (16 MiB in `vecraft serve`, not the WAL's 64 MiB
+    // default): boot reads every segment, including the preallocated zero tail of each (every
+    // open starts a new segment), and a segment is the unit a checkpoint deletes, so smaller
+    // segments keep restarts quick and the WAL close to its bound. Records may be larger than
+    // a segment (one shard append of a large upsert): the WAL then grows that segment.
     let wal_options = WalOptions {
-        segment_size: 16 << 20,
+        segment_size: opts.wal_segment_bytes.max(4096),
         max_record_len: 256 << 20,
         ..WalOptions::default()
     };
     let (wal, recovery) = Wal::open(opts.data_dir.join("wal"), wal_options)?;
-    let recovered = recovery::recover_groups(&recovery);
-    if let Some(damage) = &recovered.damage {
-        tracing::error!(groups = ?recovered.damaged, %damage, "wal damage: these groups wait for repair from peers");
-    }
+    let mut recovered = recovery::recover_groups(&recovery);
     if !recovery.torn_tails.is_empty() {
         tracing::warn!(
             bytes = recovery.bytes_cut(),
             "wal: torn tail of an unacknowledged write cut"
         );
+    }
+    drop(recovery);
+    // The mirror starts from the WAL's own replay, before boot adjusts states for snapshots.
+    let mirror = checkpoint::Mirror::new(
+        &recovered.groups,
+        std::mem::take(&mut recovered.damaged_records),
+    );
+    let store =
+        snapshot_store::SnapshotStore::open(&opts.data_dir).map_err(io("open snapshot directory"))?;
+    let found = store.load_all().map_err(io("read snapshot directory"))?;
+    let boot_snapshots = boot_snapshots::plan(&mut recovered.groups, found);
+    let restored = boot_snapshots.restored_applied();
+    let need_repair = boot_snapshots.need_repair.clone();
+    if let Some(damage) = &recovered.damage {
+        tracing::error!(groups = ?recovered.damaged, %damage, "wal damage: these groups wait for repair from peers");
     }
     let incarnation =
         recovery::next_incarnation(&opts.data_dir).map_err(io("incarnation counter"))?;
@@ -218,18 +257,26 @@ pub async fn start(
     cfg.incarnation = incarnation;
     let members = cfg.members.clone();
     let start = Instant::now();
-    let mut node = Node::new(cfg, recovered.groups, vecraft_core::contract::Time(0));
+    let mut node = Node::restore(
+        cfg,
+        recovered.groups,
+        restored.clone(),
+        vecraft_core::contract::Time(0),
+    );
     let boot = node.take_boot_outputs();
     tracing::info!(
         node = node.id(),
         incarnation,
         wal_records = recovered.records,
+        wal_checkpoint_seq = recovered.checkpoint_seq,
+        restored_from_snapshots = ?restored,
         "node booted"
     );
 
     let (jobs_tx, jobs_rx) = mpsc::channel(opts.apply_queue.max(1));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    apply::spawn_apply_worker(jobs_rx, done_tx).map_err(io("start apply worker"))?;
+    apply::spawn_apply_worker_with(jobs_rx, done_tx, Some(store), boot_snapshots.engines)
+        .map_err(io("start apply worker"))?;
     let (req_tx, req_rx) = mpsc::channel(opts.request_queue.max(1));
     let (status_tx, status_rx) = watch::channel(NodeStatus {
         node_id: node.id(),
@@ -252,6 +299,7 @@ pub async fn start(
         pending: VecDeque::new(),
         clients: HashMap::new(),
         next_client: 1,
+        trim: wal_trim::WalTrim::new(mirror, opts.wal_checkpoint_bytes),
     };
     let task = tokio::spawn(async move {
         let exit = driver.run(boot).await;
@@ -265,6 +313,8 @@ pub async fn start(
         cluster_addr,
         members,
         incarnation,
+        restored,
+        need_repair,
     };
     Ok((handle, task))
 }

@@ -12,7 +12,12 @@
 //! acknowledged data, and since a destroyed record's group is unknown, every group found in the
 //! log (and the metadata group) comes back **damaged**: it may not vote or campaign until a
 //! leader repairs it. Nothing is silently shortened.
+//!
+//! WAL checkpoints (see `checkpoint`) add runtime marker payloads: recovery starts at the last
+//! complete checkpoint, ignores damage entirely before it, and keeps groups the checkpoint
+//! marks damaged damaged.
 
+use super::checkpoint::{self, Payload};
 use crate::wal::Recovery;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -39,53 +44,93 @@ pub struct Recovered {
     pub damaged: Vec<GroupId>,
     /// Why, if any group is damaged.
     pub damage: Option<String>,
+    /// The records each damaged group was replayed from (the checkpoint mirror needs them:
+    /// see `checkpoint`).
+    pub damaged_records: BTreeMap<GroupId, Vec<PersistRecord>>,
+    /// Seq of the `Begin` marker of the checkpoint recovery started from (0: none).
+    pub checkpoint_seq: u64,
 }
 
-/// Rebuilds every group's durable state from what the WAL recovered.
+/// Rebuilds every group's durable state from what the WAL recovered, starting at the last
+/// complete checkpoint (see `checkpoint` for the payloads and why this is exact).
 pub fn recover_groups(recovery: &Recovery) -> Recovered {
-    let mut per_group: BTreeMap<GroupId, Vec<PersistRecord>> = BTreeMap::new();
-    let mut undecodable = 0usize;
+    let mut decoded: Vec<(u64, Result<Payload, String>)> = Vec::with_capacity(recovery.records.len());
+    let mut begins = std::collections::BTreeSet::new();
+    let mut start = 0u64;
     for r in &recovery.records {
-        match vecraft_core::wire::decode::<PersistRecord>(&r.payload) {
-            Ok(rec) => per_group.entry(rec.group).or_default().push(rec),
+        let p = checkpoint::decode(&r.payload);
+        match &p {
+            Ok(Payload::Begin(id)) if *id == r.seq => {
+                begins.insert(r.seq);
+            }
+            Ok(Payload::End(id)) if begins.contains(id) => start = *id,
+            _ => {}
+        }
+        decoded.push((r.seq, p));
+    }
+    let mut per_group: BTreeMap<GroupId, Vec<PersistRecord>> = BTreeMap::new();
+    let mut marked: std::collections::BTreeSet<GroupId> = std::collections::BTreeSet::new();
+    let mut undecodable = 0usize;
+    for (seq, p) in decoded.into_iter().filter(|(seq, _)| *seq > start) {
+        match p {
+            Ok(Payload::Persist(rec)) => per_group.entry(rec.group).or_default().push(rec),
+            Ok(Payload::Damaged(g)) => {
+                marked.insert(g);
+            }
+            Ok(Payload::Begin(_) | Payload::End(_)) => {}
             Err(e) => {
                 undecodable += 1;
-                tracing::error!(seq = r.seq, error = %e, "wal record passed its checksum but does not decode");
+                tracing::error!(seq, error = %e, "wal record passed its checksum but does not decode");
             }
         }
     }
+    // Damage entirely before the checkpoint's `Begin` only destroyed superseded records.
+    let corruption: Vec<_> =
+        recovery.corruption.iter().filter(|c| c.before_seq.is_none_or(|b| b > start)).collect();
     let mut damage = None;
-    if !recovery.corruption.is_empty() {
-        damage = Some(format!("wal corruption: {:?}", recovery.corruption));
+    if !corruption.is_empty() {
+        damage = Some(format!("wal corruption: {corruption:?}"));
     } else if undecodable > 0 {
         damage = Some(format!("{undecodable} wal records do not decode"));
     }
     let mut out = Recovered {
         records: recovery.records.len(),
+        checkpoint_seq: start,
         ..Recovered::default()
     };
     if damage.is_some() {
         // A destroyed record may have belonged to any group, the metadata group included.
         per_group.entry(METADATA_GROUP).or_default();
-        for (g, rs) in per_group {
-            out.groups.insert(g, DurableState::replay_damaged(&rs));
-            out.damaged.push(g);
-        }
-    } else {
-        for (g, rs) in per_group {
-            let state = match DurableState::replay(&rs) {
-                Ok(s) => s,
+        marked.extend(per_group.keys().copied());
+    }
+    for (g, rs) in per_group {
+        let state = if marked.contains(&g) {
+            None
+        } else {
+            match DurableState::replay(&rs) {
+                Ok(s) => Some(s),
                 Err(e) => {
                     // Valid checksums, records that do not fit: a driver bug or a misdirected
                     // write. Same answer as corruption: never a silently shortened log.
                     tracing::error!(group = g, error = %e, "wal records of a group do not fit together");
                     damage.get_or_insert_with(|| format!("group {g}: {e}"));
-                    out.damaged.push(g);
-                    DurableState::replay_damaged(&rs)
+                    None
                 }
-            };
-            out.groups.insert(g, state);
+            }
+        };
+        match state {
+            Some(s) => {
+                out.groups.insert(g, s);
+            }
+            None => {
+                out.groups.insert(g, DurableState::replay_damaged(&rs));
+                out.damaged.push(g);
+                out.damaged_records.insert(g, rs);
+            }
         }
+    }
+    if damage.is_none() && !out.damaged.is_empty() {
+        damage = Some(format!("groups {:?} were damaged before the last wal checkpoint", out.damaged));
     }
     out.damage = damage;
     out

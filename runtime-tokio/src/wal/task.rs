@@ -152,6 +152,26 @@ impl WalHandle {
             .map_err(WalError::Closed)
     }
 
+    /// Queues the deletion of whole segments below `seq` without waiting for room or for the
+    /// deletion: `Ok(None)` if the queue is full (nothing queued; try again later), else a
+    /// receiver of the number of segments deleted.
+    pub fn try_truncate_prefix(
+        &self,
+        seq: u64,
+    ) -> Result<Option<oneshot::Receiver<Result<usize, String>>>, WalError> {
+        let (done, rx) = oneshot::channel();
+        match self.tx.try_send(Command::TruncatePrefix { seq, done }) {
+            Ok(()) => Ok(Some(rx)),
+            Err(mpsc::error::TrySendError::Full(_)) => Ok(None),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.closed()),
+        }
+    }
+
+    /// Largest accepted payload.
+    pub fn max_record_len(&self) -> usize {
+        self.max_record_len
+    }
+
     fn check_len(&self, payload: &[u8]) -> Result<(), WalError> {
         if payload.len() > self.max_record_len {
             return Err(WalError::RecordTooLarge {

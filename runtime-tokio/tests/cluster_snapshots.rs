@@ -1,0 +1,464 @@
+//! Snapshot catch-up with real processes: a 3-node cluster on loopback (the built `vecraft`
+//! binary) with small compaction thresholds. One node is killed with SIGKILL; the others take
+//! enough writes that every shard log compacts far past what the dead node holds; the node is
+//! restarted and can only catch up by a snapshot install. The test asserts the install (the
+//! node's `vecraft_node_snapshots_installed_total` metric), that the node then serves every
+//! acknowledged point from its own replicas (`eventual` reads are answered locally first), and
+//! that the leaders took snapshots and deleted WAL segments, and that the node, killed again,
+//! restarts from the snapshot files it installed.
+
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vecraft_runtime::cli::client::HttpClient;
+
+const SECRET: &str = "snapshot-test-secret";
+
+struct Node {
+    id: u64,
+    http: SocketAddr,
+    cluster: SocketAddr,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Cluster {
+    fn new(root: &Path, n: u64) -> Cluster {
+        let nodes = (1..=n)
+            .map(|id| Node {
+                id,
+                http: free_port(),
+                cluster: free_port(),
+                dir: root.join(format!("node-{id}")),
+                child: None,
+            })
+            .collect();
+        Cluster { nodes }
+    }
+
+    fn start(&mut self, i: usize) {
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|p| p.id != self.nodes[i].id)
+            .map(|p| format!("{}={}", p.id, p.cluster))
+            .collect();
+        let n = &mut self.nodes[i];
+        std::fs::create_dir_all(&n.dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(n.dir.join("log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_vecraft"))
+            .args(["serve", "--data-dir"])
+            .arg(&n.dir)
+            .args([
+                "--node-id",
+                &n.id.to_string(),
+                "--http-addr",
+                &n.http.to_string(),
+            ])
+            .args([
+                "--cluster-addr",
+                &n.cluster.to_string(),
+                "--peers",
+                &peers.join(","),
+            ])
+            .env("VECRAFT_CLUSTER_SECRET", SECRET)
+            .env("VECRAFT_LOG", "info,hnsw_rs=warn")
+            .env("VECRAFT_RAFT_SNAPSHOT_ENTRIES", "30")
+            .env("VECRAFT_RAFT_SNAPSHOT_KEEP_ENTRIES", "5")
+            .env("VECRAFT_WAL_SEGMENT_BYTES", "32768")
+            .env("VECRAFT_WAL_CHECKPOINT_BYTES", "65536")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        n.child = Some(child);
+    }
+
+    fn kill9(&mut self, i: usize) {
+        let mut c = self.nodes[i].child.take().expect("running");
+        c.kill().unwrap(); // SIGKILL
+        c.wait().unwrap();
+    }
+
+    fn client(&self, i: usize) -> HttpClient {
+        HttpClient::new(&format!("http://{}", self.nodes[i].http), None).unwrap()
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.nodes[i].dir.join("log")).unwrap_or_default()
+    }
+
+    async fn wait_ready(&self, i: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        let c = self.client(i);
+        loop {
+            if let Ok(a) = c.call(hyper::Method::GET, "/readyz", None).await
+                && a.status.is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} not ready in {within:?}; log:\n{}",
+                self.nodes[i].id,
+                self.log(i)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn call(
+    c: &HttpClient,
+    method: hyper::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    match c.json(method, path, body.as_ref()).await {
+        Ok((s, v)) => (s.as_u16(), v),
+        Err(e) => (0, json!({"error": e.to_string()})),
+    }
+}
+
+fn points(ids: std::ops::Range<u64>) -> Value {
+    let pts: Vec<Value> = ids
+        .map(|i| {
+            let x = i as f32;
+            json!({"id": i, "vector": [1.0, x.sin(), x.cos(), (x / 7.0).sin()], "payload": {"n": i}})
+        })
+        .collect();
+    json!({ "points": pts })
+}
+
+/// Upserts a batch at quorum through the live nodes, retrying until acknowledged (idempotent).
+async fn upsert_until_acked(c: &[HttpClient], ids: std::ops::Range<u64>, within: Duration) {
+    let deadline = Instant::now() + within;
+    let body = points(ids.clone());
+    let mut k = 0;
+    loop {
+        let (s, v) = call(
+            &c[k % c.len()],
+            hyper::Method::PUT,
+            "/collections/t/points?wait=true&write_ack=quorum&timeout=2",
+            Some(body.clone()),
+        )
+        .await;
+        if s == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "batch {ids:?} not acknowledged: {s} {v}"
+        );
+        k += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sum of a counter over its label sets in a node's `/metrics` (0 if absent).
+async fn metric(c: &HttpClient, name: &str) -> f64 {
+    let Ok(a) = c.call(hyper::Method::GET, "/metrics", None).await else {
+        return 0.0;
+    };
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The ids node `c` returns for `ids`, read `eventual`ly (its own replicas first).
+async fn local_ids(c: &HttpClient, ids: &BTreeSet<u64>) -> Result<BTreeSet<u64>, String> {
+    let list: Vec<u64> = ids.iter().copied().collect();
+    let (s, v) = call(
+        c,
+        hyper::Method::POST,
+        "/collections/t/points?read_consistency=eventual",
+        Some(json!({"ids": list})),
+    )
+    .await;
+    if s != 200 {
+        return Err(format!("retrieve answered {s}: {v}"));
+    }
+    Ok(v["result"]
+        .as_array()
+        .ok_or("no result")?
+        .iter()
+        .filter_map(|p| p["id"].as_u64())
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::new(root.path(), 3);
+    for i in 0..3 {
+        cl.start(i);
+    }
+    for i in 0..3 {
+        cl.wait_ready(i, Duration::from_secs(60)).await;
+    }
+    let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
+    let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
+    let (s, v) = call(
+        &clients[0],
+        hyper::Method::PUT,
+        "/collections/t",
+        Some(create),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    let batch = 20u64;
+    let mut acked = BTreeSet::new();
+    for b in 0..5u64 {
+        let r = b * batch..(b + 1) * batch;
+        upsert_until_acked(&clients, r.clone(), Duration::from_secs(30)).await;
+        acked.extend(r);
+    }
+    cl.kill9(2);
+    // Each batch is one entry per shard: 150 batches compact every shard log (30 entries,
+    // 5 kept) about five times past where node 3 stopped.
+    let live = &clients[..2];
+    for b in 5..155u64 {
+        let r = b * batch..(b + 1) * batch;
+        upsert_until_acked(live, r.clone(), Duration::from_secs(60)).await;
+        acked.extend(r);
+    }
+    let taken: f64 = metric(&clients[0], "vecraft_node_snapshots_taken_total").await
+        + metric(&clients[1], "vecraft_node_snapshots_taken_total").await;
+    assert!(
+        taken >= 4.0,
+        "the live nodes compacted their shard logs ({taken} snapshots)"
+    );
+
+    cl.start(2);
+    cl.wait_ready(2, Duration::from_secs(60)).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let installed = loop {
+        let n = metric(&clients[2], "vecraft_node_snapshots_installed_total").await;
+        let got = local_ids(&clients[2], &acked).await.unwrap_or_default();
+        if n >= 2.0 && got == acked {
+            break n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 3 did not catch up: {n} installs, {} of {} points; log:\n{}",
+            got.len(),
+            acked.len(),
+            cl.log(2)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!(
+        "node 3 installed {installed} shard snapshots and serves all {} points",
+        acked.len()
+    );
+    assert!(cl.log(2).contains("snapshot installed from the leader"));
+    // Its replicas serve every point, and writes continue with it in the cluster.
+    upsert_until_acked(&clients, 10_000..10_020, Duration::from_secs(30)).await;
+    acked.extend(10_000..10_020);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = local_ids(&clients[2], &acked).await.unwrap_or_default();
+        if got == acked {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 3 misses {} points after the install",
+            acked.len() - got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (i, client) in clients.iter().enumerate() {
+        let (s, v) = call(
+            client,
+            hyper::Method::POST,
+            "/collections/t/points/count?read_consistency=eventual",
+            Some(json!({"exact": true})),
+        )
+        .await;
+        assert_eq!(
+            (s, v["result"]["count"].as_u64()),
+            (200, Some(acked.len() as u64)),
+            "node {}",
+            i + 1
+        );
+    }
+    // Killed again, node 3 restarts from the snapshots it installed (or took since).
+    cl.kill9(2);
+    cl.start(2);
+    cl.wait_ready(2, Duration::from_secs(60)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = local_ids(&clients[2], &acked).await.unwrap_or_default();
+        if got == acked {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 3 misses {} points after its restart",
+            acked.len() - got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let restored = cl
+        .log(2)
+        .matches("shard engine restored from snapshot")
+        .count();
+    assert_eq!(
+        restored, 2,
+        "both shard engines of node 3 restored from snapshot files"
+    );
+    let deleted = metric(&clients[0], "vecraft_wal_segments_deleted_total").await
+        + metric(&clients[1], "vecraft_wal_segments_deleted_total").await;
+    println!("wal segments deleted on the live nodes: {deleted}");
+    assert!(deleted > 0.0, "the live nodes trimmed their WAL");
+    for i in 0..2 {
+        let wal = cl.nodes[i].dir.join("wal");
+        let bytes: u64 = std::fs::read_dir(&wal)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        println!("node {} wal directory: {bytes} bytes", i + 1);
+    }
+}
+
+/// Strongly reads `ids` through `c`; the ids found.
+async fn present(c: &HttpClient, ids: &BTreeSet<u64>) -> Result<BTreeSet<u64>, String> {
+    let list: Vec<u64> = ids.iter().copied().collect();
+    let (s, v) = call(
+        c,
+        hyper::Method::POST,
+        "/collections/t/points?read_consistency=strong",
+        Some(json!({"ids": list})),
+    )
+    .await;
+    if s != 200 {
+        return Err(format!("retrieve answered {s}: {v}"));
+    }
+    Ok(v["result"]
+        .as_array()
+        .ok_or("no result")?
+        .iter()
+        .filter_map(|p| p["id"].as_u64())
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_compactions_and_checkpoints_loses_no_acknowledged_point() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::new(root.path(), 1);
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let mut next = 0u64;
+    for round in 0..4u64 {
+        cl.start(0);
+        cl.wait_ready(0, Duration::from_secs(60)).await;
+        let c = cl.client(0);
+        if round == 0 {
+            let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 1});
+            let (s, v) = call(&c, hyper::Method::PUT, "/collections/t", Some(create)).await;
+            assert_eq!(s, 200, "{v}");
+        }
+        let want = acked.lock().unwrap().clone();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match present(&c, &want).await {
+                Ok(got) if got == want => break,
+                r => assert!(
+                    Instant::now() < deadline,
+                    "round {round}: acknowledged points missing: {r:?}\n{}",
+                    cl.log(0)
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Write until the kill, in batches of 20; only answered batches count as acknowledged.
+        let writer = {
+            let acked = acked.clone();
+            let c = cl.client(0);
+            let first = next;
+            tokio::spawn(async move {
+                let mut b = first;
+                loop {
+                    let r = b * 20..(b + 1) * 20;
+                    let (s, _) = call(
+                        &c,
+                        hyper::Method::PUT,
+                        "/collections/t/points?wait=true&write_ack=quorum",
+                        Some(points(r.clone())),
+                    )
+                    .await;
+                    if s == 200 {
+                        acked.lock().unwrap().extend(r);
+                    }
+                    b += 1;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1200 + 300 * round)).await;
+        cl.kill9(0);
+        writer.abort();
+        let _ = writer.await;
+        next = acked
+            .lock()
+            .unwrap()
+            .iter()
+            .max()
+            .map_or(0, |m| m / 20 + 1000);
+    }
+    cl.start(0);
+    cl.wait_ready(0, Duration::from_secs(60)).await;
+    let want = acked.lock().unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match present(&cl.client(0), &want).await {
+            Ok(got) if got == want => break,
+            r => assert!(Instant::now() < deadline, "after the last kill: {r:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = cl.log(0);
+    let restored = log.matches("shard engine restored from snapshot").count();
+    let checkpoints = log.matches("wal checkpoint written").count();
+    println!(
+        "{} acknowledged points over 4 kill -9 rounds; engines restored from snapshots {restored} times; {checkpoints} wal checkpoints",
+        acked.lock().unwrap().len()
+    );
+    assert!(
+        restored > 0,
+        "restarts restored engines from snapshot files"
+    );
+    assert!(checkpoints > 0, "the WAL was checkpointed");
+}
