@@ -90,6 +90,7 @@ pub struct ServeArgs {
     pub cluster_addr: Option<SocketAddr>,
     /// The other cluster members, comma-separated `id=host:port` (their cluster addresses);
     /// every member lists the same set. None: a one-node cluster.
+    /// Host names are resolved on every (re)connect, so peers may start later or move.
     #[arg(long, env = "VECRAFT_PEERS", value_delimiter = ',')]
     pub peers: Option<Vec<String>>,
     /// This node's id; by default generated once and kept in `<data-dir>/node_id`.

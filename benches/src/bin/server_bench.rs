@@ -25,7 +25,7 @@ use vecraft_benches::server::rest_overhead::{self, RestOverheadSpec};
 use vecraft_benches::server::workload::{
     create_collection, vector_texts, wait_collection_everywhere,
 };
-use vecraft_benches::server::writes::{etcd_puts, vecraft_upserts};
+use vecraft_benches::server::writes::{drain, etcd_puts, vecraft_upserts};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -245,6 +245,15 @@ async fn main() -> anyhow::Result<()> {
                     args.dim, args.shards
                 );
                 println!("{}", result_line("ingest", &extra, &f));
+                let drained = drain(
+                    &members,
+                    &name,
+                    &pool,
+                    Duration::from_millis(300),
+                    Duration::from_secs(60),
+                )
+                .await;
+                println!("# backlog drained in {:.1} s", drained.as_secs_f64());
                 table.push(row(format!("ingest, {batch} pts/req"), &f, "vectors/s"));
                 if best
                     .as_ref()

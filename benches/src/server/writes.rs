@@ -113,3 +113,32 @@ pub async fn etcd_puts(
     )
     .await
 }
+
+/// Waits until a one-point upsert into `collection` (sent to each member in turn) is
+/// acknowledged within `quick`, or `within` passes; returns how long that took. Between two
+/// load runs this lets the previous run's backlog (writes the clients gave up on, still being
+/// replicated and indexed) drain, so it is not billed to the next run.
+pub async fn drain(
+    members: &[String],
+    collection: &str,
+    pool: &[String],
+    quick: Duration,
+    within: Duration,
+) -> Duration {
+    let start = std::time::Instant::now();
+    let path = upsert_path(collection);
+    let mut i = 0;
+    while start.elapsed() < within {
+        let mut c = KeepAlive::new(members[i % members.len()].clone(), within);
+        let t = std::time::Instant::now();
+        let a = c
+            .request(Method::PUT, &path, upsert_body(u64::MAX >> 2, 1, pool))
+            .await;
+        if acknowledged(&a) && t.elapsed() <= quick {
+            break;
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    start.elapsed()
+}
