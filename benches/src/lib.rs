@@ -5,11 +5,13 @@
 //! [`synthetic`] makes clustered data, [`ground_truth`] computes exact neighbours, [`measure`]
 //! runs queries through the engine's `AnnIndex` trait, [`snapshot_bench`] measures snapshot size
 //! and write/verify/restore throughput, and [`report`] formats, parses and compares
-//! results (ours and the peers').
+//! results (ours and the peers'). [`server`] drives real `vecraft` processes for the server
+//! benchmark (`src/bin/server_bench.rs`).
 
 pub mod ground_truth;
 pub mod measure;
 pub mod report;
+pub mod server;
 pub mod snapshot_bench;
 pub mod synthetic;
 pub mod texmex;

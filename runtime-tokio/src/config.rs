@@ -6,6 +6,7 @@
 //! with `deny_unknown_fields`, so a typo (`htp_addr`) is an error naming the key, not a silently
 //! ignored setting.
 
+use crate::transport::PeerAddr;
 use clap::Args;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -93,6 +94,7 @@ pub struct ServeArgs {
     pub cluster_addr: Option<SocketAddr>,
     /// The other cluster members, comma-separated `id=host:port` (their cluster addresses);
     /// every member lists the same set. None: a one-node cluster.
+    /// Host names are resolved on every (re)connect, so peers may start later or move.
     #[arg(long, env = "VECRAFT_PEERS", value_delimiter = ',')]
     pub peers: Option<Vec<String>>,
     /// This node's id; by default generated once and kept in `<data-dir>/node_id`.
@@ -209,13 +211,15 @@ pub enum Engine {
 pub struct Peer {
     /// Its node id.
     pub id: u64,
-    /// Its cluster address (resolved at start).
-    pub addr: SocketAddr,
+    /// Its cluster address as written: a host name is resolved by the transport on every
+    /// (re)connect, not here, so a peer whose name does not resolve yet (a container that has
+    /// not started) does not stop this node from starting.
+    pub addr: PeerAddr,
 }
 
 /// Parses the `peers` setting: each `id=host:port`, ids distinct, nonzero and not `me`.
+/// Only the syntax is checked; names are resolved when dialed.
 pub fn parse_peers(peers: &[String], me: u64) -> Result<Vec<Peer>, ConfigError> {
-    use std::net::ToSocketAddrs;
     let bad = |message: String| ConfigError::Invalid { key: "peers", message };
     let mut out: Vec<Peer> = Vec::new();
     for p in peers.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
@@ -227,12 +231,7 @@ pub fn parse_peers(peers: &[String], me: u64) -> Result<Vec<Peer>, ConfigError> 
         if out.iter().any(|q| q.id == id) {
             return Err(bad(format!("node id {id} appears twice")));
         }
-        let addr = addr
-            .trim()
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| bad(format!("`{p}`: cannot resolve the address")))?;
+        let addr = PeerAddr::parse(addr).map_err(|e| bad(format!("node {id}: {e}")))?;
         out.push(Peer { id, addr });
     }
     Ok(out)
@@ -450,7 +449,12 @@ mod tests {
         let ok = parse_peers(&["2=127.0.0.1:7001".into(), " 3=127.0.0.1:7002 ".into()], 1).unwrap();
         assert_eq!(ok.iter().map(|p| p.id).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(ok[1].addr, "127.0.0.1:7002".parse().unwrap());
-        for bad in ["127.0.0.1:7001", "x=127.0.0.1:1", "0=127.0.0.1:1", "1=127.0.0.1:1", "2=nowhere"] {
+        // Names are kept as written, even ones that do not resolve now (resolved when dialed).
+        let named = parse_peers(&["2=vecraft-1.vecraft:7333".into(), "3=later.invalid:1".into()], 1)
+            .unwrap();
+        assert_eq!(named[0].addr.to_string(), "vecraft-1.vecraft:7333");
+        assert_eq!(named[1].addr.host(), "later.invalid");
+        for bad in ["127.0.0.1:7001", "x=127.0.0.1:1", "0=127.0.0.1:1", "1=127.0.0.1:1", "2=nowhere", "2=h:0", "2=a b:1"] {
             let e = parse_peers(&[bad.into()], 1).unwrap_err().to_string();
             assert!(e.contains("peers"), "{bad}: {e}");
         }

@@ -62,7 +62,7 @@ pub async fn run(
     let (handle, loop_task) = start(NodeLoopOptions {
         node,
         data_dir: config.data_dir.clone(),
-        peers: peers.iter().map(|p| (p.id, p.addr)).collect(),
+        peers: peers.iter().map(|p| (p.id, p.addr.clone())).collect(),
         cluster_addr,
         secret,
         request_queue: config.write_queue_capacity,

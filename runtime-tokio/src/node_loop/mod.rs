@@ -23,7 +23,7 @@ pub mod wal_trim;
 
 pub use driver::LoopExit;
 
-use crate::transport::{Transport, TransportConfig, TransportError};
+use crate::transport::{PeerAddr, Transport, TransportConfig, TransportError};
 use crate::wal::{Wal, WalError, WalOptions, spawn_writer};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -80,7 +80,7 @@ pub struct NodeLoopOptions {
     /// Data directory (WAL under `wal/`, the incarnation counter).
     pub data_dir: PathBuf,
     /// Peers' cluster addresses (every member but this node).
-    pub peers: BTreeMap<NodeId, SocketAddr>,
+    pub peers: BTreeMap<NodeId, PeerAddr>,
     /// Where the transport listens.
     pub cluster_addr: SocketAddr,
     /// The cluster secret.
@@ -249,8 +249,8 @@ pub async fn start(
     let mut tcfg = TransportConfig::new(opts.node.id, opts.cluster_addr, opts.secret.clone());
     tcfg.max_frame_len = 300 << 20; // a shard's append of one large upsert must fit
     let (transport, inbound) = Transport::<NodeEnvelope>::bind(tcfg).await?;
-    for (&id, &addr) in &opts.peers {
-        transport.add_peer(id, addr);
+    for (&id, addr) in &opts.peers {
+        transport.add_peer(id, addr.clone());
     }
 
     let mut cfg = opts.node.clone();

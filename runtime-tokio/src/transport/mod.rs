@@ -16,9 +16,11 @@ pub mod handshake;
 pub mod inbound;
 pub mod net;
 pub mod outbound;
+pub mod peer_addr;
 
 pub use handshake::HandshakeKey;
 pub use net::{Transport, TransportConfig};
+pub use peer_addr::{PeerAddr, PeerAddrError};
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +94,14 @@ pub enum TransportError {
     /// The OS random generator failed.
     #[error("os rng: {0}")]
     Rng(String),
+    /// The peer's host name did not resolve (not yet published, or gone); retried with backoff.
+    #[error("cannot resolve {addr}: {source}")]
+    Resolve {
+        /// The `host:port` as configured.
+        addr: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
 }
 
 /// Counters of a transport; read with [`Transport::stats`].
@@ -112,6 +122,7 @@ pub(crate) struct Counters {
     pub bad_frames: AtomicU64,
     pub inbound_refused_limit: AtomicU64,
     pub dropped_stale: AtomicU64,
+    pub resolve_failures: AtomicU64,
 }
 
 impl Counters {
@@ -137,6 +148,7 @@ impl Counters {
             bad_frames: g(&self.bad_frames),
             inbound_refused_limit: g(&self.inbound_refused_limit),
             dropped_stale: g(&self.dropped_stale),
+            resolve_failures: g(&self.resolve_failures),
         }
     }
 }
@@ -175,4 +187,7 @@ pub struct TransportStats {
     /// Messages queued before a (re)connection, dropped rather than delivered to a peer
     /// process that may have restarted since (see `outbound::drop_stale`).
     pub dropped_stale: u64,
+    /// Dial attempts whose peer host name did not resolve (each also counts in
+    /// `connect_failures`).
+    pub resolve_failures: u64,
 }

@@ -3,6 +3,7 @@
 use super::handshake::HandshakeKey;
 use super::inbound::{InboundCtx, accept_loop};
 use super::outbound::{PeerCtx, run_peer};
+use super::peer_addr::PeerAddr;
 use super::{Counters, NodeId, TransportError, TransportStats};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -167,8 +168,11 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Transport<T> {
     }
 
     /// Registers (or re-addresses) peer `id`, starting its writer task. Re-adding replaces the
-    /// old writer; what was queued for the old one is dropped.
-    pub fn add_peer(&self, id: NodeId, addr: SocketAddr) {
+    /// old writer; what was queued for the old one is dropped. `addr` is a `SocketAddr` or a
+    /// [`PeerAddr`] (`host:port`); a name is resolved on every dial, never here, so a peer
+    /// whose name does not resolve yet is retried with backoff instead of failing start-up.
+    pub fn add_peer(&self, id: NodeId, addr: impl Into<PeerAddr>) {
+        let addr = addr.into();
         let cfg = &self.inner.cfg;
         let (tx, rx) = mpsc::channel(cfg.peer_queue.max(1));
         let ctx = PeerCtx {

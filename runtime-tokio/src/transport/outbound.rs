@@ -8,11 +8,15 @@
 //!   heartbeats of many groups to one peer share a frame and a syscall.
 //! - Reconnects back off exponentially with jitter so that a restarted node is not hit by every
 //!   peer in lockstep.
+//! - The peer's address is a `host:port` name ([`PeerAddr`]) resolved on every dial, so a
+//!   peer whose name does not resolve yet (a container not started) or now resolves elsewhere
+//!   (a rescheduled pod) is handled by the same backoff as a refused connection.
 //! - The task also watches the read half: the acceptor never sends after `Welcome`, so EOF there
 //!   means the peer went away, and the task reconnects before the next message instead of
 //!   losing it to a half-dead socket.
 
 use super::handshake::{self, HandshakeKey};
+use super::peer_addr::PeerAddr;
 use super::{Counters, EnvelopeRef, FramedConn, NodeId, TransportError, framed};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -30,7 +34,7 @@ use vecraft_core::wire;
 pub(crate) struct PeerCtx {
     pub local: NodeId,
     pub peer: NodeId,
-    pub addr: SocketAddr,
+    pub addr: PeerAddr,
     pub key: HandshakeKey,
     pub max_frame_len: usize,
     pub max_batch: usize,
@@ -74,18 +78,38 @@ impl Backoff {
     }
 }
 
-/// Dials and handshakes, within the handshake timeout.
-async fn connect(ctx: &PeerCtx) -> Result<FramedConn, TransportError> {
+/// Resolves the peer's name, dials its addresses in the resolver's order until one accepts,
+/// and handshakes, all within the handshake timeout (a resolver that hangs counts as a failed
+/// attempt and backs off like any other). Returns the connection and the address it reached.
+async fn connect(ctx: &PeerCtx) -> Result<(FramedConn, SocketAddr), TransportError> {
     let attempt = async {
-        let stream = TcpStream::connect(ctx.addr).await?;
+        let addrs = ctx.addr.resolve().await.map_err(|source| TransportError::Resolve {
+            addr: ctx.addr.to_string(),
+            source,
+        })?;
+        let (stream, reached) = dial_first(&addrs).await?;
         stream.set_nodelay(true)?;
         let mut conn = framed(stream, ctx.max_frame_len);
         handshake::dial(&mut conn, &ctx.key, ctx.local, ctx.peer).await?;
-        Ok(conn)
+        Ok((conn, reached))
     };
     tokio::time::timeout(ctx.handshake_timeout, attempt)
         .await
         .map_err(|_| TransportError::Timeout)?
+}
+
+/// Connects to the first of `addrs` that accepts; the last error if none does.
+async fn dial_first(addrs: &[SocketAddr]) -> std::io::Result<(TcpStream, SocketAddr)> {
+    let mut last = None;
+    for &addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok((stream, addr)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address to dial")
+    }))
 }
 
 /// The writer task of one peer. Ends when cancelled or when the queue's sender is dropped.
@@ -96,15 +120,26 @@ pub(crate) async fn run_peer<T: Serialize + Send + 'static>(
     let mut backoff = Backoff::new(ctx.backoff_min, ctx.backoff_max);
     let mut batch: Vec<T> = Vec::new();
     let mut connected_before = false;
+    // Resolution failures are logged at `warn` once per streak (the first after a success or
+    // at start), then at `debug`: a peer that is down for an hour must not flood the log,
+    // but an operator must see why it is not reached.
+    let mut resolve_warned = false;
+    let mut last_reached: Option<SocketAddr> = None;
     loop {
         let conn = tokio::select! {
             _ = ctx.cancel.cancelled() => return,
             r = connect(&ctx) => r,
         };
         let mut conn = match conn {
-            Ok(c) => {
+            Ok((c, reached)) => {
                 Counters::add(&ctx.counters.connects, 1);
-                tracing::debug!(peer = ctx.peer, addr = %ctx.addr, "transport: connected");
+                if last_reached.is_some_and(|prev| prev != reached) {
+                    tracing::info!(peer = ctx.peer, addr = %ctx.addr, %reached,
+                        "transport: peer now reached at another address");
+                }
+                tracing::debug!(peer = ctx.peer, addr = %ctx.addr, %reached, "transport: connected");
+                last_reached = Some(reached);
+                resolve_warned = false;
                 backoff.reset();
                 if connected_before {
                     let stale = drop_stale(&mut rx);
@@ -118,12 +153,27 @@ pub(crate) async fn run_peer<T: Serialize + Send + 'static>(
                 // An unreachable peer is routine (debug); a peer that answers but fails the
                 // handshake (wrong secret, wrong node, no common version) is worth a warning.
                 match &e {
+                    TransportError::Resolve { .. } => {
+                        Counters::add(&ctx.counters.resolve_failures, 1);
+                        if resolve_warned {
+                            tracing::debug!(peer = ctx.peer, addr = %ctx.addr, error = %e, "transport: cannot resolve peer, retrying")
+                        } else {
+                            tracing::warn!(peer = ctx.peer, addr = %ctx.addr, error = %e,
+                                "transport: cannot resolve peer address; retrying with backoff (further failures logged at debug)");
+                            resolve_warned = true;
+                        }
+                    }
                     TransportError::Io(_) | TransportError::Timeout => {
                         tracing::debug!(peer = ctx.peer, addr = %ctx.addr, error = %e, "transport: connect failed")
                     }
                     _ => {
                         tracing::warn!(peer = ctx.peer, addr = %ctx.addr, error = %e, "transport: handshake refused")
                     }
+                }
+                // Replaced or removed (`add_peer` again, `remove_peer`) while unreachable:
+                // nobody can queue for this writer any more, so stop dialing.
+                if rx.is_closed() && rx.is_empty() {
+                    return;
                 }
                 tokio::select! {
                     _ = ctx.cancel.cancelled() => return,
