@@ -7,147 +7,26 @@
 //! that the leaders took snapshots and deleted WAL segments, and that the node, killed again,
 //! restarts from the snapshot files it installed.
 
+mod cluster_common;
+
+use cluster_common::{Cluster, call};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use vecraft_runtime::cli::client::HttpClient;
 
-const SECRET: &str = "snapshot-test-secret";
-
-struct Node {
-    id: u64,
-    http: SocketAddr,
-    cluster: SocketAddr,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-struct Cluster {
-    nodes: Vec<Node>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for n in &mut self.nodes {
-            if let Some(mut c) = n.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-impl Cluster {
-    fn new(root: &Path, n: u64) -> Cluster {
-        let nodes = (1..=n)
-            .map(|id| Node {
-                id,
-                http: free_port(),
-                cluster: free_port(),
-                dir: root.join(format!("node-{id}")),
-                child: None,
-            })
-            .collect();
-        Cluster { nodes }
-    }
-
-    fn start(&mut self, i: usize) {
-        let peers: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|p| p.id != self.nodes[i].id)
-            .map(|p| format!("{}={}", p.id, p.cluster))
-            .collect();
-        let n = &mut self.nodes[i];
-        std::fs::create_dir_all(&n.dir).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(n.dir.join("log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_vecraft"))
-            .args(["serve", "--data-dir"])
-            .arg(&n.dir)
-            .args([
-                "--node-id",
-                &n.id.to_string(),
-                "--http-addr",
-                &n.http.to_string(),
-            ])
-            .args([
-                "--cluster-addr",
-                &n.cluster.to_string(),
-                "--peers",
-                &peers.join(","),
-            ])
-            .env("VECRAFT_CLUSTER_SECRET", SECRET)
-            .env("VECRAFT_LOG", "info,hnsw_rs=warn")
-            .env("VECRAFT_RAFT_SNAPSHOT_ENTRIES", "30")
-            .env("VECRAFT_RAFT_SNAPSHOT_KEEP_ENTRIES", "5")
-            .env("VECRAFT_WAL_SEGMENT_BYTES", "32768")
-            .env("VECRAFT_WAL_CHECKPOINT_BYTES", "65536")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        n.child = Some(child);
-    }
-
-    fn kill9(&mut self, i: usize) {
-        let mut c = self.nodes[i].child.take().expect("running");
-        c.kill().unwrap(); // SIGKILL
-        c.wait().unwrap();
-    }
-
-    fn client(&self, i: usize) -> HttpClient {
-        HttpClient::new(&format!("http://{}", self.nodes[i].http), None).unwrap()
-    }
-
-    fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.nodes[i].dir.join("log")).unwrap_or_default()
-    }
-
-    async fn wait_ready(&self, i: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        let c = self.client(i);
-        loop {
-            if let Ok(a) = c.call(hyper::Method::GET, "/readyz", None).await
-                && a.status.is_success()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} not ready in {within:?}; log:\n{}",
-                self.nodes[i].id,
-                self.log(i)
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-async fn call(
-    c: &HttpClient,
-    method: hyper::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    match c.json(method, path, body.as_ref()).await {
-        Ok((s, v)) => (s.as_u16(), v),
-        Err(e) => (0, json!({"error": e.to_string()})),
-    }
+/// A cluster of `n` nodes with small compaction and WAL thresholds, so a short test compacts
+/// logs, installs snapshots, checkpoints the WAL and deletes segments.
+fn small_thresholds(root: &Path, n: u64) -> Cluster {
+    let mut cl = Cluster::new(root, n);
+    cl.env = vec![
+        ("VECRAFT_RAFT_SNAPSHOT_ENTRIES", "30"),
+        ("VECRAFT_RAFT_SNAPSHOT_KEEP_ENTRIES", "5"),
+        ("VECRAFT_WAL_SEGMENT_BYTES", "32768"),
+        ("VECRAFT_WAL_CHECKPOINT_BYTES", "65536"),
+    ];
+    cl
 }
 
 fn points(ids: std::ops::Range<u64>) -> Value {
@@ -221,7 +100,7 @@ async fn local_ids(c: &HttpClient, ids: &BTreeSet<u64>) -> Result<BTreeSet<u64>,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
     let root = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::new(root.path(), 3);
+    let mut cl = small_thresholds(root.path(), 3);
     for i in 0..3 {
         cl.start(i);
     }
@@ -379,7 +258,7 @@ async fn present(c: &HttpClient, ids: &BTreeSet<u64>) -> Result<BTreeSet<u64>, S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_compactions_and_checkpoints_loses_no_acknowledged_point() {
     let root = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::new(root.path(), 1);
+    let mut cl = small_thresholds(root.path(), 1);
     let acked = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
     let mut next = 0u64;
     for round in 0..4u64 {

@@ -22,9 +22,11 @@ pub struct Node {
     pub child: Option<Child>,
 }
 
-/// The cluster: its nodes, killed when dropped.
+/// The cluster: its nodes, killed when dropped, and environment variables every node starts
+/// with (configuration a test needs, e.g. small compaction thresholds).
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Drop for Cluster {
@@ -56,7 +58,7 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        Cluster { nodes }
+        Cluster { nodes, env: Vec::new() }
     }
 
     pub fn start(&mut self, i: usize) {
@@ -90,6 +92,7 @@ impl Cluster {
             ])
             .env("VECRAFT_CLUSTER_SECRET", SECRET)
             .env("VECRAFT_LOG", "info,hnsw_rs=warn")
+            .envs(self.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -102,6 +105,11 @@ impl Cluster {
         let mut c = self.nodes[i].child.take().expect("running");
         c.kill().unwrap(); // SIGKILL
         c.wait().unwrap();
+    }
+
+    /// Node `i`'s log so far.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.nodes[i].dir.join("log")).unwrap_or_default()
     }
 
     pub fn client(&self, i: usize) -> HttpClient {
