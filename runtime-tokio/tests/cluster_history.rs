@@ -102,12 +102,7 @@ async fn a_history_across_kill_9_of_the_shard_leader_is_linearizable() {
     let secs: u64 = std::env::var("VECRAFT_HISTORY_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
     let root = tempfile::tempdir().unwrap();
     let mut cl = Cluster::new(root.path(), 3);
-    for i in 0..3 {
-        cl.start(i);
-    }
-    for i in 0..3 {
-        cl.wait_ready(i, Duration::from_secs(60)).await;
-    }
+    cl.start_all().await;
     let create = json!({"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 1, "replication_factor": 3});
     let (s, v) = call(&cl.client(0), hyper::Method::PUT, "/collections/h", Some(create)).await;
     assert_eq!(s, 200, "{v}");

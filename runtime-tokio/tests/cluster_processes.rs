@@ -99,12 +99,7 @@ async fn all_present(c: &HttpClient, acked: &BTreeSet<u64>) -> Result<(), String
 async fn three_processes_survive_kill_9_of_a_node_and_of_a_shard_leader() {
     let root = tempfile::tempdir().unwrap();
     let mut cl = Cluster::new(root.path(), 3);
-    for i in 0..3 {
-        cl.start(i);
-    }
-    for i in 0..3 {
-        cl.wait_ready(i, Duration::from_secs(60)).await;
-    }
+    cl.start_all().await;
     let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
 
     // Create: 2 shards x 3 replicas, through node 2.

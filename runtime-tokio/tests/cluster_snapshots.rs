@@ -101,12 +101,7 @@ async fn local_ids(c: &HttpClient, ids: &BTreeSet<u64>) -> Result<BTreeSet<u64>,
 async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
     let root = tempfile::tempdir().unwrap();
     let mut cl = small_thresholds(root.path(), 3);
-    for i in 0..3 {
-        cl.start(i);
-    }
-    for i in 0..3 {
-        cl.wait_ready(i, Duration::from_secs(60)).await;
-    }
+    cl.start_all().await;
     let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
     let (s, v) = call(

@@ -98,8 +98,8 @@ mod tests {
     use axum::routing::get;
     use tower::ServiceExt;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn in_flight_cap_and_timeout() {
+    /// An app state over a fresh local backend with `limits` (the directory lives as long).
+    fn state_with(limits: Limits) -> (State, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let backend = LocalBackend::open(LocalOptions {
             snapshot_dir: dir.path().join("s"),
@@ -108,11 +108,13 @@ mod tests {
             restore_on_open: false,
         })
         .unwrap();
-        let state: State = Arc::new(AppState {
-            backend: Arc::new(backend),
-            options: HttpOptions::default(),
-            limits: Limits::new(1, Duration::from_millis(300)),
-        });
+        let state = Arc::new(AppState { backend: Arc::new(backend), options: HttpOptions::default(), limits });
+        (state, dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_flight_cap_and_timeout() {
+        let (state, _dir) = state_with(Limits::new(1, Duration::from_millis(300)));
         let app = Router::new()
             .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }))
             .route("/healthz", get(|| async { "ok" }))
@@ -135,19 +137,7 @@ mod tests {
     /// A change over the limit is in doubt (500); a read over it is a 408.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_change_over_the_time_limit_is_in_doubt_not_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = LocalBackend::open(LocalOptions {
-            snapshot_dir: dir.path().join("s"),
-            queue_capacity: 4,
-            node_id: 1,
-            restore_on_open: false,
-        })
-        .unwrap();
-        let state: State = Arc::new(AppState {
-            backend: Arc::new(backend),
-            options: HttpOptions::default(),
-            limits: Limits::new(8, Duration::from_millis(100)),
-        });
+        let (state, _dir) = state_with(Limits::new(8, Duration::from_millis(100)));
         let slow = || async { tokio::time::sleep(Duration::from_secs(5)).await };
         let app = Router::new()
             .route("/collections/c/points", axum::routing::put(slow).post(slow))

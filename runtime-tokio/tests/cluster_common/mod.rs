@@ -107,6 +107,16 @@ impl Cluster {
         c.wait().unwrap();
     }
 
+    /// Starts every node and waits until each is ready (a minute at most).
+    pub async fn start_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.start(i);
+        }
+        for i in 0..self.nodes.len() {
+            self.wait_ready(i, Duration::from_secs(60)).await;
+        }
+    }
+
     /// Node `i`'s log so far.
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.nodes[i].dir.join("log")).unwrap_or_default()
