@@ -593,6 +593,15 @@ fn a_leader_that_restarts_damaged_before_anyone_suspects_it_is_replaced_and_repa
     assert_eq!(c.engines[&leader][&group].len(), 3, "the engine replayed every point");
     let restarts: u64 = MEMBERS.iter().filter(|n| **n != leader).map(|n| c.nodes[n].stats().peer_restarts).sum();
     assert_eq!(restarts, 2, "each peer saw the restart once: {restarts}");
+    // A late ping of the old incarnation is not a restart, nor is the next new one after it.
+    for n in MEMBERS.into_iter().filter(|n| *n != leader) {
+        let old = PeerMessage::Ping { incarnation: 1 };
+        c.queue.push_back((n, NodeInput::Envelope(NodeEnvelope { from: leader, to: n, raft: None, peer: vec![old] })));
+    }
+    c.drain();
+    c.run_for(Duration::from_millis(300));
+    let restarts: u64 = MEMBERS.iter().filter(|n| **n != leader).map(|n| c.nodes[n].stats().peer_restarts).sum();
+    assert_eq!(restarts, 2, "late old pings are not restarts: {restarts}");
 }
 
 /// A destroyed record may have been the only one of a shard group: after a damaged boot, a group

@@ -367,7 +367,11 @@ impl Node {
             PeerMessage::WriteReply { part, result } => self.write_replied(now, from, part, result, out),
             PeerMessage::ReadReply { part, result } => self.read_replied(now, from, part, result, out),
             PeerMessage::Ping { incarnation } => {
-                let known = self.peer_incarnations.insert(from, incarnation);
+                // A late ping of an older incarnation changes nothing (the newest one is kept).
+                let known = self.peer_incarnations.get(&from).copied();
+                if known.is_none_or(|k| k < incarnation) {
+                    self.peer_incarnations.insert(from, incarnation);
+                }
                 if known.is_some_and(|k| k < incarnation) {
                     self.stats.peer_restarts += 1;
                     self.work.push_back(Work::Host(MultiRaftInput::PeerRestarted { node: from }));
