@@ -7,52 +7,12 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call, free_port, shard_leader};
-use serde_json::{Value, json};
+use cluster_common::{Cluster, call, free_port, ids_present, shard_leader, upsert_until_acked};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use vecraft_runtime::cli::client::HttpClient;
-
-fn points(ids: std::ops::Range<u64>) -> Value {
-    let pts: Vec<Value> = ids
-        .map(|i| {
-            let x = i as f32;
-            json!({"id": i, "vector": [1.0, x.sin(), x.cos(), (x / 7.0).sin()], "payload": {"n": i}})
-        })
-        .collect();
-    json!({ "points": pts })
-}
-
-/// Upserts a batch at quorum, retrying until acknowledged (an upsert is idempotent, so a retry
-/// after an in-doubt answer is safe). Returns when it was acknowledged.
-async fn upsert_until_acked(
-    c: &[HttpClient],
-    ids: std::ops::Range<u64>,
-    within: Duration,
-) -> Instant {
-    let deadline = Instant::now() + within;
-    let body = points(ids.clone());
-    let mut k = 0;
-    loop {
-        let (s, v) = call(
-            &c[k % c.len()],
-            hyper::Method::PUT,
-            "/collections/t/points?wait=true&write_ack=quorum&timeout=1",
-            Some(body.clone()),
-        )
-        .await;
-        if s == 200 {
-            return Instant::now();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "batch {ids:?} not acknowledged within {within:?}: last answer {s} {v}"
-        );
-        k += 1;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn count(c: &HttpClient, consistency: &str) -> Option<u64> {
     let (s, v) = call(
@@ -67,23 +27,7 @@ async fn count(c: &HttpClient, consistency: &str) -> Option<u64> {
 
 /// Every id in `acked` can be retrieved through node client `c` (strong reads).
 async fn all_present(c: &HttpClient, acked: &BTreeSet<u64>) -> Result<(), String> {
-    let ids: Vec<u64> = acked.iter().copied().collect();
-    let (s, v) = call(
-        c,
-        hyper::Method::POST,
-        "/collections/t/points?read_consistency=strong",
-        Some(json!({"ids": ids})),
-    )
-    .await;
-    if s != 200 {
-        return Err(format!("retrieve answered {s}: {v}"));
-    }
-    let got: BTreeSet<u64> = v["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_u64().unwrap())
-        .collect();
+    let got = ids_present(c, acked, "strong").await?;
     let missing: Vec<_> = acked.difference(&got).collect();
     if missing.is_empty() {
         Ok(())
@@ -146,6 +90,7 @@ async fn three_processes_survive_kill_9_of_a_node_and_of_a_shard_leader() {
             &clients[b as usize % 3..b as usize % 3 + 1],
             range.clone(),
             Duration::from_secs(30),
+            1,
         )
         .await;
         acked.extend(range);
@@ -201,7 +146,7 @@ async fn three_processes_survive_kill_9_of_a_node_and_of_a_shard_leader() {
     cl.kill9(2);
     let killed = Instant::now();
     let live = [cl.client(0), cl.client(1)];
-    let first = upsert_until_acked(&live, 200..220, Duration::from_secs(30)).await;
+    let first = upsert_until_acked(&live, 200..220, Duration::from_secs(30), 1).await;
     eprintln!(
         "kill -9 of node 3 -> next acknowledged write: {:?}",
         first - killed
@@ -209,7 +154,7 @@ async fn three_processes_survive_kill_9_of_a_node_and_of_a_shard_leader() {
     acked.extend(200..220);
     for b in 0..3u64 {
         let range = 220 + b * 10..230 + b * 10;
-        upsert_until_acked(&live, range.clone(), Duration::from_secs(30)).await;
+        upsert_until_acked(&live, range.clone(), Duration::from_secs(30), 1).await;
         acked.extend(range);
     }
     // Restart it: it rejoins from its own data (no wipe) and serves reads again.
@@ -241,7 +186,7 @@ async fn three_processes_survive_kill_9_of_a_node_and_of_a_shard_leader() {
         .filter(|i| *i != leader)
         .map(|i| cl.client(i))
         .collect();
-    let first = upsert_until_acked(&live, 300..320, Duration::from_secs(30)).await;
+    let first = upsert_until_acked(&live, 300..320, Duration::from_secs(30), 1).await;
     eprintln!(
         "kill -9 of the shard-0 leader (node {}) -> next acknowledged write: {:?}",
         leader + 1,
@@ -313,7 +258,7 @@ async fn one_node_cluster_keeps_its_data_across_a_restart() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    upsert_until_acked(std::slice::from_ref(&c), 0..30, Duration::from_secs(10)).await;
+    upsert_until_acked(std::slice::from_ref(&c), 0..30, Duration::from_secs(10), 1).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let mut child = start();

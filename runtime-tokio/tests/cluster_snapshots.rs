@@ -9,8 +9,8 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call};
-use serde_json::{Value, json};
+use cluster_common::{Cluster, call, ids_present, points, upsert_until_acked};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -29,41 +29,6 @@ fn small_thresholds(root: &Path, n: u64) -> Cluster {
     cl
 }
 
-fn points(ids: std::ops::Range<u64>) -> Value {
-    let pts: Vec<Value> = ids
-        .map(|i| {
-            let x = i as f32;
-            json!({"id": i, "vector": [1.0, x.sin(), x.cos(), (x / 7.0).sin()], "payload": {"n": i}})
-        })
-        .collect();
-    json!({ "points": pts })
-}
-
-/// Upserts a batch at quorum through the live nodes, retrying until acknowledged (idempotent).
-async fn upsert_until_acked(c: &[HttpClient], ids: std::ops::Range<u64>, within: Duration) {
-    let deadline = Instant::now() + within;
-    let body = points(ids.clone());
-    let mut k = 0;
-    loop {
-        let (s, v) = call(
-            &c[k % c.len()],
-            hyper::Method::PUT,
-            "/collections/t/points?wait=true&write_ack=quorum&timeout=2",
-            Some(body.clone()),
-        )
-        .await;
-        if s == 200 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "batch {ids:?} not acknowledged: {s} {v}"
-        );
-        k += 1;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Sum of a counter over its label sets in a node's `/metrics` (0 if absent).
 async fn metric(c: &HttpClient, name: &str) -> f64 {
     let Ok(a) = c.call(hyper::Method::GET, "/metrics", None).await else {
@@ -74,27 +39,6 @@ async fn metric(c: &HttpClient, name: &str) -> f64 {
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-/// The ids node `c` returns for `ids`, read `eventual`ly (its own replicas first).
-async fn local_ids(c: &HttpClient, ids: &BTreeSet<u64>) -> Result<BTreeSet<u64>, String> {
-    let list: Vec<u64> = ids.iter().copied().collect();
-    let (s, v) = call(
-        c,
-        hyper::Method::POST,
-        "/collections/t/points?read_consistency=eventual",
-        Some(json!({"ids": list})),
-    )
-    .await;
-    if s != 200 {
-        return Err(format!("retrieve answered {s}: {v}"));
-    }
-    Ok(v["result"]
-        .as_array()
-        .ok_or("no result")?
-        .iter()
-        .filter_map(|p| p["id"].as_u64())
-        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +61,7 @@ async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
     let mut acked = BTreeSet::new();
     for b in 0..5u64 {
         let r = b * batch..(b + 1) * batch;
-        upsert_until_acked(&clients, r.clone(), Duration::from_secs(30)).await;
+        upsert_until_acked(&clients, r.clone(), Duration::from_secs(30), 2).await;
         acked.extend(r);
     }
     cl.kill9(2);
@@ -126,7 +70,7 @@ async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
     let live = &clients[..2];
     for b in 5..155u64 {
         let r = b * batch..(b + 1) * batch;
-        upsert_until_acked(live, r.clone(), Duration::from_secs(60)).await;
+        upsert_until_acked(live, r.clone(), Duration::from_secs(60), 2).await;
         acked.extend(r);
     }
     let taken: f64 = metric(&clients[0], "vecraft_node_snapshots_taken_total").await
@@ -141,7 +85,7 @@ async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
     let deadline = Instant::now() + Duration::from_secs(90);
     let installed = loop {
         let n = metric(&clients[2], "vecraft_node_snapshots_installed_total").await;
-        let got = local_ids(&clients[2], &acked).await.unwrap_or_default();
+        let got = ids_present(&clients[2], &acked, "eventual").await.unwrap_or_default();
         if n >= 2.0 && got == acked {
             break n;
         }
@@ -160,11 +104,11 @@ async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
     );
     assert!(cl.log(2).contains("snapshot installed from the leader"));
     // Its replicas serve every point, and writes continue with it in the cluster.
-    upsert_until_acked(&clients, 10_000..10_020, Duration::from_secs(30)).await;
+    upsert_until_acked(&clients, 10_000..10_020, Duration::from_secs(30), 2).await;
     acked.extend(10_000..10_020);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let got = local_ids(&clients[2], &acked).await.unwrap_or_default();
+        let got = ids_present(&clients[2], &acked, "eventual").await.unwrap_or_default();
         if got == acked {
             break;
         }
@@ -196,7 +140,7 @@ async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
     cl.wait_ready(2, Duration::from_secs(60)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let got = local_ids(&clients[2], &acked).await.unwrap_or_default();
+        let got = ids_present(&clients[2], &acked, "eventual").await.unwrap_or_default();
         if got == acked {
             break;
         }
@@ -229,27 +173,6 @@ async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
     }
 }
 
-/// Strongly reads `ids` through `c`; the ids found.
-async fn present(c: &HttpClient, ids: &BTreeSet<u64>) -> Result<BTreeSet<u64>, String> {
-    let list: Vec<u64> = ids.iter().copied().collect();
-    let (s, v) = call(
-        c,
-        hyper::Method::POST,
-        "/collections/t/points?read_consistency=strong",
-        Some(json!({"ids": list})),
-    )
-    .await;
-    if s != 200 {
-        return Err(format!("retrieve answered {s}: {v}"));
-    }
-    Ok(v["result"]
-        .as_array()
-        .ok_or("no result")?
-        .iter()
-        .filter_map(|p| p["id"].as_u64())
-        .collect())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_compactions_and_checkpoints_loses_no_acknowledged_point() {
     let root = tempfile::tempdir().unwrap();
@@ -268,7 +191,7 @@ async fn kill_9_during_compactions_and_checkpoints_loses_no_acknowledged_point()
         let want = acked.lock().unwrap().clone();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match present(&c, &want).await {
+            match ids_present(&c, &want, "strong").await {
                 Ok(got) if got == want => break,
                 r => assert!(
                     Instant::now() < deadline,
@@ -317,7 +240,7 @@ async fn kill_9_during_compactions_and_checkpoints_loses_no_acknowledged_point()
     let want = acked.lock().unwrap().clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match present(&cl.client(0), &want).await {
+        match ids_present(&cl.client(0), &want, "strong").await {
             Ok(got) if got == want => break,
             r => assert!(Instant::now() < deadline, "after the last kill: {r:?}"),
         }

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses a part
 
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -189,3 +190,52 @@ pub async fn shard_leader(cl: &Cluster, via: usize, collection: &str, shard: u64
     cl.nodes.iter().position(|n| n.id == id)
 }
 
+
+/// A batch of points `ids` of the 4-d test collections (payload `{"n": id}`).
+pub fn points(ids: std::ops::Range<u64>) -> Value {
+    let pts: Vec<Value> = ids
+        .map(|i| {
+            let x = i as f32;
+            json!({"id": i, "vector": [1.0, x.sin(), x.cos(), (x / 7.0).sin()], "payload": {"n": i}})
+        })
+        .collect();
+    json!({ "points": pts })
+}
+
+/// Upserts a batch into collection `t` at quorum (REST `timeout` of `timeout_secs`), through
+/// the nodes `c` in turn, retrying until acknowledged (an upsert is idempotent, so a retry after
+/// an in-doubt answer is safe). Returns when it was acknowledged.
+pub async fn upsert_until_acked(
+    c: &[HttpClient],
+    ids: std::ops::Range<u64>,
+    within: Duration,
+    timeout_secs: u32,
+) -> Instant {
+    let deadline = Instant::now() + within;
+    let body = points(ids.clone());
+    let path = format!("/collections/t/points?wait=true&write_ack=quorum&timeout={timeout_secs}");
+    let mut k = 0;
+    loop {
+        let (s, v) = call(&c[k % c.len()], hyper::Method::PUT, &path, Some(body.clone())).await;
+        if s == 200 {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "batch {ids:?} not acknowledged within {within:?}: last answer {s} {v}"
+        );
+        k += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The ids of `ids` that node `c` returns from collection `t`, read at `consistency`.
+pub async fn ids_present(c: &HttpClient, ids: &BTreeSet<u64>, consistency: &str) -> Result<BTreeSet<u64>, String> {
+    let list: Vec<u64> = ids.iter().copied().collect();
+    let path = format!("/collections/t/points?read_consistency={consistency}");
+    let (s, v) = call(c, hyper::Method::POST, &path, Some(json!({"ids": list}))).await;
+    if s != 200 {
+        return Err(format!("retrieve answered {s}: {v}"));
+    }
+    Ok(v["result"].as_array().ok_or("no result")?.iter().filter_map(|p| p["id"].as_u64()).collect())
+}
