@@ -1,40 +1,44 @@
-//! The apply worker: a thread that owns every shard replica's vector engine ([`Collection`]),
-//! applies committed commands in log order and answers the node's reads.
+//! The apply worker: the threads that own every shard replica's vector engine ([`Collection`]),
+//! apply committed commands in log order per shard and answer the node's reads.
 //!
-//! Why a thread: HNSW inserts and searches take milliseconds; on the node loop they would delay
+//! Why threads: HNSW inserts and searches take milliseconds; on the node loop they would delay
 //! heartbeats and elections (architecture §2, "apply and reads leave `step`"). The node loop
 //! only queues jobs here and steps the results back, so it never waits for engine work.
 //!
-//! Ordering: one queue, one thread, so every group's applies run in index order, and a read
-//! queued after an apply sees it. The node emits a `Read` only once the replica's applied index
-//! (which this worker reported) is fresh enough, so answering from the engine as it is then is
-//! correct. Limit (said, not hidden): reads run on this same thread, serialised with applies;
-//! parallel searches against a consistent applied state are future work.
+//! Shape: a dispatcher thread takes the node's jobs in order; it creates and drops engines
+//! itself (`shard_engines`), hands each group's applies and snapshot work to the group's apply
+//! lane (`apply_lane`: one thread per core, groups spread by id, log order per group kept), and
+//! hands reads to the read pool (`read_pool`: one thread per core, any shard, under the
+//! engine's read lock). So shards apply in parallel, searches run on all cores, and a read sees
+//! a state between whole commands at or after the applied index the node waited for.
 //!
-//! Snapshots (architecture §2: the node asks, bytes stream through the driver): this worker
-//! also serialises an engine at its applied index for `TakeSnapshot`, reads chunks of the
+//! Snapshots (architecture §2: the node asks, bytes stream through the driver): the group's
+//! lane also serialises an engine at its applied index for `TakeSnapshot`, reads chunks of the
 //! group's snapshot file for transfers, stages received chunks, and installs a verified
 //! snapshot (engine replaced, file durable, then `SnapshotInstalled`), all through
 //! [`SnapshotStore`]. Running them here keeps each group's take/serve/install in the node's
-//! order relative to its applies, and keeps serialisation off the node loop. Limit: a large
-//! serialisation or install delays this worker's applies and reads meanwhile (never the loop's
-//! heartbeats); serialising from a copy-on-write view is future work. Applies queued before an
+//! order relative to its applies, and keeps serialisation off the node loop. Serialising holds
+//! the engine's read lock (reads go on); an install swaps the engine under its write lock. Limit:
+//! a large serialisation delays the lane's other groups meanwhile (never the loop's heartbeats). Applies queued before an
 //! install and at or below its index are skipped (the sim drops them the same way).
 //!
-//! Back-pressure: the job queue is bounded (the node loop waits when it is full). The result
-//! channel is unbounded so that the worker can never block on the loop while the loop blocks on
-//! the worker; it holds at most one result per job taken from the bounded queue that the loop
-//! has not yet read.
+//! Back-pressure: the job queue, the lanes' queues and the read queue are bounded (the node loop
+//! waits when they are full). The result channel is unbounded so that the worker can never
+//! block on the loop while the loop blocks on the worker; it holds at most one result per job
+//! taken from the bounded queues that the loop has not yet read.
 
+use super::apply_lane::{ApplyLane, SharedStore};
 use super::boot_snapshots::RestoredEngine;
-use super::snapshot_store::{SNAPSHOT_BYTES, SNAPSHOTS_INSTALLED, SNAPSHOTS_TAKEN, SnapshotStore};
+use super::read_pool::{ReadJob, spawn_read_pool};
+use super::shard_engines::ShardEngines;
+use super::snapshot_store::SnapshotStore;
 use bytes::Bytes;
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use tokio::sync::mpsc;
 use vecraft_core::contract::NodeId;
-use vecraft_core::node::shard::{
-    ShardAnswer, ShardQuery, answer, apply_command, restore_bytes, snapshot_bytes,
-};
+use vecraft_core::node::shard::{ShardAnswer, ShardQuery};
 use vecraft_core::raft::{GroupId, LogIndex, RaftInput, SnapshotMeta, Term};
 use vecraft_core::vector::collection::{Collection, CollectionConfig};
 
@@ -173,9 +177,30 @@ pub struct ApplyStats {
     pub snapshot_failures: u64,
 }
 
-/// Starts the worker thread without a snapshot store (snapshot jobs are then refused: no
-/// snapshot is taken, chunks read as absent, installs are rejected). It ends when the job
-/// sender is dropped.
+/// How many threads the worker uses: apply lanes (shard groups are spread over them by id; each
+/// group applies in log order on its lane) and readers (queries of any shard, concurrently).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApplyThreads {
+    /// Apply lanes.
+    pub lanes: usize,
+    /// Read threads.
+    pub readers: usize,
+}
+
+impl Default for ApplyThreads {
+    /// One of each per core.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ApplyThreads {
+            lanes: cores,
+            readers: cores,
+        }
+    }
+}
+
+/// Starts the worker without a snapshot store (snapshot jobs are then refused: no snapshot is
+/// taken, chunks read as absent, installs are rejected). It ends when the job sender is
+/// dropped.
 pub fn spawn_apply_worker(
     jobs: mpsc::Receiver<ApplyJob>,
     done: mpsc::UnboundedSender<ApplyDone>,
@@ -183,41 +208,105 @@ pub fn spawn_apply_worker(
     spawn_apply_worker_with(jobs, done, None, BTreeMap::new())
 }
 
-/// Starts the worker thread with the node's snapshot store and the engines boot restored from
-/// it (see `boot_snapshots`).
+/// Starts the worker with the node's snapshot store and the engines boot restored from it (see
+/// `boot_snapshots`), one lane and one reader per core.
 pub fn spawn_apply_worker_with(
     jobs: mpsc::Receiver<ApplyJob>,
     done: mpsc::UnboundedSender<ApplyDone>,
     store: Option<SnapshotStore>,
     restored: BTreeMap<GroupId, RestoredEngine>,
 ) -> std::io::Result<std::thread::JoinHandle<ApplyStats>> {
-    std::thread::Builder::new()
-        .name("apply-worker".into())
-        .spawn(move || run(jobs, done, store, restored))
+    spawn_apply_worker_threads(jobs, done, store, restored, ApplyThreads::default())
 }
 
-fn run(
-    mut jobs: mpsc::Receiver<ApplyJob>,
+/// [`spawn_apply_worker_with`] with explicit thread counts. The returned thread is the
+/// dispatcher: it takes jobs in the node's order, creates and drops engines itself, hands
+/// reads to the read pool and everything else to the group's lane; joined, it returns the
+/// summed counters of all threads.
+pub fn spawn_apply_worker_threads(
+    jobs: mpsc::Receiver<ApplyJob>,
     done: mpsc::UnboundedSender<ApplyDone>,
-    mut store: Option<SnapshotStore>,
+    store: Option<SnapshotStore>,
     restored: BTreeMap<GroupId, RestoredEngine>,
-) -> ApplyStats {
-    let mut applied: BTreeMap<GroupId, (LogIndex, Term)> =
-        restored.iter().map(|(g, r)| (*g, (r.index, r.term))).collect();
-    let mut engines: BTreeMap<GroupId, Collection> =
-        restored.into_iter().map(|(g, r)| (g, r.engine)).collect();
-    let mut stats = ApplyStats::default();
+    threads: ApplyThreads,
+) -> std::io::Result<std::thread::JoinHandle<ApplyStats>> {
+    let engines = ShardEngines::default();
+    let lanes = threads.lanes.max(1);
+    let mut applied: Vec<BTreeMap<GroupId, (LogIndex, Term)>> = vec![BTreeMap::new(); lanes];
+    for (group, r) in restored {
+        applied[lane_of(group, lanes)].insert(group, (r.index, r.term));
+        engines.insert_if_absent(group, r.engine);
+    }
+    let store: SharedStore = Arc::new(Mutex::new(store));
+    let mut lane_txs = Vec::with_capacity(lanes);
+    let mut lane_handles = Vec::with_capacity(lanes);
+    for (i, applied) in applied.into_iter().enumerate() {
+        let (tx, rx) = std_mpsc::sync_channel(LANE_QUEUE);
+        let lane = ApplyLane {
+            engines: engines.clone(),
+            applied,
+            store: store.clone(),
+            done: done.clone(),
+        };
+        lane_handles.push(
+            std::thread::Builder::new()
+                .name(format!("apply-lane-{i}"))
+                .spawn(move || lane.run(rx))?,
+        );
+        lane_txs.push(tx);
+    }
+    let (read_tx, read_handles, answered) =
+        spawn_read_pool(threads.readers, READ_QUEUE, engines.clone(), done)?;
+    std::thread::Builder::new().name("apply-dispatch".into()).spawn(move || {
+        dispatch(jobs, &engines, &lane_txs, &read_tx);
+        drop(lane_txs);
+        drop(read_tx);
+        let mut stats = ApplyStats::default();
+        for h in lane_handles {
+            let s = h.join().unwrap_or_default();
+            stats.applied += s.applied;
+            stats.refused += s.refused;
+            stats.snapshots_taken += s.snapshots_taken;
+            stats.snapshots_installed += s.snapshots_installed;
+            stats.snapshot_failures += s.snapshot_failures;
+        }
+        for h in read_handles {
+            let _ = h.join();
+        }
+        stats.reads = answered.load(Ordering::Relaxed);
+        stats
+    })
+}
+
+/// Jobs waiting per lane and reads waiting for a reader; when full, the dispatcher waits,
+/// then the node loop's bounded job queue fills and the loop waits (back-pressure).
+const LANE_QUEUE: usize = 1024;
+const READ_QUEUE: usize = 1024;
+
+/// The lane of a group: groups are numbered densely, so this spreads them evenly.
+fn lane_of(group: GroupId, lanes: usize) -> usize {
+    (group % lanes as u64) as usize
+}
+
+fn dispatch(
+    mut jobs: mpsc::Receiver<ApplyJob>,
+    engines: &ShardEngines,
+    lanes: &[std_mpsc::SyncSender<ApplyJob>],
+    reads: &std_mpsc::SyncSender<ReadJob>,
+) {
     while let Some(job) = jobs.blocking_recv() {
-        let report = match job {
+        let group = match &job {
             ApplyJob::Create {
                 group,
                 collection,
                 config,
             } => {
-                if let std::collections::btree_map::Entry::Vacant(e) = engines.entry(group) {
-                    match Collection::new(&collection, config) {
+                // Created here, not on the lane, so a read the node emits right after the
+                // create finds the engine whichever thread answers it.
+                if !engines.contains(*group) {
+                    match Collection::new(collection, config.clone()) {
                         Ok(c) => {
-                            e.insert(c);
+                            engines.insert_if_absent(*group, c);
                         }
                         // The metadata group validated the config before committing it, so
                         // this is a bug; the replica then answers reads with an error.
@@ -226,176 +315,31 @@ fn run(
                         }
                     }
                 }
-                None
+                continue;
             }
             ApplyJob::Drop { group } => {
-                engines.remove(&group);
-                applied.remove(&group);
-                if let Some(store) = store.as_mut()
-                    && let Err(e) = store.remove_others(group, None)
-                {
-                    tracing::warn!(group, error = %e, "cannot delete a dropped shard's snapshot files");
-                }
-                None
+                engines.remove(*group);
+                *group
             }
-            ApplyJob::Apply {
-                group,
-                index,
-                command,
-                term,
-            } => {
-                let a = applied.entry(group).or_insert((0, 0));
-                if index <= a.0 {
-                    // Queued before an install that already covers it: the new state must
-                    // not see it (the node ignores applied reports at or below an install).
-                    continue;
-                }
-                *a = (index, term);
-                if let (Some(c), Some(cmd)) = (engines.get_mut(&group), command.as_ref()) {
-                    // A refusal is deterministic and identical on every replica: it changes
-                    // nothing anywhere, so the entry still counts as applied.
-                    if let Err(e) = apply_command(c, cmd) {
-                        stats.refused += 1;
-                        tracing::debug!(group, index, error = %e, "shard command refused by the engine");
-                    }
-                }
-                stats.applied += 1;
-                Some(ApplyDone::Applied { group, index })
-            }
-            ApplyJob::Read { read, group, query } => {
-                stats.reads += 1;
-                let result = match engines.get(&group) {
-                    Some(c) => answer(c, &query),
-                    None => Err(format!("no engine for group {group} on this node")),
+            ApplyJob::Read { .. } => {
+                let ApplyJob::Read { read, group, query } = job else {
+                    unreachable!()
                 };
-                Some(ApplyDone::Read { read, result })
-            }
-            ApplyJob::TakeSnapshot { group, index } => {
-                take_snapshot(&engines, &applied, store.as_mut(), group, index, &mut stats)
-            }
-            ApplyJob::ReadSnapshotChunk {
-                group,
-                to,
-                meta,
-                offset,
-                len,
-            } => {
-                let data = store
-                    .as_ref()
-                    .and_then(|s| s.read_chunk(group, &meta, offset, len));
-                let input = RaftInput::SnapshotChunk {
-                    to,
-                    index: meta.index,
-                    offset,
-                    data,
-                };
-                Some(ApplyDone::Raft { group, input })
-            }
-            ApplyJob::StageSnapshotChunk {
-                group,
-                meta,
-                offset,
-                data,
-            } => {
-                if let Some(store) = store.as_mut()
-                    && let Err(e) = store.stage(group, &meta, offset, &data)
-                {
-                    tracing::warn!(group, index = meta.index, error = %e, "cannot stage a snapshot chunk");
+                if reads.send(ReadJob { read, group, query }).is_err() {
+                    return; // every reader is gone: the node loop is gone
                 }
-                None
+                continue;
             }
-            ApplyJob::InstallSnapshot { group, meta } => {
-                let installed = install(&mut engines, store.as_mut(), group, &meta);
-                let input = match installed {
-                    Ok(()) => {
-                        applied.insert(group, (meta.index, meta.term));
-                        stats.snapshots_installed += 1;
-                        metrics::counter!(SNAPSHOTS_INSTALLED).increment(1);
-                        metrics::counter!(SNAPSHOT_BYTES).increment(meta.size);
-                        tracing::info!(group, index = meta.index, bytes = meta.size, "snapshot installed from the leader");
-                        RaftInput::SnapshotInstalled { meta }
-                    }
-                    Err(e) => {
-                        stats.snapshot_failures += 1;
-                        tracing::warn!(group, index = meta.index, error = %e, "snapshot install rejected");
-                        RaftInput::SnapshotRejected { meta }
-                    }
-                };
-                Some(ApplyDone::Raft { group, input })
-            }
+            ApplyJob::Apply { group, .. }
+            | ApplyJob::TakeSnapshot { group, .. }
+            | ApplyJob::ReadSnapshotChunk { group, .. }
+            | ApplyJob::StageSnapshotChunk { group, .. }
+            | ApplyJob::InstallSnapshot { group, .. } => *group,
         };
-        if let Some(r) = report
-            && done.send(r).is_err()
-        {
-            break; // the node loop is gone
+        if lanes[lane_of(group, lanes.len())].send(job).is_err() {
+            return; // a lane ended: the node loop is gone
         }
     }
-    stats
-}
-
-/// Serialises `group`'s engine at its applied index and writes it durably (see the module docs
-/// of `snapshot_store`); the report is made only after the file is durable.
-fn take_snapshot(
-    engines: &BTreeMap<GroupId, Collection>,
-    applied: &BTreeMap<GroupId, (LogIndex, Term)>,
-    store: Option<&mut SnapshotStore>,
-    group: GroupId,
-    index: LogIndex,
-    stats: &mut ApplyStats,
-) -> Option<ApplyDone> {
-    let store = store?;
-    let c = engines.get(&group)?;
-    let &(at, term) = applied.get(&group)?;
-    if at < index || at == 0 {
-        // The node asks only for indexes this worker reported applied: a confused request.
-        tracing::warn!(group, index, applied = at, "snapshot asked beyond the applied index; ignored");
-        return None;
-    }
-    let bytes = snapshot_bytes(c);
-    match store.write(group, at, term, &bytes) {
-        Ok(h) => {
-            stats.snapshots_taken += 1;
-            metrics::counter!(SNAPSHOTS_TAKEN).increment(1);
-            metrics::counter!(SNAPSHOT_BYTES).increment(h.size);
-            tracing::debug!(group, index = at, bytes = h.size, "shard snapshot taken");
-            Some(ApplyDone::SnapshotTaken {
-                group,
-                index: at,
-                size: h.size,
-                checksum: h.checksum,
-            })
-        }
-        Err(e) => {
-            stats.snapshot_failures += 1;
-            tracing::error!(group, index = at, error = %e, "cannot write a shard snapshot; the log stays uncompacted");
-            None
-        }
-    }
-}
-
-/// Verifies the staged snapshot, decodes it, makes it the group's durable snapshot file, and
-/// only then replaces the engine. Any failure changes nothing.
-fn install(
-    engines: &mut BTreeMap<GroupId, Collection>,
-    store: Option<&mut SnapshotStore>,
-    group: GroupId,
-    meta: &SnapshotMeta,
-) -> Result<(), String> {
-    let store = store.ok_or("this worker keeps no snapshots")?;
-    if !engines.contains_key(&group) {
-        store.abandon_staging(group);
-        return Err(format!("group {group} is not hosted here"));
-    }
-    let engine = store
-        .staged_bytes(group, meta)
-        .and_then(|b| restore_bytes(&b))
-        .inspect_err(|_| store.abandon_staging(group))?;
-    store.commit_staged(group, meta).map_err(|e| {
-        store.abandon_staging(group);
-        format!("making the snapshot durable: {e}")
-    })?;
-    engines.insert(group, engine);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -405,60 +349,76 @@ mod tests {
     use vecraft_core::vector::collection::{Distance, PointsOp};
     use vecraft_core::vector::point::PointStruct;
 
-    #[test]
-    fn applies_in_order_and_answers_reads_after_them() {
-        let (jtx, jrx) = mpsc::channel(16);
-        let (dtx, mut drx) = mpsc::unbounded_channel();
-        let worker = spawn_apply_worker(jrx, dtx).unwrap();
-        let config = CollectionConfig::new(2, Distance::Dot);
-        jtx.blocking_send(ApplyJob::Create {
-            group: 9,
-            collection: "c".into(),
-            config,
-        })
-        .unwrap();
-        let points = (0..5u64)
+    fn points(ids: std::ops::Range<u64>, dim: usize) -> Bytes {
+        let points = ids
             .map(|i| PointStruct {
                 id: i.into(),
-                vector: vec![1.0, i as f32],
+                vector: (0..dim).map(|d| ((i * 31 + d as u64) % 17) as f32 + 1.0).collect(),
                 payload: Default::default(),
             })
             .collect();
-        let cmd = encode_command(&PointsOp::Upsert(points));
+        encode_command(&PointsOp::Upsert(points))
+    }
+
+    fn create(jtx: &mpsc::Sender<ApplyJob>, group: GroupId, dim: usize) {
+        jtx.blocking_send(ApplyJob::Create {
+            group,
+            collection: format!("c{group}"),
+            config: CollectionConfig::new(dim as u32, Distance::Dot),
+        })
+        .unwrap();
+    }
+
+    fn apply(jtx: &mpsc::Sender<ApplyJob>, group: GroupId, index: LogIndex, command: Option<Bytes>) {
         jtx.blocking_send(ApplyJob::Apply {
-            group: 9,
-            index: 1,
-            command: Some(cmd),
+            group,
+            index,
+            command,
             term: 1,
         })
         .unwrap();
+    }
+
+    fn count(jtx: &mpsc::Sender<ApplyJob>, read: u64, group: GroupId) {
+        jtx.blocking_send(ApplyJob::Read {
+            read,
+            group,
+            query: ShardQuery::Count(None),
+        })
+        .unwrap();
+    }
+
+    /// Waits for the next report (the worker runs on its own threads).
+    fn next(drx: &mut mpsc::UnboundedReceiver<ApplyDone>) -> ApplyDone {
+        drx.blocking_recv().expect("the worker reports")
+    }
+
+    #[test]
+    fn applies_in_order_and_answers_reads_of_what_was_reported_applied() {
+        let (jtx, jrx) = mpsc::channel(16);
+        let (dtx, mut drx) = mpsc::unbounded_channel();
+        let worker = spawn_apply_worker(jrx, dtx).unwrap();
+        create(&jtx, 9, 2);
+        apply(&jtx, 9, 1, Some(points(0..5, 2)));
         // A bad command is refused, still counts as applied.
-        jtx.blocking_send(ApplyJob::Apply {
-            group: 9,
-            index: 2,
-            command: Some(Bytes::from_static(&[7])),
-            term: 1,
-        })
-        .unwrap();
-        jtx.blocking_send(ApplyJob::Apply {
-            group: 9,
-            index: 3,
-            command: None,
-            term: 1,
-        })
-        .unwrap();
-        jtx.blocking_send(ApplyJob::Read {
-            read: 4,
-            group: 9,
-            query: ShardQuery::Count(None),
-        })
-        .unwrap();
-        jtx.blocking_send(ApplyJob::Read {
-            read: 5,
-            group: 8,
-            query: ShardQuery::Count(None),
-        })
-        .unwrap();
+        apply(&jtx, 9, 2, Some(Bytes::from_static(&[7])));
+        apply(&jtx, 9, 3, None);
+        for want in 1..=3 {
+            assert!(matches!(next(&mut drx), ApplyDone::Applied { group: 9, index } if index == want));
+        }
+        // As the node does: reads only once the applied index is known.
+        count(&jtx, 4, 9);
+        assert!(matches!(
+            next(&mut drx),
+            ApplyDone::Read {
+                read: 4,
+                result: Ok(ShardAnswer::Count(5))
+            }
+        ));
+        count(&jtx, 5, 8);
+        assert!(matches!(next(&mut drx), ApplyDone::Read { read: 5, result: Err(_) }));
+        // A stale apply (at or below the applied index) is skipped and not reported.
+        apply(&jtx, 9, 3, Some(points(5..6, 2)));
         drop(jtx);
         let stats = worker.join().unwrap();
         assert_eq!(
@@ -470,25 +430,78 @@ mod tests {
                 ..ApplyStats::default()
             }
         );
-        let mut got = Vec::new();
-        while let Ok(d) = drx.try_recv() {
-            got.push(d);
+        assert!(drx.try_recv().is_err());
+    }
+
+    #[test]
+    fn each_group_keeps_log_order_across_lanes_and_a_read_right_after_create_finds_the_engine() {
+        let (jtx, jrx) = mpsc::channel(64);
+        let (dtx, mut drx) = mpsc::unbounded_channel();
+        let threads = ApplyThreads { lanes: 3, readers: 2 };
+        let worker = spawn_apply_worker_threads(jrx, dtx, None, BTreeMap::new(), threads).unwrap();
+        for g in 1..=4 {
+            create(&jtx, g, 4);
         }
-        assert!(matches!(got[0], ApplyDone::Applied { group: 9, index: 1 }));
-        assert!(matches!(got[2], ApplyDone::Applied { group: 9, index: 3 }));
+        // Read of an empty, just created group: answered, not "no engine".
+        count(&jtx, 100, 4);
+        // Interleaved applies: group g gets 5 commands of 10 points, ids reused across
+        // commands so that only in-order application ends with the last payloads.
+        for i in 1..=5u64 {
+            for g in 1..=4 {
+                apply(&jtx, g, i, Some(points(i * 10..i * 10 + 10, 4)));
+            }
+        }
+        let mut last = BTreeMap::new();
+        let mut read_empty = None;
+        while last.values().filter(|&&i| i == 5).count() < 4 || read_empty.is_none() {
+            match next(&mut drx) {
+                ApplyDone::Applied { group, index } => {
+                    let prev = last.insert(group, index).unwrap_or(0);
+                    assert_eq!(index, prev + 1, "group {group} reported out of order");
+                }
+                ApplyDone::Read { read: 100, result } => read_empty = Some(result),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(matches!(read_empty, Some(Ok(ShardAnswer::Count(0)))), "{read_empty:?}");
+        for g in 1..=4 {
+            count(&jtx, g, g);
+        }
+        let mut counts = BTreeMap::new();
+        for _ in 1..=4 {
+            let ApplyDone::Read { read, result } = next(&mut drx) else { panic!() };
+            counts.insert(read, result.unwrap());
+        }
+        assert!(counts.values().all(|a| matches!(a, ShardAnswer::Count(50))), "{counts:?}");
+        drop(jtx);
+        let stats = worker.join().unwrap();
+        assert_eq!((stats.applied, stats.reads), (20, 5));
+    }
+
+    #[test]
+    fn a_read_of_one_shard_does_not_wait_behind_a_long_apply_of_another() {
+        let (jtx, jrx) = mpsc::channel(16);
+        let (dtx, mut drx) = mpsc::unbounded_channel();
+        let threads = ApplyThreads { lanes: 2, readers: 1 };
+        let worker = spawn_apply_worker_threads(jrx, dtx, None, BTreeMap::new(), threads).unwrap();
+        create(&jtx, 0, 32);
+        create(&jtx, 1, 32);
+        apply(&jtx, 1, 1, Some(points(0..3, 32)));
+        assert!(matches!(next(&mut drx), ApplyDone::Applied { group: 1, index: 1 }));
+        // A large batch on group 0 (thousands of HNSW inserts), then a read of group 1.
+        apply(&jtx, 0, 1, Some(points(0..4000, 32)));
+        count(&jtx, 7, 1);
+        // The read is answered first: it neither queues behind group 0's apply (as it did when
+        // one thread did everything) nor needs group 0's lock.
         assert!(matches!(
-            &got[3],
+            next(&mut drx),
             ApplyDone::Read {
-                read: 4,
-                result: Ok(ShardAnswer::Count(5))
+                read: 7,
+                result: Ok(ShardAnswer::Count(3))
             }
         ));
-        assert!(matches!(
-            &got[4],
-            ApplyDone::Read {
-                read: 5,
-                result: Err(_)
-            }
-        ));
+        assert!(matches!(next(&mut drx), ApplyDone::Applied { group: 0, index: 1 }));
+        drop(jtx);
+        worker.join().unwrap();
     }
 }

@@ -14,10 +14,13 @@
 //! back-pressure. The runtime makes no protocol decision: everything is `Node::step`.
 
 pub mod apply;
+mod apply_lane;
 pub mod boot_snapshots;
 pub mod checkpoint;
 mod driver;
+mod read_pool;
 pub mod recovery;
+mod shard_engines;
 pub mod snapshot_store;
 pub mod wal_trim;
 

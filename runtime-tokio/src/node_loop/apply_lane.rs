@@ -1,0 +1,202 @@
+//! An apply lane: a thread that applies the committed commands of the shard groups assigned to
+//! it, in log order per group, and does their snapshot work (take, serve chunks, stage,
+//! install), so that each group's snapshot jobs stay in the node's order relative to its
+//! applies. Groups are spread over lanes by id, so shards apply in parallel on all cores while
+//! each one keeps its log order.
+
+use super::apply::{ApplyDone, ApplyJob, ApplyStats};
+use super::shard_engines::{ShardEngines, read, write};
+use super::snapshot_store::{SNAPSHOT_BYTES, SNAPSHOTS_INSTALLED, SNAPSHOTS_TAKEN, SnapshotStore};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use tokio::sync::mpsc;
+use vecraft_core::node::shard::{apply_command, restore_bytes, snapshot_bytes};
+use vecraft_core::raft::{GroupId, LogIndex, RaftInput, SnapshotMeta, Term};
+
+/// The snapshot store shared by all lanes (file operations are short; serialising an engine
+/// happens outside the lock).
+pub type SharedStore = Arc<Mutex<Option<SnapshotStore>>>;
+
+/// What a lane owns.
+pub struct ApplyLane {
+    /// The engines (shared with the read pool).
+    pub engines: ShardEngines,
+    /// Applied index and its term, per group of this lane.
+    pub applied: BTreeMap<GroupId, (LogIndex, Term)>,
+    /// Snapshot files.
+    pub store: SharedStore,
+    /// Reports to the node loop.
+    pub done: mpsc::UnboundedSender<ApplyDone>,
+}
+
+impl ApplyLane {
+    /// Runs until the dispatcher drops the sender; returns the lane's counters.
+    pub fn run(mut self, jobs: std_mpsc::Receiver<ApplyJob>) -> ApplyStats {
+        let mut stats = ApplyStats::default();
+        while let Ok(job) = jobs.recv() {
+            let report = self.job(job, &mut stats);
+            if let Some(r) = report
+                && self.done.send(r).is_err()
+            {
+                break; // the node loop is gone
+            }
+        }
+        stats
+    }
+
+    fn job(&mut self, job: ApplyJob, stats: &mut ApplyStats) -> Option<ApplyDone> {
+        match job {
+            // The dispatcher creates engines and answers reads itself.
+            ApplyJob::Create { .. } | ApplyJob::Read { .. } => None,
+            ApplyJob::Drop { group } => {
+                self.applied.remove(&group);
+                if let Some(store) = lock(&self.store).as_mut()
+                    && let Err(e) = store.remove_others(group, None)
+                {
+                    tracing::warn!(group, error = %e, "cannot delete a dropped shard's snapshot files");
+                }
+                None
+            }
+            ApplyJob::Apply {
+                group,
+                index,
+                command,
+                term,
+            } => {
+                let a = self.applied.entry(group).or_insert((0, 0));
+                if index <= a.0 {
+                    // Queued before an install that already covers it: the new state must
+                    // not see it (the node ignores applied reports at or below an install).
+                    return None;
+                }
+                *a = (index, term);
+                if let (Some(engine), Some(cmd)) = (self.engines.get(group), command.as_ref()) {
+                    // One command under one write lock: reads see it whole or not at all. A
+                    // refusal is deterministic and identical on every replica: it changes
+                    // nothing anywhere, so the entry still counts as applied.
+                    if let Err(e) = apply_command(&mut write(&engine), cmd) {
+                        stats.refused += 1;
+                        tracing::debug!(group, index, error = %e, "shard command refused by the engine");
+                    }
+                }
+                stats.applied += 1;
+                // Reported only after the write lock is released, so a read the node emits
+                // once it knows this index sees it.
+                Some(ApplyDone::Applied { group, index })
+            }
+            ApplyJob::TakeSnapshot { group, index } => self.take_snapshot(group, index, stats),
+            ApplyJob::ReadSnapshotChunk {
+                group,
+                to,
+                meta,
+                offset,
+                len,
+            } => {
+                let data = lock(&self.store)
+                    .as_ref()
+                    .and_then(|s| s.read_chunk(group, &meta, offset, len));
+                let input = RaftInput::SnapshotChunk {
+                    to,
+                    index: meta.index,
+                    offset,
+                    data,
+                };
+                Some(ApplyDone::Raft { group, input })
+            }
+            ApplyJob::StageSnapshotChunk {
+                group,
+                meta,
+                offset,
+                data,
+            } => {
+                if let Some(store) = lock(&self.store).as_mut()
+                    && let Err(e) = store.stage(group, &meta, offset, &data)
+                {
+                    tracing::warn!(group, index = meta.index, error = %e, "cannot stage a snapshot chunk");
+                }
+                None
+            }
+            ApplyJob::InstallSnapshot { group, meta } => {
+                let input = match self.install(group, &meta) {
+                    Ok(()) => {
+                        self.applied.insert(group, (meta.index, meta.term));
+                        stats.snapshots_installed += 1;
+                        metrics::counter!(SNAPSHOTS_INSTALLED).increment(1);
+                        metrics::counter!(SNAPSHOT_BYTES).increment(meta.size);
+                        tracing::info!(group, index = meta.index, bytes = meta.size, "snapshot installed from the leader");
+                        RaftInput::SnapshotInstalled { meta }
+                    }
+                    Err(e) => {
+                        stats.snapshot_failures += 1;
+                        tracing::warn!(group, index = meta.index, error = %e, "snapshot install rejected");
+                        RaftInput::SnapshotRejected { meta }
+                    }
+                };
+                Some(ApplyDone::Raft { group, input })
+            }
+        }
+    }
+
+    /// Serialises `group`'s engine at its applied index (under its read lock, so reads go on)
+    /// and writes it durably; the report is made only after the file is durable.
+    fn take_snapshot(&mut self, group: GroupId, index: LogIndex, stats: &mut ApplyStats) -> Option<ApplyDone> {
+        if lock(&self.store).is_none() {
+            return None;
+        }
+        let engine = self.engines.get(group)?;
+        let &(at, term) = self.applied.get(&group)?;
+        if at < index || at == 0 {
+            // The node asks only for indexes this lane reported applied: a confused request.
+            tracing::warn!(group, index, applied = at, "snapshot asked beyond the applied index; ignored");
+            return None;
+        }
+        // This lane is the only writer of the group's engine, so it is at `at` now.
+        let bytes = snapshot_bytes(&read(&engine));
+        let written = lock(&self.store).as_mut()?.write(group, at, term, &bytes);
+        match written {
+            Ok(h) => {
+                stats.snapshots_taken += 1;
+                metrics::counter!(SNAPSHOTS_TAKEN).increment(1);
+                metrics::counter!(SNAPSHOT_BYTES).increment(h.size);
+                tracing::debug!(group, index = at, bytes = h.size, "shard snapshot taken");
+                Some(ApplyDone::SnapshotTaken {
+                    group,
+                    index: at,
+                    size: h.size,
+                    checksum: h.checksum,
+                })
+            }
+            Err(e) => {
+                stats.snapshot_failures += 1;
+                tracing::error!(group, index = at, error = %e, "cannot write a shard snapshot; the log stays uncompacted");
+                None
+            }
+        }
+    }
+
+    /// Verifies the staged snapshot, decodes it, makes it the group's durable snapshot file,
+    /// and only then replaces the engine. Any failure changes nothing.
+    fn install(&mut self, group: GroupId, meta: &SnapshotMeta) -> Result<(), String> {
+        let mut guard = lock(&self.store);
+        let store = guard.as_mut().ok_or("this worker keeps no snapshots")?;
+        let Some(engine) = self.engines.get(group) else {
+            store.abandon_staging(group);
+            return Err(format!("group {group} is not hosted here"));
+        };
+        let restored = store
+            .staged_bytes(group, meta)
+            .and_then(|b| restore_bytes(&b))
+            .inspect_err(|_| store.abandon_staging(group))?;
+        store.commit_staged(group, meta).map_err(|e| {
+            store.abandon_staging(group);
+            format!("making the snapshot durable: {e}")
+        })?;
+        drop(guard);
+        *write(&engine) = restored;
+        Ok(())
+    }
+}
+
+fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, Option<SnapshotStore>> {
+    store.lock().unwrap_or_else(|e| e.into_inner())
+}

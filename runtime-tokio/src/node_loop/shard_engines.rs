@@ -1,0 +1,59 @@
+//! The vector engines of the shard replicas this node hosts, shared between the apply lanes
+//! (which mutate them in log order) and the read pool (which answers queries concurrently).
+//!
+//! Each engine sits behind its own `RwLock`: an apply takes the write lock for one whole
+//! command, so a read sees a state between commands, never half a batch; reads of one shard
+//! share the lock and run in parallel on all read threads. The map itself changes only when a
+//! replica is created or dropped (by the dispatcher, in the node's order).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use vecraft_core::raft::GroupId;
+use vecraft_core::vector::collection::Collection;
+
+/// One shard replica's engine.
+pub type ShardEngine = Arc<RwLock<Collection>>;
+
+/// Group → engine, cheap to clone (all clones share the same map).
+#[derive(Clone, Default)]
+pub struct ShardEngines {
+    map: Arc<RwLock<BTreeMap<GroupId, ShardEngine>>>,
+}
+
+impl ShardEngines {
+    /// The engine of `group`, if hosted.
+    pub fn get(&self, group: GroupId) -> Option<ShardEngine> {
+        read(&self.map).get(&group).cloned()
+    }
+
+    /// Hosts `engine` for `group` unless one is already there; true if inserted.
+    pub fn insert_if_absent(&self, group: GroupId, engine: Collection) -> bool {
+        let mut map = write(&self.map);
+        if map.contains_key(&group) {
+            return false;
+        }
+        map.insert(group, Arc::new(RwLock::new(engine)));
+        true
+    }
+
+    /// True if `group` is hosted.
+    pub fn contains(&self, group: GroupId) -> bool {
+        read(&self.map).contains_key(&group)
+    }
+
+    /// Stops hosting `group` (reads already holding its engine finish on it).
+    pub fn remove(&self, group: GroupId) {
+        write(&self.map).remove(&group);
+    }
+}
+
+/// A read guard; a panic elsewhere while a lock was held does not stop the node from serving
+/// (the engine's own invariants are checked where they matter).
+pub fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A write guard (see [`read`]).
+pub fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
