@@ -259,12 +259,19 @@ async fn one_node_cluster_keeps_its_data_across_a_restart() {
     .await;
     assert_eq!(s, 200, "{v}");
     upsert_until_acked(std::slice::from_ref(&c), 0..30, Duration::from_secs(10), 1).await;
+    // `wait=false` is acknowledged once durable in the leader's log (`acknowledged`), `wait=true`
+    // once committed and applied (`completed`); both are there after a restart.
+    for (id, wait, status) in [(30, "false", "acknowledged"), (31, "true", "completed")] {
+        let body = json!({"points": [{"id": id, "vector": [1.0, 0.0, 0.0, 0.0]}]});
+        let (s, v) = call(&c, hyper::Method::PUT, &format!("/collections/t/points?wait={wait}"), Some(body)).await;
+        assert_eq!((s, v["result"]["status"].as_str()), (200, Some(status)), "{v}");
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let mut child = start();
     ready(c.clone()).await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while count(&c, "strong").await != Some(30) {
+    while count(&c, "strong").await != Some(32) {
         assert!(Instant::now() < deadline, "data not replayed after restart");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

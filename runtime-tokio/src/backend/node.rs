@@ -12,8 +12,10 @@
 //! | `ReadConsistency::Quorum`       | `ReadLevel::Quorum`               |
 //! | `ReadConsistency::ReadYourWrites(token)` | `ReadLevel::ReadYourWrites` (token marks per shard) |
 //!
-//! `wait=false` is answered like `wait=true`: the node acknowledges a write only at its ack
-//! level, which is the point of the levels. Errors keep the node's meaning: invalid input 400,
+//! `wait` chooses the default ack level (see `http::params`: `wait=false` → `leader`); the
+//! answer's status says what the level promised: `quorum` writes are committed and applied on
+//! the leader (`completed`), `leader` and `one_copy` writes are durable but maybe not applied
+//! yet (`acknowledged`). Errors keep the node's meaning: invalid input 400,
 //! unknown collection 404, an existing collection 409, a shard that cannot answer or a refused
 //! write 503 (nothing happened; retry), a write whose outcome is unknown 500 (it may have taken
 //! effect), each message naming the shard.
@@ -206,10 +208,12 @@ impl NodeBackend {
                     Reply::Written { token } => {
                         let token = ReadToken { marks: token.marks };
                         let seq = token.marks.values().copied().max().unwrap_or(0);
-                        Ok(receipt(
-                            token,
-                            CommandOutcome::PointsApplied { seq, affected },
-                        ))
+                        let mut r = receipt(token, CommandOutcome::PointsApplied { seq, affected });
+                        r.status = match ack {
+                            WriteAck::Quorum => WriteStatus::Completed,
+                            WriteAck::Leader | WriteAck::OneCopy => WriteStatus::Acknowledged,
+                        };
+                        Ok(r)
                     }
                     _ => Err(unexpected()),
                 }

@@ -5,8 +5,8 @@
 //!
 //! | Qdrant parameter | vecraft meaning |
 //! |---|---|
-//! | `wait=true` | answer once applied (`status: completed`) |
-//! | `wait=false` (Qdrant's server default) | answer once validated and ordered (`acknowledged`) |
+//! | `wait=true` | answer once applied (`status: completed`); default ack `quorum` |
+//! | `wait=false` (Qdrant's server default) | answer once validated and ordered (`acknowledged`); default ack `leader` (see below) |
 //! | `ordering=weak\|medium\|strong` | accepted; every vecraft write is totally ordered by its shard's log, which is at least Qdrant's `strong`, so it changes nothing |
 //! | no `consistency` (what qdrant-client sends by default) | `strong` (read-after-write holds, as Qdrant users expect after `wait=true`) |
 //! | `consistency=1` | `eventual` (one replica) |
@@ -14,7 +14,10 @@
 //! | `consistency=all` | `strong` (linearizable) |
 //! | `timeout=S` | give up after `S` seconds |
 //!
-//! vecraft additions: `write_ack=leader|one_copy|quorum` (default `quorum`),
+//! vecraft additions: `write_ack=leader|one_copy|quorum` (default `quorum` with `wait=true`,
+//! `leader` otherwise: as Qdrant's `wait=false` answers once the write is in the WAL, the node
+//! answers once it is durable on the shard leader, before a majority has it; such a write can
+//! still be lost if that leader fails first, which `wait=true` or `write_ack=quorum` rule out),
 //! `read_consistency=eventual|strong|quorum|read_your_writes` (overrides `consistency`), and
 //! `token=SHARD:INDEX[,SHARD:INDEX...]` (the `vecraft-read-token` header of a write's answer; implies
 //! `read_your_writes`). Unknown values are a 400 naming the parameter, never silently ignored.
@@ -64,7 +67,11 @@ pub fn write_options(params: &Params) -> Result<WriteOptions, ApiError> {
             "query parameter `ordering`: `{ordering}` is not one of weak, medium, strong"
         )));
     }
+    let wait = bool_param(params, "wait")?.unwrap_or(false);
     let ack = match params.get("write_ack").map(String::as_str) {
+        // Qdrant's `wait=false` answers once the write is in the WAL, before it is applied:
+        // on the node that is the shard leader's durable log (`leader`).
+        None if !wait => AckLevel::Leader,
         None | Some("quorum") => AckLevel::Quorum,
         Some("leader") => AckLevel::Leader,
         Some("one_copy") => AckLevel::OneCopy,
@@ -76,7 +83,7 @@ pub fn write_options(params: &Params) -> Result<WriteOptions, ApiError> {
     };
     Ok(WriteOptions {
         ack,
-        wait: bool_param(params, "wait")?.unwrap_or(false),
+        wait,
         timeout: timeout_param(params)?,
     })
 }
@@ -141,7 +148,10 @@ mod tests {
     #[test]
     fn write_mapping() {
         let o = write_options(&p(&[])).unwrap();
-        assert_eq!((o.wait, o.ack, o.timeout), (false, AckLevel::Quorum, None));
+        assert_eq!((o.wait, o.ack, o.timeout), (false, AckLevel::Leader, None));
+        let o = write_options(&p(&[("wait", "false"), ("write_ack", "quorum")])).unwrap();
+        assert_eq!((o.wait, o.ack), (false, AckLevel::Quorum));
+        assert_eq!(write_options(&p(&[("wait", "true")])).unwrap().ack, AckLevel::Quorum);
         let o = write_options(&p(&[("wait", "true"), ("ordering", "strong"), ("timeout", "5")]))
             .unwrap();
         assert_eq!((o.wait, o.timeout), (true, Some(Duration::from_secs(5))));

@@ -30,7 +30,7 @@
 use super::apply_lane::{ApplyLane, SharedStore};
 use super::boot_snapshots::RestoredEngine;
 use super::read_pool::{ReadJob, spawn_read_pool};
-use super::shard_engines::ShardEngines;
+pub use super::shard_engines::ShardEngines;
 use super::snapshot_store::SnapshotStore;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -38,6 +38,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use tokio::sync::mpsc;
 use vecraft_core::contract::NodeId;
+use vecraft_core::node::metadata::group_shard;
 use vecraft_core::node::shard::{ShardAnswer, ShardQuery};
 use vecraft_core::raft::{GroupId, LogIndex, RaftInput, SnapshotMeta, Term};
 use vecraft_core::vector::collection::{Collection, CollectionConfig};
@@ -216,21 +217,22 @@ pub fn spawn_apply_worker_with(
     store: Option<SnapshotStore>,
     restored: BTreeMap<GroupId, RestoredEngine>,
 ) -> std::io::Result<std::thread::JoinHandle<ApplyStats>> {
-    spawn_apply_worker_threads(jobs, done, store, restored, ApplyThreads::default())
+    spawn_apply_worker_threads(jobs, done, store, restored, ApplyThreads::default(), ShardEngines::default())
 }
 
 /// [`spawn_apply_worker_with`] with explicit thread counts. The returned thread is the
 /// dispatcher: it takes jobs in the node's order, creates and drops engines itself, hands
 /// reads to the read pool and everything else to the group's lane; joined, it returns the
-/// summed counters of all threads.
+/// summed counters of all threads. `engines` is where the engines live (a clone lets the
+/// caller read them, e.g. point counts for metrics; only this worker changes them).
 pub fn spawn_apply_worker_threads(
     jobs: mpsc::Receiver<ApplyJob>,
     done: mpsc::UnboundedSender<ApplyDone>,
     store: Option<SnapshotStore>,
     restored: BTreeMap<GroupId, RestoredEngine>,
     threads: ApplyThreads,
+    engines: ShardEngines,
 ) -> std::io::Result<std::thread::JoinHandle<ApplyStats>> {
-    let engines = ShardEngines::default();
     let lanes = threads.lanes.max(1);
     let mut applied: Vec<BTreeMap<GroupId, (LogIndex, Term)>> = vec![BTreeMap::new(); lanes];
     for (group, r) in restored {
@@ -283,9 +285,12 @@ pub fn spawn_apply_worker_threads(
 const LANE_QUEUE: usize = 1024;
 const READ_QUEUE: usize = 1024;
 
-/// The lane of a group: groups are numbered densely, so this spreads them evenly.
+/// The lane of a group. A group id is the collection's number over the shard's (see
+/// `metadata::shard_group`), both dense: their sum spreads one collection's shards over
+/// consecutive lanes and starts the next collection one lane further.
 fn lane_of(group: GroupId, lanes: usize) -> usize {
-    (group % lanes as u64) as usize
+    let (collection, shard) = group_shard(group);
+    ((collection as u64 + shard as u64) % lanes as u64) as usize
 }
 
 fn dispatch(
@@ -438,7 +443,7 @@ mod tests {
         let (jtx, jrx) = mpsc::channel(64);
         let (dtx, mut drx) = mpsc::unbounded_channel();
         let threads = ApplyThreads { lanes: 3, readers: 2 };
-        let worker = spawn_apply_worker_threads(jrx, dtx, None, BTreeMap::new(), threads).unwrap();
+        let worker = spawn_apply_worker_threads(jrx, dtx, None, BTreeMap::new(), threads, ShardEngines::default()).unwrap();
         for g in 1..=4 {
             create(&jtx, g, 4);
         }
@@ -483,7 +488,7 @@ mod tests {
         let (jtx, jrx) = mpsc::channel(16);
         let (dtx, mut drx) = mpsc::unbounded_channel();
         let threads = ApplyThreads { lanes: 2, readers: 1 };
-        let worker = spawn_apply_worker_threads(jrx, dtx, None, BTreeMap::new(), threads).unwrap();
+        let worker = spawn_apply_worker_threads(jrx, dtx, None, BTreeMap::new(), threads, ShardEngines::default()).unwrap();
         create(&jtx, 0, 32);
         create(&jtx, 1, 32);
         apply(&jtx, 1, 1, Some(points(0..3, 32)));

@@ -19,12 +19,14 @@
 
 use super::apply::{ApplyDone, ApplyJob};
 use super::checkpoint::{WAL_CHECKPOINTS, WAL_SEGMENTS_DELETED};
+use super::group_status::{self, GROUP_STATUS_EVERY, GroupStatus};
 use super::recovery::encode_record;
 use super::wal_trim::WalTrim;
 use super::{ClientCall, NodeStatus};
 use crate::transport::Transport;
 use crate::wal::{Durability, WalHandle};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -68,6 +70,12 @@ pub(super) struct Driver {
     pub next_client: ClientId,
     /// WAL checkpoints and segment deletion (see `wal_trim`, `checkpoint`).
     pub trim: WalTrim,
+    /// The per-group picture for metrics (see `group_status`).
+    pub groups: watch::Sender<Arc<Vec<GroupStatus>>>,
+    /// When the picture may be refreshed next, and whether a turn since the last refresh may
+    /// have changed it (then the loop wakes at that time to publish it).
+    pub groups_due: tokio::time::Instant,
+    pub groups_dirty: bool,
 }
 
 impl Driver {
@@ -124,6 +132,7 @@ impl Driver {
                     None => return LoopExit::Shutdown,
                 },
                 _ = tokio::time::sleep_until(wake) => Some(NodeInput::Tick),
+                _ = tokio::time::sleep_until(self.groups_due), if self.groups_dirty => None,
             };
             let mut out = Vec::new();
             if let Some(input) = input {
@@ -329,7 +338,7 @@ impl Driver {
     }
 
     /// Publishes what `/readyz`, `/cluster` and metrics need (only when it changed).
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
         let meta = self.node.group(METADATA_GROUP);
         let groups = self.node.groups().filter(|(g, _)| *g != METADATA_GROUP);
         let (mut shard_groups, mut shard_leaders_known) = (0usize, 0usize);
@@ -348,11 +357,33 @@ impl Driver {
             shard_leaders_known,
             requests_in_flight: self.clients.len(),
         };
+        self.publish_groups();
         self.status.send_if_modified(|s| {
             if *s == next {
                 false
             } else {
                 *s = next;
+                true
+            }
+        });
+    }
+
+    /// Refreshes the per-group picture at most every [`GROUP_STATUS_EVERY`]; a turn in between
+    /// marks it dirty so the loop wakes to publish it then.
+    fn publish_groups(&mut self) {
+        let now = tokio::time::Instant::now();
+        if now < self.groups_due {
+            self.groups_dirty = true;
+            return;
+        }
+        self.groups_due = now + GROUP_STATUS_EVERY;
+        self.groups_dirty = false;
+        let next = group_status::collect(&self.node);
+        self.groups.send_if_modified(|g| {
+            if **g == next {
+                false
+            } else {
+                *g = Arc::new(next);
                 true
             }
         });

@@ -17,10 +17,11 @@ pub mod apply;
 mod apply_lane;
 pub mod boot_snapshots;
 pub mod checkpoint;
+pub mod group_status;
 mod driver;
 mod read_pool;
 pub mod recovery;
-mod shard_engines;
+pub mod shard_engines;
 pub mod snapshot_store;
 pub mod wal_trim;
 
@@ -128,6 +129,8 @@ pub struct NodeHandle {
     incarnation: u64,
     restored: BTreeMap<GroupId, LogIndex>,
     need_repair: Vec<GroupId>,
+    groups: watch::Receiver<std::sync::Arc<Vec<group_status::GroupStatus>>>,
+    engines: shard_engines::ShardEngines,
 }
 
 /// Why a request could not even be queued.
@@ -142,6 +145,19 @@ pub enum SubmitError {
 }
 
 impl NodeHandle {
+    /// Every hosted group as of the loop's last refresh (at most a second old while the node is
+    /// busy; see `group_status`).
+    pub fn groups(&self) -> std::sync::Arc<Vec<group_status::GroupStatus>> {
+        self.groups.borrow().clone()
+    }
+
+    /// Points held by this node's replica of `group` now (`None` if not hosted). Read from the
+    /// engine under its read lock: what this replica applied, not a consistent count.
+    pub fn local_points(&self, group: GroupId) -> Option<u64> {
+        let engine = self.engines.get(group)?;
+        Some(shard_engines::read(&engine).len() as u64)
+    }
+
     /// Queues a request without waiting for room; the receiver yields the node's answer.
     pub fn submit(
         &self,
@@ -278,8 +294,17 @@ pub async fn start(
 
     let (jobs_tx, jobs_rx) = mpsc::channel(opts.apply_queue.max(1));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    apply::spawn_apply_worker_with(jobs_rx, done_tx, Some(store), boot_snapshots.engines)
-        .map_err(io("start apply worker"))?;
+    let engines = shard_engines::ShardEngines::default();
+    apply::spawn_apply_worker_threads(
+        jobs_rx,
+        done_tx,
+        Some(store),
+        boot_snapshots.engines,
+        apply::ApplyThreads::default(),
+        engines.clone(),
+    )
+    .map_err(io("start apply worker"))?;
+    let (groups_tx, groups_rx) = watch::channel(std::sync::Arc::new(Vec::new()));
     let (req_tx, req_rx) = mpsc::channel(opts.request_queue.max(1));
     let (status_tx, status_rx) = watch::channel(NodeStatus {
         node_id: node.id(),
@@ -303,6 +328,9 @@ pub async fn start(
         clients: HashMap::new(),
         next_client: 1,
         trim: wal_trim::WalTrim::new(mirror, opts.wal_checkpoint_bytes),
+        groups: groups_tx,
+        groups_due: tokio::time::Instant::now(),
+        groups_dirty: false,
     };
     let task = tokio::spawn(async move {
         let exit = driver.run(boot).await;
@@ -318,6 +346,8 @@ pub async fn start(
         incarnation,
         restored,
         need_repair,
+        groups: groups_rx,
+        engines,
     };
     Ok((handle, task))
 }

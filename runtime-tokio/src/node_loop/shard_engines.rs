@@ -20,6 +20,12 @@ pub struct ShardEngines {
     map: Arc<RwLock<BTreeMap<GroupId, ShardEngine>>>,
 }
 
+impl std::fmt::Debug for ShardEngines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardEngines").field("groups", &read(&self.map).len()).finish()
+    }
+}
+
 impl ShardEngines {
     /// The engine of `group`, if hosted.
     pub fn get(&self, group: GroupId) -> Option<ShardEngine> {
