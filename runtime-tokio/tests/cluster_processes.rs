@@ -275,6 +275,33 @@ async fn one_node_cluster_keeps_its_data_across_a_restart() {
         assert!(Instant::now() < deadline, "data not replayed after restart");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The local shard's point count and the per-group gauges (the node loop refreshes its
+    // per-group picture once a second, so wait for it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = call(&c, hyper::Method::GET, "/collections/t/cluster", None).await;
+        let local = &v["result"]["local_shards"];
+        let metrics = c.call(hyper::Method::GET, "/metrics", None).await.unwrap();
+        let text = String::from_utf8_lossy(&metrics.body).to_string();
+        let gauge = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name) && l.contains("collection=\"t\"") && l.contains("shard=\"0\""))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if local[0]["points_count"] == 32 && gauge("vecraft_shard_points{") == Some(32.0) {
+            assert_eq!(local.as_array().map(Vec::len), Some(1), "{v}");
+            assert_eq!(gauge("vecraft_raft_is_leader{"), Some(1.0), "{text}");
+            assert!(gauge("vecraft_raft_term{").is_some_and(|t| t >= 1.0), "{text}");
+            let commit = gauge("vecraft_raft_commit_index{").unwrap();
+            assert!(commit >= 3.0 && gauge("vecraft_raft_applied_index{") == Some(commit), "{text}");
+            let meta_term = |l: &&str| l.starts_with("vecraft_raft_term{") && l.contains("collection=\"_meta\"");
+            assert!(text.lines().any(|l| meta_term(&l)), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no local point count or group gauges: {v}\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -256,6 +256,29 @@ pub struct ClusterInfo {
     pub leader: Option<u64>,
 }
 
+/// One Raft group hosted by this node, for `/metrics` (empty for the local backend).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupReport {
+    /// The group.
+    pub group: u64,
+    /// Collection and shard it serves (`None` for the metadata group).
+    pub shard: Option<(String, u32)>,
+    /// Current term here.
+    pub term: u64,
+    /// Whether this node leads it.
+    pub is_leader: bool,
+    /// Last index of the local log.
+    pub last_index: u64,
+    /// Commit index known here.
+    pub commit: u64,
+    /// Applied index here.
+    pub applied: u64,
+    /// Waiting for repair after storage damage.
+    pub damaged: bool,
+    /// Points in this replica's engine (shard groups).
+    pub points: Option<u64>,
+}
+
 /// Where snapshot bytes to recover from are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SnapshotSource {
@@ -376,6 +399,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Writes waiting for the apply worker (a gauge for `/metrics`).
     fn queue_depth(&self) -> usize;
+
+    /// The Raft groups hosted here (gauges for `/metrics`); none without replication.
+    fn groups(&self) -> Vec<GroupReport> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

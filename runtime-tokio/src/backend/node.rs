@@ -24,7 +24,7 @@
 //! and collection snapshots.
 
 use super::{
-    AckLevel, Backend, BackendError, BoxFuture, ClusterInfo, CollectionSummary, ReadAnswer,
+    AckLevel, Backend, BackendError, BoxFuture, ClusterInfo, CollectionSummary, GroupReport, ReadAnswer,
     ReadConsistency, ReadOptions, ReadQuery, ReadToken, ReplicaInfo, SnapshotMeta, SnapshotSource,
     WriteOptions, WriteReceipt, WriteStatus,
 };
@@ -490,6 +490,17 @@ impl Backend for NodeBackend {
         collection: String,
     ) -> BoxFuture<'_, Result<Vec<ReplicaInfo>, BackendError>> {
         Box::pin(async move {
+            let me = self.node.status().node_id;
+            // This node's replicas of the collection: shard → group, to count their points.
+            let local: BTreeMap<u32, u64> = self
+                .node
+                .groups()
+                .iter()
+                .filter_map(|g| match &g.shard {
+                    Some((c, shard)) if *c == collection => Some((*shard, g.group)),
+                    _ => None,
+                })
+                .collect();
             match self
                 .call(Request::ReplicaStatus { collection }, None)
                 .await?
@@ -505,7 +516,10 @@ impl Backend for NodeBackend {
                             ReplicaState::Snapshotting => "Recovery",
                             ReplicaState::Dead => "Dead",
                         },
-                        points_count: None,
+                        // Only this node's own replicas are counted (as Qdrant's local shards).
+                        points_count: (r.node == me)
+                            .then(|| local.get(&r.shard).and_then(|&g| self.node.local_points(g)))
+                            .flatten(),
                         leader: r.leader,
                     })
                     .collect()),
@@ -558,6 +572,25 @@ impl Backend for NodeBackend {
 
     fn queue_depth(&self) -> usize {
         self.node.queue_depth()
+    }
+
+    fn groups(&self) -> Vec<GroupReport> {
+        let me = self.node.status().node_id;
+        self.node
+            .groups()
+            .iter()
+            .map(|g| GroupReport {
+                group: g.group,
+                shard: g.shard.clone(),
+                term: g.term,
+                is_leader: g.leader == Some(me),
+                last_index: g.last_index,
+                commit: g.commit,
+                applied: g.applied,
+                damaged: g.damaged,
+                points: g.shard.as_ref().and_then(|_| self.node.local_points(g.group)),
+            })
+            .collect()
     }
 }
 

@@ -28,6 +28,14 @@ pub const RAFT_COMMIT_INDEX: &str = "vecraft_raft_commit_index";
 pub const RAFT_APPLIED_INDEX: &str = "vecraft_raft_applied_index";
 /// Gauge hook for the Raft driver: 1 when this node leads the group, label `group`.
 pub const RAFT_IS_LEADER: &str = "vecraft_raft_is_leader";
+/// Gauge: last index of the local log, label `group`.
+pub const RAFT_LAST_INDEX: &str = "vecraft_raft_last_index";
+/// Gauge: 1 while the group's replica here waits for repair after storage damage.
+pub const RAFT_DAMAGED: &str = "vecraft_raft_damaged";
+/// Gauge: entries committed but not yet applied here (the apply worker's backlog), label `group`.
+pub const RAFT_APPLY_LAG: &str = "vecraft_raft_apply_lag_entries";
+/// Gauge: points in this node's replica of a shard, labels `group`, `collection`, `shard`.
+pub const SHARD_POINTS: &str = "vecraft_shard_points";
 /// Gauge hook for the WAL: bytes on disk.
 pub const WAL_BYTES: &str = "vecraft_wal_bytes";
 /// Histogram hook for the WAL (seconds): fsync latency.
@@ -70,6 +78,10 @@ fn describe() {
     metrics::describe_gauge!(RAFT_COMMIT_INDEX, "Raft commit index per group");
     metrics::describe_gauge!(RAFT_APPLIED_INDEX, "Raft applied index per group");
     metrics::describe_gauge!(RAFT_IS_LEADER, "1 when this node leads the group");
+    metrics::describe_gauge!(RAFT_LAST_INDEX, "Last index of the local Raft log per group");
+    metrics::describe_gauge!(RAFT_DAMAGED, "1 while the group waits for repair after storage damage");
+    metrics::describe_gauge!(RAFT_APPLY_LAG, "Entries committed but not yet applied here per group");
+    metrics::describe_gauge!(SHARD_POINTS, "Points in this node's replica of a shard");
     metrics::describe_gauge!(WAL_BYTES, metrics::Unit::Bytes, "WAL size on disk");
     metrics::describe_histogram!(WAL_FSYNC_SECONDS, metrics::Unit::Seconds, "WAL fsync latency");
     metrics::describe_counter!(SNAPSHOTS_TAKEN, "Snapshots taken by trigger");
@@ -94,9 +106,34 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
+/// Sets the per-group gauges from the node's picture (refreshed by the node loop at most once a
+/// second). Labels: `group` (the Raft group id), and for shard groups `collection` and `shard`;
+/// the metadata group is `collection="_meta"`. A dropped group's series keep their last values
+/// (the exporter does not forget label sets); its `group` id is never reused.
+fn record_groups(groups: &[crate::backend::GroupReport]) {
+    for g in groups {
+        let (collection, shard) = match &g.shard {
+            Some((c, s)) => (c.clone(), s.to_string()),
+            None => ("_meta".to_string(), String::new()),
+        };
+        let labels = [("group", g.group.to_string()), ("collection", collection), ("shard", shard)];
+        metrics::gauge!(RAFT_TERM, &labels).set(g.term as f64);
+        metrics::gauge!(RAFT_COMMIT_INDEX, &labels).set(g.commit as f64);
+        metrics::gauge!(RAFT_APPLIED_INDEX, &labels).set(g.applied as f64);
+        metrics::gauge!(RAFT_LAST_INDEX, &labels).set(g.last_index as f64);
+        metrics::gauge!(RAFT_IS_LEADER, &labels).set(if g.is_leader { 1.0 } else { 0.0 });
+        metrics::gauge!(RAFT_DAMAGED, &labels).set(if g.damaged { 1.0 } else { 0.0 });
+        metrics::gauge!(RAFT_APPLY_LAG, &labels).set(g.commit.saturating_sub(g.applied) as f64);
+        if let Some(points) = g.points {
+            metrics::gauge!(SHARD_POINTS, &labels).set(points as f64);
+        }
+    }
+}
+
 /// `GET /metrics`: Prometheus text format.
 pub async fn scrape(state: axum::extract::State<State>) -> Response {
     metrics::gauge!(APPLY_QUEUE_DEPTH).set(state.backend.queue_depth() as f64);
+    record_groups(&state.backend.groups());
     match install() {
         Some(handle) => {
             ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
