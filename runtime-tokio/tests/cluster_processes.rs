@@ -133,6 +133,29 @@ async fn three_processes_survive_kill_9_of_a_node_and_of_a_shard_leader() {
             i + 1
         );
     }
+    // An `eventual` search says which replica served each shard and how far behind it may be
+    // (`vecraft-staleness`); a strong one has nothing to say.
+    for (i, c) in clients.iter().enumerate() {
+        let body = json!({"vector": [1.0, 0.0, 1.0, 0.0], "limit": 5});
+        let eventual = c
+            .call(hyper::Method::POST, "/collections/t/points/search?read_consistency=eventual", Some(&body))
+            .await
+            .unwrap();
+        assert_eq!(eventual.status, 200);
+        let header = eventual.headers.get("vecraft-staleness").unwrap_or_else(|| panic!("node {}: no staleness", i + 1));
+        let lines: serde_json::Value = serde_json::from_str(header.to_str().unwrap()).unwrap();
+        let shards: Vec<u64> = lines.as_array().unwrap().iter().map(|l| l["shard"].as_u64().unwrap()).collect();
+        assert_eq!(shards, [0, 1], "{lines}");
+        for l in lines.as_array().unwrap() {
+            assert!((1..=3).contains(&l["node"].as_u64().unwrap()), "{l}");
+            assert!(l["commit"].as_u64() >= l["applied"].as_u64(), "{l}");
+        }
+        let strong = c
+            .call(hyper::Method::POST, "/collections/t/points/search?read_consistency=strong", Some(&body))
+            .await
+            .unwrap();
+        assert!(strong.headers.get("vecraft-staleness").is_none());
+    }
     // Eventual reads at each replica converge to the same count.
     for c in &clients {
         let deadline = Instant::now() + Duration::from_secs(10);

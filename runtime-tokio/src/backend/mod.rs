@@ -122,6 +122,36 @@ pub struct ReadOptions {
     pub consistency: ReadConsistency,
     /// Give up after this long.
     pub timeout: Option<Duration>,
+    /// Answer from the shards that could answer (naming the missing ones) instead of failing
+    /// when one cannot (vecraft's `allow_partial=true`).
+    pub allow_partial: bool,
+}
+
+/// What a read's answer does not say by itself: how stale an `eventual` answer may be and
+/// which shards a partial answer lacks (sent as the `vecraft-staleness` and
+/// `vecraft-missing-shards` headers).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadDetails {
+    /// Per shard that served an `eventual` read: the replica and how far behind it may be.
+    pub staleness: Vec<ShardStaleness>,
+    /// Shards missing from a partial answer (sorted).
+    pub missing: Vec<u32>,
+}
+
+/// How stale one shard replica's answer may be (see the node's `ReplicaStaleness`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardStaleness {
+    /// The shard.
+    pub shard: u32,
+    /// The node whose replica answered.
+    pub node: u64,
+    /// Its applied index.
+    pub applied: u64,
+    /// The commit index it knew (so `commit - applied` entries it knew it lacked).
+    pub commit: u64,
+    /// Time since it last heard its shard leader (zero at the leader, `None` if never since
+    /// it started). Not a bound: see the node's documentation.
+    pub since_leader: Option<Duration>,
 }
 
 /// Where a write stands when its receipt is issued.
@@ -351,6 +381,17 @@ pub trait Backend: Send + Sync + 'static {
         query: ReadQuery,
         options: ReadOptions,
     ) -> BoxFuture<'_, Result<ReadAnswer, BackendError>>;
+
+    /// [`Self::read`] with the answer's staleness and missing shards (none for a backend
+    /// whose every read is complete and current).
+    fn read_detailed(
+        &self,
+        query: ReadQuery,
+        options: ReadOptions,
+    ) -> BoxFuture<'_, Result<(ReadAnswer, ReadDetails), BackendError>> {
+        let answer = self.read(query, options);
+        Box::pin(async move { Ok((answer.await?, ReadDetails::default())) })
+    }
 
     /// Cluster membership and consensus state.
     fn cluster_info(&self) -> BoxFuture<'_, ClusterInfo>;

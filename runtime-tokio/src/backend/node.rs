@@ -25,7 +25,8 @@
 
 use super::{
     AckLevel, Backend, BackendError, BoxFuture, ClusterInfo, CollectionSummary, GroupReport, ReadAnswer,
-    ReadConsistency, ReadOptions, ReadQuery, ReadToken, ReplicaInfo, SnapshotMeta, SnapshotSource,
+    ReadConsistency, ReadDetails, ReadOptions, ReadQuery, ReadToken, ReplicaInfo, ShardStaleness,
+    SnapshotMeta, SnapshotSource,
     WriteOptions, WriteReceipt, WriteStatus,
 };
 use crate::node_loop::{NodeHandle, SubmitError};
@@ -254,16 +255,18 @@ impl NodeBackend {
         &self,
         query: ReadQuery,
         options: ReadOptions,
-    ) -> Result<ReadAnswer, BackendError> {
+    ) -> Result<(ReadAnswer, ReadDetails), BackendError> {
         let read = nreq::ReadOptions {
             level: read_level(&options.consistency),
-            allow_partial: false,
+            allow_partial: options.allow_partial,
         };
+        let mut details = ReadDetails::default();
         let t = options.timeout;
         match query {
             ReadQuery::ListCollections => match self.call(Request::ListCollections, t).await? {
-                Reply::Collections(list) => Ok(ReadAnswer::Collections(
-                    list.into_iter().map(|c| c.name).collect(),
+                Reply::Collections(list) => Ok((
+                    ReadAnswer::Collections(list.into_iter().map(|c| c.name).collect()),
+                    details,
                 )),
                 _ => Err(unexpected()),
             },
@@ -274,7 +277,7 @@ impl NodeBackend {
                 let info = list.into_iter().find(|c| c.name == name).ok_or_else(|| {
                     BackendError::Engine(EngineError::UnknownCollection(name.clone()))
                 })?;
-                let Reply::Count { count, .. } = self
+                let Reply::Count { count, missing } = self
                     .call(
                         Request::Count {
                             collection: name.clone(),
@@ -287,14 +290,18 @@ impl NodeBackend {
                 else {
                     return Err(unexpected());
                 };
-                Ok(ReadAnswer::Collection(CollectionSummary {
-                    name,
-                    config: info.config,
-                    points: count,
-                    indexed: count,
-                    seq: 0,
-                    field_indexes: BTreeMap::new(),
-                }))
+                details.add(missing, None);
+                Ok((
+                    ReadAnswer::Collection(CollectionSummary {
+                        name,
+                        config: info.config,
+                        points: count,
+                        indexed: count,
+                        seq: 0,
+                        field_indexes: BTreeMap::new(),
+                    }),
+                    details,
+                ))
             }
             ReadQuery::Retrieve {
                 collection,
@@ -315,7 +322,14 @@ impl NodeBackend {
                     )
                     .await?
                 {
-                    Reply::Records { records, .. } => Ok(ReadAnswer::Records(records)),
+                    Reply::Records {
+                        records,
+                        missing,
+                        staleness,
+                    } => {
+                        details.add(missing, staleness);
+                        Ok((ReadAnswer::Records(records), details))
+                    }
                     _ => Err(unexpected()),
                 }
             }
@@ -334,11 +348,18 @@ impl NodeBackend {
                 let mut all = Vec::new();
                 for reply in futures::future::join_all(calls).await {
                     match reply? {
-                        Reply::Hits { hits, .. } => all.push(hits),
+                        Reply::Hits {
+                            hits,
+                            missing,
+                            staleness,
+                        } => {
+                            details.add(missing, staleness);
+                            all.push(hits)
+                        }
                         _ => return Err(unexpected()),
                     }
                 }
-                Ok(ReadAnswer::Hits(all))
+                Ok((ReadAnswer::Hits(all), details))
             }
             ReadQuery::Scroll {
                 collection,
@@ -355,7 +376,10 @@ impl NodeBackend {
                     )
                     .await?
                 {
-                    Reply::Page { page, .. } => Ok(ReadAnswer::Page(page)),
+                    Reply::Page { page, missing } => {
+                        details.add(missing, None);
+                        Ok((ReadAnswer::Page(page), details))
+                    }
                     _ => Err(unexpected()),
                 }
             }
@@ -371,11 +395,41 @@ impl NodeBackend {
                     )
                     .await?
                 {
-                    Reply::Count { count, .. } => Ok(ReadAnswer::Count(count)),
+                    Reply::Count { count, missing } => {
+                        details.add(missing, None);
+                        Ok((ReadAnswer::Count(count), details))
+                    }
                     _ => Err(unexpected()),
                 }
             }
         }
+    }
+}
+
+/// Folds a shard answer's missing shards and staleness into the read's details (a search
+/// batch folds one per query: every serving replica is listed once per shard and node).
+trait FoldDetails {
+    fn add(&mut self, missing: Vec<u32>, staleness: Option<nreq::Staleness>);
+}
+
+impl FoldDetails for ReadDetails {
+    fn add(&mut self, missing: Vec<u32>, staleness: Option<nreq::Staleness>) {
+        self.missing.extend(missing);
+        self.missing.sort_unstable();
+        self.missing.dedup();
+        for (shard, r) in staleness.map(|s| s.replicas).unwrap_or_default() {
+            let line = ShardStaleness {
+                shard,
+                node: r.node,
+                applied: r.applied,
+                commit: r.commit,
+                since_leader: r.since_leader,
+            };
+            if !self.staleness.iter().any(|l| l.shard == shard && l.node == r.node) {
+                self.staleness.push(line);
+            }
+        }
+        self.staleness.sort_by_key(|l| (l.shard, l.node));
     }
 }
 
@@ -468,6 +522,14 @@ impl Backend for NodeBackend {
         query: ReadQuery,
         options: ReadOptions,
     ) -> BoxFuture<'_, Result<ReadAnswer, BackendError>> {
+        Box::pin(async move { Ok(self.do_read(query, options).await?.0) })
+    }
+
+    fn read_detailed(
+        &self,
+        query: ReadQuery,
+        options: ReadOptions,
+    ) -> BoxFuture<'_, Result<(ReadAnswer, ReadDetails), BackendError>> {
         Box::pin(self.do_read(query, options))
     }
 

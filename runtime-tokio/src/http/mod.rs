@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod params;
 pub mod points;
 pub mod quantization;
+pub mod read_details;
 pub mod search;
 pub mod snapshots;
 

@@ -20,7 +20,8 @@
 //! still be lost if that leader fails first, which `wait=true` or `write_ack=quorum` rule out),
 //! `read_consistency=eventual|strong|quorum|read_your_writes` (overrides `consistency`), and
 //! `token=SHARD:INDEX[,SHARD:INDEX...]` (the `vecraft-read-token` header of a write's answer; implies
-//! `read_your_writes`). Unknown values are a 400 naming the parameter, never silently ignored.
+//! `read_your_writes`), `allow_partial=true` (answer from the shards that can answer, naming the
+//! others in the `vecraft-missing-shards` header, instead of failing). Unknown values are a 400 naming the parameter, never silently ignored.
 
 use super::envelope::ApiError;
 use crate::backend::{AckLevel, ReadConsistency, ReadOptions, ReadToken, WriteOptions};
@@ -134,7 +135,11 @@ pub fn read_options(params: &Params) -> Result<ReadOptions, ApiError> {
             )));
         }
     };
-    Ok(ReadOptions { consistency, timeout: timeout_param(params)? })
+    Ok(ReadOptions {
+        consistency,
+        timeout: timeout_param(params)?,
+        allow_partial: bool_param(params, "allow_partial")?.unwrap_or(false),
+    })
 }
 
 #[cfg(test)]

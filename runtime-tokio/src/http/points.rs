@@ -12,6 +12,7 @@ use super::convert::{
 use super::envelope::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ok};
 use super::filter_json::parse_filter;
 use super::params::{Params, read_options, write_options};
+use super::read_details::with_details;
 use crate::backend::{ReadAnswer, ReadQuery, WriteReceipt, WriteStatus};
 use axum::http::HeaderValue;
 use axum::response::Response;
@@ -176,12 +177,13 @@ pub async fn retrieve(
     let with_vector = parse_with_vector(body.get("with_vector").or(body.get("with_vectors")))?;
     let query =
         ReadQuery::Retrieve { collection, ids, with_payload: with_payload.wanted(), with_vector };
-    let ReadAnswer::Records(records) = state.backend.read(query, read_options(&params)?).await?
+    let (ReadAnswer::Records(records), details) =
+        state.backend.read_detailed(query, read_options(&params)?).await?
     else {
         return Err(mismatch());
     };
     let result: Vec<Value> = records.iter().map(|r| record_json(r, &with_payload)).collect();
-    Ok(ok(start, Value::Array(result)))
+    Ok(with_details(ok(start, Value::Array(result)), &details))
 }
 
 /// `GET /collections/{c}/points/{id}`: one point with payload and vector, 404 if absent.
@@ -197,12 +199,13 @@ pub async fn get_one(
     };
     let query =
         ReadQuery::Retrieve { collection, ids: vec![id], with_payload: true, with_vector: true };
-    let ReadAnswer::Records(records) = state.backend.read(query, read_options(&params)?).await?
+    let (ReadAnswer::Records(records), details) =
+        state.backend.read_detailed(query, read_options(&params)?).await?
     else {
         return Err(mismatch());
     };
     let record = records
         .first()
         .ok_or_else(|| ApiError::not_found(format!("No point with id {id} found")))?;
-    Ok(ok(start, record_json(record, &WithPayload::All)))
+    Ok(with_details(ok(start, record_json(record, &WithPayload::All)), &details))
 }

@@ -14,7 +14,8 @@ use super::convert::{
 use super::envelope::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ok};
 use super::filter_json::parse_filter;
 use super::params::{Params, read_options};
-use crate::backend::{ReadAnswer, ReadQuery};
+use super::read_details::with_details;
+use crate::backend::{ReadAnswer, ReadDetails, ReadQuery};
 use serde_json::{Map, Value, json};
 use std::time::Instant;
 use vecraft_core::vector::collection::{ScrollRequest, SearchRequest};
@@ -165,10 +166,10 @@ async fn run(
     collection: String,
     params: &Params,
     requests: Vec<SearchRequest>,
-) -> Result<Vec<Vec<ScoredPoint>>, ApiError> {
+) -> Result<(Vec<Vec<ScoredPoint>>, ReadDetails), ApiError> {
     let query = ReadQuery::Search { collection, requests };
-    match state.backend.read(query, read_options(params)?).await? {
-        ReadAnswer::Hits(hits) => Ok(hits),
+    match state.backend.read_detailed(query, read_options(params)?).await? {
+        (ReadAnswer::Hits(hits), details) => Ok((hits, details)),
         _ => Err(mismatch()),
     }
 }
@@ -210,15 +211,15 @@ async fn run_batch(
     params: &Params,
     body: &Map<String, Value>,
     parse: ParseFn,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<(Vec<Value>, ReadDetails), ApiError> {
     let parsed = batch_bodies(body)?
         .iter()
         .enumerate()
         .map(|(i, b)| prefixed(i, parse(b)))
         .collect::<Result<Vec<_>, _>>()?;
     let (requests, selections): (Vec<_>, Vec<_>) = parsed.into_iter().unzip();
-    let hits = run(state, collection, params, requests).await?;
-    Ok(hits.iter().zip(&selections).map(|(h, w)| hits_json(h, w)).collect())
+    let (hits, details) = run(state, collection, params, requests).await?;
+    Ok((hits.iter().zip(&selections).map(|(h, w)| hits_json(h, w)).collect(), details))
 }
 
 fn prefixed<T>(i: usize, r: Result<T, ApiError>) -> Result<T, ApiError> {
@@ -234,9 +235,9 @@ pub async fn query(
 ) -> ApiResult {
     let start = Instant::now();
     let (request, with_payload) = parse_query(&body)?;
-    let hits = run(&state, collection, &params, vec![request]).await?;
+    let (hits, details) = run(&state, collection, &params, vec![request]).await?;
     let hits = hits.first().map(Vec::as_slice).unwrap_or_default();
-    Ok(ok(start, json!({"points": hits_json(hits, &with_payload)})))
+    Ok(with_details(ok(start, json!({"points": hits_json(hits, &with_payload)})), &details))
 }
 
 /// `POST /collections/{c}/points/query/batch`: one `{"points": [...]}` per request.
@@ -247,9 +248,9 @@ pub async fn query_batch(
     ApiJson(body): Body,
 ) -> ApiResult {
     let start = Instant::now();
-    let results = run_batch(&state, collection, &params, &body, parse_query).await?;
+    let (results, details) = run_batch(&state, collection, &params, &body, parse_query).await?;
     let result = results.into_iter().map(|hits| json!({ "points": hits })).collect();
-    Ok(ok(start, Value::Array(result)))
+    Ok(with_details(ok(start, Value::Array(result)), &details))
 }
 
 /// `POST /collections/{c}/points/search`: a bare list of `ScoredPoint`.
@@ -261,8 +262,9 @@ pub async fn search(
 ) -> ApiResult {
     let start = Instant::now();
     let (request, with_payload) = parse_search(&body)?;
-    let hits = run(&state, collection, &params, vec![request]).await?;
-    Ok(ok(start, hits_json(hits.first().map(Vec::as_slice).unwrap_or_default(), &with_payload)))
+    let (hits, details) = run(&state, collection, &params, vec![request]).await?;
+    let hits = hits.first().map(Vec::as_slice).unwrap_or_default();
+    Ok(with_details(ok(start, hits_json(hits, &with_payload)), &details))
 }
 
 /// `POST /collections/{c}/points/search/batch`: a list of hit lists.
@@ -273,8 +275,8 @@ pub async fn search_batch(
     ApiJson(body): Body,
 ) -> ApiResult {
     let start = Instant::now();
-    let results = run_batch(&state, collection, &params, &body, parse_search).await?;
-    Ok(ok(start, Value::Array(results)))
+    let (results, details) = run_batch(&state, collection, &params, &body, parse_search).await?;
+    Ok(with_details(ok(start, Value::Array(results)), &details))
 }
 
 /// `POST /collections/{c}/points/scroll`: `{"points": [Record], "next_page_offset": id|null}`.
@@ -298,12 +300,14 @@ pub async fn scroll(
         with_vector: parse_with_vector(body.get("with_vector").or(body.get("with_vectors")))?,
     };
     let query = ReadQuery::Scroll { collection, request };
-    let ReadAnswer::Page(page) = state.backend.read(query, read_options(&params)?).await? else {
+    let (ReadAnswer::Page(page), details) =
+        state.backend.read_detailed(query, read_options(&params)?).await?
+    else {
         return Err(mismatch());
     };
     let points: Vec<Value> = page.points.iter().map(|r| record_json(r, &with_payload)).collect();
     let next = page.next_offset.map_or(Value::Null, |id| id.to_json());
-    Ok(ok(start, json!({"points": points, "next_page_offset": next})))
+    Ok(with_details(ok(start, json!({"points": points, "next_page_offset": next})), &details))
 }
 
 /// `POST /collections/{c}/points/count`: `{"count": n}` (always exact).
@@ -317,10 +321,12 @@ pub async fn count(
     refuse_present(&body, &["shard_key"])?;
     let filter = parse_filter(body.get("filter"))?;
     let query = ReadQuery::Count { collection, filter };
-    let ReadAnswer::Count(n) = state.backend.read(query, read_options(&params)?).await? else {
+    let (ReadAnswer::Count(n), details) =
+        state.backend.read_detailed(query, read_options(&params)?).await?
+    else {
         return Err(mismatch());
     };
-    Ok(ok(start, json!({"count": n})))
+    Ok(with_details(ok(start, json!({"count": n})), &details))
 }
 
 #[cfg(test)]
