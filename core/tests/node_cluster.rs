@@ -643,3 +643,30 @@ fn after_a_damaged_boot_unknown_groups_start_damaged_but_groups_created_later_do
     let d_group = vecraft_core::node::metadata::shard_group(2, 0);
     assert!(!c.nodes[&victim].group(d_group).expect("placed on every node").is_damaged());
 }
+
+#[test]
+fn racing_creates_and_drops_of_one_name_get_typed_refusals_from_the_metadata_group() {
+    let mut c = ready_cluster(1, 3);
+    // Two creates of a new name at two nodes before either is applied: both are proposed,
+    // the second to apply is refused by the metadata state machine, typed as the origin's own
+    // check would be (409 at the REST layer), not as a text.
+    let named = |name: &str| Request::CreateCollection {
+        name: name.into(),
+        config: CollectionConfig::new(2, Distance::Euclid),
+        shards: 1,
+        replication_factor: 3,
+    };
+    let a = c.request(1, named("d"));
+    let b = c.request(2, named("d"));
+    let mut answers = [c.wait(a), c.wait(b)];
+    answers.sort_by_key(|r| r.is_err());
+    assert_eq!(answers[0], Ok(Reply::Done));
+    assert_eq!(answers[1], Err(NodeError::CollectionExists("d".into())));
+    // Two drops racing: the loser hears that the collection is not there (404).
+    let a = c.request(3, Request::DropCollection { name: "d".into() });
+    let b = c.request(1, Request::DropCollection { name: "d".into() });
+    let mut answers = [c.wait(a), c.wait(b)];
+    answers.sort_by_key(|r| r.is_err());
+    assert_eq!(answers[0], Ok(Reply::Done));
+    assert_eq!(answers[1], Err(NodeError::NoSuchCollection("d".into())));
+}

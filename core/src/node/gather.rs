@@ -155,6 +155,11 @@ fn write_error(failed: Vec<(ShardId, PartFailure)>, some_succeeded: bool) -> Nod
     };
     if !some_succeeded && !failed.iter().any(|(_, f)| doubt(f)) {
         let (shard, f) = &failed[0];
+        match f {
+            PartFailure::Serve(ServeError::CollectionExists(name)) => return NodeError::CollectionExists(name.clone()),
+            PartFailure::Serve(ServeError::NoSuchCollection(name)) => return NodeError::NoSuchCollection(name.clone()),
+            _ => {}
+        }
         let reason = match f {
             PartFailure::Timeout { .. } => "no leader answered in time".to_string(),
             PartFailure::Serve(e) => e.to_string(),

@@ -10,7 +10,7 @@
 
 use super::io::{NodeBugs, NodeConfig, NodeInput, NodeOutput};
 use super::message::{NodeEnvelope, PeerMessage};
-use super::metadata::{METADATA_GROUP, MetaCommand, MetaEvent, Metadata, group_shard};
+use super::metadata::{METADATA_GROUP, MetaCommand, MetaEvent, MetaRefusal, Metadata, group_shard};
 use super::origin::{ClientState, Part};
 use super::router::Router;
 use super::serve::Serve;
@@ -76,7 +76,7 @@ pub struct Node {
     pub(super) work: VecDeque<Work>,
     outbox: BTreeMap<NodeId, NodeEnvelope>,
     /// Metadata apply results by index, kept until the serve of that write answers.
-    pub(super) meta_results: BTreeMap<LogIndex, Result<(), String>>,
+    pub(super) meta_results: BTreeMap<LogIndex, Result<(), MetaRefusal>>,
     last_heard: BTreeMap<NodeId, Time>,
     pub(super) suspected: BTreeSet<NodeId>,
     next_ping: Time,
@@ -315,7 +315,7 @@ impl Node {
         let EntryPayload::Command(bytes) = payload else {
             return;
         };
-        let result = MetaCommand::decode(bytes).and_then(|c| self.meta.apply(c));
+        let result = MetaCommand::decode(bytes).map_err(MetaRefusal::Invalid).and_then(|c| self.meta.apply(c));
         let me = self.cfg.id;
         match &result {
             Ok(MetaEvent::Created(c)) => {

@@ -63,6 +63,12 @@ pub enum ServeError {
     /// The engine could not answer the query.
     #[error("query failed: {0}")]
     Failed(String),
+    /// The metadata group refused a create: the name exists. Nothing was done.
+    #[error("collection {0:?} already exists")]
+    CollectionExists(String),
+    /// The metadata group refused a drop: no such collection. Nothing was done.
+    #[error("collection {0:?} not found")]
+    NoSuchCollection(String),
 }
 
 impl ServeError {

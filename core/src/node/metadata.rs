@@ -97,6 +97,21 @@ impl CollectionMeta {
     }
 }
 
+/// Why a committed metadata command changed nothing: typed, so that the client who proposed it
+/// gets the same error as when its node's metadata already knew (409, 404), not a text to parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetaRefusal {
+    /// The command does not decode or is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// A create of a name that exists.
+    #[error("collection {0:?} already exists")]
+    Exists(String),
+    /// A drop of a name that does not.
+    #[error("collection {0:?} not found")]
+    Missing(String),
+}
+
 /// What applying a command changed, for the node to react to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MetaEvent {
@@ -151,12 +166,12 @@ impl Metadata {
     }
 
     /// Applies one committed command. `Err` is a deterministic refusal (same on every node).
-    pub fn apply(&mut self, command: MetaCommand) -> Result<MetaEvent, String> {
+    pub fn apply(&mut self, command: MetaCommand) -> Result<MetaEvent, MetaRefusal> {
         match command {
             MetaCommand::CreateCollection { name, config, shards, replication_factor } => {
-                self.check_create(&name, &config, shards, replication_factor)?;
+                self.check_create(&name, &config, shards, replication_factor).map_err(MetaRefusal::Invalid)?;
                 if self.collections.contains_key(&name) {
-                    return Err(format!("collection {name:?} already exists"));
+                    return Err(MetaRefusal::Exists(name));
                 }
                 let id = self.next_id;
                 self.next_id += 1;
@@ -168,7 +183,7 @@ impl Metadata {
                 Ok(MetaEvent::Created(meta))
             }
             MetaCommand::DropCollection { name } => {
-                let meta = self.collections.remove(&name).ok_or_else(|| format!("collection {name:?} not found"))?;
+                let meta = self.collections.remove(&name).ok_or(MetaRefusal::Missing(name))?;
                 self.by_id.remove(&meta.id);
                 Ok(MetaEvent::Dropped(meta))
             }
@@ -231,7 +246,7 @@ mod tests {
         let MetaEvent::Created(a) = m.apply(create("a", 2, 3)).unwrap() else { panic!() };
         assert_eq!(a.id, 1);
         assert_eq!(a.replicas.len(), 2);
-        assert!(m.apply(create("a", 1, 1)).unwrap_err().contains("exists"));
+        assert_eq!(m.apply(create("a", 1, 1)).unwrap_err(), MetaRefusal::Exists("a".into()));
         // Bounds: rf = members accepted, members + 1 refused; 0 shards refused.
         assert!(m.check_create("b", &CollectionConfig::new(4, Distance::Dot), 1, 3).is_ok());
         assert!(m.check_create("b", &CollectionConfig::new(4, Distance::Dot), 1, 4).is_err());
@@ -239,7 +254,7 @@ mod tests {
         m.apply(MetaCommand::DropCollection { name: "a".into() }).unwrap();
         let MetaEvent::Created(a2) = m.apply(create("a", 1, 1)).unwrap() else { panic!() };
         assert_eq!(a2.id, 2, "ids are never reused, so a re-created collection gets fresh groups");
-        assert!(m.apply(MetaCommand::DropCollection { name: "zz".into() }).is_err());
+        assert_eq!(m.apply(MetaCommand::DropCollection { name: "zz".into() }).unwrap_err(), MetaRefusal::Missing("zz".into()));
     }
 
     #[test]

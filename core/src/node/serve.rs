@@ -6,7 +6,7 @@
 use super::io::NodeOutput;
 use super::machine::{Node, Timer};
 use super::message::{PartRef, PeerMessage, ServeError, ServeLevel, Served};
-use super::metadata::METADATA_GROUP;
+use super::metadata::{METADATA_GROUP, MetaRefusal};
 use super::request::{ReplicaState, ReplicaStatus, WriteAck};
 use super::shard::{ShardAnswer, ShardQuery};
 use crate::contract::{NodeId, StateMachine, Time};
@@ -230,7 +230,11 @@ impl Node {
                     };
                     if ok {
                         let result = match self.meta_results.remove(index) {
-                            Some(Err(e)) if s.group == METADATA_GROUP => Err(ServeError::Refused(e)),
+                            Some(Err(e)) if s.group == METADATA_GROUP => Err(match e {
+                                MetaRefusal::Exists(name) => ServeError::CollectionExists(name),
+                                MetaRefusal::Missing(name) => ServeError::NoSuchCollection(name),
+                                MetaRefusal::Invalid(m) => ServeError::Refused(m),
+                            }),
                             _ => Ok(*index),
                         };
                         done.push((id, result));

@@ -447,9 +447,6 @@ pub fn read_level(c: &ReadConsistency) -> ReadLevel {
 
 /// A node error as the HTTP layer classifies it.
 pub fn node_error(e: NodeError) -> BackendError {
-    if let Some(typed) = metadata_refusal(&e) {
-        return typed;
-    }
     match e {
         NodeError::Invalid(m) => BackendError::Engine(EngineError::InvalidRequest(m)),
         NodeError::NoSuchCollection(c) => BackendError::Engine(EngineError::UnknownCollection(c)),
@@ -459,31 +456,6 @@ pub fn node_error(e: NodeError) -> BackendError {
         e @ NodeError::Shard(_) => BackendError::Unavailable(e.to_string()),
         e @ NodeError::Refused { .. } => BackendError::Unavailable(e.to_string()),
         e @ NodeError::Indeterminate { .. } => BackendError::InDoubt(e.to_string()),
-    }
-}
-
-/// A metadata command refused when the metadata group *applied* it (the origin's own metadata
-/// had not yet seen the collection created or dropped by another request) comes back as
-/// `Refused { shard: 0 }` with the state machine's text, not as the typed error the origin
-/// gives when its metadata already knows. Apply-time refusals are deterministic and only two
-/// exist (`Metadata::apply`: create of an existing name, drop of a missing one; validation
-/// passed at the origin), so they are recognised by that text here. A typed refusal in the
-/// node would be better (noted for the node's owner).
-fn metadata_refusal(e: &NodeError) -> Option<BackendError> {
-    let NodeError::Refused { shard: 0, reason } = e else {
-        return None;
-    };
-    let quoted = reason.split('"').nth(1)?;
-    if reason.ends_with("already exists") {
-        Some(BackendError::Conflict(format!(
-            "collection `{quoted}` already exists"
-        )))
-    } else if reason.ends_with("not found") {
-        Some(BackendError::Engine(EngineError::UnknownCollection(
-            quoted.to_string(),
-        )))
-    } else {
-        None
     }
 }
 
@@ -693,19 +665,12 @@ mod tests {
         let msg = node_error(in_doubt.clone()).to_string();
         assert!(msg.contains("[2]"), "{msg}");
         assert_eq!(status(in_doubt), 500);
-        // Refusals of the metadata state machine at apply time keep their meaning.
-        let exists = NodeError::Refused {
-            shard: 0,
-            reason: "refused: collection \"t\" already exists".into(),
-        };
-        assert_eq!(status(exists), 409);
-        let missing = NodeError::Refused {
-            shard: 0,
-            reason: "refused: collection \"t\" not found".into(),
-        };
-        assert!(
-            matches!(node_error(missing), BackendError::Engine(EngineError::UnknownCollection(c)) if c == "t")
-        );
+        // The node types refusals of the metadata state machine (also at apply time).
+        assert_eq!(status(NodeError::CollectionExists("t".into())), 409);
+        assert!(matches!(
+            node_error(NodeError::NoSuchCollection("t".into())),
+            BackendError::Engine(EngineError::UnknownCollection(c)) if c == "t"
+        ));
         let no_leader = NodeError::Refused {
             shard: 0,
             reason: "no leader".into(),
