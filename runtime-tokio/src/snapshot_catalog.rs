@@ -215,6 +215,22 @@ impl SnapshotCatalog {
         })
     }
 
+    /// Writes a full snapshot of `collection` under the id `<name>@<tag>-full`, for callers
+    /// whose engine's sequence number does not tell snapshots apart (the replicated node builds
+    /// each snapshot's engine afresh, so it tags them with the creation time).
+    pub fn create_full_tagged(
+        &mut self,
+        collection: &Collection,
+        tag: &str,
+        now_ms: u64,
+    ) -> Result<SnapshotMeta, CatalogError> {
+        let id = format!("{}@{tag}-full", collection.name());
+        let options = self.options;
+        self.create(id, CatalogKind::Full, now_ms, |out| {
+            write_full_snapshot(collection, out, &options)
+        })
+    }
+
     /// Writes the changes of `collection` since the snapshot `base_id` (full or incremental).
     pub fn create_incremental(
         &mut self,

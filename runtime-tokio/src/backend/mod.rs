@@ -15,6 +15,7 @@
 mod exec;
 pub mod local;
 pub mod node;
+mod node_snapshots;
 mod precheck;
 pub mod schedule;
 pub mod snapshots;

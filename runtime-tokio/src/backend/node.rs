@@ -20,8 +20,8 @@
 //! write 503 (nothing happened; retry), a write whose outcome is unknown 500 (it may have taken
 //! effect), each message naming the shard.
 //!
-//! Not yet through the node (answered 400 `Unsupported`, said plainly): payload field indexes
-//! and collection snapshots.
+//! Collection snapshots go through `node_snapshots` (strong scrolls out, quorum upserts in).
+//! Not yet through the node (answered 400 `Unsupported`, said plainly): payload field indexes.
 
 use super::{
     AckLevel, Backend, BackendError, BoxFuture, ClusterInfo, CollectionSummary, GroupReport, ReadAnswer,
@@ -55,6 +55,8 @@ pub struct NodeBackend {
     default_timeout: Duration,
     /// How long a follower's metadata may trail a commit (one heartbeat interval, plus slack).
     metadata_lag: Duration,
+    /// Collection snapshots of this node (see `node_snapshots`); `None` refuses them.
+    pub(super) snapshots: Option<super::node_snapshots::SharedCatalog>,
 }
 
 impl NodeBackend {
@@ -72,7 +74,14 @@ impl NodeBackend {
             operations: Default::default(),
             default_timeout,
             metadata_lag,
+            snapshots: None,
         }
+    }
+
+    /// Keeps collection snapshots in `catalog` (see `node_snapshots`).
+    pub fn with_snapshots(mut self, catalog: crate::snapshot_catalog::SnapshotCatalog) -> Self {
+        self.snapshots = Some(std::sync::Arc::new(std::sync::Mutex::new(catalog)));
+        self
     }
 
     /// The node loop handle.
@@ -88,7 +97,7 @@ impl NodeBackend {
     /// heartbeat interval and then until this node applied what it knows committed closes that
     /// window; a collection that really does not exist costs that wait once (not on the
     /// metadata leader, whose metadata is never behind its own acknowledgements).
-    async fn call(
+    pub(super) async fn call(
         &self,
         request: Request,
         timeout: Option<Duration>,
@@ -153,7 +162,7 @@ impl NodeBackend {
         }
     }
 
-    async fn do_write(
+    pub(super) async fn do_write(
         &self,
         command: Command,
         options: WriteOptions,
@@ -227,7 +236,7 @@ impl NodeBackend {
         }
     }
 
-    async fn do_create(
+    pub(super) async fn do_create(
         &self,
         name: String,
         config: CollectionConfig,
@@ -251,7 +260,7 @@ impl NodeBackend {
         })
     }
 
-    async fn do_read(
+    pub(super) async fn do_read(
         &self,
         query: ReadQuery,
         options: ReadOptions,
@@ -463,11 +472,6 @@ fn unexpected() -> BackendError {
     BackendError::Unavailable("the node answered with an unexpected reply kind (a bug)".into())
 }
 
-fn unsupported<T>() -> Result<T, BackendError> {
-    Err(BackendError::Unsupported(
-        "collection snapshots are not taken through the replicated node yet".into(),
-    ))
-}
 
 impl Backend for NodeBackend {
     fn write(
@@ -564,40 +568,40 @@ impl Backend for NodeBackend {
 
     fn snapshot_create(
         &self,
-        _collection: String,
+        collection: String,
     ) -> BoxFuture<'_, Result<SnapshotMeta, BackendError>> {
-        Box::pin(async { unsupported() })
+        Box::pin(self.node_snapshot_create(collection))
     }
 
     fn snapshot_list(
         &self,
-        _collection: String,
+        collection: String,
     ) -> BoxFuture<'_, Result<Vec<SnapshotMeta>, BackendError>> {
-        Box::pin(async { unsupported() })
+        Box::pin(self.node_snapshot_list(collection))
     }
 
     fn snapshot_delete(
         &self,
-        _collection: String,
-        _id: String,
+        collection: String,
+        id: String,
     ) -> BoxFuture<'_, Result<(), BackendError>> {
-        Box::pin(async { unsupported() })
+        Box::pin(self.node_snapshot_delete(collection, id))
     }
 
     fn snapshot_path(
         &self,
-        _collection: String,
-        _id: String,
+        collection: String,
+        id: String,
     ) -> BoxFuture<'_, Result<(SnapshotMeta, PathBuf), BackendError>> {
-        Box::pin(async { unsupported() })
+        Box::pin(self.node_snapshot_path(collection, id))
     }
 
     fn snapshot_recover(
         &self,
-        _collection: String,
-        _source: SnapshotSource,
+        collection: String,
+        source: SnapshotSource,
     ) -> BoxFuture<'_, Result<u64, BackendError>> {
-        Box::pin(async { unsupported() })
+        Box::pin(self.node_snapshot_recover(collection, source))
     }
 
     fn ready(&self) -> bool {

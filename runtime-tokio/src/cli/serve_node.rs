@@ -84,7 +84,10 @@ pub async fn run(
         request_timeout: config.request_timeout,
     };
     let peer_list = peers.iter().map(|p| (p.id, p.addr.to_string())).collect();
-    let backend = NodeBackend::new(handle.clone(), peer_list, config.request_timeout, heartbeat);
+    let catalog = crate::snapshot_catalog::SnapshotCatalog::open(config.data_dir.join("collection-snapshots"))
+        .map_err(|e| ServeError::Node(format!("collection snapshot catalogue: {e}")))?;
+    let backend = NodeBackend::new(handle.clone(), peer_list, config.request_timeout, heartbeat)
+        .with_snapshots(catalog);
     let app = router(Arc::new(backend), options);
     let addr = config.http_addr;
     let listener = TcpListener::bind(addr)

@@ -59,7 +59,10 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        Cluster { nodes, env: Vec::new() }
+        Cluster {
+            nodes,
+            env: Vec::new(),
+        }
     }
 
     pub fn start(&mut self, i: usize) {
@@ -190,7 +193,6 @@ pub async fn shard_leader(cl: &Cluster, via: usize, collection: &str, shard: u64
     cl.nodes.iter().position(|n| n.id == id)
 }
 
-
 /// A batch of points `ids` of the 4-d test collections (payload `{"n": id}`).
 pub fn points(ids: std::ops::Range<u64>) -> Value {
     let pts: Vec<Value> = ids
@@ -216,7 +218,13 @@ pub async fn upsert_until_acked(
     let path = format!("/collections/t/points?wait=true&write_ack=quorum&timeout={timeout_secs}");
     let mut k = 0;
     loop {
-        let (s, v) = call(&c[k % c.len()], hyper::Method::PUT, &path, Some(body.clone())).await;
+        let (s, v) = call(
+            &c[k % c.len()],
+            hyper::Method::PUT,
+            &path,
+            Some(body.clone()),
+        )
+        .await;
         if s == 200 {
             return Instant::now();
         }
@@ -230,12 +238,21 @@ pub async fn upsert_until_acked(
 }
 
 /// The ids of `ids` that node `c` returns from collection `t`, read at `consistency`.
-pub async fn ids_present(c: &HttpClient, ids: &BTreeSet<u64>, consistency: &str) -> Result<BTreeSet<u64>, String> {
+pub async fn ids_present(
+    c: &HttpClient,
+    ids: &BTreeSet<u64>,
+    consistency: &str,
+) -> Result<BTreeSet<u64>, String> {
     let list: Vec<u64> = ids.iter().copied().collect();
     let path = format!("/collections/t/points?read_consistency={consistency}");
     let (s, v) = call(c, hyper::Method::POST, &path, Some(json!({"ids": list}))).await;
     if s != 200 {
         return Err(format!("retrieve answered {s}: {v}"));
     }
-    Ok(v["result"].as_array().ok_or("no result")?.iter().filter_map(|p| p["id"].as_u64()).collect())
+    Ok(v["result"]
+        .as_array()
+        .ok_or("no result")?
+        .iter()
+        .filter_map(|p| p["id"].as_u64())
+        .collect())
 }

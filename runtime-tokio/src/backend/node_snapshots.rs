@@ -1,0 +1,363 @@
+//! Collection snapshots through the replicated node: Qdrant's `POST /collections/{c}/snapshots`,
+//! list, download, delete and recover, on a catalogue of this node
+//! (`<data dir>/collection-snapshots`, apart from the shard snapshots Raft compaction keeps in
+//! `<data dir>/snapshots`).
+//!
+//! Why through the node's public paths and not from the local replicas: a node need not host
+//! every shard, and a shard replica here may trail its leader. So a snapshot reads the whole
+//! collection with `strong` scrolls (every page linearizable) into an engine built aside and
+//! writes it in the engine's full snapshot format (zstd chunks, blake3, with the HNSW graph);
+//! a recovery replaces the collection through the metadata group (drop, create with the
+//! snapshot's configuration and the old shard layout) and upserts every point at `quorum`.
+//!
+//! Limits, said plainly: a snapshot is not a point-in-time cut across pages; writes that land
+//! while it pages through appear or not page by page (take it while writes are quiet for an
+//! exact copy). A recovery is not atomic: readers may see the collection empty or partly loaded
+//! until it answers, and a crash midway leaves it partly loaded (run it again). Incremental
+//! snapshots are the single-node server's; the node refuses them (restore their full base).
+
+use super::node::NodeBackend;
+use super::{
+    BackendError, ReadAnswer, ReadConsistency, ReadOptions, ReadQuery, SnapshotMeta,
+    SnapshotSource, WriteOptions,
+};
+use crate::snapshot_catalog::{CatalogError, SnapshotCatalog};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vecraft_core::node::request::{Reply, Request};
+use vecraft_core::vector::collection::{Collection, PointsOp, ScrollRequest};
+use vecraft_core::vector::engine::Command;
+use vecraft_core::vector::error::EngineError;
+use vecraft_core::vector::point::{PointStruct, Record};
+use vecraft_core::vector::snapshot::{SnapshotKind, read_header, restore_full};
+
+/// The node's collection-snapshot catalogue.
+pub type SharedCatalog = Arc<Mutex<SnapshotCatalog>>;
+
+/// Points per `strong` scroll page while snapshotting.
+const PAGE: usize = 1_000;
+/// Points per upsert while recovering.
+const BATCH: usize = 500;
+/// Attempts per recovery batch (upserts are idempotent, so an in-doubt batch is sent again).
+const ATTEMPTS: usize = 5;
+
+fn lock(c: &SharedCatalog) -> std::sync::MutexGuard<'_, SnapshotCatalog> {
+    c.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackendError::Unavailable(format!("snapshot task failed: {e}")))?
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Looks a snapshot up and checks it belongs to `collection`.
+fn owned(
+    catalog: &SharedCatalog,
+    collection: &str,
+    id: &str,
+) -> Result<SnapshotMeta, BackendError> {
+    match lock(catalog).get(id) {
+        Some(meta) if meta.collection == collection => Ok(meta.clone()),
+        _ => Err(CatalogError::UnknownSnapshot(id.to_string()).into()),
+    }
+}
+
+fn point(r: Record) -> Result<PointStruct, BackendError> {
+    let vector = r.vector.ok_or_else(|| {
+        BackendError::Unavailable(format!(
+            "point {} came back without its vector",
+            r.id.to_json()
+        ))
+    })?;
+    Ok(PointStruct {
+        id: r.id,
+        vector,
+        payload: r.payload.unwrap_or_default(),
+    })
+}
+
+impl NodeBackend {
+    fn catalog(&self) -> Result<&SharedCatalog, BackendError> {
+        self.snapshots.as_ref().ok_or_else(|| {
+            BackendError::Unsupported("this node keeps no collection snapshots".into())
+        })
+    }
+
+    /// The collection's shard count and replication factor, if it exists.
+    async fn layout(
+        &self,
+        name: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<(u32, u32)>, BackendError> {
+        let Reply::Collections(list) = self.call(Request::ListCollections, timeout).await? else {
+            return Err(BackendError::Unavailable(
+                "unexpected reply to a collection list".into(),
+            ));
+        };
+        Ok(list.into_iter().find(|c| c.name == name).map(|c| {
+            let rf = c.replicas.first().map_or(1, Vec::len) as u32;
+            (c.replicas.len() as u32, rf)
+        }))
+    }
+
+    /// Reads the whole collection (strong pages) into an engine built aside, then writes it.
+    pub(super) async fn node_snapshot_create(
+        &self,
+        collection: String,
+    ) -> Result<SnapshotMeta, BackendError> {
+        let catalog = self.catalog()?.clone();
+        let info = match self
+            .do_read(ReadQuery::CollectionInfo(collection.clone()), strong())
+            .await?
+        {
+            (ReadAnswer::Collection(info), _) => info,
+            _ => {
+                return Err(BackendError::Unavailable(
+                    "unexpected reply to a collection info".into(),
+                ));
+            }
+        };
+        let mut points = Vec::new();
+        let mut offset = None;
+        loop {
+            let request = ScrollRequest {
+                offset,
+                limit: PAGE,
+                filter: None,
+                with_payload: true,
+                with_vector: true,
+            };
+            let query = ReadQuery::Scroll {
+                collection: collection.clone(),
+                request,
+            };
+            let (ReadAnswer::Page(page), _) = self.do_read(query, strong()).await? else {
+                return Err(BackendError::Unavailable(
+                    "unexpected reply to a scroll".into(),
+                ));
+            };
+            for r in page.points {
+                points.push(point(r)?);
+            }
+            match page.next_offset {
+                Some(next) => offset = Some(next),
+                None => break,
+            }
+        }
+        let indexes = info.field_indexes.clone();
+        blocking(move || {
+            let mut engine = Collection::new(&collection, info.config)?;
+            for (field, (schema, _)) in indexes {
+                engine.create_field_index(&field, schema)?;
+            }
+            for chunk in points.chunks(BATCH) {
+                engine.apply(PointsOp::Upsert(chunk.to_vec()))?;
+            }
+            // Ids name the creation time: two snapshots of different contents never share one.
+            let mut at = now_ms();
+            let mut catalog = lock(&catalog);
+            loop {
+                match catalog.create_full_tagged(&engine, &format!("{at:020}"), at) {
+                    Err(CatalogError::AlreadyExists(_)) => at += 1,
+                    other => return Ok(other?),
+                }
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn node_snapshot_list(
+        &self,
+        collection: String,
+    ) -> Result<Vec<SnapshotMeta>, BackendError> {
+        let catalog = self.catalog()?.clone();
+        blocking(move || {
+            Ok(lock(&catalog)
+                .list(Some(&collection))
+                .into_iter()
+                .cloned()
+                .collect())
+        })
+        .await
+    }
+
+    pub(super) async fn node_snapshot_delete(
+        &self,
+        collection: String,
+        id: String,
+    ) -> Result<(), BackendError> {
+        let catalog = self.catalog()?.clone();
+        blocking(move || {
+            owned(&catalog, &collection, &id)?;
+            Ok(lock(&catalog).delete(&id)?)
+        })
+        .await
+    }
+
+    pub(super) async fn node_snapshot_path(
+        &self,
+        collection: String,
+        id: String,
+    ) -> Result<(SnapshotMeta, PathBuf), BackendError> {
+        let catalog = self.catalog()?.clone();
+        blocking(move || {
+            let meta = owned(&catalog, &collection, &id)?;
+            let dir = lock(&catalog).dir().to_path_buf();
+            Ok((meta, dir.join(format!("{id}.snap"))))
+        })
+        .await
+    }
+
+    /// Replaces `collection` with the snapshot's content through the replicated paths.
+    pub(super) async fn node_snapshot_recover(
+        &self,
+        collection: String,
+        source: SnapshotSource,
+    ) -> Result<u64, BackendError> {
+        let catalog = self.catalog()?.clone();
+        let name = collection.clone();
+        let restored = blocking(move || build(&catalog, &name, source)).await?;
+        let timeout = Some(Duration::from_secs(30));
+        let layout = self.layout(&collection, timeout).await?;
+        if layout.is_some() {
+            match self
+                .call(
+                    Request::DropCollection {
+                        name: collection.clone(),
+                    },
+                    timeout,
+                )
+                .await
+            {
+                Ok(_) | Err(BackendError::Engine(EngineError::UnknownCollection(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let options = WriteOptions {
+            timeout,
+            ..WriteOptions::default()
+        };
+        let (shards, rf) = layout.unzip();
+        self.do_create(collection.clone(), *restored.config(), shards, rf, options)
+            .await?;
+        for (field, (schema, _)) in restored.field_indexes() {
+            let command = Command::CreateFieldIndex {
+                collection: collection.clone(),
+                field,
+                schema,
+            };
+            self.write_retrying(command, options).await?;
+        }
+        let points = restored.len() as u64;
+        let mut offset = None;
+        loop {
+            let request = ScrollRequest {
+                offset,
+                limit: BATCH,
+                filter: None,
+                with_payload: true,
+                with_vector: true,
+            };
+            let page = restored.scroll(&request)?;
+            let batch = page
+                .points
+                .into_iter()
+                .map(point)
+                .collect::<Result<Vec<_>, _>>()?;
+            if !batch.is_empty() {
+                let command = Command::Points {
+                    collection: collection.clone(),
+                    op: PointsOp::Upsert(batch),
+                };
+                self.write_retrying(command, options).await?;
+            }
+            match page.next_offset {
+                Some(next) => offset = Some(next),
+                None => break,
+            }
+        }
+        Ok(points)
+    }
+
+    /// A write sent again while its outcome is unknown or no leader answers (idempotent
+    /// commands only).
+    async fn write_retrying(
+        &self,
+        command: Command,
+        options: WriteOptions,
+    ) -> Result<(), BackendError> {
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
+            }
+            match self.do_write(command.clone(), options).await {
+                Ok(_) => return Ok(()),
+                Err(
+                    e @ (BackendError::InDoubt(_)
+                    | BackendError::Unavailable(_)
+                    | BackendError::Overloaded(_)),
+                ) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| BackendError::Unavailable("no attempt made".into())))
+    }
+}
+
+fn strong() -> ReadOptions {
+    ReadOptions {
+        consistency: ReadConsistency::Strong,
+        timeout: Some(Duration::from_secs(30)),
+        allow_partial: false,
+    }
+}
+
+/// The snapshot's collection, verified (every checksum) and built aside.
+fn build(
+    catalog: &SharedCatalog,
+    collection: &str,
+    source: SnapshotSource,
+) -> Result<Collection, BackendError> {
+    let restored = match source {
+        SnapshotSource::Catalog(id) => {
+            owned(catalog, collection, &id)?;
+            lock(catalog).restore(&id, &mut |_, _| ())?
+        }
+        SnapshotSource::File(path) => {
+            let open = || {
+                File::open(&path).map(BufReader::new).map_err(|e| {
+                    BackendError::Restore(format!("cannot open {}: {e}", path.display()))
+                })
+            };
+            let header = read_header(open()?).map_err(|e| BackendError::Restore(e.to_string()))?;
+            if let SnapshotKind::Incremental { .. } = header.kind {
+                return Err(BackendError::Restore(
+                    "an incremental snapshot cannot be recovered through the replicated node; \
+                     recover its full base"
+                        .into(),
+                ));
+            }
+            restore_full(open()?, &mut |_| ()).map_err(|e| BackendError::Restore(e.to_string()))?
+        }
+    };
+    if restored.name() != collection {
+        return Err(BackendError::Restore(format!(
+            "the snapshot is of collection `{}`, not `{collection}`",
+            restored.name()
+        )));
+    }
+    Ok(restored)
+}

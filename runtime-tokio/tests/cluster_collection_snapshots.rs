@@ -1,0 +1,125 @@
+//! Collection snapshots through the replicated node (`node_snapshots`), on three real
+//! processes: create on one node (read from every shard), list, download, verify, recover
+//! into the cluster from the node's catalogue and from an upload to another node.
+
+mod cluster_common;
+
+use cluster_common::{Cluster, call, ids_present, upsert_until_acked};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use vecraft_core::vector::snapshot::verify_snapshot;
+
+async fn strong_count(c: &vecraft_runtime::cli::client::HttpClient) -> u64 {
+    let (s, v) = call(
+        c,
+        hyper::Method::POST,
+        "/collections/t/points/count?read_consistency=strong",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    v["result"]["count"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_snapshot_is_taken_downloaded_and_recovered_through_the_cluster() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::new(root.path(), 3);
+    cl.start_all().await;
+    let c: Vec<_> = (0..3).map(|i| cl.client(i)).collect();
+    let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 3, "replication_factor": 2});
+    let (s, v) = call(&c[0], hyper::Method::PUT, "/collections/t", Some(create)).await;
+    assert_eq!(s, 200, "{v}");
+    upsert_until_acked(&c, 0..300, Duration::from_secs(30), 5).await;
+
+    // Taken through node 2, which does not host every shard (3 shards x 2 replicas on 3 nodes).
+    let (s, snap) = call(&c[1], hyper::Method::POST, "/collections/t/snapshots", None).await;
+    assert_eq!(s, 200, "{snap}");
+    let name = snap["result"]["name"].as_str().unwrap().to_string();
+    let (_, list) = call(&c[1], hyper::Method::GET, "/collections/t/snapshots", None).await;
+    assert_eq!(list["result"].as_array().map(Vec::len), Some(1), "{list}");
+    // Snapshots are per node, as in Qdrant: node 1 has none.
+    let (_, other) = call(&c[0], hyper::Method::GET, "/collections/t/snapshots", None).await;
+    assert_eq!(other["result"], json!([]), "{other}");
+
+    let file = root.path().join("t.snap");
+    let got = c[1]
+        .download(
+            &format!("/collections/t/snapshots/{name}"),
+            &file,
+            &mut |_, _| (),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, snap["result"]["size"].as_u64().unwrap());
+    let summary = verify_snapshot(std::fs::File::open(&file).unwrap()).unwrap();
+    assert_eq!(summary.header.point_count, 300);
+    assert_eq!(
+        blake3::Hash::from_bytes(summary.file_hash)
+            .to_hex()
+            .as_str(),
+        snap["result"]["checksum"].as_str().unwrap()
+    );
+
+    // Change the collection, recover from node 2's catalogue: back to exactly the 300 points,
+    // payloads included, and the shard layout kept.
+    let (s, v) = call(
+        &c[2],
+        hyper::Method::POST,
+        "/collections/t/points/delete?wait=true",
+        Some(json!({"points": (0..100).collect::<Vec<u64>>()})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    upsert_until_acked(&c, 1000..1010, Duration::from_secs(30), 5).await;
+    assert_eq!(strong_count(&c[0]).await, 210);
+    let (s, v) = call(
+        &c[1],
+        hyper::Method::PUT,
+        "/collections/t/snapshots/recover",
+        Some(json!({"snapshot": name})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    for node in &c {
+        assert_eq!(strong_count(node).await, 300);
+    }
+    let all: BTreeSet<u64> = (0..300).collect();
+    assert_eq!(ids_present(&c[2], &all, "strong").await.unwrap(), all);
+    let (_, p) = call(&c[0], hyper::Method::GET, "/collections/t/points/42", None).await;
+    assert_eq!(p["result"]["payload"], json!({"n": 42}), "{p}");
+    let (_, info) = call(&c[0], hyper::Method::GET, "/collections/t/cluster", None).await;
+    assert_eq!(info["result"]["shard_count"], 3, "{info}");
+
+    // Drop it, recover from the downloaded file uploaded to node 3.
+    let (s, _) = call(&c[0], hyper::Method::DELETE, "/collections/t", None).await;
+    assert_eq!(s, 200);
+    let answer = c[2]
+        .upload("/collections/t/snapshots/upload", &file, |_| ())
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{:?}", answer.json());
+    assert_eq!(strong_count(&c[1]).await, 300);
+
+    // A snapshot of another collection's name is refused and changes nothing; deletion works.
+    let (s, v) = call(
+        &c[1],
+        hyper::Method::PUT,
+        "/collections/u/snapshots/recover",
+        Some(json!({"snapshot": name})),
+    )
+    .await;
+    assert!((400..500).contains(&s), "{s} {v}");
+    let (s, _) = call(
+        &c[1],
+        hyper::Method::DELETE,
+        &format!("/collections/t/snapshots/{name}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, list) = call(&c[1], hyper::Method::GET, "/collections/t/snapshots", None).await;
+    assert_eq!(list["result"], json!([]), "{list}");
+}
