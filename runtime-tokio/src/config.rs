@@ -67,6 +67,7 @@ pub struct FileConfig {
     body_limit_bytes: Option<usize>,
     write_queue_capacity: Option<usize>,
     max_concurrent_requests: Option<usize>,
+    max_points_in_flight: Option<u64>,
     snapshot_interval_secs: Option<u64>,
     snapshot_max_incrementals: Option<u32>,
     snapshot_retain: Option<usize>,
@@ -121,6 +122,10 @@ pub struct ServeArgs {
     /// Requests served at once; beyond it requests get 503. [default: 1024]
     #[arg(long, env = "VECRAFT_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<usize>,
+    /// Points a node accepts for writing and has not yet answered (replicated node); beyond it
+    /// writes get 503 with Retry-After, so accepted writes finish in time. [default: 50000]
+    #[arg(long, env = "VECRAFT_MAX_POINTS_IN_FLIGHT")]
+    pub max_points_in_flight: Option<u64>,
     /// Take scheduled snapshots of every collection this often, seconds; 0 disables. [default: 0]
     #[arg(long, env = "VECRAFT_SNAPSHOT_INTERVAL_SECS")]
     pub snapshot_interval_secs: Option<u64>,
@@ -179,6 +184,8 @@ pub struct Config {
     pub write_queue_capacity: usize,
     /// Concurrent request limit.
     pub max_concurrent_requests: usize,
+    /// Points accepted and not yet answered (replicated node).
+    pub max_points_in_flight: u64,
     /// Snapshot interval (`None`: no scheduled snapshots).
     pub snapshot_interval: Option<Duration>,
     /// Incrementals between full snapshots.
@@ -312,6 +319,10 @@ impl Config {
             max_concurrent_requests: positive(
                 "max_concurrent_requests",
                 args.max_concurrent_requests.or(file.max_concurrent_requests).unwrap_or(1024),
+            )?,
+            max_points_in_flight: positive(
+                "max_points_in_flight",
+                args.max_points_in_flight.or(file.max_points_in_flight).unwrap_or(50_000),
             )?,
             snapshot_interval: (interval > 0).then(|| Duration::from_secs(interval)),
             snapshot_max_incrementals: args

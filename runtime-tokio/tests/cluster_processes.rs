@@ -328,3 +328,44 @@ async fn one_node_cluster_keeps_its_data_across_a_restart() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_beyond_the_points_in_flight_bound_are_refused_at_once_and_the_rest_complete() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::new(root.path(), 1);
+    cl.env.push(("VECRAFT_MAX_POINTS_IN_FLIGHT", "1500"));
+    cl.start_all().await;
+    let c = cl.client(0);
+    let (s, v) = call(&c, hyper::Method::PUT, "/collections/t", Some(json!({"vectors": {"size": 4, "distance": "Dot"}}))).await;
+    assert_eq!(s, 200, "{v}");
+    // 12 writers of 1,000-point batches at once: two batches never fit under 1,500, so every
+    // overlap is refused with 503 + Retry-After (nothing happened), never timed out in doubt.
+    let mut tasks = Vec::new();
+    for w in 0..12u64 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = cluster_common::points(w * 1000..w * 1000 + 1000);
+            let mut refused = 0;
+            loop {
+                let a = c.call(hyper::Method::PUT, "/collections/t/points?wait=true", Some(&body)).await.unwrap();
+                match a.status.as_u16() {
+                    200 => return refused,
+                    503 => {
+                        let text = String::from_utf8_lossy(&a.body).to_string();
+                        assert!(text.contains("points accepted and not yet applied (limit 1500)"), "{text}");
+                        assert_eq!(a.headers.get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
+                        refused += 1;
+                        tokio::time::sleep(Duration::from_millis(20 + 10 * w)).await;
+                    }
+                    other => panic!("writer {w}: unexpected {other}: {}", String::from_utf8_lossy(&a.body)),
+                }
+            }
+        }));
+    }
+    let mut refused = 0;
+    for t in tasks {
+        refused += t.await.unwrap();
+    }
+    assert!(refused > 0, "12 concurrent 1,000-point writes under a 1,500 bound: some must be refused");
+    assert_eq!(count(&c, "strong").await, Some(12_000));
+}

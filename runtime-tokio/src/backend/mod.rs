@@ -14,6 +14,7 @@
 
 mod exec;
 pub mod local;
+pub mod admission;
 pub mod node;
 mod node_snapshots;
 mod precheck;
@@ -328,6 +329,14 @@ pub enum BackendError {
     /// The write queue is full: the client should back off and retry.
     #[error("node overloaded: write queue is full ({0} pending); retry later")]
     Overloaded(usize),
+    /// Too many points accepted and not yet answered (see `admission`): back off and retry.
+    #[error("node overloaded: {in_flight} points accepted and not yet applied (limit {limit}); retry later")]
+    PointsInFlight {
+        /// Points in flight when refused.
+        in_flight: u64,
+        /// The node's bound.
+        limit: u64,
+    },
     /// The operation did not finish in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),

@@ -87,7 +87,8 @@ pub async fn run(
     let catalog = crate::snapshot_catalog::SnapshotCatalog::open(config.data_dir.join("collection-snapshots"))
         .map_err(|e| ServeError::Node(format!("collection snapshot catalogue: {e}")))?;
     let backend = NodeBackend::new(handle.clone(), peer_list, config.request_timeout, heartbeat)
-        .with_snapshots(catalog);
+        .with_snapshots(catalog)
+        .with_max_points_in_flight(config.max_points_in_flight);
     let app = router(Arc::new(backend), options);
     let addr = config.http_addr;
     let listener = TcpListener::bind(addr)

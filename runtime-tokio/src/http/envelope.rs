@@ -74,7 +74,9 @@ impl From<BackendError> for ApiError {
         let message = e.to_string();
         let status = match e {
             BackendError::Engine(engine) => return engine.into(),
-            BackendError::Overloaded(_) | BackendError::Unavailable(_) => {
+            BackendError::Overloaded(_)
+            | BackendError::PointsInFlight { .. }
+            | BackendError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             BackendError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
