@@ -455,6 +455,13 @@ pub trait Backend: Send + Sync + 'static {
     fn groups(&self) -> Vec<GroupReport> {
         Vec::new()
     }
+
+    /// A subscription to the changes applied on this node (`None`: no change stream here).
+    fn changes(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<crate::node_loop::change_feed::ChangeEvent>>> {
+        None
+    }
 }
 
 #[cfg(test)]

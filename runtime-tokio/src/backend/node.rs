@@ -629,6 +629,12 @@ impl Backend for NodeBackend {
         self.node.queue_depth()
     }
 
+    fn changes(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<crate::node_loop::change_feed::ChangeEvent>>> {
+        Some(self.node.subscribe_changes())
+    }
+
     fn groups(&self) -> Vec<GroupReport> {
         let me = self.node.status().node_id;
         self.node

@@ -33,7 +33,9 @@ impl Limits {
 }
 
 fn exempt_from_timeout(path: &str) -> bool {
-    path.contains("/snapshots")
+    // Snapshot transfers take as long as they take; a change stream lasts until the client
+    // goes away.
+    path.contains("/snapshots") || path.ends_with("/changes")
 }
 
 /// Whether a request only reads: GETs, and the POST routes that search, query, count, scroll

@@ -7,6 +7,7 @@
 //! protocol decisions: it validates and translates, and the backend decides.
 
 pub mod auth;
+pub mod changes;
 pub mod cluster;
 pub mod collections;
 pub mod convert;
@@ -109,6 +110,7 @@ pub fn router(backend: Arc<dyn Backend>, options: HttpOptions) -> Router {
         .route(&format!("{c}/index/{{field}}"), delete(collections::delete_index))
         .route(&format!("{c}/exists"), get(collections::exists))
         .route(&format!("{c}/cluster"), get(cluster::collection_cluster))
+        .route(&format!("{c}/changes"), get(changes::changes))
         .route(&format!("{c}/points"), put(points::upsert).post(points::retrieve))
         .route(&format!("{c}/points/{{id}}"), get(points::get_one))
         .route(&format!("{c}/points/delete"), post(points::delete))

@@ -29,6 +29,7 @@
 
 use super::apply_lane::{ApplyLane, SharedStore};
 use super::boot_snapshots::RestoredEngine;
+use super::change_feed::ChangeFeed;
 use super::read_pool::{ReadJob, spawn_read_pool};
 pub use super::shard_engines::ShardEngines;
 use super::snapshot_store::SnapshotStore;
@@ -217,14 +218,23 @@ pub fn spawn_apply_worker_with(
     store: Option<SnapshotStore>,
     restored: BTreeMap<GroupId, RestoredEngine>,
 ) -> std::io::Result<std::thread::JoinHandle<ApplyStats>> {
-    spawn_apply_worker_threads(jobs, done, store, restored, ApplyThreads::default(), ShardEngines::default())
+    spawn_apply_worker_threads(
+        jobs,
+        done,
+        store,
+        restored,
+        ApplyThreads::default(),
+        ShardEngines::default(),
+        ChangeFeed::default(),
+    )
 }
 
 /// [`spawn_apply_worker_with`] with explicit thread counts. The returned thread is the
 /// dispatcher: it takes jobs in the node's order, creates and drops engines itself, hands
 /// reads to the read pool and everything else to the group's lane; joined, it returns the
 /// summed counters of all threads. `engines` is where the engines live (a clone lets the
-/// caller read them, e.g. point counts for metrics; only this worker changes them).
+/// caller read them, e.g. point counts for metrics; only this worker changes them). `feed`
+/// receives every applied change (see `change_feed`).
 pub fn spawn_apply_worker_threads(
     jobs: mpsc::Receiver<ApplyJob>,
     done: mpsc::UnboundedSender<ApplyDone>,
@@ -232,6 +242,7 @@ pub fn spawn_apply_worker_threads(
     restored: BTreeMap<GroupId, RestoredEngine>,
     threads: ApplyThreads,
     engines: ShardEngines,
+    feed: ChangeFeed,
 ) -> std::io::Result<std::thread::JoinHandle<ApplyStats>> {
     let lanes = threads.lanes.max(1);
     let mut applied: Vec<BTreeMap<GroupId, (LogIndex, Term)>> = vec![BTreeMap::new(); lanes];
@@ -249,6 +260,7 @@ pub fn spawn_apply_worker_threads(
             applied,
             store: store.clone(),
             done: done.clone(),
+            feed: feed.clone(),
         };
         lane_handles.push(
             std::thread::Builder::new()
@@ -443,7 +455,7 @@ mod tests {
         let (jtx, jrx) = mpsc::channel(64);
         let (dtx, mut drx) = mpsc::unbounded_channel();
         let threads = ApplyThreads { lanes: 3, readers: 2 };
-        let worker = spawn_apply_worker_threads(jrx, dtx, None, BTreeMap::new(), threads, ShardEngines::default()).unwrap();
+        let worker = spawn_apply_worker_threads(jrx, dtx, None, BTreeMap::new(), threads, ShardEngines::default(), ChangeFeed::default()).unwrap();
         for g in 1..=4 {
             create(&jtx, g, 4);
         }
@@ -488,7 +500,7 @@ mod tests {
         let (jtx, jrx) = mpsc::channel(16);
         let (dtx, mut drx) = mpsc::unbounded_channel();
         let threads = ApplyThreads { lanes: 2, readers: 1 };
-        let worker = spawn_apply_worker_threads(jrx, dtx, None, BTreeMap::new(), threads, ShardEngines::default()).unwrap();
+        let worker = spawn_apply_worker_threads(jrx, dtx, None, BTreeMap::new(), threads, ShardEngines::default(), ChangeFeed::default()).unwrap();
         create(&jtx, 0, 32);
         create(&jtx, 1, 32);
         apply(&jtx, 1, 1, Some(points(0..3, 32)));

@@ -5,6 +5,7 @@
 //! each one keeps its log order.
 
 use super::apply::{ApplyDone, ApplyJob, ApplyStats};
+use super::change_feed::ChangeFeed;
 use super::shard_engines::{ShardEngines, read, write};
 use super::snapshot_store::{SNAPSHOT_BYTES, SNAPSHOTS_INSTALLED, SNAPSHOTS_TAKEN, SnapshotStore};
 use std::collections::BTreeMap;
@@ -27,6 +28,8 @@ pub struct ApplyLane {
     pub store: SharedStore,
     /// Reports to the node loop.
     pub done: mpsc::UnboundedSender<ApplyDone>,
+    /// The change stream (see `change_feed`).
+    pub feed: ChangeFeed,
 }
 
 impl ApplyLane {
@@ -74,9 +77,17 @@ impl ApplyLane {
                     // One command under one write lock: reads see it whole or not at all. A
                     // refusal is deterministic and identical on every replica: it changes
                     // nothing anywhere, so the entry still counts as applied.
-                    if let Err(e) = apply_command(&mut write(&engine), cmd) {
-                        stats.refused += 1;
-                        tracing::debug!(group, index, error = %e, "shard command refused by the engine");
+                    let mut guard = write(&engine);
+                    match apply_command(&mut guard, cmd) {
+                        Ok(affected) => {
+                            let name = guard.name().to_string();
+                            drop(guard);
+                            self.feed.applied(&name, group, index, cmd, affected);
+                        }
+                        Err(e) => {
+                            stats.refused += 1;
+                            tracing::debug!(group, index, error = %e, "shard command refused by the engine");
+                        }
                     }
                 }
                 stats.applied += 1;
@@ -192,7 +203,9 @@ impl ApplyLane {
             format!("making the snapshot durable: {e}")
         })?;
         drop(guard);
+        let name = restored.name().to_string();
         *write(&engine) = restored;
+        self.feed.installed(&name, group, meta.index);
         Ok(())
     }
 }

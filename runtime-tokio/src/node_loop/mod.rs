@@ -16,6 +16,7 @@
 pub mod apply;
 mod apply_lane;
 pub mod boot_snapshots;
+pub mod change_feed;
 pub mod checkpoint;
 pub mod group_status;
 mod driver;
@@ -131,6 +132,7 @@ pub struct NodeHandle {
     need_repair: Vec<GroupId>,
     groups: watch::Receiver<std::sync::Arc<Vec<group_status::GroupStatus>>>,
     engines: shard_engines::ShardEngines,
+    feed: change_feed::ChangeFeed,
 }
 
 /// Why a request could not even be queued.
@@ -149,6 +151,13 @@ impl NodeHandle {
     /// busy; see `group_status`).
     pub fn groups(&self) -> std::sync::Arc<Vec<group_status::GroupStatus>> {
         self.groups.borrow().clone()
+    }
+
+    /// Subscribes to the changes applied here from now on (see `change_feed`).
+    pub fn subscribe_changes(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<std::sync::Arc<change_feed::ChangeEvent>> {
+        self.feed.subscribe()
     }
 
     /// Points held by this node's replica of `group` now (`None` if not hosted). Read from the
@@ -295,6 +304,7 @@ pub async fn start(
     let (jobs_tx, jobs_rx) = mpsc::channel(opts.apply_queue.max(1));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let engines = shard_engines::ShardEngines::default();
+    let feed = change_feed::ChangeFeed::default();
     apply::spawn_apply_worker_threads(
         jobs_rx,
         done_tx,
@@ -302,6 +312,7 @@ pub async fn start(
         boot_snapshots.engines,
         apply::ApplyThreads::default(),
         engines.clone(),
+        feed.clone(),
     )
     .map_err(io("start apply worker"))?;
     let (groups_tx, groups_rx) = watch::channel(std::sync::Arc::new(Vec::new()));
@@ -348,6 +359,7 @@ pub async fn start(
         need_repair,
         groups: groups_rx,
         engines,
+        feed,
     };
     Ok((handle, task))
 }
