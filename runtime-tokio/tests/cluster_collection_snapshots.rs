@@ -123,3 +123,52 @@ async fn a_collection_snapshot_is_taken_downloaded_and_recovered_through_the_clu
     let (_, list) = call(&c[1], hyper::Method::GET, "/collections/t/snapshots", None).await;
     assert_eq!(list["result"], json!([]), "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_takes_scheduled_snapshots_and_keeps_the_newest() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::new(root.path(), 1);
+    cl.env.push(("VECRAFT_SNAPSHOT_INTERVAL_SECS", "1"));
+    cl.env.push(("VECRAFT_SNAPSHOT_RETAIN", "2"));
+    cl.start_all().await;
+    let c = cl.client(0);
+    let (s, v) = call(
+        &c,
+        hyper::Method::PUT,
+        "/collections/t",
+        Some(json!({"vectors": {"size": 4, "distance": "Dot"}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    upsert_until_acked(std::slice::from_ref(&c), 0..50, Duration::from_secs(20), 5).await;
+    // About one snapshot a second; retention keeps two. Wait until the first two have been
+    // rotated out (ids name their creation time, so a newer pair differs from the first).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut first: Option<Vec<String>> = None;
+    loop {
+        let (_, list) = call(&c, hyper::Method::GET, "/collections/t/snapshots", None).await;
+        let names: Vec<String> = list["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect();
+        assert!(names.len() <= 2, "retention keeps 2: {names:?}");
+        if names.len() == 2 {
+            match &first {
+                None => first = Some(names.clone()),
+                Some(f) if names.iter().all(|n| !f.contains(n)) => {
+                    let last = list["result"].as_array().unwrap().last().unwrap().clone();
+                    assert!(last["size"].as_u64().unwrap() > 0, "{last}");
+                    break;
+                }
+                Some(_) => {}
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rotation of scheduled snapshots: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -16,7 +16,7 @@ mod exec;
 pub mod local;
 pub mod admission;
 pub mod node;
-mod node_snapshots;
+pub mod node_snapshots;
 mod precheck;
 pub mod schedule;
 pub mod snapshots;

@@ -89,6 +89,13 @@ pub async fn run(
     let backend = NodeBackend::new(handle.clone(), peer_list, config.request_timeout, heartbeat)
         .with_snapshots(catalog)
         .with_max_points_in_flight(config.max_points_in_flight);
+    let schedule = config.snapshot_interval.map(|interval| {
+        tokio::spawn(crate::backend::node_snapshots::run_schedule(
+            backend.clone(),
+            interval,
+            config.snapshot_retain,
+        ))
+    });
     let app = router(Arc::new(backend), options);
     let addr = config.http_addr;
     let listener = TcpListener::bind(addr)
@@ -119,6 +126,9 @@ pub async fn run(
         incarnation = handle.incarnation(), data_dir = %config.data_dir.display(), "vecraft node serving");
     on_bound(bound);
     let served = serve(listener, app, combined).await;
+    if let Some(task) = schedule {
+        task.abort();
+    }
     handle.shutdown();
     let exit = loop_exit.await.unwrap_or(LoopExit::Shutdown);
     served.map_err(|source| ServeError::Http {
