@@ -321,7 +321,7 @@ fn dispatch(
                 // Created here, not on the lane, so a read the node emits right after the
                 // create finds the engine whichever thread answers it.
                 if !engines.contains(*group) {
-                    match Collection::new(collection, config.clone()) {
+                    match Collection::new(collection, *config) {
                         Ok(c) => {
                             engines.insert_if_absent(*group, c);
                         }

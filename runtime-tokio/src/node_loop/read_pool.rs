@@ -26,14 +26,17 @@ pub struct ReadJob {
     pub query: ShardQuery,
 }
 
+/// A started pool: where to send reads, its threads, and the count of answered reads.
+pub type ReadPool = (std_mpsc::SyncSender<ReadJob>, Vec<std::thread::JoinHandle<()>>, Arc<AtomicU64>);
+
 /// Starts `threads` readers on a bounded queue of `capacity`; they end when the sender is
-/// dropped. Returns the sender, the threads and the shared count of answered reads.
+/// dropped.
 pub fn spawn_read_pool(
     threads: usize,
     capacity: usize,
     engines: ShardEngines,
     done: mpsc::UnboundedSender<ApplyDone>,
-) -> std::io::Result<(std_mpsc::SyncSender<ReadJob>, Vec<std::thread::JoinHandle<()>>, Arc<AtomicU64>)> {
+) -> std::io::Result<ReadPool> {
     let (tx, rx) = std_mpsc::sync_channel::<ReadJob>(capacity.max(1));
     let rx = Arc::new(Mutex::new(rx));
     let answered = Arc::new(AtomicU64::new(0));
