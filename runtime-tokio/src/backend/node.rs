@@ -18,8 +18,8 @@
 //! write 503 (nothing happened; retry), a write whose outcome is unknown 500 (it may have taken
 //! effect), each message naming the shard.
 //!
-//! Not yet through the node (answered 400 `Unsupported`, said plainly): payload field indexes
-//! and collection snapshots.
+//! Not yet through the node (answered 400 `Unsupported`, said plainly): collection snapshots.
+//! Payload field indexes are replicated through every shard's log (`node/field_index.rs`).
 
 use super::{
     AckLevel, Backend, BackendError, BoxFuture, ClusterInfo, CollectionSummary, ReadAnswer,
@@ -27,7 +27,6 @@ use super::{
     WriteOptions, WriteReceipt, WriteStatus,
 };
 use crate::node_loop::{NodeHandle, SubmitError};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -37,6 +36,8 @@ use vecraft_core::node::request::{
 use vecraft_core::vector::collection::CollectionConfig;
 use vecraft_core::vector::engine::{Command, CommandOutcome};
 use vecraft_core::vector::error::EngineError;
+
+mod field_index;
 
 /// Default replicas per shard when the create body names none: three copies (or every node
 /// of a smaller cluster). Qdrant defaults to one; vecraft's point is surviving a node loss.
@@ -98,6 +99,7 @@ impl NodeBackend {
                 | Request::Count { .. }
                 | Request::Scroll { .. }
                 | Request::ReplicaStatus { .. }
+                | Request::FieldIndexes { .. }
                 | Request::DropCollection { .. }
         )
         .then(|| request.clone());
@@ -132,6 +134,7 @@ impl NodeBackend {
                 | Request::Count { .. }
                 | Request::Scroll { .. }
                 | Request::ReplicaStatus { .. }
+                | Request::FieldIndexes { .. }
         );
         let rx = self.node.submit(request).map_err(|e| match e {
             SubmitError::Overloaded(n) => BackendError::Overloaded(n),
@@ -214,10 +217,12 @@ impl NodeBackend {
                     _ => Err(unexpected()),
                 }
             }
-            Command::CreateFieldIndex { .. } | Command::DeleteFieldIndex { .. } => {
-                Err(BackendError::Unsupported(
-                    "payload field indexes are not replicated through the node yet".into(),
-                ))
+            // Replicated through every shard's log: see `node/field_index.rs`.
+            Command::CreateFieldIndex { collection, field, schema } => {
+                self.write_field_index(collection, field, Some(schema), options, op_id).await
+            }
+            Command::DeleteFieldIndex { collection, field } => {
+                self.write_field_index(collection, field, None, options, op_id).await
             }
         }
     }
@@ -270,6 +275,7 @@ impl NodeBackend {
                 let info = list.into_iter().find(|c| c.name == name).ok_or_else(|| {
                     BackendError::Engine(EngineError::UnknownCollection(name.clone()))
                 })?;
+                let name_for_indexes = name.clone();
                 let Reply::Count { count, .. } = self
                     .call(
                         Request::Count {
@@ -289,7 +295,7 @@ impl NodeBackend {
                     points: count,
                     indexed: count,
                     seq: 0,
-                    field_indexes: BTreeMap::new(),
+                    field_indexes: self.field_indexes(name_for_indexes, &options.consistency, t).await?,
                 }))
             }
             ReadQuery::Retrieve {
