@@ -80,7 +80,7 @@ fn seeds_with_field_index_commands_hold_every_check_and_exercise_them() {
         .count();
     assert!(installs > 0, "no index seed installed a snapshot");
     eprintln!(
-        "field index seeds: {} of {n} passed, {installs} with snapshot installs; index ops {:?}",
+        "field indexes on in {} of {n} seeds, all passed, {installs} with snapshot installs; index ops {:?}",
         reports.len(),
         ops.iter()
             .filter(|(k, _)| k.starts_with("index:"))
