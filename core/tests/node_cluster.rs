@@ -670,3 +670,142 @@ fn racing_creates_and_drops_of_one_name_get_typed_refusals_from_the_metadata_gro
     assert_eq!(answers[0], Ok(Reply::Done));
     assert_eq!(answers[1], Err(NodeError::NoSuchCollection("d".into())));
 }
+
+// ---- Payload field indexes through the node (declared in every shard's log) ----
+
+fn field_index_op(op: PointsOp) -> Request {
+    Request::Write { collection: "c".into(), op, ack: WriteAck::Quorum }
+}
+
+fn create_index(field: &str, schema: vecraft_core::vector::payload_index::FieldSchema) -> Request {
+    field_index_op(PointsOp::CreateFieldIndex { field: field.into(), schema })
+}
+
+fn declared_indexes(c: &mut Cluster, at: NodeId) -> BTreeMap<String, vecraft_core::node::field_index::FieldIndexInfo> {
+    let read = ReadOptions { level: ReadLevel::Strong, allow_partial: false };
+    match c.call(at, Request::FieldIndexes { collection: "c".into(), read }) {
+        Ok(Reply::FieldIndexes { fields, missing }) => {
+            assert!(missing.is_empty());
+            fields
+        }
+        other => panic!("field indexes at {at}: {other:?}"),
+    }
+}
+
+/// Every replica engine of every shard of `c`, with the schemas it declares.
+fn replica_schemas(c: &Cluster) -> Vec<(NodeId, GroupId, BTreeMap<String, vecraft_core::vector::payload_index::FieldSchema>)> {
+    let mut v = Vec::new();
+    for (node, es) in &c.engines {
+        for (g, e) in es {
+            v.push((*node, *g, e.field_indexes().into_iter().map(|(f, (s, _))| (f, s)).collect()));
+        }
+    }
+    v
+}
+
+fn range_count(c: &mut Cluster, at: NodeId, gte: f64, lte: f64) -> u64 {
+    use vecraft_core::vector::filter::{Condition, Filter, NumericRange};
+    let filter = Filter::must(vec![Condition::range("v", NumericRange { gte: Some(gte), lte: Some(lte), ..Default::default() })]);
+    let read = ReadOptions { level: ReadLevel::Strong, allow_partial: false };
+    let Ok(Reply::Count { count, .. }) = c.call(at, Request::Count { collection: "c".into(), filter: Some(filter), read }) else {
+        panic!("filtered count")
+    };
+    count
+}
+
+#[test]
+fn a_field_index_is_declared_in_every_shard_on_every_replica_and_reported_through_any_node() {
+    use vecraft_core::vector::payload_index::FieldSchema;
+    let mut c = ready_cluster(3, 3);
+    assert!(matches!(c.call(1, upsert(0..30, WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    let before = range_count(&mut c, 2, 10.0, 19.0);
+    assert_eq!(before, 10);
+    // The declaration is a write to every shard: its token names all three.
+    let Ok(Reply::Written { token }) = c.call(2, create_index("v", FieldSchema::Integer)) else { panic!() };
+    assert_eq!(token.marks.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2]);
+    c.run_for(Duration::from_millis(200));
+    let schemas = replica_schemas(&c);
+    assert_eq!(schemas.len(), 9, "3 shards x 3 replicas");
+    for (node, g, s) in &schemas {
+        assert_eq!(s.get("v"), Some(&FieldSchema::Integer), "replica {node} of group {g:#x}");
+    }
+    let fields = declared_indexes(&mut c, 3);
+    assert_eq!(fields.len(), 1);
+    let v = fields["v"];
+    assert_eq!((v.schema, v.points, v.shards, v.conflicting), (FieldSchema::Integer, 30, 3, false));
+    // The index narrows, never decides: the filtered count is the one without it.
+    assert_eq!(range_count(&mut c, 1, 10.0, 19.0), before);
+    // Points written after the declaration are indexed on every shard.
+    assert!(matches!(c.call(3, upsert(30..40, WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    assert_eq!(declared_indexes(&mut c, 1)["v"].points, 40);
+    assert_eq!(range_count(&mut c, 3, 30.0, 39.0), 10);
+}
+
+/// What a re-declaration does, pinned: the same schema is a no-op success; another schema is
+/// refused identically by every replica when applied (the write itself is acknowledged — the
+/// node acknowledges log positions, not engine outcomes — and nothing changes anywhere); the
+/// runtime rejects the conflict with a 400 before proposing it.
+#[test]
+fn redeclaring_a_field_index_is_a_no_op_and_a_conflicting_schema_changes_no_replica() {
+    use vecraft_core::vector::payload_index::FieldSchema;
+    let mut c = ready_cluster(2, 3);
+    assert!(matches!(c.call(1, upsert(0..10, WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    assert!(matches!(c.call(1, create_index("v", FieldSchema::Integer)), Ok(Reply::Written { .. })));
+    // `v` and `v[]` name the same field.
+    assert!(matches!(c.call(2, create_index("v[]", FieldSchema::Integer)), Ok(Reply::Written { .. })));
+    assert!(matches!(c.call(3, create_index("v", FieldSchema::Keyword)), Ok(Reply::Written { .. })));
+    c.run_for(Duration::from_millis(200));
+    for (node, g, s) in replica_schemas(&c) {
+        assert_eq!(s.len(), 1, "replica {node} of {g:#x}: {s:?}");
+        assert_eq!(s["v"], FieldSchema::Integer, "replica {node} of {g:#x}");
+    }
+    let v = declared_indexes(&mut c, 2)["v"];
+    assert_eq!((v.schema, v.points, v.shards, v.conflicting), (FieldSchema::Integer, 10, 2, false));
+    // Dropping it drops it everywhere; dropping again is a no-op success.
+    for _ in 0..2 {
+        let drop = field_index_op(PointsOp::DeleteFieldIndex { field: "v".into() });
+        assert!(matches!(c.call(3, drop), Ok(Reply::Written { .. })));
+    }
+    c.run_for(Duration::from_millis(200));
+    assert!(replica_schemas(&c).iter().all(|(_, _, s)| s.is_empty()));
+    assert!(declared_indexes(&mut c, 1).is_empty());
+    // Now the other schema is accepted.
+    assert!(matches!(c.call(3, create_index("v", FieldSchema::Keyword)), Ok(Reply::Written { .. })));
+    assert_eq!(declared_indexes(&mut c, 1)["v"].schema, FieldSchema::Keyword);
+}
+
+#[test]
+fn field_index_requests_on_an_unknown_collection_are_refused_before_anything_is_proposed() {
+    use vecraft_core::vector::payload_index::FieldSchema;
+    let mut c = ready_cluster(1, 3);
+    let writes_before = c.sent.iter().filter(|(_, _, m)| matches!(m, PeerMessage::Write { .. })).count();
+    let op = PointsOp::CreateFieldIndex { field: "g".into(), schema: FieldSchema::Keyword };
+    let r = c.call(2, Request::Write { collection: "nope".into(), op, ack: WriteAck::Quorum });
+    assert_eq!(r, Err(NodeError::NoSuchCollection("nope".into())));
+    let read = ReadOptions::default();
+    assert_eq!(c.call(2, Request::FieldIndexes { collection: "nope".into(), read }), Err(NodeError::NoSuchCollection("nope".into())));
+    assert_eq!(c.sent.iter().filter(|(_, _, m)| matches!(m, PeerMessage::Write { .. })).count(), writes_before);
+}
+
+/// A node that restarts rebuilds its engines from its log alone: the declaration is an entry
+/// there, so the index is declared again after the replay, at the same position.
+#[test]
+fn a_restarted_replica_declares_the_field_index_again_from_its_log() {
+    use vecraft_core::vector::payload_index::FieldSchema;
+    let mut c = ready_cluster(2, 3);
+    assert!(matches!(c.call(1, upsert(0..10, WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    assert!(matches!(c.call(1, create_index("v", FieldSchema::Integer)), Ok(Reply::Written { .. })));
+    assert!(matches!(c.call(1, upsert(10..20, WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    c.run_for(Duration::from_millis(200));
+    c.restart(3, false, &[]);
+    c.run_for(Duration::from_secs(3));
+    let on_3: Vec<_> = replica_schemas(&c).into_iter().filter(|(n, _, _)| *n == 3).collect();
+    assert_eq!(on_3.len(), 2, "both shards hosted again on node 3");
+    for (_, g, s) in on_3 {
+        assert_eq!(s.get("v"), Some(&FieldSchema::Integer), "group {g:#x} on node 3 after replay");
+    }
+    for (g, e) in &c.engines[&3] {
+        let peer = &c.engines[&1][g];
+        assert_eq!(e.field_indexes(), peer.field_indexes(), "same declarations and indexed points as node 1");
+    }
+}

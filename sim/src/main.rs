@@ -60,7 +60,8 @@ struct Cli {
     #[arg(long, default_value = "register")]
     workload: String,
     /// With `--workload vector`: switch on a node bug (strong-read-at-follower,
-    /// quorum-ack-before-commit, merge-without-tie-break).
+    /// quorum-ack-before-commit, merge-without-tie-break, trust-corrupt-wal,
+    /// restore-drops-field-indexes).
     #[arg(long)]
     node_bug: Option<String>,
     /// Worker threads for multi-seed runs (each seed is itself single-threaded and deterministic).
@@ -156,6 +157,19 @@ fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
         }
         let line: Vec<String> = seen.iter().map(|(k, (n, t))| format!("{k}={n} ({t})")).collect();
         println!("  seeds with each fault (events): {}", line.join(" "));
+        // Payload field index commands (vector workload seeds with field indexes on).
+        let mut index_ops: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+        for r in &results {
+            for (k, v) in r.ops.iter().filter(|(k, _)| k.starts_with("index:")) {
+                let e = index_ops.entry(k.as_str()).or_default();
+                e.0 += (*v > 0) as u64;
+                e.1 += v;
+            }
+        }
+        if !index_ops.is_empty() {
+            let line: Vec<String> = index_ops.iter().map(|(k, (n, t))| format!("{k}={n} ({t})")).collect();
+            println!("  seeds with each field index command (commands): {}", line.join(" "));
+        }
     }
     for r in &failed {
         let bug = cli.node_bug.as_ref().map(|b| format!(" --node-bug {b}")).unwrap_or_default();

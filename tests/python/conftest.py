@@ -16,13 +16,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 # What holds the data: "node" (the replicated node, vecraft's default) or "local" (one engine
-# with snapshots and payload field indexes, which the node does not offer yet). run.sh runs the
-# suite once per engine.
+# with collection snapshots, which the node does not offer yet; payload field indexes are served
+# by both, replicated through every shard's log on the node). run.sh runs the suite once per
+# engine.
 ENGINE = os.environ.get("VECRAFT_ENGINE", "node")
 
-local_only = pytest.mark.skipif(
-    ENGINE != "local", reason="snapshots and payload field indexes are not served by the node yet"
-)
+# Where a node keeps its collection snapshots: the replicated node in `collection-snapshots`
+# (its `snapshots` directory holds the shard snapshots of Raft compaction), the local engine in
+# `snapshots`.
+SNAPSHOT_DIR = "collection-snapshots" if ENGINE == "node" else "snapshots"
 
 
 def free_port() -> int:

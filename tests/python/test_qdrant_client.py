@@ -6,8 +6,9 @@ import warnings
 
 import pytest
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
-from conftest import local_only
+from conftest import SNAPSHOT_DIR
 
 N = 200
 DIM = 8
@@ -70,11 +71,42 @@ def test_collections(client, filled):
     assert info.status == models.CollectionStatus.GREEN
 
 
-@local_only
 def test_payload_index(client, filled):
-    # Accepted for compatibility (filters scan payloads; the index changes no result).
+    # On the node the declaration is a command in every shard's log; GET collection gathers the
+    # declarations (and indexed points) from the shards. An index narrows filtered reads, never
+    # changes their results.
+    red = models.Filter(must=[models.FieldCondition(key="color", match=models.MatchValue(value="red"))])
+    ranged = models.Filter(must=[models.FieldCondition(key="n", range=models.Range(gte=10, lt=20))])
+    assert client.count(filled, count_filter=red, exact=True).count == N // 2
     res = client.create_payload_index(filled, field_name="color", field_schema=models.PayloadSchemaType.KEYWORD)
     assert res.status == models.UpdateStatus.COMPLETED
+    res = client.create_payload_index(filled, field_name="n", field_schema=models.PayloadSchemaType.INTEGER)
+    assert res.status == models.UpdateStatus.COMPLETED
+    schema = client.get_collection(filled).payload_schema
+    assert sorted(schema) == ["color", "n"]
+    assert schema["color"].data_type == models.PayloadSchemaType.KEYWORD
+    assert schema["color"].points == N
+    assert schema["n"].data_type == models.PayloadSchemaType.INTEGER
+    assert schema["n"].points == N
+    # The same declaration again is a no-op; another schema for an indexed field is refused.
+    res = client.create_payload_index(filled, field_name="color", field_schema=models.PayloadSchemaType.KEYWORD)
+    assert res.status == models.UpdateStatus.COMPLETED
+    with pytest.raises(UnexpectedResponse) as e:
+        client.create_payload_index(filled, field_name="color", field_schema=models.PayloadSchemaType.INTEGER)
+    assert e.value.status_code == 400
+    assert "already indexed" in str(e.value)
+    assert client.get_collection(filled).payload_schema["color"].data_type == models.PayloadSchemaType.KEYWORD
+    # Filtered reads through the indexes give what the scan gave.
+    assert client.count(filled, count_filter=red, exact=True).count == N // 2
+    res = client.query_points(
+        filled, query=vec(0), query_filter=ranged, limit=100, search_params=models.SearchParams(exact=True)
+    )
+    assert sorted(p.id for p in res.points) == list(range(10, 20))
+    # Dropped: no longer reported; `color` stays indexed for the tests after this one.
+    res = client.delete_payload_index(filled, field_name="n")
+    assert res.status == models.UpdateStatus.COMPLETED
+    assert sorted(client.get_collection(filled).payload_schema) == ["color"]
+    assert client.count(filled, count_filter=ranged, exact=True).count == 10
 
 
 def test_query_points_finds_self_and_filters(client, filled):
@@ -171,13 +203,13 @@ def test_delete_points(client):
     assert hit.id == 6 and hit.score == pytest.approx(0.2, abs=1e-5)
 
 
-@local_only
 def test_snapshots(client, server):
     name = "snaps"
     client.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT))
     client.upsert(
         name, points=[models.PointStruct(id=i, vector=[i, 1, 0, 0], payload={"i": i}) for i in range(30)], wait=True
     )
+    client.create_payload_index(name, field_name="i", field_schema=models.PayloadSchemaType.INTEGER, wait=True)
     snap = client.create_snapshot(name, wait=True)
     assert snap.size > 0 and snap.name
     listed = client.list_snapshots(name)
@@ -185,10 +217,14 @@ def test_snapshots(client, server):
     assert listed[0].checksum == snap.checksum
     client.delete(name, points_selector=models.PointIdsList(points=list(range(10))), wait=True)
     assert client.count(name).count == 20
-    path = server["data"] / "snapshots" / f"{snap.name}.snap"
+    # The client talks to the first node (in a cluster: `node-1` under the data root).
+    data = server["data"] / "node-1" if (server["data"] / "node-1").exists() else server["data"]
+    path = data / SNAPSHOT_DIR / f"{snap.name}.snap"
     assert path.exists()
     assert client.recover_snapshot(name, location=f"file://{path}", wait=True)
     assert client.count(name).count == 30
     assert client.retrieve(name, ids=[3])[0].payload == {"i": 3}
+    # The snapshot carries the index declaration; the recovered collection declares it again.
+    assert "i" in client.get_collection(name).payload_schema
     assert client.delete_snapshot(name, snap.name, wait=True)
     assert client.list_snapshots(name) == []

@@ -134,6 +134,11 @@ impl Node {
                 }
                 Ok(Reply::Status(lines))
             }
+            Gather::FieldIndexes => {
+                let declared = pick(answers, |a| if let ShardAnswer::FieldIndexes(f) = a { Some(f) } else { None });
+                let g = super::field_index::gather_field_indexes(declared, partial).map_err(NodeError::Shard)?;
+                Ok(Reply::FieldIndexes { fields: g.value, missing: g.missing })
+            }
             Gather::Meta | Gather::Write => unreachable!("handled by complete"),
         }
     }

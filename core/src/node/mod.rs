@@ -11,6 +11,7 @@
 //! * `machine.rs` (the step loop), `serve.rs` (parts served here), `origin.rs` (requests split
 //!   into parts, routed and retried), `gather.rs` (answers gathered into one reply).
 
+pub mod field_index;
 mod gather;
 mod io;
 mod machine;

@@ -27,6 +27,7 @@ pub(super) enum Gather {
     Count,
     Scroll { limit: usize },
     Status,
+    FieldIndexes,
 }
 
 /// Why one part failed.
@@ -192,6 +193,17 @@ impl Node {
                     parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), kind));
                 }
                 Gather::Status
+            }
+            Request::FieldIndexes { collection, read: r } => {
+                let Some(c) = self.meta.collection(&collection) else {
+                    return self.respond(client, Err(NodeError::NoSuchCollection(collection)), out);
+                };
+                read = r;
+                for shard in 0..c.shard_count() {
+                    let q = Some(ShardQuery::FieldIndexes);
+                    parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), self.read_kind(q, &read, shard)));
+                }
+                Gather::FieldIndexes
             }
         };
         let deadline = now + self.cfg.request_timeout;

@@ -170,6 +170,14 @@ pub enum Request {
         /// The collection.
         collection: String,
     },
+    /// The payload field indexes the collection's shards declare (see
+    /// [`super::field_index`]); declared with `Write` of `PointsOp::CreateFieldIndex`.
+    FieldIndexes {
+        /// The collection.
+        collection: String,
+        /// Consistency.
+        read: ReadOptions,
+    },
 }
 
 impl Request {
@@ -181,12 +189,15 @@ impl Request {
             Request::ListCollections => "list_collections",
             Request::Write { op: PointsOp::Upsert(_), .. } => "upsert",
             Request::Write { op: PointsOp::Delete(_), .. } => "delete",
+            Request::Write { op: PointsOp::CreateFieldIndex { .. }, .. } => "create_field_index",
+            Request::Write { op: PointsOp::DeleteFieldIndex { .. }, .. } => "delete_field_index",
             Request::Write { .. } => "set_payload",
             Request::Search { .. } => "search",
             Request::Get { .. } => "get",
             Request::Count { .. } => "count",
             Request::Scroll { .. } => "scroll",
             Request::ReplicaStatus { .. } => "replica_status",
+            Request::FieldIndexes { .. } => "field_indexes",
         }
     }
 }
@@ -317,6 +328,13 @@ pub enum Reply {
     },
     /// Replica status, by shard then node.
     Status(Vec<ReplicaStatus>),
+    /// Declared payload field indexes, by normalised field name.
+    FieldIndexes {
+        /// Field -> what the shards declare.
+        fields: BTreeMap<String, super::field_index::FieldIndexInfo>,
+        /// Shards missing from a partial answer.
+        missing: Vec<ShardId>,
+    },
 }
 
 /// Why a request failed. Every variant says whether the request may have taken effect.

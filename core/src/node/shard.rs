@@ -6,6 +6,7 @@
 use super::sharding::{ShardId, shard_of};
 use crate::vector::collection::{Collection, PointSelector, PointsOp, ScrollPage, ScrollRequest, SearchRequest};
 use crate::vector::filter::Filter;
+use crate::vector::payload_index::FieldSchema;
 use crate::vector::point::{PointId, Record, ScoredPoint};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,11 @@ pub fn split_command(op: PointsOp, shard_count: u32) -> Vec<(ShardId, PointsOp)>
             .into_iter()
             .map(|(s, selector)| (s, PointsOp::DeletePayloadKeys { selector, keys: keys.clone() }))
             .collect(),
+        // A field index is a property of the whole collection: every shard declares it in its
+        // own log (see `field_index.rs` for what the shards' answers then mean together).
+        op @ (PointsOp::CreateFieldIndex { .. } | PointsOp::DeleteFieldIndex { .. }) => {
+            (0..shard_count).map(|s| (s, op.clone())).collect()
+        }
     }
 }
 
@@ -110,6 +116,8 @@ pub enum ShardQuery {
     Count(Option<Filter>),
     /// A scroll page.
     Scroll(ScrollRequest),
+    /// The declared payload field indexes (appended last: older variants keep their encoding).
+    FieldIndexes,
 }
 
 /// A shard replica's answer.
@@ -123,6 +131,9 @@ pub enum ShardAnswer {
     Count(u64),
     /// A page.
     Page(ScrollPage),
+    /// Declared payload field indexes: normalised field -> (schema, points indexed in this
+    /// shard). Appended last, like [`ShardQuery::FieldIndexes`].
+    FieldIndexes(BTreeMap<String, (FieldSchema, u64)>),
 }
 
 /// Answers `query` from a replica's applied state.
@@ -134,6 +145,9 @@ pub fn answer(collection: &Collection, query: &ShardQuery) -> Result<ShardAnswer
         }
         ShardQuery::Count(f) => collection.count(f.as_ref()).map(|n| ShardAnswer::Count(n as u64)).map_err(|e| e.to_string()),
         ShardQuery::Scroll(r) => collection.scroll(r).map(ShardAnswer::Page).map_err(|e| e.to_string()),
+        ShardQuery::FieldIndexes => Ok(ShardAnswer::FieldIndexes(
+            collection.field_indexes().into_iter().map(|(f, (schema, n))| (f, (schema, n as u64))).collect(),
+        )),
     }
 }
 
@@ -161,5 +175,63 @@ mod tests {
         assert!(decode_command(&[]).is_err());
         assert!(decode_command(&[2]).is_err());
         assert!(decode_command(&[SHARD_COMMAND_VERSION, 0xff]).is_err());
+    }
+
+    /// The field index variants were appended: commands already in logs and WALs keep their
+    /// bytes and decode to the same commands, and the new ones take the next variant indexes.
+    #[test]
+    fn older_commands_keep_their_encoding_and_field_index_commands_come_after() {
+        let delete = PointsOp::Delete(PointSelector::Ids(vec![PointId::Num(7)]));
+        // version 1, variant 1 (Delete), selector 0 (Ids), one id, PointId::Num (0), 7.
+        let pinned: &[u8] = &[1, 1, 0, 1, 0, 7];
+        assert_eq!(&encode_command(&delete)[..], pinned);
+        assert_eq!(decode_command(pinned).unwrap(), delete);
+        let keys = PointsOp::DeletePayloadKeys { selector: PointSelector::Ids(vec![]), keys: vec!["a".into()] };
+        assert_eq!(&encode_command(&keys)[..], &[1, 4, 0, 0, 1, 1, b'a']);
+        let create = PointsOp::CreateFieldIndex { field: "g".into(), schema: FieldSchema::Integer };
+        assert_eq!(&encode_command(&create)[..], &[1, 5, 1, b'g', 1]);
+        assert_eq!(decode_command(&encode_command(&create)).unwrap(), create);
+        let drop = PointsOp::DeleteFieldIndex { field: "g".into() };
+        assert_eq!(&encode_command(&drop)[..], &[1, 6, 1, b'g']);
+        assert!(decode_command(&[SHARD_COMMAND_VERSION, 7]).is_err(), "no variant after the last");
+        // Queries and answers too: older variants keep their index.
+        assert_eq!(postcard::to_allocvec(&ShardQuery::Count(None)).unwrap(), vec![2, 0]);
+        assert_eq!(postcard::to_allocvec(&ShardQuery::FieldIndexes).unwrap(), vec![4]);
+        assert_eq!(postcard::to_allocvec(&ShardAnswer::Count(3)).unwrap(), vec![2, 3]);
+    }
+
+    #[test]
+    fn field_index_commands_go_to_every_shard_and_apply_in_log_order() {
+        let create = PointsOp::CreateFieldIndex { field: "g".into(), schema: FieldSchema::Keyword };
+        let parts = split_command(create.clone(), 3);
+        assert_eq!(parts, (0..3).map(|s| (s, create.clone())).collect::<Vec<_>>());
+        let mut c = Collection::new("c", crate::vector::collection::CollectionConfig::new(2, crate::vector::collection::Distance::Dot)).unwrap();
+        let point = |i: u64, g: &str| PointStruct {
+            id: i.into(),
+            vector: vec![1.0, 0.0],
+            payload: [("g".to_string(), crate::vector::payload::PayloadValue::Str(g.into()))].into_iter().collect(),
+        };
+        apply_command(&mut c, &encode_command(&PointsOp::Upsert(vec![point(1, "a"), point(2, "b")]))).unwrap();
+        let seq = c.seq();
+        assert_eq!(apply_command(&mut c, &encode_command(&create)), Ok(1), "new: one index changed");
+        assert_eq!(apply_command(&mut c, &encode_command(&create)), Ok(0), "identical re-create: no-op success");
+        let conflict = PointsOp::CreateFieldIndex { field: "g".into(), schema: FieldSchema::Integer };
+        let err = apply_command(&mut c, &encode_command(&conflict)).unwrap_err();
+        assert!(err.contains("already indexed as Keyword"), "{err}");
+        let bad = PointsOp::CreateFieldIndex { field: "a..b".into(), schema: FieldSchema::Integer };
+        assert!(apply_command(&mut c, &encode_command(&bad)).is_err());
+        assert_eq!(c.seq(), seq, "declarations touch no point");
+        assert_eq!(c.field_indexes().get("g"), Some(&(FieldSchema::Keyword, 2)));
+        // Snapshots carry the declaration: a replica restored from one declares it too.
+        let restored = restore_bytes(&snapshot_bytes(&c)).unwrap();
+        assert_eq!(restored.field_indexes(), c.field_indexes());
+        assert_eq!(
+            answer(&restored, &ShardQuery::FieldIndexes),
+            Ok(ShardAnswer::FieldIndexes([("g".to_string(), (FieldSchema::Keyword, 2))].into_iter().collect()))
+        );
+        let drop = PointsOp::DeleteFieldIndex { field: "g".into() };
+        assert_eq!(apply_command(&mut c, &encode_command(&drop)), Ok(1));
+        assert_eq!(apply_command(&mut c, &encode_command(&drop)), Ok(0), "dropping nothing: no-op success");
+        assert!(c.field_indexes().is_empty());
     }
 }

@@ -21,7 +21,7 @@
 //! effect), each message naming the shard.
 //!
 //! Collection snapshots go through `node_snapshots` (strong scrolls out, quorum upserts in).
-//! Not yet through the node (answered 400 `Unsupported`, said plainly): payload field indexes.
+//! Payload field indexes are replicated through every shard's log (`node/field_index.rs`).
 
 use super::{
     AckLevel, Backend, BackendError, BoxFuture, ClusterInfo, CollectionSummary, GroupReport, ReadAnswer,
@@ -41,6 +41,8 @@ use vecraft_core::node::request::{
 use vecraft_core::vector::collection::CollectionConfig;
 use vecraft_core::vector::engine::{Command, CommandOutcome};
 use vecraft_core::vector::error::EngineError;
+
+mod field_index;
 
 /// Default replicas per shard when the create body names none: three copies (or every node
 /// of a smaller cluster). Qdrant defaults to one; vecraft's point is surviving a node loss.
@@ -125,6 +127,7 @@ impl NodeBackend {
                 | Request::Count { .. }
                 | Request::Scroll { .. }
                 | Request::ReplicaStatus { .. }
+                | Request::FieldIndexes { .. }
                 | Request::DropCollection { .. }
         )
         .then(|| request.clone());
@@ -159,6 +162,7 @@ impl NodeBackend {
                 | Request::Count { .. }
                 | Request::Scroll { .. }
                 | Request::ReplicaStatus { .. }
+                | Request::FieldIndexes { .. }
         );
         let rx = self.node.submit(request).map_err(|e| match e {
             SubmitError::Overloaded(n) => BackendError::Overloaded(n),
@@ -245,10 +249,12 @@ impl NodeBackend {
                     _ => Err(unexpected()),
                 }
             }
-            Command::CreateFieldIndex { .. } | Command::DeleteFieldIndex { .. } => {
-                Err(BackendError::Unsupported(
-                    "payload field indexes are not replicated through the node yet".into(),
-                ))
+            // Replicated through every shard's log: see `node/field_index.rs`.
+            Command::CreateFieldIndex { collection, field, schema } => {
+                self.write_field_index(collection, field, Some(schema), options, op_id).await
+            }
+            Command::DeleteFieldIndex { collection, field } => {
+                self.write_field_index(collection, field, None, options, op_id).await
             }
         }
     }
@@ -303,6 +309,7 @@ impl NodeBackend {
                 let info = list.into_iter().find(|c| c.name == name).ok_or_else(|| {
                     BackendError::Engine(EngineError::UnknownCollection(name.clone()))
                 })?;
+                let name_for_indexes = name.clone();
                 let Reply::Count { count, missing } = self
                     .call(
                         Request::Count {
@@ -317,6 +324,7 @@ impl NodeBackend {
                     return Err(unexpected());
                 };
                 details.add(missing, None);
+                let field_indexes = self.field_indexes(name_for_indexes, &options.consistency, t).await?;
                 Ok((
                     ReadAnswer::Collection(CollectionSummary {
                         name,
@@ -324,7 +332,7 @@ impl NodeBackend {
                         points: count,
                         indexed: count,
                         seq: 0,
-                        field_indexes: BTreeMap::new(),
+                        field_indexes,
                     }),
                     details,
                 ))

@@ -60,6 +60,26 @@ fn check_op(collection: &Collection, op: &PointsOp) -> Result<(), EngineError> {
             }
             check_selector(collection, selector, true)
         }
+        PointsOp::CreateFieldIndex { field, schema } => check_field_index(collection, field, *schema),
+        PointsOp::DeleteFieldIndex { .. } => Ok(()),
+    }
+}
+
+/// A field index declaration the engine would refuse: a key that is no payload path, or a field
+/// already indexed with another schema (an identical re-declaration is a no-op, not an error).
+pub(crate) fn check_field_index(
+    collection: &Collection,
+    field: &str,
+    schema: vecraft_core::vector::payload_index::FieldSchema,
+) -> Result<(), EngineError> {
+    let Some(name) = normalise_field(field) else {
+        return Err(EngineError::InvalidPayloadKey(field.to_string()));
+    };
+    match collection.field_indexes().get(&name) {
+        Some((existing, _)) if *existing != schema => Err(EngineError::InvalidRequest(format!(
+            "field `{name}` is already indexed as {existing:?}"
+        ))),
+        _ => Ok(()),
     }
 }
 

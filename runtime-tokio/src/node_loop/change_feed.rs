@@ -142,7 +142,7 @@ fn kind_of(op: PointsOp, affected: usize) -> ChangeKind {
         PointsOp::SetPayload { selector, .. } => by("set_payload", selector),
         PointsOp::OverwritePayload { selector, .. } => by("overwrite_payload", selector),
         PointsOp::DeletePayloadKeys { selector, .. } => by("delete_payload", selector),
-        #[allow(unreachable_patterns)]
-        _ => ChangeKind::Other { op: "other" },
+        PointsOp::CreateFieldIndex { .. } => ChangeKind::Other { op: "create_field_index" },
+        PointsOp::DeleteFieldIndex { .. } => ChangeKind::Other { op: "delete_field_index" },
     }
 }

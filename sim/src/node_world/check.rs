@@ -9,6 +9,7 @@ use vecraft_core::node::request::WriteAck;
 use vecraft_core::raft::GroupId;
 use vecraft_core::vector::collection::{Collection, PointsOp};
 use vecraft_core::vector::payload::PayloadValue;
+use vecraft_core::vector::payload_index::FieldSchema;
 use vecraft_core::vector::point::{PointId, PointStruct};
 
 impl Workload {
@@ -19,10 +20,15 @@ impl Workload {
         let mut finals: BTreeMap<u64, Option<u64>> = BTreeMap::new();
         let mut union: Option<Collection> = None;
         let mut seen_groups = std::collections::BTreeSet::new();
+        // One replica of each shard of the probed collection (they converged).
+        let mut first_replicas: BTreeMap<GroupId, &Collection> = BTreeMap::new();
         for (_, es) in engines {
             for (g, c) in es.iter() {
                 if !seen_groups.insert(*g) {
                     continue;
+                }
+                if c.name() == super::workload::COLLECTION {
+                    first_replicas.insert(*g, c);
                 }
                 // The probe reads the first collection: the union holds its points only.
                 let probed = c.name() == super::workload::COLLECTION;
@@ -110,6 +116,9 @@ impl Workload {
                 seen_before.entry(r.point).or_default().push((r.complete, x));
             }
         }
+        if self.index_rng.is_some() {
+            v.extend(super::field_index::check_declarations(&self.index_history, &self.collections, engines));
+        }
         // Scatter-gather probe against one engine holding the union.
         let Some(u) = union else { return v };
         for (i, p) in self.probes.iter().enumerate() {
@@ -125,15 +134,34 @@ impl Workload {
                     }
                 }
                 Some(Ok(ProbeAnswer::Count(n))) => {
-                    if *n != u.len() as u64 {
-                        v.push(format!("scatter-gather: count {n}, union holds {}", u.len()));
+                    // Filtered counts (field index seeds) are judged by the union, which has
+                    // no index: an index may narrow the scan, never change the answer.
+                    let filter = match &self.probe_requests[i] {
+                        vecraft_core::node::request::Request::Count { filter, .. } => filter.clone(),
+                        _ => None,
+                    };
+                    let want = u.count(filter.as_ref()).expect("union count") as u64;
+                    if *n != want {
+                        v.push(format!("scatter-gather: count {i} {n}, union {want} (filter {filter:?})"));
                     }
                 }
                 Some(Ok(ProbeAnswer::Page(points))) => {
                     let got: Vec<PointId> = points.iter().map(|r| r.id).collect();
-                    let want: Vec<PointId> = u.points().map(|(id, _)| id).collect();
+                    let want: Vec<PointId> = match &self.probe_requests[i] {
+                        vecraft_core::node::request::Request::Scroll { request, .. } => {
+                            u.scroll(request).expect("union scroll").points.iter().map(|r| r.id).collect()
+                        }
+                        _ => u.points().map(|(id, _)| id).collect(),
+                    };
                     if got != want {
-                        v.push(format!("scatter-gather: scroll returned {} ids, union {}", got.len(), want.len()));
+                        v.push(format!("scatter-gather: scroll {i} returned {} ids, union {}", got.len(), want.len()));
+                    }
+                }
+                Some(Ok(ProbeAnswer::FieldIndexes(got))) => {
+                    let shards: Vec<&Collection> = first_replicas.values().copied().collect();
+                    let want = super::field_index::expected_report(&shards);
+                    if *got != want {
+                        v.push(format!("scatter-gather: field indexes {got:?}, the shards declare {want:?}"));
                     }
                 }
             }
@@ -142,15 +170,23 @@ impl Workload {
     }
 }
 
-/// Every replica of every shard holds the same points (engine digest).
+/// Every replica of every shard holds the same points (engine digest) and declares the same
+/// payload field indexes (the digest leaves them out: they never change an answer).
 pub(super) fn check_convergence(engines: &[(u64, &BTreeMap<GroupId, Collection>)]) -> Vec<String> {
     let mut by_group: BTreeMap<GroupId, Vec<(u64, [u8; 32])>> = BTreeMap::new();
+    let mut declared: BTreeMap<GroupId, Vec<(u64, BTreeMap<String, (FieldSchema, usize)>)>> = BTreeMap::new();
     for (node, es) in engines {
         for (g, c) in es.iter() {
             by_group.entry(*g).or_default().push((*node, c.digest()));
+            declared.entry(*g).or_default().push((*node, c.field_indexes()));
         }
     }
     let mut v = Vec::new();
+    for (g, ds) in declared {
+        if ds.iter().any(|(_, d)| *d != ds[0].1) {
+            v.push(format!("convergence: replicas of group {g:#x} declare different field indexes: {ds:?}"));
+        }
+    }
     for (g, ds) in by_group {
         if ds.iter().any(|(_, d)| *d != ds[0].1) {
             let nodes: Vec<u64> = ds.iter().map(|(n, _)| *n).collect();

@@ -139,7 +139,12 @@ impl World {
         let mut engines = BTreeMap::new();
         let mut restored = BTreeMap::new();
         for (g, (index, bytes)) in &self.machines[m].snapshots {
-            let c = restore_bytes(bytes).expect("the simulated disk keeps snapshots intact");
+            let mut c = restore_bytes(bytes).expect("the simulated disk keeps snapshots intact");
+            if self.cfg.restore_drops_field_indexes {
+                for field in c.field_indexes().into_keys() {
+                    c.drop_field_index(&field);
+                }
+            }
             engines.insert(*g, c);
             restored.insert(*g, *index);
         }
@@ -542,6 +547,8 @@ impl World {
                 for (g, c) in &p.engines {
                     h.update(&g.to_le_bytes());
                     h.update(&c.digest());
+                    // Declared field indexes too: a late index command changes the probe's answer.
+                    h.update(format!("{:?}", c.field_indexes()).as_bytes());
                 }
             }
         }

@@ -16,9 +16,13 @@
 //!   `read_your_writes` reads see the client's own `quorum` writes; no read sees the future;
 //! * `convergence`: after the liveness phase every replica of every shard has the same digest;
 //! * `scatter-gather`: exact searches, counts and scrolls through the node equal a single engine
-//!   holding the union of all shards.
+//!   holding the union of all shards (filtered ones too, with or without field indexes);
+//! * `field-indexes`: every shard of a collection ends declaring, per field, what the index
+//!   commands' outcomes allow (see `field_index.rs`); `convergence` also compares the replicas'
+//!   declared indexes.
 
 mod check;
+mod field_index;
 mod host;
 mod nemesis;
 mod recovery;
@@ -46,12 +50,20 @@ pub enum NodeBug {
     /// Boot recovery takes a WAL with corruption before valid records as whole: the groups
     /// come back undamaged with what survived and vote again at once (the driver's rule).
     TrustCorruptWal,
+    /// A replica that installs a shard snapshot forgets the payload field indexes it declares
+    /// (the driver's rule: the restored engine must declare what the snapshot's header says).
+    RestoreDropsFieldIndexes,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 4] =
-        [NodeBug::StrongReadAtFollower, NodeBug::QuorumAckBeforeCommit, NodeBug::MergeWithoutTieBreak, NodeBug::TrustCorruptWal];
+    pub const ALL: [NodeBug; 5] = [
+        NodeBug::StrongReadAtFollower,
+        NodeBug::QuorumAckBeforeCommit,
+        NodeBug::MergeWithoutTieBreak,
+        NodeBug::TrustCorruptWal,
+        NodeBug::RestoreDropsFieldIndexes,
+    ];
 
     /// The `--bug` value.
     pub fn flag(self) -> &'static str {
@@ -60,6 +72,7 @@ impl NodeBug {
             NodeBug::QuorumAckBeforeCommit => "quorum-ack-before-commit",
             NodeBug::MergeWithoutTieBreak => "merge-without-tie-break",
             NodeBug::TrustCorruptWal => "trust-corrupt-wal",
+            NodeBug::RestoreDropsFieldIndexes => "restore-drops-field-indexes",
         }
     }
 
@@ -74,7 +87,7 @@ impl NodeBug {
             NodeBug::StrongReadAtFollower => b.strong_read_at_follower = true,
             NodeBug::QuorumAckBeforeCommit => b.quorum_ack_before_commit = true,
             NodeBug::MergeWithoutTieBreak => b.merge_without_tie_break = true,
-            NodeBug::TrustCorruptWal => {}
+            NodeBug::TrustCorruptWal | NodeBug::RestoreDropsFieldIndexes => {}
         }
         b
     }
@@ -125,6 +138,11 @@ pub struct NodeWorldConfig {
     pub bugs: NodeBugs,
     /// Storage faults (see [`StorageFaults`]).
     pub storage: StorageFaults,
+    /// Payload field indexes: a client declares and drops keyword and integer indexes while
+    /// writes and filtered reads run (see `field_index.rs`).
+    pub field_indexes: bool,
+    /// The `restore-drops-field-indexes` bug switch.
+    pub restore_drops_field_indexes: bool,
 }
 
 /// The node world's storage faults. Every disk may tear the write in flight at a crash; one
@@ -207,6 +225,11 @@ impl NodeWorldConfig {
                 trust_corrupt_wal: bug == Some(NodeBug::TrustCorruptWal),
                 ..StorageFaults::from_seed(seed, sim.nodes, second.map_or(replication_factor, |(_, rf)| rf.min(replication_factor)))
             },
+            // On a stream of its own, so the rest of the derivation does not shift; always on
+            // with the bug that needs it.
+            field_indexes: ChaCha8Rng::seed_from_u64(seed ^ 0xF1E1_D1DE_0000_0005).random_bool(0.5)
+                || bug == Some(NodeBug::RestoreDropsFieldIndexes),
+            restore_drops_field_indexes: bug == Some(NodeBug::RestoreDropsFieldIndexes),
             sim,
         }
     }

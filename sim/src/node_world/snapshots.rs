@@ -39,7 +39,12 @@ impl World {
                 let staged = p.staging.remove(&group).filter(|(m2, _)| *m2 == meta).map(|(_, b)| b).unwrap_or_default();
                 let restored = meta.verify(&staged).map_err(|e| e.to_string()).and_then(|()| restore_bytes(&staged));
                 match restored {
-                    Ok(c) => {
+                    Ok(mut c) => {
+                        if self.cfg.restore_drops_field_indexes {
+                            for field in c.field_indexes().into_keys() {
+                                c.drop_field_index(&field);
+                            }
+                        }
                         p.engines.insert(group, c);
                         p.applied.insert(group, meta.index);
                         // Applies queued for the old state must not touch the new one.

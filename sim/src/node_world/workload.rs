@@ -68,6 +68,8 @@ enum Kind {
     Search,
     Count,
     Probe(usize),
+    /// A field index command of client 0 (see `field_index.rs`).
+    Index { collection: usize, field: &'static str, create: bool },
 }
 
 struct InFlight {
@@ -80,6 +82,7 @@ pub(super) enum ProbeAnswer {
     Hits(SearchRequest, Vec<ScoredPoint>),
     Count(u64),
     Page(Vec<Record>),
+    FieldIndexes(BTreeMap<String, vecraft_core::node::field_index::FieldIndexInfo>),
 }
 
 /// Clients, history and checks.
@@ -110,6 +113,10 @@ pub(super) struct Workload {
     /// Register mode: every client writes and reads every key; the history goes to the
     /// linearizability checker.
     pub(super) register: Option<RegisterHistory>,
+    /// Field index commands on, with their own random stream (see `field_index.rs`).
+    pub(super) index_rng: Option<ChaCha8Rng>,
+    /// The index commands and their outcomes, in invocation order.
+    pub(super) index_history: Vec<super::field_index::IndexRec>,
 }
 
 /// The register workload's history, in the Raft world's format.
@@ -159,6 +166,11 @@ impl Workload {
             probes: Vec::new(),
             probe_requests: Vec::new(),
             register: cfg.register.then(|| RegisterHistory { keys: cfg.register_keys, history: History::new(), ops: BTreeMap::new() }),
+            index_rng: (cfg.field_indexes && !cfg.register).then(|| {
+                use rand::SeedableRng;
+                ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x1DE8_F1E1_D000_0006)
+            }),
+            index_history: Vec::new(),
         }
     }
 
@@ -261,6 +273,14 @@ impl Workload {
             let id = reg.history.invoke(c as u64, operation, now).expect("one operation per client at a time");
             reg.ops.insert(op, id);
             (kind, request)
+        } else if let Some((collection, field, create, op_)) = self
+            .index_rng
+            .as_mut()
+            .filter(|_| c == 0)
+            .and_then(|r| super::field_index::next_index_op(r, self.collections.len()))
+        {
+            let name = self.collections[collection].0.to_string();
+            (Kind::Index { collection, field, create }, Request::Write { collection: name, op: op_, ack: WriteAck::Quorum })
         } else {
             let roll = rng.random_range(0..100);
             if roll < 45 {
@@ -277,7 +297,11 @@ impl Workload {
                     PointsOp::Delete(PointSelector::Ids(vec![PointId::Num(point)]))
                 } else {
                     let vector = (0..DIM).map(|_| rng.random_range(0..3) as f32).collect();
-                    let payload = [("v".to_string(), PayloadValue::Int(version as i64))].into_iter().collect();
+                    let mut payload: vecraft_core::vector::payload::Payload =
+                        [("v".to_string(), PayloadValue::Int(version as i64))].into_iter().collect();
+                    if self.index_rng.is_some() {
+                        payload.insert("g".to_string(), super::field_index::keyword_of(version));
+                    }
                     PointsOp::Upsert(vec![PointStruct { id: PointId::Num(point), vector, payload }])
                 };
                 (Kind::Write { point, version, delete, ack }, Request::Write { collection: self.name_of(point), op: op_, ack })
@@ -390,11 +414,21 @@ impl Workload {
                 let ok = matches!(result, Ok(Reply::Count { .. }));
                 self.count(format!("count:{}", if ok { "ok" } else { "failed" }));
             }
+            Kind::Index { collection, field, create } => {
+                let outcome = match &result {
+                    Ok(Reply::Written { .. }) => Outcome::Ok,
+                    Err(NodeError::Indeterminate { .. }) | Ok(_) => Outcome::InDoubt,
+                    Err(_) => Outcome::Failed,
+                };
+                self.count(format!("index:{}:{outcome:?}", if create { "create" } else { "drop" }));
+                self.index_history.push(super::field_index::IndexRec { collection, field, create, outcome });
+            }
             Kind::Probe(i) => {
                 let answer = match (result, &self.probe_requests[i]) {
                     (Ok(Reply::Hits { hits, .. }), Request::Search { request, .. }) => Ok(ProbeAnswer::Hits(request.clone(), hits)),
                     (Ok(Reply::Count { count, .. }), _) => Ok(ProbeAnswer::Count(count)),
                     (Ok(Reply::Page { page, .. }), _) => Ok(ProbeAnswer::Page(page.points)),
+                    (Ok(Reply::FieldIndexes { fields, .. }), _) => Ok(ProbeAnswer::FieldIndexes(fields)),
                     (Ok(other), _) => Err(format!("unexpected reply {other:?}")),
                     (Err(e), _) => Err(e.to_string()),
                 };
@@ -434,6 +468,21 @@ impl Workload {
         reqs.push(Request::Count { collection: COLLECTION.into(), filter: None, read: strong() });
         let scroll = ScrollRequest { offset: None, limit: 100_000, filter: None, with_payload: false, with_vector: false };
         reqs.push(Request::Scroll { collection: COLLECTION.into(), request: scroll, read: strong() });
+        if self.index_rng.is_some() {
+            // Filtered reads through shards that may hold indexes, judged against an engine
+            // without any; and the declarations the node reports.
+            for filter in super::field_index::probe_filters(rng) {
+                let vector = (0..DIM).map(|_| rng.random_range(0..3) as f32).collect();
+                let mut s = SearchRequest::new(vector, 4);
+                s.exact = true;
+                s.filter = Some(filter.clone());
+                reqs.push(Request::Search { collection: COLLECTION.into(), request: s, read: strong() });
+                reqs.push(Request::Count { collection: COLLECTION.into(), filter: Some(filter.clone()), read: strong() });
+                let scroll = ScrollRequest { offset: None, limit: 100_000, filter: Some(filter), with_payload: false, with_vector: false };
+                reqs.push(Request::Scroll { collection: COLLECTION.into(), request: scroll, read: strong() });
+            }
+            reqs.push(Request::FieldIndexes { collection: COLLECTION.into(), read: strong() });
+        }
         let mut out = Vec::new();
         for (i, r) in reqs.iter().enumerate() {
             let op = self.next_op;

@@ -227,6 +227,24 @@ pub enum PointsOp {
         /// Keys to remove.
         keys: Vec<String>,
     },
+    /// Declare a payload field index (Qdrant's `create_field_index`). A command in the log (not
+    /// a local side effect) so that every replica builds the index at the same log position and
+    /// a replica restored from a snapshot or a WAL replay declares exactly what its peers do.
+    /// Re-declaring a field with the same schema is a successful no-op; with another schema it
+    /// is refused, identically on every replica, and changes nothing (the error is the answer).
+    /// Appended after the older variants: postcard encodes the variant index, so existing logs,
+    /// WALs and snapshots decode unchanged.
+    CreateFieldIndex {
+        /// Payload key (dotted path; `a[].b` and `a.b` name the same field).
+        field: String,
+        /// What the index indexes.
+        schema: FieldSchema,
+    },
+    /// Drop a payload field index; dropping a field that has none is a successful no-op.
+    DeleteFieldIndex {
+        /// Payload key (dotted path).
+        field: String,
+    },
 }
 
 /// A stored point's bookkeeping; its vector lives in the index arena under `slot`.
@@ -628,6 +646,13 @@ impl Collection {
                     }
                 })
             }
+            // Index declarations touch no point: they return how many indexes changed (0 or 1)
+            // and leave `seq` alone, as the engine's `Command::CreateFieldIndex` does (the
+            // index is derived from the points; snapshots carry the declarations).
+            PointsOp::CreateFieldIndex { field, schema } => {
+                Ok(self.create_field_index(&field, schema)? as usize)
+            }
+            PointsOp::DeleteFieldIndex { field } => Ok(self.drop_field_index(&field) as usize),
         }
     }
 
