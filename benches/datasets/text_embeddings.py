@@ -86,7 +86,7 @@ def embed(texts: list[str], dim: int, batch: int) -> np.ndarray:
 
 
 def drop_duplicate_vectors(texts: list[str], vectors: np.ndarray) -> tuple[list[str], np.ndarray, int]:
-    """Keeps the first row of every bit-identical embedding (and rows that are not unit vectors)."""
+    """Keeps the first row of every bit-identical embedding and drops zero rows (no known token)."""
     seen = set()
     keep = []
     for i, row in enumerate(vectors):
