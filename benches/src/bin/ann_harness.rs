@@ -250,6 +250,30 @@ struct Args {
     /// Scalar quantile with `--quantization int8` (default: the whole range).
     #[arg(long)]
     quantile: Option<f32>,
+    /// Name of the data set, printed in the `data` row so tables from several sets stay apart
+    /// (default: the base file's path, or `synthetic mixture (seed N)`).
+    #[arg(long)]
+    label: Option<String>,
+}
+
+/// The `data` row of the final tables: label, shape, queries and k.
+fn data_row(args: &Args, data: &DataSet) -> (String, String) {
+    let label = match (&args.label, &args.base) {
+        (Some(label), _) => label.clone(),
+        (None, Some(base)) => base.display().to_string(),
+        (None, None) => format!("synthetic mixture (seed {})", args.seed),
+    };
+    let (n, nq) = (data.base.len() / data.dim, data.queries.len() / data.dim);
+    ("data".into(), format!("{label}: {n} x {}-d, {nq} queries, k={}", data.dim, args.k))
+}
+
+/// 1-, 5- and 15-minute load averages from `/proc/loadavg` (Linux), or `n/a`: on the shared
+/// box the load says how much the wall-clock figures are worth.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 /// Base, queries and truth in memory.
@@ -465,6 +489,8 @@ fn snapshot_phase(args: &Args, data: &DataSet) -> Result<Vec<(String, String)>> 
 fn main() -> Result<()> {
     let args = Args::parse();
     ensure!(!args.ef.is_empty() && args.k > 0, "--ef needs values and --k must be > 0");
+    let load_at_start = load_average();
+    eprintln!("load average: {load_at_start}");
     eprintln!("distance kernels: {:?}", distance::kernel_level());
     let mut data = load_data(&args)?;
     // The peer needs the data as files: keep generated data in a temporary directory if the
@@ -479,7 +505,7 @@ fn main() -> Result<()> {
     };
 
     if let Some(quantization) = args.quantization {
-        return quantization_main(&args, &data, quantization);
+        return quantization_main(&args, &data, quantization, &load_at_start);
     }
     eprintln!("building {:?} (m={}, ef_construct={})", args.index, args.m, args.ef_construct);
     let (index, build_s, build_cpu_s, bytes_per_point) = build_index(&args, &data);
@@ -506,8 +532,9 @@ fn main() -> Result<()> {
     }
     let snapshot_rows = if args.no_snapshot { Vec::new() } else { snapshot_phase(&args, &data)? };
     let mut extra: Vec<(String, String)> = vec![
-        ("data".into(), format!("{} x {}-d, {} queries, k={}", data.base.len() / data.dim, data.dim, data.queries.len() / data.dim, args.k)),
+        data_row(&args, &data),
         ("params".into(), format!("m={} ef_construct={} metric={:?}", args.m, args.ef_construct, args.metric)),
+        ("load average".into(), format!("start {load_at_start}, end {}", load_average())),
     ];
     extra.extend(snapshot_rows);
     println!();
@@ -560,7 +587,7 @@ fn build_quantized(args: &Args, data: &DataSet, quantization: QuantizationArg) -
 /// oversampling factor; every run is compared with each peer. Memory per point: the f32 run
 /// counts graph and vectors, the quantized runs add the codes (the f32 vectors stay in memory
 /// for rescoring).
-fn quantization_main(args: &Args, data: &DataSet, quantization: QuantizationArg) -> Result<()> {
+fn quantization_main(args: &Args, data: &DataSet, quantization: QuantizationArg, load_at_start: &str) -> Result<()> {
     ensure!(args.index == IndexArg::Hnsw, "--quantization works with --index hnsw");
     ensure!(
         args.oversampling.iter().all(|&o| QuantizationSearchParams { oversampling: o, ..Default::default() }.validate().is_ok()),
@@ -593,7 +620,8 @@ fn quantization_main(args: &Args, data: &DataSet, quantization: QuantizationArg)
         }
     }
     let extra: Vec<(String, String)> = vec![
-        ("data".into(), format!("{} x {}-d, {} queries, k={}", data.base.len() / data.dim, data.dim, data.queries.len() / data.dim, args.k)),
+        data_row(args, data),
+        ("load average".into(), format!("start {load_at_start}, end {}", load_average())),
         ("params".into(), format!("m={} ef_construct={} metric={:?} quantization={} quantile={:?}", args.m, args.ef_construct, args.metric, quantization.name(), args.quantile)),
         ("codes bytes/point".into(), format!("{code_bytes:.1}")),
     ];

@@ -177,17 +177,18 @@ impl<'a> View<'a> {
                 break;
             }
             self.links.neighbours_into(c.id, layer, &mut s.neighbours);
-            if let Some(&first) = s.neighbours.first() {
-                scorer.prefetch(first);
+            // Mark and drop the visited neighbours first, then hint every remaining row before
+            // the first distance: a random row is a cache miss, and a hint issued one distance
+            // ahead hides little of it (profile of the int8 walk on 256-d text embeddings: over
+            // half its kernel time waited on the row's first load). Results are unchanged: the
+            // marks never depend on distances, and distances are taken in the same order.
+            let visited = &mut s.visited;
+            s.neighbours.retain(|&n| visited.insert(n));
+            for &n in &s.neighbours {
+                scorer.prefetch(n);
             }
             for i in 0..s.neighbours.len() {
                 let n = s.neighbours[i];
-                if let Some(&next) = s.neighbours.get(i + 1) {
-                    scorer.prefetch(next);
-                }
-                if !s.visited.insert(n) {
-                    continue;
-                }
                 let d = scorer.distance(n);
                 if s.results.len() < ef || d < bound {
                     let cand = Cand { d, id: n };
