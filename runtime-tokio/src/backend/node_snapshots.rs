@@ -17,13 +17,12 @@
 //! snapshots are the single-node server's; the node refuses them (restore their full base).
 
 use super::node::NodeBackend;
+use super::snapshots::{blocking, owned_in, restore_source};
 use super::{
     BackendError, ReadAnswer, ReadConsistency, ReadOptions, ReadQuery, SnapshotMeta,
     SnapshotSource, WriteOptions,
 };
 use crate::snapshot_catalog::{CatalogError, SnapshotCatalog};
-use std::fs::File;
-use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,7 +31,6 @@ use vecraft_core::vector::collection::{Collection, PointsOp, ScrollRequest};
 use vecraft_core::vector::engine::Command;
 use vecraft_core::vector::error::EngineError;
 use vecraft_core::vector::point::{PointStruct, Record};
-use vecraft_core::vector::snapshot::{SnapshotKind, read_header, restore_full};
 
 /// The node's collection-snapshot catalogue.
 pub type SharedCatalog = Arc<Mutex<SnapshotCatalog>>;
@@ -48,14 +46,6 @@ fn lock(c: &SharedCatalog) -> std::sync::MutexGuard<'_, SnapshotCatalog> {
     c.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
-) -> Result<T, BackendError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| BackendError::Unavailable(format!("snapshot task failed: {e}")))?
-}
-
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -63,15 +53,8 @@ fn now_ms() -> u64 {
 }
 
 /// Looks a snapshot up and checks it belongs to `collection`.
-fn owned(
-    catalog: &SharedCatalog,
-    collection: &str,
-    id: &str,
-) -> Result<SnapshotMeta, BackendError> {
-    match lock(catalog).get(id) {
-        Some(meta) if meta.collection == collection => Ok(meta.clone()),
-        _ => Err(CatalogError::UnknownSnapshot(id.to_string()).into()),
-    }
+fn owned(catalog: &SharedCatalog, collection: &str, id: &str) -> Result<SnapshotMeta, BackendError> {
+    owned_in(catalog, collection, id)
 }
 
 fn point(r: Record) -> Result<PointStruct, BackendError> {
@@ -331,35 +314,13 @@ fn build(
     collection: &str,
     source: SnapshotSource,
 ) -> Result<Collection, BackendError> {
-    let restored = match source {
-        SnapshotSource::Catalog(id) => {
-            owned(catalog, collection, &id)?;
-            lock(catalog).restore(&id, &mut |_, _| ())?
-        }
-        SnapshotSource::File(path) => {
-            let open = || {
-                File::open(&path).map(BufReader::new).map_err(|e| {
-                    BackendError::Restore(format!("cannot open {}: {e}", path.display()))
-                })
-            };
-            let header = read_header(open()?).map_err(|e| BackendError::Restore(e.to_string()))?;
-            if let SnapshotKind::Incremental { .. } = header.kind {
-                return Err(BackendError::Restore(
-                    "an incremental snapshot cannot be recovered through the replicated node; \
-                     recover its full base"
-                        .into(),
-                ));
-            }
-            restore_full(open()?, &mut |_| ()).map_err(|e| BackendError::Restore(e.to_string()))?
-        }
-    };
-    if restored.name() != collection {
-        return Err(BackendError::Restore(format!(
-            "the snapshot is of collection `{}`, not `{collection}`",
-            restored.name()
-        )));
-    }
-    Ok(restored)
+    restore_source(catalog, collection, source, |_| {
+        Err(BackendError::Restore(
+            "an incremental snapshot cannot be recovered through the replicated node; \
+             recover its full base"
+                .into(),
+        ))
+    })
 }
 
 /// Scheduled collection snapshots of a replicated node, with retention: every `interval`, each

@@ -11,17 +11,18 @@
 
 use super::local::{Job, LocalBackend, Shared, now_ms};
 use super::{BackendError, SnapshotMeta, SnapshotSource};
-use crate::snapshot_catalog::CatalogError;
+use crate::snapshot_catalog::{CatalogError, SnapshotCatalog};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use vecraft_core::vector::collection::Collection;
 use vecraft_core::vector::snapshot::{
     SnapshotKind, read_header, restore_full, restore_incremental,
 };
 
-async fn blocking<T: Send + 'static>(
+/// Runs blocking catalogue work on tokio's blocking pool.
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
 ) -> Result<T, BackendError> {
     tokio::task::spawn_blocking(f)
@@ -64,7 +65,16 @@ pub(super) async fn list(
 /// Looks a snapshot up and checks it belongs to `collection` (so one collection's URL cannot
 /// reach another's snapshots).
 fn owned(shared: &Shared, collection: &str, id: &str) -> Result<SnapshotMeta, BackendError> {
-    match shared.lock_catalog().get(id) {
+    owned_in(&shared.catalog, collection, id)
+}
+
+/// [`owned`] in any catalogue (the local engine's, or a node's).
+pub(super) fn owned_in(
+    catalog: &Mutex<SnapshotCatalog>,
+    collection: &str,
+    id: &str,
+) -> Result<SnapshotMeta, BackendError> {
+    match catalog.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
         Some(meta) if meta.collection == collection => Ok(meta.clone()),
         _ => Err(CatalogError::UnknownSnapshot(id.to_string()).into()),
     }
@@ -117,10 +127,30 @@ fn build(
     collection: &str,
     source: SnapshotSource,
 ) -> Result<Collection, BackendError> {
+    restore_source(&shared.catalog, collection, source, |file| {
+        let engine = shared.read_engine();
+        let base = engine.collection(collection).map_err(|_| {
+            BackendError::Restore(format!(
+                "incremental snapshot needs its base: collection `{collection}` does not exist here"
+            ))
+        })?;
+        restore_incremental(base, file, &mut |_| ()).map_err(|e| BackendError::Restore(e.to_string()))
+    })
+}
+
+/// Restores `collection` from a catalogue entry or a file (every checksum verified, the
+/// collection's name checked), aside. An incremental file is handed to `incremental` (which
+/// restores it on its base, or refuses).
+pub(super) fn restore_source(
+    catalog: &Mutex<SnapshotCatalog>,
+    collection: &str,
+    source: SnapshotSource,
+    incremental: impl FnOnce(BufReader<File>) -> Result<Collection, BackendError>,
+) -> Result<Collection, BackendError> {
     let restored = match source {
         SnapshotSource::Catalog(id) => {
-            owned(shared, collection, &id)?;
-            shared.lock_catalog().restore(&id, &mut |_, _| ())?
+            owned_in(catalog, collection, &id)?;
+            catalog.lock().unwrap_or_else(|e| e.into_inner()).restore(&id, &mut |_, _| ())?
         }
         SnapshotSource::File(path) => {
             let open = || {
@@ -135,20 +165,11 @@ fn build(
                     header.collection
                 )));
             }
-            let outcome = match header.kind {
-                SnapshotKind::Full => restore_full(open()?, &mut |_| ()),
-                SnapshotKind::Incremental { .. } => {
-                    let engine = shared.read_engine();
-                    let base = engine.collection(collection).map_err(|_| {
-                        BackendError::Restore(format!(
-                            "incremental snapshot needs its base: collection `{collection}` \
-                             does not exist here"
-                        ))
-                    })?;
-                    restore_incremental(base, open()?, &mut |_| ())
-                }
-            };
-            outcome.map_err(|e| BackendError::Restore(e.to_string()))?
+            match header.kind {
+                SnapshotKind::Full => restore_full(open()?, &mut |_| ())
+                    .map_err(|e| BackendError::Restore(e.to_string()))?,
+                SnapshotKind::Incremental { .. } => incremental(open()?)?,
+            }
         }
     };
     if restored.name() != collection {
