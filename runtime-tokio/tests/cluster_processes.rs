@@ -165,6 +165,27 @@ async fn three_processes_survive_kill_9_of_a_node_and_of_a_shard_leader() {
         }
     }
 
+    // Leaders export each follower's lag; with every replica caught up, it is 0 everywhere.
+    // (2 shard groups + the metadata group, each with 2 followers: 6 series in all.)
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut lags = Vec::new();
+        for c in &clients {
+            let m = c.call(hyper::Method::GET, "/metrics", None).await.unwrap();
+            let text = String::from_utf8_lossy(&m.body).to_string();
+            lags.extend(
+                text.lines()
+                    .filter(|l| l.starts_with("vecraft_replication_lag_entries{") && l.contains("follower=\""))
+                    .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap()),
+            );
+        }
+        if lags.len() >= 6 && lags.iter().all(|&l| l == 0.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "follower lags not reported or not zero: {lags:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
     // kill -9 node 3, keep writing at quorum through the others.
     cl.kill9(2);
     let killed = Instant::now();

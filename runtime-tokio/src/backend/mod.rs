@@ -309,6 +309,8 @@ pub struct GroupReport {
     pub damaged: bool,
     /// Points in this replica's engine (shard groups).
     pub points: Option<u64>,
+    /// Where this node leads: each follower's lag in entries.
+    pub follower_lag: Vec<(u64, u64)>,
 }
 
 /// Where snapshot bytes to recover from are.

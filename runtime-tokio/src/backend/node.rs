@@ -658,6 +658,7 @@ impl Backend for NodeBackend {
                 applied: g.applied,
                 damaged: g.damaged,
                 points: g.shard.as_ref().and_then(|_| self.node.local_points(g.group)),
+                follower_lag: g.follower_lag.clone(),
             })
             .collect()
     }

@@ -34,6 +34,9 @@ pub const RAFT_LAST_INDEX: &str = "vecraft_raft_last_index";
 pub const RAFT_DAMAGED: &str = "vecraft_raft_damaged";
 /// Gauge: entries committed but not yet applied here (the apply worker's backlog), label `group`.
 pub const RAFT_APPLY_LAG: &str = "vecraft_raft_apply_lag_entries";
+/// Gauge: on a group's leader, entries of its log a follower lacks, labels `group`, `collection`,
+/// `shard`, `follower`.
+pub const REPLICATION_LAG: &str = "vecraft_replication_lag_entries";
 /// Gauge: points in this node's replica of a shard, labels `group`, `collection`, `shard`.
 pub const SHARD_POINTS: &str = "vecraft_shard_points";
 /// Gauge hook for the WAL: bytes on disk.
@@ -82,6 +85,7 @@ fn describe() {
     metrics::describe_gauge!(RAFT_DAMAGED, "1 while the group waits for repair after storage damage");
     metrics::describe_gauge!(RAFT_APPLY_LAG, "Entries committed but not yet applied here per group");
     metrics::describe_gauge!(SHARD_POINTS, "Points in this node's replica of a shard");
+    metrics::describe_gauge!(REPLICATION_LAG, "On the group's leader: log entries a follower lacks");
     metrics::describe_gauge!(WAL_BYTES, metrics::Unit::Bytes, "WAL size on disk");
     metrics::describe_histogram!(WAL_FSYNC_SECONDS, metrics::Unit::Seconds, "WAL fsync latency");
     metrics::describe_counter!(SNAPSHOTS_TAKEN, "Snapshots taken by trigger");
@@ -109,7 +113,9 @@ pub async fn track(request: Request, next: Next) -> Response {
 /// Sets the per-group gauges from the node's picture (refreshed by the node loop at most once a
 /// second). Labels: `group` (the Raft group id), and for shard groups `collection` and `shard`;
 /// the metadata group is `collection="_meta"`. A dropped group's series keep their last values
-/// (the exporter does not forget label sets); its `group` id is never reused.
+/// (the exporter does not forget label sets); its `group` id is never reused. Likewise a node
+/// that stopped leading a group keeps its last `vecraft_replication_lag_entries` values: read
+/// them together with `vecraft_raft_is_leader` of the same group.
 fn record_groups(groups: &[crate::backend::GroupReport]) {
     for g in groups {
         let (collection, shard) = match &g.shard {
@@ -126,6 +132,11 @@ fn record_groups(groups: &[crate::backend::GroupReport]) {
         metrics::gauge!(RAFT_APPLY_LAG, &labels).set(g.commit.saturating_sub(g.applied) as f64);
         if let Some(points) = g.points {
             metrics::gauge!(SHARD_POINTS, &labels).set(points as f64);
+        }
+        for (follower, lag) in &g.follower_lag {
+            let mut with = labels.to_vec();
+            with.push(("follower", follower.to_string()));
+            metrics::gauge!(REPLICATION_LAG, &with).set(*lag as f64);
         }
     }
 }

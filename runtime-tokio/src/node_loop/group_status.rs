@@ -37,6 +37,9 @@ pub struct GroupStatus {
     pub applied: LogIndex,
     /// Waiting for repair after storage damage.
     pub damaged: bool,
+    /// Where this node leads: each follower and the entries of the leader's log it lacks
+    /// (`last_index - match_index`); empty elsewhere.
+    pub follower_lag: Vec<(NodeId, u64)>,
 }
 
 /// The picture of every hosted group, metadata group first.
@@ -58,6 +61,11 @@ pub fn collect(node: &Node) -> Vec<GroupStatus> {
             commit: r.commit_index(),
             applied: r.applied_index(),
             damaged: r.is_damaged(),
+            follower_lag: r
+                .followers()
+                .iter()
+                .map(|f| (f.node, r.log().last_index().saturating_sub(f.match_index)))
+                .collect(),
         })
         .collect()
 }
