@@ -117,6 +117,8 @@ pub(super) struct Workload {
     pub(super) index_rng: Option<ChaCha8Rng>,
     /// The index commands and their outcomes, in invocation order.
     pub(super) index_history: Vec<super::field_index::IndexRec>,
+    /// Index commands sent so far (the first is a create, sent at client 0's first turn).
+    pub(super) index_ops_sent: u64,
 }
 
 /// The register workload's history, in the Raft world's format.
@@ -171,6 +173,7 @@ impl Workload {
                 ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x1DE8_F1E1_D000_0006)
             }),
             index_history: Vec::new(),
+            index_ops_sent: 0,
         }
     }
 
@@ -273,12 +276,15 @@ impl Workload {
             let id = reg.history.invoke(c as u64, operation, now).expect("one operation per client at a time");
             reg.ops.insert(op, id);
             (kind, request)
-        } else if let Some((collection, field, create, op_)) = self
-            .index_rng
-            .as_mut()
-            .filter(|_| c == 0)
-            .and_then(|r| super::field_index::next_index_op(r, self.collections.len()))
-        {
+        } else if let Some((collection, field, create, op_)) = {
+            let first = self.index_ops_sent == 0;
+            let collections = self.collections.len();
+            self.index_rng
+                .as_mut()
+                .filter(|_| c == 0)
+                .and_then(|r| super::field_index::next_index_op(r, collections, first))
+        } {
+            self.index_ops_sent += 1;
             let name = self.collections[collection].0.to_string();
             (Kind::Index { collection, field, create }, Request::Write { collection: name, op: op_, ack: WriteAck::Quorum })
         } else {
