@@ -220,11 +220,7 @@ impl NodeBackend {
                 };
                 // Held until the node answers (or the request is dropped).
                 let _permit = self.admission.admit(affected.max(1) as u64)?;
-                let ack = match options.ack {
-                    AckLevel::Leader => WriteAck::Leader,
-                    AckLevel::OneCopy => WriteAck::OneCopy,
-                    AckLevel::Quorum => WriteAck::Quorum,
-                };
+                let ack = write_ack(options.ack);
                 match self
                     .call(
                         Request::Write {
@@ -464,6 +460,15 @@ impl FoldDetails for ReadDetails {
             }
         }
         self.staleness.sort_by_key(|l| (l.shard, l.node));
+    }
+}
+
+/// The node's ack level for an [`AckLevel`].
+pub fn write_ack(a: AckLevel) -> WriteAck {
+    match a {
+        AckLevel::Leader => WriteAck::Leader,
+        AckLevel::OneCopy => WriteAck::OneCopy,
+        AckLevel::Quorum => WriteAck::Quorum,
     }
 }
 

@@ -15,11 +15,11 @@
 
 use super::{NodeBackend, read_level, unexpected};
 use crate::backend::{
-    AckLevel, BackendError, ReadConsistency, ReadToken, WriteOptions, WriteReceipt, WriteStatus,
+    BackendError, ReadConsistency, ReadToken, WriteOptions, WriteReceipt, WriteStatus,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
-use vecraft_core::node::request::{self as nreq, Reply, Request, WriteAck};
+use vecraft_core::node::request::{self as nreq, Reply, Request};
 use vecraft_core::vector::collection::PointsOp;
 use vecraft_core::vector::engine::CommandOutcome;
 use vecraft_core::vector::error::EngineError;
@@ -89,11 +89,7 @@ impl NodeBackend {
             Some(schema) => PointsOp::CreateFieldIndex { field, schema },
             None => PointsOp::DeleteFieldIndex { field },
         };
-        let ack = match options.ack {
-            AckLevel::Leader => WriteAck::Leader,
-            AckLevel::OneCopy => WriteAck::OneCopy,
-            AckLevel::Quorum => WriteAck::Quorum,
-        };
+        let ack = super::write_ack(options.ack);
         let reply = self
             .call(
                 Request::Write {
