@@ -34,13 +34,13 @@ pub struct FieldIndexInfo {
     pub conflicting: bool,
 }
 
+/// One shard's declarations: field → (schema, points indexed).
+pub type ShardFieldIndexes = BTreeMap<String, (FieldSchema, u64)>;
+
 /// Merges the shards' declarations. A shard that failed fails the whole answer (naming the
 /// lowest such shard) unless `allow_partial`, when it is listed as missing instead.
 pub fn gather_field_indexes(
-    answers: Vec<(
-        ShardId,
-        Result<BTreeMap<String, (FieldSchema, u64)>, ShardFailure>,
-    )>,
+    answers: Vec<(ShardId, Result<ShardFieldIndexes, ShardFailure>)>,
     allow_partial: bool,
 ) -> Result<Gathered<BTreeMap<String, FieldIndexInfo>>, GatherError> {
     let mut answers = answers;

@@ -459,7 +459,7 @@ mod tests {
         for g in 1..=4 {
             create(&jtx, g, 4);
         }
-        // Read of an empty, just created group: answered, not "no engine".
+        // Read of a just created group: answered, not "no engine".
         count(&jtx, 100, 4);
         // Interleaved applies: group g gets 5 commands of 10 points, ids reused across
         // commands so that only in-order application ends with the last payloads.
@@ -480,7 +480,12 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert!(matches!(read_empty, Some(Ok(ShardAnswer::Count(0)))), "{read_empty:?}");
+        // Found, not "no engine". The read runs beside group 4's lane, so it may already see
+        // some of the applies queued after it (a later state is allowed), but only whole ones.
+        assert!(
+            matches!(read_empty, Some(Ok(ShardAnswer::Count(n))) if n % 10 == 0 && n <= 50),
+            "{read_empty:?}"
+        );
         for g in 1..=4 {
             count(&jtx, g, g);
         }
@@ -506,7 +511,7 @@ mod tests {
         apply(&jtx, 1, 1, Some(points(0..3, 32)));
         assert!(matches!(next(&mut drx), ApplyDone::Applied { group: 1, index: 1 }));
         // A large batch on group 0 (thousands of HNSW inserts), then a read of group 1.
-        apply(&jtx, 0, 1, Some(points(0..4000, 32)));
+        apply(&jtx, 0, 1, Some(points(0..10_000, 32)));
         count(&jtx, 7, 1);
         // The read is answered first: it neither queues behind group 0's apply (as it did when
         // one thread did everything) nor needs group 0's lock.

@@ -174,7 +174,8 @@ impl Workload {
 /// payload field indexes (the digest leaves them out: they never change an answer).
 pub(super) fn check_convergence(engines: &[(u64, &BTreeMap<GroupId, Collection>)]) -> Vec<String> {
     let mut by_group: BTreeMap<GroupId, Vec<(u64, [u8; 32])>> = BTreeMap::new();
-    let mut declared: BTreeMap<GroupId, Vec<(u64, BTreeMap<String, (FieldSchema, usize)>)>> = BTreeMap::new();
+    type Declared = BTreeMap<String, (FieldSchema, usize)>;
+    let mut declared: BTreeMap<GroupId, Vec<(u64, Declared)>> = BTreeMap::new();
     for (node, es) in engines {
         for (g, c) in es.iter() {
             by_group.entry(*g).or_default().push((*node, c.digest()));
