@@ -3,7 +3,7 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call};
+use cluster_common::{Cluster, call, create_t};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -39,14 +39,7 @@ async fn the_change_stream_carries_every_applied_change_in_log_order() {
     let mut cl = Cluster::new(root.path(), 1);
     cl.start_all().await;
     let c = cl.client(0);
-    let (s, v) = call(
-        &c,
-        hyper::Method::PUT,
-        "/collections/t",
-        Some(json!({"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 2})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    create_t(&c, json!({"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 2})).await;
     let (s, _) = call(&c, hyper::Method::GET, "/collections/nope/changes", None).await;
     assert_eq!(s, 404);
 

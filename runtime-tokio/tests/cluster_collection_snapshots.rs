@@ -4,7 +4,7 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call, ids_present, upsert_until_acked};
+use cluster_common::{Cluster, call, ids_present, upsert_until_acked, create_t};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -29,8 +29,7 @@ async fn a_collection_snapshot_is_taken_downloaded_and_recovered_through_the_clu
     cl.start_all().await;
     let c: Vec<_> = (0..3).map(|i| cl.client(i)).collect();
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 3, "replication_factor": 2});
-    let (s, v) = call(&c[0], hyper::Method::PUT, "/collections/t", Some(create)).await;
-    assert_eq!(s, 200, "{v}");
+    create_t(&c[0], create).await;
     upsert_until_acked(&c, 0..300, Duration::from_secs(30), 5).await;
 
     // Taken through node 2, which does not host every shard (3 shards x 2 replicas on 3 nodes).
@@ -132,14 +131,7 @@ async fn the_node_takes_scheduled_snapshots_and_keeps_the_newest() {
     cl.env.push(("VECRAFT_SNAPSHOT_RETAIN", "2"));
     cl.start_all().await;
     let c = cl.client(0);
-    let (s, v) = call(
-        &c,
-        hyper::Method::PUT,
-        "/collections/t",
-        Some(json!({"vectors": {"size": 4, "distance": "Dot"}})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    create_t(&c, json!({"vectors": {"size": 4, "distance": "Dot"}})).await;
     upsert_until_acked(std::slice::from_ref(&c), 0..50, Duration::from_secs(20), 5).await;
     // About one snapshot a second; retention keeps two. Wait until the first two have been
     // rotated out (ids name their creation time, so a newer pair differs from the first).

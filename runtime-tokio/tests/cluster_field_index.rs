@@ -9,7 +9,7 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call};
+use cluster_common::{Cluster, call, create_t};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -126,14 +126,7 @@ async fn a_keyword_index_is_replicated_and_survives_wal_replay_and_snapshot_inst
     cl.start_all().await;
     let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
-    let (s, v) = call(
-        &clients[0],
-        hyper::Method::PUT,
-        "/collections/t",
-        Some(create),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    create_t(&clients[0], create).await;
     upsert_until_acked(&clients, 0..40).await;
 
     // Declared through node 1, reported through node 2 (strong: gathered from the shard leaders).

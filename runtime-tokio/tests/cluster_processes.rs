@@ -7,7 +7,7 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call, free_port, ids_present, shard_leader, upsert_until_acked};
+use cluster_common::{Cluster, call, free_port, ids_present, shard_leader, upsert_until_acked, create_t};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
@@ -48,14 +48,7 @@ async fn three_processes_survive_kill_9_of_a_node_and_of_a_shard_leader() {
 
     // Create: 2 shards x 3 replicas, through node 2.
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
-    let (s, v) = call(
-        &clients[1],
-        hyper::Method::PUT,
-        "/collections/t",
-        Some(create.clone()),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    create_t(&clients[1], create.clone()).await;
     let (s, v) = call(
         &clients[0],
         hyper::Method::PUT,
@@ -294,14 +287,7 @@ async fn one_node_cluster_keeps_its_data_across_a_restart() {
     };
     let mut child = start();
     ready(c.clone()).await;
-    let (s, v) = call(
-        &c,
-        hyper::Method::PUT,
-        "/collections/t",
-        Some(json!({"vectors": {"size": 4, "distance": "Dot"}})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    create_t(&c, json!({"vectors": {"size": 4, "distance": "Dot"}})).await;
     upsert_until_acked(std::slice::from_ref(&c), 0..30, Duration::from_secs(10), 1).await;
     // `wait=false` is acknowledged once durable in the leader's log (`acknowledged`), `wait=true`
     // once committed and applied (`completed`); both are there after a restart.
@@ -357,8 +343,7 @@ async fn writes_beyond_the_points_in_flight_bound_are_refused_at_once_and_the_re
     cl.env.push(("VECRAFT_MAX_POINTS_IN_FLIGHT", "1500"));
     cl.start_all().await;
     let c = cl.client(0);
-    let (s, v) = call(&c, hyper::Method::PUT, "/collections/t", Some(json!({"vectors": {"size": 4, "distance": "Dot"}}))).await;
-    assert_eq!(s, 200, "{v}");
+    create_t(&c, json!({"vectors": {"size": 4, "distance": "Dot"}})).await;
     // 12 writers of 1,000-point batches at once: two batches never fit under 1,500, so every
     // overlap is refused with 503 + Retry-After (nothing happened), never timed out in doubt.
     let mut tasks = Vec::new();

@@ -9,7 +9,7 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call, ids_present, points, upsert_until_acked};
+use cluster_common::{Cluster, call, ids_present, points, upsert_until_acked, create_t};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -48,14 +48,7 @@ async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
     cl.start_all().await;
     let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
-    let (s, v) = call(
-        &clients[0],
-        hyper::Method::PUT,
-        "/collections/t",
-        Some(create),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    create_t(&clients[0], create).await;
 
     let batch = 20u64;
     let mut acked = BTreeSet::new();
@@ -185,8 +178,7 @@ async fn kill_9_during_compactions_and_checkpoints_loses_no_acknowledged_point()
         let c = cl.client(0);
         if round == 0 {
             let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 1});
-            let (s, v) = call(&c, hyper::Method::PUT, "/collections/t", Some(create)).await;
-            assert_eq!(s, 200, "{v}");
+            create_t(&c, create).await;
         }
         let want = acked.lock().unwrap().clone();
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -256,3 +256,10 @@ pub async fn ids_present(
         .filter_map(|p| p["id"].as_u64())
         .collect())
 }
+
+/// Creates collection `t` with `body` through `c` and asserts it was created (200).
+pub async fn create_t(c: &HttpClient, body: Value) {
+    let (s, v) = call(c, hyper::Method::PUT, "/collections/t", Some(body)).await;
+    assert_eq!(s, 200, "create t: {v}");
+}
+
