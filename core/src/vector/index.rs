@@ -112,6 +112,26 @@ pub trait AnnIndex: Send + Sync {
     fn clone_index(&self) -> Option<Box<dyn AnnIndex>> {
         None
     }
+    /// Stores `vector` under `slot`, searchable at once, but leaves the costly part of an insert
+    /// (linking it into a graph) to a later [`AnnIndex::index_pending`]; searches cover such
+    /// slots exactly meanwhile. Indexes without deferred work just insert.
+    fn insert_unindexed(&mut self, slot: Slot, vector: &[f32]) {
+        self.insert(slot, vector);
+    }
+    /// Does the deferred work of up to `max` slots, oldest first; returns how many.
+    fn index_pending(&mut self, max: usize) -> usize {
+        let _ = max;
+        0
+    }
+    /// Slots stored with [`AnnIndex::insert_unindexed`] and not yet indexed.
+    fn unindexed_len(&self) -> usize {
+        0
+    }
+    /// Whether `slot` waits for [`AnnIndex::index_pending`].
+    fn is_unindexed(&self, slot: Slot) -> bool {
+        let _ = slot;
+        false
+    }
     /// Inserts a batch for a bulk load or rebuild outside the replicated log, on up to `threads`
     /// threads where the index supports it (its links may then depend on thread timing). The
     /// default inserts one by one, exactly like [`AnnIndex::insert`].

@@ -19,9 +19,12 @@ use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+mod indexing;
 mod quantized;
 mod query;
 mod restore;
+
+pub use indexing::IndexingPolicy;
 
 /// Largest accepted vector size.
 pub const MAX_VECTOR_SIZE: u32 = 65_536;
@@ -353,6 +356,8 @@ pub struct Collection {
     payload_index: PayloadIndex,
     /// Quantized codes of every index slot, when the config asks for them.
     quantized: Option<QuantizedVectors>,
+    /// When this replica links stored vectors into the graph (local, see `indexing`).
+    indexing: IndexingPolicy,
 }
 
 impl std::fmt::Debug for Collection {
@@ -383,6 +388,7 @@ impl Collection {
             slot_owner: Vec::new(),
             payload_index: PayloadIndex::default(),
             quantized: quantized::empty_codes(&config),
+            indexing: IndexingPolicy::IMMEDIATE,
         })
     }
 
@@ -740,7 +746,7 @@ impl Collection {
         debug_assert_eq!(vector.len(), self.config.vector_size as usize);
         let slot = self.slot_owner.len();
         // The index arena keeps the only copy of the vector.
-        self.index.insert(slot, &vector);
+        self.index_insert(slot, &vector);
         self.quantize_insert(slot, &vector);
         self.slot_owner.push(Some(id));
         if !self.payload_index.is_empty() {

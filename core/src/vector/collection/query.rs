@@ -134,7 +134,8 @@ impl Collection {
         quantization: &QuantizationSearchParams,
         accept: &(dyn Fn(Slot) -> bool + Sync),
     ) -> Vec<(PointId, f32)> {
-        let guarded = |slot: Slot| slot < self.slot_owner.len() && accept(slot);
+        let hide = self.indexing.hides_unindexed();
+        let guarded = |slot: Slot| slot < self.slot_owner.len() && accept(slot) && !(hide && self.index.is_unindexed(slot));
         self.quantized_search(query, k, ef, quantization, &guarded)
             .unwrap_or_else(|| self.index.search(query, k, ef, &guarded))
             .into_iter()

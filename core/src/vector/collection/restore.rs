@@ -52,10 +52,15 @@ impl Collection {
 
     /// The graph a full snapshot exports, with the slot -> ordinal map that renumbers it to the
     /// snapshot's id order (ordinal `i` = the `i`-th live point), or `None` when the index is not
-    /// our HNSW or holds more than [`GRAPH_EXPORT_MAX_TOMBSTONE_PERCENT`] tombstones (a graph
+    /// our HNSW, has unindexed points, or holds more than [`GRAPH_EXPORT_MAX_TOMBSTONE_PERCENT`] tombstones (a graph
     /// missing that many dead routing nodes is better rebuilt by the restore).
     pub(crate) fn graph_export(&self) -> Option<(&HnswIndex, Vec<u32>, Vec<u32>)> {
         let graph = self.index.as_hnsw()?;
+        if self.index.unindexed_len() > 0 {
+            // Unlinked nodes have no lists to export; the restore links them (the driver
+            // indexes everything before it snapshots, so this is the rare case).
+            return None;
+        }
         if self.tombstone_count() * 100 > GRAPH_EXPORT_MAX_TOMBSTONE_PERCENT * self.slot_owner.len() {
             return None;
         }
@@ -115,6 +120,7 @@ impl Collection {
                 slot_owner: self.slot_owner.clone(),
                 payload_index: self.payload_index.clone(),
                 quantized: self.quantized.clone(),
+                indexing: self.indexing,
             };
         }
         let (index, slot_owner) = self.build_compacted_index();
@@ -133,6 +139,7 @@ impl Collection {
             slot_owner,
             payload_index: self.payload_index.clone(),
             quantized: self.quantized.clone(),
+            indexing: self.indexing,
         };
         copy.reencode_quantized();
         copy

@@ -9,6 +9,13 @@
 //! graph) stays selectable for comparison.
 //!
 //! Vectors live once, in a slot-indexed arena inside the index (`dim` floats per slot).
+//!
+//! Indexing can be deferred ([`AnnIndex::insert_unindexed`]): the vector is stored and its level
+//! drawn at once, but linking waits in a FIFO until [`AnnIndex::index_pending`] runs (the driver
+//! does it when idle). Searches scan the unindexed tail exactly and merge it with the walk, so
+//! a point is searchable from the moment it is stored. Linking in insert order gives the very
+//! graph an immediate insert would have built (nothing reaches an unlinked node, and the entry
+//! point moves at link time), so deferring changes when the work happens, never the graph.
 
 mod build;
 mod graph;
@@ -19,6 +26,7 @@ mod search;
 #[cfg(test)]
 mod tests;
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use rand::SeedableRng;
@@ -51,8 +59,10 @@ pub struct HnswIndex {
     /// Row `slot` holds that slot's vector (rows of never-inserted slots are zero).
     vectors: Vec<f32>,
     len: usize,
-    /// Entry point and its level (the first node drawn on the top level).
+    /// Entry point and its level (the first linked node drawn on the top level).
     entry: Option<(u32, u8)>,
+    /// Stored but not yet linked nodes (slot, level), in insert order (slots ascending).
+    unindexed: VecDeque<(u32, u8)>,
     /// Level generator, advanced once per insert.
     rng: ChaCha8Rng,
     /// Buffers of the single-threaded insert path.
@@ -70,6 +80,7 @@ impl std::fmt::Debug for HnswIndex {
             .field("ef_construct", &self.ef_construct)
             .field("len", &self.len)
             .field("entry", &self.entry)
+            .field("unindexed", &self.unindexed.len())
             .finish()
     }
 }
@@ -92,6 +103,7 @@ impl HnswIndex {
             vectors: Vec::with_capacity(capacity.saturating_mul(spec.dim).min(1 << 28)),
             len: 0,
             entry: None,
+            unindexed: VecDeque::new(),
             rng: ChaCha8Rng::seed_from_u64(spec.seed),
             build: BuildScratch::default(),
             scratch_pool: Mutex::new(Vec::new()),
@@ -121,6 +133,20 @@ impl HnswIndex {
         self.vectors[end - self.dim..end].copy_from_slice(vector);
         self.links.add_node(slot, level);
         self.len += 1;
+    }
+
+    /// Links placed node `slot` into the graph (the first node becomes the entry point).
+    fn link(&mut self, slot: u32, level: u8) {
+        let Some(entry) = self.entry else {
+            self.entry = Some((slot, level));
+            return;
+        };
+        let mut build = std::mem::take(&mut self.build);
+        link_node(&self.view(), self.m, self.ef_construct, slot, level, entry, None, &mut build);
+        self.build = build;
+        if level > entry.1 {
+            self.entry = Some((slot, level));
+        }
     }
 
     /// Checks an insert; false (and a debug assertion) for a repeated slot.
@@ -165,20 +191,32 @@ impl HnswIndex {
         ef: usize,
         accept: &(dyn Fn(Slot) -> bool + Sync),
     ) -> Vec<Neighbor> {
-        let Some((entry, top)) = self.entry else { return Vec::new() };
-        if k == 0 {
+        if k == 0 || self.len == 0 {
             return Vec::new();
         }
-        let ef = ef.max(k);
-        let mut s = self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-        let view = self.view();
-        let start = view.descend_by(scorer, Cand { d: scorer.distance(entry), id: entry }, top, 0, &mut s);
-        let accept_u32 = |id: u32| accept(id as Slot);
-        let mut found = Vec::with_capacity(ef + 1);
-        view.search_layer_by(scorer, start, ef, 0, Some(&accept_u32), &mut s, &mut found);
-        self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner()).push(s);
-        let mut hits: Vec<Neighbor> =
-            found.iter().take(k).map(|c| Neighbor { slot: c.id as Slot, distance: c.d }).collect();
+        let mut hits: Vec<Neighbor> = match self.entry {
+            Some((entry, top)) => {
+                let ef = ef.max(k);
+                let mut s = self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+                let view = self.view();
+                let start = view.descend_by(scorer, Cand { d: scorer.distance(entry), id: entry }, top, 0, &mut s);
+                let accept_u32 = |id: u32| accept(id as Slot);
+                let mut found = Vec::with_capacity(ef + 1);
+                view.search_layer_by(scorer, start, ef, 0, Some(&accept_u32), &mut s, &mut found);
+                self.scratch_pool.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+                found.iter().take(k).map(|c| Neighbor { slot: c.id as Slot, distance: c.d }).collect()
+            }
+            None => Vec::new(),
+        };
+        if !self.unindexed.is_empty() {
+            // The unindexed tail is searched exactly and merged with the walk's best.
+            for &(slot, _) in &self.unindexed {
+                if accept(slot as Slot) {
+                    hits.push(Neighbor { slot: slot as Slot, distance: scorer.distance(slot) });
+                }
+            }
+            finish(&mut hits, k);
+        }
         if hits.len() < k && hits.len() < self.len {
             // The walk came up short (restrictive filter or unreachable nodes): an exact scan
             // finds every accepted slot.
@@ -234,19 +272,44 @@ impl AnnIndex for HnswIndex {
         if !self.check_insert(slot, vector) {
             return;
         }
+        // Everything deferred before this insert is linked first: links follow insert order.
+        self.index_pending(usize::MAX);
         let slot = slot as u32;
         let level = draw_level(&mut self.rng, self.m);
         self.place(slot, level, vector);
-        let Some(entry) = self.entry else {
-            self.entry = Some((slot, level));
+        self.link(slot, level);
+    }
+
+    /// Stores the vector and draws its level now; links it at a later [`Self::index_pending`].
+    /// Slots must ascend across deferred inserts (the engine numbers them so).
+    fn insert_unindexed(&mut self, slot: Slot, vector: &[f32]) {
+        if !self.check_insert(slot, vector) {
             return;
-        };
-        let mut build = std::mem::take(&mut self.build);
-        link_node(&self.view(), self.m, self.ef_construct, slot, level, entry, None, &mut build);
-        self.build = build;
-        if level > entry.1 {
-            self.entry = Some((slot, level));
         }
+        let slot = slot as u32;
+        debug_assert!(self.unindexed.back().is_none_or(|&(last, _)| last < slot), "unindexed slots ascend");
+        let level = draw_level(&mut self.rng, self.m);
+        self.place(slot, level, vector);
+        self.unindexed.push_back((slot, level));
+    }
+
+    /// Links up to `max` unindexed nodes, oldest first.
+    fn index_pending(&mut self, max: usize) -> usize {
+        let n = max.min(self.unindexed.len());
+        for _ in 0..n {
+            let (slot, level) = self.unindexed.pop_front().expect("counted");
+            self.link(slot, level);
+        }
+        n
+    }
+
+    fn unindexed_len(&self) -> usize {
+        self.unindexed.len()
+    }
+
+    fn is_unindexed(&self, slot: Slot) -> bool {
+        self.unindexed.front().is_some_and(|&(first, _)| slot >= first as Slot)
+            && self.links.level(slot as u32).is_some()
     }
 
     /// Returns an empty result for a query of the wrong dimension or with non-finite values.
@@ -292,6 +355,7 @@ impl AnnIndex for HnswIndex {
             vectors: self.vectors.clone(),
             len: self.len,
             entry: self.entry,
+            unindexed: self.unindexed.clone(),
             rng: self.rng.clone(),
             build: BuildScratch::default(),
             scratch_pool: Mutex::new(Vec::new()),

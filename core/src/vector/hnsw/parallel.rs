@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::build::{BuildScratch, draw_level, link_node};
 use super::HnswIndex;
-use crate::vector::index::Slot;
+use crate::vector::index::{AnnIndex, Slot};
 
 /// Nodes a thread claims at a time (amortises the shared counter, keeps threads balanced).
 const CHUNK: usize = 64;
@@ -28,6 +28,8 @@ impl HnswIndex {
     /// Inserts `batch` (slot, vector) on `threads` threads (at least 1). Not deterministic in
     /// its links; never call it from the replicated state machine (see the module docs).
     pub fn insert_batch_parallel(&mut self, batch: &[(Slot, &[f32])], threads: usize) {
+        // Deferred nodes go first, single-threaded: links follow insert order.
+        AnnIndex::index_pending(self, usize::MAX);
         if let Some(max_slot) = batch.iter().map(|(s, _)| *s).max() {
             let need = (max_slot + 1).saturating_mul(self.dim);
             if self.vectors.len() < need {

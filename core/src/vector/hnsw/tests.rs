@@ -195,3 +195,71 @@ fn bad_queries_and_params_do_not_panic() {
     let tiny = IndexSpec { m: 0, ef_construct: 0, capacity_hint: 0, ..huge };
     assert_eq!(HnswIndex::new(&tiny).params(), (MIN_M, MIN_M));
 }
+
+/// Deferred linking in any chunking, interleaved with searches, builds exactly the graph an
+/// immediate insert builds: the graph is a function of insert order, not of when work happens.
+#[test]
+fn deferred_linking_builds_the_immediate_graph() {
+    let data = clustered(600, 16, 8, Metric::L2Squared, 21);
+    let immediate = build_own(&data, Metric::L2Squared, 5, &(0..data.len()).collect::<Vec<_>>());
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    let mut deferred = HnswIndex::new(&spec(16, Metric::L2Squared, 5));
+    for (slot, v) in data.iter().enumerate() {
+        if rng.random_bool(0.7) || slot + 5 >= data.len() {
+            deferred.insert_unindexed(slot, v);
+        } else {
+            // A plain insert links everything waiting first.
+            deferred.insert(slot, v);
+            assert_eq!(deferred.unindexed_len(), 0);
+        }
+        if rng.random_bool(0.2) && slot + 5 < data.len() {
+            let before = deferred.unindexed_len();
+            let want = rng.random_range(0..5);
+            assert_eq!(deferred.index_pending(want), want.min(before));
+            let _ = deferred.search(&data[slot], 5, 32, &|_| true);
+        }
+    }
+    assert!(deferred.unindexed_len() > 0, "the test leaves a tail to link");
+    assert_ne!(deferred.graph_fingerprint(), immediate.graph_fingerprint(), "unlinked nodes have no lists yet");
+    deferred.index_pending(usize::MAX);
+    assert_eq!(deferred.unindexed_len(), 0);
+    assert_eq!(deferred.graph_fingerprint(), immediate.graph_fingerprint());
+    assert_eq!(deferred.index_pending(10), 0, "nothing left");
+}
+
+/// Every unindexed point is found from the moment it is stored: the tail is scanned exactly
+/// and merged with the walk (a query equal to a stored vector finds it at distance 0), filters
+/// apply to the tail, and a graph with no linked node at all still answers.
+#[test]
+fn unindexed_tail_is_searched_exactly() {
+    let data = clustered(800, 16, 8, Metric::L2Squared, 31);
+    let mut index = HnswIndex::new(&spec(16, Metric::L2Squared, 6));
+    for (slot, v) in data.iter().enumerate().take(200) {
+        index.insert_unindexed(slot, v);
+    }
+    // Nothing linked yet: the whole answer is the exact scan.
+    assert!(index.entry.is_none());
+    let got = index.search(&data[17], 3, 16, &|_| true);
+    assert_eq!((got[0].slot, got[0].distance), (17, 0.0));
+    index.index_pending(usize::MAX);
+    for (slot, v) in data.iter().enumerate().skip(200) {
+        index.insert_unindexed(slot, v);
+    }
+    assert_eq!(index.unindexed_len(), 600);
+    assert!(index.is_unindexed(200) && index.is_unindexed(799) && !index.is_unindexed(199));
+    assert!(!index.is_unindexed(800), "never stored");
+    for probe in [3usize, 250, 799] {
+        let got = index.search(&data[probe], 10, 16, &|_| true);
+        assert_eq!(got.len(), 10);
+        assert_eq!((got[0].slot, got[0].distance), (probe, 0.0), "probe {probe}");
+        assert!(got.windows(2).all(|w| RankedNeighbor(w[0]) < RankedNeighbor(w[1])), "sorted, no duplicates");
+        let odd = index.search(&data[probe], 10, 16, &|s| s % 2 == 1);
+        assert!(odd.iter().all(|n| n.slot % 2 == 1));
+    }
+    // Recall with a mostly unindexed collection is at least the linked graph's.
+    let queries = clustered(40, 16, 8, Metric::L2Squared, 32);
+    let with_tail = recall(&index, &data, &queries, Metric::L2Squared, 16);
+    index.index_pending(usize::MAX);
+    let linked = recall(&index, &data, &queries, Metric::L2Squared, 16);
+    assert!(with_tail >= linked, "exact tail {with_tail} vs linked {linked}");
+}

@@ -2,6 +2,7 @@
 //! property tests against a naive model.
 
 mod engine_tests;
+mod indexing_tests;
 mod model_props;
 mod snapshot_graph_tests;
 mod snapshot_tests;
