@@ -61,7 +61,7 @@ struct Cli {
     workload: String,
     /// With `--workload vector`: switch on a node bug (strong-read-at-follower,
     /// quorum-ack-before-commit, merge-without-tie-break, trust-corrupt-wal,
-    /// restore-drops-field-indexes).
+    /// restore-drops-field-indexes, hide-unindexed).
     #[arg(long)]
     node_bug: Option<String>,
     /// Worker threads for multi-seed runs (each seed is itself single-threaded and deterministic).
@@ -169,6 +169,16 @@ fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
         if !index_ops.is_empty() {
             let line: Vec<String> = index_ops.iter().map(|(k, (n, t))| format!("{k}={n} ({t})")).collect();
             println!("  seeds with each field index command (commands): {}", line.join(" "));
+        }
+        let deferred: Vec<u64> =
+            results.iter().filter_map(|r| r.ops.get("deferred-indexing:waiting-at-end").copied()).collect();
+        if !deferred.is_empty() {
+            println!(
+                "  deferred indexing: {} seeds, {} of them with points still unindexed at the probe ({} points)",
+                deferred.len(),
+                deferred.iter().filter(|&&w| w > 0).count(),
+                deferred.iter().sum::<u64>()
+            );
         }
     }
     for r in &failed {

@@ -125,6 +125,9 @@ impl Workload {
             match p {
                 None => v.push(format!("liveness: probe {i} not answered")),
                 Some(Err(e)) => v.push(format!("liveness: probe {i} failed: {e}")),
+                Some(Ok(ProbeAnswer::Hits(req, hits))) if !req.exact => {
+                    v.extend(super::indexing::check(i, req, hits, &u));
+                }
                 Some(Ok(ProbeAnswer::Hits(req, hits))) => {
                     let want = u.search(req).expect("union search");
                     let got: Vec<(PointId, u32)> = hits.iter().map(|h| (h.id, h.score.to_bits())).collect();

@@ -140,6 +140,9 @@ impl World {
         let mut restored = BTreeMap::new();
         for (g, (index, bytes)) in &self.machines[m].snapshots {
             let mut c = restore_bytes(bytes).expect("the simulated disk keeps snapshots intact");
+            if let Some(ix) = self.cfg.indexing {
+                c.set_indexing_policy(ix.policy());
+            }
             if self.cfg.restore_drops_field_indexes {
                 for field in c.field_indexes().into_keys() {
                     c.drop_field_index(&field);
@@ -221,7 +224,14 @@ impl World {
                 }
                 NodeOutput::ShardCreated { group, collection, config } => {
                     let p = self.machines[m].proc.as_mut().expect("running");
-                    p.engines.entry(group).or_insert_with(|| Collection::new(&collection, config).expect("valid config"));
+                    let indexing = self.cfg.indexing;
+                    p.engines.entry(group).or_insert_with(|| {
+                        let mut c = Collection::new(&collection, config).expect("valid config");
+                        if let Some(ix) = indexing {
+                            c.set_indexing_policy(ix.policy());
+                        }
+                        c
+                    });
                 }
                 NodeOutput::ShardDropped { group } => {
                     let p = self.machines[m].proc.as_mut().expect("running");
@@ -295,6 +305,9 @@ impl World {
         let Some((group, index, cmd)) = p.applies.pop_front() else { return };
         if let (Some(c), Some(cmd)) = (p.engines.get_mut(&group), cmd) {
             let _ = apply_command(c, &cmd); // refusals are deterministic and change nothing
+            if let Some(ix) = self.cfg.indexing {
+                ix.after_apply(&mut self.rng, c);
+            }
         }
         if p.engines.contains_key(&group) {
             p.applied.insert(group, index);
@@ -572,12 +585,18 @@ impl World {
         faults.insert("part-retries", retries);
         let restarts: u64 = self.machines.iter().filter_map(|m| m.proc.as_ref()).map(|p| p.node.stats().peer_restarts).sum();
         faults.insert("restarts-seen", restarts);
+        let mut ops = self.workload.op_counts();
+        if self.cfg.indexing.is_some() {
+            // How much deferred work the final probe met (summed over every replica).
+            let waiting: usize = engines.iter().flat_map(|(_, es)| es.values()).map(Collection::unindexed).sum();
+            ops.insert("deferred-indexing:waiting-at-end".into(), waiting as u64);
+        }
         NodeWorldReport {
             seed: self.cfg.seed,
             shape: (self.machines.len(), self.cfg.shards, self.cfg.replication_factor),
             second: self.cfg.second,
             groups,
-            ops: self.workload.op_counts(),
+            ops,
             max_eventual_lag: self.workload.max_eventual_lag(),
             max_eventual_age: self.workload.max_eventual_age(),
             faults,

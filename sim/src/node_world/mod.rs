@@ -24,6 +24,7 @@
 mod check;
 mod field_index;
 mod host;
+mod indexing;
 mod nemesis;
 mod recovery;
 mod snapshots;
@@ -31,6 +32,7 @@ mod workload;
 
 use crate::config::{FaultProfile, SimConfig};
 pub use host::run_node_world;
+pub use indexing::SimIndexing;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -53,16 +55,20 @@ pub enum NodeBug {
     /// A replica that installs a shard snapshot forgets the payload field indexes it declares
     /// (the driver's rule: the restored engine must declare what the snapshot's header says).
     RestoreDropsFieldIndexes,
+    /// Approximate searches drop points whose indexing is deferred (the engine's rule: a
+    /// stored point is searchable at once, the unindexed tail by exact scan).
+    HideUnindexed,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 5] = [
+    pub const ALL: [NodeBug; 6] = [
         NodeBug::StrongReadAtFollower,
         NodeBug::QuorumAckBeforeCommit,
         NodeBug::MergeWithoutTieBreak,
         NodeBug::TrustCorruptWal,
         NodeBug::RestoreDropsFieldIndexes,
+        NodeBug::HideUnindexed,
     ];
 
     /// The `--bug` value.
@@ -73,6 +79,7 @@ impl NodeBug {
             NodeBug::MergeWithoutTieBreak => "merge-without-tie-break",
             NodeBug::TrustCorruptWal => "trust-corrupt-wal",
             NodeBug::RestoreDropsFieldIndexes => "restore-drops-field-indexes",
+            NodeBug::HideUnindexed => "hide-unindexed",
         }
     }
 
@@ -87,7 +94,7 @@ impl NodeBug {
             NodeBug::StrongReadAtFollower => b.strong_read_at_follower = true,
             NodeBug::QuorumAckBeforeCommit => b.quorum_ack_before_commit = true,
             NodeBug::MergeWithoutTieBreak => b.merge_without_tie_break = true,
-            NodeBug::TrustCorruptWal | NodeBug::RestoreDropsFieldIndexes => {}
+            NodeBug::TrustCorruptWal | NodeBug::RestoreDropsFieldIndexes | NodeBug::HideUnindexed => {}
         }
         b
     }
@@ -143,6 +150,8 @@ pub struct NodeWorldConfig {
     pub field_indexes: bool,
     /// The `restore-drops-field-indexes` bug switch.
     pub restore_drops_field_indexes: bool,
+    /// Deferred indexing on every replica (see `indexing.rs`); `None` links at insert.
+    pub indexing: Option<SimIndexing>,
 }
 
 /// The node world's storage faults. Every disk may tear the write in flight at a crash; one
@@ -230,6 +239,7 @@ impl NodeWorldConfig {
             field_indexes: ChaCha8Rng::seed_from_u64(seed ^ 0xF1E1_D1DE_0000_0005).random_bool(0.5)
                 || bug == Some(NodeBug::RestoreDropsFieldIndexes),
             restore_drops_field_indexes: bug == Some(NodeBug::RestoreDropsFieldIndexes),
+            indexing: SimIndexing::from_seed(seed, bug == Some(NodeBug::HideUnindexed)),
             sim,
         }
     }

@@ -119,6 +119,8 @@ pub(super) struct Workload {
     pub(super) index_history: Vec<super::field_index::IndexRec>,
     /// Index commands sent so far (the first is a create, sent at client 0's first turn).
     pub(super) index_ops_sent: u64,
+    /// The probe includes approximate searches (deferred-indexing seeds, see `indexing.rs`).
+    pub(super) approximate_probes: bool,
 }
 
 /// The register workload's history, in the Raft world's format.
@@ -174,6 +176,7 @@ impl Workload {
             }),
             index_history: Vec::new(),
             index_ops_sent: 0,
+            approximate_probes: cfg.indexing.is_some() && !cfg.register,
         }
     }
 
@@ -470,6 +473,11 @@ impl Workload {
             s.exact = true;
             s.offset = i % 3;
             reqs.push(Request::Search { collection: COLLECTION.into(), request: s, read: strong() });
+        }
+        if self.approximate_probes {
+            for s in super::indexing::probe_searches(rng, DIM) {
+                reqs.push(Request::Search { collection: COLLECTION.into(), request: s, read: strong() });
+            }
         }
         reqs.push(Request::Count { collection: COLLECTION.into(), filter: None, read: strong() });
         let scroll = ScrollRequest { offset: None, limit: 100_000, filter: None, with_payload: false, with_vector: false };
