@@ -68,6 +68,7 @@ pub struct FileConfig {
     write_queue_capacity: Option<usize>,
     max_concurrent_requests: Option<usize>,
     max_points_in_flight: Option<u64>,
+    indexing_threshold_kb: Option<u64>,
     snapshot_interval_secs: Option<u64>,
     snapshot_max_incrementals: Option<u32>,
     snapshot_retain: Option<usize>,
@@ -126,6 +127,12 @@ pub struct ServeArgs {
     /// writes get 503 with Retry-After, so accepted writes finish in time. [default: 50000]
     #[arg(long, env = "VECRAFT_MAX_POINTS_IN_FLIGHT")]
     pub max_points_in_flight: Option<u64>,
+    /// Vectors a shard replica may hold stored but not yet linked into its HNSW graph, in KB of
+    /// vector data (Qdrant's `indexing_threshold`): applies store points at once and the apply
+    /// lanes link them when idle, while searches scan that tail exactly. 0 links at apply.
+    /// [default: 20000]
+    #[arg(long, env = "VECRAFT_INDEXING_THRESHOLD_KB")]
+    pub indexing_threshold_kb: Option<u64>,
     /// Take scheduled snapshots of every collection this often, seconds; 0 disables. [default: 0]
     #[arg(long, env = "VECRAFT_SNAPSHOT_INTERVAL_SECS")]
     pub snapshot_interval_secs: Option<u64>,
@@ -186,6 +193,8 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Points accepted and not yet answered (replicated node).
     pub max_points_in_flight: u64,
+    /// Unindexed vector data a shard replica may hold, KB (0: index at apply).
+    pub indexing_threshold_kb: u64,
     /// Snapshot interval (`None`: no scheduled snapshots).
     pub snapshot_interval: Option<Duration>,
     /// Incrementals between full snapshots.
@@ -324,6 +333,7 @@ impl Config {
                 "max_points_in_flight",
                 args.max_points_in_flight.or(file.max_points_in_flight).unwrap_or(50_000),
             )?,
+            indexing_threshold_kb: args.indexing_threshold_kb.or(file.indexing_threshold_kb).unwrap_or(20_000),
             snapshot_interval: (interval > 0).then(|| Duration::from_secs(interval)),
             snapshot_max_incrementals: args
                 .snapshot_max_incrementals

@@ -29,6 +29,7 @@ async fn boot(
         apply_queue: 64,
         wal_segment_bytes: 16 << 20,
         wal_checkpoint_bytes: 64 << 20,
+        indexing_threshold_kb: 20_000,
     })
     .await
     .unwrap()

@@ -37,6 +37,7 @@ async fn boot(dir: &Path, p: &Policy) -> (NodeHandle, tokio::task::JoinHandle<Lo
         apply_queue: 64,
         wal_segment_bytes: 64 << 10,
         wal_checkpoint_bytes: 128 << 10,
+        indexing_threshold_kb: 20_000,
     })
     .await
     .unwrap()

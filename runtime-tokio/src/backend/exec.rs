@@ -18,7 +18,8 @@ pub(super) fn execute(engine: &VectorEngine, query: ReadQuery) -> Result<ReadAns
                 name,
                 config: *c.config(),
                 points: c.len() as u64,
-                indexed: c.len() as u64,
+                indexed: c.len().saturating_sub(c.unindexed()) as u64,
+                indexing: c.unindexed() > 0,
                 seq: c.seq(),
                 field_indexes: c.field_indexes(),
             })

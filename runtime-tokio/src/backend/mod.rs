@@ -230,8 +230,11 @@ pub struct CollectionSummary {
     pub config: CollectionConfig,
     /// Stored points.
     pub points: u64,
-    /// Points the ANN index holds live (the rest of its slots are tombstones).
+    /// Points linked into the ANN graph (the rest wait for an idle apply lane and are
+    /// searched exactly meanwhile; on the replicated node, as far as this node's replicas know).
     pub indexed: u64,
+    /// Whether deferred indexing work is pending (Qdrant's `yellow` status).
+    pub indexing: bool,
     /// Collection sequence number.
     pub seq: u64,
     /// Payload field indexes: field -> (schema, points indexed).
@@ -309,6 +312,8 @@ pub struct GroupReport {
     pub damaged: bool,
     /// Points in this replica's engine (shard groups).
     pub points: Option<u64>,
+    /// Points stored in this replica's engine and not yet linked into its graph.
+    pub unindexed: Option<u64>,
     /// Where this node leads: each follower's lag in entries.
     pub follower_lag: Vec<(u64, u64)>,
 }

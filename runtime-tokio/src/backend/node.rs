@@ -321,12 +321,16 @@ impl NodeBackend {
                 };
                 details.add(missing, None);
                 let field_indexes = self.field_indexes(name_for_indexes, &options.consistency, t).await?;
+                // Deferred indexing as far as this node's replicas know (Qdrant's count is
+                // approximate too).
+                let unindexed = self.node.collection_unindexed(&name);
                 Ok((
                     ReadAnswer::Collection(CollectionSummary {
                         name,
                         config: info.config,
                         points: count,
-                        indexed: count,
+                        indexed: count.saturating_sub(unindexed),
+                        indexing: unindexed > 0,
                         seq: 0,
                         field_indexes,
                     }),
@@ -663,6 +667,7 @@ impl Backend for NodeBackend {
                 applied: g.applied,
                 damaged: g.damaged,
                 points: g.shard.as_ref().and_then(|_| self.node.local_points(g.group)),
+                unindexed: g.shard.as_ref().and_then(|_| self.node.local_unindexed(g.group)),
                 follower_lag: g.follower_lag.clone(),
             })
             .collect()

@@ -69,6 +69,7 @@ pub async fn run(
         apply_queue: 4096,
         wal_segment_bytes: config.wal_segment_bytes,
         wal_checkpoint_bytes: config.wal_checkpoint_bytes,
+        indexing_threshold_kb: config.indexing_threshold_kb,
     })
     .await
     .map_err(|e| ServeError::Node(e.to_string()))?;

@@ -221,7 +221,8 @@ pub async fn info(
     Ok(ok(
         start,
         json!({
-            "status": "green",
+            // Qdrant's `yellow`: optimisation (here, deferred indexing) in progress.
+            "status": if c.indexing { "yellow" } else { "green" },
             "optimizer_status": "ok",
             "indexed_vectors_count": c.indexed,
             "points_count": c.points,

@@ -39,6 +39,8 @@ pub const RAFT_APPLY_LAG: &str = "vecraft_raft_apply_lag_entries";
 pub const REPLICATION_LAG: &str = "vecraft_replication_lag_entries";
 /// Gauge: points in this node's replica of a shard, labels `group`, `collection`, `shard`.
 pub const SHARD_POINTS: &str = "vecraft_shard_points";
+/// Points of a shard replica stored and not yet linked into its HNSW graph.
+pub const SHARD_UNINDEXED: &str = "vecraft_shard_unindexed_points";
 /// Gauge hook for the WAL: bytes on disk.
 pub const WAL_BYTES: &str = "vecraft_wal_bytes";
 /// Histogram hook for the WAL (seconds): fsync latency.
@@ -85,6 +87,7 @@ fn describe() {
     metrics::describe_gauge!(RAFT_DAMAGED, "1 while the group waits for repair after storage damage");
     metrics::describe_gauge!(RAFT_APPLY_LAG, "Entries committed but not yet applied here per group");
     metrics::describe_gauge!(SHARD_POINTS, "Points in this node's replica of a shard");
+    metrics::describe_gauge!(SHARD_UNINDEXED, "Points of this node's replica of a shard waiting to be linked into its HNSW graph (searched exactly meanwhile)");
     metrics::describe_gauge!(REPLICATION_LAG, "On the group's leader: log entries a follower lacks");
     metrics::describe_gauge!(WAL_BYTES, metrics::Unit::Bytes, "WAL size on disk");
     metrics::describe_histogram!(WAL_FSYNC_SECONDS, metrics::Unit::Seconds, "WAL fsync latency");
@@ -132,6 +135,9 @@ fn record_groups(groups: &[crate::backend::GroupReport]) {
         metrics::gauge!(RAFT_APPLY_LAG, &labels).set(g.commit.saturating_sub(g.applied) as f64);
         if let Some(points) = g.points {
             metrics::gauge!(SHARD_POINTS, &labels).set(points as f64);
+        }
+        if let Some(unindexed) = g.unindexed {
+            metrics::gauge!(SHARD_UNINDEXED, &labels).set(unindexed as f64);
         }
         for (follower, lag) in &g.follower_lag {
             let mut with = labels.to_vec();

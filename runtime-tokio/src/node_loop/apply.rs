@@ -177,6 +177,8 @@ pub struct ApplyStats {
     pub snapshots_installed: u64,
     /// Snapshot takes or installs that failed (I/O, verification, decoding).
     pub snapshot_failures: u64,
+    /// Deferred points the lanes linked into their graphs while idle.
+    pub indexed: u64,
 }
 
 /// How many threads the worker uses: apply lanes (shard groups are spread over them by id; each
@@ -261,6 +263,7 @@ pub fn spawn_apply_worker_threads(
             store: store.clone(),
             done: done.clone(),
             feed: feed.clone(),
+            index_cursor: 0,
         };
         lane_handles.push(
             std::thread::Builder::new()
@@ -283,6 +286,7 @@ pub fn spawn_apply_worker_threads(
             stats.snapshots_taken += s.snapshots_taken;
             stats.snapshots_installed += s.snapshots_installed;
             stats.snapshot_failures += s.snapshot_failures;
+            stats.indexed += s.indexed;
         }
         for h in read_handles {
             let _ = h.join();
@@ -498,6 +502,47 @@ mod tests {
         drop(jtx);
         let stats = worker.join().unwrap();
         assert_eq!((stats.applied, stats.reads), (20, 5));
+    }
+
+    /// With deferral on, an apply only stores the points; the lane links them once it is idle
+    /// (every point, counted in the stats), a search meanwhile finds any stored point (the
+    /// unindexed tail is scanned exactly).
+    #[test]
+    fn idle_lanes_link_deferred_points_and_searches_find_them_meanwhile() {
+        use vecraft_core::vector::collection::SearchRequest;
+        let (jtx, jrx) = mpsc::channel(16);
+        let (dtx, mut drx) = mpsc::unbounded_channel();
+        // 8-d vectors are 32 bytes: a 1 MB threshold defers 32,768 points.
+        let engines = ShardEngines::with_indexing_threshold(1 << 20);
+        let threads = ApplyThreads { lanes: 1, readers: 1 };
+        let worker = spawn_apply_worker_threads(jrx, dtx, None, BTreeMap::new(), threads, engines.clone(), ChangeFeed::default()).unwrap();
+        jtx.blocking_send(ApplyJob::Create { group: 0, collection: "c".into(), config: CollectionConfig::new(8, Distance::Euclid) })
+            .unwrap();
+        let vector = |i: u64| -> Vec<f32> { (0..8).map(|d| ((i * 7919 + d * 104_729) % 10_007) as f32 / 1_000.0).collect() };
+        let batch = |ids: std::ops::Range<u64>| {
+            encode_command(&PointsOp::Upsert(ids.map(|i| PointStruct { id: i.into(), vector: vector(i), payload: Default::default() }).collect()))
+        };
+        apply(&jtx, 0, 1, Some(batch(0..3_000)));
+        assert!(matches!(next(&mut drx), ApplyDone::Applied { group: 0, index: 1 }));
+        let engine = engines.get(0).unwrap();
+        assert_eq!(super::super::shard_engines::read(&engine).indexing_policy().max_unindexed, 32_768);
+        for probe in [0u64, 1_234, 2_999] {
+            let hits = super::super::shard_engines::read(&engine).search(&SearchRequest::new(vector(probe), 1)).unwrap();
+            assert_eq!((hits[0].id, hits[0].score), (probe.into(), 0.0), "stored point {probe} is found at once");
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while super::super::shard_engines::read(&engine).unindexed() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the idle lane never linked the tail");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // More points, then the worker stops (possibly before it linked them all).
+        apply(&jtx, 0, 2, Some(batch(3_000..3_500)));
+        assert!(matches!(next(&mut drx), ApplyDone::Applied { group: 0, index: 2 }));
+        drop(jtx);
+        let stats = worker.join().unwrap();
+        assert_eq!(stats.applied, 2);
+        assert!(stats.indexed >= 3_000 && stats.indexed <= 3_500, "{stats:?}");
+        assert!(drx.try_recv().is_err());
     }
 
     #[test]

@@ -30,13 +30,29 @@ pub struct ApplyLane {
     pub done: mpsc::UnboundedSender<ApplyDone>,
     /// The change stream (see `change_feed`).
     pub feed: ChangeFeed,
+    /// Where the next idle indexing step starts among this lane's groups (round robin).
+    pub index_cursor: usize,
 }
+
+/// How long one idle indexing step holds an engine's write lock: a job that arrives meanwhile
+/// (or a read of that shard) waits at most about this long.
+const INDEX_STEP: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl ApplyLane {
     /// Runs until the dispatcher drops the sender; returns the lane's counters.
     pub fn run(mut self, jobs: std_mpsc::Receiver<ApplyJob>) -> ApplyStats {
         let mut stats = ApplyStats::default();
-        while let Ok(job) = jobs.recv() {
+        loop {
+            let job = match jobs.try_recv() {
+                Ok(job) => job,
+                Err(std_mpsc::TryRecvError::Disconnected) => break,
+                // Idle: link deferred points a step at a time, checking for jobs in between.
+                Err(std_mpsc::TryRecvError::Empty) if self.index_step(&mut stats) => continue,
+                Err(std_mpsc::TryRecvError::Empty) => match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+            };
             let report = self.job(job, &mut stats);
             if let Some(r) = report
                 && self.done.send(r).is_err()
@@ -45,6 +61,32 @@ impl ApplyLane {
             }
         }
         stats
+    }
+
+    /// Links deferred points of one of this lane's engines for about [`INDEX_STEP`] under its
+    /// write lock (groups in turn); false when no engine of this lane has any waiting.
+    fn index_step(&mut self, stats: &mut ApplyStats) -> bool {
+        let groups: Vec<GroupId> = self.applied.keys().copied().collect();
+        let n = groups.len();
+        for k in 0..n {
+            let group = groups[(self.index_cursor + k) % n];
+            let Some(engine) = self.engines.get(group) else { continue };
+            if read(&engine).unindexed() == 0 {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            let mut guard = write(&engine);
+            loop {
+                let linked = guard.index_pending(4);
+                stats.indexed += linked as u64;
+                if linked == 0 || started.elapsed() >= INDEX_STEP {
+                    break;
+                }
+            }
+            self.index_cursor = (self.index_cursor + k + 1) % n;
+            return true;
+        }
+        false
     }
 
     fn job(&mut self, job: ApplyJob, stats: &mut ApplyStats) -> Option<ApplyDone> {
@@ -161,7 +203,10 @@ impl ApplyLane {
             tracing::warn!(group, index, applied = at, "snapshot asked beyond the applied index; ignored");
             return None;
         }
-        // This lane is the only writer of the group's engine, so it is at `at` now.
+        // This lane is the only writer of the group's engine, so it is at `at` now. Deferred
+        // points are linked first (in steps, so reads go on), so the snapshot carries the
+        // whole graph and an install does not rebuild it.
+        while write(&engine).index_pending(64) > 0 {}
         let bytes = snapshot_bytes(&read(&engine));
         let written = lock(&self.store).as_mut()?.write(group, at, term, &bytes);
         match written {
@@ -204,6 +249,8 @@ impl ApplyLane {
         })?;
         drop(guard);
         let name = restored.name().to_string();
+        let mut restored = restored;
+        self.engines.prepare(&mut restored);
         *write(&engine) = restored;
         self.feed.installed(&name, group, meta.index);
         Ok(())

@@ -98,6 +98,9 @@ pub struct NodeLoopOptions {
     pub wal_segment_bytes: u64,
     /// Write a WAL checkpoint after this many bytes (0: never; then no segment is deleted).
     pub wal_checkpoint_bytes: u64,
+    /// Unindexed vector data a shard replica may hold, KB; the apply lanes link it when idle
+    /// (0: link at apply). See `vecraft_core::vector::collection::IndexingPolicy`.
+    pub indexing_threshold_kb: u64,
 }
 
 /// Why a node loop could not start.
@@ -165,6 +168,25 @@ impl NodeHandle {
     pub fn local_points(&self, group: GroupId) -> Option<u64> {
         let engine = self.engines.get(group)?;
         Some(shard_engines::read(&engine).len() as u64)
+    }
+
+    /// Points stored in this node's replica of `group` and not yet linked into its graph
+    /// (`None` if not hosted).
+    pub fn local_unindexed(&self, group: GroupId) -> Option<u64> {
+        let engine = self.engines.get(group)?;
+        Some(shard_engines::read(&engine).unindexed() as u64)
+    }
+
+    /// Points of `collection` stored in this node's replicas and not yet linked into their
+    /// graphs (0 where none is hosted).
+    pub fn collection_unindexed(&self, collection: &str) -> u64 {
+        self.engines
+            .all()
+            .iter()
+            .map(|(_, e)| shard_engines::read(e))
+            .filter(|c| c.name() == collection)
+            .map(|c| c.unindexed() as u64)
+            .sum()
     }
 
     /// Queues a request without waiting for room; the receiver yields the node's answer.
@@ -303,7 +325,7 @@ pub async fn start(
 
     let (jobs_tx, jobs_rx) = mpsc::channel(opts.apply_queue.max(1));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let engines = shard_engines::ShardEngines::default();
+    let engines = shard_engines::ShardEngines::with_indexing_threshold(opts.indexing_threshold_kb.saturating_mul(1024));
     let feed = change_feed::ChangeFeed::default();
     apply::spawn_apply_worker_threads(
         jobs_rx,

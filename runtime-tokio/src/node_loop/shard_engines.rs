@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use vecraft_core::raft::GroupId;
-use vecraft_core::vector::collection::Collection;
+use vecraft_core::vector::collection::{Collection, IndexingPolicy};
 
 /// One shard replica's engine.
 pub type ShardEngine = Arc<RwLock<Collection>>;
@@ -18,6 +18,8 @@ pub type ShardEngine = Arc<RwLock<Collection>>;
 #[derive(Clone, Default)]
 pub struct ShardEngines {
     map: Arc<RwLock<BTreeMap<GroupId, ShardEngine>>>,
+    /// Bytes of vectors an engine may hold unindexed (0: index at apply); see [`Self::prepare`].
+    indexing_threshold_bytes: u64,
 }
 
 impl std::fmt::Debug for ShardEngines {
@@ -32,14 +34,34 @@ impl ShardEngines {
         read(&self.map).get(&group).cloned()
     }
 
+    /// Engines that defer indexing up to `bytes` of vector data each (the apply lanes link
+    /// deferred points when idle; see `apply_lane`).
+    pub fn with_indexing_threshold(bytes: u64) -> ShardEngines {
+        ShardEngines { indexing_threshold_bytes: bytes, ..ShardEngines::default() }
+    }
+
+    /// Gives an engine this node's indexing policy: every engine that starts being hosted
+    /// (created, restored at boot, installed from a snapshot) goes through here.
+    pub fn prepare(&self, engine: &mut Collection) {
+        let row_bytes = (engine.config().vector_size as u64).max(1) * 4;
+        let max_unindexed = (self.indexing_threshold_bytes / row_bytes) as usize;
+        engine.set_indexing_policy(IndexingPolicy::deferred(max_unindexed));
+    }
+
     /// Hosts `engine` for `group` unless one is already there; true if inserted.
-    pub fn insert_if_absent(&self, group: GroupId, engine: Collection) -> bool {
+    pub fn insert_if_absent(&self, group: GroupId, mut engine: Collection) -> bool {
         let mut map = write(&self.map);
         if map.contains_key(&group) {
             return false;
         }
+        self.prepare(&mut engine);
         map.insert(group, Arc::new(RwLock::new(engine)));
         true
+    }
+
+    /// Every hosted engine, for background work (see `apply_lane`).
+    pub fn all(&self) -> Vec<(GroupId, ShardEngine)> {
+        read(&self.map).iter().map(|(g, e)| (*g, e.clone())).collect()
     }
 
     /// True if `group` is hosted.
