@@ -341,3 +341,101 @@ fn a_damaged_superseded_segment_does_not_damage_anything() {
     assert!(r.damage.is_none(), "{:?}", r.damage);
     assert_eq!(r.groups, reference(&records));
 }
+
+/// The loop builds a checkpoint from a copy of its mirror on another thread and writes it when
+/// ready, after the records that came meanwhile: recovery starts each group from the
+/// checkpoint and replays those records (which sit *before* its `Begin`) on top, torn anywhere
+/// or whole, before and after the segments below the checkpoint's id are deleted.
+#[test]
+fn a_checkpoint_written_after_newer_records_recovers_them_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let records = history();
+    let split = records.len() * 2 / 3;
+    append(&dir, &records[..split]);
+    let mut mirror = Mirror::new(&BTreeMap::new(), BTreeMap::new());
+    for r in &records[..split] {
+        mirror.apply(r);
+    }
+    let id = {
+        let (wal, _) = Wal::open(&dir, opts()).unwrap();
+        wal.next_seq()
+    };
+    // Built from the copy while the rest of the history is written.
+    let payloads = mirror.checkpoint(id, 1 << 20).unwrap();
+    append(&dir, &records[split..]);
+    let expected = reference(&records);
+    let (mut wal, _) = Wal::open(&dir, opts()).unwrap();
+    let begin = wal.next_seq();
+    assert!(begin > id + 1, "records sit between the id and the Begin");
+    let ckpt_bytes: u64 = payloads.iter().map(|p| (RECORD_HEADER_LEN + p.len()) as u64).sum();
+    wal.append_batch(&payloads).unwrap();
+    drop(wal);
+    let r = recover(&dir);
+    assert!(r.damaged.is_empty(), "{:?}", r.damage);
+    assert_eq!(r.checkpoint_seq, id);
+    assert_eq!(r.groups, expected, "checkpoint, then the records from its id on");
+
+    // Torn anywhere: its group records are ignored (they are older than records before them).
+    let ckpt_segment = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .max()
+        .unwrap();
+    let mut cuts = 0;
+    for cut in (SEGMENT_HEADER_LEN as u64..SEGMENT_HEADER_LEN as u64 + ckpt_bytes).step_by(5) {
+        let torn = tmp.path().join(format!("torn-{cut}"));
+        copy_dir(&dir, &torn);
+        let seg = torn.join(ckpt_segment.file_name().unwrap());
+        std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
+        let r = recover(&torn);
+        assert!(r.damaged.is_empty(), "cut at {cut}: {:?}", r.damage);
+        assert_eq!(r.groups, expected, "cut at {cut}");
+        std::fs::remove_dir_all(&torn).unwrap();
+        cuts += 1;
+    }
+    assert!(cuts > 10);
+
+    // The segments wholly below the id go; those holding the newer records stay.
+    {
+        let (mut wal, _) = Wal::open(&dir, opts()).unwrap();
+        assert!(wal.truncate_prefix(id).unwrap() > 0);
+    }
+    let r = recover(&dir);
+    assert!(r.damaged.is_empty(), "{:?}", r.damage);
+    assert_eq!(r.groups, expected, "after the deletion");
+    // A later checkpoint supersedes this one, and this one's group records are then ignored.
+    let mut mirror2 = Mirror::new(&BTreeMap::new(), BTreeMap::new());
+    for rec in &records {
+        mirror2.apply(rec);
+    }
+    let (begin2, _, _) = write_checkpoint(&dir, &mirror2);
+    let r = recover(&dir);
+    assert_eq!((r.checkpoint_seq, r.groups), (begin2, expected));
+}
+
+/// WALs written before checkpoints were built aside hold plain group records right after
+/// `Begin(id)` at seq `id`; they recover exactly as before.
+#[test]
+fn an_old_format_checkpoint_still_recovers() {
+    use vecraft_runtime::node_loop::checkpoint::checkpoint_record;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let records = history();
+    append(&dir, &records);
+    let expected = reference(&records);
+    let (mut wal, _) = Wal::open(&dir, opts()).unwrap();
+    let begin = wal.next_seq();
+    let mut payloads = vec![encode(&Payload::Begin(begin))];
+    for (g, s) in &expected {
+        payloads.push(encode(&Payload::Persist(checkpoint_record(*g, s))));
+    }
+    payloads.push(encode(&Payload::End(begin)));
+    wal.append_batch(&payloads).unwrap();
+    wal.truncate_prefix(begin).unwrap();
+    drop(wal);
+    let r = recover(&dir);
+    assert!(r.damaged.is_empty(), "{:?}", r.damage);
+    assert_eq!((r.checkpoint_seq, r.groups), (begin, expected));
+}

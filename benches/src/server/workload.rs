@@ -128,6 +128,56 @@ pub async fn wait_collection_everywhere(
     Ok(())
 }
 
+/// Waits until `collection` reports `green` on every member (no deferred indexing left on that
+/// node's replicas); returns the time it took, or `None` past `within`.
+pub async fn wait_indexed_everywhere(
+    members: &[String],
+    collection: &str,
+    within: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    for addr in members {
+        let mut c = KeepAlive::new(addr.clone(), std::time::Duration::from_secs(5));
+        loop {
+            if let Ok(a) = c.get(&format!("/collections/{collection}")).await
+                && a.status.is_success()
+                && a.json()["result"]["status"] == "green"
+            {
+                break;
+            }
+            if start.elapsed() >= within {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    Some(start.elapsed())
+}
+
+/// Leader elections the members' shard groups of `collection` went through: the sum over
+/// groups of the highest term any member reports, minus one (the first election), from
+/// `vecraft_raft_term` in `/metrics`.
+pub async fn elections(members: &[String], collection: &str) -> u64 {
+    let mut terms: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let needle = format!("collection=\"{collection}\"");
+    for addr in members {
+        let mut c = KeepAlive::new(addr.clone(), std::time::Duration::from_secs(5));
+        let Ok(a) = c.get("/metrics").await else { continue };
+        for line in String::from_utf8_lossy(&a.body).lines() {
+            let Some(rest) = line.strip_prefix("vecraft_raft_term{") else { continue };
+            let Some((labels, value)) = rest.split_once("} ") else { continue };
+            if !labels.contains(&needle) {
+                continue;
+            }
+            let group = labels.split(',').find(|l| l.starts_with("group=")).unwrap_or_default().to_string();
+            let term = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
+            let e = terms.entry(group).or_default();
+            *e = (*e).max(term);
+        }
+    }
+    terms.values().map(|t| t.saturating_sub(1)).sum()
+}
+
 /// Whether an answer is an acknowledged write or read (2xx and `"status":"ok"`).
 pub fn acknowledged(a: &Result<Answer, HttpError>) -> bool {
     match a {

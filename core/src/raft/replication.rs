@@ -116,6 +116,19 @@ impl RaftNode {
             self.commit = new_commit;
         }
         self.check_repaired();
+        let early = match_index.min(self.durable_index);
+        if self.unpersisted_from.is_some() && !self.hard_state_dirty && !self.snapshot_dirty() && early > 0 {
+            // Only entries wait for the disk (our term and vote are durable): acknowledge at
+            // once what already is durable, echoing this append's round. The leader then
+            // hears from us, for check-quorum and for its read rounds, even while a long write
+            // (a WAL checkpoint of tens of megabytes) holds up durability; the full
+            // acknowledgement follows once the new entries are durable.
+            self.send(
+                from,
+                MessageBody::AppendResponse { success: true, match_index: early, reject: None, round, reset: false },
+                out,
+            );
+        }
         self.send_after_persist(
             from,
             MessageBody::AppendResponse { success: true, match_index, reject: None, round, reset: false },

@@ -2,7 +2,8 @@
 //!
 //! Start-up order: resolve the node id, parse the members (`peers`: `id=host:port`), start the
 //! node loop (WAL recovery, incarnation bump, transport, apply worker; see `node_loop`), bind
-//! HTTP. Without peers the node is a one-node cluster (the same node, WAL and Raft groups, just
+//! HTTP. The node loop and transport run on a runtime of their own (`vecraft-node` threads),
+//! HTTP on the caller's. Without peers the node is a one-node cluster (the same node, WAL and Raft groups, just
 //! one member) and its transport listens on an ephemeral loopback port, since nobody dials it.
 //! Shutdown: Ctrl-C/SIGTERM stops HTTP (requests in flight finish), then the node loop. If the
 //! node loop stops on its own (a failed WAL), HTTP stops too and the server exits with an error:
@@ -59,7 +60,16 @@ pub async fn run(
     node.raft.raft.snapshot_entries = config.raft_snapshot_entries;
     node.raft.raft.snapshot_keep_entries = config.raft_snapshot_keep_entries;
     let heartbeat = node.raft.raft.heartbeat_interval;
-    let (handle, loop_task) = start(NodeLoopOptions {
+    // The node loop and the transport run on a runtime of their own: HTTP work on the main
+    // runtime (decoding a large upsert's JSON takes milliseconds of a worker) must never queue
+    // ahead of heartbeats, votes or appends, or a loaded node misses its election timeouts.
+    let node_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("vecraft-node")
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Node(format!("node runtime: {e}")))?;
+    let (handle, loop_task) = node_rt.spawn(start(NodeLoopOptions {
         node,
         data_dir: config.data_dir.clone(),
         peers: peers.iter().map(|p| (p.id, p.addr.clone())).collect(),
@@ -70,8 +80,9 @@ pub async fn run(
         wal_segment_bytes: config.wal_segment_bytes,
         wal_checkpoint_bytes: config.wal_checkpoint_bytes,
         indexing_threshold_kb: config.indexing_threshold_kb,
-    })
+    }))
     .await
+    .map_err(|e| ServeError::Node(format!("node start: {e}")))?
     .map_err(|e| ServeError::Node(e.to_string()))?;
 
     crate::http::metrics::install();
@@ -132,6 +143,8 @@ pub async fn run(
     }
     handle.shutdown();
     let exit = loop_exit.await.unwrap_or(LoopExit::Shutdown);
+    // The loop and the transport have stopped; what is left there (idle timers) just ends.
+    node_rt.shutdown_background();
     served.map_err(|source| ServeError::Http {
         addr: bound,
         source,

@@ -45,6 +45,9 @@ pub const SHARD_UNINDEXED: &str = "vecraft_shard_unindexed_points";
 pub const WAL_BYTES: &str = "vecraft_wal_bytes";
 /// Histogram hook for the WAL (seconds): fsync latency.
 pub const WAL_FSYNC_SECONDS: &str = "vecraft_wal_fsync_seconds";
+/// One turn of the node loop: a step and carrying out its outputs (a long turn delays every
+/// group's heartbeats and votes).
+pub const NODE_LOOP_TURN_SECONDS: &str = "vecraft_node_loop_turn_seconds";
 /// Counter: snapshots taken, label `trigger` (`api` or `schedule`).
 pub const SNAPSHOTS_TAKEN: &str = "vecraft_snapshots_taken_total";
 
@@ -91,6 +94,7 @@ fn describe() {
     metrics::describe_gauge!(REPLICATION_LAG, "On the group's leader: log entries a follower lacks");
     metrics::describe_gauge!(WAL_BYTES, metrics::Unit::Bytes, "WAL size on disk");
     metrics::describe_histogram!(WAL_FSYNC_SECONDS, metrics::Unit::Seconds, "WAL fsync latency");
+    metrics::describe_histogram!(NODE_LOOP_TURN_SECONDS, metrics::Unit::Seconds, "Node loop turn: one step and its outputs");
     metrics::describe_counter!(SNAPSHOTS_TAKEN, "Snapshots taken by trigger");
 }
 

@@ -7,20 +7,26 @@
 //! byte `WIRE_VERSION`, 1) or a 10-byte runtime marker: [`MARKER_TAG`], a kind byte, a u64 LE.
 //! Kinds: checkpoint begin (its id), checkpoint end (the same id), group damaged (the group).
 //!
-//! **A checkpoint** is `Begin(id)`, then per live group one [`PersistRecord`] that re-creates the
-//! group's [`DurableState`] from nothing (its hard state, a `reset` snapshot record naming the
-//! state's snapshot and log base, and every retained entry), preceded by `Damaged(group)` for a
-//! damaged group, then `End(id)`. A group's state is never split over two records: a torn
-//! checkpoint must never leave a group with a shortened log (see below).
+//! **A checkpoint** is `Begin(id)`, then per live group one `Group` record (a [`PersistRecord`]
+//! behind a marker) that re-creates the group's [`DurableState`] from nothing (its hard state, a
+//! `reset` snapshot record naming the state's snapshot and log base, and every retained entry),
+//! preceded by `Damaged(group)` for a damaged group, then `End(id)`. A group's state is never
+//! split over two records. The `id` is the WAL seq of the first record the checkpoint does *not*
+//! cover: the loop clones the mirror when a checkpoint is due, builds the records from the clone
+//! on a blocking thread (encoding tens of megabytes of retained log took 400 ms and stalled
+//! every group's heartbeats), and writes them when they are ready, while the node's own records
+//! go on being written in between. So `Begin(id)` sits at a seq at or after `id`.
 //!
 //! **Recovery** ([`super::recovery::recover_groups`]) starts from the last *complete*
-//! checkpoint (an `End` whose `Begin` precedes it): records before its `Begin` are superseded and
-//! ignored, and so is damage entirely before it (records it destroyed were superseded too).
-//! Without a complete checkpoint every record counts, including those of a torn one: each
-//! checkpoint record applied on top of the state it was taken from yields that same state
-//! (same hard state; a reset to the same base; the same entries again), so a crash anywhere in
-//! the checkpoint, or between its `End` and the deletion of the old segments, recovers exactly
-//! the state from before it.
+//! checkpoint (an `End(id)` after a `Begin(id)`): each group starts from that checkpoint's
+//! `Group` record, then replays its ordinary records of seq `id` and later, wherever they sit
+//! (some precede the `Begin`); older ordinary records are superseded, and so is damage entirely
+//! before `id`. `Group` records of any other checkpoint (torn, or superseded) are ignored: they
+//! describe a state older than records written before them. Without a complete checkpoint every
+//! ordinary record counts. A crash anywhere in a checkpoint, or between its `End` and the
+//! deletion of the segments before `id`, therefore recovers exactly the state from before it.
+//! (WALs written before checkpoints were built aside hold `Begin(id)` at seq `id` followed by
+//! plain records; recovery reads them as it always did.)
 //!
 //! **Damage is never laundered.** A group that recovery found damaged stays damaged in the
 //! mirror (until its shard is dropped) and every checkpoint writes its `Damaged` marker, so
@@ -44,6 +50,7 @@ pub const MARKER_TAG: u8 = 0xCB;
 const KIND_BEGIN: u8 = 1;
 const KIND_END: u8 = 2;
 const KIND_DAMAGED: u8 = 3;
+const KIND_GROUP: u8 = 4;
 
 /// Counter: WAL checkpoints written.
 pub const WAL_CHECKPOINTS: &str = "vecraft_wal_checkpoints_total";
@@ -63,6 +70,8 @@ pub enum Payload {
     End(u64),
     /// The group's state that follows is damaged.
     Damaged(GroupId),
+    /// A checkpoint's record of one group's whole state.
+    Group(PersistRecord),
 }
 
 fn marker(kind: u8, value: u64) -> Vec<u8> {
@@ -80,11 +89,21 @@ pub fn encode(p: &Payload) -> Vec<u8> {
         Payload::Begin(id) => marker(KIND_BEGIN, *id),
         Payload::End(id) => marker(KIND_END, *id),
         Payload::Damaged(g) => marker(KIND_DAMAGED, *g),
+        Payload::Group(r) => {
+            let mut p = vec![MARKER_TAG, KIND_GROUP];
+            p.extend_from_slice(&super::recovery::encode_record(r));
+            p
+        }
     }
 }
 
 /// Decodes a WAL payload; an error names what is wrong (never a panic).
 pub fn decode(bytes: &[u8]) -> Result<Payload, String> {
+    if bytes.first() == Some(&MARKER_TAG) && bytes.get(1) == Some(&KIND_GROUP) {
+        return vecraft_core::wire::decode::<PersistRecord>(&bytes[2..])
+            .map(Payload::Group)
+            .map_err(|e| format!("checkpoint group record: {e}"));
+    }
     if bytes.first() == Some(&MARKER_TAG) {
         let value = bytes
             .get(2..10)
@@ -213,7 +232,8 @@ impl Mirror {
     }
 
     /// The payloads of a checkpoint with id `id` (`Begin`, the groups, `End`), or `None` when
-    /// checkpoints are off or a group's record would exceed `max_record_len`.
+    /// checkpoints are off or a group's record would exceed `max_record_len`. `id` must be the
+    /// WAL seq of the first record this mirror has not applied (see the module docs).
     pub fn checkpoint(&self, id: u64, max_record_len: usize) -> Option<Vec<Vec<u8>>> {
         if self.broken.is_some() {
             return None;
@@ -227,7 +247,7 @@ impl Mirror {
                     std::borrow::Cow::Owned(DurableState::replay_damaged(rs))
                 }
             };
-            let p = encode(&Payload::Persist(checkpoint_record(g, &state)));
+            let p = encode(&Payload::Group(checkpoint_record(g, &state)));
             if p.len() > max_record_len {
                 tracing::warn!(
                     group = g,
@@ -258,6 +278,9 @@ mod tests {
             assert_eq!(decode(&encode(&p)).unwrap(), p);
         }
         assert!(decode(&[MARKER_TAG, 1, 0]).is_err());
+        let group = Payload::Group(PersistRecord { group: 9, ..PersistRecord::default() });
+        assert_eq!(decode(&encode(&group)).unwrap(), group);
+        assert!(decode(&[MARKER_TAG, KIND_GROUP, 0xFF, 0xFF]).is_err(), "a garbled group record is an error");
         assert!(decode(&[MARKER_TAG, 9, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(decode(&[]).is_err());
         let r = PersistRecord {

@@ -70,6 +70,11 @@ pub(super) struct Driver {
     pub next_client: ClientId,
     /// WAL checkpoints and segment deletion (see `wal_trim`, `checkpoint`).
     pub trim: WalTrim,
+    /// A checkpoint being encoded on a blocking thread: its id, payloads and build time, or
+    /// `None` if it could not be built.
+    pub checkpoint_build: Option<oneshot::Receiver<CheckpointBuilt>>,
+    /// Wakes the loop when that build is done.
+    pub checkpoint_ready: Arc<tokio::sync::Notify>,
     /// The per-group picture for metrics (see `group_status`).
     pub groups: watch::Sender<Arc<Vec<GroupStatus>>>,
     /// When the picture may be refreshed next, and whether a turn since the last refresh may
@@ -77,6 +82,9 @@ pub(super) struct Driver {
     pub groups_due: tokio::time::Instant,
     pub groups_dirty: bool,
 }
+
+/// What a checkpoint build sends back: id, payloads, milliseconds it took (`None`: not built).
+pub(super) type CheckpointBuilt = Option<(u64, Vec<Vec<u8>>, u64)>;
 
 impl Driver {
     /// The node's monotonic clock.
@@ -94,13 +102,24 @@ impl Driver {
             return e;
         }
         let far = std::time::Duration::from_secs(3600);
+        let mut ticked = false;
         loop {
             self.publish_status();
             let wake = match self.node.next_deadline() {
                 Some(t) => self.instant_of(t),
                 None => tokio::time::Instant::now() + far,
             };
-            let input = tokio::select! {
+            // A due deadline goes first. The select below is biased with its timer last, so
+            // under a steady stream of envelopes and apply reports it would never reach it: a
+            // loaded node then sent no heartbeats for its quiet groups and their followers
+            // held elections. Never twice in a row, so a deadline the tick leaves due cannot
+            // shut out every other input.
+            let due = !ticked && tokio::time::Instant::now() >= wake;
+            ticked = due;
+            let input = if due {
+                Some(NodeInput::Tick)
+            } else {
+                tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return LoopExit::Shutdown,
                 changed = self.durable.changed() => {
@@ -133,14 +152,27 @@ impl Driver {
                 },
                 _ = tokio::time::sleep_until(wake) => Some(NodeInput::Tick),
                 _ = tokio::time::sleep_until(self.groups_due), if self.groups_dirty => None,
+                // A checkpoint built aside is written by the dispatch that follows.
+                _ = self.checkpoint_ready.notified(), if self.checkpoint_build.is_some() => None,
+                }
             };
+            let turn = std::time::Instant::now();
             let mut out = Vec::new();
+            let kind = input.as_ref().map(input_kind).unwrap_or("none");
             if let Some(input) = input {
                 let now = self.now();
                 self.node.step(now, input, &mut out);
             }
+            let stepped = turn.elapsed();
+            let outputs = out.len();
             if let Err(e) = self.dispatch(out).await {
                 return e;
+            }
+            let took = turn.elapsed();
+            metrics::histogram!(crate::http::metrics::NODE_LOOP_TURN_SECONDS).record(took.as_secs_f64());
+            if took >= SLOW_TURN {
+                tracing::warn!(input = kind, step_ms = stepped.as_millis() as u64, total_ms = took.as_millis() as u64, outputs,
+                    "slow node loop turn: heartbeats and votes of every group waited");
             }
         }
     }
@@ -205,15 +237,41 @@ impl Driver {
                 Err(e) => return Err(LoopExit::Wal(e.to_string())),
             }
         }
-        let next = self.wal.next_seq();
-        if let Some(payloads) = self.trim.due(next, self.wal.max_record_len()) {
-            let bytes: usize = payloads.iter().map(Vec::len).sum();
-            let records = payloads.len();
-            for p in payloads {
-                self.wal.append(p).await.map_err(|e| LoopExit::Wal(e.to_string()))?;
+        // A checkpoint built off the loop is written as soon as it is ready (records queued
+        // meanwhile are already in the WAL, before it: recovery replays them after it).
+        if let Some(rx) = self.checkpoint_build.as_mut()
+            && let Ok(built) = rx.try_recv()
+        {
+            self.checkpoint_build = None;
+            match built {
+                Some((id, payloads, build_ms)) => {
+                    let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
+                    let records = payloads.len();
+                    let begin = self.wal.next_seq();
+                    for p in payloads {
+                        self.wal.append(p).await.map_err(|e| LoopExit::Wal(e.to_string()))?;
+                    }
+                    let end = self.wal.next_seq() - 1;
+                    self.trim.written(id, end, bytes);
+                    metrics::counter!(WAL_CHECKPOINTS).increment(1);
+                    tracing::info!(id, begin_seq = begin, records, bytes, build_ms, groups = self.trim.mirror().len(), "wal checkpoint written");
+                }
+                None => self.trim.abandoned(),
             }
-            metrics::counter!(WAL_CHECKPOINTS).increment(1);
-            tracing::info!(begin_seq = next, records, bytes, groups = self.trim.mirror().len(), "wal checkpoint written");
+        }
+        if self.checkpoint_build.is_none()
+            && let Some((id, copy)) = self.trim.due(self.wal.next_seq())
+        {
+            let max = self.wal.max_record_len();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let wake = self.checkpoint_ready.clone();
+            tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                let built = copy.checkpoint(id, max).map(|p| (id, p, started.elapsed().as_millis() as u64));
+                let _ = tx.send(built);
+                wake.notify_one();
+            });
+            self.checkpoint_build = Some(rx);
         }
         Ok(())
     }
@@ -230,10 +288,14 @@ impl Driver {
                     let payload = encode_record(r);
                     self.trim.persisted(r, payload.len());
                     // Waits while the WAL queue is full: back-pressure onto every input.
+                    let waited = std::time::Instant::now();
                     self.wal
                         .append(payload)
                         .await
                         .map_err(|e| LoopExit::Wal(e.to_string()))?;
+                    if waited.elapsed() >= SLOW_TURN / 2 {
+                        tracing::warn!(ms = waited.elapsed().as_millis() as u64, "node loop waited for room in the WAL queue");
+                    }
                 }
                 let last = self.wal.next_seq().saturating_sub(1);
                 debug_assert!(
@@ -334,7 +396,12 @@ impl Driver {
     }
 
     async fn job(&mut self, job: ApplyJob) -> Result<(), LoopExit> {
-        self.jobs.send(job).await.map_err(|_| LoopExit::ApplyWorker)
+        let waited = std::time::Instant::now();
+        self.jobs.send(job).await.map_err(|_| LoopExit::ApplyWorker)?;
+        if waited.elapsed() >= SLOW_TURN / 2 {
+            tracing::warn!(ms = waited.elapsed().as_millis() as u64, "node loop waited for room in the apply queue");
+        }
+        Ok(())
     }
 
     /// Publishes what `/readyz`, `/cluster` and metrics need (only when it changed).
@@ -387,5 +454,22 @@ impl Driver {
                 true
             }
         });
+    }
+}
+
+/// A turn this long is logged: it is a good part of the shortest election timeout.
+const SLOW_TURN: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The input's kind, for the slow-turn log.
+fn input_kind(input: &NodeInput) -> &'static str {
+    match input {
+        NodeInput::Tick => "tick",
+        NodeInput::Envelope(_) => "envelope",
+        NodeInput::Request { .. } => "request",
+        NodeInput::Applied { .. } => "applied",
+        NodeInput::ReadDone { .. } => "read-done",
+        NodeInput::Persisted { .. } => "persisted",
+        NodeInput::SnapshotTaken { .. } => "snapshot-taken",
+        NodeInput::Raft { .. } => "raft",
     }
 }

@@ -361,6 +361,8 @@ pub async fn start(
         clients: HashMap::new(),
         next_client: 1,
         trim: wal_trim::WalTrim::new(mirror, opts.wal_checkpoint_bytes),
+        checkpoint_build: None,
+        checkpoint_ready: std::sync::Arc::new(tokio::sync::Notify::new()),
         groups: groups_tx,
         groups_due: tokio::time::Instant::now(),
         groups_dirty: false,

@@ -55,25 +55,45 @@ pub struct Recovered {
 /// complete checkpoint (see `checkpoint` for the payloads and why this is exact).
 pub fn recover_groups(recovery: &Recovery) -> Recovered {
     let mut decoded: Vec<(u64, Result<Payload, String>)> = Vec::with_capacity(recovery.records.len());
-    let mut begins = std::collections::BTreeSet::new();
-    let mut start = 0u64;
+    // Checkpoint id -> seq of its `Begin`; the last complete one: (id, begin seq, end seq).
+    let mut begins: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut chosen: Option<(u64, u64, u64)> = None;
     for r in &recovery.records {
         let p = checkpoint::decode(&r.payload);
         match &p {
-            Ok(Payload::Begin(id)) if *id == r.seq => {
-                begins.insert(r.seq);
+            // A checkpoint is written at or after the seq it covers up to (its id).
+            Ok(Payload::Begin(id)) if *id <= r.seq => {
+                begins.insert(*id, r.seq);
             }
-            Ok(Payload::End(id)) if begins.contains(id) => start = *id,
+            Ok(Payload::End(id)) => {
+                if let Some(&b) = begins.get(id) {
+                    chosen = Some((*id, b, r.seq));
+                }
+            }
             _ => {}
         }
         decoded.push((r.seq, p));
     }
+    // Ordinary records from seq `start` on count; the chosen checkpoint's group records go
+    // first, whatever their position.
+    let start = chosen.map_or(0, |(id, _, _)| id);
+    let in_chosen = |seq: u64| chosen.is_some_and(|(_, b, e)| seq > b && seq < e);
     let mut per_group: BTreeMap<GroupId, Vec<PersistRecord>> = BTreeMap::new();
     let mut marked: std::collections::BTreeSet<GroupId> = std::collections::BTreeSet::new();
     let mut undecodable = 0usize;
-    for (seq, p) in decoded.into_iter().filter(|(seq, _)| *seq > start) {
+    for (seq, p) in &decoded {
+        if let Ok(Payload::Group(rec)) = p
+            && in_chosen(*seq)
+        {
+            per_group.entry(rec.group).or_default().push(rec.clone());
+        }
+    }
+    for (seq, p) in decoded.into_iter().filter(|(seq, _)| *seq >= start) {
         match p {
             Ok(Payload::Persist(rec)) => per_group.entry(rec.group).or_default().push(rec),
+            // Group records: the chosen checkpoint's were taken above; any other checkpoint's
+            // describe a state older than records before them.
+            Ok(Payload::Group(_)) => {}
             Ok(Payload::Damaged(g)) => {
                 marked.insert(g);
             }

@@ -2,9 +2,10 @@
 //! `checkpoint`).
 //!
 //! Policy: once the bytes appended since the last checkpoint began exceed
-//! `max(bound, 2 × the last checkpoint's size)`, the loop writes a checkpoint; once it is
-//! durable (the WAL's durable seq passed its `End`), every segment whose records all precede its
-//! `Begin` is deleted. The factor 2 keeps the rewrite amortised when the live state itself is
+//! `max(bound, 2 × the last checkpoint's size)`, the loop copies the mirror and has the
+//! checkpoint built off the loop, then writes it; once it is durable (the WAL's durable seq
+//! passed its `End`), every segment whose records all precede its id (the first seq the copy
+//! did not cover) is deleted. The factor 2 keeps the rewrite amortised when the live state itself is
 //! large: at most a third of the bytes written are checkpoint copies. One checkpoint is in
 //! flight at a time. The WAL then holds at most about `bound` + the live state + one segment.
 
@@ -24,8 +25,11 @@ pub struct WalTrim {
     bound: u64,
     since: u64,
     last_size: u64,
-    /// `(begin seq, end seq)` of a written checkpoint whose old segments are not deleted yet.
+    /// `(id, end seq)` of a written checkpoint whose old segments (all records below `id`) are
+    /// not deleted yet.
     in_flight: Option<(u64, u64)>,
+    /// A checkpoint is being built off the loop.
+    building: bool,
     /// Checkpoints written in this process.
     pub checkpoints: u64,
 }
@@ -39,6 +43,7 @@ impl WalTrim {
             since: 0,
             last_size: 0,
             in_flight: None,
+            building: false,
             checkpoints: 0,
         }
     }
@@ -59,36 +64,47 @@ impl WalTrim {
         &self.mirror
     }
 
-    /// If a checkpoint is due, its payloads, to be appended from seq `next_seq` on (the
-    /// `Begin` marker carries `next_seq` as the checkpoint's id).
-    pub fn due(&mut self, next_seq: u64, max_record_len: usize) -> Option<Vec<Vec<u8>>> {
+    /// If a checkpoint is due: a copy of the mirror as of `next_seq` (the WAL seq of the next
+    /// record, which becomes the checkpoint's id), for [`Mirror::checkpoint`] to encode off the
+    /// loop; the caller then reports [`WalTrim::written`] or [`WalTrim::abandoned`]. The copy is
+    /// cheap: entries share their command bytes.
+    pub fn due(&mut self, next_seq: u64) -> Option<(u64, Mirror)> {
         if self.bound == 0
+            || self.building
             || self.in_flight.is_some()
+            || self.mirror.broken().is_some()
             || self.since <= self.bound.max(2 * self.last_size)
         {
             return None;
         }
-        let Some(payloads) = self.mirror.checkpoint(next_seq, max_record_len) else {
-            // Off (broken mirror) or too large: do not retry at every step.
-            self.since = 0;
-            return None;
-        };
-        let size: u64 = payloads
-            .iter()
-            .map(|p| p.len() as u64 + RECORD_OVERHEAD)
-            .sum();
-        self.last_size = size;
-        self.since = size;
-        self.in_flight = Some((next_seq, next_seq + payloads.len() as u64 - 1));
+        self.building = true;
+        Some((next_seq, self.mirror.clone()))
+    }
+
+    /// The checkpoint `id` was queued to the WAL; its last record (`End`) has seq `end`, and it
+    /// took `bytes` of payload.
+    pub fn written(&mut self, id: u64, end: u64, bytes: u64) {
+        debug_assert!(self.building);
+        self.building = false;
+        self.last_size = bytes;
+        // Everything from `id` on stays in the WAL beside the checkpoint.
+        self.since = bytes;
+        self.in_flight = Some((id, end));
         self.checkpoints += 1;
-        Some(payloads)
+    }
+
+    /// The build gave up (a group too large for one record, or checkpoints off): not retried
+    /// before another `bound` of bytes.
+    pub fn abandoned(&mut self) {
+        self.building = false;
+        self.since = 0;
     }
 
     /// The WAL is durable up to `durable`: the seq below which segments may now be deleted, once
     /// (the caller queues the deletion and calls [`WalTrim::truncation_queued`]).
     pub fn deletable_below(&self, durable: u64) -> Option<u64> {
         match self.in_flight {
-            Some((begin, end)) if durable >= end => Some(begin),
+            Some((id, end)) if durable >= end => Some(id),
             _ => None,
         }
     }
@@ -120,14 +136,33 @@ mod tests {
         for i in 1..=9 {
             t.persisted(&rec(i), 90);
         }
-        assert!(t.due(10, 1 << 20).is_none(), "{} bytes: not yet", t.since);
+        assert!(t.due(10).is_none(), "{} bytes: not yet", t.since);
         t.persisted(&rec(10), 90);
-        let p = t.due(11, 1 << 20).expect("due");
+        let (id, copy) = t.due(11).expect("due");
+        assert_eq!(id, 11);
+        assert!(t.due(12).is_none(), "one being built");
+        // Records keep coming while the copy is encoded; the copy does not see them.
+        t.persisted(&rec(11), 90);
+        let p = copy.checkpoint(id, 1 << 20).expect("built");
         assert_eq!(p.len(), 3, "begin, group 1, end");
-        assert!(t.due(20, 1 << 20).is_none(), "one in flight");
-        assert_eq!(t.deletable_below(12), None);
-        assert_eq!(t.deletable_below(13), Some(11));
+        assert_eq!(copy.state(1).unwrap().entries.len(), 10);
+        // Written at seqs 12..=14 (record 11 went to seq 11 meanwhile).
+        t.written(id, 14, p.iter().map(|x| x.len() as u64).sum());
+        assert!(t.due(20).is_none(), "one in flight");
+        assert_eq!(t.deletable_below(13), None);
+        assert_eq!(t.deletable_below(14), Some(11), "segments below the id, not below the Begin");
         t.truncation_queued();
         assert_eq!(t.deletable_below(100), None);
+    }
+
+    #[test]
+    fn an_abandoned_build_waits_for_another_bound() {
+        let mut t = WalTrim::new(Mirror::new(&BTreeMap::new(), BTreeMap::new()), 100);
+        t.persisted(&PersistRecord { group: 1, ..PersistRecord::default() }, 200);
+        assert!(t.due(2).is_some());
+        t.abandoned();
+        assert!(t.due(3).is_none(), "since was reset");
+        t.persisted(&PersistRecord { group: 1, ..PersistRecord::default() }, 200);
+        assert!(t.due(4).is_some());
     }
 }

@@ -43,6 +43,8 @@ pub struct Wal {
     next_seq: u64,
     buf: Vec<u8>,
     failed: bool,
+    /// Bytes of the sealed segments on disk (for the `vecraft_wal_bytes` gauge).
+    sealed_bytes: u64,
 }
 
 impl Wal {
@@ -54,6 +56,7 @@ impl Wal {
         let (recovery, sealed) = recover(&dir)?;
         let next_id = sealed.last().map_or(1, |s| s.id + 1);
         let active = create_segment(&dir, next_id, recovery.next_seq, &opts)?;
+        let sealed_bytes = sealed.iter().map(file_len).sum();
         let wal = Self {
             dir,
             opts,
@@ -62,7 +65,9 @@ impl Wal {
             next_seq: recovery.next_seq,
             buf: Vec::new(),
             failed: false,
+            sealed_bytes,
         };
+        wal.report_bytes();
         Ok((wal, recovery))
     }
 
@@ -137,10 +142,15 @@ impl Wal {
             .write_all_at(&self.buf, self.active.offset)
             .map_err(io_err("write wal batch"))
             .and_then(|()| {
-                self.active
+                let started = std::time::Instant::now();
+                let synced = self
+                    .active
                     .file
                     .sync_data()
-                    .map_err(io_err("fdatasync wal batch"))
+                    .map_err(io_err("fdatasync wal batch"));
+                metrics::histogram!(crate::http::metrics::WAL_FSYNC_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
+                synced
             });
         if let Err(e) = res {
             self.failed = true;
@@ -148,6 +158,7 @@ impl Wal {
         }
         self.active.offset += bytes;
         self.next_seq += payloads.len() as u64;
+        self.report_bytes();
         Ok(Some(self.next_seq - 1))
     }
 
@@ -165,11 +176,13 @@ impl Wal {
             .take_while(|&&next_first| next_first <= seq)
             .count();
         for seg in self.sealed.drain(..removable) {
+            self.sealed_bytes = self.sealed_bytes.saturating_sub(file_len(&seg));
             fs::remove_file(&seg.path).map_err(io_err("delete wal segment"))?;
             tracing::debug!(segment = seg.id, "wal: deleted segment below seq {seq}");
         }
         if removable > 0 {
             fsync_dir(&self.dir)?;
+            self.report_bytes();
         }
         Ok(removable)
     }
@@ -186,9 +199,20 @@ impl Wal {
             self.failed = true;
         })?;
         let old = std::mem::replace(&mut self.active, next);
+        self.sealed_bytes += file_len(&old.info);
         self.sealed.push(old.info);
         Ok(())
     }
+
+    /// Sets `vecraft_wal_bytes`: the sealed segments plus what the active one holds.
+    fn report_bytes(&self) {
+        metrics::gauge!(crate::http::metrics::WAL_BYTES).set((self.sealed_bytes + self.active.offset) as f64);
+    }
+}
+
+/// A segment's size on disk (0 if it cannot be read: the gauge is informational).
+fn file_len(seg: &SegmentInfo) -> u64 {
+    fs::metadata(&seg.path).map_or(0, |m| m.len())
 }
 
 /// Creates segment `id` durably: temp file with header and preallocation, fsync, rename, fsync
