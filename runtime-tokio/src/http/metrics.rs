@@ -48,6 +48,10 @@ pub const WAL_FSYNC_SECONDS: &str = "vecraft_wal_fsync_seconds";
 /// One turn of the node loop: a step and carrying out its outputs (a long turn delays every
 /// group's heartbeats and votes).
 pub const NODE_LOOP_TURN_SECONDS: &str = "vecraft_node_loop_turn_seconds";
+/// Messages the node's transport sent and received.
+pub const TRANSPORT_MESSAGES: &str = "vecraft_transport_messages_total";
+/// Messages the transport dropped, by reason (a full peer queue, an unknown peer, ...).
+pub const TRANSPORT_DROPPED: &str = "vecraft_transport_dropped_total";
 /// Counter: snapshots taken, label `trigger` (`api` or `schedule`).
 pub const SNAPSHOTS_TAKEN: &str = "vecraft_snapshots_taken_total";
 
@@ -95,6 +99,8 @@ fn describe() {
     metrics::describe_gauge!(WAL_BYTES, metrics::Unit::Bytes, "WAL size on disk");
     metrics::describe_histogram!(WAL_FSYNC_SECONDS, metrics::Unit::Seconds, "WAL fsync latency");
     metrics::describe_histogram!(NODE_LOOP_TURN_SECONDS, metrics::Unit::Seconds, "Node loop turn: one step and its outputs");
+    metrics::describe_counter!(TRANSPORT_MESSAGES, "Messages sent and received between nodes");
+    metrics::describe_counter!(TRANSPORT_DROPPED, "Messages between nodes dropped, by reason (Raft retries)");
     metrics::describe_counter!(SNAPSHOTS_TAKEN, "Snapshots taken by trigger");
 }
 

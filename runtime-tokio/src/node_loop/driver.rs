@@ -445,6 +445,7 @@ impl Driver {
         }
         self.groups_due = now + GROUP_STATUS_EVERY;
         self.groups_dirty = false;
+        record_transport(&self.transport.stats());
         let next = group_status::collect(&self.node);
         self.groups.send_if_modified(|g| {
             if **g == next {
@@ -454,6 +455,22 @@ impl Driver {
                 true
             }
         });
+    }
+}
+
+/// The transport's counters as Prometheus counters (refreshed with the group picture).
+fn record_transport(t: &crate::transport::TransportStats) {
+    use crate::http::metrics::{TRANSPORT_DROPPED, TRANSPORT_MESSAGES};
+    metrics::counter!(TRANSPORT_MESSAGES, "direction" => "sent").absolute(t.msgs_sent);
+    metrics::counter!(TRANSPORT_MESSAGES, "direction" => "received").absolute(t.msgs_received);
+    for (reason, n) in [
+        ("queue_full", t.dropped_queue_full),
+        ("unknown_peer", t.dropped_unknown_peer),
+        ("send_failed", t.dropped_send_failed),
+        ("oversize", t.dropped_oversize),
+        ("stale", t.dropped_stale),
+    ] {
+        metrics::counter!(TRANSPORT_DROPPED, "reason" => reason).absolute(n);
     }
 }
 
