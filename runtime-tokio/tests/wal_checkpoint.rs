@@ -158,6 +158,31 @@ fn write_checkpoint(dir: &Path, mirror: &Mirror) -> (u64, u64, usize) {
     (begin, bytes, n)
 }
 
+/// Cuts the last segment (the checkpoint's, which starts it) at every `step`-th byte of the
+/// checkpoint's `bytes`, each in a copy of `dir` under `scratch`: recovery must give `expected`
+/// without damage every time.
+fn every_tear_recovers(scratch: &Path, dir: &Path, bytes: u64, step: usize, expected: &BTreeMap<GroupId, DurableState>) {
+    let ckpt_segment = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .max()
+        .unwrap();
+    let mut cuts = 0;
+    for cut in (SEGMENT_HEADER_LEN as u64..SEGMENT_HEADER_LEN as u64 + bytes).step_by(step) {
+        let torn = scratch.join(format!("torn-{cut}"));
+        copy_dir(dir, &torn);
+        let seg = torn.join(ckpt_segment.file_name().unwrap());
+        std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
+        let r = recover(&torn);
+        assert!(r.damaged.is_empty(), "cut at {cut}: {:?}", r.damage);
+        assert_eq!(&r.groups, expected, "cut at {cut}");
+        std::fs::remove_dir_all(&torn).unwrap();
+        cuts += 1;
+    }
+    assert!(cuts > 10);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -194,30 +219,7 @@ fn recovery_is_identical_across_a_checkpoint_and_every_crash_point_in_it() {
 
     // Torn anywhere inside the checkpoint (every byte boundary of its records): recovery sees
     // the old records plus a prefix of the checkpoint, and rebuilds the same states.
-    let ckpt_segment = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
-        .max()
-        .unwrap();
-    let mut cuts = 0;
-    for cut in (SEGMENT_HEADER_LEN as u64..SEGMENT_HEADER_LEN as u64 + ckpt_bytes).step_by(7) {
-        let torn = tmp.path().join(format!("torn-{cut}"));
-        copy_dir(&dir, &torn);
-        let seg = torn.join(ckpt_segment.file_name().unwrap());
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&seg)
-            .unwrap()
-            .set_len(cut)
-            .unwrap();
-        let r = recover(&torn);
-        assert!(r.damaged.is_empty(), "cut at {cut}: {:?}", r.damage);
-        assert_eq!(r.groups, expected, "cut at {cut}");
-        std::fs::remove_dir_all(&torn).unwrap();
-        cuts += 1;
-    }
-    assert!(cuts > 10);
+    every_tear_recovers(tmp.path(), &dir, ckpt_bytes, 7, &expected);
 
     // Durable, old segments still there (a crash before the deletion).
     let r = recover(&dir);
@@ -377,25 +379,7 @@ fn a_checkpoint_written_after_newer_records_recovers_them_all() {
     assert_eq!(r.groups, expected, "checkpoint, then the records from its id on");
 
     // Torn anywhere: its group records are ignored (they are older than records before them).
-    let ckpt_segment = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
-        .max()
-        .unwrap();
-    let mut cuts = 0;
-    for cut in (SEGMENT_HEADER_LEN as u64..SEGMENT_HEADER_LEN as u64 + ckpt_bytes).step_by(5) {
-        let torn = tmp.path().join(format!("torn-{cut}"));
-        copy_dir(&dir, &torn);
-        let seg = torn.join(ckpt_segment.file_name().unwrap());
-        std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
-        let r = recover(&torn);
-        assert!(r.damaged.is_empty(), "cut at {cut}: {:?}", r.damage);
-        assert_eq!(r.groups, expected, "cut at {cut}");
-        std::fs::remove_dir_all(&torn).unwrap();
-        cuts += 1;
-    }
-    assert!(cuts > 10);
+    every_tear_recovers(tmp.path(), &dir, ckpt_bytes, 5, &expected);
 
     // The segments wholly below the id go; those holding the newer records stay.
     {

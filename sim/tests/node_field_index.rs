@@ -6,39 +6,15 @@
 //!
 //! `VECRAFT_NODE_SEEDS=N` raises the number of seeds (default 60).
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use vecraft_sim::node_world::{NodeBug, NodeWorldConfig, NodeWorldReport, run_node_world};
+mod node_common;
 
-fn env_seeds(default: u64) -> u64 {
-    std::env::var("VECRAFT_NODE_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use node_common::{env_seeds, run_seeds};
+use std::collections::BTreeMap;
+use vecraft_sim::node_world::{NodeBug, NodeWorldConfig, NodeWorldReport};
 
 /// Runs the seeds of `seeds` whose world has field indexes on (all of them with the bug).
 fn run_index_seeds(seeds: std::ops::Range<u64>, bug: Option<NodeBug>) -> Vec<NodeWorldReport> {
-    let next = Mutex::new(seeds);
-    let out = Mutex::new(Vec::new());
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                while let Some(seed) = next.lock().unwrap().next() {
-                    let cfg = NodeWorldConfig::from_seed(seed, bug);
-                    if !cfg.field_indexes {
-                        continue;
-                    }
-                    let r = run_node_world(cfg);
-                    out.lock().unwrap().push(r);
-                }
-            });
-        }
-    });
-    let mut v = out.into_inner().unwrap();
-    v.sort_by_key(|r| r.seed);
-    v
+    run_seeds(seeds, bug, NodeWorldConfig::from_seed, |c| c.field_indexes)
 }
 
 #[test]

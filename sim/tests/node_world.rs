@@ -5,12 +5,10 @@
 //!
 //! `VECRAFT_NODE_SEEDS=N` raises the number of seeds (default 120).
 
-use std::sync::Mutex;
-use vecraft_sim::node_world::{NodeBug, NodeWorldConfig, NodeWorldReport, run_node_world};
+mod node_common;
 
-fn env_seeds(default: u64) -> u64 {
-    std::env::var("VECRAFT_NODE_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
+use node_common::{env_seeds, run_seeds};
+use vecraft_sim::node_world::{NodeBug, NodeWorldConfig, NodeWorldReport, run_node_world};
 
 fn run_all(seeds: std::ops::Range<u64>, bug: Option<NodeBug>) -> Vec<NodeWorldReport> {
     run_all_with(seeds, bug, NodeWorldConfig::from_seed)
@@ -21,22 +19,7 @@ fn run_all_with(
     bug: Option<NodeBug>,
     make: fn(u64, Option<NodeBug>) -> NodeWorldConfig,
 ) -> Vec<NodeWorldReport> {
-    let next = Mutex::new(seeds.clone());
-    let out = Mutex::new(Vec::new());
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                while let Some(seed) = next.lock().unwrap().next() {
-                    let r = run_node_world(make(seed, bug));
-                    out.lock().unwrap().push(r);
-                }
-            });
-        }
-    });
-    let mut v = out.into_inner().unwrap();
-    v.sort_by_key(|r| r.seed);
-    v
+    run_seeds(seeds, bug, make, |_| true)
 }
 
 #[test]
