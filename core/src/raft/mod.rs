@@ -51,7 +51,10 @@
 //! confirms nothing); lease reads additionally need check-quorum, vote stickiness at every term
 //! and a lease shortened by the configured clock-drift bound, and end for good once a leadership
 //! transfer's `TimeoutNow` has left; a node whose disk was damaged neither votes nor campaigns
-//! until a leader of a later term has repaired it.
+//! until a leader of a later term has repaired it. A follower acknowledges an append twice when
+//! new entries wait for the disk (its term and vote already durable): at once for the prefix that
+//! is durable, with the append's round, and again once the new entries are; so a slow write
+//! delays commits but never silences the follower towards check-quorum and read rounds.
 //!
 //! Membership changes ([`RaftInput::ProposeConfChange`], see `conf_change` and `reconfig`) go
 //! one at a time, through a joint configuration whenever more than one voter moves, and take
