@@ -76,7 +76,12 @@ pub async fn run(
         cluster_addr,
         secret,
         request_queue: config.write_queue_capacity,
-        apply_queue: 4096,
+        // Deep enough that the loop never waits for the apply worker: a restarted replica
+        // catching up is handed thousands of committed entries in one step, and waiting for
+        // room for each (4,096 before) held the loop, and every group's heartbeats, for up to
+        // a second. The jobs share their command bytes with the log, and Raft bounds the
+        // committed-but-unapplied backlog, so depth costs little memory.
+        apply_queue: 1 << 20,
         wal_segment_bytes: config.wal_segment_bytes,
         wal_checkpoint_bytes: config.wal_checkpoint_bytes,
         indexing_threshold_kb: config.indexing_threshold_kb,
