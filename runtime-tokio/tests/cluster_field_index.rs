@@ -9,7 +9,7 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call, create_t};
+use cluster_common::{Cluster, call, create_t, metric};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -106,17 +106,6 @@ async fn red_count(c: &HttpClient) -> (u16, Value) {
         Some(body),
     )
     .await
-}
-
-async fn metric(c: &HttpClient, name: &str) -> f64 {
-    let Ok(a) = c.call(hyper::Method::GET, "/metrics", None).await else {
-        return 0.0;
-    };
-    let text = String::from_utf8_lossy(&a.body).into_owned();
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call, ids_present, points, upsert_until_acked, create_t};
+use cluster_common::{Cluster, call, create_t, ids_present, metric, points, upsert_until_acked};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -27,18 +27,6 @@ fn small_thresholds(root: &Path, n: u64) -> Cluster {
         ("VECRAFT_WAL_CHECKPOINT_BYTES", "65536"),
     ];
     cl
-}
-
-/// Sum of a counter over its label sets in a node's `/metrics` (0 if absent).
-async fn metric(c: &HttpClient, name: &str) -> f64 {
-    let Ok(a) = c.call(hyper::Method::GET, "/metrics", None).await else {
-        return 0.0;
-    };
-    let text = String::from_utf8_lossy(&a.body).into_owned();
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -263,3 +263,14 @@ pub async fn create_t(c: &HttpClient, body: Value) {
     assert_eq!(s, 200, "create t: {v}");
 }
 
+/// Sum of a counter over its label sets in a node's `/metrics` (0 if absent).
+pub async fn metric(c: &HttpClient, name: &str) -> f64 {
+    let Ok(a) = c.call(hyper::Method::GET, "/metrics", None).await else {
+        return 0.0;
+    };
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
