@@ -144,6 +144,9 @@ async fn a_keyword_index_is_replicated_and_survives_wal_replay_and_snapshot_inst
     )
     .await;
     assert_eq!(s, 200, "{v}");
+    // As for points: without `wait` the answer comes once the shard leaders hold it durably.
+    let (s, v) = call(&clients[2], hyper::Method::PUT, "/collections/t/index?wait=false", Some(index.clone())).await;
+    assert_eq!((s, v["result"]["status"].clone()), (200, json!("acknowledged")), "{v}");
     let conflicting = json!({"field_name": "color", "field_schema": "integer"});
     let (s, v) = call(
         &clients[2],

@@ -220,30 +220,11 @@ impl NodeBackend {
                 };
                 // Held until the node answers (or the request is dropped).
                 let _permit = self.admission.admit(affected.max(1) as u64)?;
-                let ack = write_ack(options.ack);
-                match self
-                    .call(
-                        Request::Write {
-                            collection,
-                            op,
-                            ack,
-                        },
-                        options.timeout,
-                    )
-                    .await?
-                {
-                    Reply::Written { token } => {
-                        let token = ReadToken { marks: token.marks };
-                        let seq = token.marks.values().copied().max().unwrap_or(0);
-                        let mut r = receipt(token, CommandOutcome::PointsApplied { seq, affected });
-                        r.status = match ack {
-                            WriteAck::Quorum => WriteStatus::Completed,
-                            WriteAck::Leader | WriteAck::OneCopy => WriteStatus::Acknowledged,
-                        };
-                        Ok(r)
-                    }
-                    _ => Err(unexpected()),
-                }
+                let (token, status) = self.write_op(collection, op, &options).await?;
+                let seq = token.marks.values().copied().max().unwrap_or(0);
+                let mut r = receipt(token, CommandOutcome::PointsApplied { seq, affected });
+                r.status = status;
+                Ok(r)
             }
             // Replicated through every shard's log: see `node/field_index.rs`.
             Command::CreateFieldIndex { collection, field, schema } => {
@@ -253,6 +234,25 @@ impl NodeBackend {
                 self.write_field_index(collection, field, None, options, op_id).await
             }
         }
+    }
+
+    /// Writes one points command (points or field-index declarations) at the requested ack:
+    /// the read token, and `completed` at `quorum` (applied) or `acknowledged` below it.
+    pub(super) async fn write_op(
+        &self,
+        collection: String,
+        op: vecraft_core::vector::collection::PointsOp,
+        options: &WriteOptions,
+    ) -> Result<(ReadToken, WriteStatus), BackendError> {
+        let ack = write_ack(options.ack);
+        let Reply::Written { token } = self.call(Request::Write { collection, op, ack }, options.timeout).await? else {
+            return Err(unexpected());
+        };
+        let status = match ack {
+            WriteAck::Quorum => WriteStatus::Completed,
+            WriteAck::Leader | WriteAck::OneCopy => WriteStatus::Acknowledged,
+        };
+        Ok((ReadToken { marks: token.marks }, status))
     }
 
     pub(super) async fn do_create(

@@ -15,7 +15,7 @@
 
 use super::{NodeBackend, read_level, unexpected};
 use crate::backend::{
-    BackendError, ReadConsistency, ReadToken, WriteOptions, WriteReceipt, WriteStatus,
+    BackendError, ReadConsistency, WriteOptions, WriteReceipt,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -89,26 +89,13 @@ impl NodeBackend {
             Some(schema) => PointsOp::CreateFieldIndex { field, schema },
             None => PointsOp::DeleteFieldIndex { field },
         };
-        let ack = super::write_ack(options.ack);
-        let reply = self
-            .call(
-                Request::Write {
-                    collection,
-                    op,
-                    ack,
-                },
-                options.timeout,
-            )
-            .await?;
-        let Reply::Written { token } = reply else {
-            return Err(unexpected());
-        };
+        let (token, status) = self.write_op(collection, op, &options).await?;
         // Whether it changed, as far as the declarations read just before tell.
         let changed = schema.is_some() != existing.is_some();
         Ok(WriteReceipt {
             operation_id,
-            status: WriteStatus::Completed,
-            token: ReadToken { marks: token.marks },
+            status,
+            token,
             outcome: Some(CommandOutcome::FieldIndexChanged { changed }),
         })
     }
