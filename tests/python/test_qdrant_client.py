@@ -2,6 +2,7 @@
 that no exception was raised."""
 
 import math
+import time
 import warnings
 
 import pytest
@@ -68,7 +69,16 @@ def test_collections(client, filled):
     assert info.config.params.vectors.size == DIM
     assert info.config.params.vectors.distance == models.Distance.COSINE
     assert info.config.hnsw_config.m == 16
-    assert info.status == models.CollectionStatus.GREEN
+    # Indexing is deferred as in Qdrant: `yellow` while points wait to be linked into the
+    # graph (they are searched exactly meanwhile), then `green` with every vector indexed.
+    assert info.status in (models.CollectionStatus.GREEN, models.CollectionStatus.YELLOW)
+    assert info.indexed_vectors_count <= N
+    deadline = time.monotonic() + 60
+    while info.status != models.CollectionStatus.GREEN:
+        assert time.monotonic() < deadline, f"still {info.status} after 60 s"
+        time.sleep(0.1)
+        info = client.get_collection(filled)
+    assert info.indexed_vectors_count == N
 
 
 def test_payload_index(client, filled):
