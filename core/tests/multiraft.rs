@@ -492,3 +492,64 @@ fn a_lost_quiesce_mark_is_repeated_and_the_leader_sleeps_only_once_every_followe
     c.run_for(Duration::from_secs(10));
     assert_eq!(c.traffic.envelopes, before);
 }
+
+/// A proposal that lands after the leader marked a quiesce round, but before it slept, wakes the
+/// followers (they had already stopped their timers on the mark). Their acknowledgements of that
+/// proposal's append carry the marked round's number, yet they are not acknowledgements of the
+/// mark: the leader must mark a fresh round instead of sleeping on them, or it sleeps while its
+/// followers' election timers run, and they depose it (seen on real processes: every collection
+/// created right after boot cost the metadata group an election). Returns the cluster, the
+/// term before the proposal, and the instants at which the leader slept over an awake follower
+/// with nothing in flight to it.
+fn proposal_after_the_mark(bugs: vecraft_core::raft::InjectedBugs) -> (Cluster, u64, u64, Vec<(Time, u64)>) {
+    let mut c = Cluster::with_bugs(&NODES, 1, true, 47, bugs);
+    c.await_leaders(Duration::from_secs(10));
+    let leader = c.leader(1).expect("leader");
+    let followers: Vec<u64> = NODES.into_iter().filter(|&n| n != leader).collect();
+    // Step until both followers slept on a mark while the leader is still awake.
+    let mut caught = false;
+    for _ in 0..4000 {
+        c.run_for(Duration::from_millis(1));
+        if followers.iter().all(|&f| c.raft(f, 1).is_quiesced()) && !c.raft(leader, 1).is_quiesced() {
+            caught = true;
+            break;
+        }
+    }
+    assert!(caught, "followers quiesce on the mark one round before the leader does");
+    let term = c.raft(leader, 1).term();
+    c.input(leader, MultiRaftInput::Propose { group: 1, id: 1, command: Bytes::from_static(b"late") });
+    let mut violations = Vec::new();
+    for _ in 0..5000 {
+        c.run_for(Duration::from_millis(1));
+        if c.raft(leader, 1).role() == Role::Leader && c.raft(leader, 1).is_quiesced() {
+            for &f in &followers {
+                let in_flight = c.events.values().any(|e| matches!(e, multiraft_harness::Event::Deliver(env) if env.to == f));
+                if !c.raft(f, 1).is_quiesced() && !in_flight {
+                    violations.push((c.now, f));
+                }
+            }
+        }
+    }
+    (c, leader, term, violations)
+}
+
+#[test]
+fn a_proposal_after_the_mark_makes_the_leader_mark_again_instead_of_sleeping_under_awake_followers() {
+    let (c, leader, term, violations) = proposal_after_the_mark(Default::default());
+    assert!(violations.is_empty(), "the leader slept over awake followers: {:?}", &violations[..violations.len().min(3)]);
+    for n in NODES {
+        assert!(c.commands(n, 1).contains(&Bytes::from_static(b"late")), "not applied on {n}");
+        assert_eq!(c.raft(n, 1).term(), term, "an election on {n}: a follower timed out under a sleeping leader");
+    }
+    assert_eq!(c.leader(1), Some(leader));
+    assert!(c.all_quiesced(), "and then everyone sleeps");
+}
+
+#[cfg(feature = "bug-injection")]
+#[test]
+fn bug_switch_sleep_on_overtaken_mark_is_caught_by_the_awake_follower_check() {
+    let bugs = vecraft_core::raft::InjectedBugs { sleep_on_overtaken_mark: true, ..Default::default() };
+    let (c, _, term, violations) = proposal_after_the_mark(bugs);
+    assert!(!violations.is_empty(), "the check must see the leader sleep over awake followers");
+    assert!(NODES.iter().any(|&n| c.raft(n, 1).term() > term), "and the followers then depose it");
+}

@@ -29,6 +29,7 @@ pub fn injected_bugs() -> InjectedBugs {
                 "compact_uncommitted" => &mut b.compact_uncommitted,
                 "install_stale_snapshot" => &mut b.install_stale_snapshot,
                 "wake_renews_lease" => &mut b.wake_renews_lease,
+                "sleep_on_overtaken_mark" => &mut b.sleep_on_overtaken_mark,
                 other => panic!("VECRAFT_FUZZ_INJECT: unknown bug {other}"),
             };
             *flag = true;

@@ -159,6 +159,9 @@ pub struct InjectedBugs {
     /// A quiesced leader that wakes treats its lease as renewed (as if its followers had kept
     /// hearing from it) instead of re-confirming leadership with a quorum round first.
     pub wake_renews_lease: bool,
+    /// A leader that marked a quiesce round sleeps on its followers' echo of the round number
+    /// even when it sent them more than the marked heartbeats since (which woke them).
+    pub sleep_on_overtaken_mark: bool,
 }
 
 impl InjectedBugs {
@@ -177,7 +180,8 @@ impl InjectedBugs {
                 || self.skip_joint
                 || self.compact_uncommitted
                 || self.install_stale_snapshot
-                || self.wake_renews_lease)
+                || self.wake_renews_lease
+                || self.sleep_on_overtaken_mark)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

@@ -756,6 +756,7 @@ impl StateMachine for RaftNode {
     type Output = RaftOutput;
 
     fn step(&mut self, now: Time, input: RaftInput, out: &mut Vec<RaftOutput>) {
+        let first = out.len();
         if self.quiesce.quiesced
             && matches!(
                 input,
@@ -786,5 +787,6 @@ impl StateMachine for RaftNode {
             RaftInput::SnapshotRejected { meta } => self.handle_snapshot_rejected(meta, out),
         }
         self.flush(now, out);
+        self.forget_mark_if_overtaken(&out[first..]);
     }
 }

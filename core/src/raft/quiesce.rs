@@ -38,7 +38,8 @@
 //! leader died while everyone slept elect a new one.
 
 use super::config::InjectedBugs;
-use super::node::{RaftNode, Role};
+use super::message::MessageBody;
+use super::node::{RaftNode, RaftOutput, Role};
 use crate::contract::{NodeId, Time};
 use rand::RngExt;
 
@@ -128,6 +129,23 @@ impl RaftNode {
         }
     }
 
+    /// Called after every step with what it sent: a leader that sent anything but the marked
+    /// round's heartbeats since marking forgets the mark, and marks a fresh round at its next
+    /// heartbeat tick. A follower that slept on the mark wakes on any later message (an append
+    /// of a proposal that arrived before the leader slept), and its answer echoes the marked
+    /// round's number without acknowledging the mark; sleeping on it would leave that
+    /// follower's election timer running under a silent leader, which it then deposes.
+    pub(super) fn forget_mark_if_overtaken(&mut self, sent: &[RaftOutput]) {
+        let Some(r) = self.quiesce.marked_round else { return };
+        let overtaken = sent.iter().any(|o| match o {
+            RaftOutput::Send(m) => !is_mark_heartbeat(&m.body, r),
+            _ => false,
+        });
+        if overtaken && !InjectedBugs::on(self.bugs().sleep_on_overtaken_mark) {
+            self.quiesce.marked_round = None;
+        }
+    }
+
     /// A follower received a heartbeat marked quiesce from `from` at `term` (already stepped in
     /// as an ordinary heartbeat): it stops its election timer if `from` is its leader of this term
     /// and it holds the whole log as committed. A stale or reordered mark is ignored.
@@ -200,4 +218,11 @@ impl RaftNode {
         let delay = turn * slot + self.rng.random_range(0..(slot / 2).max(1));
         self.election_deadline = self.election_deadline.min(Time(now.0 + delay));
     }
+}
+
+/// Whether `body` is a heartbeat of round `round` that the multi-Raft host sends with the
+/// quiesce mark (see `multiraft::envelope::Outbox::push`: an empty append at or below commit).
+fn is_mark_heartbeat(body: &MessageBody, round: u64) -> bool {
+    matches!(body, MessageBody::Append { prev_index, entries, commit, round: r, .. }
+        if entries.is_empty() && prev_index <= commit && *r == round)
 }

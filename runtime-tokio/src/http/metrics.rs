@@ -48,6 +48,12 @@ pub const WAL_FSYNC_SECONDS: &str = "vecraft_wal_fsync_seconds";
 /// One turn of the node loop: a step and carrying out its outputs (a long turn delays every
 /// group's heartbeats and votes).
 pub const NODE_LOOP_TURN_SECONDS: &str = "vecraft_node_loop_turn_seconds";
+/// How late the loop stepped a due deadline (time the loop's thread waited to run, or sat in
+/// a long turn): a lateness near the election timeout means followers time out while the
+/// leader is alive.
+pub const NODE_LOOP_TIMER_LATENESS_SECONDS: &str = "vecraft_node_loop_timer_lateness_seconds";
+/// Counter: elections this node started for a group after hearing from its leader, by group.
+pub const RAFT_ELECTIONS_STARTED: &str = "vecraft_raft_elections_started_total";
 /// Messages the node's transport sent and received.
 pub const TRANSPORT_MESSAGES: &str = "vecraft_transport_messages_total";
 /// Messages the transport dropped, by reason (a full peer queue, an unknown peer, ...).
@@ -99,6 +105,8 @@ fn describe() {
     metrics::describe_gauge!(WAL_BYTES, metrics::Unit::Bytes, "WAL size on disk");
     metrics::describe_histogram!(WAL_FSYNC_SECONDS, metrics::Unit::Seconds, "WAL fsync latency");
     metrics::describe_histogram!(NODE_LOOP_TURN_SECONDS, metrics::Unit::Seconds, "Node loop turn: one step and its outputs");
+    metrics::describe_histogram!(NODE_LOOP_TIMER_LATENESS_SECONDS, metrics::Unit::Seconds, "How late the node loop stepped a due deadline");
+    metrics::describe_counter!(RAFT_ELECTIONS_STARTED, "Elections this node started for a group it had a leader for");
     metrics::describe_counter!(TRANSPORT_MESSAGES, "Messages sent and received between nodes");
     metrics::describe_counter!(TRANSPORT_DROPPED, "Messages between nodes dropped, by reason (Raft retries)");
     metrics::describe_counter!(SNAPSHOTS_TAKEN, "Snapshots taken by trigger");

@@ -21,6 +21,7 @@ use super::apply::{ApplyDone, ApplyJob};
 use super::checkpoint::{WAL_CHECKPOINTS, WAL_SEGMENTS_DELETED};
 use super::group_status::{self, GROUP_STATUS_EVERY, GroupStatus};
 use super::recovery::encode_record;
+use super::role_watch::{self, RoleWatch};
 use super::wal_trim::WalTrim;
 use super::{ClientCall, NodeStatus};
 use crate::transport::Transport;
@@ -81,6 +82,8 @@ pub(super) struct Driver {
     /// have changed it (then the loop wakes at that time to publish it).
     pub groups_due: tokio::time::Instant,
     pub groups_dirty: bool,
+    /// Each group's last seen role, for the role-change log.
+    pub roles: RoleWatch,
 }
 
 /// What a checkpoint build sends back: id, payloads, milliseconds it took (`None`: not built).
@@ -156,6 +159,10 @@ impl Driver {
                 _ = self.checkpoint_ready.notified(), if self.checkpoint_build.is_some() => None,
                 }
             };
+            if matches!(input, Some(NodeInput::Tick)) {
+                let late = tokio::time::Instant::now().saturating_duration_since(wake);
+                metrics::histogram!(crate::http::metrics::NODE_LOOP_TIMER_LATENESS_SECONDS).record(late.as_secs_f64());
+            }
             let turn = std::time::Instant::now();
             let mut out = Vec::new();
             let kind = input.as_ref().map(input_kind).unwrap_or("none");
@@ -406,6 +413,9 @@ impl Driver {
 
     /// Publishes what `/readyz`, `/cluster` and metrics need (only when it changed).
     fn publish_status(&mut self) {
+        for change in self.roles.observe(&self.node) {
+            role_watch::report(change);
+        }
         let meta = self.node.group(METADATA_GROUP);
         let groups = self.node.groups().filter(|(g, _)| *g != METADATA_GROUP);
         let (mut shard_groups, mut shard_leaders_known) = (0usize, 0usize);
@@ -446,6 +456,7 @@ impl Driver {
         self.groups_due = now + GROUP_STATUS_EVERY;
         self.groups_dirty = false;
         record_transport(&self.transport.stats());
+        self.roles.retain(&self.node);
         let next = group_status::collect(&self.node);
         self.groups.send_if_modified(|g| {
             if **g == next {

@@ -22,6 +22,7 @@ pub mod group_status;
 mod driver;
 mod read_pool;
 pub mod recovery;
+mod role_watch;
 pub mod shard_engines;
 pub mod snapshot_store;
 pub mod wal_trim;
@@ -366,6 +367,7 @@ pub async fn start(
         groups: groups_tx,
         groups_due: tokio::time::Instant::now(),
         groups_dirty: false,
+        roles: Default::default(),
     };
     let task = tokio::spawn(async move {
         let exit = driver.run(boot).await;
