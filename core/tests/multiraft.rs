@@ -553,3 +553,107 @@ fn bug_switch_sleep_on_overtaken_mark_is_caught_by_the_awake_follower_check() {
     assert!(!violations.is_empty(), "the check must see the leader sleep over awake followers");
     assert!(NODES.iter().any(|&n| c.raft(n, 1).term() > term), "and the followers then depose it");
 }
+
+/// Copies of old packets reach a sleeping follower (a network that duplicates, delays and
+/// replays): an old heartbeat of its leader, a vote request of a long-past election, an answer
+/// meant for a leader. None of them may restart its election timer while its leader sleeps, or
+/// it deposes a live leader. Returns whether the follower stayed asleep after each copy,
+/// whether it was then awake under its sleeping leader, and whether a term changed in the next
+/// 5 s (a woken follower campaigns; whether it wins depends on whether the leader, woken by the
+/// pre-vote, reaches it first).
+fn stale_copies_reach_a_sleeper(bugs: vecraft_core::raft::InjectedBugs) -> (Vec<bool>, bool, bool) {
+    use vecraft_core::multiraft::{Envelope, Heartbeat};
+    use vecraft_core::raft::Message;
+    let mut c = Cluster::with_bugs(&NODES, 3, true, 53, bugs);
+    c.await_leaders(Duration::from_secs(10));
+    c.commit_everywhere(&c.group_ids(), cmd("first"), 5);
+    c.run_for(Duration::from_secs(2));
+    assert!(c.all_quiesced());
+    let g = 2;
+    let leader = c.leader(g).expect("leader");
+    let mut others = NODES.into_iter().filter(|&n| n != leader);
+    let (f, other) = (others.next().expect("follower"), others.next().expect("third"));
+    let term = c.raft(f, g).term();
+    let commit = c.raft(f, g).commit_index();
+    let copies = vec![
+        // The leader's heartbeat of round 1 (long before the mark it slept on).
+        Envelope {
+            from: leader,
+            to: f,
+            heartbeats: vec![Heartbeat { group: g, term, commit: 0, commit_term: 0, round: 1, quiesce: false }],
+            acks: vec![],
+            messages: vec![],
+        },
+        // A vote request of an election of an older term.
+        Envelope {
+            from: other,
+            to: f,
+            heartbeats: vec![],
+            acks: vec![],
+            messages: vec![Message {
+                group: g,
+                from: other,
+                to: f,
+                term: term.saturating_sub(1).max(1).min(term),
+                body: MessageBody::Vote { last_index: 0, last_term: 0, transfer: false },
+            }],
+        },
+        // An answer meant for a leader, from the third node, of this term.
+        Envelope {
+            from: other,
+            to: f,
+            heartbeats: vec![],
+            acks: vec![],
+            messages: vec![Message {
+                group: g,
+                from: other,
+                to: f,
+                term,
+                body: MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0, reset: false },
+            }],
+        },
+        // An answer of the leader itself (it once answered this node's append of an older term).
+        Envelope {
+            from: leader,
+            to: f,
+            heartbeats: vec![],
+            acks: vec![],
+            messages: vec![Message {
+                group: g,
+                from: leader,
+                to: f,
+                term,
+                body: MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0, reset: false },
+            }],
+        },
+    ];
+    let mut asleep = Vec::new();
+    let mut awake_under_sleeper = false;
+    for env in copies {
+        c.input(f, MultiRaftInput::Envelope(env));
+        asleep.push(c.raft(f, g).is_quiesced());
+        awake_under_sleeper |= !c.raft(f, g).is_quiesced() && c.raft(leader, g).is_quiesced();
+        c.run_for(Duration::from_millis(5));
+    }
+    assert_eq!(c.raft(f, g).commit_index(), commit, "an old copy moved nothing");
+    c.run_for(Duration::from_secs(5));
+    let elected = NODES.iter().any(|&n| c.raft(n, g).term() != term);
+    (asleep, awake_under_sleeper, elected)
+}
+
+#[test]
+fn old_copies_of_packets_do_not_wake_a_sleeping_follower() {
+    let (asleep, awake_under_sleeper, elected) = stale_copies_reach_a_sleeper(Default::default());
+    assert_eq!(asleep, vec![true; 4], "each copy left the follower asleep");
+    assert!(!awake_under_sleeper);
+    assert!(!elected, "no election followed");
+}
+
+#[cfg(feature = "bug-injection")]
+#[test]
+fn bug_switch_wake_on_stale_copy_is_caught_by_the_awake_under_a_sleeper_check() {
+    let bugs = vecraft_core::raft::InjectedBugs { wake_on_stale_copy: true, ..Default::default() };
+    let (asleep, awake_under_sleeper, _) = stale_copies_reach_a_sleeper(bugs);
+    assert!(!asleep[0], "the first copy woke the follower");
+    assert!(awake_under_sleeper, "its election timer then ran under a sleeping leader");
+}

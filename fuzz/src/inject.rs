@@ -30,6 +30,7 @@ pub fn injected_bugs() -> InjectedBugs {
                 "install_stale_snapshot" => &mut b.install_stale_snapshot,
                 "wake_renews_lease" => &mut b.wake_renews_lease,
                 "sleep_on_overtaken_mark" => &mut b.sleep_on_overtaken_mark,
+                "wake_on_stale_copy" => &mut b.wake_on_stale_copy,
                 other => panic!("VECRAFT_FUZZ_INJECT: unknown bug {other}"),
             };
             *flag = true;

@@ -275,7 +275,7 @@ impl StateMachine for MultiRaft {
                             && !self.down.contains(&from)
                             && let Some(raft) = self.groups.get_mut(&h.group)
                         {
-                            raft.quiesce_as_follower(from, h.term);
+                            raft.quiesce_as_follower(from, h.term, h.round);
                             self.schedule.set(h.group, raft.next_deadline(), raft.role() == Role::Leader);
                         }
                     }

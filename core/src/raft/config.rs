@@ -162,6 +162,10 @@ pub struct InjectedBugs {
     /// A leader that marked a quiesce round sleeps on its followers' echo of the round number
     /// even when it sent them more than the marked heartbeats since (which woke them).
     pub sleep_on_overtaken_mark: bool,
+    /// A sleeping follower wakes on an old copy of its leader's append or heartbeat (sent
+    /// before, or as, the mark it slept on), and a sleeping node on any message of an older
+    /// term, though the leader sleeps on.
+    pub wake_on_stale_copy: bool,
 }
 
 impl InjectedBugs {
@@ -181,7 +185,8 @@ impl InjectedBugs {
                 || self.compact_uncommitted
                 || self.install_stale_snapshot
                 || self.wake_renews_lease
-                || self.sleep_on_overtaken_mark)
+                || self.sleep_on_overtaken_mark
+                || self.wake_on_stale_copy)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

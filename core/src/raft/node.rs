@@ -757,14 +757,17 @@ impl StateMachine for RaftNode {
 
     fn step(&mut self, now: Time, input: RaftInput, out: &mut Vec<RaftOutput>) {
         let first = out.len();
+        if let RaftInput::Message(msg) = &input
+            && self.stale_for_sleeper(msg)
+        {
+            return;
+        }
         if self.quiesce.quiesced
-            && matches!(
-                input,
-                RaftInput::Message(_)
-                    | RaftInput::Propose { .. }
-                    | RaftInput::Read { .. }
-                    | RaftInput::TransferLeadership { .. }
-            )
+            && match &input {
+                RaftInput::Message(m) => self.message_wakes(m),
+                RaftInput::Propose { .. } | RaftInput::Read { .. } | RaftInput::TransferLeadership { .. } => true,
+                _ => false,
+            }
         {
             self.wake(now);
         }

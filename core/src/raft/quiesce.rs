@@ -52,6 +52,8 @@ pub(super) struct Quiescence {
     pub(super) quiesced: bool,
     /// Leader: the heartbeat round marked quiesce, while waiting for every follower to echo it.
     pub(super) marked_round: Option<u64>,
+    /// Follower: the marked round it slept on (its leader's state then: every entry committed).
+    pub(super) slept_round: u64,
 }
 
 impl RaftNode {
@@ -154,7 +156,7 @@ impl RaftNode {
     /// failure detectors of different nodes may disagree about a third voter, and a follower
     /// that stayed awake under a sleeping leader would time out and depose it, once per idle
     /// period. The host only refuses the mark when it suspects the leader itself.
-    pub fn quiesce_as_follower(&mut self, from: NodeId, term: u64) {
+    pub fn quiesce_as_follower(&mut self, from: NodeId, term: u64, round: u64) {
         if self.role == Role::Follower
             && self.leader == Some(from)
             && self.term == term
@@ -162,7 +164,64 @@ impl RaftNode {
             && self.damaged.is_none()
         {
             self.quiesce.quiesced = true;
+            self.quiesce.slept_round = round;
         }
+    }
+
+    /// Whether a message reaching this sleeping follower is an old copy from its leader that
+    /// must not wake it: an append of its leader's term sent before the marked round it slept
+    /// on, or a heartbeat of that very round (a duplicate of the mark). Everything such a
+    /// message carries is already here and committed (the follower slept holding the whole
+    /// log, and a leader's log only grows within its term), so it is dropped unanswered. Waking
+    /// on it would restart this follower's election timer under a leader that sleeps and sends
+    /// nothing more: the follower would then depose a live leader. A network that delays or
+    /// duplicates packets delivers such copies; an append of the marked round carrying entries
+    /// was sent after the mark (the leader then forgot it, see `forget_mark_if_overtaken`) and
+    /// does wake.
+    pub(super) fn stale_for_sleeper(&self, msg: &super::message::Message) -> bool {
+        if !self.quiesce.quiesced
+            || self.role != Role::Follower
+            || self.leader != Some(msg.from)
+            || msg.term != self.term
+            || InjectedBugs::on(self.bugs().wake_on_stale_copy)
+        {
+            return false;
+        }
+        match &msg.body {
+            MessageBody::Append { round, entries, .. } => {
+                *round < self.quiesce.slept_round || (*round == self.quiesce.slept_round && entries.is_empty())
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `msg` wakes this quiesced node. A message of an older term never does (it is
+    /// answered, never acted on: a delayed vote request of a long-past election). On a
+    /// follower that has a leader of its term, only news from that leader does (an append, a
+    /// snapshot chunk, a transfer's `TimeoutNow`; an answer is a stray copy), or a higher
+    /// term other than a pre-vote: a pre-vote is answered from the stickiness the last
+    /// heartbeat left, no timer needed (a candidate that then wins sends a higher-term vote,
+    /// which wakes); anything else of its own term from another node (a vote of a candidate
+    /// that cannot win this term, answers meant for a leader) is a stray or an old copy. Each
+    /// of those restarted a sleeper's election timer under a leader that sleeps on, and the
+    /// sleeper then deposed a live leader. A leader (or a node without a leader) wakes on any
+    /// message of its term or later: a pre-vote reaching a sleeping leader gets a fresh
+    /// heartbeat round that reasserts it.
+    pub(super) fn message_wakes(&self, msg: &super::message::Message) -> bool {
+        if InjectedBugs::on(self.bugs().wake_on_stale_copy) {
+            return true;
+        }
+        if msg.term < self.term {
+            return false;
+        }
+        if self.role == Role::Follower && self.leader.is_some() {
+            if msg.term > self.term {
+                return !matches!(msg.body, MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { .. });
+            }
+            return self.leader == Some(msg.from)
+                && matches!(msg.body, MessageBody::Append { .. } | MessageBody::InstallSnapshot { .. } | MessageBody::TimeoutNow);
+        }
+        true
     }
 
     /// Restarts the timers of a quiesced group. A leader forgets which followers were active,

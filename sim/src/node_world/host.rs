@@ -42,6 +42,9 @@ pub(super) enum Ev {
     Pause,
     BitFlip,
     LivenessStart,
+    /// Halfway through the liveness phase the network stops losing packets and delaying them
+    /// long, so the probe phase is judged on a network where every packet arrives.
+    QuietNetwork,
     ProbeStart,
     End,
 }
@@ -113,6 +116,8 @@ pub(super) struct World {
     pub(super) events: u64,
     pub(super) faults: BTreeMap<&'static str, u64>,
     pub(super) violations: Vec<String>,
+    /// Each group's highest term when the quiet probe phase began (see [`World::group_terms`]).
+    pub(super) terms_at_probe: Option<BTreeMap<GroupId, u64>>,
 }
 
 impl World {
@@ -134,6 +139,8 @@ impl World {
         cfg.raft.raft.snapshot_entries = self.cfg.snapshot_entries;
         cfg.raft.raft.snapshot_keep_entries = self.cfg.snapshot_keep_entries;
         cfg.raft.raft.max_clock_drift = self.cfg.sim.clock_drift.max(0.01);
+        cfg.raft.raft.bugs.sleep_on_overtaken_mark = self.cfg.sleep_on_overtaken_mark;
+        cfg.raft.raft.bugs.wake_on_stale_copy = self.cfg.wake_on_stale_copy;
         let recovered = self.recover_groups(m);
         let now = self.local(m);
         let mut engines = BTreeMap::new();
@@ -414,6 +421,7 @@ impl World {
         let fault = nanos(self.cfg.sim.fault_phase);
         let live = nanos(self.cfg.sim.liveness_phase);
         self.at(fault, Ev::LivenessStart);
+        self.at(fault + live / 2, Ev::QuietNetwork);
         self.at(fault + live, Ev::ProbeStart);
         if let Some(e) = self.cfg.crash_every {
             self.at(nanos(e), Ev::Crash);
@@ -507,9 +515,11 @@ impl World {
                         }
                     }
                 }
+                Ev::QuietNetwork => self.net.quiet(),
                 Ev::ProbeStart => {
                     // Clients stop; wait for quiet, then probe and judge.
                     self.accepting = false;
+                    self.terms_at_probe = Some(self.led_group_terms());
                     probe_deadline = self.now + nanos(Duration::from_secs(20));
                     self.at(self.now + 100_000_000, Ev::End);
                 }
@@ -568,7 +578,59 @@ impl World {
         *h.finalize().as_bytes()
     }
 
+    /// The highest term each group reached on any running machine.
+    fn group_terms(&self) -> BTreeMap<GroupId, u64> {
+        let mut terms = BTreeMap::new();
+        for p in self.machines.iter().filter_map(|m| m.proc.as_ref()) {
+            for (g, r) in p.node.groups() {
+                let t = terms.entry(g).or_insert(0);
+                *t = (*t).max(r.term());
+            }
+        }
+        terms
+    }
+
+    /// [`World::group_terms`] of the groups that have a leader of that term (a group still
+    /// electing its first leader, created late, may elect in the probe phase).
+    fn led_group_terms(&self) -> BTreeMap<GroupId, u64> {
+        let mut terms = self.group_terms();
+        terms.retain(|g, t| {
+            self.machines
+                .iter()
+                .filter_map(|m| m.proc.as_ref())
+                .any(|p| p.node.group(*g).is_some_and(|r| r.term() == *t && r.role() == vecraft_core::raft::Role::Leader))
+        });
+        terms
+    }
+
+    /// `stable-leadership`: the probe phase is quiet (faults stopped 8 s earlier, the network
+    /// stopped losing packets and delaying them long 4 s earlier, clients stopped writing),
+    /// so no group that had a leader when it began may hold an election in it. An
+    /// election there is a liveness bug of its own (a follower timing out under a live leader),
+    /// and on real processes it fails every write in flight with "leadership lost".
+    fn check_stable_leadership(&mut self) {
+        let Some(before) = self.terms_at_probe.take() else { return };
+        let now = self.group_terms();
+        let mut elected = 0;
+        for (g, t0) in before {
+            if let Some(&t1) = now.get(&g)
+                && t1 > t0
+            {
+                elected += 1;
+                if elected <= 3 {
+                    self.violations.push(format!(
+                        "stable-leadership: group {g} held an election in the quiet probe phase (term {t0} -> {t1})"
+                    ));
+                }
+            }
+        }
+        *self.faults.entry("quiet-phase-elections").or_insert(0) += elected;
+    }
+
     fn finish(mut self) -> NodeWorldReport {
+        if self.violations.is_empty() {
+            self.check_stable_leadership();
+        }
         let engines: Vec<(u64, &BTreeMap<GroupId, Collection>)> =
             self.machines.iter().filter_map(|m| m.proc.as_ref().map(|p| (m.id, &p.engines))).collect();
         if self.violations.is_empty() {
@@ -646,6 +708,7 @@ pub fn run_node_world(cfg: NodeWorldConfig) -> NodeWorldReport {
         events: 0,
         faults: BTreeMap::new(),
         violations: Vec::new(),
+        terms_at_probe: None,
         cfg,
     }
     .run()

@@ -19,7 +19,10 @@
 //!   holding the union of all shards (filtered ones too, with or without field indexes);
 //! * `field-indexes`: every shard of a collection ends declaring, per field, what the index
 //!   commands' outcomes allow (see `field_index.rs`); `convergence` also compares the replicas'
-//!   declared indexes.
+//!   declared indexes;
+//! * `stable-leadership`: no group holds an election in the quiet probe phase (faults stopped,
+//!   network healed and calm, clients stopped): a follower timing out under a live leader is a
+//!   liveness bug that real processes pay for in failed writes.
 
 mod check;
 mod field_index;
@@ -58,17 +61,26 @@ pub enum NodeBug {
     /// Approximate searches drop points whose indexing is deferred (the engine's rule: a
     /// stored point is searchable at once, the unindexed tail by exact scan).
     HideUnindexed,
+    /// A Raft leader sleeps on its followers' echo of a quiesce mark's round number even after
+    /// it sent them more than the marked heartbeats (which woke them): they then time out under
+    /// it and depose it (the Raft rule in `raft/quiesce.rs`).
+    SleepOnOvertakenMark,
+    /// A sleeping Raft follower wakes on an old copy of its leader's heartbeat or append (a
+    /// delayed or duplicated packet) while the leader sleeps on (the rule in `raft/quiesce.rs`).
+    WakeOnStaleCopy,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 6] = [
+    pub const ALL: [NodeBug; 8] = [
         NodeBug::StrongReadAtFollower,
         NodeBug::QuorumAckBeforeCommit,
         NodeBug::MergeWithoutTieBreak,
         NodeBug::TrustCorruptWal,
         NodeBug::RestoreDropsFieldIndexes,
         NodeBug::HideUnindexed,
+        NodeBug::SleepOnOvertakenMark,
+        NodeBug::WakeOnStaleCopy,
     ];
 
     /// The `--bug` value.
@@ -80,6 +92,8 @@ impl NodeBug {
             NodeBug::TrustCorruptWal => "trust-corrupt-wal",
             NodeBug::RestoreDropsFieldIndexes => "restore-drops-field-indexes",
             NodeBug::HideUnindexed => "hide-unindexed",
+            NodeBug::SleepOnOvertakenMark => "sleep-on-overtaken-mark",
+            NodeBug::WakeOnStaleCopy => "wake-on-stale-copy",
         }
     }
 
@@ -94,7 +108,11 @@ impl NodeBug {
             NodeBug::StrongReadAtFollower => b.strong_read_at_follower = true,
             NodeBug::QuorumAckBeforeCommit => b.quorum_ack_before_commit = true,
             NodeBug::MergeWithoutTieBreak => b.merge_without_tie_break = true,
-            NodeBug::TrustCorruptWal | NodeBug::RestoreDropsFieldIndexes | NodeBug::HideUnindexed => {}
+            NodeBug::TrustCorruptWal
+            | NodeBug::RestoreDropsFieldIndexes
+            | NodeBug::HideUnindexed
+            | NodeBug::SleepOnOvertakenMark
+            | NodeBug::WakeOnStaleCopy => {}
         }
         b
     }
@@ -152,6 +170,10 @@ pub struct NodeWorldConfig {
     pub restore_drops_field_indexes: bool,
     /// Deferred indexing on every replica (see `indexing.rs`); `None` links at insert.
     pub indexing: Option<SimIndexing>,
+    /// The `sleep-on-overtaken-mark` bug switch (a Raft rule, set in every group's config).
+    pub sleep_on_overtaken_mark: bool,
+    /// The `wake-on-stale-copy` bug switch (a Raft rule, set in every group's config).
+    pub wake_on_stale_copy: bool,
 }
 
 /// The node world's storage faults. Every disk may tear the write in flight at a crash; one
@@ -240,6 +262,8 @@ impl NodeWorldConfig {
                 || bug == Some(NodeBug::RestoreDropsFieldIndexes),
             restore_drops_field_indexes: bug == Some(NodeBug::RestoreDropsFieldIndexes),
             indexing: SimIndexing::from_seed(seed, bug == Some(NodeBug::HideUnindexed)),
+            sleep_on_overtaken_mark: bug == Some(NodeBug::SleepOnOvertakenMark),
+            wake_on_stale_copy: bug == Some(NodeBug::WakeOnStaleCopy),
             sim,
         }
     }

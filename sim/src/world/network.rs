@@ -201,4 +201,14 @@ impl<M: Clone> Network<M> {
         self.flap_down.clear();
         self.degraded.clear();
     }
+
+    /// [`Network::calm`], and no more loss or long delays from now on (packets already delayed
+    /// still arrive): every packet sent arrives within the normal delay, so a stability check
+    /// may judge by it. Duplicates and replays of old packets go on: they carry nothing new,
+    /// and a protocol must not let them disturb it.
+    pub fn quiet(&mut self) {
+        self.calm();
+        self.rates.loss = 0.0;
+        self.rates.long_delay = 0.0;
+    }
 }
