@@ -19,13 +19,19 @@
 //!   holding the union of all shards (filtered ones too, with or without field indexes);
 //! * `field-indexes`: every shard of a collection ends declaring, per field, what the index
 //!   commands' outcomes allow (see `field_index.rs`); `convergence` also compares the replicas'
-//!   declared indexes.
+//!   declared indexes;
+//! * `approximate-search`: with deferred indexing, graph walks plus the unindexed tail score
+//!   exactly like an exact search of the union (see `indexing.rs`);
+//! * `quantized-search`: in quantized seeds, searches on the codes return stored points with
+//!   their f32 scores, in order, and an exact answer when the candidate pool covers every shard
+//!   (see `quantization.rs`).
 
 mod check;
 mod field_index;
 mod host;
 mod indexing;
 mod nemesis;
+mod quantization;
 mod recovery;
 mod snapshots;
 mod workload;
@@ -33,12 +39,14 @@ mod workload;
 use crate::config::{FaultProfile, SimConfig};
 pub use host::run_node_world;
 pub use indexing::SimIndexing;
+pub use quantization::SimQuantization;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use vecraft_core::node::NodeBugs;
 use vecraft_core::node::router::RouterPolicy;
+use vecraft_core::vector::collection::Collection;
 
 /// The node world's bug switches (the node's safety rules).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,17 +66,21 @@ pub enum NodeBug {
     /// Approximate searches drop points whose indexing is deferred (the engine's rule: a
     /// stored point is searchable at once, the unindexed tail by exact scan).
     HideUnindexed,
+    /// Searches on quantized codes return the code-order candidates with their approximate
+    /// code scores (the engine's rule: candidates are rescored on the f32 vectors).
+    SkipRescore,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 6] = [
+    pub const ALL: [NodeBug; 7] = [
         NodeBug::StrongReadAtFollower,
         NodeBug::QuorumAckBeforeCommit,
         NodeBug::MergeWithoutTieBreak,
         NodeBug::TrustCorruptWal,
         NodeBug::RestoreDropsFieldIndexes,
         NodeBug::HideUnindexed,
+        NodeBug::SkipRescore,
     ];
 
     /// The `--bug` value.
@@ -80,6 +92,7 @@ impl NodeBug {
             NodeBug::TrustCorruptWal => "trust-corrupt-wal",
             NodeBug::RestoreDropsFieldIndexes => "restore-drops-field-indexes",
             NodeBug::HideUnindexed => "hide-unindexed",
+            NodeBug::SkipRescore => "skip-rescore",
         }
     }
 
@@ -94,7 +107,10 @@ impl NodeBug {
             NodeBug::StrongReadAtFollower => b.strong_read_at_follower = true,
             NodeBug::QuorumAckBeforeCommit => b.quorum_ack_before_commit = true,
             NodeBug::MergeWithoutTieBreak => b.merge_without_tie_break = true,
-            NodeBug::TrustCorruptWal | NodeBug::RestoreDropsFieldIndexes | NodeBug::HideUnindexed => {}
+            NodeBug::TrustCorruptWal
+            | NodeBug::RestoreDropsFieldIndexes
+            | NodeBug::HideUnindexed
+            | NodeBug::SkipRescore => {}
         }
         b
     }
@@ -152,6 +168,9 @@ pub struct NodeWorldConfig {
     pub restore_drops_field_indexes: bool,
     /// Deferred indexing on every replica (see `indexing.rs`); `None` links at insert.
     pub indexing: Option<SimIndexing>,
+    /// Quantized collections, with a small training threshold on every replica (see
+    /// `quantization.rs`); `None` quantizes nothing.
+    pub quantization: Option<SimQuantization>,
 }
 
 /// The node world's storage faults. Every disk may tear the write in flight at a crash; one
@@ -240,7 +259,20 @@ impl NodeWorldConfig {
                 || bug == Some(NodeBug::RestoreDropsFieldIndexes),
             restore_drops_field_indexes: bug == Some(NodeBug::RestoreDropsFieldIndexes),
             indexing: SimIndexing::from_seed(seed, bug == Some(NodeBug::HideUnindexed)),
+            quantization: SimQuantization::from_seed(seed, bug == Some(NodeBug::SkipRescore)),
             sim,
+        }
+    }
+
+    /// Gives a replica's engine the seed's local policies (deferred indexing, quantizer
+    /// training): every replica gets them, whether created, restored at boot or installed from
+    /// a snapshot, since neither travels in the log or in snapshots.
+    pub(super) fn local_policies(&self, engine: &mut Collection) {
+        if let Some(ix) = self.indexing {
+            engine.set_indexing_policy(ix.policy());
+        }
+        if let Some(q) = self.quantization {
+            engine.set_quantizer_policy(q.policy());
         }
     }
 }
