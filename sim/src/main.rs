@@ -61,7 +61,7 @@ struct Cli {
     workload: String,
     /// With `--workload vector`: switch on a node bug (strong-read-at-follower,
     /// quorum-ack-before-commit, merge-without-tie-break, trust-corrupt-wal,
-    /// restore-drops-field-indexes, hide-unindexed).
+    /// restore-drops-field-indexes, hide-unindexed, skip-rescore).
     #[arg(long)]
     node_bug: Option<String>,
     /// Worker threads for multi-seed runs (each seed is itself single-threaded and deterministic).
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
 
 /// Runs node-world seeds (in parallel over `--jobs` threads) and prints one line per seed.
 fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
-    use vecraft_sim::node_world::{NodeBug, NodeWorldConfig, run_node_world};
+    use vecraft_sim::node_world::{NodeBug, NodeWorldConfig, NodeWorldReport, run_node_world};
     let bug = match &cli.node_bug {
         None => None,
         Some(b) => Some(NodeBug::parse(b).with_context(|| format!("unknown --node-bug {b:?}"))?),
@@ -178,6 +178,26 @@ fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
                 deferred.len(),
                 deferred.iter().filter(|&&w| w > 0).count(),
                 deferred.iter().sum::<u64>()
+            );
+        }
+        let quantized: Vec<&NodeWorldReport> =
+            results.iter().filter(|r| r.ops.contains_key("quantization:replicas-at-end")).collect();
+        if !quantized.is_empty() {
+            let sum = |key: &str| quantized.iter().filter_map(|r| r.ops.get(key)).sum::<u64>();
+            let probes = sum("quantization:probes");
+            println!(
+                "  quantization: {} seeds ({} binary), {} of them with trained codes at the end ({} of {} replicas){}",
+                quantized.len(),
+                sum("quantization:binary"),
+                quantized.iter().filter(|r| r.ops.get("quantization:trained-at-end").is_some_and(|&t| t > 0)).count(),
+                sum("quantization:trained-at-end"),
+                sum("quantization:replicas-at-end"),
+                if probes == 0 {
+                    String::new()
+                } else {
+                    let exact = sum("quantization:probes-exact");
+                    format!("; {exact} of {probes} probe searches on codes had to be exact (pool covering every shard or codes ignored)")
+                }
             );
         }
     }

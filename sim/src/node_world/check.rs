@@ -121,10 +121,14 @@ impl Workload {
         }
         // Scatter-gather probe against one engine holding the union.
         let Some(u) = union else { return v };
+        let largest_shard = first_replicas.values().map(|c| c.len()).max().unwrap_or(0);
         for (i, p) in self.probes.iter().enumerate() {
             match p {
                 None => v.push(format!("liveness: probe {i} not answered")),
                 Some(Err(e)) => v.push(format!("liveness: probe {i} failed: {e}")),
+                Some(Ok(ProbeAnswer::Hits(req, hits))) if self.quantized_probes.contains(&i) => {
+                    v.extend(super::quantization::check(i, req, hits, &u, largest_shard));
+                }
                 Some(Ok(ProbeAnswer::Hits(req, hits))) if !req.exact => {
                     v.extend(super::indexing::check(i, req, hits, &u));
                 }

@@ -17,6 +17,7 @@ use vecraft_core::node::shard::{ShardAnswer, answer, apply_command, restore_byte
 use vecraft_core::node::{Node, NodeConfig, NodeInput, NodeOutput, message::NodeEnvelope};
 use vecraft_core::raft::{GroupId, LogIndex, Role, SnapshotMeta};
 use vecraft_core::vector::collection::Collection;
+use vecraft_core::vector::quantization::QuantizationConfig;
 
 const TICK: u64 = 10_000_000;
 /// A run that processes more events than this is a storm or livelock (a violation).
@@ -147,9 +148,7 @@ impl World {
         let mut restored = BTreeMap::new();
         for (g, (index, bytes)) in &self.machines[m].snapshots {
             let mut c = restore_bytes(bytes).expect("the simulated disk keeps snapshots intact");
-            if let Some(ix) = self.cfg.indexing {
-                c.set_indexing_policy(ix.policy());
-            }
+            self.cfg.local_policies(&mut c);
             if self.cfg.restore_drops_field_indexes {
                 for field in c.field_indexes().into_keys() {
                     c.drop_field_index(&field);
@@ -231,12 +230,10 @@ impl World {
                 }
                 NodeOutput::ShardCreated { group, collection, config } => {
                     let p = self.machines[m].proc.as_mut().expect("running");
-                    let indexing = self.cfg.indexing;
+                    let cfg = &self.cfg;
                     p.engines.entry(group).or_insert_with(|| {
                         let mut c = Collection::new(&collection, config).expect("valid config");
-                        if let Some(ix) = indexing {
-                            c.set_indexing_policy(ix.policy());
-                        }
+                        cfg.local_policies(&mut c);
                         c
                     });
                 }
@@ -652,6 +649,22 @@ impl World {
             // How much deferred work the final probe met (summed over every replica).
             let waiting: usize = engines.iter().flat_map(|(_, es)| es.values()).map(Collection::unindexed).sum();
             ops.insert("deferred-indexing:waiting-at-end".into(), waiting as u64);
+        }
+        if let Some(q) = self.cfg.quantization {
+            // How many replicas searched on trained codes at the final probe, and how many of
+            // the probe's searches on codes had to be exact (see `quantization.rs`).
+            let replicas: Vec<&Collection> = engines.iter().flat_map(|(_, es)| es.values()).collect();
+            let kind = match q.config {
+                QuantizationConfig::Scalar { .. } => "quantization:scalar",
+                QuantizationConfig::Binary { .. } => "quantization:binary",
+            };
+            ops.insert(kind.into(), 1);
+            ops.insert("quantization:replicas-at-end".into(), replicas.len() as u64);
+            let trained = replicas.iter().filter(|c| c.quantization_active()).count();
+            ops.insert("quantization:trained-at-end".into(), trained as u64);
+            let (probes, exact) = super::quantization::probe_coverage(&self.workload, &replicas);
+            ops.insert("quantization:probes".into(), probes);
+            ops.insert("quantization:probes-exact".into(), exact);
         }
         NodeWorldReport {
             seed: self.cfg.seed,

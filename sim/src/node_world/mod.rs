@@ -22,13 +22,19 @@
 //!   declared indexes;
 //! * `stable-leadership`: no group holds an election in the quiet probe phase (faults stopped,
 //!   network healed and calm, clients stopped): a follower timing out under a live leader is a
-//!   liveness bug that real processes pay for in failed writes.
+//!   liveness bug that real processes pay for in failed writes;
+//! * `approximate-search`: with deferred indexing, graph walks plus the unindexed tail score
+//!   exactly like an exact search of the union (see `indexing.rs`);
+//! * `quantized-search`: in quantized seeds, searches on the codes return stored points with
+//!   their f32 scores, in order, and an exact answer when the candidate pool covers every shard
+//!   (see `quantization.rs`).
 
 mod check;
 mod field_index;
 mod host;
 mod indexing;
 mod nemesis;
+mod quantization;
 mod recovery;
 mod snapshots;
 mod workload;
@@ -36,12 +42,14 @@ mod workload;
 use crate::config::{FaultProfile, SimConfig};
 pub use host::run_node_world;
 pub use indexing::SimIndexing;
+pub use quantization::SimQuantization;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use vecraft_core::node::NodeBugs;
 use vecraft_core::node::router::RouterPolicy;
+use vecraft_core::vector::collection::Collection;
 
 /// The node world's bug switches (the node's safety rules).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,11 +76,14 @@ pub enum NodeBug {
     /// A sleeping Raft follower wakes on an old copy of its leader's heartbeat or append (a
     /// delayed or duplicated packet) while the leader sleeps on (the rule in `raft/quiesce.rs`).
     WakeOnStaleCopy,
+    /// Searches on quantized codes return the code-order candidates with their approximate
+    /// code scores (the engine's rule: candidates are rescored on the f32 vectors).
+    SkipRescore,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 8] = [
+    pub const ALL: [NodeBug; 9] = [
         NodeBug::StrongReadAtFollower,
         NodeBug::QuorumAckBeforeCommit,
         NodeBug::MergeWithoutTieBreak,
@@ -81,6 +92,7 @@ impl NodeBug {
         NodeBug::HideUnindexed,
         NodeBug::SleepOnOvertakenMark,
         NodeBug::WakeOnStaleCopy,
+        NodeBug::SkipRescore,
     ];
 
     /// The `--bug` value.
@@ -94,6 +106,7 @@ impl NodeBug {
             NodeBug::HideUnindexed => "hide-unindexed",
             NodeBug::SleepOnOvertakenMark => "sleep-on-overtaken-mark",
             NodeBug::WakeOnStaleCopy => "wake-on-stale-copy",
+            NodeBug::SkipRescore => "skip-rescore",
         }
     }
 
@@ -112,7 +125,8 @@ impl NodeBug {
             | NodeBug::RestoreDropsFieldIndexes
             | NodeBug::HideUnindexed
             | NodeBug::SleepOnOvertakenMark
-            | NodeBug::WakeOnStaleCopy => {}
+            | NodeBug::WakeOnStaleCopy
+            | NodeBug::SkipRescore => {}
         }
         b
     }
@@ -174,6 +188,9 @@ pub struct NodeWorldConfig {
     pub sleep_on_overtaken_mark: bool,
     /// The `wake-on-stale-copy` bug switch (a Raft rule, set in every group's config).
     pub wake_on_stale_copy: bool,
+    /// Quantized collections, with a small training threshold on every replica (see
+    /// `quantization.rs`); `None` quantizes nothing.
+    pub quantization: Option<SimQuantization>,
 }
 
 /// The node world's storage faults. Every disk may tear the write in flight at a crash; one
@@ -264,7 +281,20 @@ impl NodeWorldConfig {
             indexing: SimIndexing::from_seed(seed, bug == Some(NodeBug::HideUnindexed)),
             sleep_on_overtaken_mark: bug == Some(NodeBug::SleepOnOvertakenMark),
             wake_on_stale_copy: bug == Some(NodeBug::WakeOnStaleCopy),
+            quantization: SimQuantization::from_seed(seed, bug == Some(NodeBug::SkipRescore)),
             sim,
+        }
+    }
+
+    /// Gives a replica's engine the seed's local policies (deferred indexing, quantizer
+    /// training): every replica gets them, whether created, restored at boot or installed from
+    /// a snapshot, since neither travels in the log or in snapshots.
+    pub(super) fn local_policies(&self, engine: &mut Collection) {
+        if let Some(ix) = self.indexing {
+            engine.set_indexing_policy(ix.policy());
+        }
+        if let Some(q) = self.quantization {
+            engine.set_quantizer_policy(q.policy());
         }
     }
 }

@@ -20,6 +20,7 @@ use vecraft_core::node::request::{NodeError, ReadLevel, ReadOptions, ReadToken, 
 use vecraft_core::vector::collection::{CollectionConfig, Distance, PointSelector, PointsOp, ScrollRequest, SearchRequest};
 use vecraft_core::vector::payload::PayloadValue;
 use vecraft_core::vector::point::{PointId, PointStruct, Record, ScoredPoint};
+use vecraft_core::vector::quantization::{QuantizationConfig, QuantizationSearchParams};
 
 pub(super) const COLLECTION: &str = "vectors";
 /// The second collection's name (see `NodeWorldConfig::second`).
@@ -121,6 +122,10 @@ pub(super) struct Workload {
     pub(super) index_ops_sent: u64,
     /// The probe includes approximate searches (deferred-indexing seeds, see `indexing.rs`).
     pub(super) approximate_probes: bool,
+    /// The collections' quantization (see `quantization.rs`).
+    quantization: Option<QuantizationConfig>,
+    /// Indexes of the probe's searches on quantized codes (vector workload of quantized seeds).
+    pub(super) quantized_probes: std::ops::Range<usize>,
 }
 
 /// The register workload's history, in the Raft world's format.
@@ -177,6 +182,8 @@ impl Workload {
             index_history: Vec::new(),
             index_ops_sent: 0,
             approximate_probes: cfg.indexing.is_some() && !cfg.register,
+            quantization: cfg.quantization.map(|q| q.config),
+            quantized_probes: 0..0,
         }
     }
 
@@ -244,7 +251,10 @@ impl Workload {
             let (name, shards, replication_factor) = self.collections[self.created];
             let request = Request::CreateCollection {
                 name: name.into(),
-                config: CollectionConfig::new(DIM as u32, Distance::Euclid),
+                config: CollectionConfig {
+                    quantization: self.quantization,
+                    ..CollectionConfig::new(DIM as u32, Distance::Euclid)
+                },
                 shards,
                 replication_factor,
             };
@@ -474,10 +484,23 @@ impl Workload {
             s.offset = i % 3;
             reqs.push(Request::Search { collection: COLLECTION.into(), request: s, read: strong() });
         }
+        let quantized = self.quantization.is_some() && self.register.is_none();
         if self.approximate_probes {
-            for s in super::indexing::probe_searches(rng, DIM) {
+            for mut s in super::indexing::probe_searches(rng, DIM) {
+                if quantized {
+                    // `approximate-search` judges the f32 walk and its tail; the walk on codes
+                    // is `quantized-search`'s.
+                    s.quantization = Some(QuantizationSearchParams { ignore: true, ..Default::default() });
+                }
                 reqs.push(Request::Search { collection: COLLECTION.into(), request: s, read: strong() });
             }
+        }
+        if quantized {
+            let first = reqs.len();
+            for s in super::quantization::probe_searches(rng, DIM) {
+                reqs.push(Request::Search { collection: COLLECTION.into(), request: s, read: strong() });
+            }
+            self.quantized_probes = first..reqs.len();
         }
         reqs.push(Request::Count { collection: COLLECTION.into(), filter: None, read: strong() });
         let scroll = ScrollRequest { offset: None, limit: 100_000, filter: None, with_payload: false, with_vector: false };
@@ -514,6 +537,7 @@ impl Workload {
         self.probing = false;
         self.probes.clear();
         self.probe_requests.clear();
+        self.quantized_probes = 0..0;
     }
 
     pub fn op_counts(&self) -> BTreeMap<String, u64> {

@@ -25,6 +25,7 @@ mod query;
 mod restore;
 
 pub use indexing::IndexingPolicy;
+pub use quantized::QuantizerPolicy;
 
 /// Largest accepted vector size.
 pub const MAX_VECTOR_SIZE: u32 = 65_536;
@@ -358,6 +359,8 @@ pub struct Collection {
     quantized: Option<QuantizedVectors>,
     /// When this replica links stored vectors into the graph (local, see `indexing`).
     indexing: IndexingPolicy,
+    /// When this replica trains its quantizer (local, see `quantized`).
+    quantizer: QuantizerPolicy,
 }
 
 impl std::fmt::Debug for Collection {
@@ -389,6 +392,7 @@ impl Collection {
             payload_index: PayloadIndex::default(),
             quantized: quantized::empty_codes(&config),
             indexing: IndexingPolicy::IMMEDIATE,
+            quantizer: QuantizerPolicy::default(),
         })
     }
 

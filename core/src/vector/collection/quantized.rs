@@ -6,6 +6,47 @@ use super::*;
 use crate::vector::index::Neighbor;
 use crate::vector::quantization::{QuantizerParams, QueryScorer, TRAIN_AFTER_SLOTS};
 
+/// When this replica trains its quantizer (a local knob, like [`IndexingPolicy`]: never
+/// replicated, never in a snapshot or the digest).
+///
+/// Codes are trained once, from the slots the index holds when it reaches `train_after`, so
+/// **every replica of a shard must use the same value**: replicas with different thresholds
+/// train on different vectors and may rank candidates differently (exact answers, digests and
+/// rescored scores never differ). The runtime keeps the default; the simulator lowers it on
+/// every replica of a seed alike, since its shards hold a few dozen points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuantizerPolicy {
+    /// Slots the index must hold before the quantizer trains (at least 1).
+    pub train_after: usize,
+    /// Bug switch for the simulator: searches on codes return the code-order candidates with
+    /// their approximate code scores instead of rescoring them on the f32 vectors. Forced off in
+    /// builds without the `bug-injection` feature.
+    pub bug_skip_rescore: bool,
+}
+
+impl Default for QuantizerPolicy {
+    fn default() -> Self {
+        QuantizerPolicy {
+            train_after: TRAIN_AFTER_SLOTS,
+            bug_skip_rescore: false,
+        }
+    }
+}
+
+impl QuantizerPolicy {
+    /// Trains at `train_after` slots.
+    pub fn train_after(train_after: usize) -> QuantizerPolicy {
+        QuantizerPolicy {
+            train_after,
+            ..QuantizerPolicy::default()
+        }
+    }
+
+    pub(super) fn skips_rescore(&self) -> bool {
+        cfg!(feature = "bug-injection") && self.bug_skip_rescore
+    }
+}
+
 /// Untrained code rows for `config`, `None` if it asks for no quantization.
 pub(super) fn empty_codes(config: &CollectionConfig) -> Option<QuantizedVectors> {
     config
@@ -14,11 +55,29 @@ pub(super) fn empty_codes(config: &CollectionConfig) -> Option<QuantizedVectors>
 }
 
 impl Collection {
+    /// Sets this replica's quantizer policy (a `train_after` of 0 counts as 1). Lowering the
+    /// threshold to or below the slots an untrained collection holds trains at once, as the
+    /// insert reaching it would have; a trained quantizer is never retrained by this.
+    pub fn set_quantizer_policy(&mut self, policy: QuantizerPolicy) {
+        self.quantizer = QuantizerPolicy {
+            train_after: policy.train_after.max(1),
+            ..policy
+        };
+        if self.quantized.as_ref().is_some_and(|q| !q.is_trained()) {
+            self.retrain_quantizer();
+        }
+    }
+
+    /// This replica's quantizer policy.
+    pub fn quantizer_policy(&self) -> QuantizerPolicy {
+        self.quantizer
+    }
+
     /// Encodes the vector just inserted under `slot` (training first when this insert reaches
     /// the training threshold).
     pub(super) fn quantize_insert(&mut self, slot: Slot, vector: &[f32]) {
         if let Some(q) = &mut self.quantized {
-            q.insert(slot, vector, &*self.index);
+            q.insert(slot, vector, &*self.index, self.quantizer.train_after);
         }
     }
 
@@ -28,7 +87,7 @@ impl Collection {
         self.quantized = empty_codes(&self.config);
         let slots = self.slot_owner.len();
         if let Some(q) = &mut self.quantized
-            && slots >= TRAIN_AFTER_SLOTS
+            && slots >= self.quantizer.train_after
         {
             q.train_from(&*self.index, slots);
         }
@@ -97,6 +156,17 @@ impl Collection {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// What the `bug_skip_rescore` switch reports for a candidate: its code distance read as
+    /// a score of the collection's distance (a Hamming count, for binary codes, is read the same
+    /// way), where a correct search scores the f32 vector.
+    pub(super) fn code_score(&self, code_distance: f32) -> f32 {
+        match self.config.distance {
+            Distance::Euclid => code_distance.max(0.0).sqrt(),
+            Distance::Cosine => 1.0 - code_distance,
+            Distance::Dot => -code_distance,
         }
     }
 

@@ -136,13 +136,22 @@ impl Collection {
     ) -> Vec<(PointId, f32)> {
         let hide = self.indexing.hides_unindexed();
         let guarded = |slot: Slot| slot < self.slot_owner.len() && accept(slot) && !(hide && self.index.is_unindexed(slot));
-        self.quantized_search(query, k, ef, quantization, &guarded)
+        let on_codes = self.quantized_search(query, k, ef, quantization, &guarded);
+        let skip_rescore = on_codes.is_some() && self.quantizer.skips_rescore();
+        on_codes
             .unwrap_or_else(|| self.index.search(query, k, ef, &guarded))
             .into_iter()
             .filter_map(|n| {
                 let id = self.slot_owner.get(n.slot).copied().flatten();
                 debug_assert!(id.is_some(), "index returned rejected slot {}", n.slot);
-                id.map(|id| (id, self.config.distance.score(query, self.vector_of(&self.points[&id]))))
+                id.map(|id| {
+                    let score = if skip_rescore {
+                        self.code_score(n.distance)
+                    } else {
+                        self.config.distance.score(query, self.vector_of(&self.points[&id]))
+                    };
+                    (id, score)
+                })
             })
             .collect()
     }

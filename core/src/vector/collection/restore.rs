@@ -121,6 +121,7 @@ impl Collection {
                 payload_index: self.payload_index.clone(),
                 quantized: self.quantized.clone(),
                 indexing: self.indexing,
+                quantizer: self.quantizer,
             };
         }
         let (index, slot_owner) = self.build_compacted_index();
@@ -140,6 +141,7 @@ impl Collection {
             payload_index: self.payload_index.clone(),
             quantized: self.quantized.clone(),
             indexing: self.indexing,
+            quantizer: self.quantizer,
         };
         copy.reencode_quantized();
         copy

@@ -58,7 +58,8 @@ impl QuantizedHnsw {
 impl AnnIndex for QuantizedHnsw {
     fn insert(&mut self, slot: Slot, vector: &[f32]) {
         self.graph.insert(slot, vector);
-        self.codes.insert(slot, vector, &self.graph);
+        self.codes
+            .insert(slot, vector, &self.graph, super::TRAIN_AFTER_SLOTS);
     }
 
     /// Walks the codes (f32 while untrained or with `ignore`), then rescores on the f32 vectors

@@ -7,10 +7,11 @@
 //! part of the digest.
 //!
 //! **Training is deterministic.** A quantizer needs data to learn its range (scalar) or
-//! thresholds (binary), so it is trained once the index holds [`TRAIN_AFTER_SLOTS`] slots, on a
-//! fixed stride sample of slots `0..n` in slot order, and every later insert is encoded with
-//! those parameters. Replicas applying the same log therefore train on the same vectors at the
-//! same insert. A rebuild (compaction) retrains on the compacted slots. Snapshots store the
+//! thresholds (binary), so it is trained once the index holds [`TRAIN_AFTER_SLOTS`] slots (a
+//! replica-local knob, [`crate::vector::collection::QuantizerPolicy`], lowers it for tests and
+//! the simulator), on a fixed stride sample of slots `0..n` in slot order, and every later insert
+//! is encoded with those parameters. Replicas applying the same log with the same threshold
+//! therefore train on the same vectors at the same insert. A rebuild (compaction) retrains on the compacted slots. Snapshots store the
 //! trained parameters (not the codes): a restore re-encodes every point with them, so a restored
 //! replica ranks exactly like its source. Until trained, searches walk the f32 vectors.
 //!
@@ -204,11 +205,14 @@ impl QuantizedVectors {
     }
 
     /// Registers the vector inserted under `slot` (slots arrive densely, in order). Before
-    /// training this only counts; the insert that brings the index to [`TRAIN_AFTER_SLOTS`]
-    /// trains on the index's vectors and encodes all of them.
-    pub fn insert(&mut self, slot: Slot, vector: &[f32], index: &dyn AnnIndex) {
+    /// training this only counts; the insert that brings the index to `train_after` slots
+    /// ([`TRAIN_AFTER_SLOTS`] unless a collection's [`QuantizerPolicy`] says otherwise) trains
+    /// on the index's vectors and encodes all of them.
+    ///
+    /// [`QuantizerPolicy`]: crate::vector::collection::QuantizerPolicy
+    pub fn insert(&mut self, slot: Slot, vector: &[f32], index: &dyn AnnIndex, train_after: usize) {
         if self.codes.is_none() {
-            if slot + 1 >= TRAIN_AFTER_SLOTS {
+            if slot + 1 >= train_after {
                 self.train_from(index, slot + 1);
             }
             return;

@@ -4,6 +4,7 @@
 mod engine_tests;
 mod indexing_tests;
 mod model_props;
+mod quantizer_policy_tests;
 mod snapshot_graph_tests;
 mod snapshot_tests;
 
