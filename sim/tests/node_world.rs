@@ -81,7 +81,9 @@ fn same_seed_same_trace() {
 /// Each node rule broken is caught within a loose bound of seeds by the checker meant for it.
 #[test]
 fn every_node_bug_is_caught_by_its_checker() {
-    let cases: [(NodeBug, &[&str], u64); 6] = [
+    // (`wake-on-stale-copy` is left out: the world catches it by `stable-leadership` in about
+    // 2 seeds of 600, too rarely for the default run; `core/tests/multiraft.rs` pins it.)
+    let cases: [(NodeBug, &[&str], u64); 5] = [
         // A follower's applied state lags the leader's: an acknowledged write is missed.
         (NodeBug::StrongReadAtFollower, &["strong-reads"], 60),
         // Acked before commit: a read right after does not see it, or a crash loses it.
@@ -94,10 +96,6 @@ fn every_node_bug_is_caught_by_its_checker() {
         // A leader sleeps on an echo of its mark's round number though it sent more since: its
         // woken followers time out under it and depose it in the quiet phase.
         (NodeBug::SleepOnOvertakenMark, &["stable-leadership"], 60),
-        // A sleeping follower wakes on an old copy of a packet (replays and duplicates go on in
-        // the quiet phase) and deposes its sleeping leader. Rarer in the world (about 1 seed in
-        // 100 to 150); `core/tests/multiraft.rs` pins it directly.
-        (NodeBug::WakeOnStaleCopy, &["stable-leadership"], 40),
     ];
     for (bug, checkers, limit) in cases {
         let reports = run_all(1..1 + limit, Some(bug));
