@@ -575,6 +575,15 @@ fn stale_copies_reach_a_sleeper(bugs: vecraft_core::raft::InjectedBugs) -> (Vec<
     let (f, other) = (others.next().expect("follower"), others.next().expect("third"));
     let term = c.raft(f, g).term();
     let commit = c.raft(f, g).commit_index();
+    // An envelope carrying one message of `term` from `from` to the follower.
+    let one = |from: u64, term: u64, body: MessageBody| Envelope {
+        from,
+        to: f,
+        heartbeats: vec![],
+        acks: vec![],
+        messages: vec![Message { group: g, from, to: f, term, body }],
+    };
+    let stray_answer = MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0, reset: false };
     let copies = vec![
         // The leader's heartbeat of round 1 (long before the mark it slept on).
         Envelope {
@@ -584,48 +593,13 @@ fn stale_copies_reach_a_sleeper(bugs: vecraft_core::raft::InjectedBugs) -> (Vec<
             acks: vec![],
             messages: vec![],
         },
-        // A vote request of an election of an older term.
-        Envelope {
-            from: other,
-            to: f,
-            heartbeats: vec![],
-            acks: vec![],
-            messages: vec![Message {
-                group: g,
-                from: other,
-                to: f,
-                term: term.saturating_sub(1).max(1).min(term),
-                body: MessageBody::Vote { last_index: 0, last_term: 0, transfer: false },
-            }],
-        },
+        // A vote request of an election of an older term (in term 1: of this term, whose
+        // leader the follower already follows, so the candidate cannot win it).
+        one(other, term.saturating_sub(1).max(1), MessageBody::Vote { last_index: 0, last_term: 0, transfer: false }),
         // An answer meant for a leader, from the third node, of this term.
-        Envelope {
-            from: other,
-            to: f,
-            heartbeats: vec![],
-            acks: vec![],
-            messages: vec![Message {
-                group: g,
-                from: other,
-                to: f,
-                term,
-                body: MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0, reset: false },
-            }],
-        },
+        one(other, term, stray_answer.clone()),
         // An answer of the leader itself (it once answered this node's append of an older term).
-        Envelope {
-            from: leader,
-            to: f,
-            heartbeats: vec![],
-            acks: vec![],
-            messages: vec![Message {
-                group: g,
-                from: leader,
-                to: f,
-                term,
-                body: MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0, reset: false },
-            }],
-        },
+        one(leader, term, stray_answer),
     ];
     let mut asleep = Vec::new();
     let mut awake_under_sleeper = false;
