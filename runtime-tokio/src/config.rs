@@ -75,6 +75,8 @@ pub struct FileConfig {
     engine: Option<String>,
     raft_snapshot_entries: Option<u64>,
     raft_snapshot_keep_entries: Option<u64>,
+    raft_heartbeat_ms: Option<u64>,
+    raft_election_timeout_ms: Option<u64>,
     wal_segment_bytes: Option<u64>,
     wal_checkpoint_bytes: Option<u64>,
 }
@@ -155,6 +157,14 @@ pub struct ServeArgs {
     /// Node engine: entries kept behind a shard snapshot for slow followers. [default: 1000]
     #[arg(long, env = "VECRAFT_RAFT_SNAPSHOT_KEEP_ENTRIES")]
     pub raft_snapshot_keep_entries: Option<u64>,
+    /// Node engine: Raft heartbeat interval, ms (at most half the election timeout). [default: 50]
+    #[arg(long, env = "VECRAFT_RAFT_HEARTBEAT_MS")]
+    pub raft_heartbeat_ms: Option<u64>,
+    /// Node engine: Raft election timeout, ms; each timeout is drawn from [t, 2t), and a leader
+    /// that hears from no quorum for t steps down. Longer rides out longer stalls of a loaded
+    /// machine, at the cost of slower failover. [default: 300]
+    #[arg(long, env = "VECRAFT_RAFT_ELECTION_TIMEOUT_MS")]
+    pub raft_election_timeout_ms: Option<u64>,
     /// Node engine: WAL segment size, bytes (the unit of deletion). [default: 16777216 (16 MiB)]
     #[arg(long, env = "VECRAFT_WAL_SEGMENT_BYTES")]
     pub wal_segment_bytes: Option<u64>,
@@ -207,6 +217,10 @@ pub struct Config {
     pub raft_snapshot_entries: u64,
     /// Entries kept behind a shard snapshot.
     pub raft_snapshot_keep_entries: u64,
+    /// Raft heartbeat interval.
+    pub raft_heartbeat: Duration,
+    /// Raft election timeout (the lower end of its range).
+    pub raft_election_timeout: Duration,
     /// WAL segment size in bytes.
     pub wal_segment_bytes: u64,
     /// WAL bytes between checkpoints (0: never).
@@ -358,6 +372,21 @@ impl Config {
                 .raft_snapshot_keep_entries
                 .or(file.raft_snapshot_keep_entries)
                 .unwrap_or(1_000),
+            raft_heartbeat: Duration::from_millis(positive(
+                "raft_heartbeat_ms",
+                args.raft_heartbeat_ms.or(file.raft_heartbeat_ms).unwrap_or(50),
+            )?),
+            raft_election_timeout: {
+                let heartbeat = args.raft_heartbeat_ms.or(file.raft_heartbeat_ms).unwrap_or(50);
+                let election = args.raft_election_timeout_ms.or(file.raft_election_timeout_ms).unwrap_or(300);
+                if election < heartbeat.saturating_mul(2) {
+                    return Err(ConfigError::Invalid {
+                        key: "raft_election_timeout_ms",
+                        message: format!("must be at least twice raft_heartbeat_ms ({heartbeat}), got {election}"),
+                    });
+                }
+                Duration::from_millis(election)
+            },
             wal_segment_bytes: positive(
                 "wal_segment_bytes",
                 args.wal_segment_bytes.or(file.wal_segment_bytes).unwrap_or(16 << 20),
@@ -463,6 +492,22 @@ mod tests {
         let file =
             Config::parse_file("api_keys = [\"k\"]\nread_only_api_keys = [\"k\"]\n", p).unwrap();
         assert!(Config::merge(ServeArgs::default(), file).is_err());
+    }
+
+    #[test]
+    fn raft_timing_keys_have_defaults_and_the_election_timeout_must_be_twice_the_heartbeat() {
+        let p = Path::new("c.toml");
+        let c = Config::merge(ServeArgs::default(), Config::parse_file("", p).unwrap()).unwrap();
+        assert_eq!((c.raft_heartbeat, c.raft_election_timeout), (Duration::from_millis(50), Duration::from_millis(300)));
+        let file = Config::parse_file("raft_heartbeat_ms = 100\nraft_election_timeout_ms = 200\n", p).unwrap();
+        let c = Config::merge(ServeArgs::default(), file).unwrap();
+        assert_eq!((c.raft_heartbeat, c.raft_election_timeout), (Duration::from_millis(100), Duration::from_millis(200)));
+        let file = Config::parse_file("raft_heartbeat_ms = 100\nraft_election_timeout_ms = 199\n", p).unwrap();
+        let e = Config::merge(ServeArgs::default(), file).unwrap_err().to_string();
+        assert!(e.contains("raft_election_timeout_ms"), "{e}");
+        let file = Config::parse_file("raft_heartbeat_ms = 0\n", p).unwrap();
+        let e = Config::merge(ServeArgs::default(), file).unwrap_err().to_string();
+        assert!(e.contains("raft_heartbeat_ms"), "{e}");
     }
 
     #[test]

@@ -85,6 +85,24 @@ impl NodeConfig {
             incarnation: 0,
         }
     }
+
+    /// Sets every timing derived from Raft's: the heartbeat interval (also the host's timer
+    /// grid), the election timeout drawn from `[election, 2 × election)`, and the suspicion
+    /// period (the largest election timeout). Longer timeouts ride out longer stalls of a
+    /// loaded machine at the cost of slower failover. Errors (and changes nothing) when Raft's
+    /// rules refuse the pair: the heartbeat must be positive and at most half the election
+    /// timeout.
+    pub fn set_raft_timing(&mut self, heartbeat: Duration, election: Duration) -> Result<(), String> {
+        let mut raft = self.raft.raft.clone();
+        raft.heartbeat_interval = heartbeat;
+        raft.election_timeout_min = election;
+        raft.election_timeout_max = election.saturating_mul(2);
+        raft.validate()?;
+        self.suspect_after = raft.election_timeout_max;
+        self.raft.tick = heartbeat;
+        self.raft.raft = raft;
+        Ok(())
+    }
 }
 
 /// Everything that can happen to a node.
@@ -214,4 +232,27 @@ pub enum NodeOutput {
         /// The request.
         output: RaftOutput,
     },
+}
+
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+
+    #[test]
+    fn raft_timing_sets_every_derived_value_or_nothing() {
+        let mut c = NodeConfig::new(1, vec![1, 2, 3], 7);
+        c.set_raft_timing(Duration::from_millis(100), Duration::from_millis(1_000)).unwrap();
+        assert_eq!(c.raft.raft.heartbeat_interval, Duration::from_millis(100));
+        assert_eq!(c.raft.tick, Duration::from_millis(100));
+        assert_eq!(c.raft.raft.election_timeout_min, Duration::from_millis(1_000));
+        assert_eq!(c.raft.raft.election_timeout_max, Duration::from_millis(2_000));
+        assert_eq!(c.suspect_after, Duration::from_millis(2_000));
+        // The boundary: a heartbeat of exactly half the election timeout is accepted, one
+        // millisecond more is refused and changes nothing.
+        c.set_raft_timing(Duration::from_millis(500), Duration::from_millis(1_000)).unwrap();
+        let before = (c.raft.raft.heartbeat_interval, c.raft.tick, c.suspect_after);
+        assert!(c.set_raft_timing(Duration::from_millis(501), Duration::from_millis(1_000)).is_err());
+        assert!(c.set_raft_timing(Duration::ZERO, Duration::from_millis(1_000)).is_err());
+        assert_eq!((c.raft.raft.heartbeat_interval, c.raft.tick, c.suspect_after), before);
+    }
 }

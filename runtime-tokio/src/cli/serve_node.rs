@@ -59,6 +59,8 @@ pub async fn run(
     let mut node = node_config(node_id, members);
     node.raft.raft.snapshot_entries = config.raft_snapshot_entries;
     node.raft.raft.snapshot_keep_entries = config.raft_snapshot_keep_entries;
+    node.set_raft_timing(config.raft_heartbeat, config.raft_election_timeout)
+        .map_err(|e| ServeError::Node(format!("raft timing: {e}")))?;
     let heartbeat = node.raft.raft.heartbeat_interval;
     // The node loop and the transport run on a runtime of their own: HTTP work on the main
     // runtime (decoding a large upsert's JSON takes milliseconds of a worker) must never queue
