@@ -312,6 +312,15 @@ impl Config {
                 message: "a key cannot be both read-write and read-only".into(),
             });
         }
+        let heartbeat_ms =
+            positive("raft_heartbeat_ms", args.raft_heartbeat_ms.or(file.raft_heartbeat_ms).unwrap_or(50))?;
+        let election_ms = args.raft_election_timeout_ms.or(file.raft_election_timeout_ms).unwrap_or(300);
+        if election_ms < heartbeat_ms.saturating_mul(2) {
+            return Err(ConfigError::Invalid {
+                key: "raft_election_timeout_ms",
+                message: format!("must be at least twice raft_heartbeat_ms ({heartbeat_ms}), got {election_ms}"),
+            });
+        }
         Ok(Config {
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| "vecraft-data".into()),
             http_addr: args
@@ -372,21 +381,8 @@ impl Config {
                 .raft_snapshot_keep_entries
                 .or(file.raft_snapshot_keep_entries)
                 .unwrap_or(1_000),
-            raft_heartbeat: Duration::from_millis(positive(
-                "raft_heartbeat_ms",
-                args.raft_heartbeat_ms.or(file.raft_heartbeat_ms).unwrap_or(50),
-            )?),
-            raft_election_timeout: {
-                let heartbeat = args.raft_heartbeat_ms.or(file.raft_heartbeat_ms).unwrap_or(50);
-                let election = args.raft_election_timeout_ms.or(file.raft_election_timeout_ms).unwrap_or(300);
-                if election < heartbeat.saturating_mul(2) {
-                    return Err(ConfigError::Invalid {
-                        key: "raft_election_timeout_ms",
-                        message: format!("must be at least twice raft_heartbeat_ms ({heartbeat}), got {election}"),
-                    });
-                }
-                Duration::from_millis(election)
-            },
+            raft_heartbeat: Duration::from_millis(heartbeat_ms),
+            raft_election_timeout: Duration::from_millis(election_ms),
             wal_segment_bytes: positive(
                 "wal_segment_bytes",
                 args.wal_segment_bytes.or(file.wal_segment_bytes).unwrap_or(16 << 20),

@@ -40,12 +40,17 @@ impl RoleWatch {
         let mut changes = Vec::new();
         for (group, r) in node.groups() {
             let now = Seen { role: r.role(), term: r.term(), leader: r.leader() };
-            let before = self.seen.insert(group, now);
-            let Some(before) = before else { continue };
-            if before == now {
-                continue;
+            // Called on every loop turn: an unchanged group costs one lookup, no insert.
+            match self.seen.get_mut(&group) {
+                Some(before) if *before == now => {}
+                Some(before) => {
+                    let was = std::mem::replace(before, now);
+                    changes.extend(change(group, me, was, now));
+                }
+                None => {
+                    self.seen.insert(group, now);
+                }
             }
-            changes.extend(change(group, me, before, now));
         }
         changes
     }
