@@ -116,6 +116,15 @@ async fn a_keyword_index_is_replicated_and_survives_wal_replay_and_snapshot_inst
     let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
     create_t(&clients[0], create).await;
+    // The collection's info reports the layout it was created with, on any node.
+    let (s, v) = call(&clients[2], hyper::Method::GET, "/collections/t", None).await;
+    assert_eq!(s, 200, "{v}");
+    let params = &v["result"]["config"]["params"];
+    assert_eq!(
+        (&params["shard_number"], &params["replication_factor"], &params["write_consistency_factor"]),
+        (&json!(2), &json!(3), &json!(2)),
+        "{v}"
+    );
     upsert_until_acked(&clients, 0..40).await;
 
     // Declared through node 1, reported through node 2 (strong: gathered from the shard leaders).

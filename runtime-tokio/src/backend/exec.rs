@@ -21,6 +21,8 @@ pub(super) fn execute(engine: &VectorEngine, query: ReadQuery) -> Result<ReadAns
                 indexed: c.len().saturating_sub(c.unindexed()) as u64,
                 indexing: c.unindexed() > 0,
                 seq: c.seq(),
+                shards: 1,
+                replication_factor: 1,
                 field_indexes: c.field_indexes(),
             })
         }

@@ -237,6 +237,10 @@ pub struct CollectionSummary {
     pub indexing: bool,
     /// Collection sequence number.
     pub seq: u64,
+    /// Shards (Qdrant's `shard_number`; 1 on a single-engine backend).
+    pub shards: u32,
+    /// Replicas of each shard (Qdrant's `replication_factor`).
+    pub replication_factor: u32,
     /// Payload field indexes: field -> (schema, points indexed).
     pub field_indexes: std::collections::BTreeMap<String, (vecraft_core::vector::payload_index::FieldSchema, usize)>,
 }

@@ -332,6 +332,8 @@ impl NodeBackend {
                         indexed: count.saturating_sub(unindexed),
                         indexing: unindexed > 0,
                         seq: 0,
+                        shards: info.replicas.len() as u32,
+                        replication_factor: info.replicas.first().map_or(1, |r| r.len() as u32),
                         field_indexes,
                     }),
                     details,

@@ -230,9 +230,10 @@ pub async fn info(
             "config": {
                 "params": {
                     "vectors": {"size": c.config.vector_size, "distance": distance_name(c.config.distance)},
-                    "shard_number": 1,
-                    "replication_factor": 1,
-                    "write_consistency_factor": 1,
+                    "shard_number": c.shards,
+                    "replication_factor": c.replication_factor,
+                    // A write is acknowledged at `quorum` (Raft's majority) by default.
+                    "write_consistency_factor": c.replication_factor / 2 + 1,
                     "on_disk_payload": false
                 },
                 "hnsw_config": {

@@ -41,6 +41,9 @@ pub const REPLICATION_LAG: &str = "vecraft_replication_lag_entries";
 pub const SHARD_POINTS: &str = "vecraft_shard_points";
 /// Points of a shard replica stored and not yet linked into its HNSW graph.
 pub const SHARD_UNINDEXED: &str = "vecraft_shard_unindexed_points";
+/// Counter: points linked into a graph after their apply (by an idle apply lane, or before a
+/// shard snapshot), not at it: deferred indexing at work.
+pub const POINTS_LINKED_DEFERRED: &str = "vecraft_points_linked_deferred_total";
 /// Gauge hook for the WAL: bytes on disk.
 pub const WAL_BYTES: &str = "vecraft_wal_bytes";
 /// Histogram hook for the WAL (seconds): fsync latency.
@@ -101,6 +104,7 @@ fn describe() {
     metrics::describe_gauge!(RAFT_APPLY_LAG, "Entries committed but not yet applied here per group");
     metrics::describe_gauge!(SHARD_POINTS, "Points in this node's replica of a shard");
     metrics::describe_gauge!(SHARD_UNINDEXED, "Points of this node's replica of a shard waiting to be linked into its HNSW graph (searched exactly meanwhile)");
+    metrics::describe_counter!(POINTS_LINKED_DEFERRED, "Points linked into a shard's HNSW graph after their apply (deferred indexing)");
     metrics::describe_gauge!(REPLICATION_LAG, "On the group's leader: log entries a follower lacks");
     metrics::describe_gauge!(WAL_BYTES, metrics::Unit::Bytes, "WAL size on disk");
     metrics::describe_histogram!(WAL_FSYNC_SECONDS, metrics::Unit::Seconds, "WAL fsync latency");

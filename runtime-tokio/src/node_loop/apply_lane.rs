@@ -7,6 +7,7 @@
 use super::apply::{ApplyDone, ApplyJob, ApplyStats};
 use super::change_feed::ChangeFeed;
 use super::shard_engines::{ShardEngines, read, write};
+use crate::http::metrics::POINTS_LINKED_DEFERRED;
 use super::snapshot_store::{SNAPSHOT_BYTES, SNAPSHOTS_INSTALLED, SNAPSHOTS_TAKEN, SnapshotStore};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
@@ -76,13 +77,19 @@ impl ApplyLane {
             }
             let started = std::time::Instant::now();
             let mut guard = write(&engine);
+            let mut step = 0;
             loop {
                 let linked = guard.index_pending(4);
-                stats.indexed += linked as u64;
+                step += linked as u64;
                 if linked == 0 || started.elapsed() >= INDEX_STEP {
                     break;
                 }
             }
+            // Counted before the lock is released: whoever sees these points linked sees
+            // them counted.
+            metrics::counter!(POINTS_LINKED_DEFERRED).increment(step);
+            drop(guard);
+            stats.indexed += step;
             self.index_cursor = (self.index_cursor + k + 1) % n;
             return true;
         }
@@ -206,7 +213,13 @@ impl ApplyLane {
         // This lane is the only writer of the group's engine, so it is at `at` now. Deferred
         // points are linked first (in steps, so reads go on), so the snapshot carries the
         // whole graph and an install does not rebuild it.
-        while write(&engine).index_pending(64) > 0 {}
+        loop {
+            let linked = write(&engine).index_pending(64);
+            if linked == 0 {
+                break;
+            }
+            metrics::counter!(POINTS_LINKED_DEFERRED).increment(linked as u64);
+        }
         let bytes = snapshot_bytes(&read(&engine));
         let written = lock(&self.store).as_mut()?.write(group, at, term, &bytes);
         match written {
