@@ -377,6 +377,52 @@ fn divergent_follower_is_repaired_with_one_rejection_per_conflicting_term() {
     }
 }
 
+/// A follower whose disk is slow (a long WAL write in flight) still answers its leader's
+/// heartbeat at once with the match it holds durably; the full acknowledgement follows the
+/// write. Returns what node 2 sent on the heartbeat, and on the disk's acknowledgement.
+fn heartbeat_during_a_slow_write(tweak: impl Fn(&mut vecraft_core::raft::RaftConfig)) -> (Vec<String>, Vec<String>) {
+    let mut c = Cluster::new(&[1, 2, 3], tweak);
+    c.elect(1);
+    c.tick(1, ms(20));
+    c.stabilize();
+    let base = c.node(1).log().last_index();
+    c.step(1, propose(5, "x"));
+    c.ack(1);
+    // Node 2 takes the entry; its write does not come back from the disk.
+    c.deliver(to(2));
+    assert_eq!(c.unacked_seqs(2).len(), 1, "the entry's write is in flight");
+    c.drop_msgs(from(2));
+    // Node 3 acknowledges, so the entry commits without node 2.
+    c.deliver(to(3));
+    c.ack(3);
+    c.deliver(to(1));
+    assert_eq!(c.node(1).commit_index(), base + 1);
+    c.drop_msgs(|_| true);
+    // The next heartbeat round reaches node 2 while its write is still in flight.
+    c.tick(1, ms(20));
+    let on_heartbeat = sends(&c.deliver(to(2)));
+    let on_disk = sends(&c.ack(2));
+    (on_heartbeat, on_disk)
+}
+
+#[test]
+fn a_heartbeat_is_answered_at_once_while_an_earlier_write_is_on_its_way_to_the_disk() {
+    let (on_heartbeat, on_disk) = heartbeat_during_a_slow_write(|_| {});
+    // The heartbeat carries the durable match (1: the leader's no-op) and is answered with it
+    // at once, echoing its round; the full acknowledgements come with the disk.
+    assert_eq!(on_heartbeat, vec!["2->1 AppResp t1 ok match=1 round=3"]);
+    assert_eq!(on_disk, vec!["2->1 AppResp t1 ok match=2 round=2", "2->1 AppResp t1 ok match=1 round=3"]);
+}
+
+/// The bug switch: with the answer held back for the disk, node 2 is silent on the heartbeat.
+#[cfg(feature = "bug-injection")]
+#[test]
+fn bug_heartbeat_ack_waits_for_disk_silences_the_follower() {
+    let (on_heartbeat, on_disk) = heartbeat_during_a_slow_write(|cfg| cfg.bugs.heartbeat_ack_waits_for_disk = true);
+    assert_eq!(on_heartbeat, Vec::<String>::new());
+    assert_eq!(on_disk.len(), 2, "{on_disk:?}");
+}
+
 #[test]
 fn follower_with_a_short_log_is_caught_up_after_one_rejection() {
     let mut c = Cluster::new(&[1, 2, 3], |_| {});

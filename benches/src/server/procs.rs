@@ -190,7 +190,8 @@ impl VecraftCluster {
             .arg(&node.http)
             .env_remove("VECRAFT_CONFIG")
             .env_remove("VECRAFT_PEERS")
-            .env("VECRAFT_LOG", "warn")
+            // Warnings only, unless the caller asks for more (`VECRAFT_LOG` is passed on).
+            .env("VECRAFT_LOG", std::env::var("VECRAFT_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);

@@ -166,6 +166,9 @@ pub struct InjectedBugs {
     /// before, or as, the mark it slept on), and a sleeping node on any message of an older
     /// term, though the leader sleeps on.
     pub wake_on_stale_copy: bool,
+    /// A follower answers a heartbeat only once every write it issued before is durable (no
+    /// early acknowledgement of its durable match), so a long WAL write silences it.
+    pub heartbeat_ack_waits_for_disk: bool,
 }
 
 impl InjectedBugs {
@@ -186,7 +189,8 @@ impl InjectedBugs {
                 || self.install_stale_snapshot
                 || self.wake_renews_lease
                 || self.sleep_on_overtaken_mark
-                || self.wake_on_stale_copy)
+                || self.wake_on_stale_copy
+                || self.heartbeat_ack_waits_for_disk)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

@@ -82,8 +82,10 @@ pub(super) struct Driver {
     /// have changed it (then the loop wakes at that time to publish it).
     pub groups_due: tokio::time::Instant,
     pub groups_dirty: bool,
-    /// Each group's last seen role, for the role-change log.
+    /// Each group's last seen role, for the role-change log (observed after every turn).
     pub roles: RoleWatch,
+    /// When the last turn ended (a long gap before a turn means the loop was away).
+    pub last_turn_end: Instant,
 }
 
 /// What a checkpoint build sends back: id, payloads, milliseconds it took (`None`: not built).
@@ -120,6 +122,20 @@ impl Driver {
             let due = !ticked && tokio::time::Instant::now() >= wake;
             ticked = due;
             let input = if due {
+                // Envelopes that arrived while the loop was away (a long turn, its thread not
+                // scheduled, the whole machine stalled) are older than this tick: they are
+                // stepped first. Otherwise a leader away for longer than check-quorum's window
+                // steps down with its followers' answers unread in its queue, and a follower
+                // campaigns with its leader's heartbeats unread (seen under a saturated
+                // ingest: two leaders on two nodes stepped down in the same 8 ms). Only those
+                // queued now, so the tick still comes next.
+                let queued = self.inbound.len();
+                for _ in 0..queued {
+                    let Ok((_, env)) = self.inbound.try_recv() else { break };
+                    if let Err(e) = self.turn(Some(NodeInput::Envelope(env)), None).await {
+                        return e;
+                    }
+                }
                 Some(NodeInput::Tick)
             } else {
                 tokio::select! {
@@ -159,29 +175,47 @@ impl Driver {
                 _ = self.checkpoint_ready.notified(), if self.checkpoint_build.is_some() => None,
                 }
             };
-            if matches!(input, Some(NodeInput::Tick)) {
+            let late = matches!(input, Some(NodeInput::Tick)).then(|| {
                 let late = tokio::time::Instant::now().saturating_duration_since(wake);
                 metrics::histogram!(crate::http::metrics::NODE_LOOP_TIMER_LATENESS_SECONDS).record(late.as_secs_f64());
-            }
-            let turn = std::time::Instant::now();
-            let mut out = Vec::new();
-            let kind = input.as_ref().map(input_kind).unwrap_or("none");
-            if let Some(input) = input {
-                let now = self.now();
-                self.node.step(now, input, &mut out);
-            }
-            let stepped = turn.elapsed();
-            let outputs = out.len();
-            if let Err(e) = self.dispatch(out).await {
+                late
+            });
+            if let Err(e) = self.turn(input, late).await {
                 return e;
             }
-            let took = turn.elapsed();
-            metrics::histogram!(crate::http::metrics::NODE_LOOP_TURN_SECONDS).record(took.as_secs_f64());
-            if took >= SLOW_TURN {
-                tracing::warn!(input = kind, step_ms = stepped.as_millis() as u64, total_ms = took.as_millis() as u64, outputs,
-                    "slow node loop turn: heartbeats and votes of every group waited");
-            }
         }
+    }
+
+    /// One turn: steps `input` (if any), carries out the outputs, and reports role changes
+    /// with the turn's timing. `late`: for a tick, how late its deadline was stepped.
+    async fn turn(&mut self, input: Option<NodeInput>, late: Option<std::time::Duration>) -> Result<(), LoopExit> {
+        let turn = std::time::Instant::now();
+        let gap = turn.saturating_duration_since(self.last_turn_end);
+        let mut out = Vec::new();
+        let kind = input.as_ref().map(input_kind).unwrap_or("none");
+        if let Some(input) = input {
+            let now = self.now();
+            self.node.step(now, input, &mut out);
+        }
+        let stepped = turn.elapsed();
+        let outputs = out.len();
+        self.dispatch(out).await?;
+        let took = turn.elapsed();
+        metrics::histogram!(crate::http::metrics::NODE_LOOP_TURN_SECONDS).record(took.as_secs_f64());
+        if took >= SLOW_TURN {
+            tracing::warn!(input = kind, step_ms = stepped.as_millis() as u64, total_ms = took.as_millis() as u64, outputs,
+                "slow node loop turn: heartbeats and votes of every group waited");
+        }
+        let context = role_watch::TurnContext {
+            input: kind,
+            gap_ms: gap.as_millis() as u64,
+            late_ms: late.map_or(0, |l| l.as_millis() as u64),
+        };
+        for change in self.roles.observe(&self.node) {
+            role_watch::report(change, context);
+        }
+        self.last_turn_end = std::time::Instant::now();
+        Ok(())
     }
 
     /// Registers a client call; `None` if its HTTP request already gave up.
@@ -413,9 +447,6 @@ impl Driver {
 
     /// Publishes what `/readyz`, `/cluster` and metrics need (only when it changed).
     fn publish_status(&mut self) {
-        for change in self.roles.observe(&self.node) {
-            role_watch::report(change);
-        }
         let meta = self.node.group(METADATA_GROUP);
         let groups = self.node.groups().filter(|(g, _)| *g != METADATA_GROUP);
         let (mut shard_groups, mut shard_leaders_known) = (0usize, 0usize);

@@ -368,6 +368,7 @@ pub async fn start(
         groups_due: tokio::time::Instant::now(),
         groups_dirty: false,
         roles: Default::default(),
+        last_turn_end: std::time::Instant::now(),
     };
     let task = tokio::spawn(async move {
         let exit = driver.run(boot).await;

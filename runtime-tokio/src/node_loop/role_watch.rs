@@ -76,17 +76,30 @@ fn change(group: GroupId, me: NodeId, before: Seen, now: Seen) -> Option<RoleCha
     }
 }
 
+/// The loop turn in which a change was seen: whether the loop itself was away (a long gap
+/// before the turn, a late timer) or the peers were silent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TurnContext {
+    /// What the turn stepped (`tick`, `envelope`, ...).
+    pub input: &'static str,
+    /// Milliseconds between the end of the previous turn and the start of this one.
+    pub gap_ms: u64,
+    /// For a tick: how many milliseconds after its deadline it was stepped.
+    pub late_ms: u64,
+}
+
 /// Logs a change and counts lost leaders in `vecraft_raft_elections_started_total`.
-pub fn report(change: RoleChange) {
+pub fn report(change: RoleChange, turn: TurnContext) {
+    let TurnContext { input, gap_ms, late_ms } = turn;
     match change {
         RoleChange::LostLeader { group, leader, term } => {
             metrics::counter!(crate::http::metrics::RAFT_ELECTIONS_STARTED, "group" => group.to_string())
                 .increment(1);
-            tracing::warn!(group, leader, term, "raft: no word from the leader within the election timeout; campaigning");
+            tracing::warn!(group, leader, term, input, gap_ms, late_ms, "raft: no word from the leader within the election timeout; campaigning");
         }
         RoleChange::BecameLeader { group, term } => tracing::info!(group, term, "raft: leading"),
         RoleChange::SteppedDown { group, term, leader } => {
-            tracing::warn!(group, term, ?leader, "raft: stepped down as leader")
+            tracing::warn!(group, term, ?leader, input, gap_ms, late_ms, "raft: stepped down as leader")
         }
     }
 }
