@@ -213,6 +213,18 @@ impl Mirror {
         self.broken.as_deref()
     }
 
+    /// About how many bytes a checkpoint of this mirror would write now (the retained entries;
+    /// a damaged group counts the records it replays).
+    pub fn live_bytes(&self) -> u64 {
+        self.groups
+            .values()
+            .map(|m| match m {
+                Mirrored::Clean(s) => s.entries.iter().map(|e| e.size() as u64).sum::<u64>(),
+                Mirrored::Damaged(rs) => rs.iter().flat_map(|r| &r.entries).map(|e| e.size() as u64).sum(),
+            })
+            .sum()
+    }
+
     /// Groups mirrored.
     pub fn len(&self) -> usize {
         self.groups.len()
