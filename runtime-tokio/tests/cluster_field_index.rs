@@ -116,9 +116,17 @@ async fn a_keyword_index_is_replicated_and_survives_wal_replay_and_snapshot_inst
     let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
     create_t(&clients[0], create).await;
-    // The collection's info reports the layout it was created with, on any node.
-    let (s, v) = call(&clients[2], hyper::Method::GET, "/collections/t", None).await;
-    assert_eq!(s, 200, "{v}");
+    // The collection's info reports the layout it was created with, on any node (once that
+    // node's metadata has caught up with the create).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let v = loop {
+        let (s, v) = call(&clients[2], hyper::Method::GET, "/collections/t", None).await;
+        if s == 200 {
+            break v;
+        }
+        assert!(s == 404 && std::time::Instant::now() < deadline, "{s} {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     let params = &v["result"]["config"]["params"];
     assert_eq!(
         (&params["shard_number"], &params["replication_factor"], &params["write_consistency_factor"]),
