@@ -67,7 +67,27 @@ struct Log {
     /// (sent, acknowledged) of every acknowledged write.
     acks: Mutex<Vec<(Instant, Instant)>>,
     failed: AtomicU64,
+    /// Failed writes by kind (status and the start of the error, or the transport failure),
+    /// reset every run and printed with it: what a failover's gap was spent on.
+    failures: Mutex<std::collections::BTreeMap<String, u64>>,
     stop: AtomicBool,
+}
+
+/// A short name for why a write failed.
+fn failure_kind(a: &Result<super::http::Answer, super::http::HttpError>) -> String {
+    match a {
+        Ok(a) => {
+            let error = a.json()["status"]["error"].as_str().unwrap_or("").to_string();
+            let error: String = error.chars().filter(|c| !c.is_ascii_digit()).take(60).collect();
+            format!("{} {error}", a.status.as_u16())
+        }
+        Err(super::http::HttpError::Timeout { .. }) => "client timeout (2 s)".into(),
+        Err(e) => {
+            let e = e.to_string();
+            let e = e.split_once(": ").map_or(e.as_str(), |(_, m)| m).to_string();
+            e.chars().take(40).collect()
+        }
+    }
 }
 
 const COLLECTION: &str = "failover";
@@ -94,6 +114,7 @@ async fn writer(
             acks.push((sent, Instant::now()));
         } else {
             log.failed.fetch_add(1, Ordering::Relaxed);
+            *log.failures.lock().unwrap_or_else(|e| e.into_inner()).entry(failure_kind(&answer)).or_insert(0) += 1;
             target = (target + 1) % members.len();
             client.retarget(members[target].clone());
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -152,6 +173,7 @@ pub async fn measure(
     let log = Arc::new(Log {
         acks: Mutex::new(Vec::new()),
         failed: AtomicU64::new(0),
+        failures: Mutex::new(Default::default()),
         stop: AtomicBool::new(false),
     });
     let pool = Arc::new(vector_texts(spec.dim, 1000, 5));
@@ -190,6 +212,7 @@ pub async fn measure(
                 .position(|n| n.id == victim)
                 .ok_or_else(|| FailoverError::Setup(format!("leader {victim} is not a member")))?;
             let failed_before = log.failed.load(Ordering::Relaxed);
+            log.failures.lock().unwrap_or_else(|e| e.into_inner()).clear();
             let killed_at = Instant::now();
             cluster.kill9(index);
             let gap = loop {
@@ -202,6 +225,7 @@ pub async fn measure(
                 tokio::time::sleep(Duration::from_millis(2)).await;
             };
             let failed_writes = log.failed.load(Ordering::Relaxed) - failed_before;
+            let kinds = log.failures.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let restarted = Instant::now();
             tokio::task::block_in_place(|| cluster.restart(index))?;
             if !wait_all_active(&members[index], Duration::from_secs(60)).await {
@@ -223,6 +247,9 @@ pub async fn measure(
                 run.failed_writes,
                 run.rejoin_ms
             );
+            for (kind, n) in kinds {
+                println!("#   {n} × {kind}");
+            }
             runs.push(run);
         }
         Ok(())
