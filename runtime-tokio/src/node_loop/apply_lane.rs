@@ -7,8 +7,8 @@
 use super::apply::{ApplyDone, ApplyJob, ApplyStats};
 use super::change_feed::ChangeFeed;
 use super::shard_engines::{ShardEngines, read, write};
-use crate::http::metrics::POINTS_LINKED_DEFERRED;
 use super::snapshot_store::{SNAPSHOT_BYTES, SNAPSHOTS_INSTALLED, SNAPSHOTS_TAKEN, SnapshotStore};
+use crate::http::metrics::POINTS_LINKED_DEFERRED;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use tokio::sync::mpsc;

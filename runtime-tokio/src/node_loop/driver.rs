@@ -126,9 +126,9 @@ impl Driver {
                 // scheduled, the whole machine stalled) are older than this tick: they are
                 // stepped first. Otherwise a leader away for longer than check-quorum's window
                 // steps down with its followers' answers unread in its queue, and a follower
-                // campaigns with its leader's heartbeats unread (seen under a saturated
-                // ingest: two leaders on two nodes stepped down in the same 8 ms). Only those
-                // queued now, so the tick still comes next.
+                // campaigns with its leader's heartbeats unread. (A precaution: the step-downs
+                // seen under ingest turned out to be silent followers, with the loops on
+                // time.) Only those queued now, so the tick still comes next.
                 let queued = self.inbound.len();
                 for _ in 0..queued {
                     let Ok((_, env)) = self.inbound.try_recv() else { break };
