@@ -58,6 +58,14 @@ pub struct RaftConfig {
     /// Snapshot transfers this node runs at once (more followers wait for a slot): a snapshot
     /// is big, and a leader streaming to everyone at once starves its own appends.
     pub max_snapshot_sends: usize,
+    /// A voter whose state machine has not applied everything committed waits this much
+    /// longer per unapplied entry before it campaigns, capped at
+    /// `max_unapplied_campaign_hold`: a leader answers writes only once it applied them, so
+    /// after a restart (the whole log replayed into the engine) the survivor that is caught up
+    /// should win, not the one still replaying. Zero disables the hold.
+    pub unapplied_campaign_hold: Duration,
+    /// Cap of that hold, so a voter that is behind still campaigns when nobody else does.
+    pub max_unapplied_campaign_hold: Duration,
     /// Seed of the node's private random generator (election timeouts).
     pub seed: u64,
     /// Deliberate protocol bugs, for proving that the simulator's checkers catch them.
@@ -88,6 +96,8 @@ impl RaftConfig {
             snapshot_chunk_bytes: 1 << 20,
             snapshot_window: 4,
             max_snapshot_sends: 2,
+            unapplied_campaign_hold: Duration::from_micros(100),
+            max_unapplied_campaign_hold: Duration::from_millis(600),
             seed,
             bugs: InjectedBugs::default(),
         }
@@ -169,6 +179,9 @@ pub struct InjectedBugs {
     /// A follower answers a heartbeat only once every write it issued before is durable (no
     /// early acknowledgement of its durable match), so a long WAL write silences it.
     pub heartbeat_ack_waits_for_disk: bool,
+    /// A voter campaigns at its election timeout however much of the committed log its state
+    /// machine still has to apply (no unapplied-campaign hold).
+    pub campaign_ignores_unapplied: bool,
 }
 
 impl InjectedBugs {
@@ -190,7 +203,8 @@ impl InjectedBugs {
                 || self.wake_renews_lease
                 || self.sleep_on_overtaken_mark
                 || self.wake_on_stale_copy
-                || self.heartbeat_ack_waits_for_disk)
+                || self.heartbeat_ack_waits_for_disk
+                || self.campaign_ignores_unapplied)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

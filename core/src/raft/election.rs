@@ -15,6 +15,20 @@ impl RaftNode {
         let max = self.cfg.election_timeout_max.as_nanos() as u64;
         let jitter = self.rng.random_range(0..max - min);
         self.election_deadline = Time(now.0 + min + jitter);
+        self.campaign_held = false;
+    }
+
+    /// How much longer than its election timeout this voter waits before campaigning: in
+    /// proportion to the committed entries its state machine has not applied yet, capped (see
+    /// `RaftConfig::unapplied_campaign_hold`).
+    pub(super) fn unapplied_campaign_hold(&self) -> Duration {
+        if InjectedBugs::on(self.bugs().campaign_ignores_unapplied) {
+            return Duration::ZERO;
+        }
+        let unapplied = self.commit.saturating_sub(self.applied);
+        let per = self.cfg.unapplied_campaign_hold.as_nanos();
+        let hold = (unapplied as u128).saturating_mul(per);
+        Duration::from_nanos(hold.min(self.cfg.max_unapplied_campaign_hold.as_nanos()) as u64)
     }
 
     fn set_term(&mut self, term: Term) {
@@ -298,7 +312,14 @@ impl RaftNode {
                         // Not a voter, or a committed configuration change is not applied yet.
                         self.reset_election_deadline(now);
                     } else {
-                        self.campaign(now, self.cfg.pre_vote, false, out);
+                        let hold = self.unapplied_campaign_hold();
+                        if !self.campaign_held && !hold.is_zero() {
+                            // Behind in applying: a caught-up voter goes first (once per timeout).
+                            self.campaign_held = true;
+                            self.election_deadline = now + hold;
+                        } else {
+                            self.campaign(now, self.cfg.pre_vote, false, out);
+                        }
                     }
                 }
             }

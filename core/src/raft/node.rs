@@ -294,6 +294,9 @@ pub struct RaftNode {
     /// Highest index the driver reported applied.
     pub(super) applied: LogIndex,
     pub(super) election_deadline: Time,
+    /// The due election timer was already postponed for the unapplied backlog (see
+    /// `RaftConfig::unapplied_campaign_hold`); the next due time campaigns.
+    pub(super) campaign_held: bool,
     pub(super) heartbeat_deadline: Time,
     pub(super) check_quorum_deadline: Time,
     /// Vote requests are refused until then (check-quorum stickiness; also set at restart).
@@ -422,6 +425,7 @@ impl RaftNode {
             apply_sent: applied,
             applied,
             election_deadline: now,
+            campaign_held: false,
             heartbeat_deadline: now,
             check_quorum_deadline: now,
             stickiness_until,

@@ -276,6 +276,8 @@ impl RaftNode {
         let slot = spread / count;
         let delay = turn * slot + self.rng.random_range(0..(slot / 2).max(1));
         self.election_deadline = self.election_deadline.min(Time(now.0 + delay));
+        // A turn that comes earlier is a new timeout: the unapplied hold applies to it afresh.
+        self.campaign_held = false;
     }
 }
 
