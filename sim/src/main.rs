@@ -173,11 +173,15 @@ fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
         let deferred: Vec<u64> =
             results.iter().filter_map(|r| r.ops.get("deferred-indexing:waiting-at-end").copied()).collect();
         if !deferred.is_empty() {
+            let catch_up: Vec<u64> =
+                results.iter().filter_map(|r| r.ops.get("deferred-indexing:catch-up-applies").copied()).collect();
             println!(
-                "  deferred indexing: {} seeds, {} of them with points still unindexed at the probe ({} points)",
+                "  deferred indexing: {} seeds, {} of them with points still unindexed at the probe ({} points); {} seeds applied while catching up with a raised bound ({} applies)",
                 deferred.len(),
                 deferred.iter().filter(|&&w| w > 0).count(),
-                deferred.iter().sum::<u64>()
+                deferred.iter().sum::<u64>(),
+                catch_up.iter().filter(|&&n| n > 0).count(),
+                catch_up.iter().sum::<u64>()
             );
         }
         let quantized: Vec<&NodeWorldReport> =

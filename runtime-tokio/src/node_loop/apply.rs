@@ -72,6 +72,11 @@ pub enum ApplyJob {
         /// The entry's term (0 if the loop did not find it): a snapshot file records the term
         /// of its last applied entry, so boot can tell whether the log still joins it.
         term: Term,
+        /// The apply backlog around this entry when it was handed out: entries committed
+        /// after it, or handed out before it and not applied yet, whichever is more. A long
+        /// backlog means the replica is catching up, and its engine defers linking further
+        /// (see `IndexingPolicy::catch_up_max_unindexed`).
+        behind: u64,
     },
     /// Answer a query from the applied state.
     Read {
@@ -396,6 +401,7 @@ mod tests {
             index,
             command,
             term: 1,
+            behind: 0,
         })
         .unwrap();
     }

@@ -35,6 +35,12 @@ pub struct ApplyLane {
     pub index_cursor: usize,
 }
 
+/// Committed entries behind an apply from which the replica counts as catching up: its engine
+/// then stores at copy speed and links later (a leader answers writes only once it applied
+/// them, so a replica replaying its log after a restart must reach the commit index soon). A
+/// follower under steady load stays well below it (the leader's appends are 64 entries at most).
+const CATCH_UP_BACKLOG: u64 = 256;
+
 /// How long one idle indexing step holds an engine's write lock: a job that arrives meanwhile
 /// (or a read of that shard) waits at most about this long.
 const INDEX_STEP: std::time::Duration = std::time::Duration::from_millis(2);
@@ -114,6 +120,7 @@ impl ApplyLane {
                 index,
                 command,
                 term,
+                behind,
             } => {
                 let a = self.applied.entry(group).or_insert((0, 0));
                 if index <= a.0 {
@@ -127,6 +134,7 @@ impl ApplyLane {
                     // refusal is deterministic and identical on every replica: it changes
                     // nothing anywhere, so the entry still counts as applied.
                     let mut guard = write(&engine);
+                    guard.set_catching_up(behind >= CATCH_UP_BACKLOG);
                     match apply_command(&mut guard, cmd) {
                         Ok(affected) => {
                             let name = guard.name().to_string();

@@ -367,16 +367,21 @@ impl Driver {
                 command,
             } => {
                 // The entry was just handed out of the group's log, so the log holds it.
-                let term = self
-                    .node
-                    .group(group)
-                    .and_then(|r| r.log().term_at(index))
-                    .unwrap_or(0);
+                let raft = self.node.group(group);
+                let term = raft.and_then(|r| r.log().term_at(index)).unwrap_or(0);
+                // The apply pipeline's length around this entry: committed after it (a replay
+                // after a restart), or queued before it (a lane slower than the commits).
+                let behind = raft.map_or(0, |r| {
+                    let after = r.commit_index().saturating_sub(index);
+                    let before = index.saturating_sub(r.applied_index());
+                    after.max(before)
+                });
                 self.job(ApplyJob::Apply {
                     group,
                     index,
                     command,
                     term,
+                    behind,
                 })
                 .await?
             }

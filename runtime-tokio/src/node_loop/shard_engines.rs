@@ -11,6 +11,12 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use vecraft_core::raft::GroupId;
 use vecraft_core::vector::collection::{Collection, IndexingPolicy};
 
+/// How many times the indexing threshold an engine may hold unindexed while its replica
+/// catches up (see `IndexingPolicy::catch_up_max_unindexed`): a restarted node replays its log
+/// at copy speed instead of linking every point beyond the threshold before it may answer a
+/// write; searches scan the longer tail exactly meanwhile.
+const CATCH_UP_FACTOR: usize = 4;
+
 /// One shard replica's engine.
 pub type ShardEngine = Arc<RwLock<Collection>>;
 
@@ -45,7 +51,8 @@ impl ShardEngines {
     pub fn prepare(&self, engine: &mut Collection) {
         let row_bytes = (engine.config().vector_size as u64).max(1) * 4;
         let max_unindexed = (self.indexing_threshold_bytes / row_bytes) as usize;
-        engine.set_indexing_policy(IndexingPolicy::deferred(max_unindexed));
+        let catch_up = max_unindexed.saturating_mul(CATCH_UP_FACTOR);
+        engine.set_indexing_policy(IndexingPolicy::deferred_with_catch_up(max_unindexed, catch_up));
     }
 
     /// Hosts `engine` for `group` unless one is already there; true if inserted.

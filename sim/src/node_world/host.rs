@@ -116,6 +116,8 @@ pub(super) struct World {
     pub(super) trace: blake3::Hasher,
     pub(super) events: u64,
     pub(super) faults: BTreeMap<&'static str, u64>,
+    /// Applies made while the replica was catching up (deferred indexing seeds).
+    pub(super) catch_up_applies: u64,
     pub(super) violations: Vec<String>,
     /// Each group's highest term when the quiet probe phase began (see [`World::group_terms`]).
     pub(super) terms_at_probe: Option<BTreeMap<GroupId, u64>>,
@@ -307,7 +309,11 @@ impl World {
         let Some(p) = self.machines[m].proc.as_mut() else { return };
         p.applying = false;
         let Some((group, index, cmd)) = p.applies.pop_front() else { return };
+        let behind = p.node.group(group).map_or(0, |r| r.commit_index().saturating_sub(index));
         if let (Some(c), Some(cmd)) = (p.engines.get_mut(&group), cmd) {
+            if let Some(ix) = self.cfg.indexing {
+                self.catch_up_applies += ix.before_apply(c, behind) as u64;
+            }
             let _ = apply_command(c, &cmd); // refusals are deterministic and change nothing
             if let Some(ix) = self.cfg.indexing {
                 ix.after_apply(&mut self.rng, c);
@@ -649,6 +655,7 @@ impl World {
             // How much deferred work the final probe met (summed over every replica).
             let waiting: usize = engines.iter().flat_map(|(_, es)| es.values()).map(Collection::unindexed).sum();
             ops.insert("deferred-indexing:waiting-at-end".into(), waiting as u64);
+            ops.insert("deferred-indexing:catch-up-applies".into(), self.catch_up_applies);
         }
         if let Some(q) = self.cfg.quantization {
             // How many replicas searched on trained codes at the final probe, and how many of
@@ -720,6 +727,7 @@ pub fn run_node_world(cfg: NodeWorldConfig) -> NodeWorldReport {
         trace: blake3::Hasher::new(),
         events: 0,
         faults: BTreeMap::new(),
+        catch_up_applies: 0,
         violations: Vec::new(),
         terms_at_probe: None,
         cfg,

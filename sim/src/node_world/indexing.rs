@@ -4,7 +4,9 @@
 //! links them into its HNSW graph later (the runtime does it when its apply lane is idle): here
 //! after an apply, with a seeded chance and budget, and never beyond the seed's bound of
 //! waiting points. Some seeds never link outside the bound, so the final probe meets shards
-//! whose points mostly wait. Replicas restored from a snapshot get the same policy.
+//! whose points mostly wait. Replicas restored from a snapshot get the same policy. Half the
+//! deferring seeds allow four times the bound while a replica catches up (an apply a few
+//! entries short of its group's commit index), then drain the excess per insert.
 //!
 //! What deferral must not change is checked by the probe: approximate searches (the graph walk
 //! plus the exact scan of the unindexed tail, merged across shards) must score exactly like an
@@ -30,7 +32,13 @@ pub struct SimIndexing {
     pub link_budget: usize,
     /// The `hide-unindexed` bug switch.
     pub hide_unindexed: bool,
+    /// The bound while a replica catches up (at least `max_unindexed`).
+    pub catch_up_max_unindexed: usize,
 }
+
+/// Committed entries behind an apply from which a replica counts as catching up (the runtime's
+/// rule at the sim's scale: a shard here holds a few dozen points).
+const CATCH_UP_BACKLOG: u64 = 3;
 
 impl SimIndexing {
     /// Drawn on a stream of its own (other choices of the seed do not shift); half the seeds
@@ -40,17 +48,28 @@ impl SimIndexing {
         if !rng.random_bool(0.5) && !bug {
             return None;
         }
-        Some(SimIndexing {
-            max_unindexed: [1, 4, 16, 1_000][rng.random_range(0..4)],
-            link_chance: if bug { 0.0 } else { [0.0, 0.1, 0.5][rng.random_range(0..3)] },
-            link_budget: rng.random_range(1..=4),
-            hide_unindexed: bug,
-        })
+        let max_unindexed = [1, 4, 16, 1_000][rng.random_range(0..4)];
+        let link_chance = if bug { 0.0 } else { [0.0, 0.1, 0.5][rng.random_range(0..3)] };
+        let link_budget = rng.random_range(1..=4);
+        let catch_up_max_unindexed = max_unindexed * [1, 4][rng.random_range(0..2)];
+        Some(SimIndexing { max_unindexed, link_chance, link_budget, hide_unindexed: bug, catch_up_max_unindexed })
     }
 
     /// The engine policy every replica gets.
     pub fn policy(&self) -> IndexingPolicy {
-        IndexingPolicy { max_unindexed: self.max_unindexed, bug_hide_unindexed: self.hide_unindexed }
+        IndexingPolicy {
+            bug_hide_unindexed: self.hide_unindexed,
+            ..IndexingPolicy::deferred_with_catch_up(self.max_unindexed, self.catch_up_max_unindexed)
+        }
+    }
+
+    /// Before an apply `behind` committed entries short of its group's commit index: the
+    /// replica catches up (defers to the catch-up bound) or not, as the runtime's lanes do.
+    /// True if it does, with a catch-up bound above the normal one.
+    pub(super) fn before_apply(&self, engine: &mut Collection, behind: u64) -> bool {
+        let catching_up = behind >= CATCH_UP_BACKLOG;
+        engine.set_catching_up(catching_up);
+        catching_up && self.catch_up_max_unindexed > self.max_unindexed
     }
 
     /// After an apply: maybe one linking step on `engine`.

@@ -70,6 +70,51 @@ fn the_unindexed_bound_is_exact_and_invisible_to_answers() {
 }
 
 #[test]
+fn catching_up_defers_to_the_catch_up_bound_and_the_excess_drains_per_insert() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut deferred = engine_with(config(DIM as u32, Distance::Euclid));
+    let mut immediate = engine_with(config(DIM as u32, Distance::Euclid));
+    coll(&mut deferred).set_indexing_policy(IndexingPolicy::deferred_with_catch_up(10, 40));
+    coll(&mut deferred).set_catching_up(true);
+    let first = batch(&mut rng, 0, 40);
+    upsert(&mut deferred, first.clone());
+    upsert(&mut immediate, first);
+    assert_eq!(coll(&mut deferred).unindexed(), 40, "catching up: exactly the catch-up bound waits");
+    let one = batch(&mut rng, 40, 1);
+    upsert(&mut deferred, one.clone());
+    upsert(&mut immediate, one);
+    assert_eq!(coll(&mut deferred).unindexed(), 40, "catch-up bound + 1 links the oldest");
+    // Caught up: nothing is linked by the switch itself; each insert links two and adds one.
+    coll(&mut deferred).set_catching_up(false);
+    assert_eq!(coll(&mut deferred).unindexed(), 40);
+    for (k, expect) in [(41u64, 39), (42, 38)] {
+        let b = batch(&mut rng, k, 1);
+        upsert(&mut deferred, b.clone());
+        upsert(&mut immediate, b);
+        assert_eq!(coll(&mut deferred).unindexed(), expect);
+    }
+    // Drained to the normal bound, an insert links exactly one again.
+    let d = coll(&mut deferred);
+    assert_eq!(d.index_pending(28), 28);
+    assert_eq!(d.unindexed(), 10);
+    let b = batch(&mut rng, 43, 1);
+    upsert(&mut deferred, b.clone());
+    upsert(&mut immediate, b);
+    assert_eq!(coll(&mut deferred).unindexed(), 10);
+    let (d, i) = (coll(&mut deferred), &*coll(&mut immediate));
+    assert_eq!(d.digest(), i.digest());
+    for _ in 0..20 {
+        let q: Vec<f32> = (0..DIM).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        assert_eq!(hits(d, &q, false), hits(i, &q, true));
+    }
+    // Lowering the policy while not catching up links down to the normal bound at once.
+    d.set_catching_up(true);
+    assert_eq!(d.index_pending(0), 0);
+    d.set_indexing_policy(IndexingPolicy::deferred(4));
+    assert_eq!(d.unindexed(), 4);
+}
+
+#[test]
 fn deferred_and_immediate_replicas_build_the_same_graph() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let mut deferred = engine_with(config(DIM as u32, Distance::Cosine));
@@ -115,7 +160,7 @@ fn the_hide_unindexed_bug_switch_only_exists_with_bug_injection() {
     let mut engine = engine_with(config(DIM as u32, Distance::Euclid));
     let points = batch(&mut rng, 0, 20);
     let q = points[7].vector.clone();
-    coll(&mut engine).set_indexing_policy(IndexingPolicy { max_unindexed: 100, bug_hide_unindexed: true });
+    coll(&mut engine).set_indexing_policy(IndexingPolicy { bug_hide_unindexed: true, ..IndexingPolicy::deferred(100) });
     upsert(&mut engine, points);
     let got = hits(coll(&mut engine), &q, false);
     if cfg!(feature = "bug-injection") {
