@@ -214,6 +214,9 @@ pub async fn measure(
             let failed_before = log.failed.load(Ordering::Relaxed);
             log.failures.lock().unwrap_or_else(|e| e.into_inner()).clear();
             let killed_at = Instant::now();
+            let killed_unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
             cluster.kill9(index);
             let gap = loop {
                 if let Some(gap) = first_ack_after(&log, killed_at) {
@@ -240,7 +243,7 @@ pub async fn measure(
                 rejoin_ms: restarted.elapsed().as_secs_f64() * 1e3,
             };
             println!(
-                "FAILOVER run={} victim={} gap_ms={} failed_writes={} rejoin_ms={:.0}",
+                "FAILOVER run={} victim={} killed_unix={killed_unix:.3} gap_ms={} failed_writes={} rejoin_ms={:.0}",
                 runs.len() + 1,
                 run.victim,
                 run.gap_ms.map_or("none".into(), |g| format!("{g:.1}")),
