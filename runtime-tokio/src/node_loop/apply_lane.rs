@@ -41,6 +41,12 @@ pub struct ApplyLane {
 /// follower under steady load stays well below it (the leader's appends are 64 entries at most).
 const CATCH_UP_BACKLOG: u64 = 256;
 
+/// Whether an apply `behind` entries from the far end of its group's apply pipeline counts as
+/// catching up.
+fn catching_up(behind: u64) -> bool {
+    behind >= CATCH_UP_BACKLOG
+}
+
 /// How long one idle indexing step holds an engine's write lock: a job that arrives meanwhile
 /// (or a read of that shard) waits at most about this long.
 const INDEX_STEP: std::time::Duration = std::time::Duration::from_millis(2);
@@ -134,7 +140,7 @@ impl ApplyLane {
                     // refusal is deterministic and identical on every replica: it changes
                     // nothing anywhere, so the entry still counts as applied.
                     let mut guard = write(&engine);
-                    guard.set_catching_up(behind >= CATCH_UP_BACKLOG);
+                    guard.set_catching_up(catching_up(behind));
                     match apply_command(&mut guard, cmd) {
                         Ok(affected) => {
                             let name = guard.name().to_string();
@@ -280,4 +286,17 @@ impl ApplyLane {
 
 fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, Option<SnapshotStore>> {
     store.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backlog_of_256_entries_is_catching_up_and_255_is_not() {
+        assert!(!catching_up(0));
+        assert!(!catching_up(CATCH_UP_BACKLOG - 1));
+        assert!(catching_up(CATCH_UP_BACKLOG));
+        assert_eq!(CATCH_UP_BACKLOG, 256);
+    }
 }

@@ -92,3 +92,22 @@ pub fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 pub fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vecraft_core::vector::collection::{CollectionConfig, Distance};
+
+    #[test]
+    fn an_engine_defers_the_threshold_and_four_times_it_while_catching_up() {
+        let engines = ShardEngines::with_indexing_threshold(64 * 4 * 100);
+        let mut engine = Collection::new("c", CollectionConfig::new(64, Distance::Dot)).unwrap();
+        engines.prepare(&mut engine);
+        let policy = engine.indexing_policy();
+        assert_eq!((policy.max_unindexed, policy.catch_up_max_unindexed), (100, 400));
+        assert!(!policy.catching_up);
+        let mut immediate = Collection::new("c", CollectionConfig::new(64, Distance::Dot)).unwrap();
+        ShardEngines::default().prepare(&mut immediate);
+        assert_eq!(immediate.indexing_policy().hard_max_unindexed(), 0, "no threshold: link at apply");
+    }
+}
