@@ -135,6 +135,11 @@ impl RaftNode {
                 MessageBody::AppendResponse { success: true, match_index: early, reject: None, round, reset: false },
                 out,
             );
+            if early == match_index {
+                // Everything this append matched was durable already (a heartbeat): the answer
+                // after the disk would say the same again.
+                return;
+            }
         }
         self.send_after_persist(
             from,
