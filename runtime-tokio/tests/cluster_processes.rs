@@ -270,6 +270,7 @@ async fn one_node_cluster_keeps_its_data_across_a_restart() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(KillOnDrop)
             .unwrap()
     };
     let c = HttpClient::new(&format!("http://{http}"), None).unwrap();
@@ -285,7 +286,7 @@ async fn one_node_cluster_keeps_its_data_across_a_restart() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    let mut child = start();
+    let child = start();
     ready(c.clone()).await;
     create_t(&c, json!({"vectors": {"size": 4, "distance": "Dot"}})).await;
     upsert_until_acked(std::slice::from_ref(&c), 0..30, Duration::from_secs(10), 1).await;
@@ -296,9 +297,8 @@ async fn one_node_cluster_keeps_its_data_across_a_restart() {
         let (s, v) = call(&c, hyper::Method::PUT, &format!("/collections/t/points?wait={wait}"), Some(body)).await;
         assert_eq!((s, v["result"]["status"].as_str()), (200, Some(status)), "{v}");
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut child = start();
+    drop(child); // kill -9
+    let _child = start();
     ready(c.clone()).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while count(&c, "strong").await != Some(32) {
@@ -335,8 +335,17 @@ async fn one_node_cluster_keeps_its_data_across_a_restart() {
         assert!(Instant::now() < deadline, "no local point count or group gauges: {v}\n{text}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+}
+
+/// A server process killed (SIGKILL) and reaped when dropped, so a failing assertion does not
+/// leave it running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
