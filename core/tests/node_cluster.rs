@@ -152,9 +152,14 @@ impl Cluster {
     }
 
     fn request(&mut self, at: NodeId, request: Request) -> ClientId {
+        self.request_within(at, request, None)
+    }
+
+    /// A request with its own deadline (`None`: the node's request time-out).
+    fn request_within(&mut self, at: NodeId, request: Request, timeout: Option<Duration>) -> ClientId {
         let client = self.next_client;
         self.next_client += 1;
-        self.step(at, NodeInput::Request { client, request });
+        self.step(at, NodeInput::Request { client, request, timeout });
         self.drain();
         client
     }
@@ -390,6 +395,88 @@ fn a_shard_that_cannot_answer_fails_the_request_at_its_timeout_naming_the_shard_
     assert_eq!(missing, vec![1]);
     assert!(!hits.is_empty());
     assert!(hits.iter().all(|h| vecraft_core::node::sharding::shard_of(h.id, 2) == 0));
+}
+
+/// A request's own time-out (Qdrant's `timeout`, or the server's) is the node's deadline for
+/// it, shorter or longer than the node's default: the node neither answers before it nor
+/// keeps the client waiting past it.
+#[test]
+fn a_request_with_its_own_timeout_fails_exactly_at_it_shorter_or_longer_than_the_default() {
+    let mut c = ready_cluster(2, 1);
+    for i in 0..20 {
+        assert!(matches!(c.call(1, upsert([i], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    }
+    let meta = c.nodes[&1].metadata().collection("c").unwrap().clone();
+    let holder = meta.replicas[1][0];
+    let asker = MEMBERS.into_iter().find(|n| *n != holder).unwrap();
+    c.cut.insert((asker, holder));
+    c.cut.insert((holder, asker));
+    let default = NodeConfig::new(1, MEMBERS.to_vec(), 0).request_timeout;
+    for own in [Duration::from_millis(1_200), default + Duration::from_secs(2)] {
+        let started = c.now;
+        let id = c.request_within(asker, search(5, 0, false), Some(own));
+        c.run_for(own - Duration::from_millis(1));
+        assert!(!c.answers.contains_key(&id), "no answer before its own time-out {own:?}");
+        c.run_for(Duration::from_millis(1));
+        let r = c.answers.remove(&id).unwrap_or_else(|| panic!("answered at its own time-out {own:?}"));
+        assert_eq!(c.now.saturating_since(started), own);
+        match r {
+            Err(NodeError::Shard(e)) => assert_eq!((e.shard, e.failure), (1, ShardFailure::Timeout)),
+            other => panic!("expected a shard time-out, got {other:?}"),
+        }
+    }
+}
+
+/// A read reply of the origin's previous boot that arrives after its restart answers nothing:
+/// part ids of a new incarnation never repeat an old one's (they did, and the simulator found a
+/// quorum read of one point answered with an earlier read of another).
+#[test]
+fn a_late_read_reply_from_before_the_origins_restart_answers_no_new_request() {
+    let mut c = ready_cluster(1, 1);
+    assert!(matches!(c.call(1, upsert([5], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    let holder = c.nodes[&1].metadata().collection("c").unwrap().replicas[0][0];
+    let origin = MEMBERS.into_iter().find(|n| *n != holder).unwrap();
+    // A read of a point that does not exist; the holder's reply is lost on the way.
+    c.cut.insert((holder, origin));
+    c.sent.clear();
+    let lost = c.request(origin, get(999, ReadLevel::Strong));
+    c.run_for(Duration::from_millis(50));
+    let stale: Vec<PeerMessage> = c
+        .sent
+        .iter()
+        .filter(|(f, t, m)| (*f, *t) == (holder, origin) && matches!(m, PeerMessage::ReadReply { .. }))
+        .map(|(_, _, m)| m.clone())
+        .collect();
+    assert!(!stale.is_empty(), "the holder answered");
+    assert!(!c.answers.contains_key(&lost));
+    // The origin restarts and reads point 5, whose reply is lost too; then the old reply lands.
+    c.cut.clear();
+    c.restart(origin, false, &[]);
+    for _ in 0..100 {
+        if c.nodes[&origin].metadata().collection("c").is_some() {
+            break;
+        }
+        c.run_for(Duration::from_millis(100));
+    }
+    assert!(c.nodes[&origin].metadata().collection("c").is_some(), "the restarted origin knows the collection");
+    c.cut.insert((holder, origin));
+    let fresh = c.request(origin, get(5, ReadLevel::Strong));
+    c.run_for(Duration::from_millis(5));
+    // The old reply, as if it had been the answer to any part id of the first boot up to the
+    // number of ids the first boot used (which of them the new read got is not the point).
+    let PeerMessage::ReadReply { part, result } = stale[0].clone() else { unreachable!() };
+    let late: Vec<PeerMessage> = (1..=part.id.max(500))
+        .map(|id| PeerMessage::ReadReply { part: PartRef { id, attempt: part.attempt }, result: result.clone() })
+        .collect();
+    c.step(origin, NodeInput::Envelope(NodeEnvelope { from: holder, to: origin, raft: None, peer: late }));
+    c.drain();
+    assert!(!c.answers.contains_key(&fresh), "answered by the old reply: {:?}", c.answers.get(&fresh));
+    // Once the holder's replies get through again, the read is answered with point 5.
+    c.cut.clear();
+    match c.wait(fresh) {
+        Ok(Reply::Records { records, .. }) => assert_eq!(records.iter().map(|r| r.id).collect::<Vec<_>>(), vec![5u64.into()]),
+        other => panic!("expected point 5, got {other:?}"),
+    }
 }
 
 #[test]

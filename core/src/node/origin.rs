@@ -4,6 +4,7 @@
 //! gathered into one reply — top-k merged with the id tie-break, counts summed, pages merged —
 //! or one error naming the shard that failed.
 
+use std::time::Duration;
 use super::io::NodeOutput;
 use super::machine::{Node, Timer};
 use super::message::{PartRef, PeerMessage, ServeError, ServeLevel, Served};
@@ -79,7 +80,14 @@ impl Node {
     }
 
     /// A new client request.
-    pub(super) fn client_request(&mut self, now: Time, client: ClientId, request: Request, out: &mut Vec<NodeOutput>) {
+    pub(super) fn client_request(
+        &mut self,
+        now: Time,
+        client: ClientId,
+        request: Request,
+        timeout: Option<Duration>,
+        out: &mut Vec<NodeOutput>,
+    ) {
         *self.stats.requests.entry(request.kind()).or_insert(0) += 1;
         if self.clients.contains_key(&client) {
             return self.respond(client, Err(NodeError::Invalid(format!("request id {client} already in flight"))), out);
@@ -206,7 +214,7 @@ impl Node {
                 Gather::FieldIndexes
             }
         };
-        let deadline = now + self.cfg.request_timeout;
+        let deadline = now + timeout.unwrap_or(self.cfg.request_timeout);
         let mut state = ClientState { gather, read, open: BTreeSet::new(), results: Vec::new(), wait_meta: None };
         if parts.is_empty() {
             self.clients.insert(client, state);
@@ -296,7 +304,8 @@ impl Node {
     fn retry_part(&mut self, now: Time, id: u64, from: NodeId, hint: Option<NodeId>) {
         self.stats.retries += 1;
         let Some(p) = self.parts.get_mut(&id) else { return };
-        p.in_doubt = false;
+        // A refusal does not clear the doubt: a copy of this or an earlier attempt (duplicated
+        // or delayed in the network) may still reach a node that leads by then and propose it.
         match hint {
             Some(l) if l != from && p.replicas.contains(&l) => {
                 self.leader_hints.insert(p.group, l);

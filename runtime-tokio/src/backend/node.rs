@@ -164,11 +164,14 @@ impl NodeBackend {
                 | Request::ReplicaStatus { .. }
                 | Request::FieldIndexes { .. }
         );
-        let rx = self.node.submit(request).map_err(|e| match e {
+        let limit = timeout.unwrap_or(self.default_timeout);
+        // A client's own time-out (Qdrant's `timeout`) is the node's deadline too, shorter or
+        // longer than the node's default (see `NodeInput::Request`); without one the node keeps
+        // its own, which also bounds how long a replica keeps a part it serves.
+        let rx = self.node.submit_within(request, timeout).map_err(|e| match e {
             SubmitError::Overloaded(n) => BackendError::Overloaded(n),
             SubmitError::Stopped => BackendError::Unavailable("node loop stopped".into()),
         })?;
-        let limit = timeout.unwrap_or(self.default_timeout);
         match tokio::time::timeout(limit, rx).await {
             Err(_) if changes => Err(BackendError::InDoubt(format!(
                 "not acknowledged within the {limit:?} time-out; it may still take effect"

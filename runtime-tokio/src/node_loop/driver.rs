@@ -220,14 +220,14 @@ impl Driver {
 
     /// Registers a client call; `None` if its HTTP request already gave up.
     fn accept_call(&mut self, call: ClientCall) -> Option<NodeInput> {
-        let (request, reply) = call;
+        let (request, timeout, reply) = call;
         if reply.is_closed() {
             return None;
         }
         let client = self.next_client;
         self.next_client += 1;
         self.clients.insert(client, reply);
-        Some(NodeInput::Request { client, request })
+        Some(NodeInput::Request { client, request, timeout })
     }
 
     /// Carries out outputs, then steps `Persisted` for whatever became durable, until quiet.

@@ -34,7 +34,7 @@ use crate::wal::{Wal, WalError, WalOptions, spawn_writer};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -44,8 +44,9 @@ use vecraft_core::node::request::{NodeError, Reply, Request};
 use vecraft_core::node::{Node, NodeConfig};
 use vecraft_core::raft::{GroupId, LogIndex};
 
-/// A client request and where its answer goes.
-pub type ClientCall = (Request, oneshot::Sender<Result<Reply, NodeError>>);
+/// A client request, how long the node may work on it (`None`: the node's own request
+/// time-out) and where its answer goes.
+pub type ClientCall = (Request, Option<Duration>, oneshot::Sender<Result<Reply, NodeError>>);
 
 /// What the loop publishes after every step that changed it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -195,8 +196,18 @@ impl NodeHandle {
         &self,
         request: Request,
     ) -> Result<oneshot::Receiver<Result<Reply, NodeError>>, SubmitError> {
+        self.submit_within(request, None)
+    }
+
+    /// [`Self::submit`] with the node's deadline for it: `timeout` from now (`None`: the
+    /// node's request time-out).
+    pub fn submit_within(
+        &self,
+        request: Request,
+        timeout: Option<Duration>,
+    ) -> Result<oneshot::Receiver<Result<Reply, NodeError>>, SubmitError> {
         let (tx, rx) = oneshot::channel();
-        match self.requests.try_send((request, tx)) {
+        match self.requests.try_send((request, timeout, tx)) {
             Ok(()) => Ok(rx),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 Err(SubmitError::Overloaded(self.requests.max_capacity()))

@@ -344,9 +344,12 @@ impl World {
             self.workload.respond(now, op, Err(vecraft_core::node::request::NodeError::Refused { shard: 0, reason: "no node up".into() }));
         } else {
             let m = up[self.rng.random_range(0..up.len())];
-            let timeout = nanos(Duration::from_secs(6));
+            // Some requests carry their own deadline (Qdrant's `timeout`), shorter or longer
+            // than the node's own; the client gives up a second after it.
+            let own = self.rng.random_bool(0.3).then(|| Duration::from_millis(self.rng.random_range(300..=8_000)));
+            let timeout = nanos(own.map_or(Duration::from_secs(6), |d| d + Duration::from_secs(1)));
             self.at(self.now + timeout, Ev::ClientTimeout { op });
-            self.step(m, NodeInput::Request { client: op, request });
+            self.step(m, NodeInput::Request { client: op, request, timeout: own });
         }
         self.at(self.now + think, Ev::ClientNext { client: c });
     }
@@ -553,7 +556,7 @@ impl World {
                             let up = self.up();
                             let m = up[self.rng.random_range(0..up.len())];
                             let _ = now;
-                            self.step(m, NodeInput::Request { client: op, request });
+                            self.step(m, NodeInput::Request { client: op, request, timeout: None });
                         }
                         self.at(self.now + 100_000_000, Ev::End);
                         continue;
