@@ -145,7 +145,9 @@ async fn the_node_takes_scheduled_snapshots_and_keeps_the_newest() {
             .iter()
             .map(|m| m["name"].as_str().unwrap().to_string())
             .collect();
-        assert!(names.len() <= 2, "retention keeps 2: {names:?}");
+        // A round writes its snapshot, then deletes the oldest: a listing in between sees
+        // three (never more).
+        assert!(names.len() <= 3, "retention keeps 2, plus one being rotated in: {names:?}");
         if names.len() == 2 {
             match &first {
                 None => first = Some(names.clone()),

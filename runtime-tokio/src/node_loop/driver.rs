@@ -76,6 +76,8 @@ pub(super) struct Driver {
     pub checkpoint_build: Option<oneshot::Receiver<CheckpointBuilt>>,
     /// Wakes the loop when that build is done.
     pub checkpoint_ready: Arc<tokio::sync::Notify>,
+    /// A built checkpoint being handed to the WAL chunk by chunk.
+    pub checkpoint_writing: Option<CheckpointWrite>,
     /// The per-group picture for metrics (see `group_status`).
     pub groups: watch::Sender<Arc<Vec<GroupStatus>>>,
     /// When the picture may be refreshed next, and whether a turn since the last refresh may
@@ -90,6 +92,29 @@ pub(super) struct Driver {
 
 /// What a checkpoint build sends back: id, payloads, milliseconds it took (`None`: not built).
 pub(super) type CheckpointBuilt = Option<(u64, Vec<Vec<u8>>, u64)>;
+
+/// A checkpoint on its way to the WAL. It goes in chunks, each handed over once the previous
+/// one is durable, so the node's own records (appends, votes) queued meanwhile are written
+/// between them instead of behind one write of the whole live state (tens of megabytes: 1.6 s
+/// with three nodes on one disk). Recovery already takes records inside a checkpoint's span as
+/// ordinary records after it (see `checkpoint`), and a checkpoint without its `End` as torn.
+pub struct CheckpointWrite {
+    id: u64,
+    payloads: VecDeque<Vec<u8>>,
+    bytes: u64,
+    records: usize,
+    chunks: usize,
+    begin: u64,
+    build_ms: u64,
+    /// WAL seq of the last record handed over (0: none yet).
+    last_seq: u64,
+}
+
+/// Bytes of checkpoint handed to the WAL at once: an eighth of the checkpoint bound, within
+/// [4 KiB, 4 MiB] (a payload larger than that still goes whole).
+pub(super) fn checkpoint_chunk_bytes(bound: u64) -> u64 {
+    (bound / 8).clamp(4 << 10, 4 << 20)
+}
 
 impl Driver {
     /// The node's monotonic clock.
@@ -286,21 +311,46 @@ impl Driver {
             self.checkpoint_build = None;
             match built {
                 Some((id, payloads, build_ms)) => {
-                    let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
-                    let records = payloads.len();
-                    let begin = self.wal.next_seq();
-                    for p in payloads {
-                        self.wal.append(p).await.map_err(|e| LoopExit::Wal(e.to_string()))?;
-                    }
-                    let end = self.wal.next_seq() - 1;
-                    self.trim.written(id, end, bytes);
-                    metrics::counter!(WAL_CHECKPOINTS).increment(1);
-                    tracing::info!(id, begin_seq = begin, records, bytes, build_ms, groups = self.trim.mirror().len(), "wal checkpoint written");
+                    self.checkpoint_writing = Some(CheckpointWrite {
+                        id,
+                        bytes: payloads.iter().map(|p| p.len() as u64).sum(),
+                        records: payloads.len(),
+                        payloads: payloads.into(),
+                        chunks: 0,
+                        begin: self.wal.next_seq(),
+                        build_ms,
+                        last_seq: 0,
+                    });
                 }
                 None => self.trim.abandoned(),
             }
         }
+        // Its next chunk once the previous one is durable (see `CheckpointWrite`).
+        if let Some(w) = self.checkpoint_writing.as_mut()
+            && durable >= w.last_seq
+        {
+            let max = checkpoint_chunk_bytes(self.trim.bound());
+            let mut chunk = 0u64;
+            while let Some(p) = w.payloads.front() {
+                if chunk > 0 && chunk + p.len() as u64 > max {
+                    break;
+                }
+                let p = w.payloads.pop_front().expect("checked");
+                chunk += p.len() as u64;
+                self.wal.append(p).await.map_err(|e| LoopExit::Wal(e.to_string()))?;
+            }
+            w.chunks += 1;
+            w.last_seq = self.wal.next_seq() - 1;
+            if w.payloads.is_empty() {
+                let w = self.checkpoint_writing.take().expect("checked");
+                self.trim.written(w.id, w.last_seq, w.bytes);
+                metrics::counter!(WAL_CHECKPOINTS).increment(1);
+                tracing::info!(id = w.id, begin_seq = w.begin, records = w.records, bytes = w.bytes, chunks = w.chunks,
+                    build_ms = w.build_ms, groups = self.trim.mirror().len(), "wal checkpoint written");
+            }
+        }
         if self.checkpoint_build.is_none()
+            && self.checkpoint_writing.is_none()
             && let Some((id, copy)) = self.trim.due(self.wal.next_seq())
         {
             let max = self.wal.max_record_len();
@@ -535,5 +585,19 @@ fn input_kind(input: &NodeInput) -> &'static str {
         NodeInput::Persisted { .. } => "persisted",
         NodeInput::SnapshotTaken { .. } => "snapshot-taken",
         NodeInput::Raft { .. } => "raft",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkpoint_chunk_bytes;
+
+    #[test]
+    fn a_checkpoint_goes_in_chunks_of_an_eighth_of_its_bound_within_4_kib_and_4_mib() {
+        assert_eq!(checkpoint_chunk_bytes(64 << 10), 8 << 10);
+        assert_eq!(checkpoint_chunk_bytes(32 << 10), 4 << 10);
+        assert_eq!(checkpoint_chunk_bytes((32 << 10) - 8), 4 << 10, "floor");
+        assert_eq!(checkpoint_chunk_bytes(32 << 20), 4 << 20);
+        assert_eq!(checkpoint_chunk_bytes((32 << 20) + 8), 4 << 20, "cap");
     }
 }

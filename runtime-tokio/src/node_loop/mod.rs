@@ -375,6 +375,7 @@ pub async fn start(
         trim: wal_trim::WalTrim::new(mirror, opts.wal_checkpoint_bytes),
         checkpoint_build: None,
         checkpoint_ready: std::sync::Arc::new(tokio::sync::Notify::new()),
+        checkpoint_writing: None,
         groups: groups_tx,
         groups_due: tokio::time::Instant::now(),
         groups_dirty: false,

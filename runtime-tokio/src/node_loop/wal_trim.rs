@@ -44,6 +44,11 @@ pub struct WalTrim {
 }
 
 impl WalTrim {
+    /// `wal_checkpoint_bytes` (0: checkpoints off).
+    pub fn bound(&self) -> u64 {
+        self.bound
+    }
+
     /// Starts with `mirror` (from recovery); `bound` is `wal_checkpoint_bytes` (0 disables).
     pub fn new(mirror: Mirror, bound: u64) -> WalTrim {
         WalTrim {
