@@ -361,20 +361,26 @@ fn read_your_writes_waits_for_the_replica_to_apply_the_token() {
     assert_eq!(records.len(), 1);
 }
 
-#[test]
-fn a_shard_that_cannot_answer_fails_the_request_at_its_timeout_naming_the_shard_or_is_marked_missing() {
+/// Two shards of one replica each, 20 points, and a node `asker` (not holding shard 1,
+/// preferably not shard 0 either) cut off from shard 1's only replica.
+fn shard_1_cut_off_from_an_asker() -> (Cluster, NodeId) {
     let mut c = ready_cluster(2, 1);
     for i in 0..20 {
         assert!(matches!(c.call(1, upsert([i], WriteAck::Quorum)), Ok(Reply::Written { .. })));
     }
     let meta = c.nodes[&1].metadata().collection("c").unwrap().clone();
-    // Cut the only replica of shard 1 off from node `asker` (which is not that replica).
     let holder = meta.replicas[1][0];
     let asker = MEMBERS.into_iter().find(|n| *n != holder && !meta.replicas[0].contains(n)).unwrap_or_else(|| {
         MEMBERS.into_iter().find(|n| *n != holder).unwrap()
     });
     c.cut.insert((asker, holder));
     c.cut.insert((holder, asker));
+    (c, asker)
+}
+
+#[test]
+fn a_shard_that_cannot_answer_fails_the_request_at_its_timeout_naming_the_shard_or_is_marked_missing() {
+    let (mut c, asker) = shard_1_cut_off_from_an_asker();
     let timeout = NodeConfig::new(1, MEMBERS.to_vec(), 0).request_timeout;
     let started = c.now;
     let id = c.request(asker, search(5, 0, false));
@@ -397,20 +403,12 @@ fn a_shard_that_cannot_answer_fails_the_request_at_its_timeout_naming_the_shard_
     assert!(hits.iter().all(|h| vecraft_core::node::sharding::shard_of(h.id, 2) == 0));
 }
 
-/// A request's own time-out (Qdrant's `timeout`, or the server's) is the node's deadline for
-/// it, shorter or longer than the node's default: the node neither answers before it nor
-/// keeps the client waiting past it.
+/// A request's own time-out (Qdrant's `timeout`) is the node's deadline for it, shorter or
+/// longer than the node's default: the node neither answers before it nor keeps the client
+/// waiting past it.
 #[test]
 fn a_request_with_its_own_timeout_fails_exactly_at_it_shorter_or_longer_than_the_default() {
-    let mut c = ready_cluster(2, 1);
-    for i in 0..20 {
-        assert!(matches!(c.call(1, upsert([i], WriteAck::Quorum)), Ok(Reply::Written { .. })));
-    }
-    let meta = c.nodes[&1].metadata().collection("c").unwrap().clone();
-    let holder = meta.replicas[1][0];
-    let asker = MEMBERS.into_iter().find(|n| *n != holder).unwrap();
-    c.cut.insert((asker, holder));
-    c.cut.insert((holder, asker));
+    let (mut c, asker) = shard_1_cut_off_from_an_asker();
     let default = NodeConfig::new(1, MEMBERS.to_vec(), 0).request_timeout;
     for own in [Duration::from_millis(1_200), default + Duration::from_secs(2)] {
         let started = c.now;
