@@ -96,6 +96,10 @@ struct Args {
     /// Writers during the failover phase.
     #[arg(long, default_value_t = 4)]
     failover_writers: usize,
+    /// Qdrant's `timeout` parameter (seconds) on the etcd and ingest phases' upserts: the
+    /// node's deadline for each (0: none, the node's own 5 s). The client gives up at 10 s.
+    #[arg(long, default_value_t = 0)]
+    qdrant_timeout: u64,
 }
 
 fn result_line(bench: &str, extra: &str, f: &LoadFigures) -> String {
@@ -189,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
             Duration::from_secs(args.secs),
             Arc::clone(&pool),
             0,
+            (args.qdrant_timeout > 0).then_some(args.qdrant_timeout),
         )
         .await;
         drop(cluster);
@@ -238,6 +243,7 @@ async fn main() -> anyhow::Result<()> {
                     Duration::from_secs(args.ingest_secs),
                     Arc::clone(&pool),
                     0,
+                    (args.qdrant_timeout > 0).then_some(args.qdrant_timeout),
                 )
                 .await;
                 let extra = format!(

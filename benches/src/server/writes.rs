@@ -36,6 +36,9 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upserts of `batch` points (vectors from `pool`) into `collection` at `write_ack=quorum`,
 /// `wait=true`, from `clients` clients for `duration`. Ids are unique per run: client `i`'s
 /// request `seq` writes ids `id_base + (i << 32) + seq * batch ..`, so every point is an insert.
+/// `timeout_param`: Qdrant's `timeout` query parameter (seconds), the node's deadline for each
+/// request (without it the node keeps its own 5 s).
+#[allow(clippy::too_many_arguments)]
 pub async fn vecraft_upserts(
     members: &[String],
     collection: &str,
@@ -44,8 +47,13 @@ pub async fn vecraft_upserts(
     duration: Duration,
     pool: Arc<Vec<String>>,
     id_base: u64,
+    timeout_param: Option<u64>,
 ) -> LoadFigures {
-    let path = Arc::new(upsert_path(collection));
+    let mut path = upsert_path(collection);
+    if let Some(t) = timeout_param {
+        path.push_str(&format!("&timeout={t}"));
+    }
+    let path = Arc::new(path);
     let members = members.to_vec();
     run_closed_loop(
         clients,
