@@ -507,6 +507,25 @@ pub fn node_error(e: NodeError) -> BackendError {
     }
 }
 
+/// Qdrant's name for a replica's state. The leader judges replicas by their logs; this node's
+/// own replica (`local_unapplied`: its committed entries not applied yet) is `Partial` while it
+/// is still catching up in applying (as after a restart, which replays the log into the
+/// engine), though its log is complete: it cannot yet answer writes at once as a leader, and
+/// an operator restarting nodes one by one should wait for it.
+fn replica_state_name(state: ReplicaState, local_unapplied: Option<u64>) -> &'static str {
+    match state {
+        ReplicaState::Active
+            if local_unapplied.is_some_and(|n| n >= crate::node_loop::apply_lane::CATCH_UP_BACKLOG) =>
+        {
+            "Partial"
+        }
+        ReplicaState::Active => "Active",
+        ReplicaState::CatchingUp => "Partial",
+        ReplicaState::Snapshotting => "Recovery",
+        ReplicaState::Dead => "Dead",
+    }
+}
+
 fn unexpected() -> BackendError {
     BackendError::Unavailable("the node answered with an unexpected reply kind (a bug)".into())
 }
@@ -568,13 +587,16 @@ impl Backend for NodeBackend {
     ) -> BoxFuture<'_, Result<Vec<ReplicaInfo>, BackendError>> {
         Box::pin(async move {
             let me = self.node.status().node_id;
-            // This node's replicas of the collection: shard → group, to count their points.
-            let local: BTreeMap<u32, u64> = self
+            // This node's replicas of the collection: shard → (group, entries committed and
+            // not applied here), to count their points and tell a replica still replaying.
+            let local: BTreeMap<u32, (u64, u64)> = self
                 .node
                 .groups()
                 .iter()
                 .filter_map(|g| match &g.shard {
-                    Some((c, shard)) if *c == collection => Some((*shard, g.group)),
+                    Some((c, shard)) if *c == collection => {
+                        Some((*shard, (g.group, g.commit.saturating_sub(g.applied))))
+                    }
                     _ => None,
                 })
                 .collect();
@@ -587,15 +609,13 @@ impl Backend for NodeBackend {
                     .map(|r| ReplicaInfo {
                         shard_id: r.shard,
                         peer_id: r.node,
-                        state: match r.state {
-                            ReplicaState::Active => "Active",
-                            ReplicaState::CatchingUp => "Partial",
-                            ReplicaState::Snapshotting => "Recovery",
-                            ReplicaState::Dead => "Dead",
-                        },
+                        state: replica_state_name(
+                            r.state,
+                            (r.node == me).then(|| local.get(&r.shard).map(|l| l.1)).flatten(),
+                        ),
                         // Only this node's own replicas are counted (as Qdrant's local shards).
                         points_count: (r.node == me)
-                            .then(|| local.get(&r.shard).and_then(|&g| self.node.local_points(g)))
+                            .then(|| local.get(&r.shard).and_then(|l| self.node.local_points(l.0)))
                             .flatten(),
                         leader: r.leader,
                     })
@@ -682,6 +702,17 @@ impl Backend for NodeBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_replica_256_entries_behind_in_applying_is_partial_and_255_active() {
+        assert_eq!(replica_state_name(ReplicaState::Active, None), "Active", "another node's replica");
+        assert_eq!(replica_state_name(ReplicaState::Active, Some(0)), "Active");
+        assert_eq!(replica_state_name(ReplicaState::Active, Some(255)), "Active");
+        assert_eq!(replica_state_name(ReplicaState::Active, Some(256)), "Partial");
+        assert_eq!(replica_state_name(ReplicaState::CatchingUp, Some(0)), "Partial");
+        assert_eq!(replica_state_name(ReplicaState::Snapshotting, None), "Recovery");
+        assert_eq!(replica_state_name(ReplicaState::Dead, Some(1_000)), "Dead");
+    }
 
     #[test]
     fn levels_and_errors_map_as_documented() {
