@@ -514,11 +514,7 @@ pub fn node_error(e: NodeError) -> BackendError {
 /// an operator restarting nodes one by one should wait for it.
 fn replica_state_name(state: ReplicaState, local_unapplied: Option<u64>) -> &'static str {
     match state {
-        ReplicaState::Active
-            if local_unapplied.is_some_and(|n| n >= crate::node_loop::apply_lane::CATCH_UP_BACKLOG) =>
-        {
-            "Partial"
-        }
+        ReplicaState::Active if local_unapplied.is_some_and(crate::node_loop::apply_lane::catching_up) => "Partial",
         ReplicaState::Active => "Active",
         ReplicaState::CatchingUp => "Partial",
         ReplicaState::Snapshotting => "Recovery",

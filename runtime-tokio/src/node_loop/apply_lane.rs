@@ -39,11 +39,11 @@ pub struct ApplyLane {
 /// then stores at copy speed and links later (a leader answers writes only once it applied
 /// them, so a replica replaying its log after a restart must reach the commit index soon). A
 /// follower under steady load stays well below it (the leader's appends are 64 entries at most).
-pub const CATCH_UP_BACKLOG: u64 = 256;
+const CATCH_UP_BACKLOG: u64 = 256;
 
-/// Whether an apply `behind` entries from the far end of its group's apply pipeline counts as
-/// catching up.
-fn catching_up(behind: u64) -> bool {
+/// Whether a replica `behind` entries from the far end of its group's apply pipeline counts as
+/// catching up (its engine defers further; its replica status says `Partial`).
+pub(crate) fn catching_up(behind: u64) -> bool {
     behind >= CATCH_UP_BACKLOG
 }
 

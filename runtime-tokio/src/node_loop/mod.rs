@@ -14,7 +14,7 @@
 //! back-pressure. The runtime makes no protocol decision: everything is `Node::step`.
 
 pub mod apply;
-pub mod apply_lane;
+pub(crate) mod apply_lane;
 pub mod boot_snapshots;
 pub mod change_feed;
 pub mod checkpoint;
