@@ -68,6 +68,7 @@ pub struct FileConfig {
     write_queue_capacity: Option<usize>,
     max_concurrent_requests: Option<usize>,
     max_points_in_flight: Option<u64>,
+    admission_wait_share_pct: Option<u64>,
     indexing_threshold_kb: Option<u64>,
     snapshot_interval_secs: Option<u64>,
     snapshot_max_incrementals: Option<u32>,
@@ -129,6 +130,12 @@ pub struct ServeArgs {
     /// writes get 503 with Retry-After, so accepted writes finish in time. [default: 50000]
     #[arg(long, env = "VECRAFT_MAX_POINTS_IN_FLIGHT")]
     pub max_points_in_flight: Option<u64>,
+    /// Percent of a write's deadline (Qdrant's `timeout`, else the node's 5 s) its expected wait
+    /// behind the points in flight may take, at the rate this node answers points; beyond it the
+    /// write gets 503 with Retry-After at once instead of timing out in doubt. 0 turns this rule
+    /// off (the static bound alone). [default: 50]
+    #[arg(long, env = "VECRAFT_ADMISSION_WAIT_SHARE_PCT")]
+    pub admission_wait_share_pct: Option<u64>,
     /// Vectors a shard replica may hold stored but not yet linked into its HNSW graph, in KB of
     /// vector data (Qdrant's `indexing_threshold`): applies store points at once and the apply
     /// lanes link them when idle, while searches scan that tail exactly. 0 links at apply.
@@ -203,6 +210,8 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Points accepted and not yet answered (replicated node).
     pub max_points_in_flight: u64,
+    /// Percent of a write's deadline its expected wait may take (0: the static bound alone).
+    pub admission_wait_share_pct: u64,
     /// Unindexed vector data a shard replica may hold, KB (0: index at apply).
     pub indexing_threshold_kb: u64,
     /// Snapshot interval (`None`: no scheduled snapshots).
@@ -321,6 +330,14 @@ impl Config {
                 message: format!("must be at least twice raft_heartbeat_ms ({heartbeat_ms}), got {election_ms}"),
             });
         }
+        let wait_share_pct =
+            args.admission_wait_share_pct.or(file.admission_wait_share_pct).unwrap_or(50);
+        if wait_share_pct > 100 {
+            return Err(ConfigError::Invalid {
+                key: "admission_wait_share_pct",
+                message: format!("a percent of the deadline, 0 to 100, got {wait_share_pct}"),
+            });
+        }
         Ok(Config {
             data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| "vecraft-data".into()),
             http_addr: args
@@ -356,6 +373,7 @@ impl Config {
                 "max_points_in_flight",
                 args.max_points_in_flight.or(file.max_points_in_flight).unwrap_or(50_000),
             )?,
+            admission_wait_share_pct: wait_share_pct,
             indexing_threshold_kb: args.indexing_threshold_kb.or(file.indexing_threshold_kb).unwrap_or(20_000),
             snapshot_interval: (interval > 0).then(|| Duration::from_secs(interval)),
             snapshot_max_incrementals: args
@@ -488,6 +506,13 @@ mod tests {
         let file =
             Config::parse_file("api_keys = [\"k\"]\nread_only_api_keys = [\"k\"]\n", p).unwrap();
         assert!(Config::merge(ServeArgs::default(), file).is_err());
+        // A percent: 100 is the bound, 101 names the key; 0 turns the deadline rule off.
+        let share = |text: &str| Config::merge(ServeArgs::default(), Config::parse_file(text, p).unwrap());
+        assert_eq!(share("").unwrap().admission_wait_share_pct, 50, "default");
+        assert_eq!(share("admission_wait_share_pct = 100\n").unwrap().admission_wait_share_pct, 100);
+        assert_eq!(share("admission_wait_share_pct = 0\n").unwrap().admission_wait_share_pct, 0);
+        let e = share("admission_wait_share_pct = 101\n").unwrap_err().to_string();
+        assert!(e.contains("admission_wait_share_pct"), "{e}");
     }
 
     #[test]

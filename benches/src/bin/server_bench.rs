@@ -104,11 +104,12 @@ struct Args {
 
 fn result_line(bench: &str, extra: &str, f: &LoadFigures) -> String {
     format!(
-        "RESULT bench={bench} {extra} clients={} secs={:.1} requests_ok={} failed={} rps={:.1} items_per_s={:.0} p50_ms={:.2} p99_ms={:.2}",
+        "RESULT bench={bench} {extra} clients={} secs={:.1} requests_ok={} failed={} refused={} rps={:.1} items_per_s={:.0} p50_ms={:.2} p99_ms={:.2}",
         f.clients,
         f.secs,
         f.ok,
         f.failed,
+        f.refused,
         f.rps(),
         f.items_per_s(),
         f.p50_ms,
@@ -148,7 +149,11 @@ async fn main() -> anyhow::Result<()> {
             format!("{:.0}", f.rps()),
             format!("{:.0} {unit}", f.items_per_s()),
             format!("{:.1} / {:.1}", f.p50_ms, f.p99_ms),
-            format!("{}", f.failed),
+            if f.refused > 0 {
+                format!("{} ({} refused)", f.failed, f.refused)
+            } else {
+                format!("{}", f.failed)
+            },
         ]
     };
     let mut ratios: Vec<String> = Vec::new();

@@ -15,6 +15,9 @@ pub enum Outcome {
     Ok(u64),
     /// Refused or failed (counted, not timed).
     Failed,
+    /// Refused at once with 503 (nothing happened: the server's back-off signal); counted as
+    /// failed too.
+    Refused,
 }
 
 /// Figures of one closed-loop run.
@@ -26,8 +29,10 @@ pub struct LoadFigures {
     pub secs: f64,
     /// Acknowledged requests.
     pub ok: u64,
-    /// Failed requests.
+    /// Failed requests (refused ones included).
     pub failed: u64,
+    /// Of those, refused at once with 503 (nothing written, not in doubt).
+    pub refused: u64,
     /// Items in acknowledged requests.
     pub items: u64,
     /// Latency of acknowledged requests, milliseconds.
@@ -50,11 +55,12 @@ impl LoadFigures {
     /// Summarises per-client samples.
     pub fn from_samples(clients: usize, secs: f64, samples: Vec<ClientSamples>) -> Self {
         let mut lat: Vec<f64> = Vec::new();
-        let (mut ok, mut failed, mut items) = (0, 0, 0);
+        let (mut ok, mut failed, mut refused, mut items) = (0, 0, 0, 0);
         for s in samples {
             ok += s.latencies_ms.len() as u64;
             lat.extend(s.latencies_ms);
             failed += s.failed;
+            refused += s.refused;
             items += s.items;
         }
         lat.sort_by(f64::total_cmp);
@@ -70,6 +76,7 @@ impl LoadFigures {
             secs,
             ok,
             failed,
+            refused,
             items,
             p50_ms: q(0.5),
             p99_ms: q(0.99),
@@ -82,8 +89,10 @@ impl LoadFigures {
 pub struct ClientSamples {
     /// Latency of each acknowledged request, ms.
     pub latencies_ms: Vec<f64>,
-    /// Failed requests.
+    /// Failed requests (refused ones included).
     pub failed: u64,
+    /// Of those, refused with 503.
+    pub refused: u64,
     /// Items acknowledged.
     pub items: u64,
 }
@@ -123,8 +132,9 @@ where
                         samples.latencies_ms.push(t.elapsed().as_secs_f64() * 1e3);
                         samples.items += n;
                     }
-                    Outcome::Failed => {
+                    Outcome::Failed | Outcome::Refused => {
                         samples.failed += 1;
+                        samples.refused += u64::from(outcome == Outcome::Refused);
                         tokio::time::sleep(failure_pause).await;
                     }
                 }
@@ -149,15 +159,17 @@ mod tests {
         let a = ClientSamples {
             latencies_ms: vec![1.0, 3.0],
             failed: 1,
+            refused: 1,
             items: 200,
         };
         let b = ClientSamples {
             latencies_ms: vec![2.0, 4.0],
             failed: 0,
+            refused: 0,
             items: 200,
         };
         let f = LoadFigures::from_samples(2, 2.0, vec![a, b]);
-        assert_eq!((f.ok, f.failed, f.items), (4, 1, 400));
+        assert_eq!((f.ok, f.failed, f.refused, f.items), (4, 1, 1, 400));
         assert_eq!((f.rps(), f.items_per_s()), (2.0, 200.0));
         assert!(f.p50_ms >= 2.0 && f.p50_ms <= 3.0, "{}", f.p50_ms);
         assert!(f.p99_ms > 3.9 && f.p99_ms <= 4.0, "{}", f.p99_ms);

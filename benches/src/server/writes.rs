@@ -73,6 +73,8 @@ pub async fn vecraft_upserts(
                 let a = client.request(Method::PUT, &path, body).await;
                 let outcome = if acknowledged(&a) {
                     Outcome::Ok(batch as u64)
+                } else if matches!(&a, Ok(answer) if answer.status == hyper::StatusCode::SERVICE_UNAVAILABLE) {
+                    Outcome::Refused
                 } else {
                     show_failure("vecraft upsert", &a);
                     Outcome::Failed

@@ -348,6 +348,19 @@ pub enum BackendError {
         /// The node's bound.
         limit: u64,
     },
+    /// The write's expected wait behind the points in flight exceeds its share of its deadline
+    /// (see `admission`): refused at once instead of timing out in doubt; back off and retry.
+    #[error(
+        "node overloaded: {in_flight} points in flight would take ~{expected_ms} ms to answer, over this write's budget of {budget_ms} ms (half its deadline); retry later or with a longer timeout"
+    )]
+    QueueWait {
+        /// Points in flight when refused.
+        in_flight: u64,
+        /// The expected wait at the node's measured rate, ms.
+        expected_ms: u64,
+        /// Half the write's deadline, ms.
+        budget_ms: u64,
+    },
     /// The operation did not finish in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),

@@ -89,9 +89,9 @@ impl NodeBackend {
         }
     }
 
-    /// Bounds the points accepted and not yet answered (see `admission`).
-    pub fn with_max_points_in_flight(mut self, limit: u64) -> Self {
-        self.admission = PointsAdmission::new(limit);
+    /// Admission's bound and deadline rule (`wait_share` of a write's deadline; 0: off).
+    pub fn with_admission(mut self, limit: u64, wait_share: f64) -> Self {
+        self.admission = PointsAdmission::new(limit).with_wait_share(wait_share);
         self
     }
 
@@ -222,8 +222,9 @@ impl NodeBackend {
                     _ => 0,
                 };
                 // Held until the node answers (or the request is dropped).
-                let _permit = self.admission.admit(affected.max(1) as u64)?;
+                let mut permit = self.admission.admit(affected.max(1) as u64, options.timeout)?;
                 let (token, status) = self.write_op(collection, op, &options).await?;
+                permit.answered();
                 let seq = token.marks.values().copied().max().unwrap_or(0);
                 let mut r = receipt(token, CommandOutcome::PointsApplied { seq, affected });
                 r.status = status;

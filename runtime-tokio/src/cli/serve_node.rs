@@ -118,7 +118,7 @@ pub async fn run(
         .map_err(|e| ServeError::Node(format!("collection snapshot catalogue: {e}")))?;
     let backend = NodeBackend::new(handle.clone(), peer_list, config.request_timeout, heartbeat)
         .with_snapshots(catalog)
-        .with_max_points_in_flight(config.max_points_in_flight);
+        .with_admission(config.max_points_in_flight, config.admission_wait_share_pct as f64 / 100.0);
     let schedule = config.snapshot_interval.map(|interval| {
         tokio::spawn(crate::backend::node_snapshots::run_schedule(
             backend.clone(),

@@ -76,6 +76,7 @@ impl From<BackendError> for ApiError {
             BackendError::Engine(engine) => return engine.into(),
             BackendError::Overloaded(_)
             | BackendError::PointsInFlight { .. }
+            | BackendError::QueueWait { .. }
             | BackendError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

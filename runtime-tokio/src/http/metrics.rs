@@ -61,6 +61,12 @@ pub const RAFT_ELECTIONS_STARTED: &str = "vecraft_raft_elections_started_total";
 pub const TRANSPORT_MESSAGES: &str = "vecraft_transport_messages_total";
 /// Messages the transport dropped, by reason (a full peer queue, an unknown peer, ...).
 pub const TRANSPORT_DROPPED: &str = "vecraft_transport_dropped_total";
+/// Counter: writes refused by admission, label `rule` (`bound` or `wait`).
+pub const ADMISSION_REFUSED: &str = "vecraft_admission_refused_total";
+/// The rate at which this node answers written points while busy (admission's estimate).
+pub const ADMISSION_DRAIN_RATE: &str = "vecraft_admission_drain_points_per_second";
+/// Points accepted for writing and not yet answered.
+pub const ADMISSION_POINTS_IN_FLIGHT: &str = "vecraft_admission_points_in_flight";
 /// Counter: snapshots taken, label `trigger` (`api` or `schedule`).
 pub const SNAPSHOTS_TAKEN: &str = "vecraft_snapshots_taken_total";
 
@@ -113,6 +119,9 @@ fn describe() {
     metrics::describe_counter!(RAFT_ELECTIONS_STARTED, "Elections this node started for a group it had a leader for");
     metrics::describe_counter!(TRANSPORT_MESSAGES, "Messages sent and received between nodes");
     metrics::describe_counter!(TRANSPORT_DROPPED, "Messages between nodes dropped, by reason (Raft retries)");
+    metrics::describe_counter!(ADMISSION_REFUSED, "Writes refused at once by admission, by rule (bound: max_points_in_flight; wait: expected wait over the write's budget)");
+    metrics::describe_gauge!(ADMISSION_DRAIN_RATE, "Points per second this node answers while it has writes in flight (admission's estimate)");
+    metrics::describe_gauge!(ADMISSION_POINTS_IN_FLIGHT, "Points accepted for writing and not yet answered");
     metrics::describe_counter!(SNAPSHOTS_TAKEN, "Snapshots taken by trigger");
 }
 
