@@ -36,6 +36,14 @@ fn kernels(c: &mut Criterion) {
                 bench.iter(|| distance::dot_avx512(black_box(&a), black_box(&b)))
             });
         }
+        if distance::l2_squared_neon(&a, &b).is_some() {
+            group.bench_with_input(BenchmarkId::new("l2_neon", dim), &dim, |bench, _| {
+                bench.iter(|| distance::l2_squared_neon(black_box(&a), black_box(&b)))
+            });
+            group.bench_with_input(BenchmarkId::new("dot_neon", dim), &dim, |bench, _| {
+                bench.iter(|| distance::dot_neon(black_box(&a), black_box(&b)))
+            });
+        }
     }
     group.finish();
 }

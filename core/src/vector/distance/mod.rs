@@ -5,11 +5,10 @@
 //! `-dot` for Dot (may be negative).
 //!
 //! Search time is dominated by these two loops, so on x86_64 they run an AVX-512F implementation
-//! when the CPU has it, else AVX2+FMA, else a portable scalar loop (chosen once at run time, then
-//! cached). Every path is public so benchmarks and tests can compare them. SIMD paths sum in a
-//! different order, so results differ from the scalar path by float rounding only.
-//! (aarch64 runs the scalar loop, which its baseline NEON auto-vectorises; hand-written NEON
-//! kernels are not here yet.)
+//! when the CPU has it, else AVX2+FMA, else a portable scalar loop; on aarch64 they run
+//! hand-written NEON kernels (`neon.rs`). The choice is made once at run time, then cached.
+//! Every path is public so benchmarks and tests can compare them. SIMD paths sum in a different
+//! order, so results differ from the scalar path by float rounding only.
 //!
 //! Slices of unequal length are a caller bug (`debug_assert!`); in release builds the kernels
 //! use the common prefix, so they never read out of bounds.
@@ -17,12 +16,14 @@
 /// Which kernel implementation the dispatching functions use on this CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelLevel {
-    /// Portable scalar loops (the only path off x86_64).
+    /// Portable scalar loops (the only path off x86_64 and aarch64).
     Scalar,
     /// 256-bit AVX2 with fused multiply-add.
     Avx2Fma,
     /// 512-bit AVX-512F (masked tail loads, so no scalar remainder loop).
     Avx512,
+    /// 128-bit NEON with fused multiply-add (aarch64 baseline).
+    Neon,
 }
 
 /// The kernel implementation chosen for this CPU (detected on first use, then cached), so
@@ -42,7 +43,13 @@ pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
         KernelLevel::Avx512 => return unsafe { avx512::l2_squared(a, b) },
         // SAFETY: `Avx2Fma` only after AVX2 and FMA were detected.
         KernelLevel::Avx2Fma => return unsafe { avx2::l2_squared(a, b) },
-        KernelLevel::Scalar => {}
+        KernelLevel::Scalar | KernelLevel::Neon => {}
+    }
+    #[cfg(target_arch = "aarch64")]
+    if detect::level() == KernelLevel::Neon {
+        // SAFETY: `detect::level` returns `Neon` only after `is_aarch64_feature_detected!`
+        // confirmed NEON on this CPU.
+        return unsafe { neon::l2_squared(a, b) };
     }
     l2_squared_scalar(a, b)
 }
@@ -58,7 +65,13 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         KernelLevel::Avx512 => return unsafe { avx512::dot(a, b) },
         // SAFETY: `Avx2Fma` only after AVX2 and FMA were detected.
         KernelLevel::Avx2Fma => return unsafe { avx2::dot(a, b) },
-        KernelLevel::Scalar => {}
+        KernelLevel::Scalar | KernelLevel::Neon => {}
+    }
+    #[cfg(target_arch = "aarch64")]
+    if detect::level() == KernelLevel::Neon {
+        // SAFETY: `detect::level` returns `Neon` only after `is_aarch64_feature_detected!`
+        // confirmed NEON on this CPU.
+        return unsafe { neon::dot(a, b) };
     }
     dot_scalar(a, b)
 }
@@ -161,6 +174,28 @@ pub fn dot_avx512(a: &[f32], b: &[f32]) -> Option<f32> {
     None
 }
 
+/// NEON `l2_squared`, or `None` when this CPU (or target) lacks it.
+pub fn l2_squared_neon(a: &[f32], b: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "aarch64")]
+    if detect::level() == KernelLevel::Neon {
+        // SAFETY: NEON was detected at run time (see `detect::level`).
+        return Some(unsafe { neon::l2_squared(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
+/// NEON `dot`, or `None` when this CPU (or target) lacks it.
+pub fn dot_neon(a: &[f32], b: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "aarch64")]
+    if detect::level() == KernelLevel::Neon {
+        // SAFETY: NEON was detected at run time (see `detect::level`).
+        return Some(unsafe { neon::dot(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
 /// Run-time CPU feature detection, cached so the hot path pays one relaxed atomic load.
 mod detect {
     use super::KernelLevel;
@@ -170,6 +205,7 @@ mod detect {
     const SCALAR: u8 = 1;
     const AVX2_FMA: u8 = 2;
     const AVX512: u8 = 3;
+    const NEON: u8 = 4;
 
     static LEVEL: AtomicU8 = AtomicU8::new(UNKNOWN);
 
@@ -179,6 +215,7 @@ mod detect {
             SCALAR => KernelLevel::Scalar,
             AVX2_FMA => KernelLevel::Avx2Fma,
             AVX512 => KernelLevel::Avx512,
+            NEON => KernelLevel::Neon,
             _ => detect_and_cache(),
         }
     }
@@ -190,6 +227,7 @@ mod detect {
             KernelLevel::Scalar => SCALAR,
             KernelLevel::Avx2Fma => AVX2_FMA,
             KernelLevel::Avx512 => AVX512,
+            KernelLevel::Neon => NEON,
         };
         // Racing first callers compute the same answer, so a plain store is enough.
         LEVEL.store(code, Ordering::Relaxed);
@@ -209,11 +247,25 @@ mod detect {
         }
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
+    /// NEON is part of the aarch64 baseline, so this is always `Neon`; the check keeps the
+    /// same shape as x86_64 (and costs one call, once).
+    #[cfg(target_arch = "aarch64")]
+    fn detect_now() -> KernelLevel {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            KernelLevel::Neon
+        } else {
+            KernelLevel::Scalar
+        }
+    }
+
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     fn detect_now() -> KernelLevel {
         KernelLevel::Scalar
     }
 }
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -441,112 +493,4 @@ mod avx512 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn naive_l2(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum()
-    }
-
-    fn naive_dot(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
-    }
-
-    /// Bound on rounding error: relative to the sum of absolute terms, which stays meaningful
-    /// when a dot product cancels to near zero.
-    fn close(got: f32, want: f64, abs_terms: f64) -> bool {
-        (got as f64 - want).abs() <= 1e-5 * abs_terms + 1e-6
-    }
-
-    #[test]
-    fn known_values() {
-        let a = [1.0, 2.0, 3.0];
-        let b = [4.0, 6.0, 3.0];
-        assert_eq!(l2_squared(&a, &b), 25.0);
-        assert_eq!(dot(&a, &b), 4.0 + 12.0 + 9.0);
-        assert_eq!(norm_squared(&a), 14.0);
-        assert_eq!(l2_squared(&[], &[]), 0.0);
-        assert_eq!(dot(&[], &[]), 0.0);
-    }
-
-    #[test]
-    fn every_length_and_remainder_matches_reference() {
-        for len in 0..300usize {
-            let a: Vec<f32> = (0..len).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.03).collect();
-            let b: Vec<f32> = (0..len).map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.02).collect();
-            let abs_dot: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum();
-            let l2 = naive_l2(&a, &b);
-            assert!(close(l2_squared(&a, &b), l2, l2), "l2 len {len}");
-            assert!(close(l2_squared_scalar(&a, &b), l2, l2), "l2 scalar len {len}");
-            assert!(close(dot(&a, &b), naive_dot(&a, &b), abs_dot), "dot len {len}");
-            assert!(close(dot_scalar(&a, &b), naive_dot(&a, &b), abs_dot), "dot scalar {len}");
-            if let (Some(l), Some(d)) = (l2_squared_avx512(&a, &b), dot_avx512(&a, &b)) {
-                assert!(close(l, l2, l2), "l2 avx512 len {len}");
-                assert!(close(d, naive_dot(&a, &b), abs_dot), "dot avx512 len {len}");
-            }
-        }
-    }
-
-    #[test]
-    fn level_is_cached_and_consistent() {
-        assert_eq!(kernel_level(), kernel_level());
-        let a = [1.0f32; 40];
-        let simd = kernel_level() != KernelLevel::Scalar;
-        assert_eq!(l2_squared_simd(&a, &a).is_some(), simd);
-        assert_eq!(dot_simd(&a, &a).is_some(), simd);
-        let avx512 = kernel_level() == KernelLevel::Avx512;
-        assert_eq!(l2_squared_avx512(&a, &a).is_some(), avx512);
-        assert_eq!(dot_avx512(&a, &a).is_some(), avx512);
-    }
-
-    #[test]
-    fn unequal_lengths_use_common_prefix_in_release() {
-        // In debug builds this is a caller bug caught by `debug_assert!`; only check release.
-        if cfg!(debug_assertions) {
-            return;
-        }
-        let a = [1.0f32; 37];
-        let b = [2.0f32; 9];
-        assert_eq!(l2_squared(&a, &b), 9.0);
-        assert_eq!(dot(&b, &a), 18.0);
-    }
-
-    fn pair() -> impl Strategy<Value = (Vec<f32>, Vec<f32>)> {
-        (0usize..300).prop_flat_map(|len| {
-            (
-                proptest::collection::vec(-100.0f32..100.0, len),
-                proptest::collection::vec(-100.0f32..100.0, len),
-            )
-        })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
-
-        #[test]
-        fn simd_matches_scalar((a, b) in pair()) {
-            let l2_ref = l2_squared_scalar(&a, &b) as f64;
-            let abs_dot: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum();
-            let dot_ref = dot_scalar(&a, &b) as f64;
-            // Dispatching path (SIMD when available) against the scalar path.
-            prop_assert!(close(l2_squared(&a, &b), l2_ref, l2_ref), "l2 {} vs {}", l2_squared(&a, &b), l2_ref);
-            prop_assert!(close(dot(&a, &b), dot_ref, abs_dot), "dot {} vs {}", dot(&a, &b), dot_ref);
-            if let Some(s) = l2_squared_simd(&a, &b) {
-                prop_assert!(close(s, l2_ref, l2_ref));
-            }
-            if let Some(s) = dot_simd(&a, &b) {
-                prop_assert!(close(s, dot_ref, abs_dot));
-            }
-            if let Some(s) = l2_squared_avx512(&a, &b) {
-                prop_assert!(close(s, l2_ref, l2_ref), "avx512 l2 {} vs {}", s, l2_ref);
-            }
-            if let Some(s) = dot_avx512(&a, &b) {
-                prop_assert!(close(s, dot_ref, abs_dot), "avx512 dot {} vs {}", s, dot_ref);
-            }
-            // Both against an f64 reference, so neither path can drift unnoticed.
-            prop_assert!(close(l2_squared(&a, &b), naive_l2(&a, &b), l2_ref));
-            prop_assert!(close(dot(&a, &b), naive_dot(&a, &b), abs_dot));
-        }
-    }
-}
+mod tests;

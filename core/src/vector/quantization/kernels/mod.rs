@@ -1,11 +1,12 @@
 //! Distance kernels on quantized codes: `u8` dot product and squared difference for scalar
 //! (int8) codes, Hamming distance for binary codes.
 //!
-//! Integer arithmetic is exact, so unlike the f32 kernels every path (AVX-512BW, AVX2 or scalar)
-//! returns the *same* value, not one equal up to rounding; the property tests below check exactly
-//! that. On x86_64 the widest available path is chosen once at run time, else the portable loops
-//! run (they auto-vectorise to the target's baseline). Sums are `u32`: a `u8` product is at most
-//! 65,025, so up to 66,051 dimensions fit, more than `MAX_VECTOR_SIZE` (65,536).
+//! Integer arithmetic is exact, so unlike the f32 kernels every path (AVX-512BW, AVX2, NEON with
+//! or without `dotprod`, or scalar) returns the *same* value, not one equal up to rounding; the
+//! property tests (`tests.rs`) check exactly that. On x86_64 and aarch64 the widest available path
+//! is chosen once at run time (NEON kernels in `neon.rs`), elsewhere the portable loops run (they
+//! auto-vectorise to the target's baseline). Sums are `u32`: a `u8` product is at most 65,025, so
+//! up to 66,051 dimensions fit, more than `MAX_VECTOR_SIZE` (65,536).
 //!
 //! Slices of unequal length are a caller bug (`debug_assert!`); in release builds the kernels use
 //! the common prefix, so they never read out of bounds.
@@ -21,6 +22,10 @@ pub enum CodeKernelLevel {
     Avx2,
     /// 512-bit AVX-512BW (byte/word instructions).
     Avx512Bw,
+    /// 128-bit NEON, widening multiplies (aarch64 baseline).
+    Neon,
+    /// NEON with the `dotprod` extension (`udot`) for the `u8` kernels; Hamming as `Neon`.
+    NeonDotProd,
 }
 
 /// The code kernel implementation chosen for this CPU (detected once).
@@ -36,13 +41,28 @@ pub fn code_kernel_level() -> CodeKernelLevel {
                 return CodeKernelLevel::Avx2;
             }
         }
+        // NEON is aarch64 baseline, so this picks a NEON path there; the check keeps the shape.
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("neon") {
+                if std::arch::is_aarch64_feature_detected!("dotprod") {
+                    return CodeKernelLevel::NeonDotProd;
+                }
+                return CodeKernelLevel::Neon;
+            }
+        }
         CodeKernelLevel::Scalar
     })
 }
 
 /// Whether the AVX2 kernels may run (also true where AVX-512BW is chosen).
 pub fn avx2_available() -> bool {
-    code_kernel_level() != CodeKernelLevel::Scalar
+    matches!(code_kernel_level(), CodeKernelLevel::Avx2 | CodeKernelLevel::Avx512Bw)
+}
+
+/// Whether the NEON kernels may run (also true where `dotprod` is chosen).
+pub fn neon_available() -> bool {
+    matches!(code_kernel_level(), CodeKernelLevel::Neon | CodeKernelLevel::NeonDotProd)
 }
 
 /// `Σ a[i] * b[i]` over `u8` codes.
@@ -55,7 +75,15 @@ pub fn dot_u8(a: &[u8], b: &[u8]) -> u32 {
         CodeKernelLevel::Avx512Bw => return unsafe { avx512::dot_u8(a, b) },
         // SAFETY: AVX2 was detected on this CPU.
         CodeKernelLevel::Avx2 => return unsafe { avx2::dot_u8(a, b) },
-        CodeKernelLevel::Scalar => {}
+        CodeKernelLevel::Scalar | CodeKernelLevel::Neon | CodeKernelLevel::NeonDotProd => {}
+    }
+    #[cfg(target_arch = "aarch64")]
+    match code_kernel_level() {
+        // SAFETY: NEON and `dotprod` were detected on this CPU.
+        CodeKernelLevel::NeonDotProd => return unsafe { neon::dot_u8_dotprod(a, b) },
+        // SAFETY: NEON was detected on this CPU.
+        CodeKernelLevel::Neon => return unsafe { neon::dot_u8(a, b) },
+        CodeKernelLevel::Scalar | CodeKernelLevel::Avx2 | CodeKernelLevel::Avx512Bw => {}
     }
     dot_u8_scalar(a, b)
 }
@@ -70,7 +98,15 @@ pub fn l2_u8(a: &[u8], b: &[u8]) -> u32 {
         CodeKernelLevel::Avx512Bw => return unsafe { avx512::l2_u8(a, b) },
         // SAFETY: AVX2 was detected on this CPU.
         CodeKernelLevel::Avx2 => return unsafe { avx2::l2_u8(a, b) },
-        CodeKernelLevel::Scalar => {}
+        CodeKernelLevel::Scalar | CodeKernelLevel::Neon | CodeKernelLevel::NeonDotProd => {}
+    }
+    #[cfg(target_arch = "aarch64")]
+    match code_kernel_level() {
+        // SAFETY: NEON and `dotprod` were detected on this CPU.
+        CodeKernelLevel::NeonDotProd => return unsafe { neon::l2_u8_dotprod(a, b) },
+        // SAFETY: NEON was detected on this CPU.
+        CodeKernelLevel::Neon => return unsafe { neon::l2_u8(a, b) },
+        CodeKernelLevel::Scalar | CodeKernelLevel::Avx2 | CodeKernelLevel::Avx512Bw => {}
     }
     l2_u8_scalar(a, b)
 }
@@ -84,10 +120,71 @@ pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
         // SAFETY: AVX2 was detected on this CPU (every AVX2 CPU has POPCNT).
         return unsafe { avx2::hamming(a, b) };
     }
+    #[cfg(target_arch = "aarch64")]
+    if neon_available() {
+        // SAFETY: NEON was detected on this CPU.
+        return unsafe { neon::hamming(a, b) };
+    }
     hamming_scalar(a, b)
 }
 
-/// Portable [`dot_u8`]: the fallback and the reference the AVX2 path is tested against.
+/// NEON [`dot_u8`] (the baseline widening path, even where `dotprod` is chosen), or `None` when
+/// this CPU (or target) lacks NEON. For benchmarks and tests that must exercise it explicitly.
+pub fn dot_u8_neon(a: &[u8], b: &[u8]) -> Option<u32> {
+    #[cfg(target_arch = "aarch64")]
+    if neon_available() {
+        // SAFETY: NEON was detected on this CPU.
+        return Some(unsafe { neon::dot_u8(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
+/// NEON [`l2_u8`] (the baseline widening path), or `None` when this CPU (or target) lacks NEON.
+pub fn l2_u8_neon(a: &[u8], b: &[u8]) -> Option<u32> {
+    #[cfg(target_arch = "aarch64")]
+    if neon_available() {
+        // SAFETY: NEON was detected on this CPU.
+        return Some(unsafe { neon::l2_u8(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
+/// NEON [`hamming`], or `None` when this CPU (or target) lacks NEON.
+pub fn hamming_neon(a: &[u64], b: &[u64]) -> Option<u32> {
+    #[cfg(target_arch = "aarch64")]
+    if neon_available() {
+        // SAFETY: NEON was detected on this CPU.
+        return Some(unsafe { neon::hamming(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
+/// NEON `dotprod` (`udot`) [`dot_u8`], or `None` when this CPU (or target) lacks the extension.
+pub fn dot_u8_neon_dotprod(a: &[u8], b: &[u8]) -> Option<u32> {
+    #[cfg(target_arch = "aarch64")]
+    if code_kernel_level() == CodeKernelLevel::NeonDotProd {
+        // SAFETY: NEON and `dotprod` were detected on this CPU.
+        return Some(unsafe { neon::dot_u8_dotprod(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
+/// NEON `dotprod` (`udot`) [`l2_u8`], or `None` when this CPU (or target) lacks the extension.
+pub fn l2_u8_neon_dotprod(a: &[u8], b: &[u8]) -> Option<u32> {
+    #[cfg(target_arch = "aarch64")]
+    if code_kernel_level() == CodeKernelLevel::NeonDotProd {
+        // SAFETY: NEON and `dotprod` were detected on this CPU.
+        return Some(unsafe { neon::l2_u8_dotprod(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
+/// Portable [`dot_u8`]: the fallback and the reference the SIMD paths are tested against.
 pub fn dot_u8_scalar(a: &[u8], b: &[u8]) -> u32 {
     a.iter().zip(b).map(|(&x, &y)| x as u32 * y as u32).sum()
 }
@@ -107,6 +204,9 @@ pub fn l2_u8_scalar(a: &[u8], b: &[u8]) -> u32 {
 pub fn hamming_scalar(a: &[u64], b: &[u64]) -> u32 {
     a.iter().zip(b).map(|(&x, &y)| (x ^ y).count_ones()).sum()
 }
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -304,60 +404,4 @@ mod avx512 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn code_pair() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
-        (0usize..300).prop_flat_map(|n| {
-            (
-                prop::collection::vec(any::<u8>(), n),
-                prop::collection::vec(any::<u8>(), n),
-            )
-        })
-    }
-
-    fn word_pair() -> impl Strategy<Value = (Vec<u64>, Vec<u64>)> {
-        (0usize..40).prop_flat_map(|n| {
-            (
-                prop::collection::vec(any::<u64>(), n),
-                prop::collection::vec(any::<u64>(), n),
-            )
-        })
-    }
-
-    proptest! {
-        /// Every SIMD path this CPU has equals the scalar kernels exactly, for every length
-        /// (tails of 0..63 bytes included).
-        #[test]
-        fn u8_kernels_match_scalar((a, b) in code_pair()) {
-            prop_assert_eq!(dot_u8(&a, &b), dot_u8_scalar(&a, &b));
-            prop_assert_eq!(l2_u8(&a, &b), l2_u8_scalar(&a, &b));
-            #[cfg(target_arch = "x86_64")]
-            if avx2_available() {
-                // SAFETY: AVX2 was detected.
-                prop_assert_eq!(unsafe { avx2::dot_u8(&a, &b) }, dot_u8_scalar(&a, &b));
-                // SAFETY: AVX2 was detected.
-                prop_assert_eq!(unsafe { avx2::l2_u8(&a, &b) }, l2_u8_scalar(&a, &b));
-            }
-        }
-
-        #[test]
-        fn hamming_matches_scalar((a, b) in word_pair()) {
-            prop_assert_eq!(hamming(&a, &b), hamming_scalar(&a, &b));
-        }
-    }
-
-    #[test]
-    fn extreme_codes_do_not_overflow_at_the_largest_dimension() {
-        let n = 65_536;
-        let (hi, lo) = (vec![255u8; n], vec![0u8; n]);
-        assert_eq!(dot_u8(&hi, &hi), 65_025 * n as u32);
-        assert_eq!(l2_u8(&hi, &lo), 65_025 * n as u32);
-        assert_eq!(l2_u8(&lo, &hi), 65_025 * n as u32);
-        assert_eq!(dot_u8_scalar(&hi, &hi), 65_025 * n as u32);
-        assert_eq!(dot_u8(&hi, &lo), 0);
-        assert_eq!(hamming(&[u64::MAX; 3], &[0; 3]), 192);
-        assert_eq!(hamming(&[0b1011], &[0b0001]), 2);
-    }
-}
+mod tests;
