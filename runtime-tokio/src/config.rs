@@ -69,6 +69,7 @@ pub struct FileConfig {
     max_concurrent_requests: Option<usize>,
     max_points_in_flight: Option<u64>,
     admission_wait_share_pct: Option<u64>,
+    change_history_bytes: Option<usize>,
     indexing_threshold_kb: Option<u64>,
     snapshot_interval_secs: Option<u64>,
     snapshot_max_incrementals: Option<u32>,
@@ -136,6 +137,11 @@ pub struct ServeArgs {
     /// off (the static bound alone). [default: 50]
     #[arg(long, env = "VECRAFT_ADMISSION_WAIT_SHARE_PCT")]
     pub admission_wait_share_pct: Option<u64>,
+    /// Bytes of applied commands a node keeps so a change-stream subscriber can resume from its
+    /// cursor (`Last-Event-ID`); older changes become a `gap` event. 0 keeps none.
+    /// [default: 67108864]
+    #[arg(long, env = "VECRAFT_CHANGE_HISTORY_BYTES")]
+    pub change_history_bytes: Option<usize>,
     /// Vectors a shard replica may hold stored but not yet linked into its HNSW graph, in KB of
     /// vector data (Qdrant's `indexing_threshold`): applies store points at once and the apply
     /// lanes link them when idle, while searches scan that tail exactly. 0 links at apply.
@@ -212,6 +218,8 @@ pub struct Config {
     pub max_points_in_flight: u64,
     /// Percent of a write's deadline its expected wait may take (0: the static bound alone).
     pub admission_wait_share_pct: u64,
+    /// Bytes of applied commands kept for resuming change-stream subscribers (0: none).
+    pub change_history_bytes: usize,
     /// Unindexed vector data a shard replica may hold, KB (0: index at apply).
     pub indexing_threshold_kb: u64,
     /// Snapshot interval (`None`: no scheduled snapshots).
@@ -374,6 +382,10 @@ impl Config {
                 args.max_points_in_flight.or(file.max_points_in_flight).unwrap_or(50_000),
             )?,
             admission_wait_share_pct: wait_share_pct,
+            change_history_bytes: args
+                .change_history_bytes
+                .or(file.change_history_bytes)
+                .unwrap_or(crate::node_loop::change_history::DEFAULT_HISTORY_BYTES),
             indexing_threshold_kb: args.indexing_threshold_kb.or(file.indexing_threshold_kb).unwrap_or(20_000),
             snapshot_interval: (interval > 0).then(|| Duration::from_secs(interval)),
             snapshot_max_incrementals: args

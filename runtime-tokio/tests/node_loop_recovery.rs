@@ -30,6 +30,7 @@ async fn boot(
         wal_segment_bytes: 16 << 20,
         wal_checkpoint_bytes: 64 << 20,
         indexing_threshold_kb: 20_000,
+        change_history_bytes: 0,
     })
     .await
     .unwrap()

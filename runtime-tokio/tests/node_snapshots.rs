@@ -38,6 +38,7 @@ async fn boot(dir: &Path, p: &Policy) -> (NodeHandle, tokio::task::JoinHandle<Lo
         wal_segment_bytes: 64 << 10,
         wal_checkpoint_bytes: 128 << 10,
         indexing_threshold_kb: 20_000,
+        change_history_bytes: 0,
     })
     .await
     .unwrap()

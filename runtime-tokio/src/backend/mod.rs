@@ -480,10 +480,10 @@ pub trait Backend: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// A subscription to the changes applied on this node (`None`: no change stream here).
+    /// The changes applied on this node and their history (`None`: no change stream here).
     fn changes(
         &self,
-    ) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<crate::node_loop::change_feed::ChangeEvent>>> {
+    ) -> Option<crate::node_loop::change_feed::ChangeFeed> {
         None
     }
 }

@@ -670,8 +670,8 @@ impl Backend for NodeBackend {
 
     fn changes(
         &self,
-    ) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<crate::node_loop::change_feed::ChangeEvent>>> {
-        Some(self.node.subscribe_changes())
+    ) -> Option<crate::node_loop::change_feed::ChangeFeed> {
+        Some(self.node.change_feed())
     }
 
     fn groups(&self) -> Vec<GroupReport> {

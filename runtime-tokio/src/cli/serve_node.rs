@@ -98,6 +98,7 @@ pub async fn run(
         wal_segment_bytes: config.wal_segment_bytes,
         wal_checkpoint_bytes: config.wal_checkpoint_bytes,
         indexing_threshold_kb: config.indexing_threshold_kb,
+        change_history_bytes: config.change_history_bytes,
     }))
     .await
     .map_err(|e| ServeError::Node(format!("node start: {e}")))?

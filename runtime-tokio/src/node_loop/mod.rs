@@ -17,6 +17,7 @@ pub mod apply;
 pub(crate) mod apply_lane;
 pub mod boot_snapshots;
 pub mod change_feed;
+pub mod change_history;
 pub mod checkpoint;
 pub mod group_status;
 mod driver;
@@ -103,6 +104,8 @@ pub struct NodeLoopOptions {
     /// Unindexed vector data a shard replica may hold, KB; the apply lanes link it when idle
     /// (0: link at apply). See `vecraft_core::vector::collection::IndexingPolicy`.
     pub indexing_threshold_kb: u64,
+    /// Bytes of applied commands kept so change-stream subscribers can resume (0: none).
+    pub change_history_bytes: usize,
 }
 
 /// Why a node loop could not start.
@@ -158,11 +161,9 @@ impl NodeHandle {
         self.groups.borrow().clone()
     }
 
-    /// Subscribes to the changes applied here from now on (see `change_feed`).
-    pub fn subscribe_changes(
-        &self,
-    ) -> tokio::sync::broadcast::Receiver<std::sync::Arc<change_feed::ChangeEvent>> {
-        self.feed.subscribe()
+    /// The changes applied here, and their history (see `change_feed`).
+    pub fn change_feed(&self) -> change_feed::ChangeFeed {
+        self.feed.clone()
     }
 
     /// Points held by this node's replica of `group` now (`None` if not hosted). Read from the
@@ -338,7 +339,7 @@ pub async fn start(
     let (jobs_tx, jobs_rx) = mpsc::channel(opts.apply_queue.max(1));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let engines = shard_engines::ShardEngines::with_indexing_threshold(opts.indexing_threshold_kb.saturating_mul(1024));
-    let feed = change_feed::ChangeFeed::default();
+    let feed = change_feed::ChangeFeed::new(opts.change_history_bytes);
     apply::spawn_apply_worker_threads(
         jobs_rx,
         done_tx,
