@@ -894,3 +894,24 @@ fn a_restarted_replica_declares_the_field_index_again_from_its_log() {
         assert_eq!(e.field_indexes(), peer.field_indexes(), "same declarations and indexed points as node 1");
     }
 }
+
+/// A write with a client deadline longer than twice the node's default is answered when it
+/// completes: the serving leader keeps the part until the origin's deadline (plus a time-out),
+/// instead of forgetting it after twice the default and leaving the write in doubt.
+#[test]
+fn a_write_with_a_long_timeout_is_answered_when_it_completes_after_twice_the_default() {
+    let mut c = ready_cluster(1, 3);
+    let group = vecraft_core::node::metadata::shard_group(1, 0);
+    let leader = c.leader_of(group).unwrap();
+    let origin = MEMBERS.into_iter().find(|n| *n != leader).unwrap();
+    let default = NodeConfig::new(1, MEMBERS.to_vec(), 0).request_timeout;
+    // The leader's engine is held: the entry commits, the quorum ack waits for its apply.
+    c.slow_apply.insert(leader);
+    let id = c.request_within(origin, upsert([7], WriteAck::Quorum), Some(default * 6));
+    c.run_for(default * 3);
+    assert!(!c.answers.contains_key(&id), "the apply is held");
+    c.release_applies();
+    c.run_for(Duration::from_millis(100));
+    let r = c.answers.remove(&id).expect("answered once applied, long before its own deadline");
+    assert!(matches!(r, Ok(Reply::Written { .. })), "{r:?}");
+}

@@ -126,8 +126,9 @@ pub enum NodeInput {
         /// How long the node keeps trying before it answers with a time-out (`None`:
         /// [`NodeConfig::request_timeout`]); the client's own bound (Qdrant's `timeout`
         /// parameter, or the server's request time-out), so the node neither gives up before
-        /// the client does nor works long after it stopped waiting. A part already at a
-        /// replica is forgotten there after twice `NodeConfig::request_timeout` regardless.
+        /// the client does nor works long after it stopped waiting. A part sent to a replica
+        /// carries the time left, and the replica keeps it that long plus one
+        /// `NodeConfig::request_timeout` (at least twice that).
         timeout: Option<Duration>,
     },
     /// The driver applied a shard group's entries up to `index`.

@@ -363,12 +363,14 @@ impl Node {
     /// Routes every peer message.
     fn on_peer(&mut self, now: Time, from: NodeId, msg: PeerMessage, out: &mut Vec<NodeOutput>) {
         match msg {
-            PeerMessage::Write { part, origin_incarnation, group, command, ack } => {
+            PeerMessage::Write { part, origin_incarnation, group, command, ack, time_left } => {
                 if self.first_copy(from, origin_incarnation, part.id, part.attempt) {
-                    self.serve_write(now, from, part, group, command, ack, out)
+                    self.serve_write(now, from, part, group, command, ack, time_left, out)
                 }
             }
-            PeerMessage::Read { part, group, query, level } => self.serve_read(now, from, part, group, query, level, out),
+            PeerMessage::Read { part, group, query, level, time_left } => {
+                self.serve_read(now, from, part, group, query, level, time_left, out)
+            }
             PeerMessage::WriteReply { part, result } => self.write_replied(now, from, part, result, out),
             PeerMessage::ReadReply { part, result } => self.read_replied(now, from, part, result, out),
             PeerMessage::Ping { incarnation } => {

@@ -109,6 +109,10 @@ pub enum PeerMessage {
         command: Bytes,
         /// When to answer.
         ack: WriteAck,
+        /// Time left until the origin's deadline for the request when sent: the serving node
+        /// keeps the write that long (plus a request time-out) to answer it, so a client's long
+        /// `timeout` is not cut short by the server's default.
+        time_left: std::time::Duration,
     },
     /// The answer to a write: the entry's index, or why not.
     WriteReply {
@@ -127,6 +131,8 @@ pub enum PeerMessage {
         query: Option<ShardQuery>,
         /// How fresh.
         level: ServeLevel,
+        /// As for `Write`.
+        time_left: std::time::Duration,
     },
     /// The answer to a read.
     ReadReply {

@@ -72,6 +72,8 @@ pub(super) struct Part {
     sent_at: Time,
     /// A write sent and not refused: it may be proposed.
     in_doubt: bool,
+    /// The request's deadline (serving nodes keep the part until then, and a time-out more).
+    deadline: Time,
 }
 
 impl Node {
@@ -225,7 +227,7 @@ impl Node {
             let id = self.fresh_id();
             state.open.insert(id);
             let target = replicas[0];
-            self.parts.insert(id, Part { client, shard, group, replicas, kind, target, attempt: 0, sent_at: now, in_doubt: false });
+            self.parts.insert(id, Part { client, shard, group, replicas, kind, target, attempt: 0, sent_at: now, in_doubt: false, deadline });
             ids.push(id);
         }
         self.clients.insert(client, state);
@@ -274,6 +276,7 @@ impl Node {
         p.target = target;
         p.sent_at = now;
         let attempt = p.attempt;
+        let time_left = p.deadline.saturating_since(now);
         let msg = match &p.kind {
             PartKind::Write { command, ack } => {
                 p.in_doubt = true;
@@ -283,10 +286,11 @@ impl Node {
                     group: p.group,
                     command: command.clone(),
                     ack: *ack,
+                    time_left,
                 }
             }
             PartKind::Read { query, level, .. } => {
-                PeerMessage::Read { part: PartRef { id, attempt }, group: p.group, query: query.clone(), level: *level }
+                PeerMessage::Read { part: PartRef { id, attempt }, group: p.group, query: query.clone(), level: *level, time_left }
             }
         };
         if matches!(msg, PeerMessage::Read { .. }) {

@@ -13,6 +13,7 @@ use crate::contract::{NodeId, StateMachine, Time};
 use crate::multiraft::MultiRaftInput;
 use crate::raft::{ClientError, ClientResponse, GroupId, LogIndex, Role, Term};
 use bytes::Bytes;
+use std::time::Duration;
 
 /// One part being served here.
 pub(super) struct Serve {
@@ -73,6 +74,15 @@ impl Node {
         }
     }
 
+    /// How long a served part is kept for its answer: past the origin's deadline (`time_left`
+    /// when sent) by a request time-out, so the answer of a part sent with a client's long
+    /// `timeout` is not dropped before the origin stops waiting; never less than twice the
+    /// default time-out. A dropped serve is forgotten silently: a write the origin then never
+    /// hears of ends in doubt.
+    pub(super) fn serve_expiry(&self, time_left: Duration) -> Duration {
+        (self.cfg.request_timeout * 2).max(time_left.saturating_add(self.cfg.request_timeout))
+    }
+
     /// Proposes a forwarded write if this node leads its group.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn serve_write(
@@ -83,6 +93,7 @@ impl Node {
         group: GroupId,
         command: Bytes,
         ack: WriteAck,
+        time_left: Duration,
         out: &mut Vec<NodeOutput>,
     ) {
         match self.host.group(group) {
@@ -91,7 +102,7 @@ impl Node {
         }
         let id = self.fresh_id();
         self.serves.insert(id, Serve { origin: from, part, group, kind: ServeKind::Write { ack, at: None, committed: false } });
-        self.timers.insert((now + self.cfg.request_timeout * 2, Timer::ServeExpiry(id)));
+        self.timers.insert((now + self.serve_expiry(time_left), Timer::ServeExpiry(id)));
         let mut host_out = Vec::new();
         self.host.step(now, MultiRaftInput::Propose { group, id, command }, &mut host_out);
         for o in host_out {
@@ -116,6 +127,7 @@ impl Node {
         group: GroupId,
         query: Option<ShardQuery>,
         level: ServeLevel,
+        time_left: Duration,
         out: &mut Vec<NodeOutput>,
     ) {
         let Some(raft) = self.host.group(group) else {
@@ -143,7 +155,7 @@ impl Node {
             ServeLevel::Linearizable(_) | ServeLevel::Status => None,
         };
         self.serves.insert(id, Serve { origin: from, part, group, kind: ServeKind::Read { query, wait, issued: false } });
-        self.timers.insert((now + self.cfg.request_timeout * 2, Timer::ServeExpiry(id)));
+        self.timers.insert((now + self.serve_expiry(time_left), Timer::ServeExpiry(id)));
         if let ServeLevel::Linearizable(mode) = level {
             let mut host_out = Vec::new();
             self.host.step(now, MultiRaftInput::Read { group, id, mode }, &mut host_out);
