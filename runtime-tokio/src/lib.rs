@@ -4,6 +4,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod mmap_vectors;
 pub mod node_loop;
 pub mod snapshot_catalog;
 pub mod transport;

@@ -20,6 +20,7 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
 
 use vecraft_benches::ground_truth::exact_knn;
+use vecraft_benches::mapped_memory::{MappedBytes, mapped_under};
 use vecraft_benches::measure::run_queries;
 use vecraft_benches::report::{EngineRun, parse_results, result_line, summary, table};
 use vecraft_benches::snapshot_bench::{SnapshotBenchSpec, measure_snapshots};
@@ -30,6 +31,8 @@ use vecraft_core::vector::distance;
 use vecraft_core::vector::hnsw::{HnswIndex, HnswRsIndex, SearchPath};
 use vecraft_core::vector::index::{AnnIndex, FlatIndex, IndexKind, IndexSpec, Metric, Slot};
 use vecraft_core::vector::quantization::{QuantizationConfig, QuantizationSearchParams, QuantizedHnsw};
+use vecraft_core::vector::vector_store::{InMemoryVectors, VectorStoreProvider};
+use vecraft_runtime::mmap_vectors::MmapVectorProvider;
 
 /// Global allocator that counts live heap bytes, so memory per point is measured, not guessed.
 struct CountingAllocator;
@@ -250,6 +253,12 @@ struct Args {
     /// Scalar quantile with `--quantization int8` (default: the whole range).
     #[arg(long)]
     quantile: Option<f32>,
+    /// With `--quantization`: keep the f32 vectors in a memory-mapped file in this directory
+    /// (the codes stay on the heap), as Qdrant's `on_disk` vectors with `always_ram` codes. The
+    /// file's pages are dropped after the build and before each run, and the resident mapped
+    /// bytes are reported after each run's queries beside the heap bytes.
+    #[arg(long)]
+    originals_on_disk: Option<PathBuf>,
     /// Name of the data set, printed in the `data` row so tables from several sets stay apart
     /// (default: the base file's path, or `synthetic mixture (seed N)`).
     #[arg(long)]
@@ -489,6 +498,7 @@ fn snapshot_phase(args: &Args, data: &DataSet) -> Result<Vec<(String, String)>> 
 fn main() -> Result<()> {
     let args = Args::parse();
     ensure!(!args.ef.is_empty() && args.k > 0, "--ef needs values and --k must be > 0");
+    ensure!(args.originals_on_disk.is_none() || args.quantization.is_some(), "--originals-on-disk needs --quantization");
     let load_at_start = load_average();
     eprintln!("load average: {load_at_start}");
     eprintln!("distance kernels: {:?}", distance::kernel_level());
@@ -553,7 +563,12 @@ fn main() -> Result<()> {
 /// Builds our HNSW with quantized codes (single-threaded inserts, then a retrain on all points
 /// as a collection rebuild does) and returns it with build wall/CPU seconds and heap bytes per
 /// point of the graph with vectors (without codes) and of the codes alone.
-fn build_quantized(args: &Args, data: &DataSet, quantization: QuantizationArg) -> (QuantizedHnsw, f64, f64, f64, f64) {
+fn build_quantized(
+    args: &Args,
+    data: &DataSet,
+    quantization: QuantizationArg,
+    vectors: &dyn VectorStoreProvider,
+) -> (QuantizedHnsw, f64, f64, f64, f64) {
     let n = data.base.len() / data.dim;
     let spec = IndexSpec {
         dim: data.dim,
@@ -567,7 +582,7 @@ fn build_quantized(args: &Args, data: &DataSet, quantization: QuantizationArg) -
     let before = live_bytes();
     let start = Instant::now();
     let cpu_start = cpu_time::ThreadTime::now();
-    let mut index = QuantizedHnsw::new(&spec, quantization.config(args.quantile), QuantizationSearchParams::default());
+    let mut index = QuantizedHnsw::new_in(&spec, quantization.config(args.quantile), QuantizationSearchParams::default(), vectors);
     let report_every = (n / 10).max(1);
     for (slot, v) in data.base.chunks_exact(data.dim).enumerate() {
         index.insert(slot, v);
@@ -583,19 +598,40 @@ fn build_quantized(args: &Args, data: &DataSet, quantization: QuantizationArg) -
     (index, build_s, build_cpu_s, total - codes, codes)
 }
 
+/// The resident mapped bytes of the `--originals-on-disk` files (zero without it).
+fn mapped(args: &Args) -> Result<MappedBytes> {
+    match &args.originals_on_disk {
+        Some(dir) => mapped_under(dir).with_context(|| format!("reading the mappings of {}", dir.display())),
+        None => Ok(MappedBytes::default()),
+    }
+}
+
 /// `--quantization`: one graph, swept as f32 (`ignore`) and on codes with rescoring at each
 /// oversampling factor; every run is compared with each peer. Memory per point: the f32 run
-/// counts graph and vectors, the quantized runs add the codes (the f32 vectors stay in memory
-/// for rescoring).
+/// counts graph and vectors, the quantized runs add the codes. Heap only: with
+/// `--originals-on-disk` the vectors are in a mapped file, whose resident pages are reported
+/// separately (`MAPPED` lines and the `originals on disk` row).
 fn quantization_main(args: &Args, data: &DataSet, quantization: QuantizationArg, load_at_start: &str) -> Result<()> {
     ensure!(args.index == IndexArg::Hnsw, "--quantization works with --index hnsw");
     ensure!(
         args.oversampling.iter().all(|&o| QuantizationSearchParams { oversampling: o, ..Default::default() }.validate().is_ok()),
         "--oversampling values must be in 1..=100"
     );
-    eprintln!("building hnsw + {} codes (m={}, ef_construct={})", quantization.name(), args.m, args.ef_construct);
-    let (mut index, build_s, build_cpu_s, graph_bytes, code_bytes) = build_quantized(args, data, quantization);
-    eprintln!("build: {build_s:.1} s wall, {build_cpu_s:.1} s thread CPU, {graph_bytes:.0} bytes/point graph+vectors, {code_bytes:.0} bytes/point codes");
+    let n = (data.base.len() / data.dim) as f64;
+    let provider: Box<dyn VectorStoreProvider> = match &args.originals_on_disk {
+        Some(dir) => Box::new(MmapVectorProvider::new(dir)?),
+        None => Box::new(InMemoryVectors),
+    };
+    let where_vectors = if args.originals_on_disk.is_some() { "mapped file" } else { "heap" };
+    eprintln!("building hnsw + {} codes (m={}, ef_construct={}), f32 vectors on the {where_vectors}", quantization.name(), args.m, args.ef_construct);
+    let (mut index, build_s, build_cpu_s, graph_bytes, code_bytes) = build_quantized(args, data, quantization, &*provider);
+    eprintln!("build: {build_s:.1} s wall, {build_cpu_s:.1} s thread CPU, {graph_bytes:.0} heap bytes/point graph (+ vectors when on the heap), {code_bytes:.0} bytes/point codes");
+    let after_build = mapped(args)?;
+    let mut mapped_rows = Vec::new();
+    if args.originals_on_disk.is_some() {
+        println!("MAPPED phase=build size_bytes_per_point={:.1} rss_bytes_per_point={:.1}", after_build.size as f64 / n, after_build.rss as f64 / n);
+        mapped_rows.push(format!("file {:.0} B/pt, resident after build {:.0} B/pt", after_build.size as f64 / n, after_build.rss as f64 / n));
+    }
     let mut variants = vec![("vecraft-hnsw-f32".to_string(), QuantizationSearchParams { ignore: true, ..Default::default() }, graph_bytes)];
     for &o in &args.oversampling {
         let params = QuantizationSearchParams { ignore: false, rescore: true, oversampling: o };
@@ -604,11 +640,18 @@ fn quantization_main(args: &Args, data: &DataSet, quantization: QuantizationArg,
     let mut runs = Vec::new();
     for (engine, params, bytes_per_point) in variants {
         index.set_params(params);
+        // Each run starts with none of the file resident: what it maps is what its queries read.
+        index.graph().release_resident_vectors();
         let mut run = EngineRun { engine, build_s, build_cpu_s, bytes_per_point, sweep: Vec::new() };
         for &ef in &args.ef {
             let f = run_queries(&index, data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
             println!("{}", result_line(&run, &f));
             run.sweep.push(f);
+        }
+        if args.originals_on_disk.is_some() {
+            let after = mapped(args)?;
+            println!("MAPPED phase=queries engine={} rss_bytes_per_point={:.1}", run.engine, after.rss as f64 / n);
+            mapped_rows.push(format!("{} resident after its queries {:.0} B/pt", run.engine, after.rss as f64 / n));
         }
         runs.push(run);
     }
@@ -625,6 +668,10 @@ fn quantization_main(args: &Args, data: &DataSet, quantization: QuantizationArg,
         ("params".into(), format!("m={} ef_construct={} metric={:?} quantization={} quantile={:?}", args.m, args.ef_construct, args.metric, quantization.name(), args.quantile)),
         ("codes bytes/point".into(), format!("{code_bytes:.1}")),
     ];
+    let mut extra = extra;
+    if !mapped_rows.is_empty() {
+        extra.push(("originals on disk".into(), mapped_rows.join("; ")));
+    }
     println!();
     for run in &runs {
         if peers.is_empty() {

@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use crate::vector::distance;
+use crate::vector::vector_store::VectorStoreProvider;
 
 /// Dense internal number of a stored vector, assigned by the collection.
 pub type Slot = usize;
@@ -132,6 +133,13 @@ pub trait AnnIndex: Send + Sync {
         let _ = slot;
         false
     }
+    /// Moves the stored vectors into a new store from `provider`, leaving slots and links as
+    /// they are; false if this index keeps its vectors its own way (only our HNSW takes a
+    /// store).
+    fn relocate_vectors(&mut self, provider: &dyn VectorStoreProvider) -> bool {
+        let _ = provider;
+        false
+    }
     /// Inserts a batch for a bulk load or rebuild outside the replicated log, on up to `threads`
     /// threads where the index supports it (its links may then depend on thread timing). The
     /// default inserts one by one, exactly like [`AnnIndex::insert`].
@@ -242,8 +250,14 @@ impl AnnIndex for FlatIndex {
 /// size threshold would mean rebuilding mid-stream and results changing character as a
 /// collection grows.
 pub fn new_index(spec: &IndexSpec) -> Box<dyn AnnIndex> {
+    new_index_in(spec, &crate::vector::vector_store::InMemoryVectors)
+}
+
+/// [`new_index`] with the vectors of our HNSW in a store made by `provider`; the other kinds
+/// (kept for comparison) hold their vectors their own way and ignore it.
+pub fn new_index_in(spec: &IndexSpec, provider: &dyn VectorStoreProvider) -> Box<dyn AnnIndex> {
     match spec.kind {
-        IndexKind::Hnsw => Box::new(crate::vector::hnsw::HnswIndex::new(spec)),
+        IndexKind::Hnsw => Box::new(crate::vector::hnsw::HnswIndex::new_in(spec, provider)),
         IndexKind::HnswRs => Box::new(crate::vector::hnsw::HnswRsIndex::new(spec)),
         IndexKind::Flat => Box::new(FlatIndex::new(spec.dim, spec.metric)),
     }

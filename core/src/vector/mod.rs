@@ -5,7 +5,8 @@
 //! searches through (so no index library's quirks leak upwards), [`hnsw`] our own HNSW (the
 //! default) and the `hnsw_rs`-backed one behind that trait. [`point`], [`payload`] and [`filter`] are the data model,
 //! [`collection`] one collection with its index, [`engine`] the state machine over all
-//! collections, and [`snapshot`] the streaming, checksummed snapshot format.
+//! collections, and [`snapshot`] the streaming, checksummed snapshot format. [`vector_store`] is where
+//! an index keeps its f32 vectors (the heap by default; a runtime may supply a file).
 
 pub mod collection;
 pub mod distance;
@@ -20,6 +21,7 @@ pub mod payload_index;
 pub mod point;
 pub mod quantization;
 pub mod snapshot;
+pub mod vector_store;
 
 #[cfg(test)]
 mod tests;

@@ -10,14 +10,16 @@
 
 use crate::vector::error::{EngineError, VectorOwner};
 use crate::vector::filter::Filter;
-use crate::vector::index::{AnnIndex, IndexKind, IndexSpec, Metric, Slot, new_index};
+use crate::vector::index::{AnnIndex, IndexKind, IndexSpec, Metric, Slot, new_index_in};
 use crate::vector::payload::{Payload, remove_path, split_key_path, validate_payload};
 use crate::vector::payload_index::{FieldSchema, PayloadIndex};
 use crate::vector::point::{PointId, PointStruct, Record, ScoredPoint};
 use crate::vector::quantization::{QuantizationConfig, QuantizationSearchParams, QuantizedVectors};
+use crate::vector::vector_store::{InMemoryVectors, VectorStore, VectorStoreProvider};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 mod indexing;
 mod quantized;
@@ -361,6 +363,9 @@ pub struct Collection {
     indexing: IndexingPolicy,
     /// When this replica trains its quantizer (local, see `quantized`).
     quantizer: QuantizerPolicy,
+    /// Where every index this collection builds keeps its f32 vectors (local, see
+    /// [`Collection::set_vector_store`]).
+    vector_store: Arc<dyn VectorStoreProvider>,
 }
 
 impl std::fmt::Debug for Collection {
@@ -387,13 +392,40 @@ impl Collection {
             seq: 0,
             deletion_log: BTreeMap::new(),
             deletion_log_floor: 0,
-            index: new_index(&index_spec(&config, 0, name)),
+            index: new_index_in(&index_spec(&config, 0, name), &InMemoryVectors),
             slot_owner: Vec::new(),
             payload_index: PayloadIndex::default(),
             quantized: quantized::empty_codes(&config),
             indexing: IndexingPolicy::IMMEDIATE,
             quantizer: QuantizerPolicy::default(),
+            vector_store: Arc::new(InMemoryVectors),
         })
+    }
+
+    /// Makes `provider` the home of this collection's f32 vectors: the current ones move there
+    /// now (same slots, same graph, so results do not change), and every later rebuild, restore
+    /// and copy takes its store from it. A replica-local choice (Qdrant's `on_disk` vectors):
+    /// never replicated, never in a snapshot or the digest.
+    pub fn set_vector_store(&mut self, provider: Arc<dyn VectorStoreProvider>) {
+        // Every index the collection builds is our HNSW, which takes a store; another kind would
+        // keep its vectors its own way until the next rebuild.
+        self.index.relocate_vectors(&*provider);
+        self.vector_store = provider;
+    }
+
+    /// Where this collection keeps its f32 vectors.
+    pub fn vector_store(&self) -> Arc<dyn VectorStoreProvider> {
+        Arc::clone(&self.vector_store)
+    }
+
+    /// A fresh index of this collection's kind, vectors in its store, sized for `capacity` points.
+    fn new_index(&self, capacity: usize) -> Box<dyn AnnIndex> {
+        new_index_in(&index_spec(&self.config, capacity, &self.name), &*self.vector_store)
+    }
+
+    /// An empty vector store from this collection's provider (a restore fills it row by row).
+    pub(crate) fn new_vector_store(&self, capacity: usize) -> Box<dyn VectorStore> {
+        self.vector_store.create(self.config.vector_size as usize, capacity)
     }
 
     /// The collection's name.
@@ -557,7 +589,7 @@ impl Collection {
     /// depend on thread timing, so approximate results may differ between replicas (exact search,
     /// reads and digests never do). The state machine itself always uses `rebuild_index`.
     pub fn rebuild_index_parallel(&mut self, threads: usize) {
-        let mut index = new_index(&index_spec(&self.config, self.points.len(), &self.name));
+        let mut index = self.new_index(self.points.len());
         let batch: Vec<(Slot, &[f32])> =
             self.points.values().enumerate().map(|(slot, p)| (slot, self.vector_of(p))).collect();
         index.insert_bulk(&batch, threads);
@@ -572,7 +604,7 @@ impl Collection {
 
     /// A fresh index over the live points in id order (slot `i` = `i`-th id) and its owners.
     fn build_compacted_index(&self) -> (Box<dyn AnnIndex>, Vec<Option<PointId>>) {
-        let mut index = new_index(&index_spec(&self.config, self.points.len(), &self.name));
+        let mut index = self.new_index(self.points.len());
         let mut owners = Vec::with_capacity(self.points.len());
         for (slot, (id, point)) in self.points.iter().enumerate() {
             index.insert(slot, self.vector_of(point));

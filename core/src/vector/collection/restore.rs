@@ -86,11 +86,11 @@ impl Collection {
         vector: &[f32],
         payload: Payload,
         version: u64,
-        arena: &mut Vec<f32>,
+        arena: &mut dyn VectorStore,
     ) {
         debug_assert!(self.points.last_key_value().is_none_or(|(last, _)| *last < id), "ids ascend");
         let slot = self.slot_owner.len();
-        arena.extend_from_slice(vector);
+        arena.push_row(vector);
         self.slot_owner.push(Some(id));
         self.payload_index.insert(id, &payload);
         self.points.insert(id, StoredPoint { payload, version, slot });
@@ -122,6 +122,7 @@ impl Collection {
                 quantized: self.quantized.clone(),
                 indexing: self.indexing,
                 quantizer: self.quantizer,
+                vector_store: Arc::clone(&self.vector_store),
             };
         }
         let (index, slot_owner) = self.build_compacted_index();
@@ -142,6 +143,7 @@ impl Collection {
             quantized: self.quantized.clone(),
             indexing: self.indexing,
             quantizer: self.quantizer,
+            vector_store: Arc::clone(&self.vector_store),
         };
         copy.reencode_quantized();
         copy

@@ -22,6 +22,7 @@ use super::graph::{Links, MAX_LEVEL};
 use super::{HnswIndex, MAX_OWN_M};
 use crate::vector::hnsw::rs_index::{MAX_EF_CONSTRUCT, MIN_M};
 use crate::vector::index::IndexSpec;
+use crate::vector::vector_store::VectorStore;
 
 /// Graph-wide facts: the first record of a snapshot's graph section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,13 +148,14 @@ impl GraphLoader {
     /// Finishes the graph over `vectors` (row `ordinal` = that point's stored vector): checks that
     /// every node came, that every link reaches a node living on that layer, and that the entry
     /// point sits on the top level.
-    pub fn finish(self, vectors: Vec<f32>) -> Result<HnswIndex, String> {
+    pub fn finish(self, vectors: Box<dyn VectorStore>) -> Result<HnswIndex, String> {
         let GraphLoader { spec, header, links, loaded, max_level } = self;
         if loaded as u64 != header.nodes {
             return Err(format!("graph ended after {loaded} of {} nodes", header.nodes));
         }
-        if vectors.len() != loaded as usize * spec.dim {
-            return Err(format!("{} vector values for {loaded} nodes of dimension {}", vectors.len(), spec.dim));
+        if vectors.values().len() != loaded as usize * spec.dim {
+            let values = vectors.values().len();
+            return Err(format!("{values} vector values for {loaded} nodes of dimension {}", spec.dim));
         }
         if let Some((entry, level)) = header.entry
             && (links.level(entry) != Some(level) || level != max_level)

@@ -8,7 +8,10 @@
 //! replicas that apply the same log build the same graph. [`HnswRsIndex`] (the `hnsw_rs`-built
 //! graph) stays selectable for comparison.
 //!
-//! Vectors live once, in a slot-indexed arena inside the index (`dim` floats per slot).
+//! Vectors live once, in a slot-indexed arena the index owns (`dim` floats per slot): a
+//! [`VectorStore`], on the heap by default or supplied from outside `core` (see
+//! [`crate::vector::vector_store`]). A walk borrows the arena's slice once, so the f32 walk indexes
+//! plain memory whatever the store is.
 //!
 //! Indexing can be deferred ([`AnnIndex::insert_unindexed`]): the vector is stored and its level
 //! drawn at once, but linking waits in a FIFO until [`AnnIndex::index_pending`] runs (the driver
@@ -33,6 +36,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::vector::index::{AnnIndex, IndexSpec, Metric, Neighbor, RankedNeighbor, Slot};
+use crate::vector::vector_store::{InMemoryVectors, VectorStore, VectorStoreProvider};
 use build::{BuildScratch, draw_level, link_node};
 use graph::Links;
 use search::{Cand, FullPrecision, Scratch, View};
@@ -57,7 +61,7 @@ pub struct HnswIndex {
     ef_construct: usize,
     links: Links,
     /// Row `slot` holds that slot's vector (rows of never-inserted slots are zero).
-    vectors: Vec<f32>,
+    vectors: Box<dyn VectorStore>,
     len: usize,
     /// Entry point and its level (the first linked node drawn on the top level).
     entry: Option<(u32, u8)>,
@@ -89,18 +93,25 @@ impl HnswIndex {
     /// An empty index for `spec`; `m` is clamped to `2..=256` and `ef_construct` to
     /// `m..=`[`MAX_EF_CONSTRUCT`].
     pub fn new(spec: &IndexSpec) -> Self {
+        Self::new_in(spec, &InMemoryVectors)
+    }
+
+    /// [`Self::new`] with its vectors in a store made by `provider` (a file, say).
+    pub fn new_in(spec: &IndexSpec, provider: &dyn VectorStoreProvider) -> Self {
         let m = spec.m.clamp(MIN_M, MAX_OWN_M);
         let ef_construct = spec.ef_construct.clamp(m, MAX_EF_CONSTRUCT);
         let capacity = spec.capacity_hint.min(MAX_CAPACITY_HINT);
         let mut links = Links::new(m);
         links.reserve(capacity);
+        let vectors = provider.create(spec.dim, capacity);
+        debug_assert!(vectors.values().is_empty(), "a new store is empty");
         HnswIndex {
             dim: spec.dim,
             metric: spec.metric,
             m,
             ef_construct,
             links,
-            vectors: Vec::with_capacity(capacity.saturating_mul(spec.dim).min(1 << 28)),
+            vectors,
             len: 0,
             entry: None,
             unindexed: VecDeque::new(),
@@ -115,22 +126,36 @@ impl HnswIndex {
         (self.m, self.ef_construct)
     }
 
-    /// Heap bytes of vectors and links (what a point costs in this index).
+    /// Heap bytes of vectors and links (what a point costs in this index); vectors in an
+    /// external store count only what that store keeps on the heap.
     pub fn heap_bytes(&self) -> usize {
-        self.vectors.capacity() * 4 + self.links.heap_bytes()
+        self.vectors.heap_bytes() + self.links.heap_bytes()
+    }
+
+    /// Tells the vector store its rows will not be read soon (see
+    /// [`VectorStore::release_resident`]); results are unchanged.
+    pub fn release_resident_vectors(&self) {
+        self.vectors.release_resident();
+    }
+
+    /// Moves every vector into a new store from `provider`; the graph and slots are untouched.
+    pub fn relocate_vectors(&mut self, provider: &dyn VectorStoreProvider) {
+        let values = self.vectors.values();
+        let mut moved = provider.create(self.dim, values.len() / self.dim.max(1));
+        moved.grow_to(values.len());
+        moved.values_mut().copy_from_slice(values);
+        self.vectors = moved;
     }
 
     fn view(&self) -> View<'_> {
-        View { links: &self.links, vectors: &self.vectors, dim: self.dim, metric: self.metric }
+        View { links: &self.links, vectors: self.vectors.values(), dim: self.dim, metric: self.metric }
     }
 
     /// Copies `vector` into the arena row of `slot` and registers the node at `level`.
     fn place(&mut self, slot: u32, level: u8, vector: &[f32]) {
         let end = (slot as usize + 1) * self.dim;
-        if self.vectors.len() < end {
-            self.vectors.resize(end, 0.0);
-        }
-        self.vectors[end - self.dim..end].copy_from_slice(vector);
+        self.vectors.grow_to(end);
+        self.vectors.values_mut()[end - self.dim..end].copy_from_slice(vector);
         self.links.add_node(slot, level);
         self.len += 1;
     }
@@ -344,15 +369,16 @@ impl AnnIndex for HnswIndex {
     }
 
     /// Copies links, vectors and the level generator's position: the copy inserts exactly as
-    /// the original would.
+    /// the original would. `None` when the vector store cannot copy itself.
     fn clone_index(&self) -> Option<Box<dyn AnnIndex>> {
+        let vectors = self.vectors.try_clone()?;
         Some(Box::new(HnswIndex {
             dim: self.dim,
             metric: self.metric,
             m: self.m,
             ef_construct: self.ef_construct,
             links: self.links.clone(),
-            vectors: self.vectors.clone(),
+            vectors,
             len: self.len,
             entry: self.entry,
             unindexed: self.unindexed.clone(),
@@ -366,5 +392,10 @@ impl AnnIndex for HnswIndex {
         let slot = u32::try_from(slot).ok()?;
         self.links.level(slot)?;
         Some(self.view().vector(slot))
+    }
+
+    fn relocate_vectors(&mut self, provider: &dyn VectorStoreProvider) -> bool {
+        HnswIndex::relocate_vectors(self, provider);
+        true
     }
 }

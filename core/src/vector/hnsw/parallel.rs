@@ -32,8 +32,9 @@ impl HnswIndex {
         AnnIndex::index_pending(self, usize::MAX);
         if let Some(max_slot) = batch.iter().map(|(s, _)| *s).max() {
             let need = (max_slot + 1).saturating_mul(self.dim);
-            if self.vectors.len() < need {
-                self.vectors.reserve(need - self.vectors.len());
+            let have = self.vectors.values().len();
+            if have < need {
+                self.vectors.reserve(need - have);
             }
             self.links.grow(max_slot + 1);
         }

@@ -6,6 +6,7 @@
 use super::{QuantizationConfig, QuantizationSearchParams, QuantizedVectors, QueryScorer};
 use crate::vector::hnsw::HnswIndex;
 use crate::vector::index::{AnnIndex, IndexSpec, Metric, Neighbor, RankedNeighbor, Slot};
+use crate::vector::vector_store::{InMemoryVectors, VectorStoreProvider};
 
 /// HNSW over f32 vectors, searched through quantized codes with rescoring.
 pub struct QuantizedHnsw {
@@ -22,9 +23,20 @@ impl QuantizedHnsw {
         config: QuantizationConfig,
         params: QuantizationSearchParams,
     ) -> Self {
+        Self::new_in(spec, config, params, &InMemoryVectors)
+    }
+
+    /// [`Self::new`] with the f32 vectors in a store made by `provider` (the codes stay on the
+    /// heap): with codes walked and `rescore` on, a search reads `k · oversampling` rows of it.
+    pub fn new_in(
+        spec: &IndexSpec,
+        config: QuantizationConfig,
+        params: QuantizationSearchParams,
+        provider: &dyn VectorStoreProvider,
+    ) -> Self {
         debug_assert!(params.validate().is_ok());
         QuantizedHnsw {
-            graph: HnswIndex::new(spec),
+            graph: HnswIndex::new_in(spec, provider),
             codes: QuantizedVectors::new(config, spec.dim, spec.metric),
             metric: spec.metric,
             params,

@@ -409,8 +409,12 @@ fn restore_from<R: Read>(
     progress: &mut dyn FnMut(RestoreProgress),
 ) -> Result<Collection, SnapshotError> {
     match (reader.header.kind, base) {
-        (SnapshotKind::Full, _) => {
-            let fresh = Collection::new(&reader.header.collection, reader.header.config)?;
+        (SnapshotKind::Full, base) => {
+            let mut fresh = Collection::new(&reader.header.collection, reader.header.config)?;
+            if let Some(replaced) = base {
+                // The collection it replaces keeps its vectors where it kept them.
+                fresh.set_vector_store(replaced.vector_store());
+            }
             apply_entries(reader, fresh, true, progress)
         }
         (SnapshotKind::Incremental { base_seq, base_digest }, Some(base)) => {
@@ -464,12 +468,9 @@ fn apply_entries<R: Read>(
     let mut entries_done = 0u64;
     // With the graph, vectors go to the arena the loaded graph will own (no linking at all).
     let with_graph = full && reader.header.flags & FLAG_HNSW_GRAPH != 0;
-    let mut arena: Vec<f32> = Vec::new();
-    if with_graph {
-        // A capacity hint from the (checksummed) header, capped: the arena grows as points come.
-        let hint = reader.header.point_count.saturating_mul(reader.header.config.vector_size as u64);
-        arena.reserve(hint.min(1 << 26) as usize);
-    }
+    // A capacity hint from the (checksummed) header, capped: the arena grows as points come.
+    let hint = reader.header.point_count.min(1 << 22) as usize;
+    let mut arena = with_graph.then(|| collection.new_vector_store(hint));
     let mut loader = None;
     while let Some(section) = reader.next_section()? {
         match section {
@@ -478,7 +479,8 @@ fn apply_entries<R: Read>(
                 for entry in entries {
                     match entry {
                         SnapshotEntry::Point { id, vector, payload, version } if with_graph => {
-                            collection.restore_point_unindexed(id, &vector, payload, version, &mut arena)
+                            let arena = arena.as_deref_mut().expect("made when with_graph");
+                            collection.restore_point_unindexed(id, &vector, payload, version, arena)
                         }
                         SnapshotEntry::Point { id, vector, payload, version } => {
                             collection.restore_point(id, vector, payload, version)
@@ -504,7 +506,7 @@ fn apply_entries<R: Read>(
         }
         progress(RestoreProgress { chunks_done: reader.chunks, entries_done, entries_total });
     }
-    if with_graph {
+    if let Some(arena) = arena {
         let loader = loader.expect("the reader checks the graph section is complete");
         let graph = loader.finish(arena).map_err(SnapshotError::InvalidGraph)?;
         collection.install_restored_graph(graph);

@@ -7,6 +7,7 @@ mod model_props;
 mod quantizer_policy_tests;
 mod snapshot_graph_tests;
 mod snapshot_tests;
+mod vector_store_tests;
 
 use crate::vector::collection::{CollectionConfig, Distance, PointSelector, PointsOp};
 use crate::vector::engine::{Command, VectorEngine};
