@@ -12,27 +12,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use vecraft_core::node::sharding::shard_of;
 
-/// Reads SSE frames (`event:` + `data:` lines) until `n` events arrived.
+/// Reads SSE frames until `n` events arrived: (event, data).
 async fn read_events(
     lines: &mut tokio::io::Lines<BufReader<TcpStream>>,
     n: usize,
 ) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    let mut event = String::new();
-    while out.len() < n {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("an event within 20 s")
-            .unwrap()
-            .expect("the stream stays open");
-        if let Some(e) = line.strip_prefix("event: ").or(line.strip_prefix("event:")) {
-            event = e.trim().to_string();
-        } else if let Some(d) = line.strip_prefix("data: ").or(line.strip_prefix("data:")) {
-            // Chunked transfer: size lines sit between frames; only `data:` lines are JSON.
-            out.push((event.clone(), serde_json::from_str(d.trim()).unwrap()));
-        }
-    }
-    out
+    read_events_with_ids(lines, n).await.into_iter().map(|(e, d, _)| (e, d)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
