@@ -74,7 +74,13 @@ impl ChangeHistory {
     /// Records a change (in log order per group, as the lanes apply).
     pub fn push(&mut self, change: RetainedChange) {
         let (group, index) = (change.group, change.index);
-        debug_assert!(self.last.get(&group).is_none_or(|&l| index > l), "log order per group");
+        if self.last.get(&group).is_some_and(|&l| index <= l) {
+            // The group's replica here started over below what it had (e.g. removed and added
+            // again): what it held from that index on is not this log's any more.
+            self.changes.retain(|c| c.group != group || c.index < index);
+            self.bytes = self.changes.iter().map(RetainedChange::cost).sum();
+            self.complete_after.insert(group, index.saturating_sub(1));
+        }
         let number = group_shard(group).0;
         let newest = self.numbers.entry(change.collection.clone()).or_insert(number);
         *newest = (*newest).max(number);
@@ -141,7 +147,12 @@ impl ChangeHistory {
         let changes = self
             .changes
             .iter()
-            .filter(|c| group_shard(c.group).0 == number && c.index > seen(group_shard(c.group).1))
+            .filter(|c| {
+                // Past a gap the stream resumes after it: what is retained below its end
+                // belongs to the log before the gap.
+                let from = seen(group_shard(c.group).1).max(self.complete_after(c.group).unwrap_or(0));
+                group_shard(c.group).0 == number && c.index > from
+            })
             .cloned()
             .collect();
         Resume { changes, gaps, recreated: false }
@@ -309,6 +320,16 @@ mod tests {
         let r = h.since("t", &Cursor::parse("1/0:11").unwrap());
         assert_eq!(r.gaps, vec![Gap { shard: 0, after: 11, complete_after: 19 }]);
         assert_eq!(r.changes.last().unwrap().change, Retained::Installed);
+        // A replica that starts over below its last index (removed and added again): what it
+        // held from there on is gone, and the history is complete only from the restart.
+        let mut again = ChangeHistory::new(1 << 20);
+        for i in 1..=5 {
+            again.push(cmd("t", 1, 0, i, 10));
+        }
+        again.push(cmd("t", 1, 0, 3, 10));
+        let r = again.since("t", &Cursor::parse("1/0:1").unwrap());
+        assert_eq!(r.gaps, vec![Gap { shard: 0, after: 1, complete_after: 2 }]);
+        assert_eq!(indexes(&r), vec![(0, 3)]);
         // Dropped and created again: a new number; an old cursor is told, not replayed into.
         h.push(cmd("t", 2, 0, 1, 10));
         let r = h.since("t", &Cursor::parse("1/0:20").unwrap());
