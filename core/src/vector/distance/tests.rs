@@ -97,14 +97,9 @@ fn lengths() -> impl Iterator<Item = usize> {
 
 /// Deterministic xorshift values in `[-scale, scale)`, so a failure names a reproducible case.
 fn values(len: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
+    crate::vector::quantization::kernels::tests::words(len, seed)
+        .into_iter()
+        .map(|x| ((x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale)
         .collect()
 }
 

@@ -404,4 +404,4 @@ mod avx512 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -66,8 +66,9 @@ fn lengths() -> impl Iterator<Item = usize> {
     (0..=70).chain([127, 128, 129, 255, 768, 1000, 1536, 4099, 65_536])
 }
 
-/// Deterministic xorshift words, so a failure names a reproducible case.
-fn words(len: usize, seed: u64) -> Vec<u64> {
+/// Deterministic xorshift words, so a failure names a reproducible case (the f32 kernel tests
+/// draw their values from the same sequence).
+pub(crate) fn words(len: usize, seed: u64) -> Vec<u64> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
