@@ -75,11 +75,13 @@ pub enum MmapVectorError {
     },
 }
 
-/// Shared between a provider and the stores it made: how often a store fell back to the heap.
+/// Shared between a provider and the stores it made: how often a store fell back to the heap,
+/// and the bytes of every live store's file.
 #[derive(Debug, Default)]
 struct Fallbacks {
     count: AtomicU64,
     last_error: Mutex<Option<String>>,
+    file_bytes: AtomicU64,
 }
 
 impl Fallbacks {
@@ -91,12 +93,15 @@ impl Fallbacks {
 }
 
 /// What a provider reports to operators.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MmapVectorStatus {
     /// Stores that moved (or started) on the heap because a file could not be made or grown.
     pub fallbacks: u64,
     /// The last such error.
     pub last_error: Option<String>,
+    /// Bytes of the files of the stores alive now (whole chunks; disk, and page cache when
+    /// read, never heap).
+    pub file_bytes: u64,
 }
 
 /// Makes a file-backed [`VectorStore`] in one directory for every index a collection builds.
@@ -138,6 +143,7 @@ impl MmapVectorProvider {
         MmapVectorStatus {
             fallbacks: self.fallbacks.count.load(Ordering::Relaxed),
             last_error: self.fallbacks.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            file_bytes: self.fallbacks.file_bytes.load(Ordering::Relaxed),
         }
     }
 }
@@ -148,7 +154,7 @@ impl VectorStoreProvider for MmapVectorProvider {
     fn create(&self, dim: usize, capacity_rows: usize) -> Box<dyn VectorStore> {
         match MmapVectorStore::create(&self.dir, dim, capacity_rows, self.chunk_bytes) {
             Ok(mut store) => {
-                store.fallbacks = Arc::clone(&self.fallbacks);
+                store.report_to(&self.fallbacks);
                 Box::new(store)
             }
             Err(error) => {
@@ -215,7 +221,16 @@ impl MmapVectorStore {
         let values = capacity_rows.max(1).checked_mul(store.dim).ok_or(MmapVectorError::TooLarge { rows: capacity_rows, dim })?;
         let (map, capacity) = map_at_least(&file, dir, store.dim, chunk_bytes, values)?;
         store.backing = Backing::Mapped { file, map, capacity };
+        store.fallbacks.file_bytes.fetch_add(store.file_bytes() as u64, Ordering::Relaxed);
         Ok(store)
+    }
+
+    /// Counts this store's fallbacks and file bytes in `shared` (a provider's) from now on.
+    fn report_to(&mut self, shared: &Arc<Fallbacks>) {
+        let bytes = self.file_bytes() as u64;
+        self.fallbacks.file_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        shared.file_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.fallbacks = Arc::clone(shared);
     }
 
     /// Whether the rows are still in the file (false after a fallback to the heap).
@@ -238,6 +253,8 @@ impl MmapVectorStore {
             Backing::Mapped { file, map, capacity } if values > *capacity => {
                 match map_at_least(file, &self.dir, self.dim, self.chunk_bytes, values) {
                     Ok((grown, grown_capacity)) => {
+                        let added = (grown_capacity - *capacity) as u64 * 4;
+                        self.fallbacks.file_bytes.fetch_add(added, Ordering::Relaxed);
                         *map = grown;
                         *capacity = grown_capacity;
                         None
@@ -256,7 +273,14 @@ impl MmapVectorStore {
     fn fall_back(&mut self, error: MmapVectorError) {
         self.fallbacks.record(&error);
         let rows = self.values().to_vec();
+        self.fallbacks.file_bytes.fetch_sub(self.file_bytes() as u64, Ordering::Relaxed);
         self.backing = Backing::Heap(rows);
+    }
+}
+
+impl Drop for MmapVectorStore {
+    fn drop(&mut self) {
+        self.fallbacks.file_bytes.fetch_sub(self.file_bytes() as u64, Ordering::Relaxed);
     }
 }
 
@@ -317,7 +341,7 @@ impl VectorStore for MmapVectorStore {
         let rows = self.len / self.dim;
         let mut copy: Box<dyn VectorStore> = match MmapVectorStore::create(&self.dir, self.dim, rows, self.chunk_bytes) {
             Ok(mut store) => {
-                store.fallbacks = Arc::clone(&self.fallbacks);
+                store.report_to(&self.fallbacks);
                 Box::new(store)
             }
             Err(error) => {

@@ -55,7 +55,7 @@ async fn collection_lifecycle() {
     assert_eq!(list, json!({"collections": [{"name": "docs"}, {"name": "other"}]}));
     let info = s.ok(Method::GET, "/collections/docs", None).await;
     assert_eq!(info["status"], "green");
-    assert_eq!(info["config"]["params"]["vectors"], json!({"size": 4, "distance": "Cosine"}));
+    assert_eq!(info["config"]["params"]["vectors"], json!({"size": 4, "distance": "Cosine", "on_disk": false}));
     assert_eq!(info["config"]["hnsw_config"]["m"], 16);
     assert!(info["config"]["optimizer_config"]["default_segment_number"].is_number());
     assert_eq!(info["points_count"], 0);

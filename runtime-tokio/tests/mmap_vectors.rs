@@ -84,8 +84,16 @@ fn files_are_unnamed_so_a_restart_rebuilds_instead_of_recovering() {
     store.push_row(&row(0, 8));
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(names.is_empty(), "the vector file has no name: {names:?}");
+    // 1000 rows of 32 bytes: eight 4 KiB chunks, counted while the store lives.
+    assert_eq!(provider.status().file_bytes, 8 * PAGE as u64);
+    store.grow_to(1025 * 8);
+    assert_eq!(provider.status().file_bytes, 9 * PAGE as u64, "growth is counted");
+    let copy = store.try_clone().unwrap();
+    assert_eq!(provider.status().file_bytes, 18 * PAGE as u64, "a copy is a second file");
     drop(store);
-    assert_eq!(provider.status().fallbacks, 0);
+    assert_eq!(provider.status().file_bytes, 9 * PAGE as u64);
+    drop(copy);
+    assert_eq!(provider.status(), Default::default(), "no fallback, no file left");
 }
 
 fn int8_config(dim: u32) -> CollectionConfig {

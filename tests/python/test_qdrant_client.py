@@ -238,3 +238,30 @@ def test_snapshots(client, server):
     assert "i" in client.get_collection(name).payload_schema
     assert client.delete_snapshot(name, snap.name, wait=True)
     assert client.list_snapshots(name) == []
+
+
+def test_vectors_on_disk(client):
+    """`VectorParams(on_disk=True)` as the client sends it: the node keeps the vectors in a mapped
+    file on every replica and answers as from memory; the local engine refuses it by name."""
+    from conftest import ENGINE
+
+    name = "ondisk"
+    params = models.VectorParams(size=DIM, distance=models.Distance.COSINE, on_disk=True)
+    if ENGINE != "node":
+        with pytest.raises(UnexpectedResponse) as refused:
+            client.create_collection(name, vectors_config=params)
+        assert refused.value.status_code == 400 and "on_disk" in str(refused.value)
+        assert not client.collection_exists(name)
+        return
+    client.create_collection(name, vectors_config=params)
+    assert client.get_collection(name).config.params.vectors.on_disk is True
+    client.upsert(name, points=[models.PointStruct(id=i, vector=vec(i)) for i in range(N)], wait=True)
+    for i in (0, 7, N - 1):
+        hits = client.query_points(name, query=vec(i), limit=3).points
+        assert hits[0].id == i and hits[0].score == pytest.approx(1.0, abs=1e-5)
+        exact = client.query_points(name, query=vec(i), limit=3, search_params=models.SearchParams(exact=True)).points
+        assert [h.id for h in exact] == [h.id for h in hits]
+    assert client.retrieve(name, ids=[5], with_vectors=True)[0].vector == pytest.approx(
+        [x / math.sqrt(sum(y * y for y in vec(5))) for x in vec(5)], abs=1e-5
+    )
+    assert client.delete_collection(name)

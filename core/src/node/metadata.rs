@@ -13,14 +13,16 @@ use super::sharding::{MAX_SHARDS, ShardId};
 use crate::contract::NodeId;
 use crate::raft::GroupId;
 use crate::vector::collection::{CollectionConfig, validate_collection_name};
+use crate::vector::snapshot::CollectionConfigV3;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The metadata group's id.
 pub const METADATA_GROUP: GroupId = 0;
 
-/// Version byte in front of every encoded metadata command.
-const META_VERSION: u8 = 1;
+/// Version byte in front of every encoded metadata command. Version 2 added the config's
+/// `on_disk`; version 1 commands (in logs written before) still decode.
+const META_VERSION: u8 = 2;
 
 /// The Raft group of shard `shard` of the collection numbered `collection`.
 pub fn shard_group(collection: u32, shard: ShardId) -> GroupId {
@@ -64,10 +66,31 @@ impl MetaCommand {
 
     /// Decodes bytes from the log; errors (never panics) on anything else.
     pub fn decode(bytes: &[u8]) -> Result<MetaCommand, String> {
+        let bad = |e: postcard::Error| format!("bad metadata command: {e}");
         match bytes.split_first() {
-            Some((&META_VERSION, rest)) => postcard::from_bytes(rest).map_err(|e| format!("bad metadata command: {e}")),
+            Some((&META_VERSION, rest)) => postcard::from_bytes(rest).map_err(bad),
+            Some((1, rest)) => postcard::from_bytes::<MetaCommandV1>(rest).map(MetaCommand::from).map_err(bad),
             Some((v, _)) => Err(format!("metadata command version {v} unknown")),
             None => Err("empty metadata command".into()),
+        }
+    }
+}
+
+/// [`MetaCommand`] as version 1 encoded it (the config before `on_disk`).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+enum MetaCommandV1 {
+    CreateCollection { name: String, config: CollectionConfigV3, shards: u32, replication_factor: u32 },
+    DropCollection { name: String },
+}
+
+impl From<MetaCommandV1> for MetaCommand {
+    fn from(c: MetaCommandV1) -> Self {
+        match c {
+            MetaCommandV1::CreateCollection { name, config, shards, replication_factor } => {
+                MetaCommand::CreateCollection { name, config: config.into(), shards, replication_factor }
+            }
+            MetaCommandV1::DropCollection { name } => MetaCommand::DropCollection { name },
         }
     }
 }
@@ -265,5 +288,26 @@ mod tests {
         assert!(MetaCommand::decode(&[9, 1, 2]).is_err());
         assert!(MetaCommand::decode(&[META_VERSION, 0xff, 0xff]).is_err());
         assert_eq!(group_shard(shard_group(7, 3)), (7, 3));
+    }
+
+    #[test]
+    fn version_1_commands_from_older_logs_decode_with_vectors_in_memory() {
+        let MetaCommand::CreateCollection { name, mut config, shards, replication_factor } = create("x", 3, 2) else {
+            unreachable!()
+        };
+        config.quantization = Some(crate::vector::quantization::QuantizationConfig::Binary { always_ram: None });
+        let v1 = MetaCommandV1::CreateCollection { name, config: (&config).into(), shards, replication_factor };
+        let mut bytes = vec![1];
+        bytes.extend(postcard::to_allocvec(&v1).unwrap());
+        let MetaCommand::CreateCollection { config: decoded, .. } = MetaCommand::decode(&bytes).unwrap() else {
+            panic!("a create decodes as a create")
+        };
+        assert_eq!(decoded, config, "every version 1 field kept, on_disk false");
+        let drop = postcard::to_allocvec(&MetaCommandV1::DropCollection { name: "x".into() }).unwrap();
+        assert_eq!(MetaCommand::decode(&[&[1u8][..], &drop].concat()).unwrap(), MetaCommand::DropCollection { name: "x".into() });
+        // The current version carries on_disk.
+        config.on_disk = true;
+        let c = MetaCommand::CreateCollection { name: "x".into(), config, shards: 1, replication_factor: 1 };
+        assert_eq!(MetaCommand::decode(&c.encode()).unwrap(), c);
     }
 }

@@ -185,6 +185,14 @@ impl LocalBackend {
         command: Command,
         options: WriteOptions,
     ) -> Result<WriteReceipt, BackendError> {
+        if let Command::CreateCollection { config, .. } = &command
+            && config.on_disk
+        {
+            // Refused rather than accepted and kept on the heap behind the user's back.
+            return Err(BackendError::Unsupported(
+                "vectors.on_disk needs the node engine (engine = \"node\"); the local engine keeps every vector in memory".into(),
+            ));
+        }
         let command = if options.wait {
             command
         } else {

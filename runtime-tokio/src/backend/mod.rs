@@ -318,6 +318,8 @@ pub struct GroupReport {
     pub points: Option<u64>,
     /// Points stored in this replica's engine and not yet linked into its graph.
     pub unindexed: Option<u64>,
+    /// Whether this replica keeps its f32 vectors in a mapped file (`on_disk` collections).
+    pub vectors_on_disk: Option<bool>,
     /// Where this node leads: each follower's lag in entries.
     pub follower_lag: Vec<(u64, u64)>,
 }
@@ -478,6 +480,12 @@ pub trait Backend: Send + Sync + 'static {
     /// The Raft groups hosted here (gauges for `/metrics`); none without replication.
     fn groups(&self) -> Vec<GroupReport> {
         Vec::new()
+    }
+
+    /// The vector files of `on_disk` collections here (`None`: this backend keeps every vector
+    /// on the heap).
+    fn vector_files(&self) -> Option<crate::mmap_vectors::MmapVectorStatus> {
+        None
     }
 
     /// The changes applied on this node and their history (`None`: no change stream here).

@@ -690,9 +690,14 @@ impl Backend for NodeBackend {
                 damaged: g.damaged,
                 points: g.shard.as_ref().and_then(|_| self.node.local_points(g.group)),
                 unindexed: g.shard.as_ref().and_then(|_| self.node.local_unindexed(g.group)),
+                vectors_on_disk: g.shard.as_ref().and_then(|_| self.node.local_vectors_on_disk(g.group)),
                 follower_lag: g.follower_lag.clone(),
             })
             .collect()
+    }
+
+    fn vector_files(&self) -> Option<crate::mmap_vectors::MmapVectorStatus> {
+        Some(self.node.vector_files())
     }
 }
 

@@ -1,7 +1,8 @@
 //! Collection routes: list, create, info, exists, delete.
 //!
 //! Create accepts Qdrant's body. `quantization_config` (scalar int8 or binary) is part of the
-//! collection's config (see `http::quantization`). Settings that only tune Qdrant's storage
+//! collection's config (see `http::quantization`), and so is `vectors.on_disk`: every replica keeps
+//! the f32 vectors in a mapped file (the node backend; see `mmap_vectors`). Settings that only tune Qdrant's storage
 //! (`on_disk_payload`, `optimizers_config`, `wal_config`) are accepted and have no effect
 //! (vecraft's storage has no such knobs; results are never less exact for ignoring them).
 //! Settings that would change results or the data model (named or sparse vectors, `Manhattan`)
@@ -95,6 +96,13 @@ pub fn collection_config(body: &CreateCollection) -> Result<CollectionConfig, Ap
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_request("vectors.distance must be a string"))
         .and_then(parse_distance)?;
+    let on_disk = match vectors.get("on_disk") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("vectors.on_disk must be a boolean, got {other}")));
+        }
+    };
     for (name, value) in [
         ("shard_number", body.shard_number),
         ("replication_factor", body.replication_factor),
@@ -133,6 +141,7 @@ pub fn collection_config(body: &CreateCollection) -> Result<CollectionConfig, Ap
         ef: defaults.ef,
     };
     config.quantization = super::quantization::parse_config(body.quantization_config.as_ref())?;
+    config.on_disk = on_disk;
     config.validate().map_err(ApiError::from)?;
     Ok(config)
 }
@@ -229,7 +238,11 @@ pub async fn info(
             "segments_count": 1,
             "config": {
                 "params": {
-                    "vectors": {"size": c.config.vector_size, "distance": distance_name(c.config.distance)},
+                    "vectors": {
+                        "size": c.config.vector_size,
+                        "distance": distance_name(c.config.distance),
+                        "on_disk": c.config.on_disk
+                    },
                     "shard_number": c.shards,
                     "replication_factor": c.replication_factor,
                     // A write is acknowledged at `quorum` (Raft's majority) by default.

@@ -41,6 +41,12 @@ pub const REPLICATION_LAG: &str = "vecraft_replication_lag_entries";
 pub const SHARD_POINTS: &str = "vecraft_shard_points";
 /// Points of a shard replica stored and not yet linked into its HNSW graph.
 pub const SHARD_UNINDEXED: &str = "vecraft_shard_unindexed_points";
+/// Gauge per shard replica: 1 when its f32 vectors are in a mapped file (`on_disk`).
+pub const SHARD_VECTORS_ON_DISK: &str = "vecraft_shard_vectors_on_disk";
+/// Gauge: bytes of the vector files of this node's `on_disk` replicas.
+pub const VECTOR_FILE_BYTES: &str = "vecraft_vector_file_bytes";
+/// Gauge: vector stores that fell back to the heap because their file could not be made or grown.
+pub const VECTOR_FILE_FALLBACKS: &str = "vecraft_vector_file_fallbacks";
 /// Counter: points linked into a graph after their apply (by an idle apply lane, or before a
 /// shard snapshot), not at it: deferred indexing at work.
 pub const POINTS_LINKED_DEFERRED: &str = "vecraft_points_linked_deferred_total";
@@ -113,6 +119,9 @@ fn describe() {
     metrics::describe_counter!(POINTS_LINKED_DEFERRED, "Points linked into a shard's HNSW graph after their apply (deferred indexing)");
     metrics::describe_gauge!(REPLICATION_LAG, "On the group's leader: log entries a follower lacks");
     metrics::describe_gauge!(WAL_BYTES, metrics::Unit::Bytes, "WAL size on disk");
+    metrics::describe_gauge!(SHARD_VECTORS_ON_DISK, "1 when this node's replica of a shard keeps its vectors in a mapped file (on_disk)");
+    metrics::describe_gauge!(VECTOR_FILE_BYTES, metrics::Unit::Bytes, "Bytes of the vector files of on_disk replicas (disk and page cache, not heap)");
+    metrics::describe_gauge!(VECTOR_FILE_FALLBACKS, "Vector stores kept on the heap because their file could not be made or grown (see the log)");
     metrics::describe_histogram!(WAL_FSYNC_SECONDS, metrics::Unit::Seconds, "WAL fsync latency");
     metrics::describe_histogram!(NODE_LOOP_TURN_SECONDS, metrics::Unit::Seconds, "Node loop turn: one step and its outputs");
     metrics::describe_histogram!(NODE_LOOP_TIMER_LATENESS_SECONDS, metrics::Unit::Seconds, "How late the node loop stepped a due deadline");
@@ -170,6 +179,9 @@ fn record_groups(groups: &[crate::backend::GroupReport]) {
         if let Some(unindexed) = g.unindexed {
             metrics::gauge!(SHARD_UNINDEXED, &labels).set(unindexed as f64);
         }
+        if let Some(on_disk) = g.vectors_on_disk {
+            metrics::gauge!(SHARD_VECTORS_ON_DISK, &labels).set(if on_disk { 1.0 } else { 0.0 });
+        }
         for (follower, lag) in &g.follower_lag {
             let mut with = labels.to_vec();
             with.push(("follower", follower.to_string()));
@@ -182,6 +194,10 @@ fn record_groups(groups: &[crate::backend::GroupReport]) {
 pub async fn scrape(state: axum::extract::State<State>) -> Response {
     metrics::gauge!(APPLY_QUEUE_DEPTH).set(state.backend.queue_depth() as f64);
     record_groups(&state.backend.groups());
+    if let Some(files) = state.backend.vector_files() {
+        metrics::gauge!(VECTOR_FILE_BYTES).set(files.file_bytes as f64);
+        metrics::gauge!(VECTOR_FILE_FALLBACKS).set(files.fallbacks as f64);
+    }
     match install() {
         Some(handle) => {
             ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())

@@ -3,8 +3,8 @@
 //!
 //! Accepted: `{"scalar": {"type": "int8", "quantile"?, "always_ram"?, "memory"?}}` and
 //! `{"binary": {"always_ram"?, "memory"?, "encoding"?: "one_bit", "query_encoding"?:
-//! "default" | "binary"}}`. `always_ram`/`memory` are accepted and have no effect (every vector
-//! and code is in RAM here). Product and turbo quantization, and binary encodings other than one
+//! "default" | "binary"}}`. `always_ram`/`memory` are accepted and have no effect (codes are
+//! always in RAM; the f32 originals go to disk with the collection's `vectors.on_disk`). Product and turbo quantization, and binary encodings other than one
 //! bit, are refused by name rather than silently served as something else.
 
 use super::envelope::ApiError;

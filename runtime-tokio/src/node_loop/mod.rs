@@ -125,7 +125,15 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The directory for `on_disk` collections' vector files is unusable.
+    #[error("vector files: {0}")]
+    VectorFiles(#[from] crate::mmap_vectors::MmapVectorError),
 }
+
+/// Growth step of the vector files of `on_disk` collections: small enough that a node hosting
+/// many small shards does not reserve much disk, large enough that remaps stay rare (a million
+/// 128-d vectors remap 61 times).
+const VECTOR_FILE_CHUNK_BYTES: usize = 8 << 20;
 
 /// A running node loop: submit requests, watch its status, stop it.
 #[derive(Clone, Debug)]
@@ -141,6 +149,7 @@ pub struct NodeHandle {
     groups: watch::Receiver<std::sync::Arc<Vec<group_status::GroupStatus>>>,
     engines: shard_engines::ShardEngines,
     feed: change_feed::ChangeFeed,
+    vector_files: std::sync::Arc<crate::mmap_vectors::MmapVectorProvider>,
 }
 
 /// Why a request could not even be queued.
@@ -178,6 +187,18 @@ impl NodeHandle {
     pub fn local_unindexed(&self, group: GroupId) -> Option<u64> {
         let engine = self.engines.get(group)?;
         Some(shard_engines::read(&engine).unindexed() as u64)
+    }
+
+    /// Whether this node's replica of `group` keeps its f32 vectors in a mapped file (`None` if
+    /// not hosted).
+    pub fn local_vectors_on_disk(&self, group: GroupId) -> Option<bool> {
+        let engine = self.engines.get(group)?;
+        Some(shard_engines::read(&engine).vector_store().is_external())
+    }
+
+    /// The vector files of this node's `on_disk` replicas: their bytes, and fallbacks to the heap.
+    pub fn vector_files(&self) -> crate::mmap_vectors::MmapVectorStatus {
+        self.vector_files.status()
     }
 
     /// Points of `collection` stored in this node's replicas and not yet linked into their
@@ -338,7 +359,16 @@ pub async fn start(
 
     let (jobs_tx, jobs_rx) = mpsc::channel(opts.apply_queue.max(1));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let engines = shard_engines::ShardEngines::with_indexing_threshold(opts.indexing_threshold_kb.saturating_mul(1024));
+    // Vector files are unnamed (see `mmap_vectors`): nothing in this directory survives a
+    // restart, so it needs no recovery.
+    let vectors_dir = opts.data_dir.join("vectors");
+    std::fs::create_dir_all(&vectors_dir).map_err(io("create vector file directory"))?;
+    let vector_files = std::sync::Arc::new(crate::mmap_vectors::MmapVectorProvider::with_chunk_bytes(
+        vectors_dir,
+        VECTOR_FILE_CHUNK_BYTES,
+    )?);
+    let engines = shard_engines::ShardEngines::with_indexing_threshold(opts.indexing_threshold_kb.saturating_mul(1024))
+        .with_on_disk_vectors(vector_files.clone());
     let feed = change_feed::ChangeFeed::new(opts.change_history_bytes);
     apply::spawn_apply_worker_threads(
         jobs_rx,
@@ -400,6 +430,7 @@ pub async fn start(
         groups: groups_rx,
         engines,
         feed,
+        vector_files,
     };
     Ok((handle, task))
 }

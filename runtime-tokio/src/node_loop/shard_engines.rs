@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use vecraft_core::raft::GroupId;
 use vecraft_core::vector::collection::{Collection, IndexingPolicy};
+use vecraft_core::vector::vector_store::VectorStoreProvider;
 
 /// How many times the indexing threshold an engine may hold unindexed while its replica
 /// catches up (see `IndexingPolicy::catch_up_max_unindexed`): a restarted node replays its log
@@ -26,6 +27,9 @@ pub struct ShardEngines {
     map: Arc<RwLock<BTreeMap<GroupId, ShardEngine>>>,
     /// Bytes of vectors an engine may hold unindexed (0: index at apply); see [`Self::prepare`].
     indexing_threshold_bytes: u64,
+    /// Where engines of collections created with `on_disk` keep their f32 vectors (a mapped
+    /// file); `None` keeps them on the heap.
+    on_disk: Option<Arc<dyn VectorStoreProvider>>,
 }
 
 impl std::fmt::Debug for ShardEngines {
@@ -46,9 +50,23 @@ impl ShardEngines {
         ShardEngines { indexing_threshold_bytes: bytes, ..ShardEngines::default() }
     }
 
-    /// Gives an engine this node's indexing policy: every engine that starts being hosted
-    /// (created, restored at boot, installed from a snapshot) goes through here.
+    /// Engines of `on_disk` collections keep their vectors where `provider` puts them.
+    pub fn with_on_disk_vectors(mut self, provider: Arc<dyn VectorStoreProvider>) -> ShardEngines {
+        self.on_disk = Some(provider);
+        self
+    }
+
+    /// Gives an engine this node's indexing policy and puts its vectors where its config asks:
+    /// every engine that starts being hosted (created, restored at boot, installed from a
+    /// snapshot) goes through here. A restored engine comes with its vectors on the heap; they
+    /// move to the file here (an installed one keeps the store of the engine it replaced).
     pub fn prepare(&self, engine: &mut Collection) {
+        if engine.config().on_disk && !engine.vector_store().is_external() {
+            match &self.on_disk {
+                Some(provider) => engine.set_vector_store(Arc::clone(provider)),
+                None => tracing::warn!(collection = engine.name(), "no vector file directory: on_disk vectors stay on the heap"),
+            }
+        }
         let row_bytes = (engine.config().vector_size as u64).max(1) * 4;
         let max_unindexed = (self.indexing_threshold_bytes / row_bytes) as usize;
         let catch_up = max_unindexed.saturating_mul(CATCH_UP_FACTOR);
@@ -109,5 +127,39 @@ mod tests {
         let mut immediate = Collection::new("c", CollectionConfig::new(64, Distance::Dot)).unwrap();
         ShardEngines::default().prepare(&mut immediate);
         assert_eq!(immediate.indexing_policy().hard_max_unindexed(), 0, "no threshold: link at apply");
+    }
+
+    #[test]
+    fn on_disk_engines_move_their_vectors_to_the_file_and_others_stay_on_the_heap() {
+        use vecraft_core::vector::collection::{PointsOp, SearchRequest};
+        use vecraft_core::vector::point::{PointId, PointStruct};
+        let dir = tempfile::tempdir().unwrap();
+        let provider = Arc::new(crate::mmap_vectors::MmapVectorProvider::with_chunk_bytes(dir.path(), 4096).unwrap());
+        let engines = ShardEngines::default().with_on_disk_vectors(provider.clone());
+        let mut on_disk = CollectionConfig::new(8, Distance::Dot);
+        on_disk.on_disk = true;
+        // As restored from a snapshot at boot: points already there, on the heap.
+        let mut restored = Collection::new("c", on_disk).unwrap();
+        let points = (0..300u64)
+            .map(|i| PointStruct { id: PointId::Num(i), vector: (0..8).map(|d| ((i * 7 + d) % 13) as f32).collect(), payload: Default::default() })
+            .collect();
+        restored.apply(PointsOp::Upsert(points)).unwrap();
+        let query = SearchRequest::new(vec![1.0; 8], 5);
+        let before = restored.search(&query).unwrap();
+        assert_eq!(provider.status().file_bytes, 0);
+        assert!(engines.insert_if_absent(1, restored));
+        let engine = engines.get(1).unwrap();
+        assert!(read(&engine).vector_store().is_external(), "moved to the file");
+        assert!(provider.status().file_bytes >= 300 * 8 * 4, "{:?}", provider.status());
+        assert_eq!(read(&engine).search(&query).unwrap(), before, "same answers from the file");
+        // A collection without on_disk stays on the heap; no provider: on the heap too.
+        assert!(engines.insert_if_absent(2, Collection::new("d", CollectionConfig::new(8, Distance::Dot)).unwrap()));
+        assert!(!read(&engines.get(2).unwrap()).vector_store().is_external());
+        let mut no_dir = Collection::new("e", on_disk).unwrap();
+        ShardEngines::default().prepare(&mut no_dir);
+        assert!(!no_dir.vector_store().is_external());
+        engines.remove(1);
+        drop(engine);
+        assert_eq!(provider.status().file_bytes, 0, "the file goes with its engine");
     }
 }

@@ -132,6 +132,11 @@ pub struct CollectionConfig {
     /// Quantized codes the index walk ranks by, `None` for none (see
     /// [`crate::vector::quantization`]). Not part of the digest.
     pub quantization: Option<QuantizationConfig>,
+    /// Keep the f32 vectors in a file the runtime maps instead of on the heap (Qdrant's
+    /// `vectors.on_disk`). Core only carries the wish: the runtime acts on it with
+    /// [`Collection::set_vector_store`] on every replica it hosts. Results never depend on it,
+    /// so it is not part of the digest.
+    pub on_disk: bool,
 }
 
 impl CollectionConfig {
@@ -143,6 +148,7 @@ impl CollectionConfig {
             hnsw: HnswParams::default(),
             rebuild_tombstone_percent: 20,
             quantization: None,
+            on_disk: false,
         }
     }
 
@@ -620,7 +626,7 @@ impl Collection {
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"vecraft/collection-digest/v1");
         // The config as encoded before quantization existed: quantization is index
-        // configuration, so it leaves the digest (and every older digest) unchanged.
+        // configuration and `on_disk` storage, so neither changes the digest (nor any older one).
         let c = &self.config;
         let legacy_config = (c.vector_size, c.distance, c.hnsw, c.rebuild_tombstone_percent);
         let mut buf = postcard::to_stdvec(&legacy_config).expect("config always encodes");

@@ -50,12 +50,14 @@ pub enum QuantizationConfig {
         /// Central fraction of the training values the 256 codes span (0.5..=1); `None` spans
         /// all values (Qdrant's default).
         quantile: Option<f32>,
-        /// Accepted for compatibility; every vector and code is in memory here.
+        /// Accepted for compatibility: codes are always in memory here (the f32 originals are
+        /// on disk only with the collection's `on_disk`).
         always_ram: Option<bool>,
     },
     /// One bit per component (Qdrant `binary: {always_ram}`).
     Binary {
-        /// Accepted for compatibility; every vector and code is in memory here.
+        /// Accepted for compatibility: codes are always in memory here (the f32 originals are
+        /// on disk only with the collection's `on_disk`).
         always_ram: Option<bool>,
     },
 }

@@ -1,6 +1,6 @@
 //! Streaming, checksummed snapshots of a collection: full, or incremental relative to a base.
 //!
-//! # Format (version 3, all integers little-endian; versions 1 and 2 are still read)
+//! # Format (version 4, all integers little-endian; versions 1 to 3 are still read)
 //! ```text
 //! preamble  magic "VCRFTSNP" (8) | format version u16 | header_len u32 | header (postcard
 //!           SnapshotHeader) | blake3(preamble bytes so far) (32)
@@ -36,6 +36,9 @@
 //! restored collection ranks exactly as its source did, at the cost of one encoding pass (a
 //! fraction of a graph rebuild). Version 1 and 2 headers decode with the config as it was then
 //! (no quantization).
+//!
+//! Version 4: the config carries `on_disk` (where a replica keeps the f32 vectors); version 1 to
+//! 3 headers decode with it false.
 
 use crate::vector::collection::{Collection, CollectionConfig, PointRef};
 use crate::vector::engine::VectorEngine;
@@ -51,9 +54,9 @@ use thiserror::Error;
 /// First bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"VCRFTSNP";
 /// Format version this build writes. Version 2 added the payload field indexes to the header,
-/// version 3 the quantization config and quantizer parameters; version 1 and 2 files are still
-/// read.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
+/// version 3 the quantization config and quantizer parameters, version 4 the config's `on_disk`;
+/// version 1 to 3 files are still read.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 4;
 /// Oldest format version this build reads.
 pub const SNAPSHOT_OLDEST_READABLE_VERSION: u16 = 1;
 /// Header flag: graph chunks with the HNSW links follow the point chunks (full snapshots only).
@@ -141,6 +144,77 @@ impl From<&CollectionConfig> for LegacyCollectionConfig {
             distance: c.distance,
             hnsw: c.hnsw,
             rebuild_tombstone_percent: c.rebuild_tombstone_percent,
+        }
+    }
+}
+
+/// [`CollectionConfig`] as snapshot version 3 and metadata command version 1 encoded it (with
+/// `quantization`, before `on_disk`).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub(crate) struct CollectionConfigV3 {
+    vector_size: u32,
+    distance: crate::vector::collection::Distance,
+    hnsw: crate::vector::collection::HnswParams,
+    rebuild_tombstone_percent: u8,
+    quantization: Option<crate::vector::quantization::QuantizationConfig>,
+}
+
+impl From<CollectionConfigV3> for CollectionConfig {
+    fn from(c: CollectionConfigV3) -> Self {
+        CollectionConfig {
+            hnsw: c.hnsw,
+            rebuild_tombstone_percent: c.rebuild_tombstone_percent,
+            quantization: c.quantization,
+            ..CollectionConfig::new(c.vector_size, c.distance)
+        }
+    }
+}
+
+#[cfg(test)]
+impl From<&CollectionConfig> for CollectionConfigV3 {
+    fn from(c: &CollectionConfig) -> Self {
+        CollectionConfigV3 {
+            vector_size: c.vector_size,
+            distance: c.distance,
+            hnsw: c.hnsw,
+            rebuild_tombstone_percent: c.rebuild_tombstone_percent,
+            quantization: c.quantization,
+        }
+    }
+}
+
+/// The version 3 header: [`SnapshotHeader`] with the version 3 config (no `on_disk`).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub(super) struct SnapshotHeaderV3 {
+    collection: String,
+    config: CollectionConfigV3,
+    kind: SnapshotKind,
+    seq: u64,
+    content_digest: [u8; 32],
+    point_count: u64,
+    upsert_count: u64,
+    deletion_count: u64,
+    flags: u32,
+    field_indexes: Vec<(String, FieldSchema)>,
+    quantizer: Option<QuantizerParams>,
+}
+
+impl From<SnapshotHeaderV3> for SnapshotHeader {
+    fn from(h: SnapshotHeaderV3) -> Self {
+        SnapshotHeader {
+            collection: h.collection,
+            config: h.config.into(),
+            kind: h.kind,
+            seq: h.seq,
+            content_digest: h.content_digest,
+            point_count: h.point_count,
+            upsert_count: h.upsert_count,
+            deletion_count: h.deletion_count,
+            flags: h.flags,
+            field_indexes: h.field_indexes,
+            quantizer: h.quantizer,
         }
     }
 }
@@ -688,6 +762,24 @@ mod tests {
         assert!(matches!(restore_full(&bytes[..], &mut |_| ()), Err(SnapshotError::UnexpectedTag { tag: 0xC2, .. })));
     }
 
+    /// `file` (a current-version snapshot) as an older writer made it: `header` encoded as that
+    /// version's header, every checksum recomputed.
+    fn as_older_version<H: Serialize>(file: &[u8], version: u16, header: &H) -> Vec<u8> {
+        let old_len = u32::from_le_bytes(file[10..14].try_into().unwrap()) as usize;
+        let body = &file[14 + old_len + 32..];
+        let header_bytes = postcard::to_stdvec(header).unwrap();
+        let mut older = SNAPSHOT_MAGIC.to_vec();
+        older.extend_from_slice(&version.to_le_bytes());
+        older.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
+        older.extend_from_slice(&header_bytes);
+        let preamble_hash = blake3::hash(&older);
+        older.extend_from_slice(preamble_hash.as_bytes());
+        older.extend_from_slice(&body[..body.len() - 32]);
+        let file_hash = blake3::hash(&older);
+        older.extend_from_slice(file_hash.as_bytes());
+        older
+    }
+
     #[test]
     fn version_1_files_still_restore() {
         let mut c = collection();
@@ -697,8 +789,6 @@ mod tests {
         let h = read_header(&v2[..]).unwrap();
         assert_eq!(h.field_indexes, vec![("k".to_string(), FieldSchema::Keyword)]);
         // The same file as a version 1 writer made it: old header encoding, rehashed.
-        let old_len = u32::from_le_bytes(v2[10..14].try_into().unwrap()) as usize;
-        let body = &v2[14 + old_len + 32..];
         let v1_header = SnapshotHeaderV1 {
             collection: h.collection.clone(),
             config: (&h.config).into(),
@@ -710,16 +800,7 @@ mod tests {
             deletion_count: h.deletion_count,
             flags: h.flags,
         };
-        let header_bytes = postcard::to_stdvec(&v1_header).unwrap();
-        let mut v1 = SNAPSHOT_MAGIC.to_vec();
-        v1.extend_from_slice(&1u16.to_le_bytes());
-        v1.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
-        v1.extend_from_slice(&header_bytes);
-        let preamble_hash = blake3::hash(&v1);
-        v1.extend_from_slice(preamble_hash.as_bytes());
-        v1.extend_from_slice(&body[..body.len() - 32]);
-        let file_hash = blake3::hash(&v1);
-        v1.extend_from_slice(file_hash.as_bytes());
+        let v1 = as_older_version(&v2, 1, &v1_header);
         let restored = restore_full(&v1[..], &mut |_| ()).unwrap();
         assert_eq!(restored.digest(), c.digest());
         assert!(restored.field_indexes().is_empty(), "version 1 knew no field indexes");
@@ -736,8 +817,6 @@ mod tests {
         let h = read_header(&v3[..]).unwrap();
         assert_eq!(h.quantizer, None, "an unquantized collection has no quantizer");
         // The same file as a version 2 writer made it: legacy config, no quantizer, rehashed.
-        let old_len = u32::from_le_bytes(v3[10..14].try_into().unwrap()) as usize;
-        let body = &v3[14 + old_len + 32..];
         let v2_header = SnapshotHeaderV2 {
             collection: h.collection.clone(),
             config: (&h.config).into(),
@@ -750,21 +829,47 @@ mod tests {
             flags: h.flags,
             field_indexes: h.field_indexes.clone(),
         };
-        let header_bytes = postcard::to_stdvec(&v2_header).unwrap();
-        let mut v2 = SNAPSHOT_MAGIC.to_vec();
-        v2.extend_from_slice(&2u16.to_le_bytes());
-        v2.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
-        v2.extend_from_slice(&header_bytes);
-        let preamble_hash = blake3::hash(&v2);
-        v2.extend_from_slice(preamble_hash.as_bytes());
-        v2.extend_from_slice(&body[..body.len() - 32]);
-        let file_hash = blake3::hash(&v2);
-        v2.extend_from_slice(file_hash.as_bytes());
+        let v2 = as_older_version(&v3, 2, &v2_header);
         let restored = restore_full(&v2[..], &mut |_| ()).unwrap();
         assert_eq!(restored.digest(), c.digest());
         assert_eq!(restored.config(), c.config());
         assert_eq!(restored.config().quantization, None);
         assert_eq!(restored.field_indexes().len(), 1);
+    }
+
+    #[test]
+    fn version_3_files_restore_with_vectors_in_memory_and_version_4_keeps_on_disk() {
+        let mut cfg = CollectionConfig::new(2, Distance::Dot);
+        cfg.quantization = Some(crate::vector::quantization::QuantizationConfig::Binary { always_ram: None });
+        cfg.on_disk = true;
+        let mut c = Collection::new("c", cfg).unwrap();
+        let points = (0..4)
+            .map(|i| PointStruct { id: PointId::Num(i), vector: vec![i as f32, 1.0], payload: Payload::new() })
+            .collect();
+        c.apply(PointsOp::Upsert(points)).unwrap();
+        let mut v4 = Vec::new();
+        write_full_snapshot(&c, &mut v4, &SnapshotOptions::default()).unwrap();
+        let h = read_header(&v4[..]).unwrap();
+        assert!(h.config.on_disk, "version 4 carries on_disk");
+        assert_eq!(restore_full(&v4[..], &mut |_| ()).unwrap().config(), c.config());
+        let v3_header = SnapshotHeaderV3 {
+            collection: h.collection.clone(),
+            config: (&h.config).into(),
+            kind: h.kind,
+            seq: h.seq,
+            content_digest: h.content_digest,
+            point_count: h.point_count,
+            upsert_count: h.upsert_count,
+            deletion_count: h.deletion_count,
+            flags: h.flags,
+            field_indexes: h.field_indexes.clone(),
+            quantizer: h.quantizer.clone(),
+        };
+        let v3 = as_older_version(&v4, 3, &v3_header);
+        let restored = restore_full(&v3[..], &mut |_| ()).unwrap();
+        assert_eq!(restored.digest(), c.digest(), "on_disk is not part of the digest");
+        assert!(!restored.config().on_disk, "version 3 knew no on_disk");
+        assert_eq!(restored.config().quantization, c.config().quantization, "and keeps its quantization");
     }
 
     #[test]
@@ -799,10 +904,10 @@ mod tests {
         let mut bytes = Vec::new();
         write_full_snapshot(&c, &mut bytes, &SnapshotOptions::default()).unwrap();
         let mut other_version = bytes.clone();
-        other_version[8] = 4;
+        other_version[8] = 5;
         assert!(matches!(
             read_header(&other_version[..]),
-            Err(SnapshotError::UnsupportedVersion { found: 4, supported: 3 })
+            Err(SnapshotError::UnsupportedVersion { found: 5, supported: 4 })
         ));
         other_version[8] = 0;
         assert!(matches!(read_header(&other_version[..]), Err(SnapshotError::UnsupportedVersion { found: 0, .. })));

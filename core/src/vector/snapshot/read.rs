@@ -82,6 +82,7 @@ impl<R: Read> SnapshotReader<R> {
         let header: SnapshotHeader = match version {
             1 => postcard::from_bytes::<SnapshotHeaderV1>(&header_bytes).map(SnapshotHeader::from),
             2 => postcard::from_bytes::<SnapshotHeaderV2>(&header_bytes).map(SnapshotHeader::from),
+            3 => postcard::from_bytes::<SnapshotHeaderV3>(&header_bytes).map(SnapshotHeader::from),
             _ => postcard::from_bytes(&header_bytes),
         }
         .map_err(|e| SnapshotError::MalformedHeader(e.to_string()))?;
