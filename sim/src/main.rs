@@ -61,7 +61,7 @@ struct Cli {
     workload: String,
     /// With `--workload vector`: switch on a node bug (strong-read-at-follower,
     /// quorum-ack-before-commit, merge-without-tie-break, trust-corrupt-wal,
-    /// restore-drops-field-indexes, hide-unindexed, skip-rescore).
+    /// restore-drops-field-indexes, hide-unindexed, skip-rescore, vector-file-loses-rows).
     #[arg(long)]
     node_bug: Option<String>,
     /// Worker threads for multi-seed runs (each seed is itself single-threaded and deterministic).

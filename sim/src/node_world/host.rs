@@ -150,7 +150,7 @@ impl World {
         let mut restored = BTreeMap::new();
         for (g, (index, bytes)) in &self.machines[m].snapshots {
             let mut c = restore_bytes(bytes).expect("the simulated disk keeps snapshots intact");
-            self.cfg.local_policies(&mut c);
+            self.cfg.local_policies(m, &mut c);
             if self.cfg.restore_drops_field_indexes {
                 for field in c.field_indexes().into_keys() {
                     c.drop_field_index(&field);
@@ -235,7 +235,7 @@ impl World {
                     let cfg = &self.cfg;
                     p.engines.entry(group).or_insert_with(|| {
                         let mut c = Collection::new(&collection, config).expect("valid config");
-                        cfg.local_policies(&mut c);
+                        cfg.local_policies(m, &mut c);
                         c
                     });
                 }
@@ -675,6 +675,29 @@ impl World {
             let (probes, exact) = super::quantization::probe_coverage(&self.workload, &replicas);
             ops.insert("quantization:probes".into(), probes);
             ops.insert("quantization:probes-exact".into(), exact);
+        }
+        if let Some(files) = self.cfg.vector_files {
+            // Every replica keeps its vectors where its machine puts them (see `vector_files.rs`).
+            let (mut replicas, mut on_disk) = (0, 0);
+            for (m, mach) in self.machines.iter().enumerate() {
+                let Some(p) = &mach.proc else { continue };
+                let has_files = files.provider(m).is_some();
+                for (g, c) in &p.engines {
+                    let external = c.vector_store().is_external();
+                    replicas += 1;
+                    on_disk += external as u64;
+                    if external != has_files {
+                        self.violations.push(format!(
+                            "vector-files: node {}'s replica of group {g:#x} keeps its vectors {} (its machine {})",
+                            mach.id,
+                            if external { "in a file" } else { "on the heap" },
+                            if has_files { "has files" } else { "has none" },
+                        ));
+                    }
+                }
+            }
+            ops.insert("vector-files:replicas-at-end".into(), replicas);
+            ops.insert("vector-files:on-disk-at-end".into(), on_disk);
         }
         NodeWorldReport {
             seed: self.cfg.seed,

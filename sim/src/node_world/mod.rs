@@ -28,6 +28,10 @@
 //! * `quantized-search`: in quantized seeds, searches on the codes return stored points with
 //!   their f32 scores, in order, and an exact answer when the candidate pool covers every shard
 //!   (see `quantization.rs`).
+//!
+//! * `vector-files`: in the third of the seeds whose collections keep their vectors on disk,
+//!   every replica keeps them in its machine's simulated file store, or on the heap where the
+//!   machine has none (see `vector_files.rs`); the checkers above judge the contents.
 
 mod check;
 mod field_index;
@@ -37,12 +41,14 @@ mod nemesis;
 mod quantization;
 mod recovery;
 mod snapshots;
+mod vector_files;
 mod workload;
 
 use crate::config::{FaultProfile, SimConfig};
 pub use host::run_node_world;
 pub use indexing::SimIndexing;
 pub use quantization::SimQuantization;
+pub use vector_files::SimVectorFiles;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -79,11 +85,14 @@ pub enum NodeBug {
     /// Searches on quantized codes return the code-order candidates with their approximate
     /// code scores (the engine's rule: candidates are rescored on the f32 vectors).
     SkipRescore,
+    /// An on-disk vector store's growth keeps every row but the last (the store's rule: growth
+    /// keeps every row; see `vector_files.rs`).
+    VectorFileLosesRow,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 9] = [
+    pub const ALL: [NodeBug; 10] = [
         NodeBug::StrongReadAtFollower,
         NodeBug::QuorumAckBeforeCommit,
         NodeBug::MergeWithoutTieBreak,
@@ -93,6 +102,7 @@ impl NodeBug {
         NodeBug::SleepOnOvertakenMark,
         NodeBug::WakeOnStaleCopy,
         NodeBug::SkipRescore,
+        NodeBug::VectorFileLosesRow,
     ];
 
     /// The `--bug` value.
@@ -107,6 +117,7 @@ impl NodeBug {
             NodeBug::SleepOnOvertakenMark => "sleep-on-overtaken-mark",
             NodeBug::WakeOnStaleCopy => "wake-on-stale-copy",
             NodeBug::SkipRescore => "skip-rescore",
+            NodeBug::VectorFileLosesRow => "vector-file-loses-row",
         }
     }
 
@@ -126,7 +137,8 @@ impl NodeBug {
             | NodeBug::HideUnindexed
             | NodeBug::SleepOnOvertakenMark
             | NodeBug::WakeOnStaleCopy
-            | NodeBug::SkipRescore => {}
+            | NodeBug::SkipRescore
+            | NodeBug::VectorFileLosesRow => {}
         }
         b
     }
@@ -191,6 +203,9 @@ pub struct NodeWorldConfig {
     /// Quantized collections, with a small training threshold on every replica (see
     /// `quantization.rs`); `None` quantizes nothing.
     pub quantization: Option<SimQuantization>,
+    /// Collections created `on_disk`, each replica's vectors in its machine's simulated file
+    /// store (see `vector_files.rs`); `None` keeps them on the heap.
+    pub vector_files: Option<SimVectorFiles>,
 }
 
 /// The node world's storage faults. Every disk may tear the write in flight at a crash; one
@@ -282,19 +297,27 @@ impl NodeWorldConfig {
             sleep_on_overtaken_mark: bug == Some(NodeBug::SleepOnOvertakenMark),
             wake_on_stale_copy: bug == Some(NodeBug::WakeOnStaleCopy),
             quantization: SimQuantization::from_seed(seed, bug == Some(NodeBug::SkipRescore)),
+            vector_files: SimVectorFiles::from_seed(seed, bug == Some(NodeBug::VectorFileLosesRow)),
             sim,
         }
     }
 
-    /// Gives a replica's engine the seed's local policies (deferred indexing, quantizer
-    /// training): every replica gets them, whether created, restored at boot or installed from
-    /// a snapshot, since neither travels in the log or in snapshots.
-    pub(super) fn local_policies(&self, engine: &mut Collection) {
+    /// Gives a replica's engine on machine `m` the seed's local policies (deferred indexing,
+    /// quantizer training, where `on_disk` vectors live): every replica gets them, whether
+    /// created, restored at boot or installed from a snapshot, since none travels in the log or
+    /// in snapshots.
+    pub(super) fn local_policies(&self, m: usize, engine: &mut Collection) {
         if let Some(ix) = self.indexing {
             engine.set_indexing_policy(ix.policy());
         }
         if let Some(q) = self.quantization {
             engine.set_quantizer_policy(q.policy());
+        }
+        if engine.config().on_disk
+            && !engine.vector_store().is_external()
+            && let Some(provider) = self.vector_files.and_then(|files| files.provider(m))
+        {
+            engine.set_vector_store(provider);
         }
     }
 }

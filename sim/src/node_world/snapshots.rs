@@ -40,7 +40,7 @@ impl World {
                 let restored = meta.verify(&staged).map_err(|e| e.to_string()).and_then(|()| restore_bytes(&staged));
                 match restored {
                     Ok(mut c) => {
-                        self.cfg.local_policies(&mut c);
+                        self.cfg.local_policies(m, &mut c);
                         if self.cfg.restore_drops_field_indexes {
                             for field in c.field_indexes().into_keys() {
                                 c.drop_field_index(&field);

@@ -124,6 +124,8 @@ pub(super) struct Workload {
     pub(super) approximate_probes: bool,
     /// The collections' quantization (see `quantization.rs`).
     quantization: Option<QuantizationConfig>,
+    /// The collections keep their vectors on disk (see `vector_files.rs`).
+    on_disk: bool,
     /// Indexes of the probe's searches on quantized codes (vector workload of quantized seeds).
     pub(super) quantized_probes: std::ops::Range<usize>,
 }
@@ -183,6 +185,7 @@ impl Workload {
             index_ops_sent: 0,
             approximate_probes: cfg.indexing.is_some() && !cfg.register,
             quantization: cfg.quantization.map(|q| q.config),
+            on_disk: cfg.vector_files.is_some(),
             quantized_probes: 0..0,
         }
     }
@@ -253,6 +256,7 @@ impl Workload {
                 name: name.into(),
                 config: CollectionConfig {
                     quantization: self.quantization,
+                    on_disk: self.on_disk,
                     ..CollectionConfig::new(DIM as u32, Distance::Euclid)
                 },
                 shards,
