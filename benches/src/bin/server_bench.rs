@@ -9,7 +9,9 @@
 //!
 //! Phases: `etcd` (16 clients, etcd puts vs vecraft upserts of 100-point batches at quorum),
 //! `ingest` (vectors/s over a grid of batch sizes and client counts), `rest` (search through
-//! REST on one node vs in-process), `failover` (kill -9 of a shard leader under load).
+//! REST on one node vs in-process), `failover` (kill -9 of a shard leader under load), `memory`
+//! (not in the default set: a one-node server's memory per point with vectors in RAM or
+//! `on_disk`, f32 or int8).
 //! See benches/README.md for what each measures and the figures of the last run.
 
 use anyhow::{Context, bail};
@@ -20,6 +22,7 @@ use std::time::Duration;
 use vecraft_benches::server::failover::{self, FailoverSpec};
 use vecraft_benches::server::http::KeepAlive;
 use vecraft_benches::server::load::LoadFigures;
+use vecraft_benches::server::on_disk_memory::{self, OnDiskMemorySpec, Variant};
 use vecraft_benches::server::procs::{EtcdCluster, VecraftCluster};
 use vecraft_benches::server::rest_overhead::{self, RestOverheadSpec};
 use vecraft_benches::server::workload::{
@@ -90,6 +93,12 @@ struct Args {
     /// Concurrent REST clients for the search throughput figure.
     #[arg(long, default_value_t = 8)]
     rest_clients: usize,
+    /// Points loaded per variant in the memory phase.
+    #[arg(long, default_value_t = 100_000)]
+    memory_points: usize,
+    /// Vector dimension in the memory phase.
+    #[arg(long, default_value_t = 256)]
+    memory_dim: usize,
     /// Failover rounds.
     #[arg(long, default_value_t = 10)]
     failover_runs: usize,
@@ -137,8 +146,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let phases: Vec<&str> = args.phases.iter().map(String::as_str).collect();
     for p in &phases {
-        if !["etcd", "ingest", "rest", "failover"].contains(p) {
-            bail!("unknown phase `{p}` (etcd, ingest, rest, failover)");
+        if !["etcd", "ingest", "rest", "failover", "memory"].contains(p) {
+            bail!("unknown phase `{p}` (etcd, ingest, rest, failover, memory)");
         }
     }
     let mut table: Vec<[String; 6]> = Vec::new();
@@ -377,14 +386,49 @@ async fn main() -> anyhow::Result<()> {
         ratios.push(format!("failover (kill -9 of the shard leader -> next acknowledged write): p50 {p50:.0} ms, max {max:.0} ms over {} runs ({none} without an ack in 30 s)", runs.len()));
     }
 
-    println!();
-    println!("| measurement | clients | requests/s | items/s | p50 / p99 ms | failed |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for r in &table {
-        println!(
-            "| {} | {} | {} | {} | {} | {} |",
-            r[0], r[1], r[2], r[3], r[4], r[5]
-        );
+    if phases.contains(&"memory") {
+        let spec = OnDiskMemorySpec { points: args.memory_points, dim: args.memory_dim, batch: 500, queries: 1000 };
+        let mut rows = Vec::new();
+        for variant in Variant::ALL {
+            let dir = run_dir(&root, "memory-")?;
+            let f = on_disk_memory::measure(&args.vecraft, dir.path(), spec, variant).await?;
+            println!(
+                "RESULT bench=memory variant={} points={} dim={} anon_b_per_point={:.0} files_b_per_point={:.0} anon_after_queries={:.0} files_after_queries={:.0} qps={:.0} self_first={:.3}",
+                variant.name(), spec.points, spec.dim, f.anon_per_point, f.files_per_point_after_ingest,
+                f.anon_per_point_after_queries, f.files_per_point_after_queries, f.qps, f.self_first
+            );
+            rows.push(f);
+        }
+        println!();
+        println!("| variant | anon B/point after ingest | vector files resident B/point | after 1000 searches: anon / files | searches/s (1 client) | found itself first |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        for f in &rows {
+            println!(
+                "| {} | {:.0} | {:.0} | {:.0} / {:.0} | {:.0} | {:.3} |",
+                f.variant.name(), f.anon_per_point, f.files_per_point_after_ingest,
+                f.anon_per_point_after_queries, f.files_per_point_after_queries, f.qps, f.self_first
+            );
+        }
+        for pair in rows.chunks(2) {
+            if let [ram, disk] = pair {
+                ratios.push(format!(
+                    "{} / {}: anonymous memory per point {:.2}x",
+                    disk.variant.name(), ram.variant.name(), disk.anon_per_point / ram.anon_per_point
+                ));
+            }
+        }
+    }
+
+    if !table.is_empty() {
+        println!();
+        println!("| measurement | clients | requests/s | items/s | p50 / p99 ms | failed |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        for r in &table {
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                r[0], r[1], r[2], r[3], r[4], r[5]
+            );
+        }
     }
     println!();
     for r in &ratios {

@@ -8,10 +8,12 @@
 //! - [`writes`]: the write loads on either cluster.
 //! - [`rest_overhead`]: REST search versus in-process search.
 //! - [`failover`]: kill -9 of a shard leader under load, time to the next acknowledged write.
+//! - [`on_disk_memory`]: the server's memory per point with `vectors.on_disk` and int8 codes.
 
 pub mod failover;
 pub mod http;
 pub mod load;
+pub mod on_disk_memory;
 pub mod procs;
 pub mod rest_overhead;
 pub mod workload;

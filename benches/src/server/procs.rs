@@ -107,6 +107,11 @@ impl VecraftNode {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 /// A vecraft cluster of real processes under one temporary directory; dropping it stops them.
@@ -114,6 +119,8 @@ pub struct VecraftCluster {
     binary: PathBuf,
     secret: String,
     peers_of: Vec<String>,
+    /// Extra environment of every node (settings such as `VECRAFT_RAFT_SNAPSHOT_ENTRIES`).
+    env: Vec<(String, String)>,
     /// The nodes, node `i` at index `i - 1`.
     pub nodes: Vec<VecraftNode>,
 }
@@ -122,6 +129,11 @@ impl VecraftCluster {
     /// Starts `n` nodes (`n == 1`: a one-node `vecraft serve` without peers) with data under
     /// `dir`, and waits until each answers `/readyz`.
     pub fn start(binary: &Path, dir: &Path, n: usize) -> Result<Self, ProcError> {
+        Self::start_with_env(binary, dir, n, &[])
+    }
+
+    /// [`Self::start`] with `env` set in every node's environment.
+    pub fn start_with_env(binary: &Path, dir: &Path, n: usize, env: &[(&str, &str)]) -> Result<Self, ProcError> {
         let ports = free_ports(2 * n)?;
         // A fresh random secret per cluster (std's per-process random hasher keys; the
         // benchmark needs no stronger randomness, and it never leaves loopback).
@@ -160,6 +172,7 @@ impl VecraftCluster {
             binary: binary.to_path_buf(),
             secret,
             peers_of,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             nodes,
         };
         for i in 0..n {
@@ -192,6 +205,7 @@ impl VecraftCluster {
             .env_remove("VECRAFT_PEERS")
             // Warnings only, unless the caller asks for more (`VECRAFT_LOG` is passed on).
             .env("VECRAFT_LOG", std::env::var("VECRAFT_LOG").unwrap_or_else(|_| "warn".into()))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
