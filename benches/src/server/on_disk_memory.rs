@@ -103,7 +103,7 @@ fn memory_of(pid: u32, vectors_dir: &Path) -> anyhow::Result<ProcessMemory> {
 
 /// The seeded vector of point `id` (components uniform in [-1, 1)).
 fn vector(id: usize, dim: usize) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(0x0D15_CF11_E5 ^ id as u64);
+    let mut rng = ChaCha8Rng::seed_from_u64(0x000D_15CF_11E5 ^ id as u64);
     (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
