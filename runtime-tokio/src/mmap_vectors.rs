@@ -78,15 +78,15 @@ pub enum MmapVectorError {
 /// Shared between a provider and the stores it made: how often a store fell back to the heap,
 /// and the bytes of every live store's file.
 #[derive(Debug, Default)]
-struct Fallbacks {
-    count: AtomicU64,
+struct FileStats {
+    fallbacks: AtomicU64,
     last_error: Mutex<Option<String>>,
     file_bytes: AtomicU64,
 }
 
-impl Fallbacks {
+impl FileStats {
     fn record(&self, error: &MmapVectorError) {
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%error, "vector file unavailable, keeping these vectors on the heap");
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
     }
@@ -109,7 +109,7 @@ pub struct MmapVectorStatus {
 pub struct MmapVectorProvider {
     dir: PathBuf,
     chunk_bytes: usize,
-    fallbacks: Arc<Fallbacks>,
+    stats: Arc<FileStats>,
 }
 
 impl MmapVectorProvider {
@@ -130,7 +130,7 @@ impl MmapVectorProvider {
             MmapVectorError::File { source, .. } => as_dir_error(source),
             other => other,
         })?;
-        Ok(MmapVectorProvider { dir, chunk_bytes: chunk_bytes.max(page_size()), fallbacks: Arc::default() })
+        Ok(MmapVectorProvider { dir, chunk_bytes: chunk_bytes.max(page_size()), stats: Arc::default() })
     }
 
     /// The directory files are made in.
@@ -138,12 +138,12 @@ impl MmapVectorProvider {
         &self.dir
     }
 
-    /// Fallbacks to the heap so far.
+    /// Fallbacks to the heap so far, and the bytes of the live files.
     pub fn status(&self) -> MmapVectorStatus {
         MmapVectorStatus {
-            fallbacks: self.fallbacks.count.load(Ordering::Relaxed),
-            last_error: self.fallbacks.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-            file_bytes: self.fallbacks.file_bytes.load(Ordering::Relaxed),
+            fallbacks: self.stats.fallbacks.load(Ordering::Relaxed),
+            last_error: self.stats.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            file_bytes: self.stats.file_bytes.load(Ordering::Relaxed),
         }
     }
 }
@@ -154,11 +154,11 @@ impl VectorStoreProvider for MmapVectorProvider {
     fn create(&self, dim: usize, capacity_rows: usize) -> Box<dyn VectorStore> {
         match MmapVectorStore::create(&self.dir, dim, capacity_rows, self.chunk_bytes) {
             Ok(mut store) => {
-                store.report_to(&self.fallbacks);
+                store.report_to(&self.stats);
                 Box::new(store)
             }
             Err(error) => {
-                self.fallbacks.record(&error);
+                self.stats.record(&error);
                 Box::new(Vec::<f32>::new())
             }
         }
@@ -185,7 +185,7 @@ pub struct MmapVectorStore {
     /// Values in use (rows `0..len / dim`).
     len: usize,
     backing: Backing,
-    fallbacks: Arc<Fallbacks>,
+    stats: Arc<FileStats>,
 }
 
 impl std::fmt::Debug for MmapVectorStore {
@@ -216,21 +216,21 @@ impl MmapVectorStore {
             chunk_bytes,
             len: 0,
             backing: Backing::Heap(Vec::new()),
-            fallbacks: Arc::default(),
+            stats: Arc::default(),
         };
         let values = capacity_rows.max(1).checked_mul(store.dim).ok_or(MmapVectorError::TooLarge { rows: capacity_rows, dim })?;
         let (map, capacity) = map_at_least(&file, dir, store.dim, chunk_bytes, values)?;
         store.backing = Backing::Mapped { file, map, capacity };
-        store.fallbacks.file_bytes.fetch_add(store.file_bytes() as u64, Ordering::Relaxed);
+        store.stats.file_bytes.fetch_add(store.file_bytes() as u64, Ordering::Relaxed);
         Ok(store)
     }
 
     /// Counts this store's fallbacks and file bytes in `shared` (a provider's) from now on.
-    fn report_to(&mut self, shared: &Arc<Fallbacks>) {
+    fn report_to(&mut self, shared: &Arc<FileStats>) {
         let bytes = self.file_bytes() as u64;
-        self.fallbacks.file_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.stats.file_bytes.fetch_sub(bytes, Ordering::Relaxed);
         shared.file_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.fallbacks = Arc::clone(shared);
+        self.stats = Arc::clone(shared);
     }
 
     /// Whether the rows are still in the file (false after a fallback to the heap).
@@ -254,7 +254,7 @@ impl MmapVectorStore {
                 match map_at_least(file, &self.dir, self.dim, self.chunk_bytes, values) {
                     Ok((grown, grown_capacity)) => {
                         let added = (grown_capacity - *capacity) as u64 * 4;
-                        self.fallbacks.file_bytes.fetch_add(added, Ordering::Relaxed);
+                        self.stats.file_bytes.fetch_add(added, Ordering::Relaxed);
                         *map = grown;
                         *capacity = grown_capacity;
                         None
@@ -271,16 +271,16 @@ impl MmapVectorStore {
 
     /// Moves the rows to the heap after `error` (recorded for operators).
     fn fall_back(&mut self, error: MmapVectorError) {
-        self.fallbacks.record(&error);
+        self.stats.record(&error);
         let rows = self.values().to_vec();
-        self.fallbacks.file_bytes.fetch_sub(self.file_bytes() as u64, Ordering::Relaxed);
+        self.stats.file_bytes.fetch_sub(self.file_bytes() as u64, Ordering::Relaxed);
         self.backing = Backing::Heap(rows);
     }
 }
 
 impl Drop for MmapVectorStore {
     fn drop(&mut self) {
-        self.fallbacks.file_bytes.fetch_sub(self.file_bytes() as u64, Ordering::Relaxed);
+        self.stats.file_bytes.fetch_sub(self.file_bytes() as u64, Ordering::Relaxed);
     }
 }
 
@@ -341,11 +341,11 @@ impl VectorStore for MmapVectorStore {
         let rows = self.len / self.dim;
         let mut copy: Box<dyn VectorStore> = match MmapVectorStore::create(&self.dir, self.dim, rows, self.chunk_bytes) {
             Ok(mut store) => {
-                store.report_to(&self.fallbacks);
+                store.report_to(&self.stats);
                 Box::new(store)
             }
             Err(error) => {
-                self.fallbacks.record(&error);
+                self.stats.record(&error);
                 Box::new(Vec::<f32>::with_capacity(self.len))
             }
         };
