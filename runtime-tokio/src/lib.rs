@@ -7,5 +7,5 @@ pub mod http;
 pub mod mmap_vectors;
 pub mod node_loop;
 pub mod snapshot_catalog;
-pub mod transport;
+pub use vecraft_transport as transport;
 pub mod wal;

@@ -1,4 +1,5 @@
-//! Node-to-node TCP transport: authenticated connections carrying batched, versioned envelopes.
+//! Node-to-node TCP transport of the vecraft runtime: authenticated connections carrying
+//! batched, versioned envelopes.
 //!
 //! - [`handshake`]: mutual keyed-blake3 challenge–response before any data.
 //! - [`outbound`]: one writer task per peer: bounded queue, reconnect with backoff and jitter,

@@ -83,10 +83,14 @@ impl Backoff {
 /// attempt and backs off like any other). Returns the connection and the address it reached.
 async fn connect(ctx: &PeerCtx) -> Result<(FramedConn, SocketAddr), TransportError> {
     let attempt = async {
-        let addrs = ctx.addr.resolve().await.map_err(|source| TransportError::Resolve {
-            addr: ctx.addr.to_string(),
-            source,
-        })?;
+        let addrs = ctx
+            .addr
+            .resolve()
+            .await
+            .map_err(|source| TransportError::Resolve {
+                addr: ctx.addr.to_string(),
+                source,
+            })?;
         let (stream, reached) = dial_first(&addrs).await?;
         stream.set_nodelay(true)?;
         let mut conn = framed(stream, ctx.max_frame_len);
@@ -107,9 +111,8 @@ async fn dial_first(addrs: &[SocketAddr]) -> std::io::Result<(TcpStream, SocketA
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, "no address to dial")
-    }))
+    Err(last
+        .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address to dial")))
 }
 
 /// The writer task of one peer. Ends when cancelled or when the queue's sender is dropped.
@@ -300,7 +303,11 @@ mod tests {
         let mut nominal = min;
         for _ in 0..10 {
             let d = b.next_delay();
-            assert!(d >= nominal / 2 && d <= nominal, "{d:?} outside [{:?}, {nominal:?}]", nominal / 2);
+            assert!(
+                d >= nominal / 2 && d <= nominal,
+                "{d:?} outside [{:?}, {nominal:?}]",
+                nominal / 2
+            );
             nominal = (nominal * 2).min(max);
         }
         b.reset();
