@@ -502,6 +502,18 @@ fn a_lost_quiesce_mark_is_repeated_and_the_leader_sleeps_only_once_every_followe
 /// term before the proposal, and the instants at which the leader slept over an awake follower
 /// with nothing in flight to it.
 fn proposal_after_the_mark(bugs: vecraft_core::raft::InjectedBugs) -> (Cluster, u64, u64, Vec<(Time, u64)>) {
+    after_the_mark(bugs, MultiRaftInput::Propose { group: 1, id: 1, command: Bytes::from_static(b"late") })
+}
+
+/// As [`proposal_after_the_mark`], with a ReadIndex read instead: it adds no entry, so the
+/// followers' answers to its heartbeat round say they applied everything (a proposal's do not
+/// until the next round, and a leader does not quiesce on those: `raft_apply_report.rs`), and
+/// only the rule about overtaken marks keeps the leader awake.
+fn read_after_the_mark(bugs: vecraft_core::raft::InjectedBugs) -> (Cluster, u64, u64, Vec<(Time, u64)>) {
+    after_the_mark(bugs, MultiRaftInput::Read { group: 1, id: 7, mode: ReadMode::ReadIndex })
+}
+
+fn after_the_mark(bugs: vecraft_core::raft::InjectedBugs, input: MultiRaftInput) -> (Cluster, u64, u64, Vec<(Time, u64)>) {
     let mut c = Cluster::with_bugs(&NODES, 1, true, 47, bugs);
     c.await_leaders(Duration::from_secs(10));
     let leader = c.leader(1).expect("leader");
@@ -517,7 +529,7 @@ fn proposal_after_the_mark(bugs: vecraft_core::raft::InjectedBugs) -> (Cluster, 
     }
     assert!(caught, "followers quiesce on the mark one round before the leader does");
     let term = c.raft(leader, 1).term();
-    c.input(leader, MultiRaftInput::Propose { group: 1, id: 1, command: Bytes::from_static(b"late") });
+    c.input(leader, input);
     let mut violations = Vec::new();
     for _ in 0..5000 {
         c.run_for(Duration::from_millis(1));
@@ -545,11 +557,22 @@ fn a_proposal_after_the_mark_makes_the_leader_mark_again_instead_of_sleeping_und
     assert!(c.all_quiesced(), "and then everyone sleeps");
 }
 
+#[test]
+fn a_read_after_the_mark_makes_the_leader_mark_again_instead_of_sleeping_under_awake_followers() {
+    let (c, leader, term, violations) = read_after_the_mark(Default::default());
+    assert!(violations.is_empty(), "the leader slept over awake followers: {:?}", &violations[..violations.len().min(3)]);
+    for n in NODES {
+        assert_eq!(c.raft(n, 1).term(), term, "an election on {n}: a follower timed out under a sleeping leader");
+    }
+    assert_eq!(c.leader(1), Some(leader));
+    assert!(c.all_quiesced(), "and then everyone sleeps");
+}
+
 #[cfg(feature = "bug-injection")]
 #[test]
 fn bug_switch_sleep_on_overtaken_mark_is_caught_by_the_awake_follower_check() {
     let bugs = vecraft_core::raft::InjectedBugs { sleep_on_overtaken_mark: true, ..Default::default() };
-    let (c, _, term, violations) = proposal_after_the_mark(bugs);
+    let (c, _, term, violations) = read_after_the_mark(bugs);
     assert!(!violations.is_empty(), "the check must see the leader sleep over awake followers");
     assert!(NODES.iter().any(|&n| c.raft(n, 1).term() > term), "and the followers then depose it");
 }
@@ -583,7 +606,7 @@ fn stale_copies_reach_a_sleeper(bugs: vecraft_core::raft::InjectedBugs) -> (Vec<
         acks: vec![],
         messages: vec![Message { group: g, from, to: f, term, body }],
     };
-    let stray_answer = MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0, reset: false };
+    let stray_answer = MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0, reset: false, applied: 0 };
     let copies = vec![
         // The leader's heartbeat of round 1 (long before the mark it slept on).
         Envelope {

@@ -912,7 +912,7 @@ fn garbage_messages_and_acks_are_ignored_without_panic() {
         msg(3, 2, 0, MessageBody::Vote { last_index: 9, last_term: 9, transfer: false }),
         msg(3, 2, 1, MessageBody::VoteResponse { granted: true }),
         msg(3, 2, 1, MessageBody::PreVoteResponse { granted: true }),
-        msg(1, 2, 1, MessageBody::AppendResponse { success: true, match_index: 2, reject: None, round: 1, reset: false }),
+        msg(1, 2, 1, MessageBody::AppendResponse { success: true, match_index: 2, reject: None, round: 1, reset: false, applied: 0 }),
         // Malformed appends from the real leader: gaps, out of order, terms above the leader's,
         // indexes that overflow.
         msg(1, 2, 1, app(2, 1, vec![noop(1, 4)], 2)),
@@ -923,7 +923,7 @@ fn garbage_messages_and_acks_are_ignored_without_panic() {
         msg(1, 2, 1, app(u64::MAX - 1, 1, vec![noop(1, u64::MAX), noop(1, 0)], 2)),
         // A term no election can ever follow.
         msg(3, 2, u64::MAX, MessageBody::Vote { last_index: 9, last_term: 9, transfer: false }),
-        msg(3, 2, u64::MAX, MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0, reset: false }),
+        msg(3, 2, u64::MAX, MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round: 0, reset: false, applied: 0 }),
     ];
     for m in ignored_by_follower {
         let shown = fmt_msg(&m);
@@ -951,7 +951,7 @@ fn garbage_messages_and_acks_are_ignored_without_panic() {
     // The leader: responses claiming entries it never sent, rejections of appends it never
     // sent, answers from strangers.
     let ignored_by_leader = vec![
-        msg(2, 1, 1, MessageBody::AppendResponse { success: true, match_index: 99, reject: None, round: 1, reset: false }),
+        msg(2, 1, 1, MessageBody::AppendResponse { success: true, match_index: 99, reject: None, round: 1, reset: false, applied: 0 }),
         msg(
             2,
             1,
@@ -962,9 +962,10 @@ fn garbage_messages_and_acks_are_ignored_without_panic() {
                 reject: Some((u64::MAX, RejectHint { conflict_term: Some(7), conflict_index: u64::MAX })),
                 round: 1,
                 reset: false,
+                applied: 0,
             },
         ),
-        msg(9, 1, 1, MessageBody::AppendResponse { success: true, match_index: 2, reject: None, round: 1, reset: false }),
+        msg(9, 1, 1, MessageBody::AppendResponse { success: true, match_index: 2, reject: None, round: 1, reset: false, applied: 0 }),
         msg(3, 1, 1, MessageBody::VoteResponse { granted: true }),
         msg(3, 1, 1, MessageBody::Vote { last_index: 99, last_term: 1, transfer: false }),
     ];
@@ -1016,6 +1017,7 @@ fn garbage_rejection_while_probing_is_ignored() {
             reject: Some((u64::MAX, RejectHint { conflict_term: None, conflict_index: 0 })),
             round: 1,
             reset: false,
+            applied: 0,
         },
     );
     let out = c.step(1, RaftInput::Message(garbage));

@@ -79,7 +79,7 @@ enum Step {
     VoteResponse { from: u8, term: TermSel, granted: bool },
     PreVoteResponse { from: u8, term: TermSel, granted: bool },
     Append { from: u8, term: TermSel, prev_index: u8, prev_term: TermSel, entries: Vec<(TermSel, u8)>, commit: u8, round: u8 },
-    AppendResponse { from: u8, term: TermSel, success: bool, match_back: u8, reject: Option<(u8, Option<TermSel>, u8)>, round: u8, reset: bool },
+    AppendResponse { from: u8, term: TermSel, success: bool, match_back: u8, reject: Option<(u8, Option<TermSel>, u8)>, round: u8, reset: bool, applied_back: u8 },
     TimeoutNow { from: u8, term: TermSel },
     /// A message for another group: must be ignored.
     WrongGroup { term: TermSel },
@@ -333,10 +333,10 @@ impl Harness {
         let MessageBody::Append { prev_index, entries, round, .. } = sent.body else { return None };
         let last = prev_index + entries.len() as u64;
         let body = if success {
-            MessageBody::AppendResponse { success: true, match_index: last, reject: None, round, reset: false }
+            MessageBody::AppendResponse { success: true, match_index: last, reject: None, round, reset: false, applied: last }
         } else {
             let hint = RejectHint { conflict_term: None, conflict_index: prev_index.saturating_sub(1) + 1 };
-            MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round, reset }
+            MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round, reset, applied: 0 }
         };
         Some(RaftInput::Message(Message { group: 1, from: sent.to, to: 1, term: sent.term, body }))
     }
@@ -425,7 +425,7 @@ impl Harness {
                 // `reset`: the peer lost its disk, so even a match index it acknowledged is gone
                 // (otherwise the leader never moves its next index below the match).
                 let hint = RejectHint { conflict_term: None, conflict_index: 1 };
-                let body = MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round, reset: true };
+                let body = MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round, reset: true, applied: 0 };
                 RaftInput::Message(Message { group: 1, from: sent.to, to: 1, term: sent.term, body })
             }
             Step::SendSnapshot { from, term, spec, commit } => {
@@ -491,13 +491,14 @@ impl Harness {
                 };
                 self.msg(from, term, body)
             }
-            Step::AppendResponse { from, term, success, match_back, reject, round, reset } => {
+            Step::AppendResponse { from, term, success, match_back, reject, round, reset, applied_back } => {
                 let reject = reject.map(|(p, t, i)| {
                     let hint = RejectHint { conflict_term: t.map(|t| self.term(t)), conflict_index: i as u64 };
                     (p as u64, hint)
                 });
                 let match_index = self.node.log().last_index().saturating_sub(match_back as u64);
-                let body = MessageBody::AppendResponse { success, match_index, reject, round: round as u64, reset };
+                let applied = match_index.saturating_sub(applied_back as u64);
+                let body = MessageBody::AppendResponse { success, match_index, reject, round: round as u64, reset, applied };
                 self.msg(from, term, body)
             }
             Step::TimeoutNow { from, term } => self.msg(from, term, MessageBody::TimeoutNow),

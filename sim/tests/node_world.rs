@@ -82,7 +82,11 @@ fn same_seed_same_trace() {
 #[test]
 fn every_node_bug_is_caught_by_its_checker() {
     // (`wake-on-stale-copy` is left out: the world catches it by `stable-leadership` in about
-    // 2 seeds of 600, too rarely for the default run; `core/tests/multiraft.rs` pins it.)
+    // 2 seeds of 600, too rarely for the default run; `core/tests/multiraft.rs` pins it. So is
+    // `sleep-on-overtaken-mark` since leaders wait for their followers' apply reports before
+    // sleeping: the proposals that used to overtake a mark now also keep the leader awake until
+    // the next round, which leaves only reads to overtake it; caught in 3 of 400 seeds, and
+    // pinned with a read in `core/tests/multiraft.rs`.)
     let cases: [(NodeBug, &[&str], u64); 5] = [
         // A follower's applied state lags the leader's: an acknowledged write is missed.
         (NodeBug::StrongReadAtFollower, &["strong-reads"], 60),
@@ -93,9 +97,9 @@ fn every_node_bug_is_caught_by_its_checker() {
         // A node whose WAL lost records votes and follows as if whole: a replica that lost
         // entries the leader counted never catches up (liveness), or a read misses a write.
         (NodeBug::TrustCorruptWal, &["liveness", "strong-reads", "durability"], 80),
-        // A leader sleeps on an echo of its mark's round number though it sent more since: its
-        // woken followers time out under it and depose it in the quiet phase.
-        (NodeBug::SleepOnOvertakenMark, &["stable-leadership"], 60),
+        // A leader sleeps on followers that had not said they applied the last entries: its
+        // report of their apply lag stays stale while the group sleeps.
+        (NodeBug::QuiesceIgnoresFollowerApply, &["apply-report"], 20),
     ];
     for (bug, checkers, limit) in cases {
         let reports = run_all(1..1 + limit, Some(bug));

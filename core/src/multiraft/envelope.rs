@@ -8,7 +8,7 @@
 //! exactly the `Append` it came from: the follower still checks log matching at that index and
 //! commits nothing it may not hold. (A heartbeat whose `prev_index` is above the leader's commit
 //! is an active group's transient and travels uncompressed, so nothing is lost by compaction.)
-//! Every successful, non-resetting `AppendResponse` is `(match_index, round)` and also coalesces
+//! Every successful, non-resetting `AppendResponse` is `(match_index, round, applied)` and also coalesces
 //! losslessly. Everything else travels as a full [`Message`].
 
 use crate::contract::NodeId;
@@ -46,6 +46,8 @@ pub struct HeartbeatAck {
     pub match_index: LogIndex,
     /// The round answered (0 for an append of an older term).
     pub round: u64,
+    /// The follower's applied index when it answered.
+    pub applied: LogIndex,
 }
 
 /// Everything one node sends another in one step.
@@ -108,6 +110,7 @@ impl HeartbeatAck {
                 reject: None,
                 round: self.round,
                 reset: false,
+                applied: self.applied,
             },
         }
     }
@@ -139,8 +142,8 @@ impl Outbox {
                     quiesce: quiesce_round == Some(round),
                 });
             }
-            MessageBody::AppendResponse { success: true, match_index, reject: None, round, reset: false } => {
-                env.acks.push(HeartbeatAck { group: msg.group, term: msg.term, match_index, round });
+            MessageBody::AppendResponse { success: true, match_index, reject: None, round, reset: false, applied } => {
+                env.acks.push(HeartbeatAck { group: msg.group, term: msg.term, match_index, round, applied });
             }
             _ => env.messages.push(msg),
         }

@@ -273,6 +273,9 @@ pub struct ReplicaStatus {
     pub leader: bool,
     /// Highest index known to be on it (applied index for the leader itself).
     pub index: LogIndex,
+    /// Its applied index (a follower's as of its latest answer to the leader): a replica
+    /// that holds the log but has not applied it yet serves older state than its `index`.
+    pub applied: LogIndex,
     /// Entries it lacks behind the leader's last index.
     pub lag_entries: u64,
     /// Time since the leader last saw it make progress (zero for the leader and for replicas

@@ -182,6 +182,9 @@ pub struct InjectedBugs {
     /// A voter campaigns at its election timeout however much of the committed log its state
     /// machine still has to apply (no unapplied-campaign hold).
     pub campaign_ignores_unapplied: bool,
+    /// A leader quiesces once its followers hold the whole log, whether or not they said they
+    /// applied it, so its report of their apply lag stays as it was before the sleep.
+    pub quiesce_ignores_follower_apply: bool,
 }
 
 impl InjectedBugs {
@@ -204,7 +207,8 @@ impl InjectedBugs {
                 || self.sleep_on_overtaken_mark
                 || self.wake_on_stale_copy
                 || self.heartbeat_ack_waits_for_disk
-                || self.campaign_ignores_unapplied)
+                || self.campaign_ignores_unapplied
+                || self.quiesce_ignores_follower_apply)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

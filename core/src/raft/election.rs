@@ -191,7 +191,7 @@ impl RaftNode {
                     // today's leader, whose rounds restarted from zero): echoing it would let a
                     // long-delayed heartbeat confirm a read of a later leadership.
                     let round = if InjectedBugs::on(self.bugs().stale_round_ack) { *round } else { 0 };
-                    let body = MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round, reset: false };
+                    let body = MessageBody::AppendResponse { success: false, match_index: 0, reject: None, round, reset: false, applied: self.applied };
                     self.send(msg.from, body, out);
                 }
                 MessageBody::PreVote { .. } => {
@@ -234,8 +234,8 @@ impl RaftNode {
             MessageBody::Append { prev_index, prev_term, entries, commit, round } => {
                 self.handle_append(now, msg.from, prev_index, prev_term, entries, commit, round, out);
             }
-            MessageBody::AppendResponse { success, match_index, reject, round, reset } => {
-                self.handle_append_response(now, msg.from, success, match_index, reject, round, reset, out);
+            MessageBody::AppendResponse { success, match_index, reject, round, reset, applied } => {
+                self.handle_append_response(now, msg.from, success, match_index, reject, round, reset, applied, out);
             }
             MessageBody::TimeoutNow => self.handle_timeout_now(now, msg.from, out),
             MessageBody::InstallSnapshot { meta, offset, data, last, commit } => {

@@ -156,6 +156,10 @@ pub enum MessageBody {
         /// The follower's disk was damaged and it lost entries the leader may believe it holds:
         /// the leader must forget the follower's match index above the rejection's hint.
         reset: bool,
+        /// The follower's applied index when it answered: the leader reports apply lag per
+        /// replica (a replica that holds the log but is still replaying it serves stale state)
+        /// and does not quiesce the group before every follower has applied everything.
+        applied: LogIndex,
     },
     /// Leadership transfer: the leader has brought the receiver up to date and asks it to
     /// campaign at once, skipping pre-vote and its election timeout.

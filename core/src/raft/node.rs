@@ -217,6 +217,8 @@ pub(super) struct Progress {
     pub(super) recent_active: bool,
     /// When its match index last advanced (replica lag in time, for status reports).
     pub(super) last_advance: Time,
+    /// Its applied index as of its latest answer (apply lag, for status reports and quiescence).
+    pub(super) applied: LogIndex,
 }
 
 impl Progress {
@@ -232,6 +234,7 @@ impl Progress {
             acked_round: 0,
             recent_active: true,
             last_advance: now,
+            applied: 0,
         }
     }
 }

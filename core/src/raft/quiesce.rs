@@ -4,7 +4,8 @@
 //! Protocol (driven by the multi-Raft host, which owns the wire marking):
 //!
 //! 1. At a heartbeat tick, a leader that [`RaftNode::can_quiesce`] (every follower durably holds
-//!    its whole log, everything is committed, durable and applied, and nothing is pending:
+//!    its whole log and said it applied all of it, everything is committed, durable and applied
+//!    here, and nothing is pending:
 //!    proposals, reads, a transfer, writes or deferred messages) sends that round's heartbeats
 //!    *marked* quiesce: [`RaftNode::quiesce_round`] names the round and the host sets the flag
 //!    on the coalesced heartbeats of that round.
@@ -85,8 +86,8 @@ impl RaftNode {
         self.round
     }
 
-    /// Whether this leader is idle enough to quiesce: every follower durably holds its whole log,
-    /// everything is committed, durable and applied, and nothing waits (proposals, reads, a
+    /// Whether this leader is idle enough to quiesce: every follower durably holds its whole log
+    /// and said it applied it, everything is committed, durable and applied, and nothing waits (proposals, reads, a
     /// transfer, unsynced writes, messages held for a write).
     pub fn can_quiesce(&self) -> bool {
         let last = self.log.last_index();
@@ -105,6 +106,17 @@ impl RaftNode {
             && !self.hard_state_dirty
             && self.unpersisted_from.is_none()
             && self.progress.values().all(|p| p.match_index == last && p.inflight.is_empty())
+            && self.followers_applied_everything(last)
+    }
+
+    /// Every follower said it has applied the whole log. A group does not sleep while a replica
+    /// still replays its log: its leader's status report would go on saying "catching up" (the
+    /// last answer before the sleep) long after it caught up. The wait costs one heartbeat round
+    /// when followers apply promptly (their answer to the append that brought the commit comes
+    /// before the apply; the next one says it is done).
+    fn followers_applied_everything(&self, last: super::message::LogIndex) -> bool {
+        InjectedBugs::on(self.bugs().quiesce_ignores_follower_apply)
+            || self.progress.iter().all(|(id, p)| *id == self.cfg.id || p.applied >= last)
     }
 
     /// Called right after a `Tick` was handled: if a heartbeat round is due and the leader is

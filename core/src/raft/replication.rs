@@ -80,7 +80,7 @@ impl RaftNode {
                 }
             };
             let body =
-                MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round, reset };
+                MessageBody::AppendResponse { success: false, match_index: 0, reject: Some((prev_index, hint)), round, reset, applied: self.applied };
             self.send(from, body, out);
             return;
         }
@@ -132,7 +132,7 @@ impl RaftNode {
             // every follower silent at once and leaders stepped down by check-quorum.)
             self.send(
                 from,
-                MessageBody::AppendResponse { success: true, match_index: early, reject: None, round, reset: false },
+                MessageBody::AppendResponse { success: true, match_index: early, reject: None, round, reset: false, applied: self.applied },
                 out,
             );
             if early == match_index {
@@ -143,7 +143,7 @@ impl RaftNode {
         }
         self.send_after_persist(
             from,
-            MessageBody::AppendResponse { success: true, match_index, reject: None, round, reset: false },
+            MessageBody::AppendResponse { success: true, match_index, reject: None, round, reset: false, applied: self.applied },
             out,
         );
     }
@@ -158,6 +158,7 @@ impl RaftNode {
         reject: Option<(LogIndex, RejectHint)>,
         round: u64,
         reset: bool,
+        applied: LogIndex,
         out: &mut Vec<RaftOutput>,
     ) {
         if self.role != Role::Leader {
@@ -171,6 +172,10 @@ impl RaftNode {
         let Some(pr) = self.progress.get_mut(&from) else { return };
         pr.recent_active = true;
         pr.acked_round = pr.acked_round.max(round.min(self.round));
+        // The latest answer, not the highest: a follower that restarted replays its log from its
+        // last snapshot, and its status must say so. (An answer overtaken by a later one can
+        // only understate, until the next answer.)
+        pr.applied = applied;
         if success {
             if match_index > last_index {
                 return; // claims entries we never sent: ignore

@@ -21,6 +21,8 @@ pub struct FollowerStatus {
     pub snapshotting: bool,
     /// It answered since the last check-quorum.
     pub recent_active: bool,
+    /// Its applied index as of its latest answer (0 before its first answer to this leader).
+    pub applied: LogIndex,
 }
 
 impl RaftNode {
@@ -39,6 +41,7 @@ impl RaftNode {
                 last_advance: p.last_advance,
                 snapshotting: self.snap.sends.contains_key(id),
                 recent_active: p.recent_active,
+                applied: p.applied,
             })
             .collect()
     }

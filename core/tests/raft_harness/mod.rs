@@ -18,8 +18,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use vecraft_core::contract::{NodeId, StateMachine, Time};
 use vecraft_core::raft::{
-    ClientResponse, DurableState, Entry, EntryPayload, LogIndex, Message, MessageBody, PersistRecord, RaftConfig,
-    LocalReplica, RaftInput, RaftNode, RaftOutput, ReplicatedStateMachine, Role, Term,
+    ClientResponse, DurableState, Entry, EntryPayload, LocalReplica, LogIndex, Message,
+    MessageBody, PersistRecord, RaftConfig, RaftInput, RaftNode, RaftOutput,
+    ReplicatedStateMachine, Role, Term,
 };
 
 /// The group every test cluster replicates.
@@ -41,7 +42,11 @@ impl ReplicatedStateMachine for Journal {
 
     /// Any query returns all applied commands joined by ',' (so a stale read is visible).
     fn query(&self, _query: &[u8]) -> Vec<u8> {
-        let parts: Vec<String> = self.applied.iter().map(|(_, c)| String::from_utf8_lossy(c).into_owned()).collect();
+        let parts: Vec<String> = self
+            .applied
+            .iter()
+            .map(|(_, c)| String::from_utf8_lossy(c).into_owned())
+            .collect();
         parts.join(",").into_bytes()
     }
 
@@ -111,7 +116,13 @@ impl Cluster {
         for &id in ids {
             let mut cfg = test_config(id, ids);
             tweak(&mut cfg);
-            let raft = LocalReplica::new(cfg.clone(), Journal::default(), DurableState::default(), 0, Time::ZERO);
+            let raft = LocalReplica::new(
+                cfg.clone(),
+                Journal::default(),
+                DurableState::default(),
+                0,
+                Time::ZERO,
+            );
             let clock = Time::ZERO + cfg.election_timeout_max;
             slots.insert(
                 id,
@@ -129,7 +140,11 @@ impl Cluster {
                 },
             );
         }
-        Cluster { slots, net: Vec::new(), isolated: BTreeSet::new() }
+        Cluster {
+            slots,
+            net: Vec::new(),
+            isolated: BTreeSet::new(),
+        }
     }
 
     /// Replaces node `id` by one built from `durable` (as if it had restarted with that disk),
@@ -137,12 +152,23 @@ impl Cluster {
     /// is set to a single record holding that state so later restarts replay it.
     pub fn install(&mut self, id: NodeId, durable: DurableState) {
         let slot = self.slots.get_mut(&id).expect("known node");
-        slot.disk = vec![PersistRecord { group: GROUP, hard_state: Some(durable.hard_state), entries: durable.entries.clone(), snapshot: None }];
+        slot.disk = vec![PersistRecord {
+            group: GROUP,
+            hard_state: Some(durable.hard_state),
+            entries: durable.entries.clone(),
+            snapshot: None,
+        }];
         slot.unacked.clear();
         slot.applied.clear();
         slot.snapshot = None;
         slot.apply_floor = 0;
-        slot.raft = Some(LocalReplica::new(slot.cfg.clone(), Journal::default(), durable, 0, slot.clock));
+        slot.raft = Some(LocalReplica::new(
+            slot.cfg.clone(),
+            Journal::default(),
+            durable,
+            0,
+            slot.clock,
+        ));
         slot.clock = slot.clock + slot.cfg.election_timeout_max;
     }
 
@@ -155,7 +181,9 @@ impl Cluster {
     /// persists to the fake disk, responses and applies to the slot). Returns the raw outputs.
     pub fn step(&mut self, id: NodeId, input: RaftInput) -> Vec<RaftOutput> {
         let slot = self.slots.get_mut(&id).expect("known node");
-        let Some(raft) = slot.raft.as_mut() else { return Vec::new() };
+        let Some(raft) = slot.raft.as_mut() else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         let installs = raft.snapshot_stats().installed;
         raft.step(slot.clock, input, &mut out);
@@ -165,7 +193,10 @@ impl Cluster {
         }
         let floor_at = slot.apply_floor;
         if let Some(held) = raft.held_snapshot()
-            && slot.snapshot.as_ref().is_none_or(|(m, _)| m.index < held.0.index)
+            && slot
+                .snapshot
+                .as_ref()
+                .is_none_or(|(m, _)| m.index < held.0.index)
         {
             slot.snapshot = Some(held.clone());
         }
@@ -184,7 +215,11 @@ impl Cluster {
                 RaftOutput::Respond(r) => slot.responses.push(r.clone()),
                 RaftOutput::Apply { entry, .. } => {
                     let last = slot.applied.last().map_or(0, |a| a.0);
-                    let floor = if entry.index > floor_at { last.max(floor_at) } else { last };
+                    let floor = if entry.index > floor_at {
+                        last.max(floor_at)
+                    } else {
+                        last
+                    };
                     assert_eq!(floor + 1, entry.index, "applies are in order, no gaps");
                     slot.applied.push((entry.index, entry.term));
                 }
@@ -193,7 +228,9 @@ impl Cluster {
                 RaftOutput::TakeSnapshot { .. }
                 | RaftOutput::ReadSnapshotChunk { .. }
                 | RaftOutput::StageSnapshotChunk { .. }
-                | RaftOutput::InstallSnapshot { .. } => unreachable!("LocalReplica handles snapshots itself"),
+                | RaftOutput::InstallSnapshot { .. } => {
+                    unreachable!("LocalReplica handles snapshots itself")
+                }
             }
         }
         out
@@ -220,7 +257,9 @@ impl Cluster {
 
     /// Makes every record node `id` has written durable and acknowledges the newest one.
     pub fn ack(&mut self, id: NodeId) -> Vec<RaftOutput> {
-        let Some(&(last, _)) = self.slots[&id].unacked.back() else { return Vec::new() };
+        let Some(&(last, _)) = self.slots[&id].unacked.back() else {
+            return Vec::new();
+        };
         self.ack_upto(id, last)
     }
 
@@ -241,7 +280,9 @@ impl Cluster {
 
     /// Removes and returns in-flight messages matching `pred` (in send order).
     pub fn take(&mut self, pred: impl Fn(&Message) -> bool) -> Vec<Message> {
-        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.net).into_iter().partition(|m| pred(m));
+        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.net)
+            .into_iter()
+            .partition(|m| pred(m));
         self.net = kept;
         taken
     }
@@ -309,7 +350,11 @@ impl Cluster {
     pub fn elect(&mut self, id: NodeId) {
         self.campaign(id);
         self.stabilize();
-        assert_eq!(self.node(id).role(), Role::Leader, "node {id} should have won the election");
+        assert_eq!(
+            self.node(id).role(),
+            Role::Leader,
+            "node {id} should have won the election"
+        );
     }
 
     /// Crashes `id`: unacknowledged writes are lost, in-flight messages stay in the network.
@@ -328,7 +373,13 @@ impl Cluster {
         slot.unacked.clear();
         slot.applied.clear();
         let snapshot = slot.snapshot.clone();
-        let replica = LocalReplica::from_snapshot(slot.cfg.clone(), Journal::default(), durable, snapshot, slot.clock);
+        let replica = LocalReplica::from_snapshot(
+            slot.cfg.clone(),
+            Journal::default(),
+            durable,
+            snapshot,
+            slot.clock,
+        );
         let replica = replica.expect("the node's own snapshot restores");
         slot.apply_floor = replica.applied_index();
         slot.raft = Some(replica);
@@ -347,19 +398,29 @@ impl Cluster {
 
 /// A log entry for building durable states by hand.
 pub fn ent(term: Term, index: LogIndex) -> Entry {
-    Entry { term, index, payload: EntryPayload::Command(format!("c{index}t{term}").into_bytes().into()) }
+    Entry {
+        term,
+        index,
+        payload: EntryPayload::Command(format!("c{index}t{term}").into_bytes().into()),
+    }
 }
 
 /// Entries `1..=terms.len()` with the given terms.
 pub fn log_of_terms(terms: &[Term]) -> Vec<Entry> {
-    terms.iter().enumerate().map(|(i, &t)| ent(t, i as u64 + 1)).collect()
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| ent(t, i as u64 + 1))
+        .collect()
 }
 
 /// Renders an entry as `term/index` plus its payload.
 pub fn fmt_entry(e: &Entry) -> String {
     match &e.payload {
         EntryPayload::Noop => format!("{}/{} noop", e.term, e.index),
-        EntryPayload::Command(c) => format!("{}/{} {}", e.term, e.index, String::from_utf8_lossy(c)),
+        EntryPayload::Command(c) => {
+            format!("{}/{} {}", e.term, e.index, String::from_utf8_lossy(c))
+        }
         EntryPayload::ConfChange(c) => format!("{}/{} conf {:?}", e.term, e.index, c.change.steps),
     }
 }
@@ -368,20 +429,41 @@ pub fn fmt_entry(e: &Entry) -> String {
 pub fn fmt_msg(m: &Message) -> String {
     let head = format!("{}->{}", m.from, m.to);
     match &m.body {
-        MessageBody::PreVote { last_index, last_term } => {
+        MessageBody::PreVote {
+            last_index,
+            last_term,
+        } => {
             format!("{head} PreVote t{} last={last_term}/{last_index}", m.term)
         }
         MessageBody::PreVoteResponse { granted } => {
-            format!("{head} PreVoteResp t{} {}", m.term, if *granted { "granted" } else { "rejected" })
+            format!(
+                "{head} PreVoteResp t{} {}",
+                m.term,
+                if *granted { "granted" } else { "rejected" }
+            )
         }
-        MessageBody::Vote { last_index, last_term, transfer } => {
+        MessageBody::Vote {
+            last_index,
+            last_term,
+            transfer,
+        } => {
             let t = if *transfer { " transfer" } else { "" };
             format!("{head} Vote t{} last={last_term}/{last_index}{t}", m.term)
         }
         MessageBody::VoteResponse { granted } => {
-            format!("{head} VoteResp t{} {}", m.term, if *granted { "granted" } else { "rejected" })
+            format!(
+                "{head} VoteResp t{} {}",
+                m.term,
+                if *granted { "granted" } else { "rejected" }
+            )
         }
-        MessageBody::Append { prev_index, prev_term, entries, commit, round } => {
+        MessageBody::Append {
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+            round,
+        } => {
             let ents: Vec<String> = entries.iter().map(fmt_entry).collect();
             format!(
                 "{head} App t{} prev={prev_term}/{prev_index} [{}] commit={commit} round={round}",
@@ -390,25 +472,46 @@ pub fn fmt_msg(m: &Message) -> String {
             )
         }
         MessageBody::TimeoutNow => format!("{head} TimeoutNow t{}", m.term),
-        MessageBody::InstallSnapshot { meta, offset, data, last, .. } => format!(
+        MessageBody::InstallSnapshot {
+            meta,
+            offset,
+            data,
+            last,
+            ..
+        } => format!(
             "{head} Snap t{} idx={} off={offset} len={}{}",
             m.term,
             meta.index,
             data.len(),
             if *last { " last" } else { "" }
         ),
-        MessageBody::InstallSnapshotResponse { index, next_offset, done, restart } => format!(
+        MessageBody::InstallSnapshotResponse {
+            index,
+            next_offset,
+            done,
+            restart,
+        } => format!(
             "{head} SnapResp t{} idx={index} next={next_offset}{}{}",
             m.term,
             if *done { " done" } else { "" },
             if *restart { " restart" } else { "" }
         ),
-        MessageBody::AppendResponse { success, match_index, reject, round, reset } => match (success, reject) {
+        MessageBody::AppendResponse {
+            success,
+            match_index,
+            reject,
+            round,
+            reset,
+            ..
+        } => match (success, reject) {
             (false, Some((prev, hint))) if *reset => format!(
                 "{head} AppResp t{} reject prev={prev} hint={:?}/{} round={round} reset",
                 m.term, hint.conflict_term, hint.conflict_index
             ),
-            (true, _) => format!("{head} AppResp t{} ok match={match_index} round={round}", m.term),
+            (true, _) => format!(
+                "{head} AppResp t{} ok match={match_index} round={round}",
+                m.term
+            ),
             (false, Some((prev, hint))) => format!(
                 "{head} AppResp t{} reject prev={prev} hint={:?}/{} round={round}",
                 m.term, hint.conflict_term, hint.conflict_index
@@ -434,7 +537,11 @@ pub fn persists(out: &[RaftOutput]) -> Vec<String> {
         .filter_map(|o| match o {
             RaftOutput::Persist { seq, record } => {
                 let hs = record.hard_state.map_or("-".to_string(), |h| {
-                    format!("{}/{}", h.term, h.vote.map_or("none".to_string(), |v| v.to_string()))
+                    format!(
+                        "{}/{}",
+                        h.term,
+                        h.vote.map_or("none".to_string(), |v| v.to_string())
+                    )
                 });
                 let ents: Vec<String> = record.entries.iter().map(fmt_entry).collect();
                 Some(format!("{seq}: hs={hs} ents=[{}]", ents.join(", ")))

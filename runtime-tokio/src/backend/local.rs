@@ -355,6 +355,8 @@ impl Backend for LocalBackend {
                 state: "Active",
                 points_count: Some(points),
                 leader: true,
+                lag_entries: 0,
+                apply_lag_entries: 0,
             }])
         })
     }

@@ -276,6 +276,12 @@ pub struct ReplicaInfo {
     /// Whether it leads its shard (as the shard's leader reports; vecraft's addition to
     /// Qdrant's shape, so a client can see where writes go).
     pub leader: bool,
+    /// Log entries it lacks behind its leader (vecraft's addition).
+    pub lag_entries: u64,
+    /// Entries it holds but has not applied to its engine yet, so its answers are that much
+    /// older than its log (vecraft's addition; a follower's as of its last answer to the
+    /// leader, this node's own replicas as of now).
+    pub apply_lag_entries: u64,
 }
 
 /// What the node knows about the cluster.
@@ -322,6 +328,9 @@ pub struct GroupReport {
     pub vectors_on_disk: Option<bool>,
     /// Where this node leads: each follower's lag in entries.
     pub follower_lag: Vec<(u64, u64)>,
+    /// Where this node leads: entries each follower holds and has not applied, as of its last
+    /// answer.
+    pub follower_apply_lag: Vec<(u64, u64)>,
 }
 
 /// Where snapshot bytes to recover from are.

@@ -508,14 +508,15 @@ pub fn node_error(e: NodeError) -> BackendError {
     }
 }
 
-/// Qdrant's name for a replica's state. The leader judges replicas by their logs; this node's
-/// own replica (`local_unapplied`: its committed entries not applied yet) is `Partial` while it
-/// is still catching up in applying (as after a restart, which replays the log into the
-/// engine), though its log is complete: it cannot yet answer writes at once as a leader, and
-/// an operator restarting nodes one by one should wait for it.
-fn replica_state_name(state: ReplicaState, local_unapplied: Option<u64>) -> &'static str {
+/// Qdrant's name for a replica's state. The leader judges replicas by their logs; a replica
+/// whose log is complete but which is still catching up in applying it (`unapplied` entries,
+/// as after a restart, which replays the log into the engine) is `Partial` too: it cannot yet
+/// answer writes at once as a leader, and an operator restarting nodes one by one should wait
+/// for it. (This node's own replicas as of now; the others as their last answer to the leader
+/// said, at most a heartbeat old while the group is awake, exact while it sleeps.)
+fn replica_state_name(state: ReplicaState, unapplied: u64) -> &'static str {
     match state {
-        ReplicaState::Active if local_unapplied.is_some_and(crate::node_loop::apply_lane::catching_up) => "Partial",
+        ReplicaState::Active if crate::node_loop::apply_lane::catching_up(unapplied) => "Partial",
         ReplicaState::Active => "Active",
         ReplicaState::CatchingUp => "Partial",
         ReplicaState::Snapshotting => "Recovery",
@@ -603,18 +604,24 @@ impl Backend for NodeBackend {
             {
                 Reply::Status(list) => Ok(list
                     .into_iter()
-                    .map(|r| ReplicaInfo {
+                    .map(|r| {
+                        // This node's own replicas as of now; the others as their last answer
+                        // to the shard's leader said.
+                        let here = (r.node == me).then(|| local.get(&r.shard).map(|l| l.1)).flatten();
+                        let apply_lag = here.unwrap_or(r.index.saturating_sub(r.applied));
+                        (r, apply_lag)
+                    })
+                    .map(|(r, apply_lag)| ReplicaInfo {
                         shard_id: r.shard,
                         peer_id: r.node,
-                        state: replica_state_name(
-                            r.state,
-                            (r.node == me).then(|| local.get(&r.shard).map(|l| l.1)).flatten(),
-                        ),
+                        state: replica_state_name(r.state, apply_lag),
                         // Only this node's own replicas are counted (as Qdrant's local shards).
                         points_count: (r.node == me)
                             .then(|| local.get(&r.shard).and_then(|l| self.node.local_points(l.0)))
                             .flatten(),
                         leader: r.leader,
+                        lag_entries: r.lag_entries,
+                        apply_lag_entries: apply_lag,
                     })
                     .collect()),
                 _ => Err(unexpected()),
@@ -692,6 +699,7 @@ impl Backend for NodeBackend {
                 unindexed: g.shard.as_ref().and_then(|_| self.node.local_unindexed(g.group)),
                 vectors_on_disk: g.shard.as_ref().and_then(|_| self.node.local_vectors_on_disk(g.group)),
                 follower_lag: g.follower_lag.clone(),
+                follower_apply_lag: g.follower_apply_lag.clone(),
             })
             .collect()
     }
@@ -707,13 +715,12 @@ mod tests {
 
     #[test]
     fn a_local_replica_256_entries_behind_in_applying_is_partial_and_255_active() {
-        assert_eq!(replica_state_name(ReplicaState::Active, None), "Active", "another node's replica");
-        assert_eq!(replica_state_name(ReplicaState::Active, Some(0)), "Active");
-        assert_eq!(replica_state_name(ReplicaState::Active, Some(255)), "Active");
-        assert_eq!(replica_state_name(ReplicaState::Active, Some(256)), "Partial");
-        assert_eq!(replica_state_name(ReplicaState::CatchingUp, Some(0)), "Partial");
-        assert_eq!(replica_state_name(ReplicaState::Snapshotting, None), "Recovery");
-        assert_eq!(replica_state_name(ReplicaState::Dead, Some(1_000)), "Dead");
+        assert_eq!(replica_state_name(ReplicaState::Active, 0), "Active");
+        assert_eq!(replica_state_name(ReplicaState::Active, 255), "Active");
+        assert_eq!(replica_state_name(ReplicaState::Active, 256), "Partial");
+        assert_eq!(replica_state_name(ReplicaState::CatchingUp, 0), "Partial");
+        assert_eq!(replica_state_name(ReplicaState::Snapshotting, 0), "Recovery");
+        assert_eq!(replica_state_name(ReplicaState::Dead, 1_000), "Dead");
     }
 
     #[test]

@@ -85,12 +85,18 @@ pub async fn collection_cluster(
     let local: Vec<Value> = replicas
         .iter()
         .filter(|r| r.peer_id == node)
-        .map(|r| json!({"shard_id": r.shard_id, "points_count": r.points_count.unwrap_or(0), "state": r.state, "leader": r.leader}))
+        .map(|r| {
+            json!({"shard_id": r.shard_id, "points_count": r.points_count.unwrap_or(0), "state": r.state,
+                "leader": r.leader, "lag_entries": r.lag_entries, "apply_lag_entries": r.apply_lag_entries})
+        })
         .collect();
     let remote: Vec<Value> = replicas
         .iter()
         .filter(|r| r.peer_id != node)
-        .map(|r| json!({"shard_id": r.shard_id, "peer_id": r.peer_id, "state": r.state, "leader": r.leader}))
+        .map(|r| {
+            json!({"shard_id": r.shard_id, "peer_id": r.peer_id, "state": r.state, "leader": r.leader,
+                "lag_entries": r.lag_entries, "apply_lag_entries": r.apply_lag_entries})
+        })
         .collect();
     Ok(ok(
         start,

@@ -37,6 +37,9 @@ pub const RAFT_APPLY_LAG: &str = "vecraft_raft_apply_lag_entries";
 /// Gauge: on a group's leader, entries of its log a follower lacks, labels `group`, `collection`,
 /// `shard`, `follower`.
 pub const REPLICATION_LAG: &str = "vecraft_replication_lag_entries";
+/// Gauge: on a group's leader, entries a follower holds but had not applied at its last answer,
+/// labels `group`, `collection`, `shard`, `follower`.
+pub const REPLICATION_APPLY_LAG: &str = "vecraft_replication_apply_lag_entries";
 /// Gauge: points in this node's replica of a shard, labels `group`, `collection`, `shard`.
 pub const SHARD_POINTS: &str = "vecraft_shard_points";
 /// Points of a shard replica stored and not yet linked into its HNSW graph.
@@ -118,6 +121,7 @@ fn describe() {
     metrics::describe_gauge!(SHARD_UNINDEXED, "Points of this node's replica of a shard waiting to be linked into its HNSW graph (searched exactly meanwhile)");
     metrics::describe_counter!(POINTS_LINKED_DEFERRED, "Points linked into a shard's HNSW graph after their apply (deferred indexing)");
     metrics::describe_gauge!(REPLICATION_LAG, "On the group's leader: log entries a follower lacks");
+    metrics::describe_gauge!(REPLICATION_APPLY_LAG, "On the group's leader: entries a follower holds but had not applied at its last answer");
     metrics::describe_gauge!(WAL_BYTES, metrics::Unit::Bytes, "WAL size on disk");
     metrics::describe_gauge!(SHARD_VECTORS_ON_DISK, "1 when this node's replica of a shard keeps its vectors in a mapped file (on_disk)");
     metrics::describe_gauge!(VECTOR_FILE_BYTES, metrics::Unit::Bytes, "Bytes of the vector files of on_disk replicas (disk and page cache, not heap)");
@@ -186,6 +190,11 @@ fn record_groups(groups: &[crate::backend::GroupReport]) {
             let mut with = labels.to_vec();
             with.push(("follower", follower.to_string()));
             metrics::gauge!(REPLICATION_LAG, &with).set(*lag as f64);
+        }
+        for (follower, lag) in &g.follower_apply_lag {
+            let mut with = labels.to_vec();
+            with.push(("follower", follower.to_string()));
+            metrics::gauge!(REPLICATION_APPLY_LAG, &with).set(*lag as f64);
         }
     }
 }

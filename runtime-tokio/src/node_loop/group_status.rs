@@ -40,6 +40,9 @@ pub struct GroupStatus {
     /// Where this node leads: each follower and the entries of the leader's log it lacks
     /// (`last_index - match_index`); empty elsewhere.
     pub follower_lag: Vec<(NodeId, u64)>,
+    /// Where this node leads: each follower and the entries it holds but had not applied at
+    /// its last answer (`match_index - applied`); empty elsewhere.
+    pub follower_apply_lag: Vec<(NodeId, u64)>,
 }
 
 /// The picture of every hosted group, metadata group first.
@@ -66,6 +69,7 @@ pub fn collect(node: &Node) -> Vec<GroupStatus> {
                 .iter()
                 .map(|f| (f.node, r.log().last_index().saturating_sub(f.match_index)))
                 .collect(),
+            follower_apply_lag: r.followers().iter().map(|f| (f.node, f.match_index.saturating_sub(f.applied))).collect(),
         })
         .collect()
 }

@@ -24,10 +24,13 @@ use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use vecraft_core::wire;
 
-/// Transport protocol version spoken by this build (independent of the envelope wire version).
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Transport protocol version spoken by this build. Raised whenever what travels inside the
+/// envelopes changes incompatibly, so that nodes of builds that cannot decode each other's
+/// messages are refused at the handshake with a clear error instead of dropping every frame.
+/// 2: Raft append answers carry the follower's applied index.
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Oldest transport protocol version this build accepts.
-pub const MIN_PROTOCOL_VERSION: u16 = 1;
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
 /// blake3 `derive_key` context; changing it changes every derived key.
 const CONTEXT: &str = "vecraft 2026-12 node transport handshake v1";
 
@@ -256,8 +259,8 @@ mod tests {
             send(
                 &mut c,
                 &Hs::Hello {
-                    min_version: 1,
-                    max_version: 1,
+                    min_version: PROTOCOL_VERSION,
+                    max_version: PROTOCOL_VERSION,
                     from: 1,
                     to: 2,
                     nonce: nd,
@@ -316,5 +319,22 @@ mod tests {
             a.is_err() && d.is_err(),
             "misdirected dial must fail: {a:?} {d:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_node_of_the_previous_protocol_is_refused_by_version() {
+        // Version 1 nodes cannot decode version 2's append answers: refused before any data.
+        let (mut c, mut s) = tcp_pair().await;
+        let k = HandshakeKey::derive(b"x");
+        let old = async {
+            send(&mut c, &Hs::Hello { min_version: 1, max_version: 1, from: 1, to: 2, nonce: [3u8; 32] })
+                .await
+                .unwrap();
+            recv(&mut c).await
+        };
+        let acceptor = async move { accept(&mut s, &k, 2).await };
+        let (o, a) = tokio::join!(old, acceptor);
+        assert!(matches!(a, Err(TransportError::Version { theirs: 1, ours: 2 })), "{a:?}");
+        assert!(o.is_err(), "the old node is not challenged");
     }
 }

@@ -143,6 +143,7 @@ impl World {
         cfg.raft.raft.snapshot_keep_entries = self.cfg.snapshot_keep_entries;
         cfg.raft.raft.max_clock_drift = self.cfg.sim.clock_drift.max(0.01);
         cfg.raft.raft.bugs.sleep_on_overtaken_mark = self.cfg.sleep_on_overtaken_mark;
+        cfg.raft.raft.bugs.quiesce_ignores_follower_apply = self.cfg.quiesce_ignores_follower_apply;
         cfg.raft.raft.bugs.wake_on_stale_copy = self.cfg.wake_on_stale_copy;
         let recovered = self.recover_groups(m);
         let now = self.local(m);
@@ -633,10 +634,57 @@ impl World {
         *self.faults.entry("quiet-phase-elections").or_insert(0) += elected;
     }
 
+    /// `apply-report`: a leader's report of each follower's applied index (what the server
+    /// shows as replica status and apply lag) never claims more than the follower applied, and
+    /// a group asleep (quiesced leader) reports every follower exactly: the leader sleeps only
+    /// once each said it applied the whole log, and nothing changed since. Returns the groups
+    /// judged and how many of them were asleep.
+    fn check_apply_report(&mut self) -> (u64, u64) {
+        let (mut judged, mut asleep) = (0, 0);
+        let running: Vec<(u64, &Proc)> =
+            self.machines.iter().filter_map(|m| m.proc.as_ref().map(|p| (m.id, p))).collect();
+        let mut found = Vec::new();
+        for &(_, p) in &running {
+            for (g, leader) in p.node.groups() {
+                if leader.role() != vecraft_core::raft::Role::Leader {
+                    continue;
+                }
+                judged += 1;
+                asleep += leader.is_quiesced() as u64;
+                for f in leader.followers() {
+                    let Some(r) = running.iter().find(|(id, _)| *id == f.node).and_then(|(_, fp)| fp.node.group(g))
+                    else {
+                        continue;
+                    };
+                    if r.term() != leader.term() {
+                        continue;
+                    }
+                    let actual = r.applied_index();
+                    if f.applied > actual {
+                        found.push(format!(
+                            "apply-report: group {g:#x}'s leader says node {} applied {}, it applied {actual}",
+                            f.node, f.applied
+                        ));
+                    } else if leader.is_quiesced() && (f.applied != leader.commit_index() || actual != f.applied) {
+                        found.push(format!(
+                            "apply-report: group {g:#x} sleeps with node {} reported at {} (applied {actual}, commit {})",
+                            f.node,
+                            f.applied,
+                            leader.commit_index()
+                        ));
+                    }
+                }
+            }
+        }
+        self.violations.extend(found.into_iter().take(3));
+        (judged, asleep)
+    }
+
     fn finish(mut self) -> NodeWorldReport {
         if self.violations.is_empty() {
             self.check_stable_leadership();
         }
+        let (report_groups, report_asleep) = if self.violations.is_empty() { self.check_apply_report() } else { (0, 0) };
         let engines: Vec<(u64, &BTreeMap<GroupId, Collection>)> =
             self.machines.iter().filter_map(|m| m.proc.as_ref().map(|p| (m.id, &p.engines))).collect();
         if self.violations.is_empty() {
@@ -654,6 +702,8 @@ impl World {
         let restarts: u64 = self.machines.iter().filter_map(|m| m.proc.as_ref()).map(|p| p.node.stats().peer_restarts).sum();
         faults.insert("restarts-seen", restarts);
         let mut ops = self.workload.op_counts();
+        ops.insert("apply-report:groups".into(), report_groups);
+        ops.insert("apply-report:asleep".into(), report_asleep);
         if self.cfg.indexing.is_some() {
             // How much deferred work the final probe met (summed over every replica).
             let waiting: usize = engines.iter().flat_map(|(_, es)| es.values()).map(Collection::unindexed).sum();

@@ -29,6 +29,8 @@
 //!   their f32 scores, in order, and an exact answer when the candidate pool covers every shard
 //!   (see `quantization.rs`).
 //!
+//! * `apply-report`: a leader never reports a follower's applied index above what it applied,
+//!   and a sleeping (quiesced) group reports every follower exactly (see `check_apply_report`).
 //! * `vector-files`: in the third of the seeds whose collections keep their vectors on disk,
 //!   every replica keeps them in its machine's simulated file store, or on the heap where the
 //!   machine has none (see `vector_files.rs`); the checkers above judge the contents.
@@ -88,11 +90,15 @@ pub enum NodeBug {
     /// An on-disk vector store's growth keeps every row but the last (the store's rule: growth
     /// keeps every row; see `vector_files.rs`).
     VectorFileLosesRow,
+    /// A Raft leader quiesces once its followers hold the whole log, whether or not they said
+    /// they applied it (the rule in `raft/quiesce.rs`): its replica report keeps the apply lag
+    /// it saw before the sleep.
+    QuiesceIgnoresFollowerApply,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 10] = [
+    pub const ALL: [NodeBug; 11] = [
         NodeBug::StrongReadAtFollower,
         NodeBug::QuorumAckBeforeCommit,
         NodeBug::MergeWithoutTieBreak,
@@ -103,6 +109,7 @@ impl NodeBug {
         NodeBug::WakeOnStaleCopy,
         NodeBug::SkipRescore,
         NodeBug::VectorFileLosesRow,
+        NodeBug::QuiesceIgnoresFollowerApply,
     ];
 
     /// The `--bug` value.
@@ -118,6 +125,7 @@ impl NodeBug {
             NodeBug::WakeOnStaleCopy => "wake-on-stale-copy",
             NodeBug::SkipRescore => "skip-rescore",
             NodeBug::VectorFileLosesRow => "vector-file-loses-row",
+            NodeBug::QuiesceIgnoresFollowerApply => "quiesce-ignores-follower-apply",
         }
     }
 
@@ -138,7 +146,8 @@ impl NodeBug {
             | NodeBug::SleepOnOvertakenMark
             | NodeBug::WakeOnStaleCopy
             | NodeBug::SkipRescore
-            | NodeBug::VectorFileLosesRow => {}
+            | NodeBug::VectorFileLosesRow
+            | NodeBug::QuiesceIgnoresFollowerApply => {}
         }
         b
     }
@@ -200,6 +209,8 @@ pub struct NodeWorldConfig {
     pub sleep_on_overtaken_mark: bool,
     /// The `wake-on-stale-copy` bug switch (a Raft rule, set in every group's config).
     pub wake_on_stale_copy: bool,
+    /// The `quiesce-ignores-follower-apply` bug switch (a Raft rule, set in every group's config).
+    pub quiesce_ignores_follower_apply: bool,
     /// Quantized collections, with a small training threshold on every replica (see
     /// `quantization.rs`); `None` quantizes nothing.
     pub quantization: Option<SimQuantization>,
@@ -296,6 +307,7 @@ impl NodeWorldConfig {
             indexing: SimIndexing::from_seed(seed, bug == Some(NodeBug::HideUnindexed)),
             sleep_on_overtaken_mark: bug == Some(NodeBug::SleepOnOvertakenMark),
             wake_on_stale_copy: bug == Some(NodeBug::WakeOnStaleCopy),
+            quiesce_ignores_follower_apply: bug == Some(NodeBug::QuiesceIgnoresFollowerApply),
             quantization: SimQuantization::from_seed(seed, bug == Some(NodeBug::SkipRescore)),
             vector_files: SimVectorFiles::from_seed(seed, bug == Some(NodeBug::VectorFileLosesRow)),
             sim,
