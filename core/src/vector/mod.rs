@@ -13,6 +13,7 @@ pub mod distance;
 pub mod engine;
 pub mod error;
 pub mod filter;
+mod growth;
 pub mod hnsw;
 pub mod index;
 mod nesting;

@@ -58,12 +58,13 @@ impl VectorStore for Vec<f32> {
 
     fn grow_to(&mut self, len: usize) {
         if self.len() < len {
-            self.resize(len, 0.0);
+            crate::vector::growth::resize_gently(self, len, 0.0);
         }
     }
 
     fn reserve(&mut self, additional: usize) {
-        Vec::reserve(self, additional);
+        // Exact: a bulk load knows its size, and `Vec::reserve` may double.
+        Vec::reserve_exact(self, additional);
     }
 
     fn heap_bytes(&self) -> usize {

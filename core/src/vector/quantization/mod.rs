@@ -295,8 +295,8 @@ impl QuantizedVectors {
                 codes,
                 corrections,
             }) => {
-                codes.resize((slot + 1) * dim, 0);
-                corrections.resize(slot + 1, 0.0);
+                crate::vector::growth::resize_gently(codes, (slot + 1) * dim, 0);
+                crate::vector::growth::resize_gently(corrections, slot + 1, 0.0);
                 corrections[slot] = params.encode(
                     self.metric,
                     vector,
@@ -305,7 +305,7 @@ impl QuantizedVectors {
             }
             Some(Codes::Binary { params, words }) => {
                 let w = BinaryParams::words(dim);
-                words.resize((slot + 1) * w, 0);
+                crate::vector::growth::resize_gently(words, (slot + 1) * w, 0);
                 params.encode(vector, &mut words[slot * w..(slot + 1) * w]);
             }
         }
