@@ -327,14 +327,26 @@ mod tests {
         let (mut c, mut s) = tcp_pair().await;
         let k = HandshakeKey::derive(b"x");
         let old = async {
-            send(&mut c, &Hs::Hello { min_version: 1, max_version: 1, from: 1, to: 2, nonce: [3u8; 32] })
-                .await
-                .unwrap();
+            send(
+                &mut c,
+                &Hs::Hello {
+                    min_version: 1,
+                    max_version: 1,
+                    from: 1,
+                    to: 2,
+                    nonce: [3u8; 32],
+                },
+            )
+            .await
+            .unwrap();
             recv(&mut c).await
         };
         let acceptor = async move { accept(&mut s, &k, 2).await };
         let (o, a) = tokio::join!(old, acceptor);
-        assert!(matches!(a, Err(TransportError::Version { theirs: 1, ours: 2 })), "{a:?}");
+        assert!(
+            matches!(a, Err(TransportError::Version { theirs: 1, ours: 2 })),
+            "{a:?}"
+        );
         assert!(o.is_err(), "the old node is not challenged");
     }
 }

@@ -125,6 +125,34 @@ fn sender_node(
     node
 }
 
+/// The machine of node 1, the sender of most tests.
+fn sender_machine() -> madsim::runtime::NodeHandle {
+    Handle::current()
+        .create_node()
+        .name("sender")
+        .ip(ip(1))
+        .build()
+}
+
+/// Binds node 1's transport on `machine` (with `tweak` applied to its config) and registers
+/// node 2 as its peer; what node 1 receives is dropped.
+async fn bind_sender(
+    machine: &madsim::runtime::NodeHandle,
+    tweak: fn(&mut TransportConfig),
+) -> Transport<u64> {
+    machine
+        .spawn(async move {
+            let mut c = cfg(1);
+            tweak(&mut c);
+            let (t, rx) = Transport::<u64>::bind(c).await.unwrap();
+            std::mem::forget(rx);
+            t.add_peer(2, addr(2));
+            t
+        })
+        .await
+        .unwrap()
+}
+
 fn stats(h: &Arc<Mutex<Option<Transport<u64>>>>) -> TransportStats {
     h.lock().unwrap().as_ref().expect("sender started").stats()
 }
@@ -285,26 +313,11 @@ async fn a_peer_that_accepts_but_never_answers_is_dropped_at_the_handshake_timeo
  {
     let conns = log();
     silent_acceptor(2, conns.clone());
-    let node = Handle::current()
-        .create_node()
-        .name("sender")
-        .ip(ip(1))
-        .build();
-    let t = node
-        .spawn(async move {
-            let mut c = cfg(1);
-            c.peer_queue = 8;
-            let (t, rx) = Transport::<u64>::bind(c).await.unwrap();
-            std::mem::forget(rx);
-            t.add_peer(2, addr(2));
-            // The queue holds exactly `peer_queue` messages; the 9th and later are refused.
-            let accepted: Vec<bool> = (0..20).map(|seq| t.send(2, seq)).collect();
-            assert_eq!(accepted, (0..20).map(|i| i < 8).collect::<Vec<_>>());
-            assert_eq!(t.queue_len(2), Some(8));
-            t
-        })
-        .await
-        .unwrap();
+    let t = bind_sender(&sender_machine(), |c| c.peer_queue = 8).await;
+    // The queue holds exactly `peer_queue` messages; the 9th and later are refused.
+    let accepted: Vec<bool> = (0..20).map(|seq| t.send(2, seq)).collect();
+    assert_eq!(accepted, (0..20).map(|i| i < 8).collect::<Vec<_>>());
+    assert_eq!(t.queue_len(2), Some(8));
 
     sleep(Duration::from_secs(6)).await;
     let s = t.stats();
@@ -461,24 +474,10 @@ async fn a_partition_neither_reconnects_nor_loses_nor_duplicates_and_a_never_rea
     let b = receiver_node(2, 2, deliveries.clone(), starts.clone());
     let net = NetSim::current();
     // Partitioned before the first connection: dials fail, the queue fills to its bound.
-    let sender = Handle::current()
-        .create_node()
-        .name("sender")
-        .ip(ip(1))
-        .build();
+    let sender = sender_machine();
     net.clog_link(sender.id(), b.id());
     net.clog_link(b.id(), sender.id());
-    let t = sender
-        .spawn(async move {
-            let mut c = cfg(1);
-            c.peer_queue = 64;
-            let (t, rx) = Transport::<u64>::bind(c).await.unwrap();
-            std::mem::forget(rx);
-            t.add_peer(2, addr(2));
-            t
-        })
-        .await
-        .unwrap();
+    let t = bind_sender(&sender, |c| c.peer_queue = 64).await;
     let t2 = t.clone();
     sender.spawn(async move {
         for seq in 0..1_000u64 {
@@ -598,25 +597,17 @@ async fn a_receiver_that_stops_reading_holds_at_most_its_channel_and_one_envelop
         .await
         .unwrap();
     let (rt, mut rx) = rx_out.recv().unwrap();
-    let sender = Handle::current()
-        .create_node()
-        .name("sender")
-        .ip(ip(1))
-        .build();
-    let st = sender
+    let sender = sender_machine();
+    let st = bind_sender(&sender, |c| c.max_batch = 32).await;
+    let t = st.clone();
+    sender
         .spawn(async move {
-            let mut c = cfg(1);
-            c.max_batch = 32;
-            let (t, r) = Transport::<u64>::bind(c).await.unwrap();
-            std::mem::forget(r);
-            t.add_peer(2, addr(2));
             for seq in 0..1_000u64 {
                 assert!(t.send(2, seq));
                 if seq % 50 == 0 {
                     sleep(Duration::from_millis(10)).await;
                 }
             }
-            t
         })
         .await
         .unwrap();
