@@ -8,8 +8,8 @@
 //! exactly the `Append` it came from: the follower still checks log matching at that index and
 //! commits nothing it may not hold. (A heartbeat whose `prev_index` is above the leader's commit
 //! is an active group's transient and travels uncompressed, so nothing is lost by compaction.)
-//! Every successful, non-resetting `AppendResponse` is `(match_index, round, applied)` and also coalesces
-//! losslessly. Everything else travels as a full [`Message`].
+//! Every successful, non-resetting `AppendResponse` is `(match_index, round, applied)` and also
+//! coalesces losslessly. Everything else travels as a full [`Message`].
 
 use crate::contract::NodeId;
 use crate::raft::{GroupId, LogIndex, Message, MessageBody, Term};

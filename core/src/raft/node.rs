@@ -742,7 +742,12 @@ impl RaftNode {
             out.push(RaftOutput::Persist { seq, record: PersistRecord { group: self.cfg.group, hard_state, entries, snapshot } });
         }
         while self.deferred.front().is_some_and(|(s, _)| *s <= self.persisted_seq) {
-            let (_, msg) = self.deferred.pop_front().expect("checked");
+            let (_, mut msg) = self.deferred.pop_front().expect("checked");
+            // An answer held for the disk reports what is applied when it leaves, not when it
+            // was queued (a long write can outlast many applies).
+            if let MessageBody::AppendResponse { applied, .. } = &mut msg.body {
+                *applied = self.applied;
+            }
             out.push(RaftOutput::Send(msg));
         }
         self.maybe_commit();

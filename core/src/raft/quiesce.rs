@@ -87,8 +87,8 @@ impl RaftNode {
     }
 
     /// Whether this leader is idle enough to quiesce: every follower durably holds its whole log
-    /// and said it applied it, everything is committed, durable and applied, and nothing waits (proposals, reads, a
-    /// transfer, unsynced writes, messages held for a write).
+    /// and said it applied it, everything is committed, durable and applied, and nothing waits
+    /// (proposals, reads, a transfer, unsynced writes, messages held for a write).
     pub fn can_quiesce(&self) -> bool {
         let last = self.log.last_index();
         self.quiesce.allowed
