@@ -102,7 +102,19 @@ async fn collection_lifecycle() {
             StatusCode::BAD_REQUEST,
         )
         .await;
-    assert!(msg.contains("hnsw_config"), "{msg}");
+    assert!(msg.contains("hnsw_config.m"), "{msg}");
+    let same_graph = json!({"hnsw_config": {"m": 16, "full_scan_threshold": 100, "on_disk": true}});
+    assert_eq!(s.ok(Method::PATCH, "/collections/docs", Some(same_graph)).await, json!(true));
+    // The local engine keeps its create-time quantization (its incremental snapshots need it).
+    let int8 = json!({"quantization_config": {"scalar": {"type": "int8"}}});
+    let msg = s.err(Method::PATCH, "/collections/docs", Some(int8), StatusCode::BAD_REQUEST).await;
+    assert!(msg.contains("node engine"), "{msg}");
+    let msg = s
+        .err(Method::PATCH, "/collections/docs", Some(json!({"quantization_config": "Off"})), StatusCode::BAD_REQUEST)
+        .await;
+    assert!(msg.contains("Disabled"), "{msg}");
+    let info = s.ok(Method::GET, "/collections/docs", None).await;
+    assert_eq!(info["config"]["quantization_config"], Value::Null, "nothing changed");
     assert_eq!(s.ok(Method::DELETE, "/collections/other", None).await, json!(true));
     assert_eq!(s.ok(Method::DELETE, "/collections/other", None).await, json!(false));
     let msg = s.err(Method::GET, "/collections/other", None, StatusCode::NOT_FOUND).await;

@@ -29,6 +29,7 @@ pub(super) enum Gather {
     Scroll { limit: usize },
     Status,
     FieldIndexes,
+    Quantization,
 }
 
 /// Why one part failed.
@@ -214,6 +215,17 @@ impl Node {
                     parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), self.read_kind(q, &read, shard)));
                 }
                 Gather::FieldIndexes
+            }
+            Request::Quantization { collection, read: r } => {
+                let Some(c) = self.meta.collection(&collection) else {
+                    return self.respond(client, Err(NodeError::NoSuchCollection(collection)), out);
+                };
+                read = r;
+                for shard in 0..c.shard_count() {
+                    let q = Some(ShardQuery::Quantization);
+                    parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), self.read_kind(q, &read, shard)));
+                }
+                Gather::Quantization
             }
         };
         let deadline = now + timeout.unwrap_or(self.cfg.request_timeout);
@@ -471,6 +483,10 @@ impl Node {
 
 /// Rejects vectors of the wrong dimension or with non-finite values before anything is proposed.
 fn check_vectors(op: &PointsOp, dim: u32) -> Result<(), String> {
+    // Every replica would refuse it alike; refusing here spares the logs a command that fails.
+    if let PointsOp::SetQuantization { quantization: Some(q) } = op {
+        q.validate()?;
+    }
     if let PointsOp::Upsert(points) = op {
         for p in points {
             if p.vector.len() != dim as usize {

@@ -178,6 +178,15 @@ pub enum Request {
         /// Consistency.
         read: ReadOptions,
     },
+    /// The quantization the collection's shards use; set with `Write` of
+    /// `PointsOp::SetQuantization` (every shard's log), so it may differ from the config the
+    /// collection was created with.
+    Quantization {
+        /// The collection.
+        collection: String,
+        /// Consistency.
+        read: ReadOptions,
+    },
 }
 
 impl Request {
@@ -191,6 +200,7 @@ impl Request {
             Request::Write { op: PointsOp::Delete(_), .. } => "delete",
             Request::Write { op: PointsOp::CreateFieldIndex { .. }, .. } => "create_field_index",
             Request::Write { op: PointsOp::DeleteFieldIndex { .. }, .. } => "delete_field_index",
+            Request::Write { op: PointsOp::SetQuantization { .. }, .. } => "set_quantization",
             Request::Write { .. } => "set_payload",
             Request::Search { .. } => "search",
             Request::Get { .. } => "get",
@@ -198,6 +208,7 @@ impl Request {
             Request::Scroll { .. } => "scroll",
             Request::ReplicaStatus { .. } => "replica_status",
             Request::FieldIndexes { .. } => "field_indexes",
+            Request::Quantization { .. } => "quantization",
         }
     }
 }
@@ -335,6 +346,16 @@ pub enum Reply {
     FieldIndexes {
         /// Field -> what the shards declare.
         fields: BTreeMap<String, super::field_index::FieldIndexInfo>,
+        /// Shards missing from a partial answer.
+        missing: Vec<ShardId>,
+    },
+    /// The collection's quantization, as its shards use it.
+    Quantization {
+        /// The lowest answering shard's config.
+        config: Option<crate::vector::quantization::QuantizationConfig>,
+        /// Whether some shard uses another (a change still in flight, or in doubt, on some
+        /// shard: shards have separate logs).
+        conflicting: bool,
         /// Shards missing from a partial answer.
         missing: Vec<ShardId>,
     },

@@ -7,6 +7,7 @@ use super::sharding::{ShardId, shard_of};
 use crate::vector::collection::{Collection, PointSelector, PointsOp, ScrollPage, ScrollRequest, SearchRequest};
 use crate::vector::filter::Filter;
 use crate::vector::payload_index::FieldSchema;
+use crate::vector::quantization::QuantizationConfig;
 use crate::vector::point::{PointId, Record, ScoredPoint};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -92,7 +93,8 @@ pub fn split_command(op: PointsOp, shard_count: u32) -> Vec<(ShardId, PointsOp)>
             .collect(),
         // A field index is a property of the whole collection: every shard declares it in its
         // own log (see `field_index.rs` for what the shards' answers then mean together).
-        op @ (PointsOp::CreateFieldIndex { .. } | PointsOp::DeleteFieldIndex { .. }) => {
+        // So is its quantization: every shard trains its own codes at its own log position.
+        op @ (PointsOp::CreateFieldIndex { .. } | PointsOp::DeleteFieldIndex { .. } | PointsOp::SetQuantization { .. }) => {
             (0..shard_count).map(|s| (s, op.clone())).collect()
         }
     }
@@ -118,6 +120,8 @@ pub enum ShardQuery {
     Scroll(ScrollRequest),
     /// The declared payload field indexes (appended last: older variants keep their encoding).
     FieldIndexes,
+    /// The shard's quantization config (appended last).
+    Quantization,
 }
 
 /// A shard replica's answer.
@@ -134,6 +138,8 @@ pub enum ShardAnswer {
     /// Declared payload field indexes: normalised field -> (schema, points indexed in this
     /// shard). Appended last, like [`ShardQuery::FieldIndexes`].
     FieldIndexes(BTreeMap<String, (FieldSchema, u64)>),
+    /// The shard's quantization config, as its log last set it. Appended last.
+    Quantization(Option<QuantizationConfig>),
 }
 
 /// Answers `query` from a replica's applied state.
@@ -148,6 +154,7 @@ pub fn answer(collection: &Collection, query: &ShardQuery) -> Result<ShardAnswer
         ShardQuery::FieldIndexes => Ok(ShardAnswer::FieldIndexes(
             collection.field_indexes().into_iter().map(|(f, (schema, n))| (f, (schema, n as u64))).collect(),
         )),
+        ShardQuery::Quantization => Ok(ShardAnswer::Quantization(collection.config().quantization)),
     }
 }
 

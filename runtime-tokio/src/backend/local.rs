@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-use vecraft_core::vector::collection::Collection;
+use vecraft_core::vector::collection::{Collection, PointsOp};
 use vecraft_core::vector::engine::{Command, CommandOutcome, VectorEngine};
 use vecraft_core::vector::error::EngineError;
 
@@ -191,6 +191,12 @@ impl LocalBackend {
             // Refused rather than accepted and kept on the heap behind the user's back.
             return Err(BackendError::Unsupported(
                 "vectors.on_disk needs the node engine (engine = \"node\"); the local engine keeps every vector in memory".into(),
+            ));
+        }
+        if let Command::Points { op: PointsOp::SetQuantization { .. }, .. } = &command {
+            // Its incremental snapshots require the base's config, which a change would break.
+            return Err(BackendError::Unsupported(
+                "changing quantization_config needs the node engine (engine = \"node\"); the local engine keeps the config it was created with".into(),
             ));
         }
         let command = if options.wait {

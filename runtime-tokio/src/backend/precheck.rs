@@ -62,6 +62,10 @@ fn check_op(collection: &Collection, op: &PointsOp) -> Result<(), EngineError> {
         }
         PointsOp::CreateFieldIndex { field, schema } => check_field_index(collection, field, *schema),
         PointsOp::DeleteFieldIndex { .. } => Ok(()),
+        PointsOp::SetQuantization { quantization } => match quantization {
+            Some(q) => q.validate().map_err(EngineError::InvalidConfig),
+            None => Ok(()),
+        },
     }
 }
 

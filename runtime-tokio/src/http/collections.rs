@@ -17,7 +17,7 @@ use crate::backend::{ReadAnswer, ReadQuery, WriteOptions};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Instant;
-use vecraft_core::vector::collection::{CollectionConfig, Distance, HnswParams};
+use vecraft_core::vector::collection::{CollectionConfig, Distance, HnswParams, PointsOp};
 use vecraft_core::vector::engine::Command;
 use vecraft_core::vector::payload_index::FieldSchema;
 
@@ -267,14 +267,14 @@ pub async fn info(
     ))
 }
 
-async fn require_collection(state: &State, name: String, params: &Params) -> Result<(), ApiError> {
-    state.backend.read(ReadQuery::CollectionInfo(name), read_options(params)?).await?;
-    Ok(())
-}
-
-/// `PATCH /collections/{c}`: storage tuning (`optimizers_config`, `params.on_disk_payload`, ...)
-/// is accepted with no effect, like at create; changes that would alter results or the index
-/// (`hnsw_config`, vectors, quantization, sparse vectors) are refused, never silently ignored.
+/// `PATCH /collections/{c}`. `quantization_config` (scalar, binary, or `"Disabled"`) changes
+/// the collection's quantization: a write in every shard's log (each replica trains new codes
+/// from the points it holds at that position; see `vecraft_core::node::quantization`), answered
+/// once applied at `quorum`. Storage tuning (`optimizers_config`, `params.on_disk_payload`, ...)
+/// is accepted with no effect, like at create, and so is an `hnsw_config` that keeps `m` and
+/// `ef_construct` (its other fields only tune Qdrant's storage and threads). Changes that would
+/// need the index rebuilt or the data model changed (`m`, `ef_construct`, `vectors`, sparse
+/// vectors) are refused by name, never silently ignored.
 pub async fn update(
     state: axum::extract::State<State>,
     ApiPath(name): ApiPath<String>,
@@ -282,15 +282,52 @@ pub async fn update(
     ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
 ) -> ApiResult {
     let start = Instant::now();
-    for refused in ["hnsw_config", "vectors", "quantization_config", "sparse_vectors"] {
+    for refused in ["vectors", "sparse_vectors"] {
         if body.get(refused).is_some_and(|v| !v.is_null()) {
             return Err(ApiError::bad_request(format!(
                 "changing `{refused}` of an existing collection is not supported"
             )));
         }
     }
-    require_collection(&state, name, &params).await?;
+    let hnsw = match body.get("hnsw_config").filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => Some(HnswDiff::deserialize(v).map_err(|e| {
+            ApiError::bad_request(format!("hnsw_config: {e}"))
+        })?),
+    };
+    let quantization = super::quantization::parse_update(body.get("quantization_config"))?;
+    let answer = state.backend.read(ReadQuery::CollectionInfo(name.clone()), read_options(&params)?).await?;
+    let ReadAnswer::Collection(current) = answer else {
+        return Err(mismatch());
+    };
+    if let Some(h) = hnsw {
+        refuse_graph_change(&current.config.hnsw, &h)?;
+    }
+    if let Some(quantization) = quantization {
+        let mut options = super::params::write_options(&params)?;
+        // Qdrant answers a collection update once it took effect.
+        options.wait = true;
+        let op = PointsOp::SetQuantization { quantization };
+        state.backend.write(Command::Points { collection: name, op }, options).await?;
+    }
     Ok(ok(start, json!(true)))
+}
+
+/// Refuses an `hnsw_config` diff that changes the graph's shape.
+fn refuse_graph_change(current: &HnswParams, diff: &HnswDiff) -> Result<(), ApiError> {
+    for (field, want, have) in [
+        ("m", diff.m, current.m),
+        ("ef_construct", diff.ef_construct, current.ef_construct),
+    ] {
+        if let Some(want) = want
+            && want != have
+        {
+            return Err(ApiError::bad_request(format!(
+                "changing hnsw_config.{field} ({have} -> {want}) of an existing collection is not supported: it needs the index rebuilt; create a new collection"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Qdrant's `payload_schema`: per indexed field, its `data_type` and indexed `points`.

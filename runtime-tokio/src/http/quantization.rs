@@ -118,6 +118,19 @@ pub fn parse_config(value: Option<&Value>) -> Result<Option<QuantizationConfig>,
     Ok(Some(config))
 }
 
+/// Parses a PATCH body's `quantization_config`: `None` leaves it unchanged (absent or null),
+/// `Some(None)` is Qdrant's `"Disabled"`, `Some(Some(_))` a new config (as at create).
+pub fn parse_update(value: Option<&Value>) -> Result<Option<Option<QuantizationConfig>>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s == "Disabled" => Ok(Some(None)),
+        Some(Value::String(s)) => Err(bad(format!(
+            "quantization_config \"{s}\" is not known (an object, or \"Disabled\")"
+        ))),
+        Some(v) => parse_config(Some(v)).map(Some),
+    }
+}
+
 /// The collection info's `quantization_config` (`null` without quantization).
 pub fn config_json(config: Option<QuantizationConfig>) -> Value {
     match config {
@@ -126,6 +139,8 @@ pub fn config_json(config: Option<QuantizationConfig>) -> Value {
             quantile,
             always_ram,
         }) => {
+            // The shortest decimal of the f32 (0.99, as the client sent it, not 0.9900000095...).
+            let quantile = quantile.and_then(|q| q.to_string().parse::<f64>().ok());
             json!({"scalar": {"type": "int8", "quantile": quantile, "always_ram": always_ram}})
         }
         Some(QuantizationConfig::Binary { always_ram }) => {
@@ -164,6 +179,24 @@ pub fn parse_search_params(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_leaves_sets_or_disables_and_reports_the_quantile_as_sent() {
+        assert_eq!(parse_update(None).unwrap(), None);
+        assert_eq!(parse_update(Some(&Value::Null)).unwrap(), None, "null leaves it unchanged");
+        assert_eq!(parse_update(Some(&json!("Disabled"))).unwrap(), Some(None));
+        let binary = json!({"binary": {}});
+        assert_eq!(
+            parse_update(Some(&binary)).unwrap(),
+            Some(Some(QuantizationConfig::Binary { always_ram: None }))
+        );
+        for (bad, needle) in [(json!("disabled"), "Disabled"), (json!(3), "must be an object"), (json!({"scalar": {}}), "type")] {
+            let e = parse_update(Some(&bad)).unwrap_err();
+            assert!(format!("{e:?}").contains(needle), "{bad}: {e:?}");
+        }
+        let q = QuantizationConfig::Scalar { quantile: Some(0.99), always_ram: None };
+        assert_eq!(config_json(Some(q))["scalar"]["quantile"], json!(0.99));
+    }
 
     #[test]
     fn configs_parse_and_refusals_name_the_field() {

@@ -223,5 +223,6 @@ fn kind_of(op: PointsOp, affected: usize) -> ChangeKind {
         PointsOp::DeletePayloadKeys { selector, .. } => by("delete_payload", selector),
         PointsOp::CreateFieldIndex { .. } => ChangeKind::Other { op: "create_field_index" },
         PointsOp::DeleteFieldIndex { .. } => ChangeKind::Other { op: "delete_field_index" },
+        PointsOp::SetQuantization { .. } => ChangeKind::Other { op: "set_quantization" },
     }
 }

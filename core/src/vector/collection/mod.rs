@@ -257,6 +257,17 @@ pub enum PointsOp {
         /// Payload key (dotted path).
         field: String,
     },
+    /// Replace the collection's quantization (Qdrant's `PATCH /collections/{c}` with
+    /// `quantization_config`; `None` is its `"Disabled"`). In the log for the reason field
+    /// indexes are: every replica drops its codes and trains new ones at the same log position,
+    /// from the same slots, so replicas keep ranking alike, and a snapshot (whose config and
+    /// quantizer parameters carry the change) or a WAL replay restores exactly that. Setting
+    /// the quantization a collection already has is a successful no-op. Points, `seq` and the
+    /// digest are untouched: codes only choose which candidates get rescored. Appended last.
+    SetQuantization {
+        /// The new quantization.
+        quantization: Option<QuantizationConfig>,
+    },
 }
 
 /// A stored point's bookkeeping; its vector lives in the index arena under `slot`.
@@ -701,6 +712,7 @@ impl Collection {
                 Ok(self.create_field_index(&field, schema)? as usize)
             }
             PointsOp::DeleteFieldIndex { field } => Ok(self.drop_field_index(&field) as usize),
+            PointsOp::SetQuantization { quantization } => Ok(self.set_quantization(quantization)? as usize),
         }
     }
 

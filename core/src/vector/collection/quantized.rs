@@ -73,6 +73,22 @@ impl Collection {
         self.quantizer
     }
 
+    /// Replaces the quantization config; true if it changed. The old codes are dropped and new
+    /// ones trained at once when the index already holds `train_after` slots (else the insert
+    /// that reaches it trains them, as for a collection created quantized). On error (an invalid
+    /// config) nothing changed.
+    pub fn set_quantization(&mut self, quantization: Option<QuantizationConfig>) -> Result<bool, EngineError> {
+        if let Some(q) = &quantization {
+            q.validate().map_err(EngineError::InvalidConfig)?;
+        }
+        if self.config.quantization == quantization {
+            return Ok(false);
+        }
+        self.config.quantization = quantization;
+        self.retrain_quantizer();
+        Ok(true)
+    }
+
     /// Encodes the vector just inserted under `slot` (training first when this insert reaches
     /// the training threshold).
     pub(super) fn quantize_insert(&mut self, slot: Slot, vector: &[f32]) {

@@ -5,6 +5,7 @@ mod engine_tests;
 mod indexing_tests;
 mod model_props;
 mod quantizer_policy_tests;
+mod set_quantization_tests;
 mod snapshot_graph_tests;
 mod snapshot_tests;
 mod vector_store_tests;
