@@ -61,7 +61,8 @@ struct Cli {
     workload: String,
     /// With `--workload vector`: switch on a node bug (strong-read-at-follower,
     /// quorum-ack-before-commit, merge-without-tie-break, trust-corrupt-wal,
-    /// restore-drops-field-indexes, hide-unindexed, skip-rescore, vector-file-loses-rows).
+    /// restore-drops-field-indexes, hide-unindexed, skip-rescore, vector-file-loses-row,
+    /// quiesce-ignores-follower-apply, restore-reverts-quantization, ...).
     #[arg(long)]
     node_bug: Option<String>,
     /// Worker threads for multi-seed runs (each seed is itself single-threaded and deterministic).
@@ -157,18 +158,20 @@ fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
         }
         let line: Vec<String> = seen.iter().map(|(k, (n, t))| format!("{k}={n} ({t})")).collect();
         println!("  seeds with each fault (events): {}", line.join(" "));
-        // Payload field index commands (vector workload seeds with field indexes on).
-        let mut index_ops: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
-        for r in &results {
-            for (k, v) in r.ops.iter().filter(|(k, _)| k.starts_with("index:")) {
-                let e = index_ops.entry(k.as_str()).or_default();
-                e.0 += (*v > 0) as u64;
-                e.1 += v;
+        // Payload field index commands and quantization switches (vector workload seeds).
+        for (prefix, what) in [("index:", "field index command"), ("quantization-change:", "quantization switch outcome")] {
+            let mut ops: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+            for r in &results {
+                for (k, v) in r.ops.iter().filter(|(k, _)| k.starts_with(prefix)) {
+                    let e = ops.entry(k.as_str()).or_default();
+                    e.0 += (*v > 0) as u64;
+                    e.1 += v;
+                }
             }
-        }
-        if !index_ops.is_empty() {
-            let line: Vec<String> = index_ops.iter().map(|(k, (n, t))| format!("{k}={n} ({t})")).collect();
-            println!("  seeds with each field index command (commands): {}", line.join(" "));
+            if !ops.is_empty() {
+                let line: Vec<String> = ops.iter().map(|(k, (n, t))| format!("{k}={n} ({t})")).collect();
+                println!("  seeds with each {what} (commands): {}", line.join(" "));
+            }
         }
         let deferred: Vec<u64> =
             results.iter().filter_map(|r| r.ops.get("deferred-indexing:waiting-at-end").copied()).collect();

@@ -119,6 +119,15 @@ impl Workload {
         if self.index_rng.is_some() {
             v.extend(super::field_index::check_declarations(&self.index_history, &self.collections, engines));
         }
+        if let (Some(_), Some(seed_config)) = (&self.change_rng, self.seed_quantization()) {
+            v.extend(super::quantization_changes::check_configs(
+                &self.change_history,
+                &self.collections,
+                engines,
+                seed_config,
+                self.train_after(),
+            ));
+        }
         // Scatter-gather probe against one engine holding the union.
         let Some(u) = union else { return v };
         let largest_shard = first_replicas.values().map(|c| c.len()).max().unwrap_or(0);
@@ -162,6 +171,13 @@ impl Workload {
                     };
                     if got != want {
                         v.push(format!("scatter-gather: scroll {i} returned {} ids, union {}", got.len(), want.len()));
+                    }
+                }
+                Some(Ok(ProbeAnswer::Quantization(config, conflicting))) => {
+                    let shards: Vec<&Collection> = first_replicas.values().copied().collect();
+                    let want = super::quantization_changes::expected_report(&shards);
+                    if (*config, *conflicting) != want {
+                        v.push(format!("scatter-gather: quantization ({config:?}, conflicting {conflicting}), the shards use {want:?}"));
                     }
                 }
                 Some(Ok(ProbeAnswer::FieldIndexes(got))) => {

@@ -152,6 +152,9 @@ impl World {
         for (g, (index, bytes)) in &self.machines[m].snapshots {
             let mut c = restore_bytes(bytes).expect("the simulated disk keeps snapshots intact");
             self.cfg.local_policies(m, &mut c);
+            if self.cfg.restored(&mut c) {
+                *self.faults.entry("quantization-reverted").or_insert(0) += 1;
+            }
             if self.cfg.restore_drops_field_indexes {
                 for field in c.field_indexes().into_keys() {
                     c.drop_field_index(&field);
@@ -577,8 +580,10 @@ impl World {
                 for (g, c) in &p.engines {
                     h.update(&g.to_le_bytes());
                     h.update(&c.digest());
-                    // Declared field indexes too: a late index command changes the probe's answer.
+                    // Declared field indexes and quantization too: a late index command or switch
+                    // changes the probe's answer.
                     h.update(format!("{:?}", c.field_indexes()).as_bytes());
+                    h.update(format!("{:?}", c.config().quantization).as_bytes());
                 }
             }
         }

@@ -28,6 +28,10 @@
 //! * `quantized-search`: in quantized seeds, searches on the codes return stored points with
 //!   their f32 scores, in order, and an exact answer when the candidate pool covers every shard
 //!   (see `quantization.rs`).
+//! * `quantization-changes`: in half the quantized seeds a client switches quantization while
+//!   the world runs; every replica ends with a config the switches' outcomes allow, replicas of
+//!   a shard agree, and a replica past the training threshold has trained codes (see
+//!   `quantization_changes.rs`).
 //!
 //! * `apply-report`: a leader never reports a follower's applied index above what it applied,
 //!   and a sleeping (quiesced) group reports every follower exactly (see `check_apply_report`).
@@ -41,6 +45,7 @@ mod host;
 mod indexing;
 mod nemesis;
 mod quantization;
+mod quantization_changes;
 mod recovery;
 mod snapshots;
 mod vector_files;
@@ -94,11 +99,15 @@ pub enum NodeBug {
     /// they applied it (the rule in `raft/quiesce.rs`): its replica report keeps the apply lag
     /// it saw before the sleep.
     QuiesceIgnoresFollowerApply,
+    /// A replica restored from a shard snapshot (at boot or by an install) takes the
+    /// quantization the collection was created with, not the snapshot's (the driver's rule: the
+    /// restored engine is the snapshot's, config included; see `quantization_changes.rs`).
+    RestoreRevertsQuantization,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 11] = [
+    pub const ALL: [NodeBug; 12] = [
         NodeBug::StrongReadAtFollower,
         NodeBug::QuorumAckBeforeCommit,
         NodeBug::MergeWithoutTieBreak,
@@ -110,6 +119,7 @@ impl NodeBug {
         NodeBug::SkipRescore,
         NodeBug::VectorFileLosesRow,
         NodeBug::QuiesceIgnoresFollowerApply,
+        NodeBug::RestoreRevertsQuantization,
     ];
 
     /// The `--bug` value.
@@ -126,6 +136,7 @@ impl NodeBug {
             NodeBug::SkipRescore => "skip-rescore",
             NodeBug::VectorFileLosesRow => "vector-file-loses-row",
             NodeBug::QuiesceIgnoresFollowerApply => "quiesce-ignores-follower-apply",
+            NodeBug::RestoreRevertsQuantization => "restore-reverts-quantization",
         }
     }
 
@@ -147,7 +158,8 @@ impl NodeBug {
             | NodeBug::WakeOnStaleCopy
             | NodeBug::SkipRescore
             | NodeBug::VectorFileLosesRow
-            | NodeBug::QuiesceIgnoresFollowerApply => {}
+            | NodeBug::QuiesceIgnoresFollowerApply
+            | NodeBug::RestoreRevertsQuantization => {}
         }
         b
     }
@@ -214,6 +226,11 @@ pub struct NodeWorldConfig {
     /// Quantized collections, with a small training threshold on every replica (see
     /// `quantization.rs`); `None` quantizes nothing.
     pub quantization: Option<SimQuantization>,
+    /// Quantization switches while the world runs (quantized seeds only; see
+    /// `quantization_changes.rs`).
+    pub quantization_changes: bool,
+    /// The `restore-reverts-quantization` bug switch.
+    pub restore_reverts_quantization: bool,
     /// Collections created `on_disk`, each replica's vectors in its machine's simulated file
     /// store (see `vector_files.rs`); `None` keeps them on the heap.
     pub vector_files: Option<SimVectorFiles>,
@@ -308,10 +325,25 @@ impl NodeWorldConfig {
             sleep_on_overtaken_mark: bug == Some(NodeBug::SleepOnOvertakenMark),
             wake_on_stale_copy: bug == Some(NodeBug::WakeOnStaleCopy),
             quiesce_ignores_follower_apply: bug == Some(NodeBug::QuiesceIgnoresFollowerApply),
-            quantization: SimQuantization::from_seed(seed, bug == Some(NodeBug::SkipRescore)),
+            quantization: SimQuantization::from_seed(
+                seed,
+                bug == Some(NodeBug::SkipRescore) || bug == Some(NodeBug::RestoreRevertsQuantization),
+                bug == Some(NodeBug::SkipRescore),
+            ),
+            // Its own stream again; in half the quantized seeds, and always with its bug.
+            quantization_changes: ChaCha8Rng::seed_from_u64(seed ^ 0x0A47_C4A6_E000_0009).random_bool(0.5)
+                || bug == Some(NodeBug::RestoreRevertsQuantization),
+            restore_reverts_quantization: bug == Some(NodeBug::RestoreRevertsQuantization),
             vector_files: SimVectorFiles::from_seed(seed, bug == Some(NodeBug::VectorFileLosesRow)),
             sim,
         }
+    }
+
+    /// The `restore-reverts-quantization` bug on an engine just restored from a snapshot; true
+    /// when it changed the engine (reported as a fault, to compare with what the checkers catch).
+    pub(super) fn restored(&self, engine: &mut Collection) -> bool {
+        self.restore_reverts_quantization
+            && engine.set_quantization(self.quantization.map(|q| q.config)).unwrap_or(false)
     }
 
     /// Gives a replica's engine on machine `m` the seed's local policies (deferred indexing,

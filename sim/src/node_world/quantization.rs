@@ -40,10 +40,10 @@ pub struct SimQuantization {
 
 impl SimQuantization {
     /// Drawn on a stream of its own (other choices of the seed do not shift); about a third of
-    /// the seeds quantize, and every seed with the bug switch.
-    pub fn from_seed(seed: u64, bug: bool) -> Option<SimQuantization> {
+    /// the seeds quantize, and every seed with `force` (a bug switch that needs codes).
+    pub fn from_seed(seed: u64, force: bool, skip_rescore: bool) -> Option<SimQuantization> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0A47_C0DE_5CA1_0007);
-        if !rng.random_bool(1.0 / 3.0) && !bug {
+        if !rng.random_bool(1.0 / 3.0) && !force {
             return None;
         }
         let config = if rng.random_bool(0.5) {
@@ -54,7 +54,7 @@ impl SimQuantization {
         } else {
             QuantizationConfig::Binary { always_ram: None }
         };
-        Some(SimQuantization { config, train_after: rng.random_range(2..=16), skip_rescore: bug })
+        Some(SimQuantization { config, train_after: rng.random_range(2..=16), skip_rescore })
     }
 
     /// The engine policy every replica gets.

@@ -41,6 +41,9 @@ impl World {
                 match restored {
                     Ok(mut c) => {
                         self.cfg.local_policies(m, &mut c);
+                        if self.cfg.restored(&mut c) {
+                            *self.faults.entry("quantization-reverted").or_insert(0) += 1;
+                        }
                         if self.cfg.restore_drops_field_indexes {
                             for field in c.field_indexes().into_keys() {
                                 c.drop_field_index(&field);

@@ -71,6 +71,8 @@ enum Kind {
     Probe(usize),
     /// A field index command of client 0 (see `field_index.rs`).
     Index { collection: usize, field: &'static str, create: bool },
+    /// A quantization switch of client 0 (see `quantization_changes.rs`).
+    Quantize { collection: usize, config: Option<QuantizationConfig> },
 }
 
 struct InFlight {
@@ -84,6 +86,8 @@ pub(super) enum ProbeAnswer {
     Count(u64),
     Page(Vec<Record>),
     FieldIndexes(BTreeMap<String, vecraft_core::node::field_index::FieldIndexInfo>),
+    /// The collection's quantization as the node reports it, and whether shards differ.
+    Quantization(Option<QuantizationConfig>, bool),
 }
 
 /// Clients, history and checks.
@@ -120,10 +124,18 @@ pub(super) struct Workload {
     pub(super) index_history: Vec<super::field_index::IndexRec>,
     /// Index commands sent so far (the first is a create, sent at client 0's first turn).
     pub(super) index_ops_sent: u64,
+    /// Quantization switches on, with their own random stream (see `quantization_changes.rs`).
+    pub(super) change_rng: Option<ChaCha8Rng>,
+    /// The switches and their outcomes, in invocation order.
+    pub(super) change_history: Vec<super::quantization_changes::ChangeRec>,
+    /// A switch has been sent (the first goes at client 0's first free turn).
+    changing: bool,
     /// The probe includes approximate searches (deferred-indexing seeds, see `indexing.rs`).
     pub(super) approximate_probes: bool,
-    /// The collections' quantization (see `quantization.rs`).
+    /// The collections' quantization at create (see `quantization.rs`).
     quantization: Option<QuantizationConfig>,
+    /// Slots a replica's index holds before its quantizer trains (the seed's policy).
+    quantizer_train_after: usize,
     /// The collections keep their vectors on disk (see `vector_files.rs`).
     on_disk: bool,
     /// Indexes of the probe's searches on quantized codes (vector workload of quantized seeds).
@@ -183,11 +195,28 @@ impl Workload {
             }),
             index_history: Vec::new(),
             index_ops_sent: 0,
+            change_rng: (cfg.quantization_changes && cfg.quantization.is_some() && !cfg.register).then(|| {
+                use rand::SeedableRng;
+                ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0A47_C4A6_E000_0008)
+            }),
+            change_history: Vec::new(),
+            changing: false,
             approximate_probes: cfg.indexing.is_some() && !cfg.register,
             quantization: cfg.quantization.map(|q| q.config),
+            quantizer_train_after: cfg.quantization.map_or(usize::MAX, |q| q.train_after),
             on_disk: cfg.vector_files.is_some(),
             quantized_probes: 0..0,
         }
+    }
+
+    /// The quantization the collections were created with.
+    pub(super) fn seed_quantization(&self) -> Option<QuantizationConfig> {
+        self.quantization
+    }
+
+    /// The seed's quantizer training threshold (`usize::MAX` without quantization).
+    pub(super) fn train_after(&self) -> usize {
+        self.quantizer_train_after
     }
 
     fn count(&mut self, key: String) {
@@ -304,6 +333,19 @@ impl Workload {
             self.index_ops_sent += 1;
             let name = self.collections[collection].0.to_string();
             (Kind::Index { collection, field, create }, Request::Write { collection: name, op: op_, ack: WriteAck::Quorum })
+        } else if let Some((collection, config, op_)) = {
+            let collections = self.collections.len();
+            let seed_config = self.quantization;
+            let first = self.change_history.is_empty() && !self.changing;
+            self.change_rng
+                .as_mut()
+                .filter(|_| c == 0)
+                .zip(seed_config)
+                .and_then(|(r, q)| super::quantization_changes::next_change(r, collections, q, first))
+        } {
+            self.changing = true;
+            let name = self.collections[collection].0.to_string();
+            (Kind::Quantize { collection, config }, Request::Write { collection: name, op: op_, ack: WriteAck::Quorum })
         } else {
             let roll = rng.random_range(0..100);
             if roll < 45 {
@@ -446,12 +488,22 @@ impl Workload {
                 self.count(format!("index:{}:{outcome:?}", if create { "create" } else { "drop" }));
                 self.index_history.push(super::field_index::IndexRec { collection, field, create, outcome });
             }
+            Kind::Quantize { collection, config } => {
+                let outcome = match &result {
+                    Ok(Reply::Written { .. }) => Outcome::Ok,
+                    Err(NodeError::Indeterminate { .. }) | Ok(_) => Outcome::InDoubt,
+                    Err(_) => Outcome::Failed,
+                };
+                self.count(format!("quantization-change:{outcome:?}"));
+                self.change_history.push(super::quantization_changes::ChangeRec { collection, config, outcome });
+            }
             Kind::Probe(i) => {
                 let answer = match (result, &self.probe_requests[i]) {
                     (Ok(Reply::Hits { hits, .. }), Request::Search { request, .. }) => Ok(ProbeAnswer::Hits(request.clone(), hits)),
                     (Ok(Reply::Count { count, .. }), _) => Ok(ProbeAnswer::Count(count)),
                     (Ok(Reply::Page { page, .. }), _) => Ok(ProbeAnswer::Page(page.points)),
                     (Ok(Reply::FieldIndexes { fields, .. }), _) => Ok(ProbeAnswer::FieldIndexes(fields)),
+                    (Ok(Reply::Quantization { config, conflicting, .. }), _) => Ok(ProbeAnswer::Quantization(config, conflicting)),
                     (Ok(other), _) => Err(format!("unexpected reply {other:?}")),
                     (Err(e), _) => Err(e.to_string()),
                 };
@@ -523,6 +575,9 @@ impl Workload {
                 reqs.push(Request::Scroll { collection: COLLECTION.into(), request: scroll, read: strong() });
             }
             reqs.push(Request::FieldIndexes { collection: COLLECTION.into(), read: strong() });
+        }
+        if self.change_rng.is_some() {
+            reqs.push(Request::Quantization { collection: COLLECTION.into(), read: strong() });
         }
         let mut out = Vec::new();
         for (i, r) in reqs.iter().enumerate() {
