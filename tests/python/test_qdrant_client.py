@@ -265,3 +265,43 @@ def test_vectors_on_disk(client):
         [x / math.sqrt(sum(y * y for y in vec(5))) for x in vec(5)], abs=1e-5
     )
     assert client.delete_collection(name)
+
+
+def test_update_collection_quantization(client):
+    """`update_collection(quantization_config=...)` as users enable codes after loading data: the
+    node switches every shard (each replica trains from the points it holds), reports the new
+    config, searches on the codes with rescoring, and `Disabled` switches it off; a change of
+    the graph's `m` is refused by name. The local engine refuses quantization changes by name."""
+    from conftest import ENGINE
+
+    name = "quant"
+    client.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE))
+    int8 = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99))
+    if ENGINE != "node":
+        with pytest.raises(UnexpectedResponse) as refused:
+            client.update_collection(name, quantization_config=int8)
+        assert refused.value.status_code == 400 and "node engine" in str(refused.value)
+        assert client.get_collection(name).config.quantization_config is None
+        assert client.delete_collection(name)
+        return
+    # 1,100 points: past the 1,024 slots a quantizer trains at, so the switch trains at once.
+    n = 1_100
+    client.upsert(name, points=[models.PointStruct(id=i, vector=vec(i)) for i in range(n)], wait=True)
+    assert client.update_collection(name, quantization_config=int8)
+    got = client.get_collection(name).config.quantization_config
+    assert got.scalar.type == models.ScalarType.INT8 and got.scalar.quantile == pytest.approx(0.99)
+    rescored = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True, oversampling=4.0))
+    for i in (0, 7, 500, n - 1):
+        hits = client.query_points(name, query=vec(i), limit=5, search_params=rescored).points
+        exact = client.query_points(name, query=vec(i), limit=5, search_params=models.SearchParams(exact=True)).points
+        assert [(h.id, round(h.score, 5)) for h in hits] == [(h.id, round(h.score, 5)) for h in exact]
+    binary = models.BinaryQuantization(binary=models.BinaryQuantizationConfig())
+    assert client.update_collection(name, quantization_config=binary)
+    assert client.get_collection(name).config.quantization_config.binary is not None
+    with pytest.raises(UnexpectedResponse) as refused:
+        client.update_collection(name, hnsw_config=models.HnswConfigDiff(m=4))
+    assert refused.value.status_code == 400 and "hnsw_config.m" in str(refused.value)
+    assert client.update_collection(name, quantization_config=models.Disabled.DISABLED)
+    assert client.get_collection(name).config.quantization_config is None
+    assert client.count(name, exact=True).count == n, "no point moved"
+    assert client.delete_collection(name)
