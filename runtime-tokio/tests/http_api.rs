@@ -113,8 +113,12 @@ async fn collection_lifecycle() {
         .err(Method::PATCH, "/collections/docs", Some(json!({"quantization_config": "Off"})), StatusCode::BAD_REQUEST)
         .await;
     assert!(msg.contains("Disabled"), "{msg}");
+    let on_disk = json!({"vectors": {"": {"on_disk": true}}});
+    let msg = s.err(Method::PATCH, "/collections/docs", Some(on_disk), StatusCode::BAD_REQUEST).await;
+    assert!(msg.contains("node engine"), "{msg}");
     let info = s.ok(Method::GET, "/collections/docs", None).await;
     assert_eq!(info["config"]["quantization_config"], Value::Null, "nothing changed");
+    assert_eq!(info["config"]["params"]["vectors"]["on_disk"], false);
     assert_eq!(s.ok(Method::DELETE, "/collections/other", None).await, json!(true));
     assert_eq!(s.ok(Method::DELETE, "/collections/other", None).await, json!(false));
     let msg = s.err(Method::GET, "/collections/other", None, StatusCode::NOT_FOUND).await;

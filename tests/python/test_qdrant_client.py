@@ -267,11 +267,12 @@ def test_vectors_on_disk(client):
     assert client.delete_collection(name)
 
 
-def test_update_collection_quantization(client):
+def test_update_collection_quantization_and_on_disk(client):
     """`update_collection(quantization_config=...)` as users enable codes after loading data: the
     node switches every shard (each replica trains from the points it holds), reports the new
     config, searches on the codes with rescoring, and `Disabled` switches it off; a change of
-    the graph's `m` is refused by name. The local engine refuses quantization changes by name."""
+    the graph's `m` is refused by name; `vectors_config={"": VectorParamsDiff(on_disk=...)}`
+    moves the vectors to disk and back. The local engine refuses these changes by name."""
     from conftest import ENGINE
 
     name = "quant"
@@ -303,5 +304,10 @@ def test_update_collection_quantization(client):
     assert refused.value.status_code == 400 and "hnsw_config.m" in str(refused.value)
     assert client.update_collection(name, quantization_config=models.Disabled.DISABLED)
     assert client.get_collection(name).config.quantization_config is None
+    # The vectors to a mapped file and back, as `VectorParamsDiff(on_disk=...)` sends it.
+    for on_disk in (True, False):
+        assert client.update_collection(name, vectors_config={"": models.VectorParamsDiff(on_disk=on_disk)})
+        assert client.get_collection(name).config.params.vectors.on_disk is on_disk
+        assert client.query_points(name, query=vec(3), limit=1).points[0].id == 3
     assert client.count(name, exact=True).count == n, "no point moved"
     assert client.delete_collection(name)

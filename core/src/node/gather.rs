@@ -139,11 +139,11 @@ impl Node {
                 let g = super::field_index::gather_field_indexes(declared, partial).map_err(NodeError::Shard)?;
                 Ok(Reply::FieldIndexes { fields: g.value, missing: g.missing })
             }
-            Gather::Quantization => {
-                let configs = pick(answers, |a| if let ShardAnswer::Quantization(q) = a { Some(q) } else { None });
-                let g = super::quantization::gather_quantization(configs, partial).map_err(NodeError::Shard)?;
-                let (config, conflicting) = g.value;
-                Ok(Reply::Quantization { config, conflicting, missing: g.missing })
+            Gather::VectorSettings => {
+                let settings = pick(answers, |a| if let ShardAnswer::VectorSettings(s) = a { Some(s) } else { None });
+                let g = super::vector_settings::gather_vector_settings(settings, partial).map_err(NodeError::Shard)?;
+                let (settings, conflicting) = g.value;
+                Ok(Reply::VectorSettings { settings, conflicting, missing: g.missing })
             }
             Gather::Meta | Gather::Write => unreachable!("handled by complete"),
         }

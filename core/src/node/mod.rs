@@ -4,7 +4,7 @@
 //! [`Node`], through `step(now, input, &mut out)` and [`Node::next_deadline`].
 //!
 //! * [`metadata`]: the metadata group's state machine (collections, shard placement);
-//! * [`quantization`]: a collection's quantization as its shards use it (changed in their logs);
+//! * [`vector_settings`]: quantization and `on_disk` as the shards use them (changed in their logs);
 //! * [`shard`]: shard commands and queries, applied and answered by the driver's engines;
 //! * [`sharding`]: which shard holds a point; [`scatter`]: merging shard answers;
 //! * [`request`]: client requests, write-ack and read levels and what they guarantee;
@@ -18,7 +18,7 @@ mod io;
 mod machine;
 pub mod message;
 pub mod metadata;
-pub mod quantization;
+pub mod vector_settings;
 mod origin;
 pub mod request;
 pub mod router;

@@ -29,7 +29,7 @@ pub(super) enum Gather {
     Scroll { limit: usize },
     Status,
     FieldIndexes,
-    Quantization,
+    VectorSettings,
 }
 
 /// Why one part failed.
@@ -216,16 +216,16 @@ impl Node {
                 }
                 Gather::FieldIndexes
             }
-            Request::Quantization { collection, read: r } => {
+            Request::VectorSettings { collection, read: r } => {
                 let Some(c) = self.meta.collection(&collection) else {
                     return self.respond(client, Err(NodeError::NoSuchCollection(collection)), out);
                 };
                 read = r;
                 for shard in 0..c.shard_count() {
-                    let q = Some(ShardQuery::Quantization);
+                    let q = Some(ShardQuery::VectorSettings);
                     parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), self.read_kind(q, &read, shard)));
                 }
-                Gather::Quantization
+                Gather::VectorSettings
             }
         };
         let deadline = now + timeout.unwrap_or(self.cfg.request_timeout);

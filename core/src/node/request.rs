@@ -178,10 +178,10 @@ pub enum Request {
         /// Consistency.
         read: ReadOptions,
     },
-    /// The quantization the collection's shards use; set with `Write` of
-    /// `PointsOp::SetQuantization` (every shard's log), so it may differ from the config the
-    /// collection was created with.
-    Quantization {
+    /// The quantization and `on_disk` the collection's shards use (see
+    /// [`super::vector_settings`]); set with `Write` of `PointsOp::SetQuantization` /
+    /// `SetVectorsOnDisk` (every shard's log), so they may differ from the create-time config.
+    VectorSettings {
         /// The collection.
         collection: String,
         /// Consistency.
@@ -201,6 +201,7 @@ impl Request {
             Request::Write { op: PointsOp::CreateFieldIndex { .. }, .. } => "create_field_index",
             Request::Write { op: PointsOp::DeleteFieldIndex { .. }, .. } => "delete_field_index",
             Request::Write { op: PointsOp::SetQuantization { .. }, .. } => "set_quantization",
+            Request::Write { op: PointsOp::SetVectorsOnDisk { .. }, .. } => "set_vectors_on_disk",
             Request::Write { .. } => "set_payload",
             Request::Search { .. } => "search",
             Request::Get { .. } => "get",
@@ -208,7 +209,7 @@ impl Request {
             Request::Scroll { .. } => "scroll",
             Request::ReplicaStatus { .. } => "replica_status",
             Request::FieldIndexes { .. } => "field_indexes",
-            Request::Quantization { .. } => "quantization",
+            Request::VectorSettings { .. } => "vector_settings",
         }
     }
 }
@@ -349,12 +350,12 @@ pub enum Reply {
         /// Shards missing from a partial answer.
         missing: Vec<ShardId>,
     },
-    /// The collection's quantization, as its shards use it.
-    Quantization {
-        /// The lowest answering shard's config.
-        config: Option<crate::vector::quantization::QuantizationConfig>,
-        /// Whether some shard uses another (a change still in flight, or in doubt, on some
-        /// shard: shards have separate logs).
+    /// The collection's quantization and `on_disk`, as its shards use them.
+    VectorSettings {
+        /// The lowest answering shard's settings.
+        settings: super::vector_settings::VectorSettings,
+        /// Whether some shard differs (a change still in flight, or in doubt, on some shard:
+        /// shards have separate logs).
         conflicting: bool,
         /// Shards missing from a partial answer.
         missing: Vec<ShardId>,

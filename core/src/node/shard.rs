@@ -7,7 +7,6 @@ use super::sharding::{ShardId, shard_of};
 use crate::vector::collection::{Collection, PointSelector, PointsOp, ScrollPage, ScrollRequest, SearchRequest};
 use crate::vector::filter::Filter;
 use crate::vector::payload_index::FieldSchema;
-use crate::vector::quantization::QuantizationConfig;
 use crate::vector::point::{PointId, Record, ScoredPoint};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -94,7 +93,8 @@ pub fn split_command(op: PointsOp, shard_count: u32) -> Vec<(ShardId, PointsOp)>
         // A field index is a property of the whole collection: every shard declares it in its
         // own log (see `field_index.rs` for what the shards' answers then mean together).
         // So is its quantization: every shard trains its own codes at its own log position.
-        op @ (PointsOp::CreateFieldIndex { .. } | PointsOp::DeleteFieldIndex { .. } | PointsOp::SetQuantization { .. }) => {
+        op @ (PointsOp::CreateFieldIndex { .. } | PointsOp::DeleteFieldIndex { .. } | PointsOp::SetQuantization { .. }
+        | PointsOp::SetVectorsOnDisk { .. }) => {
             (0..shard_count).map(|s| (s, op.clone())).collect()
         }
     }
@@ -120,8 +120,8 @@ pub enum ShardQuery {
     Scroll(ScrollRequest),
     /// The declared payload field indexes (appended last: older variants keep their encoding).
     FieldIndexes,
-    /// The shard's quantization config (appended last).
-    Quantization,
+    /// The shard's quantization and `on_disk` (appended last).
+    VectorSettings,
 }
 
 /// A shard replica's answer.
@@ -138,8 +138,8 @@ pub enum ShardAnswer {
     /// Declared payload field indexes: normalised field -> (schema, points indexed in this
     /// shard). Appended last, like [`ShardQuery::FieldIndexes`].
     FieldIndexes(BTreeMap<String, (FieldSchema, u64)>),
-    /// The shard's quantization config, as its log last set it. Appended last.
-    Quantization(Option<QuantizationConfig>),
+    /// The shard's quantization and `on_disk`, as its log last set them. Appended last.
+    VectorSettings(super::vector_settings::VectorSettings),
 }
 
 /// Answers `query` from a replica's applied state.
@@ -154,7 +154,9 @@ pub fn answer(collection: &Collection, query: &ShardQuery) -> Result<ShardAnswer
         ShardQuery::FieldIndexes => Ok(ShardAnswer::FieldIndexes(
             collection.field_indexes().into_iter().map(|(f, (schema, n))| (f, (schema, n as u64))).collect(),
         )),
-        ShardQuery::Quantization => Ok(ShardAnswer::Quantization(collection.config().quantization)),
+        ShardQuery::VectorSettings => {
+            Ok(ShardAnswer::VectorSettings(super::vector_settings::VectorSettings::of(collection.config())))
+        }
     }
 }
 

@@ -193,10 +193,10 @@ impl LocalBackend {
                 "vectors.on_disk needs the node engine (engine = \"node\"); the local engine keeps every vector in memory".into(),
             ));
         }
-        if let Command::Points { op: PointsOp::SetQuantization { .. }, .. } = &command {
+        if let Command::Points { op: PointsOp::SetQuantization { .. } | PointsOp::SetVectorsOnDisk { .. }, .. } = &command {
             // Its incremental snapshots require the base's config, which a change would break.
             return Err(BackendError::Unsupported(
-                "changing quantization_config needs the node engine (engine = \"node\"); the local engine keeps the config it was created with".into(),
+                "changing quantization_config or vectors.on_disk needs the node engine (engine = \"node\"); the local engine keeps the config it was created with".into(),
             ));
         }
         let command = if options.wait {

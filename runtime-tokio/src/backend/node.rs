@@ -43,7 +43,7 @@ use vecraft_core::vector::engine::{Command, CommandOutcome};
 use vecraft_core::vector::error::EngineError;
 
 mod field_index;
-mod quantization;
+mod vector_settings;
 
 /// Default replicas per shard when the create body names none: three copies (or every node
 /// of a smaller cluster). Qdrant defaults to one; vecraft's point is surviving a node loss.
@@ -129,7 +129,7 @@ impl NodeBackend {
                 | Request::Scroll { .. }
                 | Request::ReplicaStatus { .. }
                 | Request::FieldIndexes { .. }
-                | Request::Quantization { .. }
+                | Request::VectorSettings { .. }
                 | Request::DropCollection { .. }
         )
         .then(|| request.clone());
@@ -165,7 +165,7 @@ impl NodeBackend {
                 | Request::Scroll { .. }
                 | Request::ReplicaStatus { .. }
                 | Request::FieldIndexes { .. }
-                | Request::Quantization { .. }
+                | Request::VectorSettings { .. }
         );
         let limit = timeout.unwrap_or(self.default_timeout);
         // A client's own time-out (Qdrant's `timeout`) is the node's deadline too, shorter or
@@ -328,9 +328,12 @@ impl NodeBackend {
                 };
                 details.add(missing, None);
                 let field_indexes = self.field_indexes(name_for_indexes, &options.consistency, t).await?;
-                // The create-time config, with the quantization the shards' logs last set.
+                // The create-time config, with the quantization and `on_disk` the shards' logs
+                // last set.
                 let mut config = info.config;
-                config.quantization = self.quantization(name.clone(), &options.consistency, t).await?;
+                let settings = self.vector_settings(name.clone(), &options.consistency, t).await?;
+                config.quantization = settings.quantization;
+                config.on_disk = settings.on_disk;
                 // Deferred indexing as far as this node's replicas know (Qdrant's count is
                 // approximate too).
                 let unindexed = self.node.collection_unindexed(&name);

@@ -66,6 +66,7 @@ fn check_op(collection: &Collection, op: &PointsOp) -> Result<(), EngineError> {
             Some(q) => q.validate().map_err(EngineError::InvalidConfig),
             None => Ok(()),
         },
+        PointsOp::SetVectorsOnDisk { .. } => Ok(()),
     }
 }
 

@@ -268,13 +268,15 @@ pub async fn info(
 }
 
 /// `PATCH /collections/{c}`. `quantization_config` (scalar, binary, or `"Disabled"`) changes
-/// the collection's quantization: a write in every shard's log (each replica trains new codes
-/// from the points it holds at that position; see `vecraft_core::node::quantization`), answered
-/// once applied at `quorum`. Storage tuning (`optimizers_config`, `params.on_disk_payload`, ...)
-/// is accepted with no effect, like at create, and so is an `hnsw_config` that keeps `m` and
-/// `ef_construct` (its other fields only tune Qdrant's storage and threads). Changes that would
-/// need the index rebuilt or the data model changed (`m`, `ef_construct`, `vectors`, sparse
-/// vectors) are refused by name, never silently ignored.
+/// the collection's quantization, and `vectors: {"": {"on_disk": bool}}` where its f32 vectors
+/// live: each a write in every shard's log (each replica trains new codes from the points it
+/// holds at that position, or moves its vectors to or from its file; see
+/// `vecraft_core::node::vector_settings`), answered once applied at `quorum`. Storage tuning
+/// (`optimizers_config`, `params.on_disk_payload`, ...) is accepted with no effect, like at
+/// create, and so is an `hnsw_config` that keeps `m` and `ef_construct` (its other fields only
+/// tune Qdrant's storage and threads). Changes that would need the index rebuilt or the data
+/// model changed (`m`, `ef_construct`, named vectors, a vector's own `hnsw_config` or
+/// quantization, sparse vectors) are refused by name, never silently ignored.
 pub async fn update(
     state: axum::extract::State<State>,
     ApiPath(name): ApiPath<String>,
@@ -282,7 +284,7 @@ pub async fn update(
     ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
 ) -> ApiResult {
     let start = Instant::now();
-    for refused in ["vectors", "sparse_vectors"] {
+    for refused in ["sparse_vectors"] {
         if body.get(refused).is_some_and(|v| !v.is_null()) {
             return Err(ApiError::bad_request(format!(
                 "changing `{refused}` of an existing collection is not supported"
@@ -296,6 +298,10 @@ pub async fn update(
         })?),
     };
     let quantization = super::quantization::parse_update(body.get("quantization_config"))?;
+    let on_disk = match body.get("vectors").filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => vectors_on_disk(v)?,
+    };
     let answer = state.backend.read(ReadQuery::CollectionInfo(name.clone()), read_options(&params)?).await?;
     let ReadAnswer::Collection(current) = answer else {
         return Err(mismatch());
@@ -303,14 +309,54 @@ pub async fn update(
     if let Some(h) = hnsw {
         refuse_graph_change(&current.config.hnsw, &h)?;
     }
-    if let Some(quantization) = quantization {
+    let ops = quantization
+        .map(|quantization| PointsOp::SetQuantization { quantization })
+        .into_iter()
+        .chain(on_disk.map(|on_disk| PointsOp::SetVectorsOnDisk { on_disk }));
+    for op in ops {
         let mut options = super::params::write_options(&params)?;
         // Qdrant answers a collection update once it took effect.
         options.wait = true;
-        let op = PointsOp::SetQuantization { quantization };
-        state.backend.write(Command::Points { collection: name, op }, options).await?;
+        state.backend.write(Command::Points { collection: name.clone(), op }, options).await?;
     }
     Ok(ok(start, json!(true)))
+}
+
+/// A PATCH body's `vectors` (Qdrant's `VectorsConfigDiff`): the unnamed vector `""` and its
+/// `on_disk`; `None` when it changes nothing.
+fn vectors_on_disk(vectors: &Value) -> Result<Option<bool>, ApiError> {
+    let Some(map) = vectors.as_object() else {
+        return Err(ApiError::bad_request("`vectors` must be an object: {\"\": {\"on_disk\": true}}"));
+    };
+    let mut on_disk = None;
+    for (name, diff) in map {
+        if !name.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "vectors.{name}: named vectors are not supported; the collection's one vector is named \"\""
+            )));
+        }
+        let Some(diff) = diff.as_object() else {
+            if diff.is_null() {
+                continue;
+            }
+            return Err(ApiError::bad_request("vectors.\"\" must be an object"));
+        };
+        for (field, value) in diff {
+            match (field.as_str(), value) {
+                (_, Value::Null) => {}
+                ("on_disk", Value::Bool(b)) => on_disk = Some(*b),
+                ("on_disk", other) => {
+                    return Err(ApiError::bad_request(format!("vectors.\"\".on_disk must be a boolean, got {other}")));
+                }
+                (other, _) => {
+                    return Err(ApiError::bad_request(format!(
+                        "changing vectors.\"\".{other} of an existing collection is not supported (only on_disk; quantization_config at the top level)"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(on_disk)
 }
 
 /// Refuses an `hnsw_config` diff that changes the graph's shape.

@@ -143,6 +143,11 @@ impl ApplyLane {
                     guard.set_catching_up(catching_up(behind));
                     match apply_command(&mut guard, cmd) {
                         Ok(affected) => {
+                            // A `SetVectorsOnDisk` switched on: the engine recorded the flag,
+                            // the vectors move to this node's file here (under the same lock).
+                            if guard.config().on_disk && !guard.vector_store().is_external() {
+                                self.engines.prepare(&mut guard);
+                            }
                             let name = guard.name().to_string();
                             drop(guard);
                             self.feed.applied(&name, group, index, cmd, affected);

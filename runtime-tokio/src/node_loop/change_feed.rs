@@ -224,5 +224,6 @@ fn kind_of(op: PointsOp, affected: usize) -> ChangeKind {
         PointsOp::CreateFieldIndex { .. } => ChangeKind::Other { op: "create_field_index" },
         PointsOp::DeleteFieldIndex { .. } => ChangeKind::Other { op: "delete_field_index" },
         PointsOp::SetQuantization { .. } => ChangeKind::Other { op: "set_quantization" },
+        PointsOp::SetVectorsOnDisk { .. } => ChangeKind::Other { op: "set_vectors_on_disk" },
     }
 }

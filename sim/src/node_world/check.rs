@@ -119,12 +119,12 @@ impl Workload {
         if self.index_rng.is_some() {
             v.extend(super::field_index::check_declarations(&self.index_history, &self.collections, engines));
         }
-        if let (Some(_), Some(seed_config)) = (&self.change_rng, self.seed_quantization()) {
-            v.extend(super::quantization_changes::check_configs(
+        if self.change_rng.is_some() {
+            v.extend(super::vector_settings::check_settings(
                 &self.change_history,
                 &self.collections,
                 engines,
-                seed_config,
+                self.seed_settings(),
                 self.train_after(),
             ));
         }
@@ -173,11 +173,11 @@ impl Workload {
                         v.push(format!("scatter-gather: scroll {i} returned {} ids, union {}", got.len(), want.len()));
                     }
                 }
-                Some(Ok(ProbeAnswer::Quantization(config, conflicting))) => {
+                Some(Ok(ProbeAnswer::VectorSettings(settings, conflicting))) => {
                     let shards: Vec<&Collection> = first_replicas.values().copied().collect();
-                    let want = super::quantization_changes::expected_report(&shards);
-                    if (*config, *conflicting) != want {
-                        v.push(format!("scatter-gather: quantization ({config:?}, conflicting {conflicting}), the shards use {want:?}"));
+                    let want = super::vector_settings::expected_report(&shards);
+                    if (*settings, *conflicting) != want {
+                        v.push(format!("scatter-gather: vector settings ({settings:?}, conflicting {conflicting}), the shards use {want:?}"));
                     }
                 }
                 Some(Ok(ProbeAnswer::FieldIndexes(got))) => {

@@ -319,6 +319,7 @@ impl World {
                 self.catch_up_applies += ix.before_apply(c, behind) as u64;
             }
             let _ = apply_command(c, &cmd); // refusals are deterministic and change nothing
+            self.cfg.place_vectors(m, c); // after a `SetVectorsOnDisk` that switched it on
             if let Some(ix) = self.cfg.indexing {
                 ix.after_apply(&mut self.rng, c);
             }
@@ -741,10 +742,12 @@ impl World {
                     let external = c.vector_store().is_external();
                     replicas += 1;
                     on_disk += external as u64;
-                    if external != has_files {
+                    // Where its config (switched or not) and its machine put them.
+                    if external != (has_files && c.config().on_disk) {
                         self.violations.push(format!(
-                            "vector-files: node {}'s replica of group {g:#x} keeps its vectors {} (its machine {})",
+                            "vector-files: node {}'s replica of group {g:#x} (on_disk {}) keeps its vectors {} (its machine {})",
                             mach.id,
+                            c.config().on_disk,
                             if external { "in a file" } else { "on the heap" },
                             if has_files { "has files" } else { "has none" },
                         ));

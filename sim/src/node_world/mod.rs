@@ -28,10 +28,10 @@
 //! * `quantized-search`: in quantized seeds, searches on the codes return stored points with
 //!   their f32 scores, in order, and an exact answer when the candidate pool covers every shard
 //!   (see `quantization.rs`).
-//! * `quantization-changes`: in half the quantized seeds a client switches quantization while
-//!   the world runs; every replica ends with a config the switches' outcomes allow, replicas of
-//!   a shard agree, and a replica past the training threshold has trained codes (see
-//!   `quantization_changes.rs`).
+//! * `vector-settings`: in half the quantized seeds a client switches quantization and
+//!   `on_disk` while the world runs; every replica ends with settings the switches' outcomes
+//!   allow, replicas of a shard agree, and a replica past the training threshold has trained
+//!   codes (see `vector_settings.rs`).
 //!
 //! * `apply-report`: a leader never reports a follower's applied index above what it applied,
 //!   and a sleeping (quiesced) group reports every follower exactly (see `check_apply_report`).
@@ -45,7 +45,7 @@ mod host;
 mod indexing;
 mod nemesis;
 mod quantization;
-mod quantization_changes;
+mod vector_settings;
 mod recovery;
 mod snapshots;
 mod vector_files;
@@ -101,7 +101,7 @@ pub enum NodeBug {
     QuiesceIgnoresFollowerApply,
     /// A replica restored from a shard snapshot (at boot or by an install) takes the
     /// quantization the collection was created with, not the snapshot's (the driver's rule: the
-    /// restored engine is the snapshot's, config included; see `quantization_changes.rs`).
+    /// restored engine is the snapshot's, config included; see `vector_settings.rs`).
     RestoreRevertsQuantization,
 }
 
@@ -226,9 +226,9 @@ pub struct NodeWorldConfig {
     /// Quantized collections, with a small training threshold on every replica (see
     /// `quantization.rs`); `None` quantizes nothing.
     pub quantization: Option<SimQuantization>,
-    /// Quantization switches while the world runs (quantized seeds only; see
-    /// `quantization_changes.rs`).
-    pub quantization_changes: bool,
+    /// Quantization and `on_disk` switches while the world runs (quantized seeds only; see
+    /// `vector_settings.rs`).
+    pub settings_switches: bool,
     /// The `restore-reverts-quantization` bug switch.
     pub restore_reverts_quantization: bool,
     /// Collections created `on_disk`, each replica's vectors in its machine's simulated file
@@ -331,7 +331,7 @@ impl NodeWorldConfig {
                 bug == Some(NodeBug::SkipRescore),
             ),
             // Its own stream again; in half the quantized seeds, and always with its bug.
-            quantization_changes: ChaCha8Rng::seed_from_u64(seed ^ 0x0A47_C4A6_E000_0009).random_bool(0.5)
+            settings_switches: ChaCha8Rng::seed_from_u64(seed ^ 0x0A47_C4A6_E000_0009).random_bool(0.5)
                 || bug == Some(NodeBug::RestoreRevertsQuantization),
             restore_reverts_quantization: bug == Some(NodeBug::RestoreRevertsQuantization),
             vector_files: SimVectorFiles::from_seed(seed, bug == Some(NodeBug::VectorFileLosesRow)),
@@ -357,6 +357,13 @@ impl NodeWorldConfig {
         if let Some(q) = self.quantization {
             engine.set_quantizer_policy(q.policy());
         }
+        self.place_vectors(m, engine);
+    }
+
+    /// Moves an `on_disk` engine's vectors into machine `m`'s file store, if it has one and they
+    /// are not there yet (as the runtime's shard engines do when hosting an engine, and after an
+    /// apply that switched `on_disk` on).
+    pub(super) fn place_vectors(&self, m: usize, engine: &mut Collection) {
         if engine.config().on_disk
             && !engine.vector_store().is_external()
             && let Some(provider) = self.vector_files.and_then(|files| files.provider(m))

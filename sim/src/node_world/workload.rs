@@ -71,8 +71,8 @@ enum Kind {
     Probe(usize),
     /// A field index command of client 0 (see `field_index.rs`).
     Index { collection: usize, field: &'static str, create: bool },
-    /// A quantization switch of client 0 (see `quantization_changes.rs`).
-    Quantize { collection: usize, config: Option<QuantizationConfig> },
+    /// A quantization or `on_disk` switch of client 0 (see `vector_settings.rs`).
+    Switch { collection: usize, change: super::vector_settings::Change },
 }
 
 struct InFlight {
@@ -86,8 +86,8 @@ pub(super) enum ProbeAnswer {
     Count(u64),
     Page(Vec<Record>),
     FieldIndexes(BTreeMap<String, vecraft_core::node::field_index::FieldIndexInfo>),
-    /// The collection's quantization as the node reports it, and whether shards differ.
-    Quantization(Option<QuantizationConfig>, bool),
+    /// The collection's vector settings as the node reports them, and whether shards differ.
+    VectorSettings(vecraft_core::node::vector_settings::VectorSettings, bool),
 }
 
 /// Clients, history and checks.
@@ -124,10 +124,10 @@ pub(super) struct Workload {
     pub(super) index_history: Vec<super::field_index::IndexRec>,
     /// Index commands sent so far (the first is a create, sent at client 0's first turn).
     pub(super) index_ops_sent: u64,
-    /// Quantization switches on, with their own random stream (see `quantization_changes.rs`).
+    /// Quantization switches on, with their own random stream (see `vector_settings.rs`).
     pub(super) change_rng: Option<ChaCha8Rng>,
     /// The switches and their outcomes, in invocation order.
-    pub(super) change_history: Vec<super::quantization_changes::ChangeRec>,
+    pub(super) change_history: Vec<super::vector_settings::ChangeRec>,
     /// A switch has been sent (the first goes at client 0's first free turn).
     changing: bool,
     /// The probe includes approximate searches (deferred-indexing seeds, see `indexing.rs`).
@@ -195,7 +195,7 @@ impl Workload {
             }),
             index_history: Vec::new(),
             index_ops_sent: 0,
-            change_rng: (cfg.quantization_changes && cfg.quantization.is_some() && !cfg.register).then(|| {
+            change_rng: (cfg.settings_switches && cfg.quantization.is_some() && !cfg.register).then(|| {
                 use rand::SeedableRng;
                 ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0A47_C4A6_E000_0008)
             }),
@@ -209,9 +209,9 @@ impl Workload {
         }
     }
 
-    /// The quantization the collections were created with.
-    pub(super) fn seed_quantization(&self) -> Option<QuantizationConfig> {
-        self.quantization
+    /// The vector settings the collections were created with.
+    pub(super) fn seed_settings(&self) -> vecraft_core::node::vector_settings::VectorSettings {
+        vecraft_core::node::vector_settings::VectorSettings { quantization: self.quantization, on_disk: self.on_disk }
     }
 
     /// The seed's quantizer training threshold (`usize::MAX` without quantization).
@@ -333,7 +333,7 @@ impl Workload {
             self.index_ops_sent += 1;
             let name = self.collections[collection].0.to_string();
             (Kind::Index { collection, field, create }, Request::Write { collection: name, op: op_, ack: WriteAck::Quorum })
-        } else if let Some((collection, config, op_)) = {
+        } else if let Some((collection, change, op_)) = {
             let collections = self.collections.len();
             let seed_config = self.quantization;
             let first = self.change_history.is_empty() && !self.changing;
@@ -341,11 +341,11 @@ impl Workload {
                 .as_mut()
                 .filter(|_| c == 0)
                 .zip(seed_config)
-                .and_then(|(r, q)| super::quantization_changes::next_change(r, collections, q, first))
+                .and_then(|(r, q)| super::vector_settings::next_change(r, collections, q, first))
         } {
             self.changing = true;
             let name = self.collections[collection].0.to_string();
-            (Kind::Quantize { collection, config }, Request::Write { collection: name, op: op_, ack: WriteAck::Quorum })
+            (Kind::Switch { collection, change }, Request::Write { collection: name, op: op_, ack: WriteAck::Quorum })
         } else {
             let roll = rng.random_range(0..100);
             if roll < 45 {
@@ -488,14 +488,18 @@ impl Workload {
                 self.count(format!("index:{}:{outcome:?}", if create { "create" } else { "drop" }));
                 self.index_history.push(super::field_index::IndexRec { collection, field, create, outcome });
             }
-            Kind::Quantize { collection, config } => {
+            Kind::Switch { collection, change } => {
                 let outcome = match &result {
                     Ok(Reply::Written { .. }) => Outcome::Ok,
                     Err(NodeError::Indeterminate { .. }) | Ok(_) => Outcome::InDoubt,
                     Err(_) => Outcome::Failed,
                 };
-                self.count(format!("quantization-change:{outcome:?}"));
-                self.change_history.push(super::quantization_changes::ChangeRec { collection, config, outcome });
+                let what = match change {
+                    super::vector_settings::Change::Quantization(_) => "quantization",
+                    super::vector_settings::Change::OnDisk(_) => "on-disk",
+                };
+                self.count(format!("settings-switch:{what}:{outcome:?}"));
+                self.change_history.push(super::vector_settings::ChangeRec { collection, change, outcome });
             }
             Kind::Probe(i) => {
                 let answer = match (result, &self.probe_requests[i]) {
@@ -503,7 +507,7 @@ impl Workload {
                     (Ok(Reply::Count { count, .. }), _) => Ok(ProbeAnswer::Count(count)),
                     (Ok(Reply::Page { page, .. }), _) => Ok(ProbeAnswer::Page(page.points)),
                     (Ok(Reply::FieldIndexes { fields, .. }), _) => Ok(ProbeAnswer::FieldIndexes(fields)),
-                    (Ok(Reply::Quantization { config, conflicting, .. }), _) => Ok(ProbeAnswer::Quantization(config, conflicting)),
+                    (Ok(Reply::VectorSettings { settings, conflicting, .. }), _) => Ok(ProbeAnswer::VectorSettings(settings, conflicting)),
                     (Ok(other), _) => Err(format!("unexpected reply {other:?}")),
                     (Err(e), _) => Err(e.to_string()),
                 };
@@ -577,7 +581,7 @@ impl Workload {
             reqs.push(Request::FieldIndexes { collection: COLLECTION.into(), read: strong() });
         }
         if self.change_rng.is_some() {
-            reqs.push(Request::Quantization { collection: COLLECTION.into(), read: strong() });
+            reqs.push(Request::VectorSettings { collection: COLLECTION.into(), read: strong() });
         }
         let mut out = Vec::new();
         for (i, r) in reqs.iter().enumerate() {

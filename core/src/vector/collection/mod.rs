@@ -268,6 +268,17 @@ pub enum PointsOp {
         /// The new quantization.
         quantization: Option<QuantizationConfig>,
     },
+    /// Move the collection's f32 vectors to a mapped file or back to the heap (Qdrant's
+    /// `PATCH` with `vectors: {"": {"on_disk": ...}}`). In the log like `SetQuantization`, so
+    /// every replica and every snapshot of it agrees on the config. Turning it off moves the
+    /// vectors to the heap here; turning it on is finished by the host, which owns the files
+    /// (the runtime's shard engines, the simulator's file store): the engine only records the
+    /// flag. Setting what it already is is a no-op. Points, `seq` and the digest are untouched
+    /// (same slots, same graph). Appended last.
+    SetVectorsOnDisk {
+        /// Whether the vectors live on disk.
+        on_disk: bool,
+    },
 }
 
 /// A stored point's bookkeeping; its vector lives in the index arena under `slot`.
@@ -428,6 +439,20 @@ impl Collection {
         // keep its vectors its own way until the next rebuild.
         self.index.relocate_vectors(&*provider);
         self.vector_store = provider;
+    }
+
+    /// Records whether the vectors live on disk; true if it changed. Turning it off brings
+    /// vectors kept outside the heap back to it at once; turning it on leaves the move to the
+    /// host, which gives the collection its file store (see [`PointsOp::SetVectorsOnDisk`]).
+    pub fn set_vectors_on_disk(&mut self, on_disk: bool) -> bool {
+        if self.config.on_disk == on_disk {
+            return false;
+        }
+        self.config.on_disk = on_disk;
+        if !on_disk && self.vector_store.is_external() {
+            self.set_vector_store(Arc::new(InMemoryVectors));
+        }
+        true
     }
 
     /// Where this collection keeps its f32 vectors.
@@ -713,6 +738,7 @@ impl Collection {
             }
             PointsOp::DeleteFieldIndex { field } => Ok(self.drop_field_index(&field) as usize),
             PointsOp::SetQuantization { quantization } => Ok(self.set_quantization(quantization)? as usize),
+            PointsOp::SetVectorsOnDisk { on_disk } => Ok(self.set_vectors_on_disk(on_disk) as usize),
         }
     }
 

@@ -238,3 +238,24 @@ fn restores_and_copies_keep_the_external_store() {
         assert_eq!(store.created() - before, usize::from(!can_clone), "a rebuild takes a new store");
     }
 }
+
+#[test]
+fn switching_on_disk_records_the_flag_and_switching_it_off_brings_the_vectors_home() {
+    let mut c = new_collection(None);
+    apply_history(&mut c, 3, 300);
+    let (before, digest, seq) = (all_results(&c), c.digest(), c.seq());
+    assert_eq!(c.apply(PointsOp::SetVectorsOnDisk { on_disk: true }).unwrap(), 1);
+    assert!(c.config().on_disk);
+    assert!(!c.vector_store().is_external(), "the host moves them: it owns the files");
+    assert_eq!(c.apply(PointsOp::SetVectorsOnDisk { on_disk: true }).unwrap(), 0, "the same flag again is a no-op");
+    let store = PagedProvider::new(true);
+    c.set_vector_store(store.clone()); // what the host does next
+    assert_eq!(all_results(&c), before);
+    let restored = restore_full(&full_snapshot(&c)[..], &mut |_| ()).unwrap();
+    assert!(restored.config().on_disk, "a snapshot carries the flag");
+    assert_eq!(c.apply(PointsOp::SetVectorsOnDisk { on_disk: false }).unwrap(), 1);
+    assert!(!c.config().on_disk);
+    assert!(!c.vector_store().is_external(), "switching off brings the vectors back to the heap at once");
+    assert_eq!(all_results(&c), before, "same slots, same graph, same vectors");
+    assert_eq!((c.digest(), c.seq()), (digest, seq), "no point moved");
+}

@@ -6,7 +6,8 @@
 //! keeps the change through its WAL replay; killed again while the others switch to binary and
 //! write far past its log, it catches up by a snapshot install whose config carries the switch.
 //! Searches on int8 codes with rescoring return exactly what exact searches return, on binary
-//! codes exact scores in the right order. Bad configs
+//! codes exact scores in the right order. `vectors: {"": {"on_disk": true}}` then moves every
+//! replica's vectors into its file (reported, and counted in each node's gauge) and back. Bad configs
 //! and graph changes answer 400, unknown collections 404, and `"Disabled"` switches it off.
 
 mod cluster_common;
@@ -31,6 +32,29 @@ async fn reported(c: &HttpClient, consistency: &str) -> Result<Value, String> {
         return Err(format!("GET collection answered {s}: {v}"));
     }
     Ok(v["result"]["config"]["quantization_config"].clone())
+}
+
+/// `vectors.on_disk` of collection `t` as node `c`'s own replicas report it.
+async fn on_disk_locally(c: &HttpClient) -> Option<bool> {
+    let (s, v) = call(c, hyper::Method::GET, "/collections/t?read_consistency=eventual", None).await;
+    if s != 200 {
+        return None;
+    }
+    v["result"]["config"]["params"]["vectors"]["on_disk"].as_bool()
+}
+
+/// Waits until node `c`'s replicas all keep their vectors `on_disk` (reported and in the gauge).
+async fn wait_on_disk(c: &HttpClient, on_disk: bool, replicas: f64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reported = on_disk_locally(c).await;
+        let gauge = metric(c, "vecraft_shard_vectors_on_disk").await;
+        if reported == Some(on_disk) && gauge == if on_disk { replicas } else { 0.0 } {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: on_disk {reported:?}, gauge {gauge}, want {on_disk}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits until node `c`'s own replicas report `want`.
@@ -69,7 +93,7 @@ fn query(i: usize) -> [f32; 4] {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quantization_change_is_replicated_and_survives_wal_replay_and_snapshot_install() {
+async fn vector_settings_changes_are_replicated_and_survive_wal_replay_and_snapshot_install() {
     let root = tempfile::tempdir().unwrap();
     let mut cl = Cluster::new(root.path(), 3);
     cl.env = vec![
@@ -105,7 +129,9 @@ async fn a_quantization_change_is_replicated_and_survives_wal_replay_and_snapsho
         (json!({"quantization_config": {"product": {"compression": "x16"}}}), "product"),
         (json!({"quantization_config": "Enabled"}), "Disabled"),
         (json!({"hnsw_config": {"m": 4}}), "hnsw_config.m"),
-        (json!({"vectors": {"": {"on_disk": true}}}), "vectors"),
+        (json!({"vectors": {"img": {"on_disk": true}}}), "named vectors"),
+        (json!({"vectors": {"": {"on_disk": "yes"}}}), "boolean"),
+        (json!({"vectors": {"": {"hnsw_config": {"m": 8}}}}), "hnsw_config"),
     ] {
         let (s, v) = patch(&clients[1], "t", body.clone()).await;
         assert_eq!(s, 400, "{body}: {v}");
@@ -164,5 +190,16 @@ async fn a_quantization_change_is_replicated_and_survives_wal_replay_and_snapsho
     assert_eq!(s, 200, "{v}");
     for c in &clients {
         wait_reported_locally(c, &Value::Null, "after Disabled").await;
+    }
+
+    // Vectors to disk and back, through node 2: every node's two replicas move (rf 3, 2 shards).
+    for on_disk in [true, false] {
+        let (s, v) = patch(&clients[1], "t", json!({"vectors": {"": {"on_disk": on_disk}}})).await;
+        assert_eq!(s, 200, "{v}");
+        for (i, c) in clients.iter().enumerate() {
+            wait_on_disk(c, on_disk, 2.0, &format!("node {} after on_disk {on_disk}", i + 1)).await;
+            let q = query(i);
+            assert_eq!(top(c, q, 10, true).await.len(), 10);
+        }
     }
 }
