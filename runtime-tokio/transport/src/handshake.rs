@@ -28,9 +28,11 @@ use vecraft_core::wire;
 /// envelopes changes incompatibly, so that nodes of builds that cannot decode each other's
 /// messages are refused at the handshake with a clear error instead of dropping every frame.
 /// 2: Raft append answers carry the follower's applied index.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: shard queries and answers for a collection's vector settings (`PATCH` quantization and
+///    `on_disk`), and the shard commands that change them.
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Oldest transport protocol version this build accepts.
-pub const MIN_PROTOCOL_VERSION: u16 = 2;
+pub const MIN_PROTOCOL_VERSION: u16 = 3;
 /// blake3 `derive_key` context; changing it changes every derived key.
 const CONTEXT: &str = "vecraft 2026-12 node transport handshake v1";
 
@@ -323,15 +325,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_node_of_the_previous_protocol_is_refused_by_version() {
-        // Version 1 nodes cannot decode version 2's append answers: refused before any data.
+        // Version 2 nodes cannot decode version 3's vector-settings queries: refused before any
+        // data.
         let (mut c, mut s) = tcp_pair().await;
         let k = HandshakeKey::derive(b"x");
         let old = async {
             send(
                 &mut c,
                 &Hs::Hello {
-                    min_version: 1,
-                    max_version: 1,
+                    min_version: 2,
+                    max_version: 2,
                     from: 1,
                     to: 2,
                     nonce: [3u8; 32],
@@ -344,7 +347,7 @@ mod tests {
         let acceptor = async move { accept(&mut s, &k, 2).await };
         let (o, a) = tokio::join!(old, acceptor);
         assert!(
-            matches!(a, Err(TransportError::Version { theirs: 1, ours: 2 })),
+            matches!(a, Err(TransportError::Version { theirs: 2, ours: 3 })),
             "{a:?}"
         );
         assert!(o.is_err(), "the old node is not challenged");
