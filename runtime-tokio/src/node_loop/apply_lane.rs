@@ -141,11 +141,12 @@ impl ApplyLane {
                     // nothing anywhere, so the entry still counts as applied.
                     let mut guard = write(&engine);
                     guard.set_catching_up(catching_up(behind));
+                    let was_on_disk = guard.config().on_disk;
                     match apply_command(&mut guard, cmd) {
                         Ok(affected) => {
-                            // A `SetVectorsOnDisk` switched on: the engine recorded the flag,
+                            // A `SetVectorsOnDisk` switched it on: the engine recorded the flag,
                             // the vectors move to this node's file here (under the same lock).
-                            if guard.config().on_disk && !guard.vector_store().is_external() {
+                            if !was_on_disk && guard.config().on_disk {
                                 self.engines.prepare(&mut guard);
                             }
                             let name = guard.name().to_string();
