@@ -11,20 +11,9 @@ mod cluster_common;
 
 use cluster_common::{Cluster, call, create_t, metric};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::{Duration, Instant};
 use vecraft_runtime::cli::client::HttpClient;
 
-fn small_thresholds(root: &Path) -> Cluster {
-    let mut cl = Cluster::new(root, 3);
-    cl.env = vec![
-        ("VECRAFT_RAFT_SNAPSHOT_ENTRIES", "30"),
-        ("VECRAFT_RAFT_SNAPSHOT_KEEP_ENTRIES", "5"),
-        ("VECRAFT_WAL_SEGMENT_BYTES", "32768"),
-        ("VECRAFT_WAL_CHECKPOINT_BYTES", "65536"),
-    ];
-    cl
-}
 
 const COLORS: [&str; 2] = ["red", "blue"];
 
@@ -111,7 +100,7 @@ async fn red_count(c: &HttpClient) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyword_index_is_replicated_and_survives_wal_replay_and_snapshot_install() {
     let root = tempfile::tempdir().unwrap();
-    let mut cl = small_thresholds(root.path());
+    let mut cl = Cluster::with_small_thresholds(root.path(), 3);
     cl.start_all().await;
     let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});

@@ -12,27 +12,13 @@ mod cluster_common;
 use cluster_common::{Cluster, call, create_t, ids_present, metric, points, upsert_until_acked};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::{Duration, Instant};
 use vecraft_runtime::cli::client::HttpClient;
-
-/// A cluster of `n` nodes with small compaction and WAL thresholds, so a short test compacts
-/// logs, installs snapshots, checkpoints the WAL and deletes segments.
-fn small_thresholds(root: &Path, n: u64) -> Cluster {
-    let mut cl = Cluster::new(root, n);
-    cl.env = vec![
-        ("VECRAFT_RAFT_SNAPSHOT_ENTRIES", "30"),
-        ("VECRAFT_RAFT_SNAPSHOT_KEEP_ENTRIES", "5"),
-        ("VECRAFT_WAL_SEGMENT_BYTES", "32768"),
-        ("VECRAFT_WAL_CHECKPOINT_BYTES", "65536"),
-    ];
-    cl
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
     let root = tempfile::tempdir().unwrap();
-    let mut cl = small_thresholds(root.path(), 3);
+    let mut cl = Cluster::with_small_thresholds(root.path(), 3);
     cl.start_all().await;
     let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
@@ -165,7 +151,7 @@ async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_compactions_and_checkpoints_loses_no_acknowledged_point() {
     let root = tempfile::tempdir().unwrap();
-    let mut cl = small_thresholds(root.path(), 1);
+    let mut cl = Cluster::with_small_thresholds(root.path(), 1);
     let acked = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
     let mut next = 0u64;
     for round in 0..4u64 {

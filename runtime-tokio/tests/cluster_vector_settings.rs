@@ -95,13 +95,7 @@ fn query(i: usize) -> [f32; 4] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vector_settings_changes_are_replicated_and_survive_wal_replay_and_snapshot_install() {
     let root = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::new(root.path(), 3);
-    cl.env = vec![
-        ("VECRAFT_RAFT_SNAPSHOT_ENTRIES", "30"),
-        ("VECRAFT_RAFT_SNAPSHOT_KEEP_ENTRIES", "5"),
-        ("VECRAFT_WAL_SEGMENT_BYTES", "32768"),
-        ("VECRAFT_WAL_CHECKPOINT_BYTES", "65536"),
-    ];
+    let mut cl = Cluster::with_small_thresholds(root.path(), 3);
     cl.start_all().await;
     let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
     let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});

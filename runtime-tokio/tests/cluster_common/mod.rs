@@ -65,6 +65,21 @@ impl Cluster {
         }
     }
 
+    /// `n` nodes with small compaction and WAL thresholds (a shard snapshot every 30 entries,
+    /// keeping 5; 32 KiB segments), so a short test compacts logs, installs snapshots,
+    /// checkpoints the WAL and deletes segments.
+    #[allow(dead_code)] // not every test file that includes this module uses it
+    pub fn with_small_thresholds(root: &Path, n: u64) -> Cluster {
+        let mut cl = Cluster::new(root, n);
+        cl.env = vec![
+            ("VECRAFT_RAFT_SNAPSHOT_ENTRIES", "30"),
+            ("VECRAFT_RAFT_SNAPSHOT_KEEP_ENTRIES", "5"),
+            ("VECRAFT_WAL_SEGMENT_BYTES", "32768"),
+            ("VECRAFT_WAL_CHECKPOINT_BYTES", "65536"),
+        ];
+        cl
+    }
+
     pub fn start(&mut self, i: usize) {
         let peers: Vec<String> = self
             .nodes
