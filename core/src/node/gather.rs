@@ -145,6 +145,14 @@ impl Node {
                 let (settings, conflicting) = g.value;
                 Ok(Reply::VectorSettings { settings, conflicting, missing: g.missing })
             }
+            Gather::Changes => {
+                let pages = pick(answers, |a| if let ShardAnswer::Changes(p) = a { Some(p) } else { None });
+                match pages.into_iter().next() {
+                    Some((_, Ok(page))) => Ok(Reply::Changes(page)),
+                    Some((shard, Err(failure))) => Err(NodeError::Shard(GatherError { shard, failure })),
+                    None => Err(NodeError::Invalid("a changes read without its shard".into())),
+                }
+            }
             Gather::Meta | Gather::Write => unreachable!("handled by complete"),
         }
     }

@@ -25,6 +25,7 @@ pub mod router;
 pub mod scatter;
 mod serve;
 pub mod shard;
+pub mod shard_export;
 pub mod sharding;
 
 pub use io::{NodeBugs, NodeConfig, NodeInput, NodeOutput};

@@ -30,6 +30,7 @@ pub(super) enum Gather {
     Status,
     FieldIndexes,
     VectorSettings,
+    Changes,
 }
 
 /// Why one part failed.
@@ -226,6 +227,19 @@ impl Node {
                     parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), self.read_kind(q, &read, shard)));
                 }
                 Gather::VectorSettings
+            }
+            Request::ShardChanges { collection, shard, since, after, limit, read: r } => {
+                let Some(c) = self.meta.collection(&collection) else {
+                    return self.respond(client, Err(NodeError::NoSuchCollection(collection)), out);
+                };
+                if shard >= c.shard_count() {
+                    let e = format!("shard {shard} of collection {collection:?}: it has {} shards", c.shard_count());
+                    return self.respond(client, Err(NodeError::Invalid(e)), out);
+                }
+                read = r;
+                let q = Some(ShardQuery::Changes { since, after, limit });
+                parts.push((shard, shard_group(c.id, shard), c.replicas[shard as usize].clone(), self.read_kind(q, &read, shard)));
+                Gather::Changes
             }
         };
         let deadline = now + timeout.unwrap_or(self.cfg.request_timeout);

@@ -187,6 +187,22 @@ pub enum Request {
         /// Consistency.
         read: ReadOptions,
     },
+    /// One shard's changes after a sequence number: a page of a point-in-time export (see
+    /// `shard_export.rs`). Use a linearizable level, or the export refuses the answers.
+    ShardChanges {
+        /// The collection.
+        collection: String,
+        /// The shard.
+        shard: ShardId,
+        /// The sequence number the changes are after.
+        since: u64,
+        /// Ids past this one.
+        after: Option<PointId>,
+        /// Changes per page.
+        limit: u32,
+        /// Consistency.
+        read: ReadOptions,
+    },
 }
 
 impl Request {
@@ -210,6 +226,7 @@ impl Request {
             Request::ReplicaStatus { .. } => "replica_status",
             Request::FieldIndexes { .. } => "field_indexes",
             Request::VectorSettings { .. } => "vector_settings",
+            Request::ShardChanges { .. } => "shard_changes",
         }
     }
 }
@@ -360,6 +377,8 @@ pub enum Reply {
         /// Shards missing from a partial answer.
         missing: Vec<ShardId>,
     },
+    /// One shard's page of changes.
+    Changes(crate::vector::collection::ChangesPage),
 }
 
 /// Why a request failed. Every variant says whether the request may have taken effect.

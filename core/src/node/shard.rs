@@ -122,6 +122,16 @@ pub enum ShardQuery {
     FieldIndexes,
     /// The shard's quantization and `on_disk` (appended last).
     VectorSettings,
+    /// Points changed and ids deleted after sequence number `since`, ids past `after`, read at
+    /// one state: a page of a point-in-time export (appended last; see `shard_export.rs`).
+    Changes {
+        /// The sequence number the changes are after.
+        since: u64,
+        /// Ids past this one.
+        after: Option<crate::vector::point::PointId>,
+        /// Changes per page.
+        limit: u32,
+    },
 }
 
 /// A shard replica's answer.
@@ -140,6 +150,8 @@ pub enum ShardAnswer {
     FieldIndexes(BTreeMap<String, (FieldSchema, u64)>),
     /// The shard's quantization and `on_disk`, as its log last set them. Appended last.
     VectorSettings(super::vector_settings::VectorSettings),
+    /// A page of changes. Appended last, like [`ShardQuery::Changes`].
+    Changes(crate::vector::collection::ChangesPage),
 }
 
 /// Answers `query` from a replica's applied state.
@@ -156,6 +168,9 @@ pub fn answer(collection: &Collection, query: &ShardQuery) -> Result<ShardAnswer
         )),
         ShardQuery::VectorSettings => {
             Ok(ShardAnswer::VectorSettings(super::vector_settings::VectorSettings::of(collection.config())))
+        }
+        ShardQuery::Changes { since, after, limit } => {
+            collection.changes(*since, *after, *limit as usize).map(ShardAnswer::Changes).map_err(|e| e.to_string())
         }
     }
 }

@@ -21,11 +21,13 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod changes;
 mod indexing;
 mod quantized;
 mod query;
 mod restore;
 
+pub use changes::{Change, ChangesPage, MAX_CHANGES_PAGE};
 pub use indexing::IndexingPolicy;
 pub use quantized::QuantizerPolicy;
 

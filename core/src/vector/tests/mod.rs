@@ -1,6 +1,7 @@
 //! Engine-level tests: command validation, search semantics, paging, rebuilds, snapshots, and
 //! property tests against a naive model.
 
+mod changes_tests;
 mod engine_tests;
 mod indexing_tests;
 mod model_props;
