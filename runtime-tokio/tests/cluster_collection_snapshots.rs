@@ -1,6 +1,7 @@
 //! Collection snapshots through the replicated node (`node_snapshots`), on three real
 //! processes: create on one node (read from every shard), list, download, verify, recover
-//! into the cluster from the node's catalogue and from an upload to another node.
+//! into the cluster from the node's catalogue and from an upload to another node; a snapshot
+//! taken while a client keeps writing holds every shard as of one position of its log.
 
 mod cluster_common;
 
@@ -8,7 +9,12 @@ use cluster_common::{Cluster, call, ids_present, upsert_until_acked, create_t};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
-use vecraft_core::vector::snapshot::verify_snapshot;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use vecraft_core::node::sharding::shard_of;
+use vecraft_core::vector::payload::PayloadValue;
+use vecraft_core::vector::point::PointId;
+use vecraft_core::vector::snapshot::{restore_full, verify_snapshot};
 
 async fn strong_count(c: &vecraft_runtime::cli::client::HttpClient) -> u64 {
     let (s, v) = call(
@@ -165,4 +171,76 @@ async fn the_node_takes_scheduled_snapshots_and_keeps_the_newest() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A writer keeps stamping the lowest and the highest id of each shard with the same
+/// generation, in one request (so one command per shard's log). A shard copied at one log
+/// position has both at the same generation; a copy paged at different positions (a scroll,
+/// pages of 1,000, 3,000 points per shard) ends up with the low one older than the high one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_taken_under_writes_holds_each_shard_as_of_one_log_position() {
+    const POINTS: u64 = 6_000;
+    const SHARDS: u32 = 2;
+    let root = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::new(root.path(), 3);
+    cl.start_all().await;
+    let c: Vec<_> = (0..3).map(|i| cl.client(i)).collect();
+    create_t(&c[0], json!({"vectors": {"size": 4, "distance": "Dot"}, "shard_number": SHARDS, "replication_factor": 3})).await;
+    let point = |id: u64, generation: u64| json!({"id": id, "vector": [1.0, 0.5, id as f32, generation as f32], "payload": {"gen": generation}});
+    for chunk in (0..POINTS).collect::<Vec<_>>().chunks(1_000) {
+        let body = json!({"points": chunk.iter().map(|&id| point(id, 0)).collect::<Vec<_>>()});
+        let (s, v) = call(&c[0], hyper::Method::PUT, "/collections/t/points?wait=true", Some(body)).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let ends: Vec<(u64, u64)> = (0..SHARDS)
+        .map(|s| {
+            let mine = (0..POINTS).filter(|&id| shard_of(PointId::Num(id), SHARDS) == s);
+            (mine.clone().min().unwrap(), mine.max().unwrap())
+        })
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (stop, acked, w) = (stop.clone(), acked.clone(), cl.client(2));
+        let ends = ends.clone();
+        tokio::spawn(async move {
+            let mut generation = 0;
+            while !stop.load(Ordering::Relaxed) {
+                generation += 1;
+                let pts: Vec<_> = ends.iter().flat_map(|&(lo, hi)| [point(lo, generation), point(hi, generation)]).collect();
+                let (s, v) = call(&w, hyper::Method::PUT, "/collections/t/points?wait=true", Some(json!({"points": pts}))).await;
+                assert_eq!(s, 200, "{v}");
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    while acked.load(Ordering::Relaxed) < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = acked.load(Ordering::Relaxed);
+    let (s, snap) = call(&c[1], hyper::Method::POST, "/collections/t/snapshots", None).await;
+    let during = acked.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    assert_eq!(s, 200, "{snap}");
+    assert!(during >= 2, "the writer kept writing while the snapshot was taken ({during} writes)");
+
+    let name = snap["result"]["name"].as_str().unwrap().to_string();
+    let file = root.path().join("under-writes.snap");
+    c[1].download(&format!("/collections/t/snapshots/{name}"), &file, &mut |_, _| ()).await.unwrap().unwrap();
+    let copy = restore_full(std::fs::File::open(&file).unwrap(), &mut |_| {}).unwrap();
+    assert_eq!(copy.len() as u64, POINTS);
+    let generation = |id: u64| match copy.point(PointId::Num(id)).unwrap().payload.get("gen") {
+        Some(PayloadValue::Int(g)) => *g,
+        other => panic!("point {id}: gen {other:?}"),
+    };
+    for (shard, &(lo, hi)) in ends.iter().enumerate() {
+        assert_eq!(
+            generation(lo),
+            generation(hi),
+            "shard {shard}: its lowest and highest ids were written together, the copy has them apart ({during} writes during the snapshot)"
+        );
+    }
+    assert!(ends.iter().any(|&(lo, _)| generation(lo) > 0), "the copy saw some of the writes");
 }

@@ -130,6 +130,7 @@ impl NodeBackend {
                 | Request::ReplicaStatus { .. }
                 | Request::FieldIndexes { .. }
                 | Request::VectorSettings { .. }
+                | Request::ShardChanges { .. }
                 | Request::DropCollection { .. }
         )
         .then(|| request.clone());
@@ -166,6 +167,7 @@ impl NodeBackend {
                 | Request::ReplicaStatus { .. }
                 | Request::FieldIndexes { .. }
                 | Request::VectorSettings { .. }
+                | Request::ShardChanges { .. }
         );
         let limit = timeout.unwrap_or(self.default_timeout);
         // A client's own time-out (Qdrant's `timeout`) is the node's deadline too, shorter or

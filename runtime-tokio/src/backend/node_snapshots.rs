@@ -4,16 +4,20 @@
 //! `<data dir>/snapshots`).
 //!
 //! Why through the node's public paths and not from the local replicas: a node need not host
-//! every shard, and a shard replica here may trail its leader. So a snapshot reads the whole
-//! collection with `strong` scrolls (every page linearizable) into an engine built aside and
-//! writes it in the engine's full snapshot format (zstd chunks, blake3, with the HNSW graph);
+//! every shard, and a shard replica here may trail its leader. So a snapshot copies each shard
+//! with a [`ShardExport`]: rounds of linearizable "changes after sequence number" reads that
+//! end with the shard exactly as it was at one position of its log, however many writes land
+//! meanwhile (a shard written faster than it can be read is refused, not copied torn). The
+//! copies go into an engine built aside, written in the engine's full snapshot format (zstd
+//! chunks, blake3, with the HNSW graph);
 //! a recovery replaces the collection through the metadata group (drop, create with the
 //! snapshot's configuration and the old shard layout) and upserts every point at `quorum`.
 //!
-//! Limits, said plainly: a snapshot is not a point-in-time cut across pages; writes that land
-//! while it pages through appear or not page by page (take it while writes are quiet for an
-//! exact copy). A recovery is not atomic: readers may see the collection empty or partly loaded
-//! until it answers, and a crash midway leaves it partly loaded (run it again). Incremental
+//! Limits, said plainly: each shard is copied at its own log position, one after the other, so
+//! a write spanning shards may be in the copy of one shard and not of another (shards have
+//! separate logs; Qdrant's per-shard snapshots are no different). A recovery is not atomic:
+//! readers may see the collection empty or partly loaded until it answers, and a crash midway
+//! leaves it partly loaded (run it again). Incremental
 //! snapshots are the single-node server's; the node refuses them (restore their full base).
 
 use super::node::NodeBackend;
@@ -26,7 +30,8 @@ use crate::snapshot_catalog::{CatalogError, SnapshotCatalog};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use vecraft_core::node::request::{Reply, Request};
+use vecraft_core::node::request::{ReadLevel, ReadOptions as NodeReadOptions, Reply, Request};
+use vecraft_core::node::shard_export::{ExportProgress, ShardExport};
 use vecraft_core::vector::collection::{Collection, PointsOp, ScrollRequest};
 use vecraft_core::vector::engine::Command;
 use vecraft_core::vector::error::EngineError;
@@ -35,7 +40,7 @@ use vecraft_core::vector::point::{PointStruct, Record};
 /// The node's collection-snapshot catalogue.
 pub type SharedCatalog = Arc<Mutex<SnapshotCatalog>>;
 
-/// Points per `strong` scroll page while snapshotting.
+/// Changes per page while snapshotting.
 const PAGE: usize = 1_000;
 /// Points per upsert while recovering.
 const BATCH: usize = 500;
@@ -95,7 +100,8 @@ impl NodeBackend {
         }))
     }
 
-    /// Reads the whole collection (strong pages) into an engine built aside, then writes it.
+    /// Copies every shard as of one position of its log (a [`ShardExport`] each, read through
+    /// linearizable changes reads), builds the collection aside from the copies, then writes it.
     pub(super) async fn node_snapshot_create(
         &self,
         collection: String,
@@ -113,32 +119,15 @@ impl NodeBackend {
             }
         };
         let mut points = Vec::new();
-        let mut offset = None;
-        loop {
-            let request = ScrollRequest {
-                offset,
-                limit: PAGE,
-                filter: None,
-                with_payload: true,
-                with_vector: true,
-            };
-            let query = ReadQuery::Scroll {
-                collection: collection.clone(),
-                request,
-            };
-            let (ReadAnswer::Page(page), _) = self.do_read(query, strong()).await? else {
-                return Err(BackendError::Unavailable(
-                    "unexpected reply to a scroll".into(),
-                ));
-            };
-            for r in page.points {
+        let mut cut = Vec::with_capacity(info.shards as usize);
+        for shard in 0..info.shards {
+            let (records, seq) = self.export_shard(&collection, shard).await?;
+            for r in records {
                 points.push(point(r)?);
             }
-            match page.next_offset {
-                Some(next) => offset = Some(next),
-                None => break,
-            }
+            cut.push(seq);
         }
+        tracing::info!(%collection, points = points.len(), shard_seqs = ?cut, "collection read for a snapshot: each shard as of one position of its log");
         let indexes = info.field_indexes.clone();
         blocking(move || {
             let mut engine = Collection::new(&collection, info.config)?;
@@ -159,6 +148,33 @@ impl NodeBackend {
             }
         })
         .await
+    }
+
+    /// One shard's points as of one position of its log, and that position's sequence number.
+    async fn export_shard(&self, collection: &str, shard: u32) -> Result<(Vec<Record>, u64), BackendError> {
+        let mut export = ShardExport::new(shard, PAGE);
+        loop {
+            let read = export.next_read();
+            let request = Request::ShardChanges {
+                collection: collection.to_string(),
+                shard,
+                since: read.since,
+                after: read.after,
+                limit: read.limit as u32,
+                read: NodeReadOptions { level: ReadLevel::Strong, allow_partial: false },
+            };
+            let Reply::Changes(page) = self.call(request, Some(Duration::from_secs(30))).await? else {
+                return Err(BackendError::Unavailable("unexpected reply to a changes read".into()));
+            };
+            match export.on_page(page) {
+                Ok(ExportProgress::More) => {}
+                Ok(ExportProgress::Done { seq }) => {
+                    tracing::debug!(collection, shard, seq, rounds = export.rounds(), restarts = export.restarts(), "shard copied");
+                    return Ok((export.into_points(), seq));
+                }
+                Err(e) => return Err(BackendError::Unavailable(format!("snapshot of collection {collection:?}: {e}"))),
+            }
+        }
     }
 
     pub(super) async fn node_snapshot_list(

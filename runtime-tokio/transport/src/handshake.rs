@@ -30,9 +30,10 @@ use vecraft_core::wire;
 /// 2: Raft append answers carry the follower's applied index.
 /// 3: shard queries and answers for a collection's vector settings (`PATCH` quantization and
 ///    `on_disk`), and the shard commands that change them.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: shard queries for a shard's changes after a sequence number (point-in-time exports).
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Oldest transport protocol version this build accepts.
-pub const MIN_PROTOCOL_VERSION: u16 = 3;
+pub const MIN_PROTOCOL_VERSION: u16 = 4;
 /// blake3 `derive_key` context; changing it changes every derived key.
 const CONTEXT: &str = "vecraft 2026-12 node transport handshake v1";
 
@@ -325,16 +326,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_node_of_the_previous_protocol_is_refused_by_version() {
-        // Version 2 nodes cannot decode version 3's vector-settings queries: refused before any
-        // data.
+        // Version 3 nodes cannot decode version 4's changes queries: refused before any data.
         let (mut c, mut s) = tcp_pair().await;
         let k = HandshakeKey::derive(b"x");
         let old = async {
             send(
                 &mut c,
                 &Hs::Hello {
-                    min_version: 2,
-                    max_version: 2,
+                    min_version: 3,
+                    max_version: 3,
                     from: 1,
                     to: 2,
                     nonce: [3u8; 32],
@@ -347,7 +347,7 @@ mod tests {
         let acceptor = async move { accept(&mut s, &k, 2).await };
         let (o, a) = tokio::join!(old, acceptor);
         assert!(
-            matches!(a, Err(TransportError::Version { theirs: 2, ours: 3 })),
+            matches!(a, Err(TransportError::Version { theirs: 3, ours: 4 })),
             "{a:?}"
         );
         assert!(o.is_err(), "the old node is not challenged");
