@@ -41,7 +41,9 @@ fn follower(id: NodeId, committed: u64, unapplied: u64, tweak: impl Fn(&mut Raft
     let now = Time::ZERO + ms(10);
     let mut out = Vec::new();
     node.step(now, RaftInput::Message(append), &mut out);
-    node.step(now, RaftInput::Persisted { seq: u64::MAX }, &mut out);
+    // The entries are applied once durable here: acknowledge the write they went into.
+    let seq = out.iter().rev().find_map(|o| if let RaftOutput::Persist { seq, .. } = o { Some(*seq) } else { None });
+    node.step(now, RaftInput::Persisted { seq: seq.expect("the append was written") }, &mut out);
     if committed > unapplied {
         node.step(now, RaftInput::Applied { index: committed - unapplied }, &mut out);
     }

@@ -346,6 +346,9 @@ fn a_node_with_a_committed_unapplied_configuration_entry_does_not_campaign() {
     let mut out = Vec::new();
     node.step(now, RaftInput::Message(append), &mut out);
     assert_eq!(node.commit_index(), 3);
+    // Entries are applied once durable here.
+    let seq = out.iter().rev().find_map(|o| if let RaftOutput::Persist { seq, .. } = o { Some(*seq) } else { None });
+    node.step(now, RaftInput::Persisted { seq: seq.expect("the append was written") }, &mut out);
     let mut tick_late = |node: &mut RaftNode, applied: Option<u64>| {
         let mut out = Vec::new();
         if let Some(index) = applied {

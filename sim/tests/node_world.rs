@@ -96,7 +96,8 @@ fn every_node_bug_is_caught_by_its_checker() {
         (NodeBug::MergeWithoutTieBreak, &["scatter-gather"], 60),
         // A node whose WAL lost records votes and follows as if whole: a replica that lost
         // entries the leader counted never catches up (liveness), or a read misses a write.
-        (NodeBug::TrustCorruptWal, &["liveness", "strong-reads", "durability"], 80),
+        // Or replicas end up applying different commands at one sequence number.
+        (NodeBug::TrustCorruptWal, &["liveness", "strong-reads", "durability", "apply-agreement"], 80),
         // A leader sleeps on followers that had not said they applied the last entries: its
         // report of their apply lag stays stale while the group sleeps.
         (NodeBug::QuiesceIgnoresFollowerApply, &["apply-report"], 20),

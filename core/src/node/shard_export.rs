@@ -134,6 +134,12 @@ impl ShardExport {
         self.restarts
     }
 
+    /// Pages of the round in progress, or of the last one once done (1 unless the
+    /// `finish_any_round` bug finished it).
+    pub fn final_round_pages(&self) -> u32 {
+        self.round.pages
+    }
+
     /// The points copied, in id order (the shard's at the `seq` of [`ExportProgress::Done`]).
     pub fn into_points(self) -> Vec<Record> {
         self.points.into_values().collect()

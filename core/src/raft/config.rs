@@ -185,6 +185,14 @@ pub struct InjectedBugs {
     /// A leader quiesces once its followers hold the whole log, whether or not they said they
     /// applied it, so its report of their apply lag stays as it was before the sleep.
     pub quiesce_ignores_follower_apply: bool,
+    /// Committed entries are handed to the state machine before this node's own copy is
+    /// durable, so a crash can leave the state machine (and its snapshots) ahead of the log
+    /// that survives, and the restarted node applies those entries a second time.
+    pub apply_before_durable: bool,
+    /// A restarted node whose state machine holds more than its surviving log (entries rotted
+    /// after they were applied) takes the log's end as what it applied, and applies the
+    /// entries in between a second time once its leader sends them again.
+    pub restart_clamps_applied: bool,
 }
 
 impl InjectedBugs {
@@ -208,7 +216,9 @@ impl InjectedBugs {
                 || self.wake_on_stale_copy
                 || self.heartbeat_ack_waits_for_disk
                 || self.campaign_ignores_unapplied
-                || self.quiesce_ignores_follower_apply)
+                || self.quiesce_ignores_follower_apply
+                || self.apply_before_durable
+                || self.restart_clamps_applied)
     }
 
     /// `flag`, forced off in builds without the `bug-injection` feature.

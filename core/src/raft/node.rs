@@ -403,8 +403,12 @@ impl RaftNode {
             log.base_index()
         );
         let snapshot = durable.snapshot;
-        // Whatever was applied was committed; never re-apply it.
-        let applied = applied.min(log.last_index());
+        // Whatever was applied was committed; never re-apply it. The state machine may hold
+        // more than the log that survived: entries rotted on disk after they were applied (a
+        // damaged group, repaired from its leader). Those come back from the leader and are
+        // appended, never handed to the state machine again: commit and apply start at
+        // `applied` even above the log's last index.
+        let applied = if InjectedBugs::on(cfg.bugs.restart_clamps_applied) { applied.min(log.last_index()) } else { applied };
         // After a restart we do not remember whether we recently heard from a leader, so we act
         // as if we had: a lease granted before the crash must not be undercut by our vote.
         let stickiness_until = if cfg.check_quorum { now + cfg.election_timeout_min } else { now };
@@ -642,9 +646,19 @@ impl RaftNode {
     }
 
     /// Hands committed entries to the driver, answering proposals of older terms as
-    /// indeterminate (their entry was replaced, or committed by another leader).
+    /// indeterminate (their entry was replaced, or committed by another leader). Only entries
+    /// durable here: one applied before its own copy is durable can be lost from this log by a
+    /// crash while the state machine (or a snapshot of it) keeps it, and the restarted node
+    /// would apply it again over a state that already holds it (a filtered delete re-run
+    /// there removes points a later command wrote; sequence numbers shift). etcd's raft
+    /// likewise applies only stable entries.
     fn emit_applies(&mut self, out: &mut Vec<RaftOutput>) {
-        while self.apply_sent < self.commit {
+        let limit = if InjectedBugs::on(self.bugs().apply_before_durable) {
+            self.commit
+        } else {
+            self.commit.min(self.durable_index.max(self.apply_sent))
+        };
+        while self.apply_sent < limit {
             let index = self.apply_sent + 1;
             if index <= self.log.base_index() {
                 // Compacted before it was applied: only a log compacted beyond what was applied

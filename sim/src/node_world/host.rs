@@ -38,6 +38,8 @@ pub(super) enum Ev {
     ClientNext { client: usize },
     ClientTimeout { op: u64 },
     Crash,
+    /// A crash aimed at machine `node` in incarnation `inc` (see `crash_after_snapshot`).
+    CrashNode { node: usize, inc: u64 },
     Restart { node: usize },
     Partition,
     Pause,
@@ -121,6 +123,11 @@ pub(super) struct World {
     pub(super) violations: Vec<String>,
     /// Each group's highest term when the quiet probe phase began (see [`World::group_terms`]).
     pub(super) terms_at_probe: Option<BTreeMap<GroupId, u64>>,
+    /// The commands that advanced replicas' sequence numbers (for `point-in-time-export`).
+    pub(super) apply_trace: super::export::ApplyTrace,
+    /// The crashes aimed right after engine snapshots draw from this stream (see
+    /// `crash_after_snapshot`), so the rest of the world's draws do not shift.
+    pub(super) crash_rng: ChaCha8Rng,
 }
 
 impl World {
@@ -144,6 +151,7 @@ impl World {
         cfg.raft.raft.max_clock_drift = self.cfg.sim.clock_drift.max(0.01);
         cfg.raft.raft.bugs.sleep_on_overtaken_mark = self.cfg.sleep_on_overtaken_mark;
         cfg.raft.raft.bugs.quiesce_ignores_follower_apply = self.cfg.quiesce_ignores_follower_apply;
+        cfg.raft.raft.bugs.restart_clamps_applied = self.cfg.restart_clamps_applied;
         cfg.raft.raft.bugs.wake_on_stale_copy = self.cfg.wake_on_stale_copy;
         let recovered = self.recover_groups(m);
         let now = self.local(m);
@@ -280,6 +288,16 @@ impl World {
                         let size = bytes.len() as u64;
                         mach.snapshots.insert(group, (applied, bytes));
                         *self.faults.entry("snapshots-taken").or_insert(0) += 1;
+                        // Now and then the machine dies right after: its engine snapshot is
+                        // durable, the log writes still in flight are not.
+                        if self.faults_on
+                            && mach.disk.unsynced_writes() > 0
+                            && let Some(chance) = self.cfg.crash_after_snapshot
+                            && self.crash_rng.random_bool(chance)
+                        {
+                            let (inc, at) = (mach.inc, self.now + self.crash_rng.random_range(0..=100_000));
+                            self.at(at, Ev::CrashNode { node: m, inc });
+                        }
                         follow_ups.push(NodeInput::SnapshotTaken { group, index: applied, size, checksum });
                     }
                 }
@@ -313,12 +331,25 @@ impl World {
         let Some(p) = self.machines[m].proc.as_mut() else { return };
         p.applying = false;
         let Some((group, index, cmd)) = p.applies.pop_front() else { return };
+        // Each entry reaches a replica's engine once: an index at or below what the engine
+        // holds (restored from a snapshot, or applied before) would be applied over a state
+        // that already includes it.
+        if let Some(&done) = p.applied.get(&group)
+            && index <= done
+            && p.engines.contains_key(&group)
+        {
+            let id = self.machines[m].id;
+            self.violations.push(format!("apply-once: node {id} was handed entry {index} of group {group:#x}, its engine already holds {done}"));
+        }
+        let Some(p) = self.machines[m].proc.as_mut() else { return };
         let behind = p.node.group(group).map_or(0, |r| r.commit_index().saturating_sub(index));
         if let (Some(c), Some(cmd)) = (p.engines.get_mut(&group), cmd) {
             if let Some(ix) = self.cfg.indexing {
                 self.catch_up_applies += ix.before_apply(c, behind) as u64;
             }
+            let before = c.seq();
             let _ = apply_command(c, &cmd); // refusals are deterministic and change nothing
+            self.apply_trace.record(c.name(), group, before, c.seq(), &cmd);
             self.cfg.place_vectors(m, c); // after a `SetVectorsOnDisk` that switched it on
             if let Some(ix) = self.cfg.indexing {
                 ix.after_apply(&mut self.rng, c);
@@ -505,6 +536,7 @@ impl World {
                     self.workload.timeout(now, op);
                 }
                 Ev::Crash => self.nemesis_crash(),
+                Ev::CrashNode { node, inc } => self.nemesis_crash_node(node, inc),
                 Ev::Restart { node } => {
                     if self.machines[node].proc.is_none() {
                         self.boot(node);
@@ -697,6 +729,15 @@ impl World {
             self.violations.extend(super::check::check_convergence(&engines));
             self.violations.extend(self.workload.check(&engines));
         }
+        if let Some(d) = &self.apply_trace.disagreement {
+            self.violations.push(format!("apply-agreement: {d}"));
+        }
+        if let Some(exports) = &self.workload.exports {
+            let replicas: Vec<&Collection> = engines.iter().flat_map(|(_, es)| es.values()).collect();
+            if self.violations.is_empty() {
+                self.violations.extend(super::export::check(exports, &self.apply_trace, &replicas));
+            }
+        }
         let groups = self.machines.iter().filter_map(|m| m.proc.as_ref()).map(|p| p.node.groups().count()).sum();
         let mut faults = self.faults.clone();
         faults.insert("dropped", self.net_stats.dropped);
@@ -707,6 +748,10 @@ impl World {
         faults.insert("part-retries", retries);
         let restarts: u64 = self.machines.iter().filter_map(|m| m.proc.as_ref()).map(|p| p.node.stats().peer_restarts).sum();
         faults.insert("restarts-seen", restarts);
+        if let Some(e) = self.workload.exports.as_ref().filter(|e| e.torn_finishes > 0) {
+            // Exports the bug switch finished after a round of several pages.
+            faults.insert("export-torn-finish", e.torn_finishes);
+        }
         let mut ops = self.workload.op_counts();
         ops.insert("apply-report:groups".into(), report_groups);
         ops.insert("apply-report:asleep".into(), report_asleep);
@@ -813,6 +858,8 @@ pub fn run_node_world(cfg: NodeWorldConfig) -> NodeWorldReport {
         faults: BTreeMap::new(),
         catch_up_applies: 0,
         violations: Vec::new(),
+        apply_trace: Default::default(),
+        crash_rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xC2A5_4AF7_E250_000D),
         terms_at_probe: None,
         cfg,
     }

@@ -33,13 +33,21 @@
 //!   allow, replicas of a shard agree, and a replica past the training threshold has trained
 //!   codes (see `vector_settings.rs`).
 //!
+//! * `apply-agreement`: the replicas of a shard apply the same command at each sequence number
+//!   of their engines (state-machine safety; see `export.rs`).
+//! * `apply-once`: no replica's engine is handed an entry at or below the index it already
+//!   holds (an engine snapshot ahead of the log that survived a crash would be re-applied).
 //! * `apply-report`: a leader never reports a follower's applied index above what it applied,
 //!   and a sleeping (quiesced) group reports every follower exactly (see `check_apply_report`).
+//! * `point-in-time-export`: in half the seeds a client copies shards with point-in-time
+//!   exports (the reads a collection snapshot is made of) while the others write; every copy
+//!   equals its shard replayed to the copy's sequence number (see `export.rs`).
 //! * `vector-files`: in the third of the seeds whose collections keep their vectors on disk,
 //!   every replica keeps them in its machine's simulated file store, or on the heap where the
 //!   machine has none (see `vector_files.rs`); the checkers above judge the contents.
 
 mod check;
+mod export;
 mod field_index;
 mod host;
 mod indexing;
@@ -103,11 +111,19 @@ pub enum NodeBug {
     /// quantization the collection was created with, not the snapshot's (the driver's rule: the
     /// restored engine is the snapshot's, config included; see `vector_settings.rs`).
     RestoreRevertsQuantization,
+    /// A shard export finishes when any round of changes ends, however many pages it took (the
+    /// rule in `node/shard_export.rs`: only a round read in one page is one state): the copy
+    /// mixes points read at different log positions, as a paged scroll does.
+    ExportFinishesAnyRound,
+    /// A restarted node whose engine snapshot is ahead of its surviving log (entries that rotted
+    /// on the faulty disk after they were applied) takes the log's end as its applied index, and
+    /// applies the entries in between again once repaired (the rule in `raft/node.rs`).
+    RestartClampsApplied,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 12] = [
+    pub const ALL: [NodeBug; 14] = [
         NodeBug::StrongReadAtFollower,
         NodeBug::QuorumAckBeforeCommit,
         NodeBug::MergeWithoutTieBreak,
@@ -120,6 +136,8 @@ impl NodeBug {
         NodeBug::VectorFileLosesRow,
         NodeBug::QuiesceIgnoresFollowerApply,
         NodeBug::RestoreRevertsQuantization,
+        NodeBug::ExportFinishesAnyRound,
+        NodeBug::RestartClampsApplied,
     ];
 
     /// The `--bug` value.
@@ -137,6 +155,8 @@ impl NodeBug {
             NodeBug::VectorFileLosesRow => "vector-file-loses-row",
             NodeBug::QuiesceIgnoresFollowerApply => "quiesce-ignores-follower-apply",
             NodeBug::RestoreRevertsQuantization => "restore-reverts-quantization",
+            NodeBug::ExportFinishesAnyRound => "export-finishes-any-round",
+            NodeBug::RestartClampsApplied => "restart-clamps-applied",
         }
     }
 
@@ -159,7 +179,9 @@ impl NodeBug {
             | NodeBug::SkipRescore
             | NodeBug::VectorFileLosesRow
             | NodeBug::QuiesceIgnoresFollowerApply
-            | NodeBug::RestoreRevertsQuantization => {}
+            | NodeBug::RestoreRevertsQuantization
+            | NodeBug::ExportFinishesAnyRound
+            | NodeBug::RestartClampsApplied => {}
         }
         b
     }
@@ -223,6 +245,11 @@ pub struct NodeWorldConfig {
     pub wake_on_stale_copy: bool,
     /// The `quiesce-ignores-follower-apply` bug switch (a Raft rule, set in every group's config).
     pub quiesce_ignores_follower_apply: bool,
+    /// The `restart-clamps-applied` bug switch.
+    pub restart_clamps_applied: bool,
+    /// Chance that a machine crashes right after it took an engine snapshot while log writes
+    /// were still in flight (in half the seeds with crashes).
+    pub crash_after_snapshot: Option<f64>,
     /// Quantized collections, with a small training threshold on every replica (see
     /// `quantization.rs`); `None` quantizes nothing.
     pub quantization: Option<SimQuantization>,
@@ -234,6 +261,10 @@ pub struct NodeWorldConfig {
     /// Collections created `on_disk`, each replica's vectors in its machine's simulated file
     /// store (see `vector_files.rs`); `None` keeps them on the heap.
     pub vector_files: Option<SimVectorFiles>,
+    /// Client 1 copies shards with point-in-time exports while the world runs (see `export.rs`).
+    pub exports: bool,
+    /// The `export-finishes-any-round` bug switch.
+    pub export_finishes_any_round: bool,
 }
 
 /// The node world's storage faults. Every disk may tear the write in flight at a crash; one
@@ -325,6 +356,12 @@ impl NodeWorldConfig {
             sleep_on_overtaken_mark: bug == Some(NodeBug::SleepOnOvertakenMark),
             wake_on_stale_copy: bug == Some(NodeBug::WakeOnStaleCopy),
             quiesce_ignores_follower_apply: bug == Some(NodeBug::QuiesceIgnoresFollowerApply),
+            restart_clamps_applied: bug == Some(NodeBug::RestartClampsApplied),
+            crash_after_snapshot: {
+                let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0xC2A5_4AF7_E250_000C);
+                let on = crash_every.is_some() && r.random_bool(0.5);
+                on.then(|| r.random_range(0.05..=0.3))
+            },
             quantization: SimQuantization::from_seed(
                 seed,
                 bug == Some(NodeBug::SkipRescore) || bug == Some(NodeBug::RestoreRevertsQuantization),
@@ -335,6 +372,10 @@ impl NodeWorldConfig {
                 || bug == Some(NodeBug::RestoreRevertsQuantization),
             restore_reverts_quantization: bug == Some(NodeBug::RestoreRevertsQuantization),
             vector_files: SimVectorFiles::from_seed(seed, bug == Some(NodeBug::VectorFileLosesRow)),
+            // Its own stream; in half the seeds, and always with its bug.
+            exports: ChaCha8Rng::seed_from_u64(seed ^ 0xE4B0_47C0_B1E5_000B).random_bool(0.5)
+                || bug == Some(NodeBug::ExportFinishesAnyRound),
+            export_finishes_any_round: bug == Some(NodeBug::ExportFinishesAnyRound),
             sim,
         }
     }

@@ -40,6 +40,22 @@ impl World {
         }
     }
 
+    /// A crash aimed at machine `v` (still in incarnation `inc`), under the same rule as
+    /// [`Self::nemesis_crash`]: a majority stays up.
+    pub(super) fn nemesis_crash_node(&mut self, v: usize, inc: u64) {
+        let n = self.machines.len();
+        let down = n - self.up().len();
+        if !self.faults_on || self.machines[v].inc != inc || self.machines[v].proc.is_none() {
+            return;
+        }
+        if down < (n - 1) / 2 || (down == 0 && n >= 3) {
+            self.crash(v);
+            *self.faults.entry("crashes-after-snapshot").or_insert(0) += 1;
+            let back = self.crash_rng.random_range(200_000_000..=2_000_000_000);
+            self.at(self.now + back, Ev::Restart { node: v });
+        }
+    }
+
     pub(super) fn nemesis_partition(&mut self) {
         if !self.faults_on {
             return;

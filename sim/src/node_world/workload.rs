@@ -73,6 +73,8 @@ enum Kind {
     Index { collection: usize, field: &'static str, create: bool },
     /// A quantization or `on_disk` switch of client 0 (see `vector_settings.rs`).
     Switch { collection: usize, change: super::vector_settings::Change },
+    /// A page of client 1's shard export (see `export.rs`).
+    Export,
 }
 
 struct InFlight {
@@ -140,6 +142,8 @@ pub(super) struct Workload {
     on_disk: bool,
     /// Indexes of the probe's searches on quantized codes (vector workload of quantized seeds).
     pub(super) quantized_probes: std::ops::Range<usize>,
+    /// Client 1's point-in-time shard exports, in seeds that have them (see `export.rs`).
+    pub(super) exports: Option<super::export::Exports>,
 }
 
 /// The register workload's history, in the Raft world's format.
@@ -206,6 +210,10 @@ impl Workload {
             quantizer_train_after: cfg.quantization.map_or(usize::MAX, |q| q.train_after),
             on_disk: cfg.vector_files.is_some(),
             quantized_probes: 0..0,
+            exports: (cfg.exports && !cfg.register).then(|| {
+                use rand::SeedableRng;
+                super::export::Exports::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xE4B0_47C0_B1E5_000A), cfg.export_finishes_any_round)
+            }),
         }
     }
 
@@ -346,6 +354,11 @@ impl Workload {
             self.changing = true;
             let name = self.collections[collection].0.to_string();
             (Kind::Switch { collection, change }, Request::Write { collection: name, op: op_, ack: WriteAck::Quorum })
+        } else if let Some(request) = {
+            let created: Vec<(&'static str, u32)> = self.collections.iter().map(|(n, s, _)| (*n, *s)).collect();
+            self.exports.as_mut().filter(|_| c == 1).and_then(|e| e.next(&created))
+        } {
+            (Kind::Export, request)
         } else {
             let roll = rng.random_range(0..100);
             if roll < 45 {
@@ -500,6 +513,10 @@ impl Workload {
                 };
                 self.count(format!("settings-switch:{what}:{outcome:?}"));
                 self.change_history.push(super::vector_settings::ChangeRec { collection, change, outcome });
+            }
+            Kind::Export => {
+                let what = self.exports.as_mut().map_or("stray", |e| e.respond(result));
+                self.count(format!("export:{what}"));
             }
             Kind::Probe(i) => {
                 let answer = match (result, &self.probe_requests[i]) {

@@ -109,6 +109,11 @@ fn replay_prefix(bytes: &[u8], lenient: bool) -> Result<(DurableState, usize), R
 
 impl SimDisk {
     /// Buffers a write.
+    /// Writes issued and not yet synced (what a crash now would lose).
+    pub fn unsynced_writes(&self) -> usize {
+        self.unsynced.len()
+    }
+
     pub fn write(&mut self, seq: u64, record: &PersistRecord) {
         self.unsynced.push((seq, encode_wal_frame(record)));
     }
