@@ -116,6 +116,12 @@ async fn collection_lifecycle() {
     let on_disk = json!({"vectors": {"": {"on_disk": true}}});
     let msg = s.err(Method::PATCH, "/collections/docs", Some(on_disk), StatusCode::BAD_REQUEST).await;
     assert!(msg.contains("node engine"), "{msg}");
+    // Aliases live in the node's replicated metadata: the local engine refuses them by name.
+    let alias = json!({"actions": [{"create_alias": {"collection_name": "docs", "alias_name": "d"}}]});
+    let msg = s.err(Method::POST, "/collections/aliases", Some(alias), StatusCode::BAD_REQUEST).await;
+    assert!(msg.contains("node"), "{msg}");
+    let msg = s.err(Method::GET, "/aliases", None, StatusCode::BAD_REQUEST).await;
+    assert!(msg.contains("node"), "{msg}");
     let info = s.ok(Method::GET, "/collections/docs", None).await;
     assert_eq!(info["config"]["quantization_config"], Value::Null, "nothing changed");
     assert_eq!(info["config"]["params"]["vectors"]["on_disk"], false);

@@ -311,3 +311,61 @@ def test_update_collection_quantization_and_on_disk(client):
         assert client.query_points(name, query=vec(3), limit=1).points[0].id == 3
     assert client.count(name, exact=True).count == n, "no point moved"
     assert client.delete_collection(name)
+
+
+def test_collection_aliases(client):
+    """`update_collection_aliases` as a blue/green reindex uses it: point an alias at a collection,
+    query and upsert through it, switch it to another collection in one call, list aliases, and
+    a call whose last action fails changes nothing. The local engine refuses aliases by name."""
+    from conftest import ENGINE
+
+    for name, base in (("blue", 0), ("green", 1000)):
+        client.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE))
+        client.upsert(name, points=[models.PointStruct(id=i, vector=vec(i), payload={"c": name}) for i in range(20)], wait=True)
+    create = lambda alias, collection: models.CreateAliasOperation(  # noqa: E731
+        create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
+    )
+    if ENGINE != "node":
+        with pytest.raises(UnexpectedResponse) as refused:
+            client.update_collection_aliases(change_aliases_operations=[create("prod", "blue")])
+        assert refused.value.status_code == 400 and "node" in str(refused.value)
+        for name in ("blue", "green"):
+            assert client.delete_collection(name)
+        return
+
+    def color(alias):
+        # Other nodes of a cluster learn an alias change a heartbeat after the one that answered.
+        for _ in range(100):
+            got = client.retrieve(alias, ids=[3])
+            if got:
+                return got[0].payload["c"]
+            time.sleep(0.05)
+        raise AssertionError(f"{alias} never answered")
+
+    assert client.update_collection_aliases(change_aliases_operations=[create("prod", "blue")])
+    assert color("prod") == "blue"
+    hits = client.query_points("prod", query=vec(4), limit=1, with_payload=True).points
+    assert hits[0].id == 4 and hits[0].payload["c"] == "blue"
+    client.upsert("prod", points=[models.PointStruct(id=99, vector=vec(99), payload={"c": "via-alias"})], wait=True)
+    assert client.retrieve("blue", ids=[99])[0].payload["c"] == "via-alias"
+    listed = client.get_aliases().aliases
+    assert [(a.alias_name, a.collection_name) for a in listed] == [("prod", "blue")]
+    assert [a.alias_name for a in client.get_collection_aliases("blue").aliases] == ["prod"]
+    assert client.get_collection_aliases("green").aliases == []
+
+    # The switch, in one call.
+    delete = models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="prod"))
+    assert client.update_collection_aliases(change_aliases_operations=[delete, create("prod", "green")])
+    for _ in range(100):
+        if color("prod") == "green":
+            break
+        time.sleep(0.05)
+    assert color("prod") == "green"
+    # All or nothing: the missing collection fails the call, and "staging" was not created.
+    with pytest.raises(UnexpectedResponse) as refused:
+        client.update_collection_aliases(change_aliases_operations=[create("staging", "blue"), create("x", "missing")])
+    assert refused.value.status_code == 404
+    assert [(a.alias_name, a.collection_name) for a in client.get_aliases().aliases] == [("prod", "green")]
+    for name in ("blue", "green"):
+        assert client.delete_collection(name)
+    assert client.get_aliases().aliases == [], "a dropped collection's aliases go with it"

@@ -352,7 +352,7 @@ impl Node {
                     }
                 }
             }
-            Err(_) => {}
+            Ok(MetaEvent::AliasesChanged) | Err(_) => {}
         }
         if self.serves.values().any(|s| s.waits_for_meta(index)) {
             self.meta_results.insert(index, result.map(|_| ()));

@@ -7,6 +7,10 @@
 //! the `replication_factor` members with the highest blake3 score of `(group id, node)`. It is a
 //! fixed, documented function of the member list, so every node computes the same map; the
 //! placement issue replaces it with a zone-aware planner that writes its decisions here.
+//!
+//! It also holds Qdrant's collection *aliases*: other names a collection answers to, changed by
+//! lists of actions that apply all or nothing (Qdrant's blue/green switch: point `prod` at a new
+//! collection and away from the old one in one step, so no request sees neither).
 
 use super::request::CollectionInfo;
 use super::sharding::{MAX_SHARDS, ShardId};
@@ -54,6 +58,23 @@ pub enum MetaCommand {
         /// Its name.
         name: String,
     },
+    /// Change aliases: every action in order, all or none (appended last: older commands keep
+    /// their encoding).
+    UpdateAliases {
+        /// The actions.
+        actions: Vec<AliasAction>,
+    },
+}
+
+/// One change of Qdrant's `POST /collections/aliases`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AliasAction {
+    /// `alias` now names `collection` (whatever it named before).
+    Create { alias: String, collection: String },
+    /// `alias` names nothing (no error if it named nothing).
+    Delete { alias: String },
+    /// The alias `old` is now called `new` (whatever `new` named before).
+    Rename { old: String, new: String },
 }
 
 impl MetaCommand {
@@ -140,8 +161,10 @@ pub enum MetaRefusal {
 pub enum MetaEvent {
     /// A collection now exists.
     Created(CollectionMeta),
-    /// A collection is gone.
+    /// A collection is gone (and every alias of it).
     Dropped(CollectionMeta),
+    /// Aliases changed.
+    AliasesChanged,
 }
 
 /// The metadata state machine.
@@ -151,17 +174,67 @@ pub struct Metadata {
     next_id: u32,
     collections: BTreeMap<String, CollectionMeta>,
     by_id: BTreeMap<u32, String>,
+    /// Alias -> collection name. No alias is also a collection's name.
+    aliases: BTreeMap<String, String>,
 }
 
 impl Metadata {
     /// The empty metadata of a cluster of `members`.
     pub fn new(members: Vec<NodeId>) -> Self {
-        Metadata { members, next_id: 1, collections: BTreeMap::new(), by_id: BTreeMap::new() }
+        Metadata { members, next_id: 1, collections: BTreeMap::new(), by_id: BTreeMap::new(), aliases: BTreeMap::new() }
     }
 
-    /// A collection by name.
+    /// A collection by name or by one of its aliases (every read and write path).
     pub fn collection(&self, name: &str) -> Option<&CollectionMeta> {
+        self.collections.get(name).or_else(|| self.aliases.get(name).and_then(|c| self.collections.get(c)))
+    }
+
+    /// A collection by its own name only (create and drop: an alias is never dropped in its
+    /// collection's place).
+    pub fn collection_named(&self, name: &str) -> Option<&CollectionMeta> {
         self.collections.get(name)
+    }
+
+    /// Every alias and the collection it names, by alias.
+    pub fn aliases(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.aliases.iter().map(|(a, c)| (a.as_str(), c.as_str()))
+    }
+
+    /// The aliases after `actions`, or why they cannot all apply (then nothing changes).
+    pub fn check_aliases(&self, actions: &[AliasAction]) -> Result<BTreeMap<String, String>, MetaRefusal> {
+        if actions.is_empty() {
+            return Err(MetaRefusal::Invalid("no alias actions".into()));
+        }
+        let mut aliases = self.aliases.clone();
+        let name_ok = |alias: &str| -> Result<(), MetaRefusal> {
+            validate_collection_name(alias).map_err(|e| MetaRefusal::Invalid(format!("alias: {e}")))?;
+            if self.collections.contains_key(alias) {
+                return Err(MetaRefusal::Invalid(format!("alias {alias:?}: a collection has that name")));
+            }
+            Ok(())
+        };
+        for action in actions {
+            match action {
+                AliasAction::Create { alias, collection } => {
+                    name_ok(alias)?;
+                    if !self.collections.contains_key(collection) {
+                        return Err(MetaRefusal::Missing(collection.clone()));
+                    }
+                    aliases.insert(alias.clone(), collection.clone());
+                }
+                AliasAction::Delete { alias } => {
+                    aliases.remove(alias);
+                }
+                AliasAction::Rename { old, new } => {
+                    name_ok(new)?;
+                    let Some(collection) = aliases.remove(old) else {
+                        return Err(MetaRefusal::Invalid(format!("alias {old:?} does not exist")));
+                    };
+                    aliases.insert(new.clone(), collection);
+                }
+            }
+        }
+        Ok(aliases)
     }
 
     /// A collection by number.
@@ -196,6 +269,9 @@ impl Metadata {
                 if self.collections.contains_key(&name) {
                     return Err(MetaRefusal::Exists(name));
                 }
+                if let Some(target) = self.aliases.get(&name) {
+                    return Err(MetaRefusal::Invalid(format!("{name:?} is an alias of collection {target:?}; delete the alias first")));
+                }
                 let id = self.next_id;
                 self.next_id += 1;
                 let replicas =
@@ -208,7 +284,12 @@ impl Metadata {
             MetaCommand::DropCollection { name } => {
                 let meta = self.collections.remove(&name).ok_or(MetaRefusal::Missing(name))?;
                 self.by_id.remove(&meta.id);
+                self.aliases.retain(|_, c| *c != meta.name);
                 Ok(MetaEvent::Dropped(meta))
+            }
+            MetaCommand::UpdateAliases { actions } => {
+                self.aliases = self.check_aliases(&actions)?;
+                Ok(MetaEvent::AliasesChanged)
             }
         }
     }
@@ -278,6 +359,54 @@ mod tests {
         let MetaEvent::Created(a2) = m.apply(create("a", 1, 1)).unwrap() else { panic!() };
         assert_eq!(a2.id, 2, "ids are never reused, so a re-created collection gets fresh groups");
         assert_eq!(m.apply(MetaCommand::DropCollection { name: "zz".into() }).unwrap_err(), MetaRefusal::Missing("zz".into()));
+    }
+
+    fn aliases(m: &Metadata) -> Vec<(String, String)> {
+        m.aliases().map(|(a, c)| (a.to_string(), c.to_string())).collect()
+    }
+
+    fn update(m: &mut Metadata, actions: Vec<AliasAction>) -> Result<MetaEvent, MetaRefusal> {
+        let c = MetaCommand::UpdateAliases { actions };
+        m.apply(MetaCommand::decode(&c.encode()).unwrap())
+    }
+
+    fn create_alias(alias: &str, collection: &str) -> AliasAction {
+        AliasAction::Create { alias: alias.into(), collection: collection.into() }
+    }
+
+    #[test]
+    fn aliases_resolve_switch_in_one_step_and_apply_all_or_nothing() {
+        let mut m = Metadata::new(vec![1, 2, 3]);
+        m.apply(create("blue", 1, 1)).unwrap();
+        m.apply(create("green", 1, 1)).unwrap();
+        assert_eq!(update(&mut m, vec![create_alias("prod", "blue")]), Ok(MetaEvent::AliasesChanged));
+        assert_eq!(m.collection("prod").map(|c| c.name.as_str()), Some("blue"));
+        assert!(m.collection_named("prod").is_none(), "create and drop use own names only");
+        // The blue/green switch: delete and create in one command.
+        update(&mut m, vec![AliasAction::Delete { alias: "prod".into() }, create_alias("prod", "green")]).unwrap();
+        assert_eq!(m.collection("prod").map(|c| c.name.as_str()), Some("green"));
+        // A list whose last action fails changes nothing, not even its first actions.
+        let before = aliases(&m);
+        let r = update(&mut m, vec![create_alias("staging", "blue"), create_alias("x", "missing")]);
+        assert_eq!(r, Err(MetaRefusal::Missing("missing".into())));
+        assert_eq!(aliases(&m), before);
+        let r = update(&mut m, vec![AliasAction::Delete { alias: "prod".into() }, create_alias("blue", "green")]);
+        assert!(matches!(r, Err(MetaRefusal::Invalid(_))), "an alias cannot take a collection's name: {r:?}");
+        assert_eq!(aliases(&m), before);
+        assert!(matches!(update(&mut m, vec![]), Err(MetaRefusal::Invalid(_))));
+        // Rename: the old name is gone, the new one names the same collection; a missing old
+        // alias is refused.
+        update(&mut m, vec![AliasAction::Rename { old: "prod".into(), new: "live".into() }]).unwrap();
+        assert_eq!(aliases(&m), vec![("live".to_string(), "green".to_string())]);
+        assert!(update(&mut m, vec![AliasAction::Rename { old: "prod".into(), new: "x".into() }]).is_err());
+        // Deleting an alias that does not exist is not an error (Qdrant: "delete alias if exists").
+        assert!(update(&mut m, vec![AliasAction::Delete { alias: "nope".into() }]).is_ok());
+        // A collection cannot be created under an alias's name; dropping a collection drops its
+        // aliases, so a later collection of that name does not inherit them.
+        assert!(matches!(m.apply(create("live", 1, 1)), Err(MetaRefusal::Invalid(_))));
+        m.apply(MetaCommand::DropCollection { name: "green".into() }).unwrap();
+        assert_eq!(aliases(&m), vec![]);
+        assert_eq!(m.apply(MetaCommand::DropCollection { name: "live".into() }), Err(MetaRefusal::Missing("live".into())));
     }
 
     #[test]

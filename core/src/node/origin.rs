@@ -108,16 +108,38 @@ impl Node {
                 if let Err(e) = self.meta.check_create(&name, &config, shards, replication_factor) {
                     return self.respond(client, Err(NodeError::Invalid(e)), out);
                 }
-                if self.meta.collection(&name).is_some() {
+                if self.meta.collection_named(&name).is_some() {
                     return self.respond(client, Err(NodeError::CollectionExists(name)), out);
+                }
+                let alias_of = self.meta.aliases().find(|(a, _)| *a == name).map(|(_, c)| c.to_string());
+                if let Some(target) = alias_of {
+                    let e = format!("{name:?} is an alias of collection {target:?}; delete the alias first");
+                    return self.respond(client, Err(NodeError::Invalid(e)), out);
                 }
                 let cmd = MetaCommand::CreateCollection { name, config, shards, replication_factor };
                 let kind = PartKind::Write { command: Bytes::from(cmd.encode()), ack: WriteAck::Quorum };
                 parts.push((0, METADATA_GROUP, members, kind));
                 Gather::Meta
             }
+            Request::ListAliases => {
+                let list = self.meta.aliases().map(|(a, c)| (a.to_string(), c.to_string())).collect();
+                return self.respond(client, Ok(Reply::Aliases(list)), out);
+            }
+            Request::UpdateAliases { actions } => {
+                if let Err(e) = self.meta.check_aliases(&actions) {
+                    let e = match e {
+                        super::metadata::MetaRefusal::Missing(name) => NodeError::NoSuchCollection(name),
+                        other => NodeError::Invalid(other.to_string()),
+                    };
+                    return self.respond(client, Err(e), out);
+                }
+                let cmd = MetaCommand::UpdateAliases { actions };
+                let kind = PartKind::Write { command: Bytes::from(cmd.encode()), ack: WriteAck::Quorum };
+                parts.push((0, METADATA_GROUP, members, kind));
+                Gather::Meta
+            }
             Request::DropCollection { name } => {
-                if self.meta.collection(&name).is_none() {
+                if self.meta.collection_named(&name).is_none() {
                     return self.respond(client, Err(NodeError::NoSuchCollection(name)), out);
                 }
                 let cmd = MetaCommand::DropCollection { name };

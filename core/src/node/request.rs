@@ -187,6 +187,13 @@ pub enum Request {
         /// Consistency.
         read: ReadOptions,
     },
+    /// Change aliases (Qdrant's `POST /collections/aliases`): all actions or none.
+    UpdateAliases {
+        /// The actions, in order.
+        actions: Vec<super::metadata::AliasAction>,
+    },
+    /// Every alias and its collection (from this node's applied metadata).
+    ListAliases,
     /// One shard's changes after a sequence number: a page of a point-in-time export (see
     /// `shard_export.rs`). Use a linearizable level, or the export refuses the answers.
     ShardChanges {
@@ -227,6 +234,8 @@ impl Request {
             Request::FieldIndexes { .. } => "field_indexes",
             Request::VectorSettings { .. } => "vector_settings",
             Request::ShardChanges { .. } => "shard_changes",
+            Request::UpdateAliases { .. } => "update_aliases",
+            Request::ListAliases => "list_aliases",
         }
     }
 }
@@ -379,6 +388,8 @@ pub enum Reply {
     },
     /// One shard's page of changes.
     Changes(crate::vector::collection::ChangesPage),
+    /// (alias, collection) pairs, by alias.
+    Aliases(Vec<(String, String)>),
 }
 
 /// Why a request failed. Every variant says whether the request may have taken effect.

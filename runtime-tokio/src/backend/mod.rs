@@ -503,6 +503,26 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Option<crate::node_loop::change_feed::ChangeFeed> {
         None
     }
+
+    /// Qdrant's collection aliases: applies `actions` all or none. Only the replicated node
+    /// keeps aliases (in its metadata group); the default refuses.
+    fn update_aliases(
+        &self,
+        actions: Vec<vecraft_core::node::metadata::AliasAction>,
+        options: WriteOptions,
+    ) -> BoxFuture<'_, Result<(), BackendError>> {
+        let _ = (actions, options);
+        Box::pin(async { Err(no_aliases()) })
+    }
+
+    /// Every (alias, collection), by alias.
+    fn list_aliases(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, BackendError>> {
+        Box::pin(async { Err(no_aliases()) })
+    }
+}
+
+fn no_aliases() -> BackendError {
+    BackendError::Unsupported("collection aliases need the replicated node (`--engine node`)".into())
 }
 
 #[cfg(test)]

@@ -311,6 +311,14 @@ impl NodeBackend {
                 let Reply::Collections(list) = self.call(Request::ListCollections, t).await? else {
                     return Err(unexpected());
                 };
+                // An alias answers as its collection (under the collection's own name).
+                let name = match list.iter().any(|c| c.name == name) {
+                    true => name,
+                    false => match self.call(Request::ListAliases, t).await? {
+                        Reply::Aliases(aliases) => aliases.into_iter().find(|(a, _)| *a == name).map_or(name, |(_, c)| c),
+                        _ => return Err(unexpected()),
+                    },
+                };
                 let info = list.into_iter().find(|c| c.name == name).ok_or_else(|| {
                     BackendError::Engine(EngineError::UnknownCollection(name.clone()))
                 })?;
@@ -558,6 +566,28 @@ impl Backend for NodeBackend {
         options: WriteOptions,
     ) -> BoxFuture<'_, Result<WriteReceipt, BackendError>> {
         Box::pin(self.do_create(name, config, shard_number, replication_factor, options))
+    }
+
+    fn update_aliases(
+        &self,
+        actions: Vec<vecraft_core::node::metadata::AliasAction>,
+        options: WriteOptions,
+    ) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            match self.call(Request::UpdateAliases { actions }, options.timeout).await? {
+                Reply::Done => Ok(()),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+
+    fn list_aliases(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, BackendError>> {
+        Box::pin(async move {
+            match self.call(Request::ListAliases, None).await? {
+                Reply::Aliases(list) => Ok(list),
+                _ => Err(unexpected()),
+            }
+        })
     }
 
     fn read(

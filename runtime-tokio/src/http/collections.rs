@@ -212,7 +212,10 @@ pub async fn exists(
     let ReadAnswer::Collections(names) = answer else {
         return Err(mismatch());
     };
-    Ok(ok(start, json!({"exists": names.contains(&name)})))
+    // An alias exists as its collection does (a backend without aliases has none).
+    let exists = names.contains(&name)
+        || state.backend.list_aliases().await.is_ok_and(|l| l.iter().any(|(a, _)| *a == name));
+    Ok(ok(start, json!({"exists": exists})))
 }
 
 /// `GET /collections/{c}`: a `CollectionInfo` with every field qdrant-client requires.

@@ -6,7 +6,8 @@
 //! cluster info), [`auth`] (API keys) and [`metrics`] (Prometheus). The HTTP layer makes no
 //! protocol decisions: it validates and translates, and the backend decides.
 
-pub mod auth;
+pub mod aliases;
+mod auth;
 pub mod changes;
 pub mod cluster;
 pub mod collections;
@@ -99,6 +100,9 @@ pub fn router(backend: Arc<dyn Backend>, options: HttpOptions) -> Router {
         .route("/metrics", get(metrics::scrape))
         .route("/cluster", get(cluster::cluster))
         .route("/collections", get(collections::list))
+        .route("/collections/aliases", post(aliases::update))
+        .route("/aliases", get(aliases::list))
+        .route(&format!("{c}/aliases"), get(aliases::of_collection))
         .route(
             c,
             put(collections::create)
