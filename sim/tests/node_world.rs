@@ -87,7 +87,7 @@ fn every_node_bug_is_caught_by_its_checker() {
     // sleeping: the proposals that used to overtake a mark now also keep the leader awake until
     // the next round, which leaves only reads to overtake it; caught in 3 of 400 seeds, and
     // pinned with a read in `core/tests/multiraft.rs`.)
-    let cases: [(NodeBug, &[&str], u64); 5] = [
+    let cases: [(NodeBug, &[&str], u64); 6] = [
         // A follower's applied state lags the leader's: an acknowledged write is missed.
         (NodeBug::StrongReadAtFollower, &["strong-reads"], 60),
         // Acked before commit: a read right after does not see it, or a crash loses it.
@@ -101,6 +101,9 @@ fn every_node_bug_is_caught_by_its_checker() {
         // A leader sleeps on followers that had not said they applied the last entries: its
         // report of their apply lag stays stale while the group sleeps.
         (NodeBug::QuiesceIgnoresFollowerApply, &["apply-report"], 20),
+        // Alias changes applied by the metadata leader only: the other nodes do not resolve
+        // the workload's alias.
+        (NodeBug::AliasesOnlyOnMetaLeader, &["aliases"], 10),
     ];
     for (bug, checkers, limit) in cases {
         let reports = run_all(1..1 + limit, Some(bug));

@@ -21,12 +21,18 @@ pub struct NodeBugs {
     pub quorum_ack_before_commit: bool,
     /// Scatter-gather merges hits by score only, in arrival order, without the id tie-break.
     pub merge_without_tie_break: bool,
+    /// Alias changes take effect only on the metadata group's leader (as if aliases were a
+    /// table local to the node that handled the change), not on every node applying the log.
+    pub aliases_only_on_meta_leader: bool,
 }
 
 impl NodeBugs {
     /// Whether any switch is on.
     pub fn any(&self) -> bool {
-        self.strong_read_at_follower || self.quorum_ack_before_commit || self.merge_without_tie_break
+        self.strong_read_at_follower
+            || self.quorum_ack_before_commit
+            || self.merge_without_tie_break
+            || self.aliases_only_on_meta_leader
     }
 
     /// The switches as they act: all off unless built with `bug-injection`.

@@ -320,7 +320,13 @@ impl Node {
         let EntryPayload::Command(bytes) = payload else {
             return;
         };
-        let result = MetaCommand::decode(bytes).map_err(MetaRefusal::Invalid).and_then(|c| self.meta.apply(c));
+        let leads_meta = self.host.group(METADATA_GROUP).is_some_and(|r| r.role() == crate::raft::Role::Leader);
+        let result = MetaCommand::decode(bytes).map_err(MetaRefusal::Invalid).and_then(|c| {
+            if self.bugs.aliases_only_on_meta_leader && matches!(c, MetaCommand::UpdateAliases { .. }) && !leads_meta {
+                return Ok(MetaEvent::AliasesChanged);
+            }
+            self.meta.apply(c)
+        });
         let me = self.cfg.id;
         match &result {
             Ok(MetaEvent::Created(c)) => {

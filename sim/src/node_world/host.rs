@@ -653,6 +653,28 @@ impl World {
     /// so no group that had a leader when it began may hold an election in it. An
     /// election there is a liveness bug of its own (a follower timing out under a live leader),
     /// and on real processes it fails every write in flight with "leadership lost".
+    /// `aliases`: every node resolves the same aliases (they are replicated metadata), and the
+    /// workload's alias, once acknowledged, names its collection on every node.
+    fn check_aliases(&mut self) {
+        use super::workload::{ALIAS, AliasState, COLLECTION};
+        let mut seen: Option<(u64, Vec<(String, String)>)> = None;
+        for mach in &self.machines {
+            let Some(p) = &mach.proc else { continue };
+            let aliases: Vec<(String, String)> =
+                p.node.metadata().aliases().map(|(a, c)| (a.to_string(), c.to_string())).collect();
+            if self.workload.alias == AliasState::Acknowledged && !aliases.contains(&(ALIAS.to_string(), COLLECTION.to_string())) {
+                self.violations.push(format!("aliases: node {} does not resolve the acknowledged alias {ALIAS:?}: {aliases:?}", mach.id));
+            }
+            match &seen {
+                Some((id, first)) if *first != aliases => {
+                    self.violations.push(format!("aliases: node {} holds {aliases:?}, node {id} {first:?}", mach.id));
+                }
+                Some(_) => {}
+                None => seen = Some((mach.id, aliases)),
+            }
+        }
+    }
+
     fn check_stable_leadership(&mut self) {
         let Some(before) = self.terms_at_probe.take() else { return };
         let now = self.group_terms();
@@ -723,6 +745,9 @@ impl World {
             self.check_stable_leadership();
         }
         let (report_groups, report_asleep) = if self.violations.is_empty() { self.check_apply_report() } else { (0, 0) };
+        if self.violations.is_empty() {
+            self.check_aliases();
+        }
         let engines: Vec<(u64, &BTreeMap<GroupId, Collection>)> =
             self.machines.iter().filter_map(|m| m.proc.as_ref().map(|p| (m.id, &p.engines))).collect();
         if self.violations.is_empty() {

@@ -33,6 +33,9 @@
 //!   allow, replicas of a shard agree, and a replica past the training threshold has trained
 //!   codes (see `vector_settings.rs`).
 //!
+//! * `aliases`: every node resolves the same aliases, and the workload's alias (client 0 points
+//!   it at the first collection; a share of the requests for its points then use it, the final
+//!   probe counts through it) names its collection on every node once acknowledged.
 //! * `apply-agreement`: the replicas of a shard apply the same command at each sequence number
 //!   of their engines (state-machine safety; see `export.rs`).
 //! * `apply-once`: no replica's engine is handed an entry at or below the index it already
@@ -119,11 +122,14 @@ pub enum NodeBug {
     /// on the faulty disk after they were applied) takes the log's end as its applied index, and
     /// applies the entries in between again once repaired (the rule in `raft/node.rs`).
     RestartClampsApplied,
+    /// Alias changes take effect only on the metadata group's leader (the rule in
+    /// `node/machine.rs`: every node applies the metadata log, aliases included).
+    AliasesOnlyOnMetaLeader,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 14] = [
+    pub const ALL: [NodeBug; 15] = [
         NodeBug::StrongReadAtFollower,
         NodeBug::QuorumAckBeforeCommit,
         NodeBug::MergeWithoutTieBreak,
@@ -138,6 +144,7 @@ impl NodeBug {
         NodeBug::RestoreRevertsQuantization,
         NodeBug::ExportFinishesAnyRound,
         NodeBug::RestartClampsApplied,
+        NodeBug::AliasesOnlyOnMetaLeader,
     ];
 
     /// The `--bug` value.
@@ -157,6 +164,7 @@ impl NodeBug {
             NodeBug::RestoreRevertsQuantization => "restore-reverts-quantization",
             NodeBug::ExportFinishesAnyRound => "export-finishes-any-round",
             NodeBug::RestartClampsApplied => "restart-clamps-applied",
+            NodeBug::AliasesOnlyOnMetaLeader => "aliases-only-on-meta-leader",
         }
     }
 
@@ -171,6 +179,7 @@ impl NodeBug {
             NodeBug::StrongReadAtFollower => b.strong_read_at_follower = true,
             NodeBug::QuorumAckBeforeCommit => b.quorum_ack_before_commit = true,
             NodeBug::MergeWithoutTieBreak => b.merge_without_tie_break = true,
+            NodeBug::AliasesOnlyOnMetaLeader => b.aliases_only_on_meta_leader = true,
             NodeBug::TrustCorruptWal
             | NodeBug::RestoreDropsFieldIndexes
             | NodeBug::HideUnindexed

@@ -23,6 +23,9 @@ use vecraft_core::vector::point::{PointId, PointStruct, Record, ScoredPoint};
 use vecraft_core::vector::quantization::{QuantizationConfig, QuantizationSearchParams};
 
 pub(super) const COLLECTION: &str = "vectors";
+/// The alias client 0 points at `COLLECTION` once the collections exist; a share of the
+/// requests for its points then name the alias instead.
+pub(super) const ALIAS: &str = "current";
 /// The second collection's name (see `NodeWorldConfig::second`).
 const SECOND: &str = "side";
 /// Point ids at or above this (modulo 1000) live in the second collection.
@@ -75,6 +78,8 @@ enum Kind {
     Switch { collection: usize, change: super::vector_settings::Change },
     /// A page of client 1's shard export (see `export.rs`).
     Export,
+    /// Client 0 points [`ALIAS`] at the first collection.
+    Alias,
 }
 
 struct InFlight {
@@ -144,6 +149,17 @@ pub(super) struct Workload {
     pub(super) quantized_probes: std::ops::Range<usize>,
     /// Client 1's point-in-time shard exports, in seeds that have them (see `export.rs`).
     pub(super) exports: Option<super::export::Exports>,
+    /// [`ALIAS`]: not sent yet, in flight, or acknowledged (then requests use it).
+    pub(super) alias: AliasState,
+}
+
+/// Where the workload's alias stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum AliasState {
+    Unsent,
+    InFlight,
+    /// Acknowledged: every node must end up resolving it.
+    Acknowledged,
 }
 
 /// The register workload's history, in the Raft world's format.
@@ -210,6 +226,7 @@ impl Workload {
             quantizer_train_after: cfg.quantization.map_or(usize::MAX, |q| q.train_after),
             on_disk: cfg.vector_files.is_some(),
             quantized_probes: 0..0,
+            alias: AliasState::Unsent,
             exports: (cfg.exports && !cfg.register).then(|| {
                 use rand::SeedableRng;
                 super::export::Exports::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xE4B0_47C0_B1E5_000A), cfg.export_finishes_any_round)
@@ -254,6 +271,15 @@ impl Workload {
 
     fn name_of(&self, point: u64) -> String {
         self.collections[Self::collection_of(point)].0.to_string()
+    }
+
+    /// The name a request for `point` uses: its collection's, or now and then the alias once
+    /// it was acknowledged (a node that has not applied it yet answers "no such collection").
+    fn route_name(&self, point: u64, rng: &mut ChaCha8Rng) -> String {
+        if Self::collection_of(point) == 0 && self.alias == AliasState::Acknowledged && rng.random_bool(0.3) {
+            return ALIAS.to_string();
+        }
+        self.name_of(point)
     }
 
     fn any_collection(&self, rng: &mut ChaCha8Rng) -> String {
@@ -354,6 +380,10 @@ impl Workload {
             self.changing = true;
             let name = self.collections[collection].0.to_string();
             (Kind::Switch { collection, change }, Request::Write { collection: name, op: op_, ack: WriteAck::Quorum })
+        } else if c == 0 && self.alias == AliasState::Unsent && self.register.is_none() {
+            self.alias = AliasState::InFlight;
+            let create = vecraft_core::node::metadata::AliasAction::Create { alias: ALIAS.into(), collection: COLLECTION.into() };
+            (Kind::Alias, Request::UpdateAliases { actions: vec![create] })
         } else if let Some(request) = {
             let created: Vec<(&'static str, u32)> = self.collections.iter().map(|(n, s, _)| (*n, *s)).collect();
             self.exports.as_mut().filter(|_| c == 1).and_then(|e| e.next(&created))
@@ -382,7 +412,7 @@ impl Workload {
                     }
                     PointsOp::Upsert(vec![PointStruct { id: PointId::Num(point), vector, payload }])
                 };
-                (Kind::Write { point, version, delete, ack }, Request::Write { collection: self.name_of(point), op: op_, ack })
+                (Kind::Write { point, version, delete, ack }, Request::Write { collection: self.route_name(point, rng), op: op_, ack })
             } else if roll < 85 {
                 let r = rng.random_range(0..100);
                 let (level, name, point) = if r < 35 {
@@ -397,7 +427,7 @@ impl Workload {
                     (ReadLevel::ReadYourWrites(self.tokens[c][k as usize].clone()), "read_your_writes", point)
                 };
                 let request = Request::Get {
-                    collection: self.name_of(point),
+                    collection: self.route_name(point, rng),
                     ids: vec![PointId::Num(point)],
                     with_payload: true,
                     with_vector: false,
@@ -514,6 +544,17 @@ impl Workload {
                 self.count(format!("settings-switch:{what}:{outcome:?}"));
                 self.change_history.push(super::vector_settings::ChangeRec { collection, change, outcome });
             }
+            Kind::Alias => {
+                let outcome = match &result {
+                    Ok(Reply::Done) => Outcome::Ok,
+                    Err(NodeError::Indeterminate { .. }) | Ok(_) => Outcome::InDoubt,
+                    Err(_) => Outcome::Failed,
+                };
+                // Sent again until acknowledged (pointing it at the same collection again is
+                // harmless).
+                self.alias = if outcome == Outcome::Ok { AliasState::Acknowledged } else { AliasState::Unsent };
+                self.count(format!("alias:{outcome:?}"));
+            }
             Kind::Export => {
                 let what = self.exports.as_mut().map_or("stray", |e| e.respond(result));
                 self.count(format!("export:{what}"));
@@ -580,6 +621,10 @@ impl Workload {
             self.quantized_probes = first..reqs.len();
         }
         reqs.push(Request::Count { collection: COLLECTION.into(), filter: None, read: strong() });
+        if self.alias == AliasState::Acknowledged {
+            // Through the alias, from whichever node the probe reaches: the union's count too.
+            reqs.push(Request::Count { collection: ALIAS.into(), filter: None, read: strong() });
+        }
         let scroll = ScrollRequest { offset: None, limit: 100_000, filter: None, with_payload: false, with_vector: false };
         reqs.push(Request::Scroll { collection: COLLECTION.into(), request: scroll, read: strong() });
         if self.index_rng.is_some() {
