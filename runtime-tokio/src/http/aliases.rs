@@ -22,21 +22,24 @@ pub struct ChangeAliases {
 
 /// One action, as Qdrant spells it (`{"create_alias": {...}}`, ...).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 enum AliasOperation {
-    CreateAlias { collection_name: String, alias_name: String },
-    DeleteAlias { alias_name: String },
-    RenameAlias { old_alias_name: String, new_alias_name: String },
+    #[serde(rename = "create_alias")]
+    Create { collection_name: String, alias_name: String },
+    #[serde(rename = "delete_alias")]
+    Delete { alias_name: String },
+    #[serde(rename = "rename_alias")]
+    Rename { old_alias_name: String, new_alias_name: String },
 }
 
 impl From<AliasOperation> for AliasAction {
     fn from(op: AliasOperation) -> AliasAction {
         match op {
-            AliasOperation::CreateAlias { collection_name, alias_name } => {
+            AliasOperation::Create { collection_name, alias_name } => {
                 AliasAction::Create { alias: alias_name, collection: collection_name }
             }
-            AliasOperation::DeleteAlias { alias_name } => AliasAction::Delete { alias: alias_name },
-            AliasOperation::RenameAlias { old_alias_name, new_alias_name } => {
+            AliasOperation::Delete { alias_name } => AliasAction::Delete { alias: alias_name },
+            AliasOperation::Rename { old_alias_name, new_alias_name } => {
                 AliasAction::Rename { old: old_alias_name, new: new_alias_name }
             }
         }

@@ -26,13 +26,12 @@ fn page(c: &Collection, read: ChangesRead) -> ChangesPage {
     c.changes(read.since, read.after, read.limit).unwrap()
 }
 
+/// A finished copy: its sequence number and points.
+type Finished = Result<(u64, Vec<Record>), ExportError>;
+
 /// Runs `export` against `c`, calling `write(c, page number)` after every page; returns the
 /// copy, the sequence it claims, and the shard's points at every sequence number seen.
-fn run(
-    mut export: ShardExport,
-    c: &mut Collection,
-    mut write: impl FnMut(&mut Collection, u32),
-) -> (Result<(u64, Vec<Record>), ExportError>, BTreeMap<u64, Vec<Record>>) {
+fn run(mut export: ShardExport, c: &mut Collection, mut write: impl FnMut(&mut Collection, u32)) -> (Finished, BTreeMap<u64, Vec<Record>>) {
     let mut states = BTreeMap::new();
     states.insert(c.seq(), all(c));
     for n in 0.. {
