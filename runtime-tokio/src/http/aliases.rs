@@ -4,10 +4,9 @@
 //! request). The node keeps aliases in its replicated metadata; `--engine local` refuses them.
 
 use super::State;
-use super::collections::mismatch;
 use super::envelope::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ok};
-use super::params::{Params, read_options};
-use crate::backend::{ReadAnswer, ReadQuery, WriteOptions};
+use super::params::Params;
+use crate::backend::WriteOptions;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -82,11 +81,7 @@ pub async fn of_collection(
     ApiQuery(params): ApiQuery<Params>,
 ) -> ApiResult {
     let start = Instant::now();
-    let answer = state.backend.read(ReadQuery::ListCollections, read_options(&params)?).await?;
-    let ReadAnswer::Collections(names) = answer else {
-        return Err(mismatch());
-    };
-    if !names.contains(&name) {
+    if !super::collections::collection_names(&state, &params).await?.contains(&name) {
         return Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("Collection `{name}` doesn't exist!")));
     }
     let list = state.backend.list_aliases().await?;

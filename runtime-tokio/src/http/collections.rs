@@ -146,16 +146,22 @@ pub fn collection_config(body: &CreateCollection) -> Result<CollectionConfig, Ap
     Ok(config)
 }
 
+/// Every collection's name, read at the request's consistency.
+pub async fn collection_names(state: &State, params: &Params) -> Result<Vec<String>, ApiError> {
+    let answer = state.backend.read(ReadQuery::ListCollections, read_options(params)?).await?;
+    let ReadAnswer::Collections(names) = answer else {
+        return Err(mismatch());
+    };
+    Ok(names)
+}
+
 /// `GET /collections`.
 pub async fn list(
     state: axum::extract::State<State>,
     ApiQuery(params): ApiQuery<Params>,
 ) -> ApiResult {
     let start = Instant::now();
-    let answer = state.backend.read(ReadQuery::ListCollections, read_options(&params)?).await?;
-    let ReadAnswer::Collections(names) = answer else {
-        return Err(mismatch());
-    };
+    let names = collection_names(&state, &params).await?;
     let collections: Vec<Value> = names.into_iter().map(|n| json!({"name": n})).collect();
     Ok(ok(start, json!({"collections": collections})))
 }
@@ -208,10 +214,7 @@ pub async fn exists(
     ApiQuery(params): ApiQuery<Params>,
 ) -> ApiResult {
     let start = Instant::now();
-    let answer = state.backend.read(ReadQuery::ListCollections, read_options(&params)?).await?;
-    let ReadAnswer::Collections(names) = answer else {
-        return Err(mismatch());
-    };
+    let names = collection_names(&state, &params).await?;
     // An alias exists as its collection does (a backend without aliases has none).
     let exists = names.contains(&name)
         || state.backend.list_aliases().await.is_ok_and(|l| l.iter().any(|(a, _)| *a == name));
