@@ -70,3 +70,43 @@ fn bug_apply_before_durable_applies_entries_the_disk_may_still_lose() {
     assert_eq!(steps[1], vec![(4, 1), (5, 1)]);
     assert_eq!(steps[2], vec![]);
 }
+
+/// A node restarted with its state machine ahead of the log that survived (entries 4 and 5
+/// rotted after they were applied): entries 4 and 5 come back from the leader and are appended,
+/// never applied again; the configuration change among them still takes effect; entry 6 is
+/// applied once durable.
+#[test]
+fn a_state_machine_ahead_of_its_log_is_not_applied_twice_and_keeps_configuration_changes() {
+    use vecraft_core::raft::{ConfChange, ConfChangeStep, ConfEntry, HardState, Membership, next_membership};
+    let noop = |index| Entry { term: 1, index, payload: EntryPayload::Noop };
+    let durable = DurableState {
+        hard_state: HardState { term: 1, vote: Some(1) },
+        entries: (1..=3).map(noop).collect(),
+        damaged: false,
+        ..DurableState::default()
+    };
+    let mut node = RaftNode::new(test_config(2, &[1, 2, 3]), durable, 5, Time::ZERO);
+    assert_eq!((node.applied_index(), node.commit_index()), (5, 5), "what the state machine holds stays applied");
+    let change = ConfChange::auto([ConfChangeStep::AddLearner(4)]);
+    let membership = next_membership(&Membership::simple([1, 2, 3]), &change, false).unwrap();
+    let entries = vec![
+        noop(4),
+        Entry { term: 1, index: 5, payload: EntryPayload::ConfChange(Box::new(ConfEntry { change, membership })) },
+        noop(6),
+    ];
+    let append = Message {
+        group: raft_harness::GROUP,
+        from: 1,
+        to: 2,
+        term: 1,
+        body: MessageBody::Append { prev_index: 3, prev_term: 1, entries, commit: 6, round: 1 },
+    };
+    let now = Time::ZERO + Duration::from_millis(10);
+    let mut out = Vec::new();
+    node.step(now, RaftInput::Message(append), &mut out);
+    let seq = persist_seq(&out);
+    out.clear();
+    node.step(now, RaftInput::Persisted { seq }, &mut out);
+    assert_eq!(applied(&out), vec![(6, 1)], "4 and 5 are not handed out again");
+    assert!(node.membership().learners.contains(&4), "the change at 5 took effect: {:?}", node.membership());
+}

@@ -419,7 +419,7 @@ impl RaftNode {
             membership_index: 0,
             base_membership,
             replicas: Vec::new(),
-            conf_scanned: applied,
+            conf_scanned: applied.min(log.last_index()),
             pending_conf_index: 0,
             handing_over: false,
             rng,

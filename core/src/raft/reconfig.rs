@@ -178,7 +178,10 @@ impl RaftNode {
             self.adopt_membership_from_log(now);
             changed = true;
         }
-        while self.conf_scanned < self.applied {
+        // Up to what the log holds: after a restart whose state machine is ahead of a log that
+        // lost rotted entries, a configuration entry in that gap is activated when the leader
+        // sends it again, not skipped as missing.
+        while self.conf_scanned < self.applied.min(self.log.last_index()) {
             self.conf_scanned += 1;
             let index = self.conf_scanned;
             // Entries at or below the one adopted at restart are older configurations.
