@@ -5,7 +5,7 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call, ids_present, upsert_until_acked, create_t};
+use cluster_common::{Cluster, call, create_t, ids_present, shard_leader, upsert_until_acked};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -243,4 +243,43 @@ async fn a_snapshot_taken_under_writes_holds_each_shard_as_of_one_log_position()
         );
     }
     assert!(ends.iter().any(|&(lo, _)| generation(lo) > 0), "the copy saw some of the writes");
+}
+
+/// A snapshot whose shard loses its leader (kill -9, 30 ms after the request, while its pages
+/// are read) finishes with every point: the node sends a changes read that found no leader to
+/// the next replica, within the read's deadline, as it does any read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_outlives_the_kill_of_a_shard_leader() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::new(root.path(), 3);
+    cl.start_all().await;
+    let c: Vec<_> = (0..3).map(|i| cl.client(i)).collect();
+    create_t(&c[0], json!({"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 1, "replication_factor": 3})).await;
+    for chunk in (0..20_000u64).collect::<Vec<_>>().chunks(2_000) {
+        let pts: Vec<_> = chunk.iter().map(|&id| json!({"id": id, "vector": [1.0, 0.5, id as f32, 2.0]})).collect();
+        let (s, v) = call(&c[0], hyper::Method::PUT, "/collections/t/points?wait=true", Some(json!({"points": pts}))).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    // The leader is another node than the one taking the snapshot.
+    let mut leader = None;
+    for _ in 0..100 {
+        leader = shard_leader(&cl, 0, "t", 0).await;
+        if leader.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let leader = leader.expect("the shard has a leader");
+    let via = (leader + 1) % 3;
+    let taker = cl.client(via);
+    let snapshot = tokio::spawn(async move { call(&taker, hyper::Method::POST, "/collections/t/snapshots", None).await });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    cl.kill9(leader);
+    let (s, snap) = snapshot.await.unwrap();
+    assert_eq!(s, 200, "{snap}");
+    let name = snap["result"]["name"].as_str().unwrap().to_string();
+    let file = root.path().join("after-kill.snap");
+    c[via].download(&format!("/collections/t/snapshots/{name}"), &file, &mut |_, _| ()).await.unwrap().unwrap();
+    let summary = verify_snapshot(std::fs::File::open(&file).unwrap()).unwrap();
+    assert_eq!(summary.header.point_count, 20_000);
 }
