@@ -62,7 +62,8 @@ struct Cli {
     /// With `--workload vector`: switch on a node bug (strong-read-at-follower,
     /// quorum-ack-before-commit, merge-without-tie-break, trust-corrupt-wal,
     /// restore-drops-field-indexes, hide-unindexed, skip-rescore, vector-file-loses-row,
-    /// quiesce-ignores-follower-apply, restore-reverts-quantization, ...).
+    /// quiesce-ignores-follower-apply, restore-reverts-quantization, export-finishes-any-round,
+    /// restart-clamps-applied, aliases-only-on-meta-leader, ...).
     #[arg(long)]
     node_bug: Option<String>,
     /// Worker threads for multi-seed runs (each seed is itself single-threaded and deterministic).
