@@ -120,14 +120,16 @@ impl NodeBackend {
         };
         let mut points = Vec::new();
         let mut cut = Vec::with_capacity(info.shards as usize);
+        let mut rounds = Vec::with_capacity(info.shards as usize);
         for shard in 0..info.shards {
-            let (records, seq) = self.export_shard(&collection, shard).await?;
+            let (records, seq, r) = self.export_shard(&collection, shard).await?;
             for r in records {
                 points.push(point(r)?);
             }
             cut.push(seq);
+            rounds.push(r);
         }
-        tracing::info!(%collection, points = points.len(), shard_seqs = ?cut, "collection read for a snapshot: each shard as of one position of its log");
+        tracing::info!(%collection, points = points.len(), shard_seqs = ?cut, shard_rounds = ?rounds, "collection read for a snapshot: each shard as of one position of its log");
         let indexes = info.field_indexes.clone();
         blocking(move || {
             let mut engine = Collection::new(&collection, info.config)?;
@@ -150,8 +152,9 @@ impl NodeBackend {
         .await
     }
 
-    /// One shard's points as of one position of its log, and that position's sequence number.
-    async fn export_shard(&self, collection: &str, shard: u32) -> Result<(Vec<Record>, u64), BackendError> {
+    /// One shard's points as of one position of its log, that position's sequence number, and
+    /// the rounds of changes it took.
+    async fn export_shard(&self, collection: &str, shard: u32) -> Result<(Vec<Record>, u64, u32), BackendError> {
         let mut export = ShardExport::new(shard, PAGE);
         loop {
             let read = export.next_read();
@@ -169,8 +172,9 @@ impl NodeBackend {
             match export.on_page(page) {
                 Ok(ExportProgress::More) => {}
                 Ok(ExportProgress::Done { seq }) => {
-                    tracing::debug!(collection, shard, seq, rounds = export.rounds(), restarts = export.restarts(), "shard copied");
-                    return Ok((export.into_points(), seq));
+                    let rounds = export.rounds();
+                    tracing::debug!(collection, shard, seq, rounds, restarts = export.restarts(), "shard copied");
+                    return Ok((export.into_points(), seq, rounds));
                 }
                 Err(e) => return Err(BackendError::Unavailable(format!("snapshot of collection {collection:?}: {e}"))),
             }
