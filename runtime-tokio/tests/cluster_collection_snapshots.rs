@@ -282,4 +282,6 @@ async fn a_snapshot_outlives_the_kill_of_a_shard_leader() {
     c[via].download(&format!("/collections/t/snapshots/{name}"), &file, &mut |_, _| ()).await.unwrap().unwrap();
     let summary = verify_snapshot(std::fs::File::open(&file).unwrap()).unwrap();
     assert_eq!(summary.header.point_count, 20_000);
+    // Built aside in one parallel pass, the graph is in the file: a restore does not rebuild it.
+    assert_ne!(summary.header.flags & vecraft_core::vector::snapshot::FLAG_HNSW_GRAPH, 0, "the snapshot carries its HNSW graph");
 }

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vecraft_core::node::request::{ReadLevel, ReadOptions as NodeReadOptions, Reply, Request};
 use vecraft_core::node::shard_export::{ExportProgress, ShardExport};
-use vecraft_core::vector::collection::{Collection, PointsOp, ScrollRequest};
+use vecraft_core::vector::collection::{Collection, IndexingPolicy, PointsOp, ScrollRequest};
 use vecraft_core::vector::engine::Command;
 use vecraft_core::vector::error::EngineError;
 use vecraft_core::vector::point::{PointStruct, Record};
@@ -133,12 +133,17 @@ impl NodeBackend {
         let indexes = info.field_indexes.clone();
         blocking(move || {
             let mut engine = Collection::new(&collection, info.config)?;
+            // Store first, then build the graph once on every core (the snapshot carries it, so
+            // a restore does not rebuild): linking at each insert ran on one thread.
+            engine.set_indexing_policy(IndexingPolicy::deferred(usize::MAX));
             for (field, (schema, _)) in indexes {
                 engine.create_field_index(&field, schema)?;
             }
             for chunk in points.chunks(BATCH) {
                 engine.apply(PointsOp::Upsert(chunk.to_vec()))?;
             }
+            engine.rebuild_index_parallel(std::thread::available_parallelism().map_or(1, |n| n.get()));
+            debug_assert_eq!(engine.unindexed(), 0);
             // Ids name the creation time: two snapshots of different contents never share one.
             let mut at = now_ms();
             let mut catalog = lock(&catalog);
