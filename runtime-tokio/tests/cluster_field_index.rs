@@ -9,7 +9,7 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call, create_t, metric};
+use cluster_common::{Cluster, call, metric};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use vecraft_runtime::cli::client::HttpClient;
@@ -100,11 +100,7 @@ async fn red_count(c: &HttpClient) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyword_index_is_replicated_and_survives_wal_replay_and_snapshot_install() {
     let root = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::with_small_thresholds(root.path(), 3);
-    cl.start_all().await;
-    let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
-    let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
-    create_t(&clients[0], create).await;
+    let (mut cl, clients) = Cluster::three_small_with_t(root.path()).await;
     // The collection's info reports the layout it was created with, on any node (once that
     // node's metadata has caught up with the create).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -13,16 +13,11 @@ use cluster_common::{Cluster, call, create_t, ids_present, metric, points, upser
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-use vecraft_runtime::cli::client::HttpClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_behind_compacted_logs_catches_up_by_snapshot_install() {
     let root = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::with_small_thresholds(root.path(), 3);
-    cl.start_all().await;
-    let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
-    let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
-    create_t(&clients[0], create).await;
+    let (mut cl, clients) = Cluster::three_small_with_t(root.path()).await;
 
     let batch = 20u64;
     let mut acked = BTreeSet::new();

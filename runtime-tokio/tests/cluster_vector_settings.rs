@@ -12,7 +12,7 @@
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call, create_t, metric, upsert_until_acked};
+use cluster_common::{Cluster, call, metric, upsert_until_acked};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use vecraft_runtime::cli::client::HttpClient;
@@ -95,11 +95,7 @@ fn query(i: usize) -> [f32; 4] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vector_settings_changes_are_replicated_and_survive_wal_replay_and_snapshot_install() {
     let root = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::with_small_thresholds(root.path(), 3);
-    cl.start_all().await;
-    let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
-    let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
-    create_t(&clients[0], create).await;
+    let (mut cl, clients) = Cluster::three_small_with_t(root.path()).await;
     // 1,200 points per shard: past the 1,024 slots a quantizer trains at, so the switch trains.
     upsert(&clients, 0..2_400).await;
     assert_eq!(reported(&clients[0], "strong").await, Ok(Value::Null), "created without quantization");

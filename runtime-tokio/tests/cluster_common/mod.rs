@@ -80,6 +80,19 @@ impl Cluster {
         cl
     }
 
+    /// Three started nodes with small thresholds and their clients, holding collection `t` of
+    /// 2 shards x 3 replicas of 4-d Cosine vectors: the setup of the tests that kill a node
+    /// behind compacted logs.
+    #[allow(dead_code)] // not every test file that includes this module uses it
+    pub async fn three_small_with_t(root: &Path) -> (Cluster, Vec<HttpClient>) {
+        let mut cl = Cluster::with_small_thresholds(root, 3);
+        cl.start_all().await;
+        let clients: Vec<HttpClient> = (0..3).map(|i| cl.client(i)).collect();
+        let create = json!({"vectors": {"size": 4, "distance": "Cosine"}, "shard_number": 2, "replication_factor": 3});
+        create_t(&clients[0], create).await;
+        (cl, clients)
+    }
+
     pub fn start(&mut self, i: usize) {
         let peers: Vec<String> = self
             .nodes
