@@ -38,10 +38,23 @@ def server(tmp_path_factory):
     yield from launch(tmp_path_factory, [])
 
 
+# A server started elsewhere (say the docker-compose cluster of `deploy/`): its URL, and its
+# data directory as the server sees it (snapshot files are recovered by that path). The suite
+# then starts nothing, and tests that need their own server with other flags skip.
+EXTERNAL_URL = os.environ.get("VECRAFT_URL")
+EXTERNAL_DATA = os.environ.get("VECRAFT_SERVER_DATA_DIR", "/data")
+
+
 def launch(tmp_path_factory, extra_args):
     """Runs `vecraft serve` with `extra_args` until the generator is closed: one process, or
     with VECRAFT_NODES=N (engine node only) a cluster of N processes on loopback whose first
-    node the client talks to (requests are routed inside the cluster)."""
+    node the client talks to (requests are routed inside the cluster). With VECRAFT_URL, the
+    server there instead (only without `extra_args`)."""
+    if EXTERNAL_URL:
+        if extra_args:
+            pytest.skip(f"needs its own server ({' '.join(extra_args)}); VECRAFT_URL names one already running")
+        yield {"url": EXTERNAL_URL, "data": Path(EXTERNAL_DATA), "external": True}
+        return
     binary = os.environ.get("VECRAFT_BIN", str(REPO / "target" / "debug" / "vecraft"))
     if not Path(binary).exists():
         pytest.fail(f"vecraft binary not found at {binary}; build it or set VECRAFT_BIN")
