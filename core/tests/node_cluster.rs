@@ -91,6 +91,9 @@ impl Cluster {
                 NodeOutput::ShardDropped { group } => {
                     self.engines.get_mut(&id).unwrap().remove(&group);
                 }
+                NodeOutput::ShardRenamed { group, collection } => {
+                    self.engines.get_mut(&id).unwrap().get_mut(&group).unwrap().set_name(&collection).unwrap();
+                }
                 NodeOutput::Apply { group, index, command } => {
                     let input = NodeInput::Applied { group, index };
                     if self.slow_apply.contains(&id) {
@@ -754,6 +757,69 @@ fn racing_creates_and_drops_of_one_name_get_typed_refusals_from_the_metadata_gro
     answers.sort_by_key(|r| r.is_err());
     assert_eq!(answers[0], Ok(Reply::Done));
     assert_eq!(answers[1], Err(NodeError::NoSuchCollection("d".into())));
+}
+
+fn count_of(c: &mut Cluster, at: NodeId, name: &str) -> Result<u64, NodeError> {
+    let read = ReadOptions { level: ReadLevel::Strong, allow_partial: false };
+    match c.call(at, Request::Count { collection: name.into(), filter: None, read })? {
+        Reply::Count { count, missing } if missing.is_empty() => Ok(count),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_replace_swaps_in_a_collection_filled_aside_in_one_step_on_every_node_and_after_a_restart() {
+    let mut c = ready_cluster(2, 3);
+    for r in [upsert(1..=10, WriteAck::Quorum)] {
+        assert!(matches!(c.call(1, r), Ok(Reply::Written { .. })));
+    }
+    let staged = Request::CreateCollection {
+        name: "c.recovering".into(),
+        config: CollectionConfig::new(2, Distance::Euclid),
+        shards: 2,
+        replication_factor: 3,
+    };
+    assert_eq!(c.call(2, staged), Ok(Reply::Done));
+    let Request::Write { op, ack, .. } = upsert(100..=104, WriteAck::Quorum) else { unreachable!() };
+    assert!(matches!(c.call(2, Request::Write { collection: "c.recovering".into(), op, ack }), Ok(Reply::Written { .. })));
+    assert_eq!(c.call(1, Request::UpdateAliases { actions: vec![vecraft_core::node::metadata::AliasAction::Create { alias: "prod".into(), collection: "c".into() }] }), Ok(Reply::Done));
+    let old_groups: BTreeSet<GroupId> = c.engines[&1].iter().filter(|(_, e)| e.name() == "c").map(|(g, _)| *g).collect();
+    let new_groups: BTreeSet<GroupId> = c.engines[&1].iter().filter(|(_, e)| e.name() == "c.recovering").map(|(g, _)| *g).collect();
+    assert_eq!((old_groups.len(), new_groups.len()), (2, 2));
+    assert_eq!(count_of(&mut c, 3, "c"), Ok(10));
+
+    // Refusals first: nothing changes.
+    let replace = |name: &str, with: &str| Request::ReplaceCollection { name: name.into(), with: with.into() };
+    assert_eq!(c.call(1, replace("c", "missing")), Err(NodeError::NoSuchCollection("missing".into())));
+    assert!(matches!(c.call(1, replace("prod", "c.recovering")), Err(NodeError::Invalid(_))), "an alias is not replaced");
+    assert!(matches!(c.call(1, replace("c", "c")), Err(NodeError::Invalid(_))));
+    assert_eq!(count_of(&mut c, 2, "c"), Ok(10));
+
+    assert_eq!(c.call(3, replace("c", "c.recovering")), Ok(Reply::Done));
+    c.run_for(Duration::from_millis(500));
+    for node in MEMBERS {
+        // The name (and its alias) reads the new content whole; the staging name is gone.
+        assert_eq!(count_of(&mut c, node, "c"), Ok(5), "node {node}");
+        assert_eq!(count_of(&mut c, node, "prod"), Ok(5), "node {node}");
+        assert_eq!(count_of(&mut c, node, "c.recovering"), Err(NodeError::NoSuchCollection("c.recovering".into())));
+        let Ok(Reply::Records { records, .. }) = c.call(node, get(100, ReadLevel::Strong)) else { panic!() };
+        assert_eq!(records.len(), 1);
+        let Ok(Reply::Records { records, .. }) = c.call(node, get(1, ReadLevel::Strong)) else { panic!() };
+        assert!(records.is_empty(), "the old content is gone with its collection");
+        // Old groups dropped, the staged ones kept under the new name.
+        let engines = &c.engines[&node];
+        assert!(old_groups.iter().all(|g| !engines.contains_key(g) && c.nodes[&node].group(*g).is_none()));
+        assert!(new_groups.iter().all(|g| engines[g].name() == "c"));
+    }
+    // Writes by the name go to the new groups.
+    assert!(matches!(c.call(2, upsert([7], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    assert_eq!(count_of(&mut c, 1, "c"), Ok(6));
+    // A restart replays the metadata: create under the staging name, then the rename.
+    c.restart(2, false, &[]);
+    c.run_for(Duration::from_secs(2));
+    assert!(new_groups.iter().all(|g| c.engines[&2][g].name() == "c"));
+    assert!(old_groups.iter().all(|g| !c.engines[&2].contains_key(g)));
+    assert_eq!(count_of(&mut c, 2, "c"), Ok(6));
 }
 
 // ---- Payload field indexes through the node (declared in every shard's log) ----

@@ -161,7 +161,7 @@ fn simulate_nodes(cli: &Cli) -> Result<ExitCode> {
         println!("  seeds with each fault (events): {}", line.join(" "));
         // Payload field index commands, quantization switches and shard export reads (vector
         // workload seeds).
-        for (prefix, what) in [("index:", "field index command"), ("settings-switch:", "vector settings switch"), ("export:", "shard export read"), ("alias:", "alias change")] {
+        for (prefix, what) in [("index:", "field index command"), ("settings-switch:", "vector settings switch"), ("export:", "shard export read"), ("alias:", "alias change"), ("replace:", "collection replace step or read")] {
             let mut ops: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
             for r in &results {
                 for (k, v) in r.ops.iter().filter(|(k, _)| k.starts_with(prefix)) {

@@ -55,6 +55,12 @@ impl Node {
     }
 
     fn gather_reads(&self, gather: Gather, read: &ReadOptions, results: Vec<(ShardId, PartResult)>) -> Result<Reply, NodeError> {
+        // The collection went away under the request (see `retry_part`): not a shard failure.
+        for (_, r) in &results {
+            if let PartResult::Read(Err(PartFailure::Serve(ServeError::NoSuchCollection(name))), _) = r {
+                return Err(NodeError::NoSuchCollection(name.clone()));
+            }
+        }
         let eventual = matches!(read.level, ReadLevel::Eventual);
         let mut staleness = Staleness::default();
         let mut answers: Vec<(ShardId, Result<Served, ShardFailure>)> = Vec::new();

@@ -195,6 +195,14 @@ pub enum NodeOutput {
         /// Its configuration.
         config: CollectionConfig,
     },
+    /// A shard replica's collection now goes by another name (a replace: same group, same
+    /// engine; the driver relabels it, so its change stream and snapshots carry the new name).
+    ShardRenamed {
+        /// The shard's group.
+        group: GroupId,
+        /// The collection's new name.
+        collection: String,
+    },
     /// Drop a shard replica's engine.
     ShardDropped {
         /// The shard's group.

@@ -347,14 +347,15 @@ impl Node {
                     }));
                 }
             }
-            Ok(MetaEvent::Dropped(c)) => {
-                for (shard, replicas) in c.replicas.iter().enumerate() {
+            Ok(MetaEvent::Dropped(c)) => self.drop_local_shards(c, out),
+            Ok(MetaEvent::Replaced { dropped, renamed }) => {
+                if let Some(c) = dropped {
+                    self.drop_local_shards(c, out);
+                }
+                for (shard, replicas) in renamed.replicas.iter().enumerate() {
                     if replicas.contains(&me) {
-                        let group = super::metadata::shard_group(c.id, shard as u32);
-                        self.applied.remove(&group);
-                        self.leader_hints.remove(&group);
-                        self.work.push_back(Work::Host(MultiRaftInput::RemoveGroup { group }));
-                        out.push(NodeOutput::ShardDropped { group });
+                        let group = super::metadata::shard_group(renamed.id, shard as u32);
+                        out.push(NodeOutput::ShardRenamed { group, collection: renamed.name.clone() });
                     }
                 }
             }
@@ -364,6 +365,19 @@ impl Node {
             self.meta_results.insert(index, result.map(|_| ()));
         }
         self.metadata_applied(now, index, out);
+    }
+
+    /// Removes this node's replicas of a dropped collection (groups here, engines at the driver).
+    fn drop_local_shards(&mut self, c: &super::metadata::CollectionMeta, out: &mut Vec<NodeOutput>) {
+        for (shard, replicas) in c.replicas.iter().enumerate() {
+            if replicas.contains(&self.cfg.id) {
+                let group = super::metadata::shard_group(c.id, shard as u32);
+                self.applied.remove(&group);
+                self.leader_hints.remove(&group);
+                self.work.push_back(Work::Host(MultiRaftInput::RemoveGroup { group }));
+                out.push(NodeOutput::ShardDropped { group });
+            }
+        }
     }
 
     /// Routes every peer message.

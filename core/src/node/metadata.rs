@@ -11,6 +11,11 @@
 //! It also holds Qdrant's collection *aliases*: other names a collection answers to, changed by
 //! lists of actions that apply all or nothing (Qdrant's blue/green switch: point `prod` at a new
 //! collection and away from the old one in one step, so no request sees neither).
+//!
+//! And the *replace* a snapshot recovery ends with: a collection filled aside under another
+//! name takes the name of the one it replaces (which is dropped) in one command, so readers see
+//! the old content until that entry applies and the new content, whole, after it; never an
+//! empty or partly loaded collection.
 
 use super::request::CollectionInfo;
 use super::sharding::{MAX_SHARDS, ShardId};
@@ -63,6 +68,15 @@ pub enum MetaCommand {
     UpdateAliases {
         /// The actions.
         actions: Vec<AliasAction>,
+    },
+    /// The collection `with` takes the name `name`; a collection of that name is dropped in the
+    /// same step. Aliases of `name` name the new content; aliases of `with` follow it. (Appended
+    /// last: older commands keep their encoding.)
+    ReplaceCollection {
+        /// The name that changes content.
+        name: String,
+        /// The collection (by its own name) that takes it.
+        with: String,
     },
 }
 
@@ -165,6 +179,13 @@ pub enum MetaEvent {
     Dropped(CollectionMeta),
     /// Aliases changed.
     AliasesChanged,
+    /// `renamed` (already under its new name) replaced `dropped`, if a collection had that name.
+    Replaced {
+        /// The collection that held the name before, now gone.
+        dropped: Option<CollectionMeta>,
+        /// The collection that holds it now (same id and groups as before the rename).
+        renamed: CollectionMeta,
+    },
 }
 
 /// The metadata state machine.
@@ -237,6 +258,24 @@ impl Metadata {
         Ok(aliases)
     }
 
+    /// Checks a replace (see [`MetaCommand::ReplaceCollection`]) before it is proposed and again
+    /// when it applies.
+    pub fn check_replace(&self, name: &str, with: &str) -> Result<(), MetaRefusal> {
+        validate_collection_name(name).map_err(|e| MetaRefusal::Invalid(e.to_string()))?;
+        if name == with {
+            return Err(MetaRefusal::Invalid(format!("collection {name:?} cannot replace itself")));
+        }
+        if let Some(target) = self.aliases.get(name) {
+            return Err(MetaRefusal::Invalid(format!(
+                "{name:?} is an alias of collection {target:?}; replace the collection by its own name"
+            )));
+        }
+        if !self.collections.contains_key(with) {
+            return Err(MetaRefusal::Missing(with.to_string()));
+        }
+        Ok(())
+    }
+
     /// A collection by number.
     pub fn collection_by_id(&self, id: u32) -> Option<&CollectionMeta> {
         self.by_id.get(&id).and_then(|n| self.collections.get(n))
@@ -290,6 +329,23 @@ impl Metadata {
             MetaCommand::UpdateAliases { actions } => {
                 self.aliases = self.check_aliases(&actions)?;
                 Ok(MetaEvent::AliasesChanged)
+            }
+            MetaCommand::ReplaceCollection { name, with } => {
+                self.check_replace(&name, &with)?;
+                let dropped = self.collections.remove(&name);
+                if let Some(d) = &dropped {
+                    self.by_id.remove(&d.id);
+                }
+                let mut renamed = self.collections.remove(&with).expect("checked above");
+                renamed.name = name.clone();
+                self.by_id.insert(renamed.id, name.clone());
+                for target in self.aliases.values_mut() {
+                    if *target == with {
+                        *target = name.clone();
+                    }
+                }
+                self.collections.insert(name, renamed.clone());
+                Ok(MetaEvent::Replaced { dropped, renamed })
             }
         }
     }
@@ -407,6 +463,43 @@ mod tests {
         m.apply(MetaCommand::DropCollection { name: "green".into() }).unwrap();
         assert_eq!(aliases(&m), vec![]);
         assert_eq!(m.apply(MetaCommand::DropCollection { name: "live".into() }), Err(MetaRefusal::Missing("live".into())));
+    }
+
+    #[test]
+    fn a_replace_renames_in_one_step_drops_the_old_collection_and_keeps_aliases_working() {
+        let mut m = Metadata::new(vec![1, 2, 3]);
+        let MetaEvent::Created(old) = m.apply(create("live", 2, 3)).unwrap() else { panic!() };
+        let MetaEvent::Created(staged) = m.apply(create("live.staged", 3, 2)).unwrap() else { panic!() };
+        update(&mut m, vec![create_alias("prod", "live"), create_alias("next", "live.staged")]).unwrap();
+        let c = MetaCommand::ReplaceCollection { name: "live".into(), with: "live.staged".into() };
+        let Ok(MetaEvent::Replaced { dropped, renamed }) = m.apply(MetaCommand::decode(&c.encode()).unwrap()) else {
+            panic!("a replace applies")
+        };
+        assert_eq!(dropped, Some(old.clone()));
+        assert_eq!((renamed.id, renamed.name.as_str(), &renamed.replicas), (staged.id, "live", &staged.replicas));
+        // The name now resolves to the staged collection (its id, its groups), the staging name
+        // to nothing, the old id to nothing; both aliases name the new content.
+        assert_eq!(m.collection("live").map(|c| c.id), Some(staged.id));
+        assert!(m.collection("live.staged").is_none());
+        assert!(m.collection_by_id(old.id).is_none());
+        assert_eq!(m.collection_by_id(staged.id).map(|c| c.name.as_str()), Some("live"));
+        assert_eq!(m.collection("prod").map(|c| c.id), Some(staged.id));
+        assert_eq!(aliases(&m), vec![("next".to_string(), "live".to_string()), ("prod".to_string(), "live".to_string())]);
+        assert_eq!(m.collections().count(), 1);
+        // A replace of a name nobody holds is a rename; refusals change nothing.
+        m.apply(create("b", 1, 1)).unwrap();
+        assert!(matches!(m.apply(MetaCommand::ReplaceCollection { name: "fresh".into(), with: "b".into() }), Ok(MetaEvent::Replaced { dropped: None, .. })));
+        let before = (m.collections().cloned().collect::<Vec<_>>(), aliases(&m));
+        let refusals = [
+            (MetaCommand::ReplaceCollection { name: "live".into(), with: "gone".into() }, MetaRefusal::Missing("gone".into())),
+            (MetaCommand::ReplaceCollection { name: "live".into(), with: "live".into() }, MetaRefusal::Invalid("collection \"live\" cannot replace itself".into())),
+        ];
+        for (c, want) in refusals {
+            assert_eq!(m.apply(c), Err(want));
+        }
+        assert!(matches!(m.apply(MetaCommand::ReplaceCollection { name: "prod".into(), with: "fresh".into() }), Err(MetaRefusal::Invalid(_))), "an alias is not replaced");
+        assert!(matches!(m.apply(MetaCommand::ReplaceCollection { name: ".x".into(), with: "fresh".into() }), Err(MetaRefusal::Invalid(_))));
+        assert_eq!((m.collections().cloned().collect::<Vec<_>>(), aliases(&m)), before);
     }
 
     #[test]

@@ -138,6 +138,19 @@ impl Node {
                 parts.push((0, METADATA_GROUP, members, kind));
                 Gather::Meta
             }
+            Request::ReplaceCollection { name, with } => {
+                if let Err(e) = self.meta.check_replace(&name, &with) {
+                    let e = match e {
+                        super::metadata::MetaRefusal::Missing(name) => NodeError::NoSuchCollection(name),
+                        other => NodeError::Invalid(other.to_string()),
+                    };
+                    return self.respond(client, Err(e), out);
+                }
+                let cmd = MetaCommand::ReplaceCollection { name, with };
+                let kind = PartKind::Write { command: Bytes::from(cmd.encode()), ack: WriteAck::Quorum };
+                parts.push((0, METADATA_GROUP, members, kind));
+                Gather::Meta
+            }
             Request::DropCollection { name } => {
                 if self.meta.collection_named(&name).is_none() {
                     return self.respond(client, Err(NodeError::NoSuchCollection(name)), out);
@@ -353,9 +366,18 @@ impl Node {
 
     /// A target could not serve part `id` (no leader there, not hosted, overloaded): retry at
     /// the hinted leader now, or after a backoff at the next replica.
-    fn retry_part(&mut self, now: Time, id: u64, from: NodeId, hint: Option<NodeId>) {
+    fn retry_part(&mut self, now: Time, id: u64, from: NodeId, hint: Option<NodeId>, out: &mut Vec<NodeOutput>) {
         self.stats.retries += 1;
         let Some(p) = self.parts.get_mut(&id) else { return };
+        // A read of a collection this node's metadata has dropped since (or replaced: a
+        // recovery's swap) is over: its groups are going away everywhere, so retrying would
+        // only run into the deadline. It fails now, as a name this node no longer knows, and
+        // a client that asks again reaches what the name means now.
+        let collection = super::metadata::group_shard(p.group).0;
+        if matches!(p.kind, PartKind::Read { .. }) && p.group != METADATA_GROUP && self.meta.collection_by_id(collection).is_none() {
+            let gone = ServeError::NoSuchCollection(format!("#{collection} (dropped or replaced while the request ran)"));
+            return self.finish_part(now, id, PartResult::Read(Err(PartFailure::Serve(gone)), from), out);
+        }
         // A refusal does not clear the doubt: a copy of this or an earlier attempt (duplicated
         // or delayed in the network) may still reach a node that leads by then and propose it.
         match hint {
@@ -441,8 +463,8 @@ impl Node {
                 self.leader_hints.insert(p.group, from);
                 self.finish_part(now, id, PartResult::Write(Ok(index)), out);
             }
-            Err(ServeError::NotLeader { leader }) => self.retry_part(now, id, from, leader),
-            Err(ServeError::NotHosted | ServeError::Overloaded) => self.retry_part(now, id, from, None),
+            Err(ServeError::NotLeader { leader }) => self.retry_part(now, id, from, leader, out),
+            Err(ServeError::NotHosted | ServeError::Overloaded) => self.retry_part(now, id, from, None, out),
             Err(e) => self.finish_part(now, id, PartResult::Write(Err(PartFailure::Serve(e))), out),
         }
     }
@@ -467,9 +489,9 @@ impl Node {
             Ok(served) => self.finish_part(now, id, PartResult::Read(Ok(served), from), out),
             // An older attempt's refusal; the current one stands.
             Err(_) if p.target != from || p.attempt != part.attempt => {}
-            Err(ServeError::NotLeader { leader }) => self.retry_part(now, id, from, leader),
+            Err(ServeError::NotLeader { leader }) => self.retry_part(now, id, from, leader, out),
             Err(ServeError::NotHosted | ServeError::Overloaded | ServeError::Indeterminate) => {
-                self.retry_part(now, id, from, None)
+                self.retry_part(now, id, from, None, out)
             }
             Err(e) => self.finish_part(now, id, PartResult::Read(Err(PartFailure::Serve(e)), from), out),
         }

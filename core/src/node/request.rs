@@ -194,6 +194,14 @@ pub enum Request {
     },
     /// Every alias and its collection (from this node's applied metadata).
     ListAliases,
+    /// `with` takes the name `name` in one metadata command, replacing (dropping) a collection
+    /// of that name: how a snapshot recovery swaps in a collection it filled aside.
+    ReplaceCollection {
+        /// The name whose content changes.
+        name: String,
+        /// The collection, by its own name, that takes it.
+        with: String,
+    },
     /// One shard's changes after a sequence number: a page of a point-in-time export (see
     /// `shard_export.rs`). Use a linearizable level, or the export refuses the answers.
     ShardChanges {
@@ -236,6 +244,7 @@ impl Request {
             Request::ShardChanges { .. } => "shard_changes",
             Request::UpdateAliases { .. } => "update_aliases",
             Request::ListAliases => "list_aliases",
+            Request::ReplaceCollection { .. } => "replace_collection",
         }
     }
 }

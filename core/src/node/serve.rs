@@ -210,9 +210,16 @@ impl Node {
                 r.last_leader_contact().map(|t| now.saturating_since(t))
             }
         });
-        let reply = result
-            .map(|answer| Served { answer: Some(answer), status: Vec::new(), applied, commit, since_leader })
-            .map_err(ServeError::Failed);
+        // An engine that is gone because this node applied the drop (or replace) of its
+        // collection meanwhile: not hosted any more, which the origin handles (retry, or fail
+        // the read as of a name it no longer knows), not a shard failure.
+        let dropped = |group| self.meta.collection_by_id(super::metadata::group_shard(group).0).is_none();
+        let reply = match result {
+            Err(_) if s.group != METADATA_GROUP && dropped(s.group) => Err(ServeError::NotHosted),
+            result => result
+                .map(|answer| Served { answer: Some(answer), status: Vec::new(), applied, commit, since_leader })
+                .map_err(ServeError::Failed),
+        };
         self.reply_read(s.origin, s.part, reply);
     }
 

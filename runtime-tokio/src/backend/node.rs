@@ -108,7 +108,7 @@ impl NodeBackend {
     }
 
     /// Like [`Self::call_once`], but a request naming a collection this node's metadata does
-    /// not hold yet is tried once more after the metadata had time to arrive. Why: a create is
+    /// not hold yet is tried again (twice at most) after the metadata had time to arrive. Why: a create is
     /// acknowledged once the metadata group committed and applied it on its leader; another
     /// node learns the commit with the next heartbeat, so a client that creates through one
     /// node and writes through another a millisecond later would get a 404. Waiting one
@@ -134,21 +134,26 @@ impl NodeBackend {
                 | Request::DropCollection { .. }
         )
         .then(|| request.clone());
-        match self.call_once(request, timeout).await {
-            Err(BackendError::Engine(EngineError::UnknownCollection(name))) => {
-                let status = self.node.status();
-                let Some(again) = retry.filter(|_| status.meta_leader != Some(status.node_id))
-                else {
-                    return Err(BackendError::Engine(EngineError::UnknownCollection(name)));
-                };
-                tokio::time::sleep(self.metadata_lag).await;
-                let mut watch = self.node.watch_status();
-                let caught_up = watch.wait_for(|s| s.meta_applied >= s.meta_commit);
-                let _ = tokio::time::timeout(self.metadata_lag * 4, caught_up).await;
-                self.call_once(again, timeout).await
-            }
-            other => other,
+        let mut result = self.call_once(request, timeout).await;
+        // Twice at most: a read routed to a collection this node then saw dropped or replaced
+        // (a recovery's swap) fails as a name it no longer knows, and the name's new meaning
+        // may arrive a heartbeat after the drop did.
+        for _ in 0..2 {
+            let Err(BackendError::Engine(EngineError::UnknownCollection(name))) = result else {
+                return result;
+            };
+            let status = self.node.status();
+            let Some(again) = retry.clone().filter(|_| status.meta_leader != Some(status.node_id))
+            else {
+                return Err(BackendError::Engine(EngineError::UnknownCollection(name)));
+            };
+            tokio::time::sleep(self.metadata_lag).await;
+            let mut watch = self.node.watch_status();
+            let caught_up = watch.wait_for(|s| s.meta_applied >= s.meta_commit);
+            let _ = tokio::time::timeout(self.metadata_lag * 4, caught_up).await;
+            result = self.call_once(again, timeout).await;
         }
+        result
     }
 
     async fn call_once(

@@ -10,14 +10,19 @@
 //! meanwhile (a shard written faster than it can be read is refused, not copied torn). The
 //! copies go into an engine built aside, written in the engine's full snapshot format (zstd
 //! chunks, blake3, with the HNSW graph);
-//! a recovery replaces the collection through the metadata group (drop, create with the
-//! snapshot's configuration and the old shard layout) and upserts every point at `quorum`.
+//! a recovery fills a collection aside (`<name>.recovering`, the snapshot's configuration and
+//! the old shard layout, every point upserted at `quorum`) and then swaps it in with one
+//! metadata command ([`Request::ReplaceCollection`]): readers see the old content until that
+//! entry applies and the recovered content, whole, from then on (aliases of the name follow),
+//! never an empty or partly loaded collection. A recovery that fails midway drops its staging
+//! collection and leaves the old one as it was; one cut short by a crash leaves
+//! `<name>.recovering` behind, which the next recovery refuses to overwrite (delete it first:
+//! it may be a user's own collection of that name).
 //!
 //! Limits, said plainly: each shard is copied at its own log position, one after the other, so
 //! a write spanning shards may be in the copy of one shard and not of another (shards have
-//! separate logs; Qdrant's per-shard snapshots are no different). A recovery is not atomic:
-//! readers may see the collection empty or partly loaded until it answers, and a crash midway
-//! leaves it partly loaded (run it again). Incremental
+//! separate logs; Qdrant's per-shard snapshots are no different). Writes to the old collection
+//! while a recovery runs are lost with it at the swap, as with any restore. Incremental
 //! snapshots are the single-node server's; the node refuses them (restore their full base).
 
 use super::node::NodeBackend;
@@ -44,6 +49,8 @@ pub type SharedCatalog = Arc<Mutex<SnapshotCatalog>>;
 const PAGE: usize = 1_000;
 /// Points per upsert while recovering.
 const BATCH: usize = 500;
+/// Appended to the collection's name for the collection a recovery fills aside.
+const STAGING_SUFFIX: &str = ".recovering";
 /// Attempts per recovery batch (upserts are idempotent, so an in-doubt batch is sent again).
 const ATTEMPTS: usize = 5;
 
@@ -228,47 +235,71 @@ impl NodeBackend {
         .await
     }
 
-    /// Replaces `collection` with the snapshot's content through the replicated paths.
+    /// Replaces `collection` with the snapshot's content through the replicated paths: filled
+    /// aside, swapped in by one metadata command.
     pub(super) async fn node_snapshot_recover(
         &self,
         collection: String,
         source: SnapshotSource,
     ) -> Result<u64, BackendError> {
+        let staging = staging_name(&collection)?;
         let catalog = self.catalog()?.clone();
         let name = collection.clone();
         let restored = blocking(move || build(&catalog, &name, source)).await?;
         let timeout = Some(Duration::from_secs(30));
-        let layout = self.layout(&collection, timeout).await?;
-        if layout.is_some() {
-            match self
-                .call(
-                    Request::DropCollection {
-                        name: collection.clone(),
-                    },
-                    timeout,
-                )
-                .await
-            {
-                Ok(_) | Err(BackendError::Engine(EngineError::UnknownCollection(_))) => {}
-                Err(e) => return Err(e),
-            }
+        if self.layout(&staging, timeout).await?.is_some() {
+            return Err(BackendError::Conflict(format!(
+                "collection {staging:?} exists (left by an interrupted recovery, or a collection of \
+                 that name): delete it and recover again"
+            )));
         }
+        let layout = self.layout(&collection, timeout).await?;
         let options = WriteOptions {
             timeout,
             ..WriteOptions::default()
         };
         let (shards, rf) = layout.unzip();
-        self.do_create(collection.clone(), *restored.config(), shards, rf, options)
+        self.do_create(staging.clone(), *restored.config(), shards, rf, options)
             .await?;
+        let filled = self.fill(&staging, &restored, options).await;
+        let swapped = match filled {
+            Ok(()) => {
+                let replace = Request::ReplaceCollection {
+                    name: collection.clone(),
+                    with: staging.clone(),
+                };
+                self.call(replace, timeout).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = swapped {
+            // The old collection is untouched; the staging one goes (best effort: if even
+            // this fails, the next recovery names it).
+            let drop = Request::DropCollection { name: staging.clone() };
+            if let Err(d) = self.call(drop, timeout).await {
+                tracing::warn!(collection, staging, error = %d, "cannot drop the staging collection of a failed recovery");
+            }
+            return Err(e);
+        }
+        tracing::info!(collection, points = restored.len(), "collection recovered from a snapshot and swapped in");
+        Ok(restored.len() as u64)
+    }
+
+    /// Declares the snapshot's field indexes on `target` and upserts every point, at `quorum`.
+    async fn fill(
+        &self,
+        target: &str,
+        restored: &Collection,
+        options: WriteOptions,
+    ) -> Result<(), BackendError> {
         for (field, (schema, _)) in restored.field_indexes() {
             let command = Command::CreateFieldIndex {
-                collection: collection.clone(),
+                collection: target.to_string(),
                 field,
                 schema,
             };
             self.write_retrying(command, options).await?;
         }
-        let points = restored.len() as u64;
         let mut offset = None;
         loop {
             let request = ScrollRequest {
@@ -286,17 +317,16 @@ impl NodeBackend {
                 .collect::<Result<Vec<_>, _>>()?;
             if !batch.is_empty() {
                 let command = Command::Points {
-                    collection: collection.clone(),
+                    collection: target.to_string(),
                     op: PointsOp::Upsert(batch),
                 };
                 self.write_retrying(command, options).await?;
             }
             match page.next_offset {
                 Some(next) => offset = Some(next),
-                None => break,
+                None => return Ok(()),
             }
         }
-        Ok(points)
     }
 
     /// A write sent again while its outcome is unknown or no leader answers (idempotent
@@ -323,6 +353,18 @@ impl NodeBackend {
         }
         Err(last.unwrap_or_else(|| BackendError::Unavailable("no attempt made".into())))
     }
+}
+
+/// Where a recovery of `collection` fills the new content before the swap.
+fn staging_name(collection: &str) -> Result<String, BackendError> {
+    let staging = format!("{collection}{STAGING_SUFFIX}");
+    vecraft_core::vector::collection::validate_collection_name(&staging).map_err(|_| {
+        BackendError::Engine(EngineError::InvalidCollectionName {
+            name: collection.to_string(),
+            reason: "too long to recover into: the staging collection's name adds `.recovering`",
+        })
+    })?;
+    Ok(staging)
 }
 
 fn strong() -> ReadOptions {

@@ -32,6 +32,7 @@ use super::boot_snapshots::RestoredEngine;
 use super::change_feed::ChangeFeed;
 use super::read_pool::{ReadJob, spawn_read_pool};
 pub use super::shard_engines::ShardEngines;
+use super::shard_engines::write;
 use super::snapshot_store::SnapshotStore;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -60,6 +61,13 @@ pub enum ApplyJob {
     Drop {
         /// The shard group.
         group: GroupId,
+    },
+    /// Relabel a shard replica's engine (its collection replaced another under that name).
+    Rename {
+        /// The shard group.
+        group: GroupId,
+        /// The new name.
+        collection: String,
     },
     /// Apply a committed entry.
     Apply {
@@ -346,6 +354,16 @@ fn dispatch(
             ApplyJob::Drop { group } => {
                 engines.remove(*group);
                 *group
+            }
+            ApplyJob::Rename { group, collection } => {
+                // Here, in the node's order: a read emitted after the rename finds the new
+                // name; the lanes' change stream labels later applies with it.
+                if let Some(engine) = engines.get(*group)
+                    && let Err(e) = write(&engine).set_name(collection)
+                {
+                    tracing::error!(group, error = %e, "cannot relabel a shard engine");
+                }
+                continue;
             }
             ApplyJob::Read { .. } => {
                 let ApplyJob::Read { read, group, query } = job else {

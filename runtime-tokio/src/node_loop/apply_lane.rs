@@ -111,7 +111,7 @@ impl ApplyLane {
     fn job(&mut self, job: ApplyJob, stats: &mut ApplyStats) -> Option<ApplyDone> {
         match job {
             // The dispatcher creates engines and answers reads itself.
-            ApplyJob::Create { .. } | ApplyJob::Read { .. } => None,
+            ApplyJob::Create { .. } | ApplyJob::Read { .. } | ApplyJob::Rename { .. } => None,
             ApplyJob::Drop { group } => {
                 self.applied.remove(&group);
                 if let Some(store) = lock(&self.store).as_mut()
@@ -281,10 +281,17 @@ impl ApplyLane {
             format!("making the snapshot durable: {e}")
         })?;
         drop(guard);
-        let name = restored.name().to_string();
+        // The replica keeps its current name: the snapshot may predate a replace that renamed
+        // the collection (the metadata, not the shard's log, says what it is called).
         let mut restored = restored;
+        let mut current = write(&engine);
+        let name = current.name().to_string();
+        if let Err(e) = restored.set_name(&name) {
+            tracing::error!(group, error = %e, "cannot keep a shard engine's name over an install");
+        }
         self.engines.prepare(&mut restored);
-        *write(&engine) = restored;
+        *current = restored;
+        drop(current);
         self.feed.installed(&name, group, meta.index);
         Ok(())
     }

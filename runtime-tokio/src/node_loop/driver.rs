@@ -407,6 +407,9 @@ impl Driver {
                 })
                 .await?
             }
+            NodeOutput::ShardRenamed { group, collection } => {
+                self.job(ApplyJob::Rename { group, collection }).await?
+            }
             NodeOutput::ShardDropped { group } => {
                 self.trim.dropped(group);
                 self.job(ApplyJob::Drop { group }).await?

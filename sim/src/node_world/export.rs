@@ -49,11 +49,12 @@ pub(super) struct Exports {
     pub(super) torn_finishes: u64,
 }
 
-/// Every command that advanced some replica's sequence number, by (collection, shard), at index
-/// `seq - 1`; and the first disagreement seen.
+/// Every command that advanced some replica's sequence number, by shard group (never reused,
+/// unlike a name, which a replace hands to another collection's groups), at index `seq - 1`;
+/// and the first disagreement seen.
 #[derive(Default)]
 pub(super) struct ApplyTrace {
-    commands: BTreeMap<(String, ShardId), Vec<Bytes>>,
+    commands: BTreeMap<GroupId, Vec<Bytes>>,
     pub(super) disagreement: Option<String>,
 }
 
@@ -63,12 +64,14 @@ impl ApplyTrace {
         if after != before + 1 {
             return; // refused, or a command that touches no point
         }
-        let shard = vecraft_core::node::metadata::group_shard(group).1;
-        let log = self.commands.entry((collection.to_string(), shard)).or_default();
+        let log = self.commands.entry(group).or_default();
         let at = before as usize;
         if at < log.len() {
             if log[at] != *command && self.disagreement.is_none() {
-                self.disagreement = Some(format!("replicas of {collection}/{shard} applied different commands at sequence {after}"));
+                let shard = vecraft_core::node::metadata::group_shard(group).1;
+                self.disagreement = Some(format!(
+                    "replicas of {collection}/{shard} (group {group:#x}) applied different commands at sequence {after}"
+                ));
             }
         } else if at == log.len() {
             log.push(command.clone());
@@ -145,13 +148,17 @@ impl Exports {
 /// Every finished copy equals its shard replayed to the copy's sequence number. `configs` gives
 /// each collection's config (from any final replica: what decides how points are stored —
 /// dimension and distance — never changes).
-pub(super) fn check(exports: &Exports, trace: &ApplyTrace, engines: &[&Collection]) -> Vec<String> {
+pub(super) fn check(exports: &Exports, trace: &ApplyTrace, engines: &[(GroupId, &Collection)]) -> Vec<String> {
     let mut v = Vec::new();
     for (i, e) in exports.done.iter().enumerate() {
-        let Some(config) = engines.iter().find(|c| c.name() == e.collection).map(|c| *c.config()) else {
+        // Exported collections are never replaced, so their name still names their groups.
+        let replica = engines
+            .iter()
+            .find(|(g, c)| c.name() == e.collection && vecraft_core::node::metadata::group_shard(*g).1 == e.shard);
+        let Some((group, config)) = replica.map(|(g, c)| (*g, *c.config())) else {
             continue; // no replica left to say how it stores points
         };
-        let log = trace.commands.get(&(e.collection.clone(), e.shard)).map_or(&[][..], Vec::as_slice);
+        let log = trace.commands.get(&group).map_or(&[][..], Vec::as_slice);
         if (e.seq as usize) > log.len() {
             v.push(format!(
                 "point-in-time-export: copy {i} of {}/{} claims sequence {}, no replica applied past {}",

@@ -251,6 +251,12 @@ impl World {
                         c
                     });
                 }
+                NodeOutput::ShardRenamed { group, collection } => {
+                    let p = self.machines[m].proc.as_mut().expect("running");
+                    if let Some(c) = p.engines.get_mut(&group) {
+                        c.set_name(&collection).expect("the metadata validated the name");
+                    }
+                }
                 NodeOutput::ShardDropped { group } => {
                     let p = self.machines[m].proc.as_mut().expect("running");
                     p.engines.remove(&group);
@@ -757,8 +763,16 @@ impl World {
         if let Some(d) = &self.apply_trace.disagreement {
             self.violations.push(format!("apply-agreement: {d}"));
         }
+        if let Some(replaces) = &self.workload.replaces {
+            let (violations, stale) = super::replace::check(replaces);
+            self.violations.extend(violations);
+            if stale > 0 {
+                self.workload.counts.insert("replace:read-older-generation".into(), stale);
+            }
+        }
         if let Some(exports) = &self.workload.exports {
-            let replicas: Vec<&Collection> = engines.iter().flat_map(|(_, es)| es.values()).collect();
+            let replicas: Vec<(GroupId, &Collection)> =
+                engines.iter().flat_map(|(_, es)| es.iter().map(|(g, c)| (*g, c))).collect();
             if self.violations.is_empty() {
                 self.violations.extend(super::export::check(exports, &self.apply_trace, &replicas));
             }

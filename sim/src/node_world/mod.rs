@@ -45,6 +45,9 @@
 //! * `point-in-time-export`: in half the seeds a client copies shards with point-in-time
 //!   exports (the reads a collection snapshot is made of) while the others write; every copy
 //!   equals its shard replayed to the copy's sequence number (see `export.rs`).
+//! * `atomic-replace`: in half the seeds a client recovers a collection again and again (fill
+//!   a collection aside, replace the name with it); `strong` reads of the name see one
+//!   generation whole, never a missing, half-filled or older one (see `replace.rs`).
 //! * `vector-files`: in the third of the seeds whose collections keep their vectors on disk,
 //!   every replica keeps them in its machine's simulated file store, or on the heap where the
 //!   machine has none (see `vector_files.rs`); the checkers above judge the contents.
@@ -58,6 +61,7 @@ mod nemesis;
 mod quantization;
 mod vector_settings;
 mod recovery;
+mod replace;
 mod snapshots;
 mod vector_files;
 mod workload;
@@ -125,11 +129,14 @@ pub enum NodeBug {
     /// Alias changes take effect only on the metadata group's leader (the rule in
     /// `node/machine.rs`: every node applies the metadata log, aliases included).
     AliasesOnlyOnMetaLeader,
+    /// A recovery drops the collection, creates it again and fills it in place (what the
+    /// server's snapshot recovery did before `ReplaceCollection`; see `replace.rs`).
+    RecoverInPlace,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 15] = [
+    pub const ALL: [NodeBug; 16] = [
         NodeBug::StrongReadAtFollower,
         NodeBug::QuorumAckBeforeCommit,
         NodeBug::MergeWithoutTieBreak,
@@ -145,6 +152,7 @@ impl NodeBug {
         NodeBug::ExportFinishesAnyRound,
         NodeBug::RestartClampsApplied,
         NodeBug::AliasesOnlyOnMetaLeader,
+        NodeBug::RecoverInPlace,
     ];
 
     /// The `--bug` value.
@@ -165,6 +173,7 @@ impl NodeBug {
             NodeBug::ExportFinishesAnyRound => "export-finishes-any-round",
             NodeBug::RestartClampsApplied => "restart-clamps-applied",
             NodeBug::AliasesOnlyOnMetaLeader => "aliases-only-on-meta-leader",
+            NodeBug::RecoverInPlace => "recover-in-place",
         }
     }
 
@@ -190,7 +199,8 @@ impl NodeBug {
             | NodeBug::QuiesceIgnoresFollowerApply
             | NodeBug::RestoreRevertsQuantization
             | NodeBug::ExportFinishesAnyRound
-            | NodeBug::RestartClampsApplied => {}
+            | NodeBug::RestartClampsApplied
+            | NodeBug::RecoverInPlace => {}
         }
         b
     }
@@ -274,6 +284,10 @@ pub struct NodeWorldConfig {
     pub exports: bool,
     /// The `export-finishes-any-round` bug switch.
     pub export_finishes_any_round: bool,
+    /// Client 2 recovers a collection again and again by replacing it (see `replace.rs`).
+    pub replaces: bool,
+    /// The `recover-in-place` bug switch.
+    pub recover_in_place: bool,
 }
 
 /// The node world's storage faults. Every disk may tear the write in flight at a crash; one
@@ -385,6 +399,10 @@ impl NodeWorldConfig {
             exports: ChaCha8Rng::seed_from_u64(seed ^ 0xE4B0_47C0_B1E5_000B).random_bool(0.5)
                 || bug == Some(NodeBug::ExportFinishesAnyRound),
             export_finishes_any_round: bug == Some(NodeBug::ExportFinishesAnyRound),
+            // Its own stream; in half the seeds, and always with its bug.
+            replaces: ChaCha8Rng::seed_from_u64(seed ^ 0x5E9A_CE00_0000_000D).random_bool(0.5)
+                || bug == Some(NodeBug::RecoverInPlace),
+            recover_in_place: bug == Some(NodeBug::RecoverInPlace),
             sim,
         }
     }

@@ -40,6 +40,10 @@ impl World {
                 let restored = meta.verify(&staged).map_err(|e| e.to_string()).and_then(|()| restore_bytes(&staged));
                 match restored {
                     Ok(mut c) => {
+                        // The replica keeps its name: the snapshot may predate a replace.
+                        if let Some(name) = p.engines.get(&group).map(|e| e.name().to_string()) {
+                            c.set_name(&name).expect("a name the engine already had");
+                        }
                         self.cfg.local_policies(m, &mut c);
                         if self.cfg.restored(&mut c) {
                             *self.faults.entry("quantization-reverted").or_insert(0) += 1;

@@ -78,6 +78,8 @@ enum Kind {
     Switch { collection: usize, change: super::vector_settings::Change },
     /// A page of client 1's shard export (see `export.rs`).
     Export,
+    /// A step of client 2's recoveries, or a read of their collection (see `replace.rs`).
+    Replace,
     /// Client 0 points [`ALIAS`] at the first collection.
     Alias,
 }
@@ -149,6 +151,8 @@ pub(super) struct Workload {
     pub(super) quantized_probes: std::ops::Range<usize>,
     /// Client 1's point-in-time shard exports, in seeds that have them (see `export.rs`).
     pub(super) exports: Option<super::export::Exports>,
+    /// Client 2's recoveries by replace and everyone's reads of them, in seeds that have them.
+    pub(super) replaces: Option<super::replace::Replaces>,
     /// [`ALIAS`]: not sent yet, in flight, or acknowledged (then requests use it).
     pub(super) alias: AliasState,
 }
@@ -230,6 +234,11 @@ impl Workload {
             exports: (cfg.exports && !cfg.register).then(|| {
                 use rand::SeedableRng;
                 super::export::Exports::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xE4B0_47C0_B1E5_000A), cfg.export_finishes_any_round)
+            }),
+            replaces: (cfg.replaces && !cfg.register && cfg.clients > super::replace::RECOVERER).then(|| {
+                use rand::SeedableRng;
+                let rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5E9A_CE00_0000_000E);
+                super::replace::Replaces::new(rng, cfg.clients, cfg.replication_factor, cfg.recover_in_place)
             }),
         }
     }
@@ -384,6 +393,8 @@ impl Workload {
             self.alias = AliasState::InFlight;
             let create = vecraft_core::node::metadata::AliasAction::Create { alias: ALIAS.into(), collection: COLLECTION.into() };
             (Kind::Alias, Request::UpdateAliases { actions: vec![create] })
+        } else if let Some(request) = self.replaces.as_mut().and_then(|r| r.next(c, now)) {
+            (Kind::Replace, request)
         } else if let Some(request) = {
             let created: Vec<(&'static str, u32)> = self.collections.iter().map(|(n, s, _)| (*n, *s)).collect();
             self.exports.as_mut().filter(|_| c == 1).and_then(|e| e.next(&created))
@@ -558,6 +569,11 @@ impl Workload {
             Kind::Export => {
                 let what = self.exports.as_mut().map_or("stray", |e| e.respond(result));
                 self.count(format!("export:{what}"));
+            }
+            Kind::Replace => {
+                let c = f.client.expect("a client's request");
+                let what = self.replaces.as_mut().map_or("stray", |r| r.respond(c, now, result));
+                self.count(format!("replace:{what}"));
             }
             Kind::Probe(i) => {
                 let answer = match (result, &self.probe_requests[i]) {

@@ -477,6 +477,14 @@ impl Collection {
         &self.name
     }
 
+    /// Relabels the collection (a replicated replace gave its shard group another name). The
+    /// name is a label: the digest and every point stay as they are.
+    pub fn set_name(&mut self, name: &str) -> Result<(), EngineError> {
+        validate_collection_name(name)?;
+        self.name = name.to_string();
+        Ok(())
+    }
+
     /// The collection's configuration.
     pub fn config(&self) -> &CollectionConfig {
         &self.config
