@@ -770,9 +770,7 @@ fn count_of(c: &mut Cluster, at: NodeId, name: &str) -> Result<u64, NodeError> {
 #[test]
 fn a_replace_swaps_in_a_collection_filled_aside_in_one_step_on_every_node_and_after_a_restart() {
     let mut c = ready_cluster(2, 3);
-    for r in [upsert(1..=10, WriteAck::Quorum)] {
-        assert!(matches!(c.call(1, r), Ok(Reply::Written { .. })));
-    }
+    assert!(matches!(c.call(1, upsert(1..=10, WriteAck::Quorum)), Ok(Reply::Written { .. })));
     let staged = Request::CreateCollection {
         name: "c.recovering".into(),
         config: CollectionConfig::new(2, Distance::Euclid),
