@@ -763,13 +763,7 @@ impl World {
         if let Some(d) = &self.apply_trace.disagreement {
             self.violations.push(format!("apply-agreement: {d}"));
         }
-        if let Some(replaces) = &self.workload.replaces {
-            let (violations, stale) = super::replace::check(replaces);
-            self.violations.extend(violations);
-            if stale > 0 {
-                self.workload.counts.insert("replace:read-older-generation".into(), stale);
-            }
-        }
+        super::replace::judge(&mut self.workload, &mut self.violations);
         if let Some(exports) = &self.workload.exports {
             let replicas: Vec<(GroupId, &Collection)> =
                 engines.iter().flat_map(|(_, es)| es.iter().map(|(g, c)| (*g, c))).collect();

@@ -281,3 +281,14 @@ pub(super) fn check(r: &Replaces) -> (Vec<String>, u64) {
     }
     (v, stale)
 }
+
+/// Runs [`check`] on the workload's replaces, if the seed has them: violations to `violations`,
+/// the stale reads to the op counts.
+pub(super) fn judge(workload: &mut super::workload::Workload, violations: &mut Vec<String>) {
+    let Some(replaces) = &workload.replaces else { return };
+    let (found, stale) = check(replaces);
+    violations.extend(found);
+    if stale > 0 {
+        workload.counts.insert("replace:read-older-generation".into(), stale);
+    }
+}
