@@ -45,6 +45,10 @@ const MEMBERS: [NodeId; 3] = [1, 2, 3];
 
 impl Cluster {
     fn new() -> Cluster {
+        Cluster::with_bugs(vecraft_core::node::NodeBugs::default())
+    }
+
+    fn with_bugs(bugs: vecraft_core::node::NodeBugs) -> Cluster {
         let mut c = Cluster {
             now: Time::from_millis(1),
             nodes: BTreeMap::new(),
@@ -60,7 +64,8 @@ impl Cluster {
             incarnations: BTreeMap::new(),
         };
         for id in MEMBERS {
-            let cfg = NodeConfig::new(id, MEMBERS.to_vec(), 7 + id);
+            let mut cfg = NodeConfig::new(id, MEMBERS.to_vec(), 7 + id);
+            cfg.bugs = bugs;
             let mut node = Node::new(cfg, BTreeMap::new(), c.now);
             let boot = node.take_boot_outputs();
             c.nodes.insert(id, node);
@@ -623,30 +628,35 @@ impl WithCollection for Request {
 
 #[test]
 fn a_write_forwarded_to_a_leader_that_died_is_answered_in_doubt_once_the_leader_is_suspected() {
-    let mut c = ready_cluster(1, 3);
-    let group = vecraft_core::node::metadata::shard_group(1, 0);
-    let leader = c.leader_of(group).unwrap();
+    // A shard led by another node than the metadata group, so the write's name barrier is
+    // answered at once (a dead metadata leader delays every name until the next election).
+    let mut c = ready_cluster(3, 3);
+    let meta_leader = c.leader_of(0).unwrap();
+    let (shard, leader) = (0..3)
+        .find_map(|s| c.leader_of(vecraft_core::node::metadata::shard_group(1, s)).filter(|l| *l != meta_leader).map(|l| (s, l)))
+        .expect("the shards' preferred leaders differ");
+    let ids: Vec<u64> = (0..).filter(|i| vecraft_core::node::sharding::shard_of(PointId::Num(*i), 3) == shard).take(2).collect();
     let origin = MEMBERS.into_iter().find(|n| *n != leader).unwrap();
     // Warm the origin's leader hint, then "kill" the leader: nothing in or out.
-    assert!(matches!(c.call(origin, upsert([1], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    assert!(matches!(c.call(origin, upsert([ids[0]], WriteAck::Quorum)), Ok(Reply::Written { .. })));
     for n in MEMBERS {
         c.cut.insert((leader, n));
         c.cut.insert((n, leader));
     }
     let cfg = NodeConfig::new(1, MEMBERS.to_vec(), 0);
     let started = c.now;
-    let id = c.request(origin, upsert([2], WriteAck::Quorum));
+    let id = c.request(origin, upsert([ids[1]], WriteAck::Quorum));
     let r = c.wait(id);
     let took = c.now.saturating_since(started);
     assert!(
-        matches!(r, Err(NodeError::Indeterminate { ref shards, .. }) if shards == &vec![0]),
+        matches!(r, Err(NodeError::Indeterminate { ref shards, .. }) if shards == &vec![shard]),
         "in doubt: it may have been proposed before the leader died: {r:?}"
     );
     assert!(took > cfg.suspect_after.saturating_sub(cfg.ping_interval), "not before the leader could be suspected: {took:?}");
     assert!(took < cfg.request_timeout / 2, "long before the request timeout: {took:?}");
     // A retry reaches the new leader.
     c.run_for(Duration::from_secs(1));
-    assert!(matches!(c.call(origin, upsert([2], WriteAck::Quorum)), Ok(Reply::Written { .. })));
+    assert!(matches!(c.call(origin, upsert([ids[1]], WriteAck::Quorum)), Ok(Reply::Written { .. })));
 }
 
 /// A shard leader that restarts before any peer suspects it, with a damaged WAL: it may neither
@@ -978,4 +988,40 @@ fn a_write_with_a_long_timeout_is_answered_when_it_completes_after_twice_the_def
     c.run_for(Duration::from_millis(100));
     let r = c.answers.remove(&id).expect("answered once applied, long before its own deadline");
     assert!(matches!(r, Ok(Reply::Written { .. })), "{r:?}");
+}
+
+/// A name is resolved at a metadata index the metadata leader confirmed (`name_barrier`): a
+/// collection created through the metadata leader is found at once through a node that has not
+/// applied the create yet, and a strong read through a node that has not applied a replace
+/// reads the new content. With the barrier off, the same requests see the node's stale metadata.
+#[test]
+fn names_are_resolved_at_the_metadata_leaders_commit_not_a_lagging_copy() {
+    for bug in [false, true] {
+        if bug && !cfg!(feature = "bug-injection") {
+            continue; // bug switches act only in builds with the feature (the workspace's)
+        }
+        let bugs = vecraft_core::node::NodeBugs { names_from_local_metadata: bug, ..Default::default() };
+        let mut c = Cluster::with_bugs(bugs);
+        c.run_for(Duration::from_secs(2));
+        let meta = c.leader_of(0).unwrap();
+        let other = MEMBERS.into_iter().find(|n| *n != meta).unwrap();
+        // Hold the other node's inputs back: it hears nothing of the create yet.
+        c.step(meta, NodeInput::Request { client: 900, request: create(1, 3), timeout: None });
+        c.queue.retain(|(to, _)| *to != other);
+        c.cut.insert((meta, other));
+        c.drain();
+        assert_eq!(c.answers.remove(&900), Some(Ok(Reply::Done)), "acknowledged by a majority without {other}");
+        assert!(c.nodes[&other].metadata().collection("c").is_none(), "{other} has not applied it");
+        // The link heals; `other`'s metadata trails until the leader's next append, which the
+        // barrier waits for.
+        c.cut.remove(&(meta, other));
+        let id = c.request(other, upsert([1], WriteAck::Quorum));
+        let r = c.wait(id);
+        if bug {
+            assert_eq!(r, Err(NodeError::NoSuchCollection("c".into())), "the bug resolves from the stale copy");
+        } else {
+            assert!(matches!(r, Ok(Reply::Written { .. })), "{r:?}");
+            assert!(c.nodes[&other].stats().name_barriers >= 1);
+        }
+    }
 }

@@ -51,13 +51,14 @@ fn quantized_seeds_hold_every_check_and_search_on_trained_codes() {
 fn skipping_rescore_is_caught_by_the_quantized_search_checker() {
     let bug = NodeBug::SkipRescore;
     assert_eq!(NodeBug::parse(bug.flag()), Some(bug));
-    let limit = 20;
+    let limit = 40;
     let reports = run_quantized_seeds(1..1 + limit, Some(bug));
     assert_eq!(reports.len() as u64, limit, "the bug forces quantization on");
     let caught: Vec<u64> = reports.iter().filter(|r| r.caught_by("quantized-search")).map(|r| r.seed).collect();
     // Only trained codes skip rescoring: a seed whose shards never reach the threshold cannot
-    // show the bug (19 of these 20 caught; 89 of the first 100).
-    assert!(caught.len() >= 15, "{} caught in only {caught:?} of {limit} seeds", bug.flag());
+    // show the bug (30 of these 40 caught, 79 of the first 100, since writes and reads wait
+    // for their name barrier; 85 of 100 before).
+    assert!(caught.len() >= 24, "{} caught in only {caught:?} of {limit} seeds", bug.flag());
     let r = reports.iter().find(|r| !r.passed()).expect("caught");
     eprintln!(
         "{} caught in {} of {limit} seeds, first at seed {}: {}",

@@ -18,10 +18,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 impl Node {
     /// Every part answered: build the reply.
-    pub(super) fn complete(&mut self, client: ClientId, out: &mut Vec<NodeOutput>) {
+    pub(super) fn complete(&mut self, now: crate::contract::Time, client: ClientId, out: &mut Vec<NodeOutput>) {
         let Some(mut c) = self.clients.remove(&client) else { return };
         c.results.sort_by_key(|(s, _)| *s);
         let result = match c.gather {
+            Gather::NameBarrier => return self.barrier_done(now, client, c.results.pop().map(|(_, r)| r), out),
             Gather::Meta => match c.results.pop() {
                 Some((_, PartResult::Write(Ok(index)))) => {
                     if self.applied.get(&METADATA_GROUP).copied().unwrap_or(0) >= index {
@@ -49,7 +50,17 @@ impl Node {
                 }
                 if failed.is_empty() { Ok(Reply::Written { token }) } else { Err(write_error(failed, !token.marks.is_empty())) }
             }
-            gather => self.gather_reads(gather, &c.read, c.results),
+            gather => {
+                // The collection was dropped or replaced under the read (see `retry_part`): the
+                // name may mean another collection now; resolve it again, once.
+                let gone = c.results.iter().any(|(_, r)| {
+                    matches!(r, PartResult::Read(Err(PartFailure::Serve(ServeError::NoSuchCollection(_))), _))
+                });
+                if gone && let Some((request, deadline)) = c.rerun.take() {
+                    return self.park_until(now, client, request, deadline, out);
+                }
+                self.gather_reads(gather, &c.read, c.results)
+            }
         };
         self.respond(client, result, out);
     }
@@ -159,7 +170,7 @@ impl Node {
                     None => Err(NodeError::Invalid("a changes read without its shard".into())),
                 }
             }
-            Gather::Meta | Gather::Write => unreachable!("handled by complete"),
+            Gather::NameBarrier | Gather::Meta | Gather::Write => unreachable!("handled by complete"),
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct NodeBugs {
     /// Alias changes take effect only on the metadata group's leader (as if aliases were a
     /// table local to the node that handled the change), not on every node applying the log.
     pub aliases_only_on_meta_leader: bool,
+    /// Requests resolve collection names in this node's metadata as it stands, without a
+    /// barrier read of the metadata leader's commit index (see `name_barrier`).
+    pub names_from_local_metadata: bool,
 }
 
 impl NodeBugs {
@@ -33,6 +36,7 @@ impl NodeBugs {
             || self.quorum_ack_before_commit
             || self.merge_without_tie_break
             || self.aliases_only_on_meta_leader
+            || self.names_from_local_metadata
     }
 
     /// The switches as they act: all off unless built with `bug-injection`.

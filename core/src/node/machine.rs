@@ -30,6 +30,8 @@ pub struct NodeStats {
     pub retries: u64,
     /// Peers suspected by the liveness pings.
     pub suspicions: u64,
+    /// Metadata barrier reads sent to resolve names (see `name_barrier`).
+    pub name_barriers: u64,
     /// Peer restarts seen (a ping with a newer incarnation).
     pub peer_restarts: u64,
 }
@@ -77,6 +79,8 @@ pub struct Node {
     outbox: BTreeMap<NodeId, NodeEnvelope>,
     /// Metadata apply results by index, kept until the serve of that write answers.
     pub(super) meta_results: BTreeMap<LogIndex, Result<(), MetaRefusal>>,
+    /// Requests waiting for a metadata barrier read (see `name_barrier`).
+    pub(super) barrier: super::name_barrier::NameBarrier,
     last_heard: BTreeMap<NodeId, Time>,
     pub(super) suspected: BTreeSet<NodeId>,
     next_ping: Time,
@@ -141,6 +145,7 @@ impl Node {
             work: VecDeque::new(),
             outbox: BTreeMap::new(),
             meta_results: BTreeMap::new(),
+            barrier: Default::default(),
             last_heard: cfg.members.iter().map(|m| (*m, now)).collect(),
             suspected: BTreeSet::new(),
             next_ping: now,
@@ -211,7 +216,8 @@ impl Node {
 
     /// Client requests not yet answered.
     pub fn requests_in_flight(&self) -> usize {
-        self.clients.len()
+        let internal = self.clients.keys().filter(|&&c| c >= super::name_barrier::INTERNAL_CLIENTS).count();
+        self.clients.len() - internal + self.barrier.len()
     }
 
     /// Outputs produced while booting (the metadata group's first records), to be taken once
@@ -318,7 +324,9 @@ impl Node {
         self.applied.insert(METADATA_GROUP, index);
         self.note_metadata_repair();
         let EntryPayload::Command(bytes) = payload else {
-            return;
+            // A leader's no-op (or a configuration entry) moves the applied index too, and a
+            // name barrier may wait on exactly that index.
+            return self.metadata_applied(now, index, out);
         };
         let leads_meta = self.host.group(METADATA_GROUP).is_some_and(|r| r.role() == crate::raft::Role::Leader);
         let result = MetaCommand::decode(bytes).map_err(MetaRefusal::Invalid).and_then(|c| {

@@ -10,7 +10,8 @@
 //! * [`request`]: client requests, write-ack and read levels and what they guarantee;
 //! * [`message`]: what nodes send each other; [`router`]: replica choice for reads;
 //! * `machine.rs` (the step loop), `serve.rs` (parts served here), `origin.rs` (requests split
-//!   into parts, routed and retried), `gather.rs` (answers gathered into one reply).
+//!   into parts, routed and retried), `gather.rs` (answers gathered into one reply),
+//!   `name_barrier.rs` (names resolved at a metadata index the metadata leader confirmed).
 
 pub mod field_index;
 mod gather;
@@ -18,6 +19,7 @@ mod io;
 mod machine;
 pub mod message;
 pub mod metadata;
+mod name_barrier;
 pub mod vector_settings;
 mod origin;
 pub mod request;
@@ -30,3 +32,4 @@ pub mod sharding;
 
 pub use io::{NodeBugs, NodeConfig, NodeInput, NodeOutput};
 pub use machine::{Node, NodeStats};
+pub use name_barrier::INTERNAL_CLIENTS;

@@ -21,6 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// What a request's answers become.
 pub(super) enum Gather {
+    /// A barrier read of the metadata group (see `name_barrier`).
+    NameBarrier,
     Meta,
     Write,
     Search { distance: Distance, offset: usize, limit: usize },
@@ -55,9 +57,12 @@ pub(super) struct ClientState {
     pub(super) results: Vec<(ShardId, PartResult)>,
     /// A committed metadata write: answer once this node applied it too.
     pub(super) wait_meta: Option<LogIndex>,
+    /// A read, kept to be routed again (once) if its collection is dropped or replaced under
+    /// it: the name then means another collection, which the read should reach.
+    pub(super) rerun: Option<(Request, Time)>,
 }
 
-enum PartKind {
+pub(super) enum PartKind {
     Write { command: Bytes, ack: WriteAck },
     Read { query: Option<ShardQuery>, level: ServeLevel, any_replica: bool },
 }
@@ -93,10 +98,41 @@ impl Node {
         out: &mut Vec<NodeOutput>,
     ) {
         *self.stats.requests.entry(request.kind()).or_insert(0) += 1;
-        if self.clients.contains_key(&client) {
+        if client >= super::name_barrier::INTERNAL_CLIENTS {
+            return self.respond(client, Err(NodeError::Invalid(format!("request id {client} is reserved for the node"))), out);
+        }
+        if self.clients.contains_key(&client) || self.barrier.holds(client) {
             return self.respond(client, Err(NodeError::Invalid(format!("request id {client} already in flight"))), out);
         }
+        if self.needs_barrier(&request) {
+            return self.park(now, client, request, timeout, out);
+        }
+        self.route_request(now, client, request, timeout, out)
+    }
+
+    /// Resolves the request's names in this node's metadata and sends its parts.
+    pub(super) fn route_request(
+        &mut self,
+        now: Time,
+        client: ClientId,
+        request: Request,
+        timeout: Option<Duration>,
+        out: &mut Vec<NodeOutput>,
+    ) {
         let members = self.cfg.members.clone();
+        let deadline = now + timeout.unwrap_or(self.cfg.request_timeout);
+        let rerun = matches!(
+            request,
+            Request::Search { .. }
+                | Request::Get { .. }
+                | Request::Count { .. }
+                | Request::Scroll { .. }
+                | Request::ReplicaStatus { .. }
+                | Request::FieldIndexes { .. }
+                | Request::VectorSettings { .. }
+                | Request::ShardChanges { .. }
+        )
+        .then(|| (request.clone(), deadline));
         let mut parts: Vec<(ShardId, GroupId, Vec<NodeId>, PartKind)> = Vec::new();
         let mut read = ReadOptions::default();
         let gather = match request {
@@ -277,11 +313,26 @@ impl Node {
                 Gather::Changes
             }
         };
-        let deadline = now + timeout.unwrap_or(self.cfg.request_timeout);
-        let mut state = ClientState { gather, read, open: BTreeSet::new(), results: Vec::new(), wait_meta: None };
+        self.launch(now, client, gather, read, parts, deadline, rerun, out);
+    }
+
+    /// Sends a request's parts and arms its deadline.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn launch(
+        &mut self,
+        now: Time,
+        client: ClientId,
+        gather: Gather,
+        read: ReadOptions,
+        parts: Vec<(ShardId, GroupId, Vec<NodeId>, PartKind)>,
+        deadline: Time,
+        rerun: Option<(Request, Time)>,
+        out: &mut Vec<NodeOutput>,
+    ) {
+        let mut state = ClientState { gather, read, open: BTreeSet::new(), results: Vec::new(), wait_meta: None, rerun };
         if parts.is_empty() {
             self.clients.insert(client, state);
-            return self.complete(client, out);
+            return self.complete(now, client, out);
         }
         let mut ids = Vec::new();
         for (shard, group, replicas, kind) in parts {
@@ -497,19 +548,21 @@ impl Node {
         }
     }
 
-    fn finish_part(&mut self, _now: Time, id: u64, result: PartResult, out: &mut Vec<NodeOutput>) {
+    fn finish_part(&mut self, now: Time, id: u64, result: PartResult, out: &mut Vec<NodeOutput>) {
         let Some(p) = self.parts.remove(&id) else { return };
         let Some(c) = self.clients.get_mut(&p.client) else { return };
         c.open.remove(&id);
         c.results.push((p.shard, result));
         if c.open.is_empty() {
-            self.complete(p.client, out);
+            self.complete(now, p.client, out);
         }
     }
 
     /// A request's deadline: every open part fails with a timeout.
     pub(super) fn deadline(&mut self, now: Time, client: ClientId, out: &mut Vec<NodeOutput>) {
-        let Some(c) = self.clients.get(&client) else { return };
+        let Some(c) = self.clients.get(&client) else {
+            return self.parked_deadline(client, out);
+        };
         if c.open.is_empty() {
             // Committed metadata write not yet applied here: it is done all the same.
             if c.wait_meta.is_some() {
@@ -529,13 +582,14 @@ impl Node {
     }
 
     /// The metadata group was applied here up to `index`: answer the creates and drops waiting.
-    pub(super) fn metadata_applied(&mut self, _now: Time, index: LogIndex, out: &mut Vec<NodeOutput>) {
+    pub(super) fn metadata_applied(&mut self, now: Time, index: LogIndex, out: &mut Vec<NodeOutput>) {
         let ready: Vec<ClientId> =
             self.clients.iter().filter(|(_, c)| c.wait_meta.is_some_and(|w| w <= index)).map(|(id, _)| *id).collect();
         for client in ready {
             self.clients.remove(&client);
             self.respond(client, Ok(Reply::Done), out);
         }
+        self.release(now, index, out);
     }
 }
 

@@ -38,6 +38,9 @@ enum ServeKind {
         /// The `Read` output left; waiting for `ReadDone`.
         issued: bool,
     },
+    /// A name barrier (see `name_barrier`): the metadata leader's confirmed read index, sent
+    /// back once its own metadata is applied that far.
+    MetaIndex { wait: Option<LogIndex> },
 }
 
 impl Serve {
@@ -142,6 +145,23 @@ impl Node {
                 Served { answer: None, status: self.status_lines(now, group), applied: 0, commit: 0, since_leader: None };
             return self.reply_read(from, part, Ok(served));
         }
+        if group == METADATA_GROUP {
+            let ServeLevel::Linearizable(mode) = level else {
+                return self.reply_read(from, part, Err(ServeError::Refused("metadata reads are linearizable".into())));
+            };
+            if !leading {
+                return self.reply_read(from, part, Err(self.not_leader(group)));
+            }
+            let id = self.fresh_id();
+            self.serves.insert(id, Serve { origin: from, part, group, kind: ServeKind::MetaIndex { wait: None } });
+            self.timers.insert((now + self.serve_expiry(time_left), Timer::ServeExpiry(id)));
+            let mut host_out = Vec::new();
+            self.host.step(now, MultiRaftInput::Read { group, id, mode }, &mut host_out);
+            for o in host_out {
+                self.on_host_output(now, o, out);
+            }
+            return;
+        }
         let Some(query) = query else {
             return self.reply_read(from, part, Err(ServeError::Refused("read without a query".into())));
         };
@@ -175,7 +195,7 @@ impl Node {
 
     /// The leader confirmed read `id` at `index`.
     pub(super) fn read_ready(&mut self, _now: Time, id: u64, index: LogIndex, _out: &mut [NodeOutput]) {
-        if let Some(Serve { kind: ServeKind::Read { wait, .. }, .. }) = self.serves.get_mut(&id) {
+        if let Some(Serve { kind: ServeKind::Read { wait, .. } | ServeKind::MetaIndex { wait }, .. }) = self.serves.get_mut(&id) {
             *wait = Some(index);
         }
     }
@@ -191,7 +211,7 @@ impl Node {
         let err = refusal(&e);
         match s.kind {
             ServeKind::Write { .. } => self.reply_write(s.origin, s.part, Err(err)),
-            ServeKind::Read { .. } => self.reply_read(s.origin, s.part, Err(err)),
+            ServeKind::Read { .. } | ServeKind::MetaIndex { .. } => self.reply_read(s.origin, s.part, Err(err)),
         }
     }
 
@@ -227,6 +247,7 @@ impl Node {
     pub(super) fn check_serves(&mut self, _now: Time, out: &mut Vec<NodeOutput>) {
         let mut done: Vec<(u64, Result<LogIndex, ServeError>)> = Vec::new();
         let mut issue: Vec<u64> = Vec::new();
+        let mut meta_index: Vec<(u64, LogIndex)> = Vec::new();
         for (&id, s) in &self.serves {
             let applied = self.applied.get(&s.group).copied().unwrap_or(0);
             match &s.kind {
@@ -262,6 +283,15 @@ impl Node {
                 ServeKind::Write { at: None, .. } => {}
                 ServeKind::Read { wait: Some(w), issued: false, .. } if applied >= *w => issue.push(id),
                 ServeKind::Read { .. } => {}
+                ServeKind::MetaIndex { wait: Some(w) } if applied >= *w => meta_index.push((id, *w)),
+                ServeKind::MetaIndex { .. } => {}
+            }
+        }
+        for (id, index) in meta_index {
+            if let Some(s) = self.serves.remove(&id) {
+                let commit = self.host.group(METADATA_GROUP).map_or(0, |r| r.commit_index());
+                let served = Served { answer: None, status: Vec::new(), applied: index, commit, since_leader: None };
+                self.reply_read(s.origin, s.part, Ok(served));
             }
         }
         for (id, result) in done {

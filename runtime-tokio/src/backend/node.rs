@@ -62,8 +62,6 @@ pub struct NodeBackend {
     operations: std::sync::Arc<AtomicU64>,
     /// Client-side bound on one request (the node answers within its own request timeout).
     default_timeout: Duration,
-    /// How long a follower's metadata may trail a commit (one heartbeat interval, plus slack).
-    metadata_lag: Duration,
     /// Collection snapshots of this node (see `node_snapshots`); `None` refuses them.
     pub(super) snapshots: Option<super::node_snapshots::SharedCatalog>,
     /// The bound on points accepted and not yet answered (see `admission`).
@@ -76,15 +74,12 @@ impl NodeBackend {
         node: NodeHandle,
         peers: Vec<(u64, String)>,
         default_timeout: Duration,
-        heartbeat_interval: Duration,
     ) -> Self {
-        let metadata_lag = heartbeat_interval + Duration::from_millis(20);
         NodeBackend {
             node,
             peers,
             operations: Default::default(),
             default_timeout,
-            metadata_lag,
             snapshots: None,
             admission: PointsAdmission::new(DEFAULT_MAX_POINTS_IN_FLIGHT),
         }
@@ -107,53 +102,15 @@ impl NodeBackend {
         &self.node
     }
 
-    /// Like [`Self::call_once`], but a request naming a collection this node's metadata does
-    /// not hold yet is tried again (twice at most) after the metadata had time to arrive. Why: a create is
-    /// acknowledged once the metadata group committed and applied it on its leader; another
-    /// node learns the commit with the next heartbeat, so a client that creates through one
-    /// node and writes through another a millisecond later would get a 404. Waiting one
-    /// heartbeat interval and then until this node applied what it knows committed closes that
-    /// window; a collection that really does not exist costs that wait once (not on the
-    /// metadata leader, whose metadata is never behind its own acknowledgements).
+    /// One request to the node. A name is resolved at a metadata index the metadata leader
+    /// confirmed (the node's name barrier, `node/name_barrier.rs`), so a collection created or
+    /// replaced through another node a moment ago is found here without a retry.
     pub(super) async fn call(
         &self,
         request: Request,
         timeout: Option<Duration>,
     ) -> Result<Reply, BackendError> {
-        let retry = matches!(
-            request,
-            Request::Write { .. }
-                | Request::Search { .. }
-                | Request::Get { .. }
-                | Request::Count { .. }
-                | Request::Scroll { .. }
-                | Request::ReplicaStatus { .. }
-                | Request::FieldIndexes { .. }
-                | Request::VectorSettings { .. }
-                | Request::ShardChanges { .. }
-                | Request::DropCollection { .. }
-        )
-        .then(|| request.clone());
-        let mut result = self.call_once(request, timeout).await;
-        // Twice at most: a read routed to a collection this node then saw dropped or replaced
-        // (a recovery's swap) fails as a name it no longer knows, and the name's new meaning
-        // may arrive a heartbeat after the drop did.
-        for _ in 0..2 {
-            let Err(BackendError::Engine(EngineError::UnknownCollection(name))) = result else {
-                return result;
-            };
-            let status = self.node.status();
-            let Some(again) = retry.clone().filter(|_| status.meta_leader != Some(status.node_id))
-            else {
-                return Err(BackendError::Engine(EngineError::UnknownCollection(name)));
-            };
-            tokio::time::sleep(self.metadata_lag).await;
-            let mut watch = self.node.watch_status();
-            let caught_up = watch.wait_for(|s| s.meta_applied >= s.meta_commit);
-            let _ = tokio::time::timeout(self.metadata_lag * 4, caught_up).await;
-            result = self.call_once(again, timeout).await;
-        }
-        result
+        self.call_once(request, timeout).await
     }
 
     async fn call_once(

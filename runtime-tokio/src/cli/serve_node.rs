@@ -72,7 +72,6 @@ pub async fn run(
     node.raft.raft.snapshot_keep_entries = config.raft_snapshot_keep_entries;
     node.set_raft_timing(config.raft_heartbeat, config.raft_election_timeout)
         .map_err(|e| ServeError::Node(format!("raft timing: {e}")))?;
-    let heartbeat = node.raft.raft.heartbeat_interval;
     // The node loop and the transport run on a runtime of their own: HTTP work on the main
     // runtime (decoding a large upsert's JSON takes milliseconds of a worker) must never queue
     // ahead of heartbeats, votes or appends, or a loaded node misses its election timeouts.
@@ -117,7 +116,7 @@ pub async fn run(
     let peer_list = peers.iter().map(|p| (p.id, p.addr.to_string())).collect();
     let catalog = crate::snapshot_catalog::SnapshotCatalog::open(config.data_dir.join("collection-snapshots"))
         .map_err(|e| ServeError::Node(format!("collection snapshot catalogue: {e}")))?;
-    let backend = NodeBackend::new(handle.clone(), peer_list, config.request_timeout, heartbeat)
+    let backend = NodeBackend::new(handle.clone(), peer_list, config.request_timeout)
         .with_snapshots(catalog)
         .with_admission(config.max_points_in_flight, config.admission_wait_share_pct as f64 / 100.0);
     let schedule = config.snapshot_interval.map(|interval| {

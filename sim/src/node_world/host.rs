@@ -763,7 +763,9 @@ impl World {
         if let Some(d) = &self.apply_trace.disagreement {
             self.violations.push(format!("apply-agreement: {d}"));
         }
-        super::replace::judge(&mut self.workload, &mut self.violations);
+        if let Some(replaces) = &self.workload.replaces {
+            self.violations.extend(super::replace::check(replaces));
+        }
         if let Some(exports) = &self.workload.exports {
             let replicas: Vec<(GroupId, &Collection)> =
                 engines.iter().flat_map(|(_, es)| es.iter().map(|(g, c)| (*g, c))).collect();

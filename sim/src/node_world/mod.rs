@@ -47,7 +47,8 @@
 //!   equals its shard replayed to the copy's sequence number (see `export.rs`).
 //! * `atomic-replace`: in half the seeds a client recovers a collection again and again (fill
 //!   a collection aside, replace the name with it); `strong` reads of the name see one
-//!   generation whole, never a missing, half-filled or older one (see `replace.rs`).
+//!   generation whole, never a missing, half-filled or older one (see `replace.rs`; names are
+//!   resolved at a metadata index the metadata leader confirmed, `node/name_barrier.rs`).
 //! * `vector-files`: in the third of the seeds whose collections keep their vectors on disk,
 //!   every replica keeps them in its machine's simulated file store, or on the heap where the
 //!   machine has none (see `vector_files.rs`); the checkers above judge the contents.
@@ -132,11 +133,14 @@ pub enum NodeBug {
     /// A recovery drops the collection, creates it again and fills it in place (what the
     /// server's snapshot recovery did before `ReplaceCollection`; see `replace.rs`).
     RecoverInPlace,
+    /// Requests resolve collection names in the node's applied metadata as it stands, without
+    /// a barrier read of the metadata leader's commit index (the rule in `node/name_barrier.rs`).
+    NamesFromLocalMetadata,
 }
 
 impl NodeBug {
     /// Every switch.
-    pub const ALL: [NodeBug; 16] = [
+    pub const ALL: [NodeBug; 17] = [
         NodeBug::StrongReadAtFollower,
         NodeBug::QuorumAckBeforeCommit,
         NodeBug::MergeWithoutTieBreak,
@@ -153,6 +157,7 @@ impl NodeBug {
         NodeBug::RestartClampsApplied,
         NodeBug::AliasesOnlyOnMetaLeader,
         NodeBug::RecoverInPlace,
+        NodeBug::NamesFromLocalMetadata,
     ];
 
     /// The `--bug` value.
@@ -174,6 +179,7 @@ impl NodeBug {
             NodeBug::RestartClampsApplied => "restart-clamps-applied",
             NodeBug::AliasesOnlyOnMetaLeader => "aliases-only-on-meta-leader",
             NodeBug::RecoverInPlace => "recover-in-place",
+            NodeBug::NamesFromLocalMetadata => "names-from-local-metadata",
         }
     }
 
@@ -189,6 +195,7 @@ impl NodeBug {
             NodeBug::QuorumAckBeforeCommit => b.quorum_ack_before_commit = true,
             NodeBug::MergeWithoutTieBreak => b.merge_without_tie_break = true,
             NodeBug::AliasesOnlyOnMetaLeader => b.aliases_only_on_meta_leader = true,
+            NodeBug::NamesFromLocalMetadata => b.names_from_local_metadata = true,
             NodeBug::TrustCorruptWal
             | NodeBug::RestoreDropsFieldIndexes
             | NodeBug::HideUnindexed
@@ -401,7 +408,8 @@ impl NodeWorldConfig {
             export_finishes_any_round: bug == Some(NodeBug::ExportFinishesAnyRound),
             // Its own stream; in half the seeds, and always with its bug.
             replaces: ChaCha8Rng::seed_from_u64(seed ^ 0x5E9A_CE00_0000_000D).random_bool(0.5)
-                || bug == Some(NodeBug::RecoverInPlace),
+                || bug == Some(NodeBug::RecoverInPlace)
+                || bug == Some(NodeBug::NamesFromLocalMetadata),
             recover_in_place: bug == Some(NodeBug::RecoverInPlace),
             sim,
         }

@@ -10,17 +10,18 @@
 //! The checker judges every read that answered:
 //! - whole: all [`POINTS`] ids, every one of the same generation (a replace swaps content in
 //!   one step, so a read never sees a collection half filled, or two generations mixed);
-//! - not from the future: the generation's replace had been sent before the read ended.
+//! - there: once a replace was acknowledged before the read began, the name never reads as
+//!   missing;
+//! - linearizable: the generation is not older than the newest one whose replace was
+//!   acknowledged before the read began (unless that older replace was in doubt: it may take
+//!   effect late), and its replace had been sent before the read ended.
 //!
-//! Reads of a generation older than one acknowledged before they began are counted
-//! (`replace:read-older-generation`), not failed: see [`check`] for why the node allows them
-//! today.
-//!
-//! Reads answered "no such collection" are counted, not judged: a node resolves names from its
-//! own applied metadata, which may trail the metadata leader's (see `respond`).
+//! The last two hold because a node resolves names at a metadata index the metadata leader
+//! confirmed (`node/name_barrier.rs`); bug switch `names-from-local-metadata` resolves them
+//! from the node's applied copy as it stands, which trails by a heartbeat or a partition.
 //!
 //! Bug switch `recover-in-place` recovers the old way (drop [`TARGET`], create it, fill it):
-//! reads then see it empty or half filled.
+//! reads then see it missing, empty or half filled.
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -69,8 +70,8 @@ pub(super) struct SwapRec {
 pub(super) struct SwapRead {
     pub(super) invoke: u64,
     pub(super) complete: u64,
-    /// (id, generation) of each point.
-    pub(super) seen: Vec<(u64, Option<u64>)>,
+    /// `None`: no collection of that name. Otherwise (id, generation) of each point.
+    pub(super) seen: Option<Vec<(u64, Option<u64>)>>,
 }
 
 /// The seed's replaces.
@@ -177,14 +178,9 @@ impl Replaces {
         if c != RECOVERER {
             let seen = match result {
                 Ok(Reply::Page { page, missing }) if missing.is_empty() => {
-                    page.points.iter().map(|r| (num(&r.id), generation_of(r))).collect()
+                    Some(page.points.iter().map(|r| (num(&r.id), generation_of(r))).collect())
                 }
-                // Not judged: a node resolves names from its own applied metadata, which may
-                // lag the metadata leader's (a node that just restarted, or has not heard the
-                // commit yet), so it may not know the name even after a swap was
-                // acknowledged. The server waits for its metadata and asks again once
-                // (`backend/node.rs`); the simulated clients do not.
-                Err(NodeError::NoSuchCollection(_)) => return "read-name-unknown",
+                Err(NodeError::NoSuchCollection(_)) => None,
                 _ => return "read-failed",
             };
             self.reads.push(SwapRead { invoke, complete: now, seen });
@@ -240,23 +236,21 @@ fn generation_of(r: &Record) -> Option<u64> {
     }
 }
 
-/// The `atomic-replace` checker (see the module docs): its violations, and the number of reads
-/// that saw an older generation than one acknowledged before they began.
-///
-/// Those stale reads are counted, not failed, because the node does not promise better yet: it
-/// resolves a name from its own applied metadata, which trails the metadata leader's by a
-/// heartbeat (or, on a node cut off from the metadata leader, by as long as the cut lasts), and
-/// a shard group of the replaced collection keeps serving where a majority of its replicas has
-/// not applied the replace. `strong` means linearizable per shard, not across a change of what
-/// a name means (aliases behave the same). Closing it needs names resolved at a metadata index
-/// confirmed by the metadata leader (a metadata read index per request, or leases on names).
-pub(super) fn check(r: &Replaces) -> (Vec<String>, u64) {
+/// The `atomic-replace` checker (see the module docs).
+pub(super) fn check(r: &Replaces) -> Vec<String> {
     let mut v = Vec::new();
-    let mut stale = 0;
     let want: BTreeSet<u64> = (BASE..BASE + POINTS).collect();
     for (i, read) in r.reads.iter().enumerate() {
         let newest_acked = r.swaps.iter().filter(|s| s.acked.is_some_and(|a| a < read.invoke)).map(|s| s.generation).max();
-        let points = &read.seen;
+        let Some(points) = &read.seen else {
+            if let Some(g) = newest_acked {
+                v.push(format!(
+                    "atomic-replace: read {i} (invoked at {}) found no collection {TARGET:?}, though generation {g} was swapped in before it began",
+                    read.invoke
+                ));
+            }
+            continue;
+        };
         let ids: BTreeSet<u64> = points.iter().map(|(id, _)| *id).collect();
         let generations: BTreeSet<Option<u64>> = points.iter().map(|(_, g)| *g).collect();
         let whole = ids == want && generations.len() == 1;
@@ -275,20 +269,13 @@ pub(super) fn check(r: &Replaces) -> (Vec<String>, u64) {
         if swap.invoke > read.complete {
             v.push(format!("atomic-replace: read {i} saw generation {g} before its replace was sent"));
         }
-        if newest_acked.is_some_and(|newest| g < newest) && swap.acked.is_some() {
-            stale += 1;
+        if let Some(newest) = newest_acked.filter(|&newest| g < newest && swap.acked.is_some()) {
+            v.push(format!(
+                "atomic-replace: read {i} (invoked at {}) saw generation {g}, though generation {newest} was swapped in before it began",
+                read.invoke
+            ));
         }
     }
-    (v, stale)
+    v
 }
 
-/// Runs [`check`] on the workload's replaces, if the seed has them: violations to `violations`,
-/// the stale reads to the op counts.
-pub(super) fn judge(workload: &mut super::workload::Workload, violations: &mut Vec<String>) {
-    let Some(replaces) = &workload.replaces else { return };
-    let (found, stale) = check(replaces);
-    violations.extend(found);
-    if stale > 0 {
-        workload.counts.insert("replace:read-older-generation".into(), stale);
-    }
-}
