@@ -16,6 +16,9 @@ impl Workload {
     /// The history and probe checks against the final engines.
     pub fn check(&self, engines: &[(u64, &BTreeMap<GroupId, Collection>)]) -> Vec<String> {
         let mut v = Vec::new();
+        // `names`: a collection or alias acknowledged before a request began is known to it,
+        // whichever node it reached (names resolve at a confirmed metadata index).
+        v.extend(self.unknown_names.iter().take(5).cloned());
         // Final state of every point: from any replica (they converged).
         let mut finals: BTreeMap<u64, Option<u64>> = BTreeMap::new();
         let mut union: Option<Collection> = None;

@@ -45,6 +45,9 @@
 //! * `point-in-time-export`: in half the seeds a client copies shards with point-in-time
 //!   exports (the reads a collection snapshot is made of) while the others write; every copy
 //!   equals its shard replayed to the copy's sequence number (see `export.rs`).
+//! * `names`: a request naming a workload collection or the alias, invoked after its create or
+//!   the alias was acknowledged, is never answered "no such collection", whichever node it
+//!   reaches (names resolve at a metadata index the metadata leader confirmed).
 //! * `atomic-replace`: in half the seeds a client recovers a collection again and again (fill
 //!   a collection aside, replace the name with it); `strong` reads of the name see one
 //!   generation whole, never a missing, half-filled or older one (see `replace.rs`; names are

@@ -88,6 +88,24 @@ struct InFlight {
     client: Option<usize>,
     kind: Kind,
     invoke: u64,
+    /// The collection name (or alias) the request used, if any.
+    name: Option<String>,
+}
+
+/// The collection name (or alias) a request names, if any.
+fn named(request: &Request) -> Option<&str> {
+    match request {
+        Request::Write { collection, .. }
+        | Request::Search { collection, .. }
+        | Request::Get { collection, .. }
+        | Request::Count { collection, .. }
+        | Request::Scroll { collection, .. }
+        | Request::ReplicaStatus { collection }
+        | Request::FieldIndexes { collection, .. }
+        | Request::VectorSettings { collection, .. }
+        | Request::ShardChanges { collection, .. } => Some(collection),
+        _ => None,
+    }
 }
 
 pub(super) enum ProbeAnswer {
@@ -155,6 +173,11 @@ pub(super) struct Workload {
     pub(super) replaces: Option<super::replace::Replaces>,
     /// [`ALIAS`]: not sent yet, in flight, or acknowledged (then requests use it).
     pub(super) alias: AliasState,
+    /// When each workload collection's create, and the alias, was acknowledged (never dropped
+    /// afterwards).
+    named_since: BTreeMap<String, u64>,
+    /// `names`: requests answered "no such collection" for a name acknowledged before they began.
+    pub(super) unknown_names: Vec<String>,
 }
 
 /// Where the workload's alias stands.
@@ -231,6 +254,8 @@ impl Workload {
             on_disk: cfg.vector_files.is_some(),
             quantized_probes: 0..0,
             alias: AliasState::Unsent,
+            named_since: BTreeMap::new(),
+            unknown_names: Vec::new(),
             exports: (cfg.exports && !cfg.register).then(|| {
                 use rand::SeedableRng;
                 super::export::Exports::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xE4B0_47C0_B1E5_000A), cfg.export_finishes_any_round)
@@ -283,7 +308,7 @@ impl Workload {
     }
 
     /// The name a request for `point` uses: its collection's, or now and then the alias once
-    /// it was acknowledged (a node that has not applied it yet answers "no such collection").
+    /// it was acknowledged.
     fn route_name(&self, point: u64, rng: &mut ChaCha8Rng) -> String {
         if Self::collection_of(point) == 0 && self.alias == AliasState::Acknowledged && rng.random_bool(0.3) {
             return ALIAS.to_string();
@@ -458,7 +483,8 @@ impl Workload {
         };
         self.next_op += 1;
         self.busy[c] = true;
-        self.in_flight.insert(op, InFlight { client: Some(c), kind, invoke: now });
+        let name = named(&request).map(str::to_string);
+        self.in_flight.insert(op, InFlight { client: Some(c), kind, invoke: now, name });
         Some(WorkloadOp { op, request, think })
     }
 
@@ -484,11 +510,23 @@ impl Workload {
         if let Some(c) = f.client {
             self.busy[c] = false;
         }
+        if let (Err(NodeError::NoSuchCollection(_)), Some(name)) = (&result, &f.name)
+            && let Some(&since) = self.named_since.get(name)
+            && since < f.invoke
+        {
+            self.unknown_names.push(format!(
+                "names: a request invoked at {} for {name:?} was answered \"no such collection\", though {name:?} was acknowledged at {since}",
+                f.invoke
+            ));
+        }
         match f.kind {
             Kind::Create(i) => {
                 self.create_in_flight = false;
                 match result {
-                    Ok(_) | Err(NodeError::CollectionExists(_)) => self.created = self.created.max(i + 1),
+                    Ok(_) | Err(NodeError::CollectionExists(_)) => {
+                        self.created = self.created.max(i + 1);
+                        self.named_since.entry(self.collections[i].0.to_string()).or_insert(now);
+                    }
                     Err(_) => {}
                 }
             }
@@ -564,6 +602,9 @@ impl Workload {
                 // Sent again until acknowledged (pointing it at the same collection again is
                 // harmless).
                 self.alias = if outcome == Outcome::Ok { AliasState::Acknowledged } else { AliasState::Unsent };
+                if outcome == Outcome::Ok {
+                    self.named_since.entry(ALIAS.to_string()).or_insert(now);
+                }
                 self.count(format!("alias:{outcome:?}"));
             }
             Kind::Export => {
@@ -665,7 +706,7 @@ impl Workload {
         for (i, r) in reqs.iter().enumerate() {
             let op = self.next_op;
             self.next_op += 1;
-            self.in_flight.insert(op, InFlight { client: None, kind: Kind::Probe(i), invoke: 0 });
+            self.in_flight.insert(op, InFlight { client: None, kind: Kind::Probe(i), invoke: 0, name: None });
             out.push((op, r.clone()));
         }
         self.probes = (0..reqs.len()).map(|_| None).collect();
