@@ -121,18 +121,7 @@ impl Node {
     ) {
         let members = self.cfg.members.clone();
         let deadline = now + timeout.unwrap_or(self.cfg.request_timeout);
-        let rerun = matches!(
-            request,
-            Request::Search { .. }
-                | Request::Get { .. }
-                | Request::Count { .. }
-                | Request::Scroll { .. }
-                | Request::ReplicaStatus { .. }
-                | Request::FieldIndexes { .. }
-                | Request::VectorSettings { .. }
-                | Request::ShardChanges { .. }
-        )
-        .then(|| (request.clone(), deadline));
+        let rerun = request.is_read().then(|| (request.clone(), deadline));
         let mut parts: Vec<(ShardId, GroupId, Vec<NodeId>, PartKind)> = Vec::new();
         let mut read = ReadOptions::default();
         let gather = match request {

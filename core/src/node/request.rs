@@ -247,6 +247,21 @@ impl Request {
             Request::ReplaceCollection { .. } => "replace_collection",
         }
     }
+
+    /// Whether the request only reads points or shard state (no metadata, no log entry).
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Request::Search { .. }
+                | Request::Get { .. }
+                | Request::Count { .. }
+                | Request::Scroll { .. }
+                | Request::ReplicaStatus { .. }
+                | Request::FieldIndexes { .. }
+                | Request::VectorSettings { .. }
+                | Request::ShardChanges { .. }
+        )
+    }
 }
 
 /// How stale an `eventual` answer may be: per shard, the replica that served it.

@@ -110,27 +110,9 @@ impl NodeBackend {
         request: Request,
         timeout: Option<Duration>,
     ) -> Result<Reply, BackendError> {
-        self.call_once(request, timeout).await
-    }
-
-    async fn call_once(
-        &self,
-        request: Request,
-        timeout: Option<Duration>,
-    ) -> Result<Reply, BackendError> {
         // A change the node accepted goes on after the client stops waiting: its time-out is
         // an unknown outcome (500), not a 4xx a client could take for "nothing happened".
-        let changes = !matches!(
-            request,
-            Request::Search { .. }
-                | Request::Get { .. }
-                | Request::Count { .. }
-                | Request::Scroll { .. }
-                | Request::ReplicaStatus { .. }
-                | Request::FieldIndexes { .. }
-                | Request::VectorSettings { .. }
-                | Request::ShardChanges { .. }
-        );
+        let changes = !request.is_read();
         let limit = timeout.unwrap_or(self.default_timeout);
         // A client's own time-out (Qdrant's `timeout`) is the node's deadline too, shorter or
         // longer than the node's default (see `NodeInput::Request`); without one the node keeps
