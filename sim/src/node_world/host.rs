@@ -763,9 +763,7 @@ impl World {
         if let Some(d) = &self.apply_trace.disagreement {
             self.violations.push(format!("apply-agreement: {d}"));
         }
-        if let Some(replaces) = &self.workload.replaces {
-            self.violations.extend(super::replace::check(replaces));
-        }
+        self.violations.extend(self.workload.replaces.as_ref().map(super::replace::check).unwrap_or_default());
         if let Some(exports) = &self.workload.exports {
             let replicas: Vec<(GroupId, &Collection)> =
                 engines.iter().flat_map(|(_, es)| es.iter().map(|(g, c)| (*g, c))).collect();
