@@ -143,8 +143,8 @@ pub struct ServeArgs {
     #[arg(long, env = "VECRAFT_CHANGE_HISTORY_BYTES")]
     pub change_history_bytes: Option<usize>,
     /// Vectors a shard replica may hold stored but not yet linked into its HNSW graph, in KB of
-    /// vector data (Qdrant's `indexing_threshold`): applies store points at once and the apply
-    /// lanes link them when idle, while searches scan that tail exactly. 0 links at apply.
+    /// vector data (Qdrant's `indexing_threshold`): applies store points at once and a background
+    /// indexer at the lowest CPU priority (nice 19) links them, while searches scan that tail exactly. 0 links at apply.
     /// [default: 20000]
     #[arg(long, env = "VECRAFT_INDEXING_THRESHOLD_KB")]
     pub indexing_threshold_kb: Option<u64>,

@@ -1,6 +1,6 @@
 //! Deferred indexing on a real node: upserts store points and answer without linking them into
 //! the HNSW graph; the collection reports `yellow` with fewer indexed vectors than points while
-//! the idle apply lanes link them, every stored point is found by a search meanwhile (the
+//! the background indexer links them, every stored point is found by a search meanwhile (the
 //! unindexed tail is scanned exactly), and the collection turns `green` with every vector
 //! indexed. The default threshold (20,000 KB) defers all 12,000 points of 64 dimensions here.
 

@@ -30,6 +30,7 @@
 use super::apply_lane::{ApplyLane, SharedStore};
 use super::boot_snapshots::RestoredEngine;
 use super::change_feed::ChangeFeed;
+use super::indexer::spawn_indexers;
 use super::read_pool::{ReadJob, spawn_read_pool};
 pub use super::shard_engines::ShardEngines;
 use super::shard_engines::write;
@@ -190,7 +191,7 @@ pub struct ApplyStats {
     pub snapshots_installed: u64,
     /// Snapshot takes or installs that failed (I/O, verification, decoding).
     pub snapshot_failures: u64,
-    /// Deferred points the lanes linked into their graphs while idle.
+    /// Deferred points the background indexer linked into their graphs.
     pub indexed: u64,
 }
 
@@ -276,7 +277,6 @@ pub fn spawn_apply_worker_threads(
             store: store.clone(),
             done: done.clone(),
             feed: feed.clone(),
-            index_cursor: 0,
         };
         lane_handles.push(
             std::thread::Builder::new()
@@ -287,6 +287,7 @@ pub fn spawn_apply_worker_threads(
     }
     let (read_tx, read_handles, answered) =
         spawn_read_pool(threads.readers, READ_QUEUE, engines.clone(), done)?;
+    let indexers = spawn_indexers(&engines, lanes)?;
     std::thread::Builder::new().name("apply-dispatch".into()).spawn(move || {
         dispatch(jobs, &engines, &lane_txs, &read_tx);
         drop(lane_txs);
@@ -299,8 +300,9 @@ pub fn spawn_apply_worker_threads(
             stats.snapshots_taken += s.snapshots_taken;
             stats.snapshots_installed += s.snapshots_installed;
             stats.snapshot_failures += s.snapshot_failures;
-            stats.indexed += s.indexed;
         }
+        engines.indexer().stop();
+        stats.indexed = indexers.into_iter().map(|h| h.join().unwrap_or_default()).sum();
         for h in read_handles {
             let _ = h.join();
         }
@@ -528,11 +530,11 @@ mod tests {
         assert_eq!((stats.applied, stats.reads), (20, 5));
     }
 
-    /// With deferral on, an apply only stores the points; the lane links them once it is idle
+    /// With deferral on, an apply only stores the points; the background indexer links them
     /// (every point, counted in the stats), a search meanwhile finds any stored point (the
     /// unindexed tail is scanned exactly).
     #[test]
-    fn idle_lanes_link_deferred_points_and_searches_find_them_meanwhile() {
+    fn the_indexer_links_deferred_points_and_searches_find_them_meanwhile() {
         use vecraft_core::vector::collection::SearchRequest;
         let (jtx, jrx) = mpsc::channel(16);
         let (dtx, mut drx) = mpsc::unbounded_channel();
@@ -556,7 +558,7 @@ mod tests {
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while super::super::shard_engines::read(&engine).unindexed() > 0 {
-            assert!(std::time::Instant::now() < deadline, "the idle lane never linked the tail");
+            assert!(std::time::Instant::now() < deadline, "the indexer never linked the tail");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         // More points, then the worker stops (possibly before it linked them all).

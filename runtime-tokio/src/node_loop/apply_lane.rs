@@ -31,8 +31,6 @@ pub struct ApplyLane {
     pub done: mpsc::UnboundedSender<ApplyDone>,
     /// The change stream (see `change_feed`).
     pub feed: ChangeFeed,
-    /// Where the next idle indexing step starts among this lane's groups (round robin).
-    pub index_cursor: usize,
 }
 
 /// Committed entries behind an apply from which the replica counts as catching up: its engine
@@ -47,25 +45,11 @@ pub(crate) fn catching_up(behind: u64) -> bool {
     behind >= CATCH_UP_BACKLOG
 }
 
-/// How long one idle indexing step holds an engine's write lock: a job that arrives meanwhile
-/// (or a read of that shard) waits at most about this long.
-const INDEX_STEP: std::time::Duration = std::time::Duration::from_millis(2);
-
 impl ApplyLane {
     /// Runs until the dispatcher drops the sender; returns the lane's counters.
     pub fn run(mut self, jobs: std_mpsc::Receiver<ApplyJob>) -> ApplyStats {
         let mut stats = ApplyStats::default();
-        loop {
-            let job = match jobs.try_recv() {
-                Ok(job) => job,
-                Err(std_mpsc::TryRecvError::Disconnected) => break,
-                // Idle: link deferred points a step at a time, checking for jobs in between.
-                Err(std_mpsc::TryRecvError::Empty) if self.index_step(&mut stats) => continue,
-                Err(std_mpsc::TryRecvError::Empty) => match jobs.recv() {
-                    Ok(job) => job,
-                    Err(_) => break,
-                },
-            };
+        while let Ok(job) = jobs.recv() {
             let report = self.job(job, &mut stats);
             if let Some(r) = report
                 && self.done.send(r).is_err()
@@ -74,38 +58,6 @@ impl ApplyLane {
             }
         }
         stats
-    }
-
-    /// Links deferred points of one of this lane's engines for about [`INDEX_STEP`] under its
-    /// write lock (groups in turn); false when no engine of this lane has any waiting.
-    fn index_step(&mut self, stats: &mut ApplyStats) -> bool {
-        let groups: Vec<GroupId> = self.applied.keys().copied().collect();
-        let n = groups.len();
-        for k in 0..n {
-            let group = groups[(self.index_cursor + k) % n];
-            let Some(engine) = self.engines.get(group) else { continue };
-            if read(&engine).unindexed() == 0 {
-                continue;
-            }
-            let started = std::time::Instant::now();
-            let mut guard = write(&engine);
-            let mut step = 0;
-            loop {
-                let linked = guard.index_pending(4);
-                step += linked as u64;
-                if linked == 0 || started.elapsed() >= INDEX_STEP {
-                    break;
-                }
-            }
-            // Counted before the lock is released: whoever sees these points linked sees
-            // them counted.
-            metrics::counter!(POINTS_LINKED_DEFERRED).increment(step);
-            drop(guard);
-            stats.indexed += step;
-            self.index_cursor = (self.index_cursor + k + 1) % n;
-            return true;
-        }
-        false
     }
 
     fn job(&mut self, job: ApplyJob, stats: &mut ApplyStats) -> Option<ApplyDone> {
@@ -139,7 +91,7 @@ impl ApplyLane {
                     // One command under one write lock: reads see it whole or not at all. A
                     // refusal is deterministic and identical on every replica: it changes
                     // nothing anywhere, so the entry still counts as applied.
-                    let mut guard = write(&engine);
+                    let mut guard = self.engines.write_for_apply(&engine);
                     guard.set_catching_up(catching_up(behind));
                     let was_on_disk = guard.config().on_disk;
                     match apply_command(&mut guard, cmd) {
@@ -150,7 +102,11 @@ impl ApplyLane {
                                 self.engines.prepare(&mut guard);
                             }
                             let name = guard.name().to_string();
+                            let unlinked = guard.unindexed() > 0;
                             drop(guard);
+                            if unlinked {
+                                self.engines.indexer().wake();
+                            }
                             self.feed.applied(&name, group, index, cmd, affected);
                         }
                         Err(e) => {

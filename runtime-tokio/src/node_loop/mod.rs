@@ -20,6 +20,7 @@ pub mod change_feed;
 pub mod change_history;
 pub mod checkpoint;
 pub mod group_status;
+mod indexer;
 mod driver;
 mod read_pool;
 pub mod recovery;
@@ -101,8 +102,8 @@ pub struct NodeLoopOptions {
     pub wal_segment_bytes: u64,
     /// Write a WAL checkpoint after this many bytes (0: never; then no segment is deleted).
     pub wal_checkpoint_bytes: u64,
-    /// Unindexed vector data a shard replica may hold, KB; the apply lanes link it when idle
-    /// (0: link at apply). See `vecraft_core::vector::collection::IndexingPolicy`.
+    /// Unindexed vector data a shard replica may hold, KB; a background indexer at the lowest
+    /// CPU priority links it (0: link at apply). See `vecraft_core::vector::collection::IndexingPolicy`.
     pub indexing_threshold_kb: u64,
     /// Bytes of applied commands kept so change-stream subscribers can resume (0: none).
     pub change_history_bytes: usize,

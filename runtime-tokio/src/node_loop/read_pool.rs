@@ -9,7 +9,7 @@
 //! commands, which is allowed) and never half a command.
 
 use super::apply::ApplyDone;
-use super::shard_engines::{ShardEngines, read};
+use super::shard_engines::ShardEngines;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use tokio::sync::mpsc;
@@ -51,7 +51,7 @@ pub fn spawn_read_pool(
                     Err(_) => return, // the dispatcher is gone
                 };
                 let result = match engines.get(job.group) {
-                    Some(engine) => answer(&read(&engine), &job.query),
+                    Some(engine) => answer(&engines.read_for_query(&engine), &job.query),
                     None => Err(format!("no engine for group {} on this node", job.group)),
                 };
                 answered.fetch_add(1, Ordering::Relaxed);

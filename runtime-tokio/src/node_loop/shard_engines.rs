@@ -6,6 +6,7 @@
 //! share the lock and run in parallel on all read threads. The map itself changes only when a
 //! replica is created or dropped (by the dispatcher, in the node's order).
 
+use super::indexer::IndexerSignal;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use vecraft_core::raft::GroupId;
@@ -30,6 +31,8 @@ pub struct ShardEngines {
     /// Where engines of collections created with `on_disk` keep their f32 vectors (a mapped
     /// file); `None` keeps them on the heap.
     on_disk: Option<Arc<dyn VectorStoreProvider>>,
+    /// Shared with the background indexer (see `indexer`).
+    indexer: Arc<IndexerSignal>,
 }
 
 impl std::fmt::Debug for ShardEngines {
@@ -44,8 +47,23 @@ impl ShardEngines {
         read(&self.map).get(&group).cloned()
     }
 
-    /// Engines that defer indexing up to `bytes` of vector data each (the apply lanes link
-    /// deferred points when idle; see `apply_lane`).
+    /// The engine's write lock for an apply: the indexer lets go of it at once if it holds it.
+    pub fn write_for_apply<'a>(&self, engine: &'a ShardEngine) -> RwLockWriteGuard<'a, Collection> {
+        self.indexer.contend(|| write(engine))
+    }
+
+    /// The engine's read lock for a query (see [`Self::write_for_apply`]).
+    pub fn read_for_query<'a>(&self, engine: &'a ShardEngine) -> RwLockReadGuard<'a, Collection> {
+        self.indexer.contend(|| read(engine))
+    }
+
+    /// What the indexer and the threads that share engines with it tell each other.
+    pub fn indexer(&self) -> &IndexerSignal {
+        &self.indexer
+    }
+
+    /// Engines that defer indexing up to `bytes` of vector data each (the background indexer
+    /// links deferred points; see `indexer`).
     pub fn with_indexing_threshold(bytes: u64) -> ShardEngines {
         ShardEngines { indexing_threshold_bytes: bytes, ..ShardEngines::default() }
     }
@@ -84,7 +102,7 @@ impl ShardEngines {
         true
     }
 
-    /// Every hosted engine, for background work (see `apply_lane`).
+    /// Every hosted engine, for background work (see `indexer`).
     pub fn all(&self) -> Vec<(GroupId, ShardEngine)> {
         read(&self.map).iter().map(|(g, e)| (*g, e.clone())).collect()
     }
