@@ -28,7 +28,7 @@ use vecraft_benches::server::rest_overhead::{self, RestOverheadSpec};
 use vecraft_benches::server::workload::{
     create_collection, vector_texts, wait_collection_everywhere, wait_indexed_everywhere, elections,
 };
-use vecraft_benches::server::writes::{drain, etcd_puts, vecraft_upserts};
+use vecraft_benches::server::writes::{drain, etcd_puts, vecraft_searches, vecraft_upserts};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -78,6 +78,10 @@ struct Args {
     /// Seconds per ingest configuration.
     #[arg(long, default_value_t = 10)]
     ingest_secs: u64,
+    /// Search clients beside each ingest cell (0: none): their latency during the load, and
+    /// for 5 s once the collection is fully indexed, for comparison.
+    #[arg(long, default_value_t = 0)]
+    ingest_searchers: usize,
     /// Points loaded for the REST-overhead phase.
     #[arg(long, default_value_t = 20000)]
     rest_points: usize,
@@ -249,6 +253,13 @@ async fn main() -> anyhow::Result<()> {
                 wait_collection_everywhere(&members, &name, Duration::from_secs(30))
                     .await
                     .map_err(anyhow::Error::msg)?;
+                let searches = (args.ingest_searchers > 0).then(|| {
+                    let (members, name, pool) = (members.clone(), name.clone(), Arc::clone(&pool));
+                    let (n, secs) = (args.ingest_searchers, args.ingest_secs);
+                    tokio::spawn(async move {
+                        vecraft_searches(&members, &name, n, Duration::from_secs(secs), pool).await
+                    })
+                });
                 let f = vecraft_upserts(
                     &members,
                     &name,
@@ -260,6 +271,10 @@ async fn main() -> anyhow::Result<()> {
                     (args.qdrant_timeout > 0).then_some(args.qdrant_timeout),
                 )
                 .await;
+                if let Some(s) = searches {
+                    let s = s.await?;
+                    println!("{}", result_line("search_during_ingest", &format!("ingest_clients={clients} ingest_batch={batch}"), &s));
+                }
                 let extra = format!(
                     "batch={batch} dim={} shards={} write_ack=quorum wait=true",
                     args.dim, args.shards
@@ -290,6 +305,10 @@ async fn main() -> anyhow::Result<()> {
                         );
                     }
                     None => println!("# not fully indexed within 600 s"),
+                }
+                if args.ingest_searchers > 0 {
+                    let s = vecraft_searches(&members, &name, args.ingest_searchers, Duration::from_secs(5), Arc::clone(&pool)).await;
+                    println!("{}", result_line("search_indexed_idle", &format!("ingest_clients={clients} ingest_batch={batch}"), &s));
                 }
                 table.push(row(format!("ingest, {batch} pts/req"), &f, "vectors/s"));
                 if best

@@ -152,3 +152,41 @@ pub async fn drain(
     }
     start.elapsed()
 }
+
+/// Searches (`limit` 10, the node's default read consistency) of vectors from `pool` in
+/// `collection`, from `clients` clients spread over the members for `duration`: the read side
+/// of a mixed load, run beside [`vecraft_upserts`] to see what ingest does to query latency.
+pub async fn vecraft_searches(
+    members: &[String],
+    collection: &str,
+    clients: usize,
+    duration: Duration,
+    pool: Arc<Vec<String>>,
+) -> LoadFigures {
+    let path = Arc::new(format!("/collections/{collection}/points/search"));
+    let members = members.to_vec();
+    run_closed_loop(
+        clients,
+        duration,
+        Duration::from_millis(20),
+        |i| (KeepAlive::new(members[i % members.len()].clone(), WRITE_TIMEOUT), i as u64),
+        move |(mut client, me): (KeepAlive, u64), seq| {
+            let v = &pool[((me * 7_919 + seq) % pool.len() as u64) as usize];
+            let body = format!("{{\"vector\":{v},\"limit\":10}}");
+            let path = Arc::clone(&path);
+            async move {
+                let a = client.request(Method::POST, &path, body).await;
+                let outcome = match &a {
+                    Ok(answer) if answer.status == hyper::StatusCode::OK => Outcome::Ok(1),
+                    Ok(answer) if answer.status == hyper::StatusCode::SERVICE_UNAVAILABLE => Outcome::Refused,
+                    _ => {
+                        show_failure("vecraft search", &a);
+                        Outcome::Failed
+                    }
+                };
+                ((client, me), outcome)
+            }
+        },
+    )
+    .await
+}
