@@ -82,6 +82,9 @@ struct Args {
     /// for 5 s once the collection is fully indexed, for comparison.
     #[arg(long, default_value_t = 0)]
     ingest_searchers: usize,
+    /// `read_consistency` of those searches (eventual, quorum, strong; default: the node's).
+    #[arg(long)]
+    search_consistency: Option<String>,
     /// Points loaded for the REST-overhead phase.
     #[arg(long, default_value_t = 20000)]
     rest_points: usize,
@@ -256,8 +259,9 @@ async fn main() -> anyhow::Result<()> {
                 let searches = (args.ingest_searchers > 0).then(|| {
                     let (members, name, pool) = (members.clone(), name.clone(), Arc::clone(&pool));
                     let (n, secs) = (args.ingest_searchers, args.ingest_secs);
+                    let consistency = args.search_consistency.clone();
                     tokio::spawn(async move {
-                        vecraft_searches(&members, &name, n, Duration::from_secs(secs), pool).await
+                        vecraft_searches(&members, &name, n, Duration::from_secs(secs), pool, consistency.as_deref()).await
                     })
                 });
                 let f = vecraft_upserts(
@@ -307,7 +311,7 @@ async fn main() -> anyhow::Result<()> {
                     None => println!("# not fully indexed within 600 s"),
                 }
                 if args.ingest_searchers > 0 {
-                    let s = vecraft_searches(&members, &name, args.ingest_searchers, Duration::from_secs(5), Arc::clone(&pool)).await;
+                    let s = vecraft_searches(&members, &name, args.ingest_searchers, Duration::from_secs(5), Arc::clone(&pool), args.search_consistency.as_deref()).await;
                     println!("{}", result_line("search_indexed_idle", &format!("ingest_clients={clients} ingest_batch={batch}"), &s));
                 }
                 table.push(row(format!("ingest, {batch} pts/req"), &f, "vectors/s"));

@@ -153,7 +153,7 @@ pub async fn drain(
     start.elapsed()
 }
 
-/// Searches (`limit` 10, the node's default read consistency) of vectors from `pool` in
+/// Searches (`limit` 10, at `consistency`, or the node's default) of vectors from `pool` in
 /// `collection`, from `clients` clients spread over the members for `duration`: the read side
 /// of a mixed load, run beside [`vecraft_upserts`] to see what ingest does to query latency.
 pub async fn vecraft_searches(
@@ -162,8 +162,10 @@ pub async fn vecraft_searches(
     clients: usize,
     duration: Duration,
     pool: Arc<Vec<String>>,
+    consistency: Option<&str>,
 ) -> LoadFigures {
-    let path = Arc::new(format!("/collections/{collection}/points/search"));
+    let query = consistency.map_or(String::new(), |c| format!("?read_consistency={c}"));
+    let path = Arc::new(format!("/collections/{collection}/points/search{query}"));
     let members = members.to_vec();
     run_closed_loop(
         clients,
