@@ -1,11 +1,11 @@
 //! The change stream (`GET /collections/{c}/changes`, server-sent events) of a real node: every
 //! applied change, in log order, with its index; 404 for an unknown collection; a subscriber
 //! resumes from its cursor (`Last-Event-ID` or `?after=`), across a kill -9, and a cursor older
-//! than the history gets a gap.
+//! than the history gets a gap; a cursor taken on one node resumes on another.
 
 mod cluster_common;
 
-use cluster_common::{Cluster, call, create_t};
+use cluster_common::{Cluster, call, create_t, shard_leader};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -245,4 +245,52 @@ async fn a_cursor_older_than_the_history_gets_a_gap_then_the_changes_it_holds() 
     assert!(changes.len() < 4, "the history holds about one command: {changes:?}");
     let first = changes[0].1["index"].as_u64().unwrap();
     assert!(first > complete_after, "the stream goes on after the gap: {changes:?}");
+}
+
+/// A cursor names the collection and log positions, which every replica shares: a subscriber
+/// whose node dies resumes on another node with the same cursor and gets exactly what it
+/// missed, in order, then the live changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_from_one_node_resumes_on_another_after_its_node_is_killed() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::new(root.path(), 3);
+    cl.start_all().await;
+    create_t(&cl.client(0), json!({"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 1, "replication_factor": 3})).await;
+    // The subscriber's node leads neither the shard nor the metadata, so the writes below are
+    // acknowledged without an election (this test is about the cursor, not failover).
+    let shard = shard_leader(&cl, 0, "t", 0).await.expect("a shard leader");
+    let (_, v) = call(&cl.client(0), hyper::Method::GET, "/cluster", None).await;
+    let meta = v["result"]["raft_info"]["leader"].as_u64().expect("a metadata leader");
+    let sub = (0..3).find(|&i| i != shard && cl.nodes[i].id != meta).unwrap();
+    let (other, writer) = ((sub + 1) % 3, (sub + 2) % 3);
+    let c = cl.client(writer);
+
+    let mut lines = open(cl.nodes[sub].http, "/collections/t/changes", "").await;
+    read_events_with_ids(&mut lines, 1).await;
+    put(&c, 1..4).await;
+    let seen = read_events_with_ids(&mut lines, 1).await;
+    assert_eq!(ops(&seen), vec![("change".to_string(), json!({"op": "upsert", "ids": [1, 2, 3]}))]);
+    let cursor = seen[0].2.clone().unwrap();
+    drop(lines);
+
+    // The subscriber's node dies; changes go on through the others.
+    cl.kill9(sub);
+    put(&c, 4..6).await;
+    let (s, v) = call(&c, hyper::Method::POST, "/collections/t/points/delete?wait=true", Some(json!({"points": [2]}))).await;
+    assert_eq!(s, 200, "{v}");
+
+    let mut lines = open(cl.nodes[other].http, "/collections/t/changes", &format!("last-event-id: {cursor}\r\n")).await;
+    let got = read_events_with_ids(&mut lines, 3).await;
+    assert_eq!((got[0].0.as_str(), &got[0].1["resumed_after"]), ("subscribed", &json!(cursor)), "{got:?}");
+    assert_eq!(
+        ops(&got[1..]),
+        vec![
+            ("change".to_string(), json!({"op": "upsert", "ids": [4, 5]})),
+            ("change".to_string(), json!({"op": "delete", "ids": [2]})),
+        ],
+        "exactly what was missed, nothing seen twice: {got:?}"
+    );
+    put(&c, 6..7).await;
+    let live = read_events_with_ids(&mut lines, 1).await;
+    assert_eq!(ops(&live), vec![("change".to_string(), json!({"op": "upsert", "ids": [6]}))]);
 }
