@@ -39,11 +39,23 @@ pub struct CreateCollection {
     quantization_config: Option<Value>,
 }
 
-/// Qdrant's `HnswConfigDiff` (only the fields vecraft uses; others are ignored).
+/// Qdrant's `HnswConfigDiff` (only the fields vecraft reads; others are ignored).
 #[derive(Debug, Default, Deserialize)]
 pub struct HnswDiff {
     m: Option<u32>,
     ef_construct: Option<u32>,
+    /// Qdrant keeps the graph in a mapped file with this; vecraft's graph is always in RAM. A
+    /// storage hint that changes no answer, so it is accepted, and a `true` is logged.
+    on_disk: Option<bool>,
+}
+
+impl HnswDiff {
+    /// Logs a graph-on-disk wish this node cannot honour (see `on_disk`).
+    fn warn_on_disk(&self, collection: &str) {
+        if self.on_disk == Some(true) {
+            tracing::warn!(collection, "hnsw_config.on_disk is not supported: the graph stays in RAM (answers are unchanged)");
+        }
+    }
 }
 
 fn parse_distance(text: &str) -> Result<Distance, ApiError> {
@@ -183,6 +195,11 @@ pub async fn create(
 ) -> ApiResult {
     let start = Instant::now();
     let config = collection_config(&body)?;
+    let vector_level = body.vectors.as_ref().and_then(|v| v.get("hnsw_config")).and_then(|h| h.get("on_disk"));
+    let top_level = body.hnsw_config.as_ref().and_then(|h| h.on_disk);
+    if top_level == Some(true) || vector_level == Some(&Value::Bool(true)) {
+        HnswDiff { on_disk: Some(true), ..HnswDiff::default() }.warn_on_disk(&name);
+    }
     let options = WriteOptions { wait: true, ..super::params::write_options(&params)? };
     state
         .backend
@@ -314,6 +331,7 @@ pub async fn update(
     };
     if let Some(h) = hnsw {
         refuse_graph_change(&current.config.hnsw, &h)?;
+        h.warn_on_disk(&name);
     }
     let ops = quantization
         .map(|quantization| PointsOp::SetQuantization { quantization })
@@ -490,6 +508,10 @@ mod tests {
             (
                 json!({"vectors": {"size": 4, "distance": "Dot"}, "hnsw_config": {"m": 1000}}),
                 "hnsw m",
+            ),
+            (
+                json!({"vectors": {"size": 4, "distance": "Dot", "hnsw_config": {"on_disk": "yes"}}}),
+                "vectors.hnsw_config: invalid type",
             ),
             (json!({}), "`vectors`"),
         ];
