@@ -129,6 +129,16 @@ impl Links {
         out.extend(list[1..1 + n].iter().map(|w| w.load(Ordering::Relaxed)));
     }
 
+    /// Hints that `slot`'s list on layer 0 is about to be read (no effect on results). The walk
+    /// calls it for the candidate it will expand next, while it still scores the current node's
+    /// neighbours, so that list's cache miss overlaps the arithmetic (hnswlib does the same).
+    #[inline]
+    pub fn prefetch0(&self, slot: u32) {
+        let start = (slot as usize * (1 + self.m0)).min(self.links0.len());
+        let words = &self.links0[start..];
+        super::search::prefetch_bytes(words.as_ptr().cast(), words.len().min(1 + self.m0) * 4);
+    }
+
     /// Replaces `slot`'s list on `layer` (at most `capacity(layer)` entries are kept). Writers of
     /// one list are serialised by the caller (single thread, or the node's lock).
     pub fn set_neighbours(&self, slot: u32, layer: u8, neighbours: &[u32]) {

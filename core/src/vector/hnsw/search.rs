@@ -187,11 +187,23 @@ impl<'a> View<'a> {
             for &n in &s.neighbours {
                 scorer.prefetch(n);
             }
+            // The list expanded next is the best candidate's: hint it now (and again whenever a
+            // closer one arrives), so its miss overlaps this neighbourhood's distances.
+            let mut next = s.candidates.peek().map_or(f32::INFINITY, |Reverse(c)| c.d);
+            if layer == 0
+                && let Some(Reverse(c)) = s.candidates.peek()
+            {
+                self.links.prefetch0(c.id);
+            }
             for i in 0..s.neighbours.len() {
                 let n = s.neighbours[i];
                 let d = scorer.distance(n);
                 if s.results.len() < ef || d < bound {
                     let cand = Cand { d, id: n };
+                    if layer == 0 && d < next {
+                        next = d;
+                        self.links.prefetch0(n);
+                    }
                     s.candidates.push(Reverse(cand));
                     if accepted(n) {
                         s.results.push(cand);
