@@ -75,13 +75,15 @@ pub async fn run(
     // The node loop and the transport run on a runtime of their own: HTTP work on the main
     // runtime (decoding a large upsert's JSON takes milliseconds of a worker) must never queue
     // ahead of heartbeats, votes or appends, or a loaded node misses its election timeouts.
-    let node_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("vecraft-node")
-        .enable_all()
-        .build()
-        .map_err(|e| ServeError::Node(format!("node runtime: {e}")))?;
-    let (handle, loop_task) = node_rt.spawn(start(NodeLoopOptions {
+    let node_rt = NodeRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("vecraft-node")
+            .enable_all()
+            .build()
+            .map_err(|e| ServeError::Node(format!("node runtime: {e}")))?,
+    ));
+    let (handle, loop_task) = node_rt.handle().spawn(start(NodeLoopOptions {
         node,
         data_dir: config.data_dir.clone(),
         peers: peers.iter().map(|p| (p.id, p.addr.clone())).collect(),
@@ -161,8 +163,9 @@ pub async fn run(
     }
     handle.shutdown();
     let exit = loop_exit.await.unwrap_or(LoopExit::Shutdown);
-    // The loop and the transport have stopped; what is left there (idle timers) just ends.
-    node_rt.shutdown_background();
+    // The loop and the transport have stopped; what is left there (idle timers) just ends
+    // (`NodeRuntime`'s drop, as on every early return above).
+    drop(node_rt);
     served.map_err(|source| ServeError::Http {
         addr: bound,
         source,
@@ -195,6 +198,26 @@ mod tests {
             for j in i + 1..deadlines.len() {
                 assert_ne!(deadlines[i], deadlines[j], "{deadlines:?}");
             }
+        }
+    }
+}
+
+/// The node loop's runtime. Dropping a tokio runtime inside async code panics, and this one is
+/// owned by the `serve` future, so every way out of it (an HTTP address already in use, a
+/// snapshot catalogue that cannot be opened) must shut it down in the background instead: the
+/// user then sees the error, not a panic.
+struct NodeRuntime(Option<tokio::runtime::Runtime>);
+
+impl NodeRuntime {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle()
+    }
+}
+
+impl Drop for NodeRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
         }
     }
 }

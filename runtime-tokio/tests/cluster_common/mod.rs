@@ -41,11 +41,27 @@ impl Drop for Cluster {
     }
 }
 
+/// A loopback address no listener holds now, from ports *below* Linux's ephemeral range
+/// (32768 and up by default). A port the kernel hands out for `:0` comes from that range, which
+/// every outgoing connection's source port comes from too: in a busy test run one of them took
+/// a node's HTTP port between this check and the node's bind (the node then exits with "address
+/// in use" and the test times out waiting for it). Ports here are only ever taken by a listener,
+/// and the process-wide cursor keeps the tests of one binary from picking the same one.
 pub fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000; // up to 31,999
+    static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Test binaries of one run start at different points (they run one after another, but a
+    // port a node held may still be in TIME_WAIT).
+    let _ = CURSOR.compare_exchange(u32::MAX, std::process::id() % SPAN, Ordering::AcqRel, Ordering::Acquire);
+    for _ in 0..SPAN {
+        let port = LOW + CURSOR.fetch_add(1, Ordering::AcqRel) % SPAN;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            return l.local_addr().unwrap();
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN);
 }
 
 impl Cluster {
