@@ -176,6 +176,26 @@ pub async fn run(
     }
 }
 
+/// The node loop's runtime. Dropping a tokio runtime inside async code panics, and this one is
+/// owned by the `serve` future, so every way out of it (an HTTP address already in use, a
+/// snapshot catalogue that cannot be opened) must shut it down in the background instead: the
+/// user then sees the error, not a panic.
+struct NodeRuntime(Option<tokio::runtime::Runtime>);
+
+impl NodeRuntime {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle()
+    }
+}
+
+impl Drop for NodeRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,26 +218,6 @@ mod tests {
             for j in i + 1..deadlines.len() {
                 assert_ne!(deadlines[i], deadlines[j], "{deadlines:?}");
             }
-        }
-    }
-}
-
-/// The node loop's runtime. Dropping a tokio runtime inside async code panics, and this one is
-/// owned by the `serve` future, so every way out of it (an HTTP address already in use, a
-/// snapshot catalogue that cannot be opened) must shut it down in the background instead: the
-/// user then sees the error, not a panic.
-struct NodeRuntime(Option<tokio::runtime::Runtime>);
-
-impl NodeRuntime {
-    fn handle(&self) -> &tokio::runtime::Handle {
-        self.0.as_ref().expect("present until dropped").handle()
-    }
-}
-
-impl Drop for NodeRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
         }
     }
 }
