@@ -2,7 +2,8 @@
 //! as `localhost:PORT` (not started yet) and one whose name never resolves; it must start, keep
 //! retrying, and form a quorum with node 2 as soon as node 2 comes up.
 
-use std::net::TcpListener;
+mod cluster_common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,12 +18,9 @@ impl Drop for Proc {
     }
 }
 
+/// A port no listener holds, below the ephemeral range (see `cluster_common::free_port`).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    cluster_common::free_port().port()
 }
 
 fn serve(dir: &Path, id: u64, http: u16, cluster: u16, peers: &str) -> Proc {
