@@ -80,9 +80,11 @@ async fn stop(h: NodeHandle, task: tokio::task::JoinHandle<LoopExit>) {
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
+/// Bytes of the files in `dir` now. The node deletes WAL segments while this lists them: a
+/// file gone between the listing and its `metadata` holds no bytes any more.
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|rd| rd.map(|e| e.unwrap().metadata().unwrap().len()).sum())
+        .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0)
 }
 
