@@ -49,13 +49,9 @@ pub struct HnswDiff {
     on_disk: Option<bool>,
 }
 
-impl HnswDiff {
-    /// Logs a graph-on-disk wish this node cannot honour (see `on_disk`).
-    fn warn_on_disk(&self, collection: &str) {
-        if self.on_disk == Some(true) {
-            tracing::warn!(collection, "hnsw_config.on_disk is not supported: the graph stays in RAM (answers are unchanged)");
-        }
-    }
+/// Logs a graph-on-disk wish (`hnsw_config.on_disk: true`) this node cannot honour.
+fn warn_graph_on_disk(collection: &str) {
+    tracing::warn!(collection, "hnsw_config.on_disk is not supported: the graph stays in RAM (answers are unchanged)");
 }
 
 fn parse_distance(text: &str) -> Result<Distance, ApiError> {
@@ -198,7 +194,7 @@ pub async fn create(
     let vector_level = body.vectors.as_ref().and_then(|v| v.get("hnsw_config")).and_then(|h| h.get("on_disk"));
     let top_level = body.hnsw_config.as_ref().and_then(|h| h.on_disk);
     if top_level == Some(true) || vector_level == Some(&Value::Bool(true)) {
-        HnswDiff { on_disk: Some(true), ..HnswDiff::default() }.warn_on_disk(&name);
+        warn_graph_on_disk(&name);
     }
     let options = WriteOptions { wait: true, ..super::params::write_options(&params)? };
     state
@@ -331,7 +327,9 @@ pub async fn update(
     };
     if let Some(h) = hnsw {
         refuse_graph_change(&current.config.hnsw, &h)?;
-        h.warn_on_disk(&name);
+        if h.on_disk == Some(true) {
+            warn_graph_on_disk(&name);
+        }
     }
     let ops = quantization
         .map(|quantization| PointsOp::SetQuantization { quantization })

@@ -189,11 +189,12 @@ impl<'a> View<'a> {
             }
             // The list expanded next is the best candidate's: hint it now (and again whenever a
             // closer one arrives), so its miss overlaps this neighbourhood's distances.
-            let mut next = s.candidates.peek().map_or(f32::INFINITY, |Reverse(c)| c.d);
-            if layer == 0
-                && let Some(Reverse(c)) = s.candidates.peek()
-            {
-                self.links.prefetch0(c.id);
+            let mut next = f32::INFINITY;
+            if let Some(Reverse(c)) = s.candidates.peek() {
+                next = c.d;
+                if layer == 0 {
+                    self.links.prefetch0(c.id);
+                }
             }
             for i in 0..s.neighbours.len() {
                 let n = s.neighbours[i];
