@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::{MmapMut, MmapOptions};
-use vecraft_core::vector::vector_store::{VectorStore, VectorStoreProvider};
+use vecraft_core::vector::vector_store::{AlignedVec, VectorStore, VectorStoreProvider};
 
 /// Default growth step of a vector file: 64 MiB (64k rows of 256-d vectors). Large steps keep
 /// remaps rare; the unused tail costs disk blocks, not memory.
@@ -159,7 +159,7 @@ impl VectorStoreProvider for MmapVectorProvider {
             }
             Err(error) => {
                 self.stats.record(&error);
-                Box::new(Vec::<f32>::new())
+                Box::new(AlignedVec::<f32>::new())
             }
         }
     }
@@ -346,7 +346,7 @@ impl VectorStore for MmapVectorStore {
             }
             Err(error) => {
                 self.stats.record(&error);
-                Box::new(Vec::<f32>::with_capacity(self.len))
+                Box::new(AlignedVec::<f32>::with_capacity(self.len))
             }
         };
         copy.grow_to(self.len);

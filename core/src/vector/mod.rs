@@ -8,6 +8,7 @@
 //! collections, and [`snapshot`] the streaming, checksummed snapshot format. [`vector_store`] is where
 //! an index keeps its f32 vectors (the heap by default; a runtime may supply a file).
 
+pub mod aligned;
 pub mod collection;
 pub mod distance;
 pub mod engine;

@@ -1,7 +1,8 @@
 //! Where an index keeps its f32 vectors (the "originals"): slot-indexed rows of `dim` values,
 //! contiguous, behind a small trait so the storage can come from outside `core`.
 //!
-//! The default is a `Vec<f32>` on the heap ([`InMemoryVectors`]). A runtime may supply another
+//! The default is an [`AlignedVec<f32>`] on the heap ([`InMemoryVectors`]), rows on cache-line
+//! boundaries. A runtime may supply another
 //! [`VectorStoreProvider`] (a memory-mapped file, in `runtime-tokio`) so that a quantized
 //! collection keeps only its codes in RAM: the graph walk then ranks by codes and reads the
 //! originals only to rescore the top candidates, for exact search, snapshots and digests.
@@ -18,6 +19,8 @@
 //! insert on one replica only.
 
 use std::fmt::Debug;
+
+pub use crate::vector::aligned::AlignedVec;
 
 /// The f32 rows of one index: row `slot` is `values()[slot * dim..(slot + 1) * dim]`.
 pub trait VectorStore: Send + Sync + Debug {
@@ -46,8 +49,9 @@ pub trait VectorStore: Send + Sync + Debug {
     }
 }
 
-/// The default store: the rows on the heap.
-impl VectorStore for Vec<f32> {
+/// The default store: the rows on the heap, the first on a cache line (so every row is, when
+/// its byte size is a multiple of 64).
+impl VectorStore for AlignedVec<f32> {
     fn values(&self) -> &[f32] {
         self
     }
@@ -58,17 +62,17 @@ impl VectorStore for Vec<f32> {
 
     fn grow_to(&mut self, len: usize) {
         if self.len() < len {
-            crate::vector::growth::resize_gently(self, len, 0.0);
+            self.resize_gently(len, 0.0);
         }
     }
 
     fn reserve(&mut self, additional: usize) {
-        // Exact: a bulk load knows its size, and `Vec::reserve` may double.
-        Vec::reserve_exact(self, additional);
+        // Exact: a bulk load knows its size.
+        self.reserve_exact(additional);
     }
 
     fn heap_bytes(&self) -> usize {
-        self.capacity() * 4
+        AlignedVec::heap_bytes(self)
     }
 
     fn try_clone(&self) -> Option<Box<dyn VectorStore>> {
@@ -89,7 +93,7 @@ pub trait VectorStoreProvider: Send + Sync + Debug {
     }
 }
 
-/// The default provider: `Vec<f32>` rows on the heap.
+/// The default provider: aligned rows on the heap.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct InMemoryVectors;
 
@@ -98,7 +102,7 @@ const MAX_RESERVED_VALUES: usize = 1 << 28;
 
 impl VectorStoreProvider for InMemoryVectors {
     fn create(&self, dim: usize, capacity_rows: usize) -> Box<dyn VectorStore> {
-        Box::new(Vec::<f32>::with_capacity(capacity_rows.saturating_mul(dim).min(MAX_RESERVED_VALUES)))
+        Box::new(AlignedVec::<f32>::with_capacity(capacity_rows.saturating_mul(dim).min(MAX_RESERVED_VALUES)))
     }
 }
 
@@ -116,6 +120,7 @@ mod tests {
         store.values_mut()[4..6].copy_from_slice(&[5.0, 6.0]);
         store.grow_to(2);
         assert_eq!(store.values(), &[1.0, 2.0, 0.0, 0.0, 5.0, 6.0]);
+        assert_eq!(store.values().as_ptr() as usize % 64, 0, "rows start on a cache line");
         let copy = store.try_clone().expect("heap rows copy");
         store.values_mut()[0] = 9.0;
         assert_eq!(copy.values()[0], 1.0, "the copy is independent");

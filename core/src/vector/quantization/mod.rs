@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::vector::hnsw::{Scorer, prefetch_bytes};
 use crate::vector::index::{AnnIndex, Metric, Slot};
+use crate::vector::aligned::AlignedVec;
 use binary::BinaryParams;
 use scalar::{MIN_QUANTILE, ScalarParams};
 
@@ -142,12 +143,14 @@ impl Eq for QuantizerParams {}
 enum Codes {
     Scalar {
         params: ScalarParams,
-        codes: Vec<u8>,
+        /// Rows of `dim` bytes, the first on a cache line (so are the rows when `dim` is a
+        /// multiple of 64).
+        codes: AlignedVec<u8>,
         corrections: Vec<f32>,
     },
     Binary {
         params: BinaryParams,
-        words: Vec<u64>,
+        words: AlignedVec<u64>,
     },
 }
 
@@ -199,9 +202,9 @@ impl QuantizedVectors {
             None => 0,
             Some(Codes::Scalar {
                 codes, corrections, ..
-            }) => codes.capacity() + corrections.capacity() * 4,
+            }) => codes.heap_bytes() + corrections.capacity() * 4,
             Some(Codes::Binary { params, words }) => {
-                words.capacity() * 8 + params.thresholds.capacity() * 4
+                words.heap_bytes() + params.thresholds.capacity() * 4
             }
         }
     }
@@ -258,7 +261,7 @@ impl QuantizedVectors {
             (QuantizationConfig::Scalar { .. }, QuantizerParams::Scalar(p)) if p.is_valid() => {
                 Some(Codes::Scalar {
                     params: p,
-                    codes: Vec::new(),
+                    codes: AlignedVec::new(),
                     corrections: Vec::new(),
                 })
             }
@@ -267,7 +270,7 @@ impl QuantizedVectors {
             {
                 Some(Codes::Binary {
                     params: p,
-                    words: Vec::new(),
+                    words: AlignedVec::new(),
                 })
             }
             _ => return false,
@@ -295,7 +298,9 @@ impl QuantizedVectors {
                 codes,
                 corrections,
             }) => {
-                crate::vector::growth::resize_gently(codes, (slot + 1) * dim, 0);
+                if codes.len() < (slot + 1) * dim {
+                    codes.resize_gently((slot + 1) * dim, 0);
+                }
                 crate::vector::growth::resize_gently(corrections, slot + 1, 0.0);
                 corrections[slot] = params.encode(
                     self.metric,
@@ -305,7 +310,9 @@ impl QuantizedVectors {
             }
             Some(Codes::Binary { params, words }) => {
                 let w = BinaryParams::words(dim);
-                crate::vector::growth::resize_gently(words, (slot + 1) * w, 0);
+                if words.len() < (slot + 1) * w {
+                    words.resize_gently((slot + 1) * w, 0);
+                }
                 params.encode(vector, &mut words[slot * w..(slot + 1) * w]);
             }
         }
