@@ -33,14 +33,21 @@ def main():
     print(f"faiss {faiss.__version__}: {n} x {dim}, {queries.shape[0]} queries", file=sys.stderr)
 
     metric = faiss.METRIC_L2 if a.space == "l2" else faiss.METRIC_INNER_PRODUCT
-    before = rss_bytes()
-    start, cpu_start = time.perf_counter(), time.thread_time()
-    index = faiss.IndexHNSWFlat(dim, a.m, metric)
-    index.hnsw.efConstruction = a.ef_construct
-    index.add(base)
-    build_s, build_cpu_s = time.perf_counter() - start, time.thread_time() - cpu_start
-    bytes_per_point = (rss_bytes() - before) / n
-    print(f"build: {build_s:.1f} s, {bytes_per_point:.0f} bytes/point", file=sys.stderr)
+    if a.load:
+        # A later round of the harness's --rounds (see hnswlib_peer.py).
+        index = faiss.read_index(a.load)
+        build_s = build_cpu_s = bytes_per_point = 0.0
+    else:
+        before = rss_bytes()
+        start, cpu_start = time.perf_counter(), time.thread_time()
+        index = faiss.IndexHNSWFlat(dim, a.m, metric)
+        index.hnsw.efConstruction = a.ef_construct
+        index.add(base)
+        build_s, build_cpu_s = time.perf_counter() - start, time.thread_time() - cpu_start
+        bytes_per_point = (rss_bytes() - before) / n
+        print(f"build: {build_s:.1f} s, {bytes_per_point:.0f} bytes/point", file=sys.stderr)
+        if a.save:
+            faiss.write_index(index, a.save)
 
     truth_k = truth[:, : a.k]
     for ef in [int(x) for x in a.ef.split(",") if x]:

@@ -50,7 +50,11 @@ def parse_args_and_load(description):
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--ef", default="16,32,64,128,256")
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--save", help="after the build, save the index here (for later --load runs)")
+    p.add_argument("--load", help="skip the build: load the index saved here and sweep")
     a = p.parse_args()
+    if a.save and a.load:
+        sys.exit("--save and --load exclude each other")
     base = read_vecs(a.base, np.float32)
     queries = read_vecs(a.queries, np.float32)
     truth = read_vecs(a.truth, np.int32)

@@ -5,13 +5,14 @@
 //! [`synthetic`] makes clustered data, [`ground_truth`] computes exact neighbours, [`measure`]
 //! runs queries through the engine's `AnnIndex` trait, [`snapshot_bench`] measures snapshot size
 //! and write/verify/restore throughput, [`mapped_memory`] reads the resident bytes of mapped
-//! vector files, and [`report`] formats, parses and compares results (ours and the peers'). [`server`] drives real `vecraft` processes for the server
+//! vector files, [`report`] formats, parses and compares results (ours and the peers'), and [`rounds`] alternates ours and the peers over several measurement rounds. [`server`] drives real `vecraft` processes for the server
 //! benchmark (`src/bin/server_bench.rs`).
 
 pub mod ground_truth;
 pub mod mapped_memory;
 pub mod measure;
 pub mod report;
+pub mod rounds;
 pub mod server;
 pub mod snapshot_bench;
 pub mod synthetic;

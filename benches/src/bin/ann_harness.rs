@@ -23,6 +23,7 @@ use vecraft_benches::ground_truth::exact_knn;
 use vecraft_benches::mapped_memory::{MappedBytes, mapped_under};
 use vecraft_benches::measure::run_queries;
 use vecraft_benches::report::{EngineRun, parse_results, result_line, summary, table};
+use vecraft_benches::rounds;
 use vecraft_benches::snapshot_bench::{SnapshotBenchSpec, measure_snapshots};
 use vecraft_benches::synthetic::{Mixture, MixtureSpec};
 use vecraft_benches::texmex;
@@ -236,6 +237,11 @@ struct Args {
     /// Run peers on the same files and compare (comma-separated, e.g. `hnswlib,faiss`).
     #[arg(long, value_enum, value_delimiter = ',')]
     peer: Vec<PeerArg>,
+    /// Measurement rounds: with more than one, the peers save the index they built and later
+    /// rounds sweep ours and theirs again, alternating which goes first; every figure is the
+    /// median over the rounds (see `vecraft_benches::rounds`). Use 3 or more on a shared host.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    rounds: u32,
     /// Python interpreter for the peer.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -450,11 +456,23 @@ fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64, f64
     (index, build_s, build_cpu_s, bytes)
 }
 
-fn run_peer(args: &Args, peer: PeerArg, files: &(PathBuf, PathBuf, PathBuf)) -> Result<EngineRun> {
+/// What a peer process does with its index file.
+#[derive(Clone, Copy)]
+enum PeerIndexFile<'a> {
+    /// Build, keep nothing.
+    None,
+    /// Build, then save the index here.
+    Save(&'a Path),
+    /// Load the index saved here instead of building.
+    Load(&'a Path),
+}
+
+fn run_peer(args: &Args, peer: PeerArg, files: &(PathBuf, PathBuf, PathBuf), index_file: PeerIndexFile, round: usize) -> Result<EngineRun> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(peer.script());
     let ef_list: Vec<String> = args.ef.iter().map(|e| e.to_string()).collect();
     eprintln!("running peer: {} {}", args.python, script.display());
-    let output = Command::new(&args.python)
+    let mut command = Command::new(&args.python);
+    command
         .arg(&script)
         .arg("--base").arg(&files.0)
         .arg("--queries").arg(&files.1)
@@ -464,14 +482,60 @@ fn run_peer(args: &Args, peer: PeerArg, files: &(PathBuf, PathBuf, PathBuf)) -> 
         .args(["--ef-construct", &args.ef_construct.to_string()])
         .args(["--k", &args.k.to_string()])
         .args(["--ef", &ef_list.join(",")])
-        .args(["--warmup", &args.warmup.to_string()])
+        .args(["--warmup", &args.warmup.to_string()]);
+    match index_file {
+        PeerIndexFile::None => {}
+        PeerIndexFile::Save(path) => {
+            command.arg("--save").arg(path);
+        }
+        PeerIndexFile::Load(path) => {
+            command.arg("--load").arg(path);
+        }
+    }
+    let output = command
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("starting {}", args.python))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    print!("{stdout}");
+    print!("{}", round_lines(args, round, &stdout));
     ensure!(output.status.success(), "peer exited with {}", output.status);
     Ok(parse_results(&stdout)?)
+}
+
+/// `text` as printed for `round`: unchanged in a single-round run; with `--rounds`, each line
+/// is prefixed `ROUND r` so only the final medians read as `RESULT` lines.
+fn round_lines(args: &Args, round: usize, text: &str) -> String {
+    if args.rounds == 1 {
+        return text.to_string();
+    }
+    text.lines().map(|l| format!("ROUND {round} {l}\n")).collect()
+}
+
+/// One round of every peer: round 0 builds (saving the index when more rounds follow) and keeps
+/// each peer's run in `runs`; later rounds load the saved index and return only the sweeps.
+fn peers_round(
+    args: &Args,
+    files: Option<&(PathBuf, PathBuf, PathBuf)>,
+    index_dir: &Path,
+    round: usize,
+    runs: &mut Vec<EngineRun>,
+) -> Result<rounds::Sweeps> {
+    let Some(files) = files else { return Ok(Vec::new()) };
+    let mut sweeps = Vec::new();
+    for &peer in &args.peer {
+        let path = index_dir.join(format!("{peer:?}.index"));
+        let index_file = match (round, args.rounds) {
+            (0, 1) => PeerIndexFile::None,
+            (0, _) => PeerIndexFile::Save(&path),
+            _ => PeerIndexFile::Load(&path),
+        };
+        let run = run_peer(args, peer, files, index_file, round)?;
+        sweeps.push(run.sweep.clone());
+        if round == 0 {
+            runs.push(run);
+        }
+    }
+    Ok(sweeps)
 }
 
 /// Loads the base vectors into an engine collection with the same HNSW parameters and measures
@@ -527,23 +591,37 @@ fn main() -> Result<()> {
         IndexArg::Flat => "vecraft-flat",
     };
     let mut ours = EngineRun { engine: engine.into(), build_s, build_cpu_s, bytes_per_point, sweep: Vec::new() };
-    for &ef in &args.ef {
-        let f = run_queries(index.as_ref(), data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
-        println!("{}", result_line(&ours, &f));
-        ours.sweep.push(f);
-    }
-    drop(index);
-
+    let index_dir = tempfile::tempdir()?;
     let mut peers = Vec::new();
-    if let Some(files) = &data.files {
-        for &peer in &args.peer {
-            peers.push(run_peer(&args, peer, files)?);
+    let (mut our_sweeps, peer_sweeps) = rounds::alternate(
+        args.rounds as usize,
+        |round| {
+            let mut sweep = Vec::new();
+            for &ef in &args.ef {
+                let f = run_queries(index.as_ref(), data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
+                print!("{}", round_lines(&args, round, &format!("{}\n", result_line(&ours, &f))));
+                sweep.push(f);
+            }
+            Ok(vec![sweep])
+        },
+        |round| peers_round(&args, data.files.as_ref(), index_dir.path(), round, &mut peers),
+    )?;
+    drop(index);
+    ours.sweep = our_sweeps.swap_remove(0);
+    for (peer, sweep) in peers.iter_mut().zip(peer_sweeps) {
+        peer.sweep = sweep;
+    }
+    if args.rounds > 1 {
+        for run in std::iter::once(&ours).chain(&peers) {
+            for f in &run.sweep {
+                println!("{}", result_line(run, f));
+            }
         }
     }
     let snapshot_rows = if args.no_snapshot { Vec::new() } else { snapshot_phase(&args, &data)? };
     let mut extra: Vec<(String, String)> = vec![
         data_row(&args, &data),
-        ("params".into(), format!("m={} ef_construct={} metric={:?}", args.m, args.ef_construct, args.metric)),
+        ("params".into(), format!("m={} ef_construct={} metric={:?} rounds={}", args.m, args.ef_construct, args.metric, args.rounds)),
         ("load average".into(), format!("start {load_at_start}, end {}", load_average())),
     ];
     extra.extend(snapshot_rows);
@@ -637,35 +715,54 @@ fn quantization_main(args: &Args, data: &DataSet, quantization: QuantizationArg,
         let params = QuantizationSearchParams { ignore: false, rescore: true, oversampling: o };
         variants.push((format!("vecraft-{}-x{o}", quantization.name()), params, graph_bytes + code_bytes));
     }
-    let mut runs = Vec::new();
-    for (engine, params, bytes_per_point) in variants {
-        index.set_params(params);
-        // Each run starts with none of the file resident: what it maps is what its queries read.
-        index.graph().release_resident_vectors();
-        let mut run = EngineRun { engine, build_s, build_cpu_s, bytes_per_point, sweep: Vec::new() };
-        for &ef in &args.ef {
-            let f = run_queries(&index, data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
-            println!("{}", result_line(&run, &f));
-            run.sweep.push(f);
-        }
-        if args.originals_on_disk.is_some() {
-            let after = mapped(args)?;
-            println!("MAPPED phase=queries engine={} rss_bytes_per_point={:.1}", run.engine, after.rss as f64 / n);
-            mapped_rows.push(format!("{} resident after its queries {:.0} B/pt", run.engine, after.rss as f64 / n));
-        }
-        runs.push(run);
-    }
-    drop(index);
+    let index_dir = tempfile::tempdir()?;
     let mut peers = Vec::new();
-    if let Some(files) = &data.files {
-        for &peer in &args.peer {
-            peers.push(run_peer(args, peer, files)?);
+    let (our_sweeps, peer_sweeps) = rounds::alternate(
+        args.rounds as usize,
+        |round| {
+            let mut sweeps = Vec::new();
+            for (engine, params, bytes_per_point) in &variants {
+                index.set_params(*params);
+                // Each run starts with none of the file resident: what it maps is what its queries read.
+                index.graph().release_resident_vectors();
+                let run = EngineRun { engine: engine.clone(), build_s, build_cpu_s, bytes_per_point: *bytes_per_point, sweep: Vec::new() };
+                let mut sweep = Vec::new();
+                for &ef in &args.ef {
+                    let f = run_queries(&index, data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
+                    print!("{}", round_lines(args, round, &format!("{}\n", result_line(&run, &f))));
+                    sweep.push(f);
+                }
+                if args.originals_on_disk.is_some() && round == 0 {
+                    let after = mapped(args)?;
+                    println!("MAPPED phase=queries engine={} rss_bytes_per_point={:.1}", run.engine, after.rss as f64 / n);
+                    mapped_rows.push(format!("{} resident after its queries {:.0} B/pt", run.engine, after.rss as f64 / n));
+                }
+                sweeps.push(sweep);
+            }
+            Ok(sweeps)
+        },
+        |round| peers_round(args, data.files.as_ref(), index_dir.path(), round, &mut peers),
+    )?;
+    drop(index);
+    let runs: Vec<EngineRun> = variants
+        .into_iter()
+        .zip(our_sweeps)
+        .map(|((engine, _, bytes_per_point), sweep)| EngineRun { engine, build_s, build_cpu_s, bytes_per_point, sweep })
+        .collect();
+    for (peer, sweep) in peers.iter_mut().zip(peer_sweeps) {
+        peer.sweep = sweep;
+    }
+    if args.rounds > 1 {
+        for run in runs.iter().chain(&peers) {
+            for f in &run.sweep {
+                println!("{}", result_line(run, f));
+            }
         }
     }
     let extra: Vec<(String, String)> = vec![
         data_row(args, data),
         ("load average".into(), format!("start {load_at_start}, end {}", load_average())),
-        ("params".into(), format!("m={} ef_construct={} metric={:?} quantization={} quantile={:?}", args.m, args.ef_construct, args.metric, quantization.name(), args.quantile)),
+        ("params".into(), format!("m={} ef_construct={} metric={:?} quantization={} quantile={:?} rounds={}", args.m, args.ef_construct, args.metric, quantization.name(), args.quantile, args.rounds)),
         ("codes bytes/point".into(), format!("{code_bytes:.1}")),
     ];
     let mut extra = extra;
