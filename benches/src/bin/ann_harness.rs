@@ -21,7 +21,7 @@ use clap::{Parser, ValueEnum};
 
 use vecraft_benches::ground_truth::exact_knn;
 use vecraft_benches::mapped_memory::{MappedBytes, mapped_under};
-use vecraft_benches::measure::run_queries;
+use vecraft_benches::measure::{SearchFigures, run_queries};
 use vecraft_benches::report::{EngineRun, parse_results, result_line, summary, table};
 use vecraft_benches::rounds;
 use vecraft_benches::snapshot_bench::{SnapshotBenchSpec, measure_snapshots};
@@ -511,6 +511,29 @@ fn round_lines(args: &Args, round: usize, text: &str) -> String {
     text.lines().map(|l| format!("ROUND {round} {l}\n")).collect()
 }
 
+/// One sweep of `index` over `--ef`, each point printed as it is measured (prefixed `ROUND r`
+/// in a multi-round run).
+fn sweep(args: &Args, data: &DataSet, index: &dyn AnnIndex, run: &EngineRun, round: usize) -> Vec<SearchFigures> {
+    let mut sweep = Vec::new();
+    for &ef in &args.ef {
+        let f = run_queries(index, data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
+        print!("{}", round_lines(args, round, &format!("{}\n", result_line(run, &f))));
+        sweep.push(f);
+    }
+    sweep
+}
+
+/// With `--rounds`, the `RESULT` lines of the medians (a single-round run printed them already).
+fn print_medians<'a>(args: &Args, runs: impl IntoIterator<Item = &'a EngineRun>) {
+    if args.rounds > 1 {
+        for run in runs {
+            for f in &run.sweep {
+                println!("{}", result_line(run, f));
+            }
+        }
+    }
+}
+
 /// One round of every peer: round 0 builds (saving the index when more rounds follow) and keeps
 /// each peer's run in `runs`; later rounds load the saved index and return only the sweeps.
 fn peers_round(
@@ -596,13 +619,7 @@ fn main() -> Result<()> {
     let (mut our_sweeps, peer_sweeps) = rounds::alternate(
         args.rounds as usize,
         |round| {
-            let mut sweep = Vec::new();
-            for &ef in &args.ef {
-                let f = run_queries(index.as_ref(), data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
-                print!("{}", round_lines(&args, round, &format!("{}\n", result_line(&ours, &f))));
-                sweep.push(f);
-            }
-            Ok(vec![sweep])
+            Ok(vec![sweep(&args, &data, index.as_ref(), &ours, round)])
         },
         |round| peers_round(&args, data.files.as_ref(), index_dir.path(), round, &mut peers),
     )?;
@@ -611,13 +628,7 @@ fn main() -> Result<()> {
     for (peer, sweep) in peers.iter_mut().zip(peer_sweeps) {
         peer.sweep = sweep;
     }
-    if args.rounds > 1 {
-        for run in std::iter::once(&ours).chain(&peers) {
-            for f in &run.sweep {
-                println!("{}", result_line(run, f));
-            }
-        }
-    }
+    print_medians(&args, std::iter::once(&ours).chain(&peers));
     let snapshot_rows = if args.no_snapshot { Vec::new() } else { snapshot_phase(&args, &data)? };
     let mut extra: Vec<(String, String)> = vec![
         data_row(&args, &data),
@@ -726,12 +737,7 @@ fn quantization_main(args: &Args, data: &DataSet, quantization: QuantizationArg,
                 // Each run starts with none of the file resident: what it maps is what its queries read.
                 index.graph().release_resident_vectors();
                 let run = EngineRun { engine: engine.clone(), build_s, build_cpu_s, bytes_per_point: *bytes_per_point, sweep: Vec::new() };
-                let mut sweep = Vec::new();
-                for &ef in &args.ef {
-                    let f = run_queries(&index, data.dim, &data.queries, &data.truth, args.k, ef, args.warmup);
-                    print!("{}", round_lines(args, round, &format!("{}\n", result_line(&run, &f))));
-                    sweep.push(f);
-                }
+                let sweep = sweep(args, data, &index, &run, round);
                 if args.originals_on_disk.is_some() && round == 0 {
                     let after = mapped(args)?;
                     println!("MAPPED phase=queries engine={} rss_bytes_per_point={:.1}", run.engine, after.rss as f64 / n);
@@ -752,13 +758,7 @@ fn quantization_main(args: &Args, data: &DataSet, quantization: QuantizationArg,
     for (peer, sweep) in peers.iter_mut().zip(peer_sweeps) {
         peer.sweep = sweep;
     }
-    if args.rounds > 1 {
-        for run in runs.iter().chain(&peers) {
-            for f in &run.sweep {
-                println!("{}", result_line(run, f));
-            }
-        }
-    }
+    print_medians(args, runs.iter().chain(&peers));
     let extra: Vec<(String, String)> = vec![
         data_row(args, data),
         ("load average".into(), format!("start {load_at_start}, end {}", load_average())),
