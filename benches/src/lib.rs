@@ -1,6 +1,6 @@
 //! Shared code for vecraft's benchmarks and the benchmark harness.
 //!
-//! The ANN harness (`src/bin/ann_harness.rs`) is built from these pieces so each can be tested on
+//! The ANN harness (`src/bin/ann_harness/`) is built from these pieces so each can be tested on
 //! its own: [`texmex`] reads and writes the `.fvecs`/`.ivecs` formats SIFT1M and friends ship in,
 //! [`synthetic`] makes clustered data, [`ground_truth`] computes exact neighbours, [`measure`]
 //! runs queries through the engine's `AnnIndex` trait, [`snapshot_bench`] measures snapshot size

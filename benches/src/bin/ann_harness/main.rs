@@ -1,6 +1,7 @@
 //! ANN benchmark harness: recall@k, single-thread QPS, p50/p99 latency, build time and memory
 //! per point for an `ef` sweep, measured through the engine's `AnnIndex` trait, optionally side
-//! by side with hnswlib on the very same files.
+//! by side with hnswlib and faiss on the very same files (`peers.rs`); `quantized.rs` holds the
+//! `--quantization` runs.
 //!
 //! ```text
 //! cargo run --release -p vecraft-benches --bin ann_harness -- --peer hnswlib
@@ -12,7 +13,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
@@ -20,9 +20,8 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
 
 use vecraft_benches::ground_truth::exact_knn;
-use vecraft_benches::mapped_memory::{MappedBytes, mapped_under};
 use vecraft_benches::measure::{SearchFigures, run_queries};
-use vecraft_benches::report::{EngineRun, parse_results, result_line, summary, table};
+use vecraft_benches::report::{EngineRun, result_line, summary, table};
 use vecraft_benches::rounds;
 use vecraft_benches::snapshot_bench::{SnapshotBenchSpec, measure_snapshots};
 use vecraft_benches::synthetic::{Mixture, MixtureSpec};
@@ -31,9 +30,12 @@ use vecraft_core::vector::collection::{CollectionConfig, Distance, HnswParams};
 use vecraft_core::vector::distance;
 use vecraft_core::vector::hnsw::{HnswIndex, HnswRsIndex, SearchPath};
 use vecraft_core::vector::index::{AnnIndex, FlatIndex, IndexKind, IndexSpec, Metric, Slot};
-use vecraft_core::vector::quantization::{QuantizationConfig, QuantizationSearchParams, QuantizedHnsw};
-use vecraft_core::vector::vector_store::{InMemoryVectors, VectorStoreProvider};
-use vecraft_runtime::mmap_vectors::MmapVectorProvider;
+
+mod peers;
+mod quantized;
+
+use peers::{PeerArg, peers_round};
+use quantized::{QuantizationArg, quantization_main};
 
 /// Global allocator that counts live heap bytes, so memory per point is measured, not guessed.
 struct CountingAllocator;
@@ -130,47 +132,6 @@ enum IndexArg {
     HnswRsNative,
     /// Exact brute force (slow; sanity check).
     Flat,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum PeerArg {
-    /// hnswlib via `peers/hnswlib_peer.py` (needs `pip install hnswlib numpy`).
-    Hnswlib,
-    /// faiss `IndexHNSWFlat` via `peers/faiss_peer.py` (needs `pip install faiss-cpu numpy`).
-    Faiss,
-}
-
-impl PeerArg {
-    fn script(self) -> &'static str {
-        match self {
-            PeerArg::Hnswlib => "peers/hnswlib_peer.py",
-            PeerArg::Faiss => "peers/faiss_peer.py",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum QuantizationArg {
-    /// Scalar int8 codes (global range over all values, Qdrant's `scalar: {type: int8}`).
-    Int8,
-    /// One bit per dimension, Hamming distance.
-    Binary,
-}
-
-impl QuantizationArg {
-    fn config(self, quantile: Option<f32>) -> QuantizationConfig {
-        match self {
-            QuantizationArg::Int8 => QuantizationConfig::Scalar { quantile, always_ram: None },
-            QuantizationArg::Binary => QuantizationConfig::Binary { always_ram: None },
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            QuantizationArg::Int8 => "int8",
-            QuantizationArg::Binary => "binary",
-        }
-    }
 }
 
 #[derive(Parser, Debug)]
@@ -456,52 +417,6 @@ fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64, f64
     (index, build_s, build_cpu_s, bytes)
 }
 
-/// What a peer process does with its index file.
-#[derive(Clone, Copy)]
-enum PeerIndexFile<'a> {
-    /// Build, keep nothing.
-    None,
-    /// Build, then save the index here.
-    Save(&'a Path),
-    /// Load the index saved here instead of building.
-    Load(&'a Path),
-}
-
-fn run_peer(args: &Args, peer: PeerArg, files: &(PathBuf, PathBuf, PathBuf), index_file: PeerIndexFile, round: usize) -> Result<EngineRun> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(peer.script());
-    let ef_list: Vec<String> = args.ef.iter().map(|e| e.to_string()).collect();
-    eprintln!("running peer: {} {}", args.python, script.display());
-    let mut command = Command::new(&args.python);
-    command
-        .arg(&script)
-        .arg("--base").arg(&files.0)
-        .arg("--queries").arg(&files.1)
-        .arg("--truth").arg(&files.2)
-        .args(["--space", args.metric.peer_space()])
-        .args(["--m", &args.m.to_string()])
-        .args(["--ef-construct", &args.ef_construct.to_string()])
-        .args(["--k", &args.k.to_string()])
-        .args(["--ef", &ef_list.join(",")])
-        .args(["--warmup", &args.warmup.to_string()]);
-    match index_file {
-        PeerIndexFile::None => {}
-        PeerIndexFile::Save(path) => {
-            command.arg("--save").arg(path);
-        }
-        PeerIndexFile::Load(path) => {
-            command.arg("--load").arg(path);
-        }
-    }
-    let output = command
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("starting {}", args.python))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    print!("{}", round_lines(args, round, &stdout));
-    ensure!(output.status.success(), "peer exited with {}", output.status);
-    Ok(parse_results(&stdout)?)
-}
-
 /// `text` as printed for `round`: unchanged in a single-round run; with `--rounds`, each line
 /// is prefixed `ROUND r` so only the final medians read as `RESULT` lines.
 fn round_lines(args: &Args, round: usize, text: &str) -> String {
@@ -532,33 +447,6 @@ fn print_medians<'a>(args: &Args, runs: impl IntoIterator<Item = &'a EngineRun>)
             }
         }
     }
-}
-
-/// One round of every peer: round 0 builds (saving the index when more rounds follow) and keeps
-/// each peer's run in `runs`; later rounds load the saved index and return only the sweeps.
-fn peers_round(
-    args: &Args,
-    files: Option<&(PathBuf, PathBuf, PathBuf)>,
-    index_dir: &Path,
-    round: usize,
-    runs: &mut Vec<EngineRun>,
-) -> Result<rounds::Sweeps> {
-    let Some(files) = files else { return Ok(Vec::new()) };
-    let mut sweeps = Vec::new();
-    for &peer in &args.peer {
-        let path = index_dir.join(format!("{peer:?}.index"));
-        let index_file = match (round, args.rounds) {
-            (0, 1) => PeerIndexFile::None,
-            (0, _) => PeerIndexFile::Save(&path),
-            _ => PeerIndexFile::Load(&path),
-        };
-        let run = run_peer(args, peer, files, index_file, round)?;
-        sweeps.push(run.sweep.clone());
-        if round == 0 {
-            runs.push(run);
-        }
-    }
-    Ok(sweeps)
 }
 
 /// Loads the base vectors into an engine collection with the same HNSW parameters and measures
@@ -649,141 +537,3 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Builds our HNSW with quantized codes (single-threaded inserts, then a retrain on all points
-/// as a collection rebuild does) and returns it with build wall/CPU seconds and heap bytes per
-/// point of the graph with vectors (without codes) and of the codes alone.
-fn build_quantized(
-    args: &Args,
-    data: &DataSet,
-    quantization: QuantizationArg,
-    vectors: &dyn VectorStoreProvider,
-) -> (QuantizedHnsw, f64, f64, f64, f64) {
-    let n = data.base.len() / data.dim;
-    let spec = IndexSpec {
-        dim: data.dim,
-        metric: args.metric.metric(),
-        m: args.m,
-        ef_construct: args.ef_construct,
-        capacity_hint: n,
-        seed: args.index_seed,
-        kind: IndexKind::Hnsw,
-    };
-    let before = live_bytes();
-    let start = Instant::now();
-    let cpu_start = cpu_time::ThreadTime::now();
-    let mut index = QuantizedHnsw::new_in(&spec, quantization.config(args.quantile), QuantizationSearchParams::default(), vectors);
-    let report_every = (n / 10).max(1);
-    for (slot, v) in data.base.chunks_exact(data.dim).enumerate() {
-        index.insert(slot, v);
-        if (slot + 1) % report_every == 0 {
-            eprintln!("  inserted {} / {n} ({:.1} s)", slot + 1, start.elapsed().as_secs_f64());
-        }
-    }
-    index.retrain();
-    let build_s = start.elapsed().as_secs_f64();
-    let build_cpu_s = cpu_start.elapsed().as_secs_f64();
-    let total = (live_bytes() - before) as f64 / n as f64;
-    let codes = index.code_bytes() as f64 / n as f64;
-    (index, build_s, build_cpu_s, total - codes, codes)
-}
-
-/// The resident mapped bytes of the `--originals-on-disk` files (zero without it).
-fn mapped(args: &Args) -> Result<MappedBytes> {
-    match &args.originals_on_disk {
-        Some(dir) => mapped_under(dir).with_context(|| format!("reading the mappings of {}", dir.display())),
-        None => Ok(MappedBytes::default()),
-    }
-}
-
-/// `--quantization`: one graph, swept as f32 (`ignore`) and on codes with rescoring at each
-/// oversampling factor; every run is compared with each peer. Memory per point: the f32 run
-/// counts graph and vectors, the quantized runs add the codes. Heap only: with
-/// `--originals-on-disk` the vectors are in a mapped file, whose resident pages are reported
-/// separately (`MAPPED` lines and the `originals on disk` row).
-fn quantization_main(args: &Args, data: &DataSet, quantization: QuantizationArg, load_at_start: &str) -> Result<()> {
-    ensure!(args.index == IndexArg::Hnsw, "--quantization works with --index hnsw");
-    ensure!(
-        args.oversampling.iter().all(|&o| QuantizationSearchParams { oversampling: o, ..Default::default() }.validate().is_ok()),
-        "--oversampling values must be in 1..=100"
-    );
-    let n = (data.base.len() / data.dim) as f64;
-    let provider: Box<dyn VectorStoreProvider> = match &args.originals_on_disk {
-        Some(dir) => Box::new(MmapVectorProvider::new(dir)?),
-        None => Box::new(InMemoryVectors),
-    };
-    let where_vectors = if args.originals_on_disk.is_some() { "mapped file" } else { "heap" };
-    eprintln!("building hnsw + {} codes (m={}, ef_construct={}), f32 vectors on the {where_vectors}", quantization.name(), args.m, args.ef_construct);
-    let (mut index, build_s, build_cpu_s, graph_bytes, code_bytes) = build_quantized(args, data, quantization, &*provider);
-    eprintln!("build: {build_s:.1} s wall, {build_cpu_s:.1} s thread CPU, {graph_bytes:.0} heap bytes/point graph (+ vectors when on the heap), {code_bytes:.0} bytes/point codes");
-    let after_build = mapped(args)?;
-    let mut mapped_rows = Vec::new();
-    if args.originals_on_disk.is_some() {
-        println!("MAPPED phase=build size_bytes_per_point={:.1} rss_bytes_per_point={:.1}", after_build.size as f64 / n, after_build.rss as f64 / n);
-        mapped_rows.push(format!("file {:.0} B/pt, resident after build {:.0} B/pt", after_build.size as f64 / n, after_build.rss as f64 / n));
-    }
-    let mut variants = vec![("vecraft-hnsw-f32".to_string(), QuantizationSearchParams { ignore: true, ..Default::default() }, graph_bytes)];
-    for &o in &args.oversampling {
-        let params = QuantizationSearchParams { ignore: false, rescore: true, oversampling: o };
-        variants.push((format!("vecraft-{}-x{o}", quantization.name()), params, graph_bytes + code_bytes));
-    }
-    let index_dir = tempfile::tempdir()?;
-    let mut peers = Vec::new();
-    let (our_sweeps, peer_sweeps) = rounds::alternate(
-        args.rounds as usize,
-        |round| {
-            let mut sweeps = Vec::new();
-            for (engine, params, bytes_per_point) in &variants {
-                index.set_params(*params);
-                // Each run starts with none of the file resident: what it maps is what its queries read.
-                index.graph().release_resident_vectors();
-                let run = EngineRun { engine: engine.clone(), build_s, build_cpu_s, bytes_per_point: *bytes_per_point, sweep: Vec::new() };
-                let sweep = sweep(args, data, &index, &run, round);
-                if args.originals_on_disk.is_some() && round == 0 {
-                    let after = mapped(args)?;
-                    println!("MAPPED phase=queries engine={} rss_bytes_per_point={:.1}", run.engine, after.rss as f64 / n);
-                    mapped_rows.push(format!("{} resident after its queries {:.0} B/pt", run.engine, after.rss as f64 / n));
-                }
-                sweeps.push(sweep);
-            }
-            Ok(sweeps)
-        },
-        |round| peers_round(args, data.files.as_ref(), index_dir.path(), round, &mut peers),
-    )?;
-    drop(index);
-    let runs: Vec<EngineRun> = variants
-        .into_iter()
-        .zip(our_sweeps)
-        .map(|((engine, _, bytes_per_point), sweep)| EngineRun { engine, build_s, build_cpu_s, bytes_per_point, sweep })
-        .collect();
-    for (peer, sweep) in peers.iter_mut().zip(peer_sweeps) {
-        peer.sweep = sweep;
-    }
-    print_medians(args, runs.iter().chain(&peers));
-    let extra: Vec<(String, String)> = vec![
-        data_row(args, data),
-        ("load average".into(), format!("start {load_at_start}, end {}", load_average())),
-        ("params".into(), format!("m={} ef_construct={} metric={:?} quantization={} quantile={:?} rounds={}", args.m, args.ef_construct, args.metric, quantization.name(), args.quantile, args.rounds)),
-        ("codes bytes/point".into(), format!("{code_bytes:.1}")),
-    ];
-    let mut extra = extra;
-    if !mapped_rows.is_empty() {
-        extra.push(("originals on disk".into(), mapped_rows.join("; ")));
-    }
-    println!();
-    for run in &runs {
-        if peers.is_empty() {
-            print!("{}", table(run, None, &extra));
-        }
-        for peer in &peers {
-            println!("== {} vs {} ==", run.engine, peer.engine);
-            print!("{}", table(run, Some(peer), &extra));
-            print!("{}", summary(run, peer, &[0.9, 0.95, 0.99]));
-            println!();
-        }
-    }
-    for run in runs.iter().skip(1) {
-        println!("== {} vs {} (same graph) ==", run.engine, runs[0].engine);
-        print!("{}", summary(run, &runs[0], &[0.9, 0.95, 0.99]));
-    }
-    Ok(())
-}
