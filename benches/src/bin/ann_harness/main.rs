@@ -369,19 +369,24 @@ fn write_data(dir: &Path, dim: usize, base: &[f32], queries: &[f32], truth: &[Ve
     Ok((b, q, t))
 }
 
-/// The index, build wall seconds, build CPU seconds of this thread (NaN for a parallel build,
-/// whose work runs on other threads too) and heap bytes per point.
-fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64, f64) {
-    let n = data.base.len() / data.dim;
-    let spec = IndexSpec {
+/// Our HNSW's spec for `data` with the command line's parameters.
+fn hnsw_spec(args: &Args, data: &DataSet) -> IndexSpec {
+    IndexSpec {
         dim: data.dim,
         metric: args.metric.metric(),
         m: args.m,
         ef_construct: args.ef_construct,
-        capacity_hint: n,
+        capacity_hint: data.base.len() / data.dim.max(1),
         seed: args.index_seed,
         kind: IndexKind::Hnsw,
-    };
+    }
+}
+
+/// The index, build wall seconds, build CPU seconds of this thread (NaN for a parallel build,
+/// whose work runs on other threads too) and heap bytes per point.
+fn build_index(args: &Args, data: &DataSet) -> (Box<dyn AnnIndex>, f64, f64, f64) {
+    let n = data.base.len() / data.dim;
+    let spec = hnsw_spec(args, data);
     let before = live_bytes();
     let start = Instant::now();
     let cpu_start = cpu_time::ThreadTime::now();

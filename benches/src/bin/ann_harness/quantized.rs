@@ -9,13 +9,13 @@ use clap::ValueEnum;
 use vecraft_benches::mapped_memory::{MappedBytes, mapped_under};
 use vecraft_benches::report::{EngineRun, summary, table};
 use vecraft_benches::rounds;
-use vecraft_core::vector::index::{AnnIndex, IndexKind, IndexSpec};
+use vecraft_core::vector::index::AnnIndex;
 use vecraft_core::vector::quantization::{QuantizationConfig, QuantizationSearchParams, QuantizedHnsw};
 use vecraft_core::vector::vector_store::{InMemoryVectors, VectorStoreProvider};
 use vecraft_runtime::mmap_vectors::MmapVectorProvider;
 
 use super::peers::peers_round;
-use super::{Args, DataSet, IndexArg, data_row, live_bytes, load_average, print_medians, sweep};
+use super::{Args, DataSet, IndexArg, data_row, hnsw_spec, live_bytes, load_average, print_medians, sweep};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(super) enum QuantizationArg {
@@ -51,15 +51,7 @@ fn build_quantized(
     vectors: &dyn VectorStoreProvider,
 ) -> (QuantizedHnsw, f64, f64, f64, f64) {
     let n = data.base.len() / data.dim;
-    let spec = IndexSpec {
-        dim: data.dim,
-        metric: args.metric.metric(),
-        m: args.m,
-        ef_construct: args.ef_construct,
-        capacity_hint: n,
-        seed: args.index_seed,
-        kind: IndexKind::Hnsw,
-    };
+    let spec = hnsw_spec(args, data);
     let before = live_bytes();
     let start = Instant::now();
     let cpu_start = cpu_time::ThreadTime::now();
